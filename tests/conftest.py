@@ -1,0 +1,5 @@
+"""Shared fixtures: real servers on 127.0.0.1, each test starting clean."""
+
+pytest_plugins = [
+    "tests.fixtures.s3",
+]

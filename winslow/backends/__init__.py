@@ -1,0 +1,1 @@
+"""Backends run stages: ``local`` on this machine, ``nomad`` on a cluster."""

@@ -1,0 +1,168 @@
+"""The one contract every backend keeps, and the values that cross it.
+
+The engine never holds a concrete backend: it submits a ``RunSpec`` under a deterministic
+job ID, hears that a job changed through the ``on_event`` callback it passed to
+``start``, and reads the job's ``JobStatus`` back. Submitting the same job ID twice must
+not start the stage twice; that is what makes the engine restart-safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Protocol
+
+
+class JobState(str, Enum):
+    """What a backend knows of one job; the engine maps it onto the run."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    LOST = "lost"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_JOB_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.LOST, JobState.CANCELLED}
+)
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """GPUs a stage asks for: how many, a name pattern, a minimum memory in MB."""
+
+    count: int = 0
+    model: str | None = None
+    min_memory_mb: int | None = None
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    """What a stage needs of a node."""
+
+    cpus: float = 1.0
+    memory_mb: int = 512
+    gpu: GpuRequest = GpuRequest()
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a backend needs to run one stage execution (one run).
+
+    ``command`` and ``env`` are already interpolated. ``env`` holds the project variables,
+    the stage's env and ``WINSLOW_PROJECT``/``WINSLOW_STAGE``/``WINSLOW_RUN``; the backend
+    adds ``WINSLOW_WORKSPACE`` and ``WINSLOW_INPUTS``, which only it knows.
+    """
+
+    job_id: str
+    project_id: str
+    project_name: str
+    pipeline: str
+    stage: str
+    run_id: int
+    attempt: int
+    command: tuple[str, ...]
+    env: dict[str, str]
+    resources: ResourceRequest
+    image: str | None = None
+    inputs: tuple[str, ...] = ()
+    """Resource pool paths to bring to the node, under ``WINSLOW_INPUTS``."""
+    workspace_sources: tuple[str, ...] = ()
+    """Storage prefixes of earlier workspaces to start from, applied in order."""
+    workspace_prefix: str = ""
+    """Storage prefix the run's workspace is published to when it ends."""
+    log_key: str = ""
+    """Storage key the run's log is archived to when it ends."""
+    timeout_seconds: int | None = None
+    node: str | None = None
+    """The node the engine placed the run on, where the backend lets the engine place."""
+    gpu_indices: tuple[int, ...] = ()
+    """The GPUs the engine gave the run on ``node``."""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A backend's view of one job."""
+
+    job_id: str
+    state: JobState
+    node: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One GPU of a node."""
+
+    index: int
+    name: str
+    memory_mb: int
+    uuid: str | None = None
+    healthy: bool = True
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One machine that can run stages, with its whole capacity."""
+
+    name: str
+    cpus: float
+    memory_mb: int
+    gpus: tuple[GpuInfo, ...] = ()
+    status: str = "ready"
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+JobEventCallback = Callable[[str], None]
+"""Called with a job ID whenever that job may have changed; must return quickly."""
+
+
+class Backend(Protocol):
+    """Runs stages. Implementations: ``backends/local``, ``backends/nomad``."""
+
+    name: str
+    places_runs: bool
+    """True when the engine picks node and GPUs (local); False when the backend does (Nomad)."""
+
+    def start(self, on_event: JobEventCallback) -> None:
+        """Begin watching jobs; call ``on_event(job_id)`` whenever one changes."""
+        ...
+
+    def stop(self) -> None:
+        """Stop watching. Running jobs keep running."""
+        ...
+
+    def submit(self, spec: RunSpec) -> None:
+        """Start the job unless a job with ``spec.job_id`` already exists.
+
+        Raises ``SubmitRejectedError`` when the stage can never run as given (the reason
+        becomes the run's), ``BackendUnavailableError`` when the engine should try again.
+        """
+        ...
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """Return the job's status, or ``None`` if this backend never heard of it."""
+        ...
+
+    def list_jobs(self) -> list[JobStatus]:
+        """Return every job this backend still knows, for adoption after a restart."""
+        ...
+
+    def logs(self, job_id: str, offset: int = 0) -> bytes:
+        """Return the job's log from byte ``offset`` on, as far as it is written now."""
+        ...
+
+    def cancel(self, job_id: str) -> None:
+        """Stop the job now; its status becomes ``CANCELLED`` once it has stopped."""
+        ...
+
+    def nodes(self) -> list[NodeInfo]:
+        """Return the nodes this backend can run stages on."""
+        ...

@@ -1,0 +1,110 @@
+"""Every error Winslow raises on purpose, in one tree.
+
+Callers catch the branch they can handle; the API maps each branch to one HTTP status
+in one place (``api/app.py``)::
+
+    WinslowError
+    ├── PipelineError                 file, line, column, field path (one or many problems)
+    ├── ValidationError               bad input that is not a pipeline file → 422
+    ├── NotFoundError                 → 404
+    ├── ConflictError                 → 409: refused transition, delete while running
+    ├── AuthError                     → 401
+    ├── BackendError
+    │   ├── BackendUnavailableError   transient: the engine retries later
+    │   └── SubmitRejectedError       permanent: becomes the run's reason
+    └── StorageError
+
+A message says what happened, to which thing, and what the person can do next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class WinslowError(Exception):
+    """Base of every deliberate Winslow error."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PipelineProblem:
+    """One problem in a pipeline definition, located as precisely as the YAML allows."""
+
+    file: str
+    line: int | None
+    column: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class PipelineError(WinslowError):
+    """A pipeline definition is invalid; ``problems`` lists every problem found."""
+
+    code = "invalid_pipeline"
+
+    def __init__(self, problems: list[PipelineProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ValidationError(WinslowError):
+    """Input other than a pipeline file is malformed (a path, a variable name, a label)."""
+
+    code = "invalid_input"
+
+
+class NotFoundError(WinslowError):
+    """The named thing does not exist."""
+
+    code = "not_found"
+
+
+class ConflictError(WinslowError):
+    """The request is valid but the thing's current state refuses it."""
+
+    code = "conflict"
+
+
+class AuthError(WinslowError):
+    """No or a wrong bearer token."""
+
+    code = "unauthorized"
+
+
+class BackendError(WinslowError):
+    """The backend that runs stages failed."""
+
+    code = "backend_error"
+
+
+class BackendUnavailableError(BackendError):
+    """Transient: the backend did not answer; the engine tries again later."""
+
+    code = "backend_unavailable"
+
+
+class SubmitRejectedError(BackendError):
+    """Permanent: the backend refused this stage; the message becomes the run's reason."""
+
+    code = "submit_rejected"
+
+
+class StorageError(WinslowError):
+    """Object storage failed or refused a request."""
+
+    code = "storage_error"

@@ -1,0 +1,1 @@
+"""Pipeline definitions: the YAML schema, loading with precise errors, and validation."""

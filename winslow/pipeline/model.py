@@ -1,0 +1,186 @@
+"""The pipeline definition as data: what a YAML file in ``pipelines/`` may say.
+
+Pydantic models with ``extra="forbid"`` so a misspelled key is an error, never silently
+dropped. Sizes and durations are parsed from human strings ("8G", "2h") to one unit each
+(megabytes, seconds) so the rest of Winslow never parses them again. Semantic checks that
+span fields (duplicate stages, undefined variables, cycles) live in ``validate.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from winslow import defaults
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+"""Pipeline and stage names: safe in URLs, file names and Nomad job IDs."""
+
+VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+"""Variable names: what a shell accepts as an environment variable."""
+
+_SIZE_UNITS = {
+    "": 1, "m": 1, "mb": 1, "mi": 1, "mib": 1,
+    "g": 1024, "gb": 1024, "gi": 1024, "gib": 1024,
+    "t": 1024 * 1024, "tb": 1024 * 1024, "ti": 1024 * 1024, "tib": 1024 * 1024,
+}
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_megabytes(value: Any) -> Any:
+    """Turn ``8G``, ``512M``, ``1.5GiB`` or a bare number of megabytes into megabytes."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", value)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"expected a size such as 512M or 8G, got {value!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def parse_seconds(value: Any) -> Any:
+    """Turn ``90s``, ``30m``, ``2h``, ``1d`` or a bare number of seconds into seconds."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", value)
+    if not match:
+        raise ValueError(f"expected a duration such as 90s, 30m or 2h, got {value!r}")
+    return int(float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+Megabytes = Annotated[int, BeforeValidator(parse_megabytes)]
+Seconds = Annotated[int, BeforeValidator(parse_seconds)]
+
+
+class WorkspaceMode(str, Enum):
+    """How a stage's workspace begins."""
+
+    CONTINUE = "continue"
+    """A copy of the outputs of the stages it needs (the default)."""
+    FRESH = "fresh"
+    """Empty."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Variable(Strict):
+    """A project variable the pipeline's stages may reference as ``${NAME}``."""
+
+    description: str = ""
+    required: bool = False
+    default: str | None = None
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _scalar_to_text(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, int | float):
+            return str(value)
+        return value
+
+
+class GpuRequirements(Strict):
+    """GPUs a stage needs; ``model`` is a regular expression over the GPU's name."""
+
+    count: int = Field(default=0, ge=0, le=defaults.MAX_GPUS)
+    model: str | None = None
+    min_memory: Megabytes | None = Field(default=None, ge=0)
+
+    @field_validator("model")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"model is not a valid regular expression: {exc}") from exc
+        return value
+
+
+class Requirements(Strict):
+    """What a stage needs of the node it runs on."""
+
+    cpus: float = Field(default=1, gt=0, le=defaults.MAX_CPUS)
+    memory: Megabytes = Field(default=512, gt=0, le=defaults.MAX_MEMORY_MB)
+    gpu: GpuRequirements = GpuRequirements()
+
+
+class RetryPolicy(Strict):
+    """How often Winslow starts a stage again on its own before asking a person."""
+
+    on_failure: int = Field(default=0, ge=0, le=defaults.MAX_RETRIES)
+    """New attempts after the stage exited non-zero or timed out."""
+    on_lost: int = Field(default=1, ge=0, le=defaults.MAX_RETRIES)
+    """New attempts after the node or process running the stage vanished."""
+
+
+class Stage(Strict):
+    """One step of a pipeline; every execution of it is a run."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    image: str | None = None
+    command: list[str] | None = None
+    env: dict[str, str] = {}
+    requirements: Requirements = Requirements()
+    gate: bool = False
+    """The pipeline stops for a person before this stage starts."""
+    inputs: list[str] = []
+    """Resource pool paths the stage reads; they appear under ``$WINSLOW_INPUTS``."""
+    workspace: WorkspaceMode = WorkspaceMode.CONTINUE
+    needs: list[str] | None = None
+    """Stages that must succeed first; ``None`` means the stage before this one."""
+    timeout: Seconds | None = Field(default=None, gt=0)
+    retry: RetryPolicy = RetryPolicy()
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_scalars_to_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: (str(v).lower() if isinstance(v, bool) else str(v) if isinstance(v, int | float) else v)
+                for k, v in value.items()
+            }
+        return value
+
+
+class Pipeline(Strict):
+    """A whole pipeline definition."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    variables: dict[str, Variable] = {}
+    stages: list[Stage] = Field(min_length=1)
+
+    def stage(self, name: str) -> Stage:
+        """Return the stage called ``name``; raise ``KeyError`` if there is none."""
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+    def needs_of(self, name: str) -> list[str]:
+        """Return the stages ``name`` waits for, resolving the default (the stage before)."""
+        for index, stage in enumerate(self.stages):
+            if stage.name == name:
+                if stage.needs is not None:
+                    return list(stage.needs)
+                return [self.stages[index - 1].name] if index > 0 else []
+        raise KeyError(name)
+
+    def downstream_of(self, name: str) -> list[str]:
+        """Return ``name`` and every stage that depends on it, in pipeline order."""
+        found = {name}
+        changed = True
+        while changed:
+            changed = False
+            for stage in self.stages:
+                if stage.name not in found and found & set(self.needs_of(stage.name)):
+                    found.add(stage.name)
+                    changed = True
+        return [s.name for s in self.stages if s.name in found]
