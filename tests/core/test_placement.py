@@ -1,0 +1,44 @@
+"""Fitting stages onto nodes, and the words when they do not fit."""
+
+from __future__ import annotations
+
+from winslow.backends.base import GpuInfo, GpuRequest, NodeInfo, ResourceRequest
+from winslow.core.placement import Allocation, NoFit, Placement, place
+
+CPU_NODE = NodeInfo("local", cpus=2, memory_mb=8000)
+GPU_NODE = NodeInfo("gpu-1", cpus=16, memory_mb=64000, gpus=(
+    GpuInfo(0, "NVIDIA H100", 80000), GpuInfo(1, "NVIDIA H100", 80000)))
+
+
+def test_more_gpus_than_the_node_has_says_so() -> None:
+    verdict = place(ResourceRequest(gpu=GpuRequest(count=2)), [CPU_NODE], [])
+    assert verdict == NoFit("needs 2 GPUs; node local has 0", ever=False)
+
+
+def test_gpus_are_given_out_exactly_once() -> None:
+    request = ResourceRequest(gpu=GpuRequest(count=1))
+    first = place(request, [GPU_NODE], [])
+    assert first == Placement("gpu-1", (0,))
+    second = place(request, [GPU_NODE], [Allocation("gpu-1", 1, 512, (0,))])
+    assert second == Placement("gpu-1", (1,))
+    third = place(request, [GPU_NODE], [Allocation("gpu-1", 1, 512, (0,)),
+                                        Allocation("gpu-1", 1, 512, (1,))])
+    assert isinstance(third, NoFit) and third.ever
+    assert third.reason == "waiting for 1 GPU; 0 free on node gpu-1"
+
+
+def test_model_pattern_and_memory_constraints() -> None:
+    request = ResourceRequest(gpu=GpuRequest(count=1, model="A100"))
+    verdict = place(request, [GPU_NODE], [])
+    assert verdict == NoFit("needs 1 GPU matching 'A100'; node gpu-1 has 0", ever=False)
+    big = ResourceRequest(gpu=GpuRequest(count=1, min_memory_mb=100_000))
+    assert isinstance(place(big, [GPU_NODE], []), NoFit)
+
+
+def test_cpu_bound_waits_for_free_cpus() -> None:
+    verdict = place(ResourceRequest(cpus=2), [CPU_NODE], [Allocation("local", 1, 100)])
+    assert verdict == NoFit("waiting for 2 CPUs; 1 free on node local", ever=True)
+
+
+def test_cpu_only_stage_prefers_the_node_without_gpus() -> None:
+    assert place(ResourceRequest(cpus=1), [GPU_NODE, CPU_NODE], []) == Placement("local", ())

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI) under ``/api/v1``: REST for every command, SSE for live views."""

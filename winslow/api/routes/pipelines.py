@@ -1,0 +1,75 @@
+"""Pipeline definitions: list, show, validate, create or replace, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.models import (
+    PipelinePublic,
+    PipelineSummary,
+    PipelinesPublic,
+    PipelineText,
+    Problem,
+    ValidationPublic,
+)
+from winslow.errors import NotFoundError, PipelineError
+from winslow.pipeline.load import load_pipeline_text
+
+router = APIRouter(prefix="/pipelines", tags=["pipelines"])
+
+
+def _problems(error: PipelineError) -> list[Problem]:
+    return [Problem(**problem.__dict__) for problem in error.problems]
+
+
+@router.get("", response_model=PipelinesPublic)
+def list_pipelines(context: ContextDep, _user: CurrentUser) -> PipelinesPublic:
+    good, broken = context.pipelines.load_all()
+    return PipelinesPublic(
+        data=[
+            PipelineSummary(
+                name=p.name, description=p.description, stages=[s.name for s in p.stages]
+            )
+            for p in sorted(good.values(), key=lambda p: p.name)
+        ],
+        errors={file: _problems(error) for file, error in broken.items()},
+    )
+
+
+@router.post("/validate", response_model=ValidationPublic)
+def validate_pipeline(body: PipelineText, _user: CurrentUser) -> ValidationPublic:
+    """Check a definition without saving it; every problem is listed."""
+    try:
+        load_pipeline_text(body.text, "<request>")
+    except PipelineError as error:
+        return ValidationPublic(valid=False, problems=_problems(error))
+    return ValidationPublic(valid=True, problems=[])
+
+
+@router.get("/{name}", response_model=PipelinePublic)
+def show_pipeline(name: str, context: ContextDep, _user: CurrentUser) -> PipelinePublic:
+    good, _ = context.pipelines.load_all()
+    if name not in good:
+        raise NotFoundError(f"No pipeline '{name}'; `winslow pipeline list` shows them.")
+    return PipelinePublic(
+        name=name,
+        definition=good[name].model_dump(mode="json"),
+        text=context.pipelines.read_text(name),
+    )
+
+
+@router.put("/{name}", response_model=PipelinePublic)
+def apply_pipeline(
+    name: str, body: PipelineText, context: ContextDep, _user: CurrentUser
+) -> PipelinePublic:
+    """Create or replace the pipeline ``name``; refused with every problem if invalid."""
+    context.pipelines.save(name, body.text)
+    pipeline = load_pipeline_text(body.text, f"{name}.yaml")
+    return PipelinePublic(name=name, definition=pipeline.model_dump(mode="json"), text=body.text)
+
+
+@router.delete("/{name}", status_code=204)
+def delete_pipeline(name: str, context: ContextDep, _user: CurrentUser) -> Response:
+    context.pipelines.delete(name)
+    return Response(status_code=204)

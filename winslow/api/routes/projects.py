@@ -1,0 +1,316 @@
+"""Projects: create, list, show, steer (start, pause, resume, kill), variables, history,
+runs and their logs, and live streams of all of it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from anyio import to_thread
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.models import (
+    EventPublic,
+    EventsPublic,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectsPublic,
+    ProjectUpdate,
+    ResumeBody,
+    RunPublic,
+    VariablesBody,
+)
+from winslow.api.sse import POLL_SECONDS, Heartbeat, frame, stream
+from winslow.api.context import AppContext
+from winslow.core import commands
+from winslow.core.models import Run
+from winslow.core.states import ProjectState
+from winslow.engine.transitions import apply_command
+from winslow.errors import NotFoundError, ValidationError, WinslowError
+from winslow.pipeline.model import Pipeline
+
+router = APIRouter(prefix="/projects", tags=["projects"])
+events_router = APIRouter(tags=["projects"])
+
+
+def _pipeline(context: AppContext, name: str) -> Pipeline:
+    good, broken = context.pipelines.load_all()
+    if name in good:
+        return good[name]
+    for file, error in broken.items():
+        if file.rsplit(".", 1)[0] == name:
+            raise ValidationError(f"Pipeline '{name}' ({file}) is invalid:\n{error.message}")
+    raise NotFoundError(f"No pipeline '{name}'; `winslow pipeline list` shows them.")
+
+
+def _show(context: AppContext, ref: str) -> ProjectPublic:
+    project = context.store.get_project(ref)
+    return ProjectPublic.of(project, context.store.runs(project.id))
+
+
+@router.get("", response_model=ProjectsPublic)
+def list_projects(
+    context: ContextDep,
+    _user: CurrentUser,
+    state: ProjectState | None = None,
+    label: str | None = None,
+) -> ProjectsPublic:
+    projects = context.store.list_projects(state=state, label=label)
+    active: dict[str, list[Run]] = {}
+    for run in context.store.active_runs():
+        active.setdefault(run.project_id, []).append(run)
+    data = [ProjectPublic.of(p, active.get(p.id, [])) for p in projects]
+    for item in data:
+        item.runs = None
+    return ProjectsPublic(data=data, count=len(data))
+
+
+@router.post("", response_model=ProjectPublic, status_code=201)
+def create_project(body: ProjectCreate, context: ContextDep, user: CurrentUser) -> ProjectPublic:
+    commands.check_name(body.name)
+    labels = commands.check_labels(body.labels)
+    pipeline = _pipeline(context, body.pipeline)
+    variables = commands.check_variables(body.variables)
+    project = context.store.create_project(
+        name=body.name,
+        pipeline_name=pipeline.name,
+        pipeline=pipeline.model_dump(mode="json"),
+        labels=labels,
+        variables=variables,
+        actor=user,
+    )
+    if body.start:
+        apply_command(context.store, project.id, lambda p, _pl, _r: commands.start(p), user)
+        context.engine.wake()
+    return _show(context, project.id)
+
+
+@router.get("/{ref}", response_model=ProjectPublic)
+def show_project(ref: str, context: ContextDep, _user: CurrentUser) -> ProjectPublic:
+    return _show(context, ref)
+
+
+@router.patch("/{ref}", response_model=ProjectPublic)
+def update_project(
+    ref: str, body: ProjectUpdate, context: ContextDep, user: CurrentUser
+) -> ProjectPublic:
+    """Rename, relabel, or make the project follow a pipeline's current definition."""
+    project = context.store.get_project(ref)
+    if body.name is not None and body.name != project.name:
+        name = body.name
+        project = apply_command(context.store, project.id,
+                                lambda p, _pl, _r: commands.rename(p, name), user)
+    if body.labels_add or body.labels_remove:
+        add, remove = body.labels_add, body.labels_remove
+        apply_command(context.store, project.id,
+                      lambda p, _pl, _r: commands.relabel(p, add, remove), user)
+    if body.pipeline is not None:
+        pipeline = _pipeline(context, body.pipeline)
+        apply_command(context.store, project.id,
+                      lambda p, _pl, _r: commands.change_pipeline(p, pipeline), user)
+        context.engine.wake()
+    return _show(context, project.id)
+
+
+@router.delete("/{ref}", status_code=204)
+def delete_project(
+    ref: str, context: ContextDep, user: CurrentUser, kill: bool = False
+) -> Response:
+    """Delete the project with its runs, history, workspaces and logs."""
+    context.engine.delete_project(ref, kill=kill, actor=user)
+    return Response(status_code=204)
+
+
+def _command(context: AppContext, ref: str, decide: commands.Decider, user: str) -> ProjectPublic:
+    project = apply_command(context.store, ref, decide, user)
+    context.engine.wake()
+    return _show(context, project.id)
+
+
+@router.post("/{ref}/start", response_model=ProjectPublic)
+def start_project(ref: str, context: ContextDep, user: CurrentUser) -> ProjectPublic:
+    return _command(context, ref, lambda p, _pl, _r: commands.start(p), user)
+
+
+@router.post("/{ref}/pause", response_model=ProjectPublic)
+def pause_project(ref: str, context: ContextDep, user: CurrentUser) -> ProjectPublic:
+    """Let the stages that run now finish, then pause."""
+    return _command(context, ref, lambda p, _pl, _r: commands.pause(p), user)
+
+
+@router.post("/{ref}/resume", response_model=ProjectPublic)
+def resume_project(
+    ref: str, context: ContextDep, user: CurrentUser, body: ResumeBody | None = None
+) -> ProjectPublic:
+    """Go on; with ``from_stage``, start again from that stage (earlier runs are kept)."""
+    from_stage = body.from_stage if body else None
+    return _command(context, ref, lambda p, pl, r: commands.resume(p, pl, r, from_stage), user)
+
+
+@router.post("/{ref}/kill", response_model=ProjectPublic)
+def kill_project(ref: str, context: ContextDep, user: CurrentUser) -> ProjectPublic:
+    """Stop the running stages now; the project pauses when they have stopped."""
+    return _command(context, ref, lambda p, _pl, r: commands.kill(p, r), user)
+
+
+@router.patch("/{ref}/variables", response_model=ProjectPublic)
+def set_variables(
+    ref: str, body: VariablesBody, context: ContextDep, user: CurrentUser
+) -> ProjectPublic:
+    """Set and unset variables; stages started afterwards see the new values."""
+    return _command(
+        context, ref, lambda p, _pl, _r: commands.set_variables(p, body.set, body.unset), user
+    )
+
+
+@router.get("/{ref}/history", response_model=EventsPublic)
+def history(
+    ref: str, context: ContextDep, _user: CurrentUser, after: int = 0
+) -> EventsPublic:
+    project = context.store.get_project(ref)
+    return EventsPublic(data=[EventPublic.of(e) for e in context.store.history(project.id, after)])
+
+
+@router.get("/{ref}/runs/{run_id}", response_model=RunPublic)
+def show_run(ref: str, run_id: int, context: ContextDep, _user: CurrentUser) -> RunPublic:
+    project = context.store.get_project(ref)
+    return RunPublic.of(context.store.get_run(project.id, run_id))
+
+
+def read_log(context: AppContext, run: Run, offset: int) -> bytes:
+    """Return a run's log from ``offset``: live from the backend, archived once it ended."""
+    if not run.active and run.log_key:
+        try:
+            return context.objects.get_range(run.log_key, offset, None) if offset else (
+                context.objects.get_bytes(run.log_key)
+            )
+        except NotFoundError:
+            pass
+        except WinslowError:
+            pass
+    if run.job_id:
+        try:
+            return context.backend.logs(run.job_id, offset)
+        except WinslowError:
+            return b""
+    return b""
+
+
+@router.get("/{ref}/runs/{run_id}/logs", response_class=PlainTextResponse)
+def run_logs(
+    ref: str,
+    run_id: int,
+    context: ContextDep,
+    _user: CurrentUser,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> PlainTextResponse:
+    """The run's log as text from byte ``offset``; ``X-Log-Offset`` is where to go on."""
+    project = context.store.get_project(ref)
+    run = context.store.get_run(project.id, run_id)
+    data = read_log(context, run, offset)
+    return PlainTextResponse(
+        data.decode("utf-8", errors="replace"),
+        headers={"X-Log-Offset": str(offset + len(data)), "X-Run-State": run.state.value},
+    )
+
+
+@router.get("/{ref}/runs/{run_id}/logs/stream")
+async def stream_logs(
+    ref: str,
+    run_id: int,
+    request: Request,
+    context: ContextDep,
+    _user: CurrentUser,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    """SSE: ``log`` events carry new lines as they are written; ``end`` when the run ends."""
+    project = await to_thread.run_sync(context.store.get_project, ref)
+    await to_thread.run_sync(context.store.get_run, project.id, run_id)
+
+    async def body() -> AsyncIterator[str]:
+        position = offset
+        heartbeat = Heartbeat()
+        pending = b""
+        while not await request.is_disconnected():
+            run = await to_thread.run_sync(context.store.get_run, project.id, run_id)
+            data = await to_thread.run_sync(read_log, context, run, position)
+            position += len(data)
+            pending += data
+            if b"\n" in pending:
+                complete, _, pending = pending.rpartition(b"\n")
+                yield frame("log", {"offset": position - len(pending),
+                                    "lines": complete.decode("utf-8", "replace").split("\n")})
+            if not run.active and not data:
+                if pending:
+                    yield frame("log", {"offset": position,
+                                        "lines": [pending.decode("utf-8", "replace")]})
+                yield frame("end", {"state": run.state.value, "exit_code": run.exit_code})
+                return
+            if heartbeat.due():
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(POLL_SECONDS)
+
+    return stream(body())
+
+
+@router.get("/{ref}/events")
+async def project_events(
+    ref: str, request: Request, context: ContextDep, _user: CurrentUser, after: int = 0
+) -> Response:
+    """SSE: every new history line of the project (``history``) and its new state
+    (``project``) the moment it changes."""
+    project = await to_thread.run_sync(context.store.get_project, ref)
+
+    async def body() -> AsyncIterator[str]:
+        last = after
+        heartbeat = Heartbeat()
+        version = -1
+        while not await request.is_disconnected():
+            events = await to_thread.run_sync(context.store.history, project.id, last)
+            for event in events:
+                last = event.id
+                yield frame("history", EventPublic.of(event).model_dump(mode="json"), event.id)
+            try:
+                current = await to_thread.run_sync(_show, context, project.id)
+            except NotFoundError:
+                yield frame("deleted", {"id": project.id})
+                return
+            fingerprint = hash((current.state, current.updated_at, len(current.runs or [])))
+            if fingerprint != version:
+                version = fingerprint
+                yield frame("project", current.model_dump(mode="json"))
+            if heartbeat.due():
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(POLL_SECONDS)
+
+    return stream(body())
+
+
+@events_router.get("/events")
+async def all_project_events(
+    request: Request, context: ContextDep, _user: CurrentUser
+) -> Response:
+    """SSE: a ``project`` event whenever any project changes (for the overview)."""
+
+    async def body() -> AsyncIterator[str]:
+        seen: dict[str, object] = {}
+        heartbeat = Heartbeat()
+        while not await request.is_disconnected():
+            projects = await to_thread.run_sync(context.store.list_projects)
+            for project in projects:
+                fingerprint = (project.state, project.updated_at)
+                if seen.get(project.id) != fingerprint:
+                    seen[project.id] = fingerprint
+                    yield frame("project", ProjectPublic.of(project).model_dump(mode="json"))
+            gone = set(seen) - {p.id for p in projects}
+            for project_id in gone:
+                seen.pop(project_id)
+                yield frame("deleted", {"id": project_id})
+            if heartbeat.due():
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(POLL_SECONDS)
+
+    return stream(body())

@@ -1,0 +1,1 @@
+"""The ``winslow`` command line: talks to a Winslow server over HTTP."""

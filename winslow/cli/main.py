@@ -1,0 +1,616 @@
+"""``winslow <noun> <verb>``: every command a person or a script needs.
+
+Commands that show something take ``--json`` and then print only the API's shape on
+stdout. Errors go to stderr as ``error: <message>``; exit codes: 0 done (nothing to do
+included), 1 the operation failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from winslow.cli.client import ApiClient, CommandError
+from winslow.cli.transfer import download_url, upload_file
+from winslow.errors import PipelineError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Winslow: long GPU pipelines with a person in the loop.")
+pipeline_app = typer.Typer(no_args_is_help=True, help="Pipeline definitions.")
+project_app = typer.Typer(no_args_is_help=True, help="Projects: a pipeline applied to one input.")
+resources_app = typer.Typer(no_args_is_help=True, help="The resource pool (shared input files).")
+workspace_app = typer.Typer(no_args_is_help=True, help="Workspaces of a project's runs.")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(project_app, name="project")
+app.add_typer(resources_app, name="resources")
+app.add_typer(workspace_app, name="workspace")
+
+out = Console()
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON only.")]
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"error: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def api_client() -> Iterator[ApiClient]:
+    api = ApiClient()
+    try:
+        yield api
+    except CommandError as exc:
+        fail(exc.message)
+    finally:
+        api.close()
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    else:
+        human(data)
+
+
+def _parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint=option)
+        values[name] = value
+    return values
+
+
+# -- up -----------------------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where Winslow keeps its state.")] = None,
+) -> None:
+    """Start the all-in-one Winslow server (API, engine, local backend, S3)."""
+    from winslow.server import serve
+
+    serve(host=host, port=port, data_dir=data_dir)
+
+
+# -- pipelines ----------------------------------------------------------------------------
+
+
+@pipeline_app.command("validate")
+def pipeline_validate(
+    files: Annotated[list[Path], typer.Argument(help="Pipeline YAML files.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check pipeline files; print every problem with file, line and field."""
+    from winslow.pipeline.load import load_pipeline_file
+
+    report: dict[str, list[dict[str, Any]]] = {}
+    for file in files:
+        if not file.is_file():
+            fail(f"No file '{file}'.")
+        try:
+            load_pipeline_file(file)
+            report[str(file)] = []
+        except PipelineError as exc:
+            report[str(file)] = [p.__dict__ for p in exc.problems]
+    bad = any(report.values())
+    if as_json:
+        emit(report, True, print)
+    else:
+        for file, problems in report.items():
+            if problems:
+                for problem in problems:
+                    err.print(f"error: {_problem_words(problem)}", markup=False, highlight=False)
+            else:
+                out.print(f"{file}: valid", markup=False)
+    if bad:
+        raise typer.Exit(1)
+
+
+def _problem_words(problem: dict[str, Any]) -> str:
+    where = problem["file"]
+    if problem.get("line") is not None:
+        where += f":{problem['line']}"
+        if problem.get("column") is not None:
+            where += f":{problem['column']}"
+    field = f" {problem['field']}:" if problem.get("field") else ""
+    return f"{where}:{field} {problem['message']}"
+
+
+@pipeline_app.command("list")
+def pipeline_list(as_json: JsonOpt = False) -> None:
+    """List the pipelines, and the files that failed to load."""
+    with api_client() as api:
+        data = api.get("/pipelines")
+
+    def human(d: dict[str, Any]) -> None:
+        table = Table("NAME", "STAGES", "DESCRIPTION", box=None)
+        for p in d["data"]:
+            table.add_row(p["name"], " → ".join(p["stages"]), p["description"])
+        out.print(table)
+        for file, problems in d["errors"].items():
+            for problem in problems:
+                err.print(f"warning: {file} is broken: {_problem_words(problem)}", markup=False)
+
+    emit(data, as_json, human)
+
+
+@pipeline_app.command("show")
+def pipeline_show(name: str, as_json: JsonOpt = False) -> None:
+    """Show a pipeline's definition."""
+    with api_client() as api:
+        data = api.get(f"/pipelines/{name}")
+    emit(data, as_json, lambda d: out.print(d.get("text") or json.dumps(d["definition"], indent=2),
+                                            markup=False, highlight=False))
+
+
+@pipeline_app.command("apply")
+def pipeline_apply(
+    file: Path,
+    name: Annotated[str | None, typer.Option(help="Name; default: the file's `name:`.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or replace a pipeline from a YAML file (validated first)."""
+    from winslow.pipeline.load import load_pipeline_file
+
+    try:
+        pipeline = load_pipeline_file(file)
+    except PipelineError as exc:
+        for problem in exc.problems:
+            err.print(f"error: {problem}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    with api_client() as api:
+        data = api.put(f"/pipelines/{name or pipeline.name}", {"text": file.read_text()})
+    emit(data, as_json, lambda d: out.print(f"pipeline '{d['name']}' applied", markup=False))
+
+
+@pipeline_app.command("delete")
+def pipeline_delete(name: str) -> None:
+    """Delete a pipeline definition (projects keep the definition they follow)."""
+    with api_client() as api:
+        api.delete(f"/pipelines/{name}")
+    out.print(f"pipeline '{name}' deleted", markup=False)
+
+
+# -- projects -----------------------------------------------------------------------------
+
+
+def _project_line(p: dict[str, Any]) -> list[str]:
+    return [p["name"], p["pipeline"], p["state"], ",".join(p["current_stages"]),
+            ",".join(p["labels"]), p.get("state_reason") or ""]
+
+
+def _print_project(p: dict[str, Any]) -> None:
+    out.print(f"[bold]{p['name']}[/bold]  ({p['id']})  pipeline {p['pipeline']}")
+    out.print(f"state: [bold]{p['state']}[/bold]  {p.get('state_reason') or ''}", highlight=False)
+    if p["labels"]:
+        out.print("labels: " + ", ".join(p["labels"]), markup=False)
+    if p["variables"]:
+        out.print("variables: " + ", ".join(f"{k}={v}" for k, v in p["variables"].items()),
+                  markup=False)
+    table = Table("RUN", "STAGE", "ATTEMPT", "STATE", "NODE", "STARTED", "ENDED", "EXIT", "REASON",
+                  box=None)
+    for run in p.get("runs") or []:
+        state = run["state"] + (" (superseded)" if run["superseded"] else "")
+        table.add_row(str(run["id"]), run["stage"], str(run["attempt"]), state, run["node"] or "",
+                      _short_time(run["started_at"]), _short_time(run["ended_at"]),
+                      "" if run["exit_code"] is None else str(run["exit_code"]),
+                      run["reason"] or "")
+    out.print(table)
+    failed = [r for r in p.get("runs") or [] if r["state"] in ("failed", "lost") and r["log_tail"]]
+    if p["state"] == "failed" and failed:
+        out.print(f"last lines of run {failed[-1]['id']}'s log:")
+        for line in failed[-1]["log_tail"]:
+            out.print("  " + line, markup=False, highlight=False)
+
+
+def _short_time(value: str | None) -> str:
+    return value[:19].replace("T", " ") if value else ""
+
+
+@project_app.command("create")
+def project_create(
+    name: str,
+    pipeline: Annotated[str, typer.Option("--pipeline", "-p", help="Pipeline to follow.")],
+    label: Annotated[list[str], typer.Option("--label", "-l", help="A label (repeatable).")] = [],
+    var: Annotated[list[str], typer.Option("--var", "-v", help="NAME=VALUE (repeatable).")] = [],
+    start: Annotated[bool, typer.Option(help="Start it at once.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project from a pipeline."""
+    variables = _parse_pairs(var, "--var")
+    with api_client() as api:
+        data = api.post("/projects", {"name": name, "pipeline": pipeline, "labels": label,
+                                      "variables": variables, "start": start})
+    emit(data, as_json, _print_project)
+
+
+@project_app.command("list")
+def project_list(
+    state: Annotated[str | None, typer.Option(help="Only projects in this state.")] = None,
+    label: Annotated[str | None, typer.Option(help="Only projects with this label.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List projects, optionally filtered by state and label."""
+    params = {k: v for k, v in {"state": state, "label": label}.items() if v}
+    with api_client() as api:
+        data = api.get("/projects", params=params)
+
+    def human(d: dict[str, Any]) -> None:
+        table = Table("NAME", "PIPELINE", "STATE", "CURRENT", "LABELS", "REASON", box=None)
+        for p in d["data"]:
+            table.add_row(*_project_line(p))
+        out.print(table)
+
+    emit(data, as_json, human)
+
+
+@project_app.command("show")
+def project_show(project: str, as_json: JsonOpt = False) -> None:
+    """Show a project: state, variables, every run."""
+    with api_client() as api:
+        data = api.get(f"/projects/{project}")
+    emit(data, as_json, _print_project)
+
+
+def _steer(project: str, verb: str, as_json: bool, body: Any = None) -> None:
+    with api_client() as api:
+        data = api.post(f"/projects/{project}/{verb}", body)
+    emit(data, as_json, lambda d: out.print(
+        f"{d['name']}: {d['state']} ({d.get('state_reason') or ''})", markup=False))
+
+
+@project_app.command("start")
+def project_start(project: str, as_json: JsonOpt = False) -> None:
+    """Start an idle project."""
+    _steer(project, "start", as_json)
+
+
+@project_app.command("pause")
+def project_pause(project: str, as_json: JsonOpt = False) -> None:
+    """Pause after the stage that runs now."""
+    _steer(project, "pause", as_json)
+
+
+@project_app.command("resume")
+def project_resume(
+    project: str,
+    from_stage: Annotated[str | None, typer.Option("--from", help="Start again from this stage.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Go on, or start again from an earlier stage (earlier runs are kept)."""
+    _steer(project, "resume", as_json, {"from_stage": from_stage})
+
+
+@project_app.command("kill")
+def project_kill(project: str, as_json: JsonOpt = False) -> None:
+    """Stop the stage that runs now; the project pauses."""
+    _steer(project, "kill", as_json)
+
+
+@project_app.command("env")
+def project_env(
+    project: str,
+    assign: Annotated[list[str], typer.Argument(help="NAME=VALUE to set.")] = [],
+    unset: Annotated[list[str], typer.Option("--unset", help="Variable to remove.")] = [],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show, set or unset variables (stages started afterwards see them)."""
+    values = _parse_pairs(assign, "NAME=VALUE")
+    with api_client() as api:
+        if values or unset:
+            data = api.patch(f"/projects/{project}/variables", {"set": values, "unset": unset})
+        else:
+            data = api.get(f"/projects/{project}")
+    emit(data["variables"] if as_json else data, as_json, lambda d: [
+        out.print(f"{k}={v}", markup=False, highlight=False) for k, v in d["variables"].items()])
+
+
+@project_app.command("rename")
+def project_rename(project: str, new_name: str, as_json: JsonOpt = False) -> None:
+    """Give a project a new name."""
+    with api_client() as api:
+        data = api.patch(f"/projects/{project}", {"name": new_name})
+    emit(data, as_json, lambda d: out.print(f"renamed to {d['name']}", markup=False))
+
+
+@project_app.command("label")
+def project_label(
+    project: str,
+    add: Annotated[list[str], typer.Option("--add", help="Label to add.")] = [],
+    remove: Annotated[list[str], typer.Option("--remove", help="Label to remove.")] = [],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or remove labels."""
+    with api_client() as api:
+        data = api.patch(f"/projects/{project}", {"labels_add": add, "labels_remove": remove})
+    emit(data, as_json, lambda d: out.print("labels: " + ", ".join(d["labels"]), markup=False))
+
+
+@project_app.command("pipeline")
+def project_pipeline(project: str, pipeline: str, as_json: JsonOpt = False) -> None:
+    """Make the project follow another (or the updated) pipeline from now on."""
+    with api_client() as api:
+        data = api.patch(f"/projects/{project}", {"pipeline": pipeline})
+    emit(data, as_json, lambda d: out.print(f"follows {d['pipeline']}", markup=False))
+
+
+@project_app.command("history")
+def project_history(project: str, as_json: JsonOpt = False) -> None:
+    """Every command and state change of the project: who, when, what."""
+    with api_client() as api:
+        data = api.get(f"/projects/{project}/history")
+
+    def human(d: dict[str, Any]) -> None:
+        for e in d["data"]:
+            out.print(f"{_short_time(e['at'])}  {e['actor']:<10} {e['message']}", markup=False,
+                      highlight=False)
+
+    emit(data, as_json, human)
+
+
+@project_app.command("delete")
+def project_delete(
+    project: str,
+    kill: Annotated[bool, typer.Option("--kill", help="Kill running stages first.")] = False,
+) -> None:
+    """Delete a project with its runs, history, workspaces and logs."""
+    with api_client() as api:
+        api.delete(f"/projects/{project}", params={"kill": str(kill).lower()})
+    out.print(f"project '{project}' deleted", markup=False)
+
+
+# -- logs ---------------------------------------------------------------------------------
+
+
+def _pick_run(api: ApiClient, project: str, stage: str | None, run: int | None) -> dict[str, Any]:
+    data = api.get(f"/projects/{project}")
+    runs = data.get("runs") or []
+    if run is not None:
+        chosen = [r for r in runs if r["id"] == run]
+    elif stage is not None:
+        chosen = [r for r in runs if r["stage"] == stage]
+    else:
+        chosen = runs
+    if not chosen:
+        what = f"run {run}" if run is not None else f"a run of stage '{stage}'" if stage else "a run"
+        raise CommandError(f"Project '{project}' has no {what} yet; `winslow project show {project}`"
+                           " lists its runs.")
+    return chosen[-1]
+
+
+@app.command()
+def logs(
+    project: str,
+    stage: Annotated[str | None, typer.Option(help="Latest run of this stage.")] = None,
+    run: Annotated[int | None, typer.Option(help="This run.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+) -> None:
+    """Print a run's log (default: the project's latest run)."""
+    with api_client() as api:
+        chosen = _pick_run(api, project, stage, run)
+        path = f"/projects/{project}/runs/{chosen['id']}/logs"
+        if not follow:
+            sys.stdout.write(api.request("GET", path).text)
+            return
+        try:
+            with api.http.stream("GET", path + "/stream",
+                                 timeout=httpx.Timeout(10.0, read=None)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise CommandError(response.text)
+                event = None
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "log":
+                        for text in json.loads(line[6:])["lines"]:
+                            sys.stdout.write(text + "\n")
+                        sys.stdout.flush()
+                    elif line.startswith("data: ") and event == "end":
+                        return
+        except KeyboardInterrupt:
+            return
+
+
+# -- resources ----------------------------------------------------------------------------
+
+
+def _files_table(d: dict[str, Any]) -> None:
+    table = Table("NAME", "SIZE", "MODIFIED", box=None)
+    for f in d["data"]:
+        table.add_row(f["path"] + ("/" if f["is_dir"] else ""), "" if f["is_dir"] else _size(f["size"]),
+                      _short_time(f["modified"]))
+    out.print(table)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@contextmanager
+def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), console=err,
+                  disable=not err.is_terminal) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+@resources_app.command("ls")
+def resources_ls(
+    path: Annotated[str, typer.Argument()] = "",
+    recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a folder of the resource pool."""
+    with api_client() as api:
+        data = api.get("/resources", params={"path": path, "recursive": str(recursive).lower()})
+    emit(data, as_json, _files_table)
+
+
+@resources_app.command("upload")
+def resources_upload(
+    local: Path,
+    dest: Annotated[str | None, typer.Argument(help="Pool path; default: the file's name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload a file of any size (parallel parts; rerun to resume an interrupted upload)."""
+    if not local.is_file():
+        fail(f"No file '{local}'.")
+    target = dest or local.name
+    if target.endswith("/"):
+        target += local.name
+    with api_client() as api, _progress(f"upload {local.name}", local.stat().st_size) as advance:
+        data = upload_file(api, local, target, advance)
+    emit(data, as_json, lambda d: out.print(f"uploaded {d['path']} ({_size(d['size'])})",
+                                            markup=False))
+
+
+@resources_app.command("download")
+def resources_download(
+    path: str,
+    local: Annotated[Path | None, typer.Argument(help="Target; default: the file's name.")] = None,
+) -> None:
+    """Download a file from the pool (rerun to continue an interrupted download)."""
+    with api_client() as api:
+        info = api.get("/resources/download", params={"path": path})
+        target = local or Path(info["name"])
+        if target.is_dir():
+            target = target / info["name"]
+        with _progress(f"download {info['name']}", info["size"]) as advance:
+            download_url(info["url"], info["size"], target, advance)
+    out.print(f"downloaded {path} to {target}", markup=False)
+
+
+@resources_app.command("rm")
+def resources_rm(
+    path: str, recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False
+) -> None:
+    """Delete a file (or, with -r, a folder) from the pool."""
+    with api_client() as api:
+        api.delete("/resources", params={"path": path, "recursive": str(recursive).lower()})
+    out.print(f"deleted {path}", markup=False)
+
+
+# -- workspaces ---------------------------------------------------------------------------
+
+
+@workspace_app.command("ls")
+def workspace_ls(
+    project: str,
+    path: Annotated[str, typer.Argument()] = "",
+    run: Annotated[int | None, typer.Option(help="Run id; default: latest finished.")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a run's workspace."""
+    params: dict[str, Any] = {"path": path, "recursive": str(recursive).lower()}
+    if run is not None:
+        params["run"] = run
+    with api_client() as api:
+        data = api.get(f"/projects/{project}/workspace", params=params)
+    emit(data, as_json, _files_table)
+
+
+@workspace_app.command("download")
+def workspace_download(
+    project: str,
+    path: str,
+    local: Annotated[Path | None, typer.Argument()] = None,
+    run: Annotated[int | None, typer.Option(help="Run id; default: latest finished.")] = None,
+) -> None:
+    """Download a file (or with a folder path, every file below it) from a workspace."""
+    params: dict[str, Any] = {"path": path}
+    if run is not None:
+        params["run"] = run
+    with api_client() as api:
+        try:
+            files = [(path, api.get(f"/projects/{project}/workspace/download", params=params))]
+            base = Path(local or Path(files[0][1]["name"]))
+            if base.is_dir():
+                base = base / files[0][1]["name"]
+            targets = [(files[0][1], base)]
+        except CommandError as exc:
+            if exc.status_code != 404:
+                raise
+            listing = api.get(f"/projects/{project}/workspace",
+                              params={**params, "recursive": "true"})
+            entries = [f for f in listing["data"] if not f["is_dir"]]
+            if not entries:
+                raise
+            root = Path(local or Path(path.rstrip("/").rsplit("/", 1)[-1] or "workspace"))
+            targets = []
+            for entry in entries:
+                info = api.get(f"/projects/{project}/workspace/download",
+                               params={**params, "path": entry["path"]})
+                relative = entry["path"][len(path.strip("/")):].lstrip("/")
+                targets.append((info, root / relative))
+        for info, target in targets:
+            with _progress(f"download {info['name']}", info["size"]) as advance:
+                download_url(info["url"], info["size"], target, advance)
+            out.print(f"downloaded {target}", markup=False)
+
+
+@app.command()
+def nodes(as_json: JsonOpt = False) -> None:
+    """List the nodes stages run on, with their GPUs."""
+    with api_client() as api:
+        data = api.get("/nodes")
+
+    def human(d: dict[str, Any]) -> None:
+        table = Table("NODE", "STATUS", "CPUS", "MEMORY", "GPUS", "RUNS", box=None)
+        for n in d["data"]:
+            gpus = ", ".join(f"{g['index']}: {g['name']} ({g['memory_mb']} MB)" for g in n["gpus"])
+            table.add_row(n["name"], n["status"], f"{n['cpus']:g}", f"{n['memory_mb']} MB",
+                          gpus or "none", ",".join(map(str, n["runs"])))
+        out.print(table)
+
+    emit(data, as_json, human)
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, every: float = 0.5) -> T | None:
+    """Poll ``check`` until it returns something or ``timeout`` passes (for scripts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result is not None:
+            return result
+        time.sleep(every)
+    return None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

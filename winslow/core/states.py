@@ -1,0 +1,102 @@
+"""Project and run states, and the transitions between them, as data.
+
+States are ``str`` enums whose value is the wire word, so JSON, SQL and logs agree.
+``engine/transitions.py`` is the one place that checks these tables before writing.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ProjectState(str, Enum):
+    IDLE = "idle"
+    """Created, never started."""
+    RUNNING = "running"
+    PAUSING = "pausing"
+    """A pause was asked for; active runs go on, no new stage starts."""
+    PAUSED = "paused"
+    AWAITING_INPUT = "awaiting_input"
+    """A gate, or variables are missing: the project says which."""
+    FAILED = "failed"
+    SUCCEEDED = "succeeded"
+
+
+class StageRunState(str, Enum):
+    PENDING = "pending"
+    """Created; waiting for resources or for the backend to start it."""
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    LOST = "lost"
+    """The node or process running it vanished without an exit status."""
+    CANCELLED = "cancelled"
+
+
+ACTIVE_RUN_STATES = frozenset({StageRunState.PENDING, StageRunState.RUNNING})
+TERMINAL_RUN_STATES = frozenset(
+    {StageRunState.SUCCEEDED, StageRunState.FAILED, StageRunState.LOST, StageRunState.CANCELLED}
+)
+UNSUCCESSFUL_RUN_STATES = TERMINAL_RUN_STATES - {StageRunState.SUCCEEDED}
+
+ADVANCING_PROJECT_STATES = frozenset({ProjectState.RUNNING, ProjectState.PAUSING})
+"""States in which the engine moves a project along."""
+
+NEEDS_PERSON_STATES = frozenset(
+    {ProjectState.AWAITING_INPUT, ProjectState.FAILED, ProjectState.PAUSED}
+)
+
+PROJECT_TRANSITIONS: dict[ProjectState, frozenset[ProjectState]] = {
+    ProjectState.IDLE: frozenset({ProjectState.RUNNING}),
+    ProjectState.RUNNING: frozenset(
+        {
+            ProjectState.PAUSING,
+            ProjectState.PAUSED,
+            ProjectState.AWAITING_INPUT,
+            ProjectState.FAILED,
+            ProjectState.SUCCEEDED,
+        }
+    ),
+    ProjectState.PAUSING: frozenset(
+        {ProjectState.PAUSED, ProjectState.RUNNING, ProjectState.FAILED}
+    ),
+    ProjectState.PAUSED: frozenset({ProjectState.RUNNING}),
+    ProjectState.AWAITING_INPUT: frozenset({ProjectState.RUNNING, ProjectState.PAUSED}),
+    ProjectState.FAILED: frozenset({ProjectState.RUNNING}),
+    ProjectState.SUCCEEDED: frozenset({ProjectState.RUNNING}),
+}
+
+RUN_TRANSITIONS: dict[StageRunState, frozenset[StageRunState]] = {
+    # A short stage can end between two looks, so pending may jump straight to an end.
+    StageRunState.PENDING: frozenset(
+        {
+            StageRunState.RUNNING,
+            StageRunState.SUCCEEDED,
+            StageRunState.FAILED,
+            StageRunState.LOST,
+            StageRunState.CANCELLED,
+        }
+    ),
+    StageRunState.RUNNING: frozenset(
+        {
+            StageRunState.SUCCEEDED,
+            StageRunState.FAILED,
+            StageRunState.LOST,
+            StageRunState.CANCELLED,
+        }
+    ),
+    StageRunState.SUCCEEDED: frozenset(),
+    StageRunState.FAILED: frozenset(),
+    StageRunState.LOST: frozenset(),
+    StageRunState.CANCELLED: frozenset(),
+}
+
+
+def can_move_project(current: ProjectState, target: ProjectState) -> bool:
+    """Return whether a project may go from ``current`` to ``target``."""
+    return target in PROJECT_TRANSITIONS[current]
+
+
+def can_move_run(current: StageRunState, target: StageRunState) -> bool:
+    """Return whether a run may go from ``current`` to ``target``."""
+    return target in RUN_TRANSITIONS[current]

@@ -1,0 +1,1 @@
+"""The engine: the only writer of run state; it moves projects along."""

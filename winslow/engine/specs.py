@@ -1,0 +1,89 @@
+"""Turn a run of a stage into the ``RunSpec`` a backend executes.
+
+Deterministic: the same project, run and earlier runs always give the same spec and the
+same job ID, so a spec rebuilt after a restart matches the one submitted before it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from winslow.backends.base import GpuRequest, ResourceRequest, RunSpec
+from winslow.core.models import Project, Run
+from winslow.core.planner import current_runs, effective_variables
+from winslow.core.states import StageRunState
+from winslow.pipeline.interpolate import interpolate_stage
+from winslow.pipeline.model import Pipeline, Stage, WorkspaceMode
+from winslow.storage.keys import log_key, workspace_prefix
+
+
+def job_id_for(project: Project, run_id: int) -> str:
+    """Return the backend job ID of a run: stable, unique, readable."""
+    slug = re.sub(r"[^a-z0-9-]", "-", project.name.lower())[:40].strip("-") or "project"
+    return f"winslow-{slug}-{project.id}-run-{run_id}"
+
+
+def resource_request(stage: Stage) -> ResourceRequest:
+    req = stage.requirements
+    return ResourceRequest(
+        cpus=float(req.cpus),
+        memory_mb=int(req.memory),
+        gpu=GpuRequest(count=req.gpu.count, model=req.gpu.model, min_memory_mb=req.gpu.min_memory),
+    )
+
+
+def workspace_sources(pipeline: Pipeline, stage: Stage, earlier: list[Run]) -> tuple[str, ...]:
+    """Return the workspaces a ``continue`` stage starts from: those of the stages it needs."""
+    if stage.workspace is WorkspaceMode.FRESH:
+        return ()
+    current = current_runs(earlier)
+    sources = []
+    for need in pipeline.needs_of(stage.name):
+        run = current.get(need)
+        if run is not None and run.state is StageRunState.SUCCEEDED and run.workspace_prefix:
+            sources.append(run.workspace_prefix)
+    return tuple(sources)
+
+
+def run_values(project: Project, pipeline: Pipeline, stage: str, run_id: int) -> dict[str, str]:
+    """The variables a run sees: pipeline defaults, project values, Winslow's own names."""
+    values = effective_variables(pipeline, project.variables)
+    values.update(
+        {"WINSLOW_PROJECT": project.name, "WINSLOW_STAGE": stage, "WINSLOW_RUN": str(run_id)}
+    )
+    return values
+
+
+def build_spec(project: Project, pipeline: Pipeline, run: Run, earlier: list[Run]) -> RunSpec:
+    """Return the spec of ``run``; ``earlier`` are the project's other runs."""
+    stage = pipeline.stage(run.stage)
+    values = dict(run.variables)
+    values.update(
+        {"WINSLOW_PROJECT": project.name, "WINSLOW_STAGE": run.stage, "WINSLOW_RUN": str(run.id)}
+    )
+    # The backend fills these in at the node; references stay for it to resolve.
+    passthrough = {"WINSLOW_WORKSPACE": "${WINSLOW_WORKSPACE}", "WINSLOW_INPUTS": "${WINSLOW_INPUTS}"}
+    command, env, inputs = interpolate_stage(stage, {**passthrough, **values})
+    env = {**values, **env}
+    return RunSpec(
+        job_id=run.job_id or job_id_for(project, run.id),
+        project_id=project.id,
+        project_name=project.name,
+        pipeline=pipeline.name,
+        stage=run.stage,
+        run_id=run.id,
+        attempt=run.attempt,
+        command=tuple(command or ()),
+        env=env,
+        resources=resource_request(stage),
+        image=stage.image,
+        inputs=tuple(inputs),
+        workspace_sources=workspace_sources(
+            pipeline, stage, [r for r in earlier if r.id < run.id]
+        ),
+        workspace_prefix=run.workspace_prefix or workspace_prefix(project.id, run.id),
+        log_key=run.log_key or log_key(project.id, run.id),
+        timeout_seconds=stage.timeout,
+        node=run.node,
+        gpu_indices=run.gpu_indices,
+    )

@@ -1,0 +1,178 @@
+"""``winslow up``: the all-in-one server on one machine.
+
+It brings up what the embedded default needs, in order: object storage (SeaweedFS on
+loopback unless ``WINSLOW_S3_ENDPOINT`` names an S3 server), the SQL store (migrated),
+the admin token (on first start), the local backend, the engine, and the API.
+
+SeaweedFS runs in its own session so it outlives a crashed server: stages keep running
+while the server is down and still need storage to publish their outputs. A restarted
+server finds it answering on its port and uses it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from winslow.api.context import AppContext
+from winslow.settings import Settings
+from winslow.storage.s3 import S3Config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """What ``start_services`` started, for ``stop_services`` to stop."""
+
+    context: AppContext
+    seaweed: object | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _embedded_s3(settings: Settings) -> tuple[S3Config, object | None]:
+    from winslow.storage.objects import ObjectStore
+    from winslow.storage.seaweed import SeaweedServer, load_or_create_credentials
+
+    directory = settings.data_dir / "s3"
+    credentials = load_or_create_credentials(directory) if directory.exists() else None
+    if credentials is not None:
+        config = S3Config(
+            endpoint_url=f"http://127.0.0.1:{settings.s3_port}",
+            access_key=credentials.access_key,
+            secret_key=credentials.secret_key,
+            bucket=settings.s3_bucket,
+        )
+        if ObjectStore(config).answers():
+            log.info("s3: SeaweedFS from an earlier start still answers at %s; using it",
+                     config.endpoint_url)
+            return config, None
+    server = SeaweedServer(directory, settings.s3_port, bucket=settings.s3_bucket, detach=True)
+    return server.start(), server
+
+
+def s3_config(settings: Settings) -> tuple[S3Config, object | None]:
+    """Return how to reach object storage, starting SeaweedFS if Winslow owns it."""
+    if settings.s3_endpoint:
+        if not settings.s3_access_key or not settings.s3_secret_key:
+            raise SystemExit(
+                "error: WINSLOW_S3_ENDPOINT is set but WINSLOW_S3_ACCESS_KEY or "
+                "WINSLOW_S3_SECRET_KEY is not; set both."
+            )
+        return S3Config(
+            endpoint_url=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            bucket=settings.s3_bucket,
+            region=settings.s3_region,
+        ), None
+    return _embedded_s3(settings)
+
+
+def ensure_admin_token(settings: Settings, store: object) -> str | None:
+    """Create the admin token on first start; return a note for the person, if any."""
+    from winslow.store.repo import Store
+
+    assert isinstance(store, Store)
+    token_file = settings.token_file
+    if token_file.is_file() and store.token_owner(token_file.read_text().strip()):
+        return f"admin token: {token_file}"
+    if store.has_tokens() and not token_file.is_file():
+        return "admin token file is gone; create a new token with `winslow token create`."
+    token = store.create_token("admin" if not store.has_tokens() else f"admin-{os.getpid()}")
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return f"admin token created: {token_file} (the CLI finds it there, or set WINSLOW_TOKEN)"
+
+
+def start_services(settings: Settings) -> Running:
+    """Bring up storage, store, backend and engine; return them running."""
+    from winslow.backends.local.backend import LocalBackend
+    from winslow.engine.reconcile import Engine
+    from winslow.pipeline.folder import PipelineFolder
+    from winslow.storage.objects import ObjectStore
+    from winslow.store.repo import open_store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config, seaweed = s3_config(settings)
+    objects = ObjectStore(config)
+    objects.ensure_bucket()
+    store = open_store(settings.resolved_database_url())
+    notes = []
+    note = ensure_admin_token(settings, store)
+    if note:
+        notes.append(note)
+    pipelines_dir = settings.resolved_pipelines_dir()
+    pipelines_dir.mkdir(parents=True, exist_ok=True)
+    pipelines = PipelineFolder(pipelines_dir)
+    if settings.backend != "local":
+        raise SystemExit(
+            f"error: WINSLOW_BACKEND={settings.backend} is not available in this version; "
+            "use WINSLOW_BACKEND=local."
+        )
+    backend = LocalBackend(settings.data_dir / "local", config, node_name=settings.node_name)
+
+    def forget_storage(project_id: str) -> None:
+        from winslow.storage.keys import project_prefixes
+
+        for prefix in project_prefixes(project_id):
+            objects.delete_prefix(prefix)
+
+    engine = Engine(store, backend, on_project_deleted=forget_storage,
+                    poll_seconds=settings.poll_seconds)
+    context = AppContext(settings=settings, store=store, engine=engine, backend=backend,
+                         objects=objects, pipelines=pipelines)
+    engine.start()
+    return Running(context=context, seaweed=seaweed, notes=notes)
+
+
+def stop_services(running: Running) -> None:
+    """Stop the engine; stop SeaweedFS too unless stages still need it."""
+    running.context.engine.stop()
+    active = [run for run in running.context.store.active_runs() if run.submitted]
+    if running.seaweed is not None:
+        if active:
+            log.warning("s3: %d stages still run; SeaweedFS stays up for them", len(active))
+        else:
+            running.seaweed.stop()  # type: ignore[attr-defined]
+    running.context.store.close()
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("WINSLOW_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def serve(host: str | None = None, port: int | None = None, data_dir: Path | None = None) -> None:
+    """Run the all-in-one server until interrupted."""
+    import uvicorn
+
+    from winslow.api.app import create_app
+
+    configure_logging()
+    overrides: dict[str, object] = {}
+    if host:
+        overrides["host"] = host
+    if port:
+        overrides["port"] = port
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    running = start_services(settings)
+    for note in running.notes:
+        print(note, file=sys.stderr, flush=True)
+    print(f"Winslow listens on http://{settings.host}:{settings.port} "
+          f"(API docs at /docs, data in {settings.data_dir})", file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(create_app(running.context), host=settings.host, port=settings.port,
+                    log_level="warning")
+    finally:
+        stop_services(running)

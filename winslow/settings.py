@@ -1,0 +1,62 @@
+"""Winslow's settings, read from the environment once (``WINSLOW_*``, ``NOMAD_*``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "winslow"
+
+
+class Settings(BaseSettings):
+    """Every knob of a Winslow server; each field maps to ``WINSLOW_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="WINSLOW_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Database, generated credentials, admin token, local stage files."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str | None = None
+    """SQLAlchemy URL; default: a SQLite file in ``data_dir``."""
+    pipelines_dir: Path | None = None
+    """Folder of pipeline YAML files; default: ``data_dir/pipelines``."""
+    backend: Literal["local", "nomad"] = "local"
+    node_name: str = "local"
+    s3_endpoint: str | None = None
+    """An existing S3 server (MinIO); unset: ``winslow up`` starts SeaweedFS on loopback."""
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str = "winslow"
+    s3_region: str = "us-east-1"
+    s3_port: int = 8333
+    """Port of the embedded S3 server when Winslow starts one."""
+    poll_seconds: float = 5.0
+    """Safety-net poll of the engine, seconds."""
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'winslow.db'}"
+
+    def resolved_pipelines_dir(self) -> Path:
+        return self.pipelines_dir or self.data_dir / "pipelines"
+
+    @property
+    def token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+
+class ClientSettings(BaseSettings):
+    """What the CLI needs to find a server."""
+
+    model_config = SettingsConfigDict(env_prefix="WINSLOW_", extra="ignore")
+
+    addr: str = "http://127.0.0.1:8080"
+    token: str | None = None
+    data_dir: Path = Field(default_factory=default_data_dir)

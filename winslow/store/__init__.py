@@ -1,0 +1,1 @@
+"""SQL store: SQLite (WAL) by default, PostgreSQL by URL; schema by Alembic migrations."""

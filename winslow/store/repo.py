@@ -1,0 +1,306 @@
+"""Reading and writing projects, runs, history and tokens.
+
+``Store`` hands out transactions and turns rows into the frozen values of
+``core/models.py``; nothing outside ``store/`` sees a row. Writes that change state go
+through ``engine/transitions.py``, which uses ``Store.transaction`` and ``lock_project``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from winslow.core.models import HistoryEvent, Project, Run
+from winslow.core.states import ACTIVE_RUN_STATES, ProjectState, StageRunState
+from winslow.errors import ConflictError, NotFoundError
+from winslow.store.db import make_engine, make_sessions, migrate
+from winslow.store.tables import EventRow, ProjectRow, RunRow, TokenRow
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Return ``value`` as an aware UTC datetime (SQLite hands back naive ones)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_project(row: ProjectRow) -> Project:
+    return Project(
+        id=row.id,
+        name=row.name,
+        pipeline_name=row.pipeline_name,
+        pipeline=row.pipeline,
+        state=ProjectState(row.state),
+        version=row.version,
+        created_at=utc(row.created_at) or now(),
+        updated_at=utc(row.updated_at) or now(),
+        labels=tuple(row.labels or ()),
+        variables=dict(row.variables or {}),
+        state_reason=row.state_reason,
+        waiting_for=dict(row.waiting_for or {}),
+        approved_gates=frozenset(row.approved_gates or ()),
+        state_changed_at=utc(row.state_changed_at),
+    )
+
+
+def to_run(row: RunRow) -> Run:
+    return Run(
+        id=row.id,
+        project_id=row.project_id,
+        stage=row.stage,
+        attempt=row.attempt,
+        state=StageRunState(row.state),
+        created_at=utc(row.created_at) or now(),
+        variables=dict(row.variables or {}),
+        job_id=row.job_id,
+        submitted=row.submitted,
+        node=row.node,
+        gpu_indices=tuple(row.gpu_indices or ()),
+        cpus=row.cpus,
+        memory_mb=row.memory_mb,
+        gpus=row.gpus,
+        started_at=utc(row.started_at),
+        ended_at=utc(row.ended_at),
+        exit_code=row.exit_code,
+        reason=row.reason,
+        log_tail=tuple(row.log_tail or ()),
+        superseded=row.superseded,
+        cancel_requested=row.cancel_requested,
+        workspace_prefix=row.workspace_prefix,
+        log_key=row.log_key,
+    )
+
+
+def to_event(row: EventRow) -> HistoryEvent:
+    return HistoryEvent(
+        id=row.id,
+        project_id=row.project_id,
+        at=utc(row.at) or now(),
+        actor=row.actor,
+        kind=row.kind,
+        message=row.message,
+        data=dict(row.data or {}),
+    )
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store:
+    """The SQL store of one Winslow server."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url)
+        self.sessions: sessionmaker[Session] = make_sessions(self.engine)
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Yield a session inside one transaction; commit on success, roll back on error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    # -- projects -----------------------------------------------------------------------
+
+    def lock_project(self, session: Session, ref: str) -> ProjectRow:
+        """Return the project row named or numbered ``ref``, locked for this transaction."""
+        row = session.scalars(
+            select(ProjectRow).where(ProjectRow.id == ref).with_for_update()
+        ).first() or session.scalars(
+            select(ProjectRow).where(ProjectRow.name == ref).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFoundError(f"No project '{ref}'; `winslow project list` shows them.")
+        return row
+
+    def create_project(
+        self,
+        *,
+        name: str,
+        pipeline_name: str,
+        pipeline: dict[str, Any],
+        labels: tuple[str, ...],
+        variables: dict[str, str],
+        actor: str,
+    ) -> Project:
+        """Create an idle project; raise ``ConflictError`` if the name is taken."""
+        at = now()
+        row = ProjectRow(
+            id=uuid.uuid4().hex[:12],
+            name=name,
+            pipeline_name=pipeline_name,
+            pipeline=pipeline,
+            state=ProjectState.IDLE.value,
+            state_reason="created; start it when ready",
+            waiting_for={},
+            approved_gates=[],
+            labels=list(labels),
+            variables=variables,
+            version=1,
+            created_at=at,
+            updated_at=at,
+            state_changed_at=at,
+        )
+        try:
+            with self.transaction() as session:
+                session.add(row)
+                session.flush()
+                self.add_event(session, row.id, actor, "create",
+                               f"created from pipeline '{pipeline_name}'",
+                               {"labels": list(labels), "variables": variables})
+        except IntegrityError:
+            raise ConflictError(
+                f"A project named '{name}' exists already; choose another name."
+            ) from None
+        return to_project(row)
+
+    def get_project(self, ref: str) -> Project:
+        with self.sessions() as session:
+            row = session.get(ProjectRow, ref) or session.scalars(
+                select(ProjectRow).where(ProjectRow.name == ref)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"No project '{ref}'; `winslow project list` shows them.")
+            return to_project(row)
+
+    def list_projects(
+        self, state: ProjectState | None = None, label: str | None = None
+    ) -> list[Project]:
+        with self.sessions() as session:
+            query = select(ProjectRow).order_by(ProjectRow.name)
+            if state is not None:
+                query = query.where(ProjectRow.state == state.value)
+            projects = [to_project(row) for row in session.scalars(query)]
+        if label is not None:
+            projects = [p for p in projects if label in p.labels]
+        return projects
+
+    def advancing_project_ids(self) -> list[str]:
+        """Ids of projects the engine must look at: advancing ones or with active runs."""
+        with self.sessions() as session:
+            states = [ProjectState.RUNNING.value, ProjectState.PAUSING.value]
+            ids = set(session.scalars(select(ProjectRow.id).where(ProjectRow.state.in_(states))))
+            ids |= set(
+                session.scalars(
+                    select(RunRow.project_id).where(
+                        RunRow.state.in_([s.value for s in ACTIVE_RUN_STATES])
+                    )
+                )
+            )
+        return sorted(ids)
+
+    def delete_project_rows(self, session: Session, project_id: str) -> None:
+        session.execute(delete(RunRow).where(RunRow.project_id == project_id))
+        session.execute(delete(EventRow).where(EventRow.project_id == project_id))
+        session.execute(delete(ProjectRow).where(ProjectRow.id == project_id))
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def runs(self, project_id: str, session: Session | None = None) -> list[Run]:
+        """Every run of the project, oldest first."""
+        query = select(RunRow).where(RunRow.project_id == project_id).order_by(RunRow.id)
+        if session is not None:
+            return [to_run(row) for row in session.scalars(query)]
+        with self.sessions() as own:
+            return [to_run(row) for row in own.scalars(query)]
+
+    def get_run(self, project_id: str, run_id: int) -> Run:
+        with self.sessions() as session:
+            row = session.get(RunRow, run_id)
+            if row is None or row.project_id != project_id:
+                raise NotFoundError(
+                    f"Project has no run {run_id}; `winslow project show` lists its runs."
+                )
+            return to_run(row)
+
+    def active_runs(self) -> list[Run]:
+        """Every pending or running run of every project."""
+        with self.sessions() as session:
+            query = select(RunRow).where(RunRow.state.in_([s.value for s in ACTIVE_RUN_STATES]))
+            return [to_run(row) for row in session.scalars(query.order_by(RunRow.id))]
+
+    def run_counts(self) -> dict[str, int]:
+        with self.sessions() as session:
+            rows = session.execute(select(RunRow.state, func.count()).group_by(RunRow.state))
+            return {state: count for state, count in rows}
+
+    # -- history ------------------------------------------------------------------------
+
+    def add_event(
+        self,
+        session: Session,
+        project_id: str,
+        actor: str,
+        kind: str,
+        message: str,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        session.add(
+            EventRow(
+                project_id=project_id, at=now(), actor=actor, kind=kind, message=message,
+                data=data or {},
+            )
+        )
+
+    def history(self, project_id: str, after: int = 0) -> list[HistoryEvent]:
+        with self.sessions() as session:
+            query = (
+                select(EventRow)
+                .where(EventRow.project_id == project_id, EventRow.id > after)
+                .order_by(EventRow.id)
+            )
+            return [to_event(row) for row in session.scalars(query)]
+
+    # -- tokens -------------------------------------------------------------------------
+
+    def create_token(self, name: str) -> str:
+        """Create a token called ``name`` and return it; only its hash is kept."""
+        token = "wsl_" + secrets.token_urlsafe(32)
+        try:
+            with self.transaction() as session:
+                session.add(TokenRow(name=name, token_hash=hash_token(token), created_at=now()))
+        except IntegrityError:
+            raise ConflictError(f"A token named '{name}' exists already.") from None
+        return token
+
+    def has_tokens(self) -> bool:
+        with self.sessions() as session:
+            return session.scalars(select(TokenRow.id).limit(1)).first() is not None
+
+    def token_owner(self, token: str) -> str | None:
+        """Return the name of the valid token ``token``, or ``None``."""
+        digest = hash_token(token)
+        with self.sessions() as session:
+            rows = session.scalars(select(TokenRow).where(TokenRow.revoked.is_(False))).all()
+        for row in rows:
+            if hmac.compare_digest(row.token_hash, digest):
+                return row.name
+        return None
+
+
+def open_store(url: str) -> Store:
+    """Open the store at ``url`` and migrate its schema."""
+    store = Store(url)
+    store.migrate()
+    return store

@@ -1,0 +1,103 @@
+"""The SQL tables, as SQLAlchemy ORM classes. Only ``store/`` touches them.
+
+JSON columns hold what is read whole and never queried by part (variables, the pipeline
+snapshot). States are stored as their wire words.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    pipeline_name: Mapped[str] = mapped_column(String(63))
+    pipeline: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    state_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    waiting_for: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    approved_gates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_project_stage", "project_id", "stage"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    stage: Mapped[str] = mapped_column(String(63))
+    attempt: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    job_id: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
+    submitted: Mapped[bool] = mapped_column(Boolean, default=False)
+    node: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    gpu_indices: Mapped[list[int]] = mapped_column(JSON, default=list)
+    cpus: Mapped[float] = mapped_column(Float, default=1.0)
+    memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_tail: Mapped[list[str]] = mapped_column(JSON, default=list)
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    workspace_prefix: Mapped[str] = mapped_column(String(500), default="")
+    log_key: Mapped[str] = mapped_column(String(500), default="")
+
+
+class EventRow(Base):
+    """The append-only history of a project."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class TokenRow(Base):
+    """API tokens, stored as SHA-256 hashes only."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
