@@ -47,8 +47,10 @@ def _embedded_s3(settings: Settings) -> tuple[S3Config, object | None]:
             bucket=settings.s3_bucket,
         )
         if ObjectStore(config).answers():
-            log.info("s3: SeaweedFS from an earlier start still answers at %s; using it",
-                     config.endpoint_url)
+            log.info(
+                "s3: SeaweedFS from an earlier start still answers at %s; using it",
+                config.endpoint_url,
+            )
             return config, None
     server = SeaweedServer(directory, settings.s3_port, bucket=settings.s3_bucket, detach=True)
     return server.start(), server
@@ -123,10 +125,17 @@ def start_services(settings: Settings) -> Running:
         for prefix in project_prefixes(project_id):
             objects.delete_prefix(prefix)
 
-    engine = Engine(store, backend, on_project_deleted=forget_storage,
-                    poll_seconds=settings.poll_seconds)
-    context = AppContext(settings=settings, store=store, engine=engine, backend=backend,
-                         objects=objects, pipelines=pipelines)
+    engine = Engine(
+        store, backend, on_project_deleted=forget_storage, poll_seconds=settings.poll_seconds
+    )
+    context = AppContext(
+        settings=settings,
+        store=store,
+        engine=engine,
+        backend=backend,
+        objects=objects,
+        pipelines=pipelines,
+    )
     engine.start()
     return Running(context=context, seaweed=seaweed, notes=notes)
 
@@ -169,10 +178,15 @@ def serve(host: str | None = None, port: int | None = None, data_dir: Path | Non
     running = start_services(settings)
     for note in running.notes:
         print(note, file=sys.stderr, flush=True)
-    print(f"Winslow listens on http://{settings.host}:{settings.port} "
-          f"(API docs at /docs, data in {settings.data_dir})", file=sys.stderr, flush=True)
+    print(
+        f"Winslow listens on http://{settings.host}:{settings.port} "
+        f"(API docs at /docs, data in {settings.data_dir})",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
-        uvicorn.run(create_app(running.context), host=settings.host, port=settings.port,
-                    log_level="warning")
+        uvicorn.run(
+            create_app(running.context), host=settings.host, port=settings.port, log_level="warning"
+        )
     finally:
         stop_services(running)

@@ -53,12 +53,16 @@ def project_state(env: dict[str, str]) -> dict[str, object]:
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-def wait_for_state(env: dict[str, str], wanted: set[str], timeout: float = 300) -> dict[str, object]:
+def wait_for_state(
+    env: dict[str, str], wanted: set[str], timeout: float = 300
+) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = subprocess.run(
             [str(BIN / "winslow"), "project", "show", "ulm-demo", "--json"],
-            env=env, text=True, capture_output=True,
+            env=env,
+            text=True,
+            capture_output=True,
         )
         if result.returncode == 0:
             project = json.loads(result.stdout)
@@ -88,18 +92,32 @@ def main() -> None:
 
     say("generating a synthetic 4-lane road video with known vehicles and speeds")
     video = DATA / "ulm-demo.mp4"
-    subprocess.run([sys.executable, str(EXAMPLE / "generate.py"), str(video),
-                    "--truth", str(DATA / "truth.json")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE / "generate.py"),
+            str(video),
+            "--truth",
+            str(DATA / "truth.json"),
+        ],
+        check=True,
+    )
 
     say("starting the all-in-one Winslow server (`winslow up`)")
     server_log = (DATA / "server.log").open("w")
-    server = subprocess.Popen([str(BIN / "winslow"), "up"], env=env, stdout=server_log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [str(BIN / "winslow"), "up"],
+        env=env,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
+                if health.status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -116,9 +134,21 @@ def main() -> None:
         winslow(env, "resources", "ls", "videos")
 
         say("creating and starting the project")
-        winslow(env, "project", "create", "ulm-demo", "--pipeline", "traffic",
-                "--label", "demo", "--var", "INPUT_VIDEO=videos/ulm-demo.mp4",
-                "--var", f"EXAMPLES_DIR={EXAMPLE}", "--start")
+        winslow(
+            env,
+            "project",
+            "create",
+            "ulm-demo",
+            "--pipeline",
+            "traffic",
+            "--label",
+            "demo",
+            "--var",
+            "INPUT_VIDEO=videos/ulm-demo.mp4",
+            "--var",
+            f"EXAMPLES_DIR={EXAMPLE}",
+            "--start",
+        )
 
         say("waiting for the review gate")
         wait_for_state(env, {"awaiting_input"})
@@ -134,19 +164,26 @@ def main() -> None:
 
         say("results")
         results = DATA / "results"
-        winslow(env, "workspace", "download", "ulm-demo", "summary.json",
-                str(results / "summary.json"))
-        winslow(env, "workspace", "download", "ulm-demo", "heatmap.png",
-                str(results / "heatmap.png"))
+        winslow(
+            env, "workspace", "download", "ulm-demo", "summary.json", str(results / "summary.json")
+        )
+        winslow(
+            env, "workspace", "download", "ulm-demo", "heatmap.png", str(results / "heatmap.png")
+        )
         summary = json.loads((results / "summary.json").read_text())
         truth = json.loads((DATA / "truth.json").read_text())
-        print(json.dumps({k: summary[k] for k in summary if k != "vehicles_detail"}, indent=2)[:2000])
-        print(f"\nvehicles counted: {summary.get('vehicles')} (the generator drew "
-              f"{len(truth.get('vehicles', []))})")
+        brief = {k: v for k, v in summary.items() if k != "per_vehicle"}
+        print(json.dumps(brief, indent=2))
+        print(
+            f"\nvehicles counted: {summary.get('vehicles')} (the generator drew "
+            f"{len(truth.get('vehicles', []))})"
+        )
         print(f"heat map: {results / 'heatmap.png'}")
         print(f"summary:  {results / 'summary.json'}")
-        print(f"the console and API docs: http://127.0.0.1:{port}/docs (token in "
-              f"{DATA / 'server' / 'admin-token'})")
+        print(
+            f"the console and API docs: http://127.0.0.1:{port}/docs (token in "
+            f"{DATA / 'server' / 'admin-token'})"
+        )
     finally:
         say("stopping the server")
         server.send_signal(signal.SIGINT)

@@ -83,7 +83,11 @@ def create_app(context: AppContext) -> FastAPI:
     app.add_exception_handler(WinslowError, _winslow_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     for router in (
-        health.router, pipelines.router, projects.router, projects.events_router, files.router,
+        health.router,
+        pipelines.router,
+        projects.router,
+        projects.events_router,
+        files.router,
         nodes.router,
     ):
         app.include_router(router, prefix="/api/v1")

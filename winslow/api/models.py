@@ -68,11 +68,22 @@ class RunPublic(BaseModel):
     @classmethod
     def of(cls, run: Run) -> RunPublic:
         return cls(
-            id=run.id, stage=run.stage, attempt=run.attempt, state=run.state,
-            job_id=run.job_id, node=run.node, gpu_indices=list(run.gpu_indices),
-            created_at=run.created_at, started_at=run.started_at, ended_at=run.ended_at,
-            exit_code=run.exit_code, reason=run.reason, log_tail=list(run.log_tail),
-            variables=run.variables, superseded=run.superseded, workspace=run.workspace_prefix,
+            id=run.id,
+            stage=run.stage,
+            attempt=run.attempt,
+            state=run.state,
+            job_id=run.job_id,
+            node=run.node,
+            gpu_indices=list(run.gpu_indices),
+            created_at=run.created_at,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            exit_code=run.exit_code,
+            reason=run.reason,
+            log_tail=list(run.log_tail),
+            variables=run.variables,
+            superseded=run.superseded,
+            workspace=run.workspace_prefix,
         )
 
 
@@ -113,12 +124,18 @@ class ProjectPublic(BaseModel):
     def of(cls, project: Project, runs: list[Run] | None = None) -> ProjectPublic:
         stages = [s["name"] for s in project.pipeline.get("stages", [])]
         return cls(
-            id=project.id, name=project.name, pipeline=project.pipeline_name,
-            state=project.state, state_reason=project.state_reason,
-            waiting_for=project.waiting_for, labels=list(project.labels),
-            variables=project.variables, stages=stages,
+            id=project.id,
+            name=project.name,
+            pipeline=project.pipeline_name,
+            state=project.state,
+            state_reason=project.state_reason,
+            waiting_for=project.waiting_for,
+            labels=list(project.labels),
+            variables=project.variables,
+            stages=stages,
             current_stages=sorted({r.stage for r in runs if r.active}) if runs else [],
-            created_at=project.created_at, updated_at=project.updated_at,
+            created_at=project.created_at,
+            updated_at=project.updated_at,
             state_changed_at=project.state_changed_at,
             runs=[RunPublic.of(r) for r in runs] if runs is not None else None,
         )
@@ -148,8 +165,14 @@ class EventPublic(BaseModel):
 
     @classmethod
     def of(cls, event: HistoryEvent) -> EventPublic:
-        return cls(id=event.id, at=event.at, actor=event.actor, kind=event.kind,
-                   message=event.message, data=event.data)
+        return cls(
+            id=event.id,
+            at=event.at,
+            actor=event.actor,
+            kind=event.kind,
+            message=event.message,
+            data=event.data,
+        )
 
 
 class EventsPublic(BaseModel):

@@ -61,7 +61,9 @@ class ApiClient:
                 "`winslow up`, or set WINSLOW_ADDR to where it runs."
             ) from None
         except httpx.TimeoutException:
-            raise CommandError(f"The Winslow server at {self.settings.addr} did not answer in time.") from None
+            raise CommandError(
+                f"The Winslow server at {self.settings.addr} did not answer in time."
+            ) from None
         if response.status_code >= 400:
             raise CommandError(_detail(response), response.status_code)
         return response

@@ -32,8 +32,11 @@ from winslow.cli.client import ApiClient, CommandError
 from winslow.cli.transfer import download_url, upload_file
 from winslow.errors import PipelineError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Winslow: long GPU pipelines with a person in the loop.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Winslow: long GPU pipelines with a person in the loop.",
+)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Pipeline definitions.")
 project_app = typer.Typer(no_args_is_help=True, help="Projects: a pipeline applied to one input.")
 resources_app = typer.Typer(no_args_is_help=True, help="The resource pool (shared input files).")
@@ -164,8 +167,13 @@ def pipeline_show(name: str, as_json: JsonOpt = False) -> None:
     """Show a pipeline's definition."""
     with api_client() as api:
         data = api.get(f"/pipelines/{name}")
-    emit(data, as_json, lambda d: out.print(d.get("text") or json.dumps(d["definition"], indent=2),
-                                            markup=False, highlight=False))
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(
+            d.get("text") or json.dumps(d["definition"], indent=2), markup=False, highlight=False
+        ),
+    )
 
 
 @pipeline_app.command("apply")
@@ -200,8 +208,14 @@ def pipeline_delete(name: str) -> None:
 
 
 def _project_line(p: dict[str, Any]) -> list[str]:
-    return [p["name"], p["pipeline"], p["state"], ",".join(p["current_stages"]),
-            ",".join(p["labels"]), p.get("state_reason") or ""]
+    return [
+        p["name"],
+        p["pipeline"],
+        p["state"],
+        ",".join(p["current_stages"]),
+        ",".join(p["labels"]),
+        p.get("state_reason") or "",
+    ]
 
 
 def _print_project(p: dict[str, Any]) -> None:
@@ -210,16 +224,25 @@ def _print_project(p: dict[str, Any]) -> None:
     if p["labels"]:
         out.print("labels: " + ", ".join(p["labels"]), markup=False)
     if p["variables"]:
-        out.print("variables: " + ", ".join(f"{k}={v}" for k, v in p["variables"].items()),
-                  markup=False)
-    table = Table("RUN", "STAGE", "ATTEMPT", "STATE", "NODE", "STARTED", "ENDED", "EXIT", "REASON",
-                  box=None)
+        out.print(
+            "variables: " + ", ".join(f"{k}={v}" for k, v in p["variables"].items()), markup=False
+        )
+    table = Table(
+        "RUN", "STAGE", "ATTEMPT", "STATE", "NODE", "STARTED", "ENDED", "EXIT", "REASON", box=None
+    )
     for run in p.get("runs") or []:
         state = run["state"] + (" (superseded)" if run["superseded"] else "")
-        table.add_row(str(run["id"]), run["stage"], str(run["attempt"]), state, run["node"] or "",
-                      _short_time(run["started_at"]), _short_time(run["ended_at"]),
-                      "" if run["exit_code"] is None else str(run["exit_code"]),
-                      run["reason"] or "")
+        table.add_row(
+            str(run["id"]),
+            run["stage"],
+            str(run["attempt"]),
+            state,
+            run["node"] or "",
+            _short_time(run["started_at"]),
+            _short_time(run["ended_at"]),
+            "" if run["exit_code"] is None else str(run["exit_code"]),
+            run["reason"] or "",
+        )
     out.print(table)
     failed = [r for r in p.get("runs") or [] if r["state"] in ("failed", "lost") and r["log_tail"]]
     if p["state"] == "failed" and failed:
@@ -244,8 +267,16 @@ def project_create(
     """Create a project from a pipeline."""
     variables = _parse_pairs(var, "--var")
     with api_client() as api:
-        data = api.post("/projects", {"name": name, "pipeline": pipeline, "labels": label,
-                                      "variables": variables, "start": start})
+        data = api.post(
+            "/projects",
+            {
+                "name": name,
+                "pipeline": pipeline,
+                "labels": label,
+                "variables": variables,
+                "start": start,
+            },
+        )
     emit(data, as_json, _print_project)
 
 
@@ -280,8 +311,13 @@ def project_show(project: str, as_json: JsonOpt = False) -> None:
 def _steer(project: str, verb: str, as_json: bool, body: Any = None) -> None:
     with api_client() as api:
         data = api.post(f"/projects/{project}/{verb}", body)
-    emit(data, as_json, lambda d: out.print(
-        f"{d['name']}: {d['state']} ({d.get('state_reason') or ''})", markup=False))
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(
+            f"{d['name']}: {d['state']} ({d.get('state_reason') or ''})", markup=False
+        ),
+    )
 
 
 @project_app.command("start")
@@ -299,7 +335,9 @@ def project_pause(project: str, as_json: JsonOpt = False) -> None:
 @project_app.command("resume")
 def project_resume(
     project: str,
-    from_stage: Annotated[str | None, typer.Option("--from", help="Start again from this stage.")] = None,
+    from_stage: Annotated[
+        str | None, typer.Option("--from", help="Start again from this stage.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Go on, or start again from an earlier stage (earlier runs are kept)."""
@@ -326,8 +364,13 @@ def project_env(
             data = api.patch(f"/projects/{project}/variables", {"set": values, "unset": unset})
         else:
             data = api.get(f"/projects/{project}")
-    emit(data["variables"] if as_json else data, as_json, lambda d: [
-        out.print(f"{k}={v}", markup=False, highlight=False) for k, v in d["variables"].items()])
+    emit(
+        data["variables"] if as_json else data,
+        as_json,
+        lambda d: [
+            out.print(f"{k}={v}", markup=False, highlight=False) for k, v in d["variables"].items()
+        ],
+    )
 
 
 @project_app.command("rename")
@@ -367,8 +410,11 @@ def project_history(project: str, as_json: JsonOpt = False) -> None:
 
     def human(d: dict[str, Any]) -> None:
         for e in d["data"]:
-            out.print(f"{_short_time(e['at'])}  {e['actor']:<10} {e['message']}", markup=False,
-                      highlight=False)
+            out.print(
+                f"{_short_time(e['at'])}  {e['actor']:<10} {e['message']}",
+                markup=False,
+                highlight=False,
+            )
 
     emit(data, as_json, human)
 
@@ -397,9 +443,13 @@ def _pick_run(api: ApiClient, project: str, stage: str | None, run: int | None) 
     else:
         chosen = runs
     if not chosen:
-        what = f"run {run}" if run is not None else f"a run of stage '{stage}'" if stage else "a run"
-        raise CommandError(f"Project '{project}' has no {what} yet; `winslow project show {project}`"
-                           " lists its runs.")
+        what = (
+            f"run {run}" if run is not None else f"a run of stage '{stage}'" if stage else "a run"
+        )
+        raise CommandError(
+            f"Project '{project}' has no {what} yet; `winslow project show {project}`"
+            " lists its runs."
+        )
     return chosen[-1]
 
 
@@ -408,7 +458,9 @@ def logs(
     project: str,
     stage: Annotated[str | None, typer.Option(help="Latest run of this stage.")] = None,
     run: Annotated[int | None, typer.Option(help="This run.")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
 ) -> None:
     """Print a run's log (default: the project's latest run)."""
     with api_client() as api:
@@ -418,8 +470,9 @@ def logs(
             sys.stdout.write(api.request("GET", path).text)
             return
         try:
-            with api.http.stream("GET", path + "/stream",
-                                 timeout=httpx.Timeout(10.0, read=None)) as response:
+            with api.http.stream(
+                "GET", path + "/stream", timeout=httpx.Timeout(10.0, read=None)
+            ) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise CommandError(response.text)
@@ -443,8 +496,11 @@ def logs(
 def _files_table(d: dict[str, Any]) -> None:
     table = Table("NAME", "SIZE", "MODIFIED", box=None)
     for f in d["data"]:
-        table.add_row(f["path"] + ("/" if f["is_dir"] else ""), "" if f["is_dir"] else _size(f["size"]),
-                      _short_time(f["modified"]))
+        table.add_row(
+            f["path"] + ("/" if f["is_dir"] else ""),
+            "" if f["is_dir"] else _size(f["size"]),
+            _short_time(f["modified"]),
+        )
     out.print(table)
 
 
@@ -458,9 +514,15 @@ def _size(n: float) -> str:
 
 @contextmanager
 def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), console=err,
-                  disable=not err.is_terminal) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
 
@@ -491,8 +553,11 @@ def resources_upload(
         target += local.name
     with api_client() as api, _progress(f"upload {local.name}", local.stat().st_size) as advance:
         data = upload_file(api, local, target, advance)
-    emit(data, as_json, lambda d: out.print(f"uploaded {d['path']} ({_size(d['size'])})",
-                                            markup=False))
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(f"uploaded {d['path']} ({_size(d['size'])})", markup=False),
+    )
 
 
 @resources_app.command("download")
@@ -562,17 +627,20 @@ def workspace_download(
         except CommandError as exc:
             if exc.status_code != 404:
                 raise
-            listing = api.get(f"/projects/{project}/workspace",
-                              params={**params, "recursive": "true"})
+            listing = api.get(
+                f"/projects/{project}/workspace", params={**params, "recursive": "true"}
+            )
             entries = [f for f in listing["data"] if not f["is_dir"]]
             if not entries:
                 raise
             root = Path(local or Path(path.rstrip("/").rsplit("/", 1)[-1] or "workspace"))
             targets = []
             for entry in entries:
-                info = api.get(f"/projects/{project}/workspace/download",
-                               params={**params, "path": entry["path"]})
-                relative = entry["path"][len(path.strip("/")):].lstrip("/")
+                info = api.get(
+                    f"/projects/{project}/workspace/download",
+                    params={**params, "path": entry["path"]},
+                )
+                relative = entry["path"][len(path.strip("/")) :].lstrip("/")
                 targets.append((info, root / relative))
         for info, target in targets:
             with _progress(f"download {info['name']}", info["size"]) as advance:
@@ -590,8 +658,14 @@ def nodes(as_json: JsonOpt = False) -> None:
         table = Table("NODE", "STATUS", "CPUS", "MEMORY", "GPUS", "RUNS", box=None)
         for n in d["data"]:
             gpus = ", ".join(f"{g['index']}: {g['name']} ({g['memory_mb']} MB)" for g in n["gpus"])
-            table.add_row(n["name"], n["status"], f"{n['cpus']:g}", f"{n['memory_mb']} MB",
-                          gpus or "none", ",".join(map(str, n["runs"])))
+            table.add_row(
+                n["name"],
+                n["status"],
+                f"{n['cpus']:g}",
+                f"{n['memory_mb']} MB",
+                gpus or "none",
+                ",".join(map(str, n["runs"])),
+            )
         out.print(table)
 
     emit(data, as_json, human)

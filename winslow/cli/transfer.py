@@ -33,7 +33,10 @@ def _upload_state_file(local: Path, dest: str, addr: str) -> Path:
 
 
 def upload_file(
-    api: ApiClient, local: Path, dest: str, progress: Progress | None = None,
+    api: ApiClient,
+    local: Path,
+    dest: str,
+    progress: Progress | None = None,
     threads: int = defaults.TRANSFER_THREADS,
 ) -> dict[str, Any]:
     """Upload ``local`` to resource pool path ``dest``; resume an earlier attempt."""
@@ -44,10 +47,12 @@ def upload_file(
     if state_file.is_file():
         upload = json.loads(state_file.read_text())
         try:
-            parts = api.get(f"/resources/uploads/{upload['upload_id']}/parts",
-                            params={"path": upload["path"]})["parts"]
+            parts = api.get(
+                f"/resources/uploads/{upload['upload_id']}/parts", params={"path": upload["path"]}
+            )["parts"]
             stored = {
-                p["part_number"]: p["etag"] for p in parts
+                p["part_number"]: p["etag"]
+                for p in parts
                 if p["size"] == _part_length(p["part_number"], upload["part_size"], size)
             }
         except CommandError:
@@ -62,7 +67,10 @@ def upload_file(
         progress(sum(_part_length(n, part_size, size) for n in stored))
     missing = [n for n in range(1, count + 1) if n not in stored]
     etags = dict(stored)
-    with httpx.Client(timeout=httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=10.0)) as http:
+    with httpx.Client(
+        timeout=httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=10.0)
+    ) as http:
+
         def send(number: int, url: str) -> tuple[int, str]:
             offset = (number - 1) * part_size
             length = _part_length(number, part_size, size)
@@ -90,9 +98,11 @@ def upload_file(
             return number, response.headers["ETag"].strip('"')
 
         for batch_start in range(0, len(missing), 100):
-            batch = missing[batch_start: batch_start + 100]
-            urls = api.post(f"/resources/uploads/{upload['upload_id']}/urls",
-                            {"path": upload["path"], "part_numbers": batch})["urls"]
+            batch = missing[batch_start : batch_start + 100]
+            urls = api.post(
+                f"/resources/uploads/{upload['upload_id']}/urls",
+                {"path": upload["path"], "part_numbers": batch},
+            )["urls"]
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 futures = [pool.submit(send, n, urls[str(n)]) for n in batch]
                 for future in futures:
@@ -100,8 +110,10 @@ def upload_file(
                     etags[number] = etag
     result: dict[str, Any] = api.post(
         f"/resources/uploads/{upload['upload_id']}/complete",
-        {"path": upload["path"],
-         "parts": [{"part_number": n, "etag": etags[n]} for n in sorted(etags)]},
+        {
+            "path": upload["path"],
+            "parts": [{"part_number": n, "etag": etags[n]} for n in sorted(etags)],
+        },
     )
     state_file.unlink(missing_ok=True)
     if int(result["size"]) != size:
@@ -115,9 +127,7 @@ def _part_length(number: int, part_size: int, size: int) -> int:
     return max(0, min(part_size, size - (number - 1) * part_size))
 
 
-def download_url(
-    url: str, size: int, target: Path, progress: Progress | None = None
-) -> Path:
+def download_url(url: str, size: int, target: Path, progress: Progress | None = None) -> Path:
     """Download ``url`` into ``target`` via ``target.part``; continue a partial file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
@@ -129,10 +139,16 @@ def download_url(
         progress(have)
     headers = {"Range": f"bytes={have}-"} if have else {}
     if have < size or size == 0:
-        with httpx.stream("GET", url, headers=headers,
-                          timeout=httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=10.0)) as response:
+        with httpx.stream(
+            "GET",
+            url,
+            headers=headers,
+            timeout=httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=10.0),
+        ) as response:
             if response.status_code not in (200, 206):
-                raise CommandError(f"Object storage answered {response.status_code} for the download.")
+                raise CommandError(
+                    f"Object storage answered {response.status_code} for the download."
+                )
             mode = "ab" if response.status_code == 206 else "wb"
             if mode == "wb" and progress and have:
                 progress(-have)

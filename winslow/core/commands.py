@@ -96,7 +96,9 @@ def resume(
     if from_stage is None:
         if project.state is ProjectState.PAUSING:
             return Change(
-                "resume", "pause cancelled; goes on", state=ProjectState.RUNNING,
+                "resume",
+                "pause cancelled; goes on",
+                state=ProjectState.RUNNING,
                 state_reason="resumed",
             )
         gate = project.waiting_for.get("gate")
@@ -182,9 +184,7 @@ def _check_variable_name(name: str) -> None:
         )
 
 
-def set_variables(
-    project: Project, assign: Mapping[str, str], unset: Iterable[str] = ()
-) -> Change:
+def set_variables(project: Project, assign: Mapping[str, str], unset: Iterable[str] = ()) -> Change:
     """Set and unset variables; stages started afterwards see the new values."""
     unset = list(unset)
     for name in [*assign, *unset]:

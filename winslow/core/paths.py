@@ -29,7 +29,9 @@ def clean_relative_path(path: str, *, allow_empty: bool = False) -> str:
                 f"Path {path!r} contains the control character {char!r}; rename the file."
             )
     if path.startswith("/") or path.startswith("\\"):
-        raise ValidationError(f"Path {path!r} is absolute; give it relative to the pool or workspace.")
+        raise ValidationError(
+            f"Path {path!r} is absolute; give it relative to the pool or workspace."
+        )
     parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
         raise ValidationError(f"Path {path!r} contains '..'; paths may not leave their folder.")

@@ -132,8 +132,10 @@ def decide(project: Project, pipeline: Pipeline, runs: list[Run]) -> Decision:
             StageRunState.CANCELLED,
         ):
             continue
-        if run.state is not StageRunState.CANCELLED and not run.cancel_requested and (
-            _retries_allowed(stage, run)
+        if (
+            run.state is not StageRunState.CANCELLED
+            and not run.cancel_requested
+            and (_retries_allowed(stage, run))
         ):
             retries.append(
                 StartRun(stage.name, run.attempt + 1, f"retry after: {_describe_end(run)}")

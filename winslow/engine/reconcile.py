@@ -104,7 +104,9 @@ class Engine:
             try:
                 busy = self.reconcile_once()
             except Exception:
-                log.exception("engine: reconcile round failed; next round in %ss", self.poll_seconds)
+                log.exception(
+                    "engine: reconcile round failed; next round in %ss", self.poll_seconds
+                )
                 busy = False
             if not busy:
                 self._wake.wait(self.poll_seconds)
@@ -236,7 +238,10 @@ class Engine:
                 run_row.log_key = log_key(project.id, run_row.id)
                 gates.discard(start.stage)
                 self.store.add_event(
-                    session, project.id, "engine", "run",
+                    session,
+                    project.id,
+                    "engine",
+                    "run",
                     f"run {run_row.id} of '{start.stage}' (attempt {start.attempt}) created: "
                     f"{start.reason}",
                     {"run": run_row.id, "stage": start.stage, "attempt": start.attempt},
@@ -245,8 +250,12 @@ class Engine:
             row.approved_gates = sorted(gates)
             if decision.move is not None:
                 move_project(
-                    self.store, session, row, decision.move.state,
-                    reason=decision.move.reason, actor="engine",
+                    self.store,
+                    session,
+                    row,
+                    decision.move.state,
+                    reason=decision.move.reason,
+                    actor="engine",
                     waiting_for=dict(decision.move.waiting_for),
                 )
             else:
@@ -265,9 +274,14 @@ class Engine:
                 row.state = StageRunState.CANCELLED.value
                 row.ended_at = now()
                 row.reason = "killed before it started"
-                self.store.add_event(session, row.project_id, "engine", "run",
-                                     f"run {row.id} of '{row.stage}': cancelled before it started",
-                                     {"run": row.id, "state": "cancelled"})
+                self.store.add_event(
+                    session,
+                    row.project_id,
+                    "engine",
+                    "run",
+                    f"run {row.id} of '{row.stage}': cancelled before it started",
+                    {"run": row.id, "state": "cancelled"},
+                )
         if submitted and job_id:
             self.backend.cancel(job_id)
 
@@ -319,14 +333,23 @@ class Engine:
             if row is None:
                 return False
             row.reason = reason
-            self.store.add_event(session, run.project_id, "engine", "pending",
-                                 f"run {run.id} of '{run.stage}' is pending: {reason}",
-                                 {"run": run.id})
+            self.store.add_event(
+                session,
+                run.project_id,
+                "engine",
+                "pending",
+                f"run {run.id} of '{run.stage}' is pending: {reason}",
+                {"run": run.id},
+            )
         log.info("project %s: run %s pending: %s", run.project_id, run.id, reason)
         return True
 
     def _submit(
-        self, project: Project, pipeline: Pipeline, run: Run, node: str | None,
+        self,
+        project: Project,
+        pipeline: Pipeline,
+        run: Run,
+        node: str | None,
         gpus: tuple[int, ...],
     ) -> bool:
         with self.store.transaction() as session:
@@ -348,8 +371,9 @@ class Engine:
         except SubmitRejectedError as exc:
             update_run(self.store, run.id, RunUpdate(StageRunState.FAILED, reason=exc.message))
             return True
-        log.info("project %s: run %s of %s submitted as %s", project.name, run.id, run.stage,
-                 spec.job_id)
+        log.info(
+            "project %s: run %s of %s submitted as %s", project.name, run.id, run.stage, spec.job_id
+        )
         return True
 
     # -- commands that need the backend -------------------------------------------------

@@ -62,7 +62,10 @@ def build_spec(project: Project, pipeline: Pipeline, run: Run, earlier: list[Run
         {"WINSLOW_PROJECT": project.name, "WINSLOW_STAGE": run.stage, "WINSLOW_RUN": str(run.id)}
     )
     # The backend fills these in at the node; references stay for it to resolve.
-    passthrough = {"WINSLOW_WORKSPACE": "${WINSLOW_WORKSPACE}", "WINSLOW_INPUTS": "${WINSLOW_INPUTS}"}
+    passthrough = {
+        "WINSLOW_WORKSPACE": "${WINSLOW_WORKSPACE}",
+        "WINSLOW_INPUTS": "${WINSLOW_INPUTS}",
+    }
     command, env, inputs = interpolate_stage(stage, {**passthrough, **values})
     env = {**values, **env}
     return RunSpec(
@@ -78,9 +81,7 @@ def build_spec(project: Project, pipeline: Pipeline, run: Run, earlier: list[Run
         resources=resource_request(stage),
         image=stage.image,
         inputs=tuple(inputs),
-        workspace_sources=workspace_sources(
-            pipeline, stage, [r for r in earlier if r.id < run.id]
-        ),
+        workspace_sources=workspace_sources(pipeline, stage, [r for r in earlier if r.id < run.id]),
         workspace_prefix=run.workspace_prefix or workspace_prefix(project.id, run.id),
         log_key=run.log_key or log_key(project.id, run.id),
         timeout_seconds=stage.timeout,

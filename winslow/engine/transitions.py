@@ -26,6 +26,7 @@ from winslow.store.tables import ProjectRow, RunRow
 
 log = logging.getLogger(__name__)
 
+
 def move_project(
     store: Store,
     session: Session,
@@ -45,9 +46,14 @@ def move_project(
             )
         row.state = target.value
         row.state_changed_at = now()
-        store.add_event(session, row.id, actor, "state", f"{current.value} → {target.value}"
-                        + (f": {reason}" if reason else ""),
-                        {"from": current.value, "to": target.value, "reason": reason})
+        store.add_event(
+            session,
+            row.id,
+            actor,
+            "state",
+            f"{current.value} → {target.value}" + (f": {reason}" if reason else ""),
+            {"from": current.value, "to": target.value, "reason": reason},
+        )
         log.info("project %s: %s → %s (%s)", row.name, current.value, target.value, reason)
     row.state_reason = reason
     row.waiting_for = dict(waiting_for or {})
@@ -86,9 +92,7 @@ def apply_command(store: Store, ref: str, decide: Decider, actor: str) -> Projec
             row.approved_gates = sorted(set(row.approved_gates or ()) | change.approve_gates)
         if change.supersede_runs or change.cancel_runs:
             for run_row in session.scalars(
-                select(RunRow).where(
-                    RunRow.id.in_([*change.supersede_runs, *change.cancel_runs])
-                )
+                select(RunRow).where(RunRow.id.in_([*change.supersede_runs, *change.cancel_runs]))
             ):
                 if run_row.id in change.supersede_runs:
                     run_row.superseded = True
@@ -96,8 +100,7 @@ def apply_command(store: Store, ref: str, decide: Decider, actor: str) -> Projec
                     run_row.cancel_requested = True
         store.add_event(session, row.id, actor, change.kind, change.message, change.data)
         if change.state is not None:
-            move_project(store, session, row, change.state, reason=change.state_reason,
-                         actor=actor)
+            move_project(store, session, row, change.state, reason=change.state_reason, actor=actor)
         else:
             row.version += 1
             row.updated_at = now()
@@ -132,7 +135,9 @@ def update_run(store: Store, run_id: int, update: RunUpdate) -> Run | None:
             return None
         if not can_move_run(current, update.state):
             log.warning(
-                "run %s: backend reports %s after %s; ignored", run_id, update.state.value,
+                "run %s: backend reports %s after %s; ignored",
+                run_id,
+                update.state.value,
                 current.value,
             )
             return None
@@ -149,8 +154,18 @@ def update_run(store: Store, run_id: int, update: RunUpdate) -> Run | None:
         words = f"run {row.id} of '{row.stage}' (attempt {row.attempt}): {update.state.value}"
         if update.state is not StageRunState.RUNNING and update.reason:
             words += f": {update.reason}"
-        store.add_event(session, row.project_id, "engine", "run", words,
-                        {"run": row.id, "stage": row.stage, "state": update.state.value,
-                         "exit_code": row.exit_code})
+        store.add_event(
+            session,
+            row.project_id,
+            "engine",
+            "run",
+            words,
+            {
+                "run": row.id,
+                "stage": row.stage,
+                "state": update.state.value,
+                "exit_code": row.exit_code,
+            },
+        )
         log.info("project %s: %s", row.project_id, words)
         return to_run(row)

@@ -56,7 +56,9 @@ def _listing(context: AppContext, prefix: str, path: str, recursive: bool) -> Fi
     )
 
 
-def _download(context: AppContext, key: str, path: str, redirect: bool) -> Response | DownloadPublic:
+def _download(
+    context: AppContext, key: str, path: str, redirect: bool
+) -> Response | DownloadPublic:
     entry = context.objects.head(key)
     name = path.rsplit("/", 1)[-1]
     url = context.objects.presign_get(key, filename=name)
@@ -109,8 +111,11 @@ def delete_resource(
     try:
         context.objects.head(key)
     except NotFoundError:
-        hint = " It is a folder; delete it with recursive=true." if context.objects.list(
-            key + "/") else ""
+        hint = (
+            " It is a folder; delete it with recursive=true."
+            if context.objects.list(key + "/")
+            else ""
+        )
         raise NotFoundError(f"No file '{clean}' in the resource pool.{hint}") from None
     context.objects.delete(key)
     return Response(status_code=204)
@@ -163,10 +168,17 @@ def complete_upload(
 ) -> FileEntry:
     clean = clean_relative_path(body.path)
     key = resource_key(clean)
-    context.objects.complete_multipart(key, upload_id, [(p.part_number, p.etag) for p in body.parts])
+    context.objects.complete_multipart(
+        key, upload_id, [(p.part_number, p.etag) for p in body.parts]
+    )
     entry = context.objects.head(key)
-    return FileEntry(path=clean, name=clean.rsplit("/", 1)[-1], size=entry.size, is_dir=False,
-                     modified=entry.modified)
+    return FileEntry(
+        path=clean,
+        name=clean.rsplit("/", 1)[-1],
+        size=entry.size,
+        is_dir=False,
+        modified=entry.modified,
+    )
 
 
 @router.delete("/resources/uploads/{upload_id}", status_code=204)

@@ -16,9 +16,14 @@ def list_nodes(context: ContextDep, _user: CurrentUser) -> NodesPublic:
     return NodesPublic(
         data=[
             NodePublic(
-                name=node.name, status=node.status, cpus=node.cpus, memory_mb=node.memory_mb,
-                gpus=[GpuPublic(index=g.index, name=g.name, memory_mb=g.memory_mb,
-                                healthy=g.healthy) for g in node.gpus],
+                name=node.name,
+                status=node.status,
+                cpus=node.cpus,
+                memory_mb=node.memory_mb,
+                gpus=[
+                    GpuPublic(index=g.index, name=g.name, memory_mb=g.memory_mb, healthy=g.healthy)
+                    for g in node.gpus
+                ],
                 runs=[run.id for run in active if run.node == node.name],
             )
             for node in context.backend.nodes()

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Response
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import (
     PipelinePublic,
-    PipelineSummary,
     PipelinesPublic,
+    PipelineSummary,
     PipelineText,
     Problem,
     ValidationPublic,

@@ -11,6 +11,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import (
     EventPublic,
@@ -24,7 +25,6 @@ from winslow.api.models import (
     VariablesBody,
 )
 from winslow.api.sse import POLL_SECONDS, Heartbeat, frame, stream
-from winslow.api.context import AppContext
 from winslow.core import commands
 from winslow.core.models import Run
 from winslow.core.states import ProjectState
@@ -101,16 +101,22 @@ def update_project(
     project = context.store.get_project(ref)
     if body.name is not None and body.name != project.name:
         name = body.name
-        project = apply_command(context.store, project.id,
-                                lambda p, _pl, _r: commands.rename(p, name), user)
+        project = apply_command(
+            context.store, project.id, lambda p, _pl, _r: commands.rename(p, name), user
+        )
     if body.labels_add or body.labels_remove:
         add, remove = body.labels_add, body.labels_remove
-        apply_command(context.store, project.id,
-                      lambda p, _pl, _r: commands.relabel(p, add, remove), user)
+        apply_command(
+            context.store, project.id, lambda p, _pl, _r: commands.relabel(p, add, remove), user
+        )
     if body.pipeline is not None:
         pipeline = _pipeline(context, body.pipeline)
-        apply_command(context.store, project.id,
-                      lambda p, _pl, _r: commands.change_pipeline(p, pipeline), user)
+        apply_command(
+            context.store,
+            project.id,
+            lambda p, _pl, _r: commands.change_pipeline(p, pipeline),
+            user,
+        )
         context.engine.wake()
     return _show(context, project.id)
 
@@ -167,9 +173,7 @@ def set_variables(
 
 
 @router.get("/{ref}/history", response_model=EventsPublic)
-def history(
-    ref: str, context: ContextDep, _user: CurrentUser, after: int = 0
-) -> EventsPublic:
+def history(ref: str, context: ContextDep, _user: CurrentUser, after: int = 0) -> EventsPublic:
     project = context.store.get_project(ref)
     return EventsPublic(data=[EventPublic.of(e) for e in context.store.history(project.id, after)])
 
@@ -184,8 +188,10 @@ def read_log(context: AppContext, run: Run, offset: int) -> bytes:
     """Return a run's log from ``offset``: live from the backend, archived once it ended."""
     if not run.active and run.log_key:
         try:
-            return context.objects.get_range(run.log_key, offset, None) if offset else (
-                context.objects.get_bytes(run.log_key)
+            return (
+                context.objects.get_range(run.log_key, offset, None)
+                if offset
+                else (context.objects.get_bytes(run.log_key))
             )
         except NotFoundError:
             pass
@@ -241,12 +247,18 @@ async def stream_logs(
             pending += data
             if b"\n" in pending:
                 complete, _, pending = pending.rpartition(b"\n")
-                yield frame("log", {"offset": position - len(pending),
-                                    "lines": complete.decode("utf-8", "replace").split("\n")})
+                yield frame(
+                    "log",
+                    {
+                        "offset": position - len(pending),
+                        "lines": complete.decode("utf-8", "replace").split("\n"),
+                    },
+                )
             if not run.active and not data:
                 if pending:
-                    yield frame("log", {"offset": position,
-                                        "lines": [pending.decode("utf-8", "replace")]})
+                    yield frame(
+                        "log", {"offset": position, "lines": [pending.decode("utf-8", "replace")]}
+                    )
                 yield frame("end", {"state": run.state.value, "exit_code": run.exit_code})
                 return
             if heartbeat.due():
@@ -290,9 +302,7 @@ async def project_events(
 
 
 @events_router.get("/events")
-async def all_project_events(
-    request: Request, context: ContextDep, _user: CurrentUser
-) -> Response:
+async def all_project_events(request: Request, context: ContextDep, _user: CurrentUser) -> Response:
     """SSE: a ``project`` event whenever any project changes (for the overview)."""
 
     async def body() -> AsyncIterator[str]:

@@ -1,0 +1,159 @@
+"""Detect moving vehicles in every frame of a fixed-camera video by background subtraction.
+
+The camera does not move, so the background is the per-pixel median of frames sampled across
+the whole video: a vehicle covers any one pixel only briefly and drops out of the median. Each
+frame is then compared with that background (largest difference over the colour channels after
+a light blur), thresholded, cleaned with an opening (removes noise specks) and a closing
+(fills the seam between a vehicle's body and roof), and every outer contour of at least
+``MIN_AREA`` square pixels becomes one detection: its bounding box and the box's centre.
+
+Reads ``$WINSLOW_INPUTS/$INPUT_VIDEO``. Settings: ``MIN_AREA`` (px², default 150),
+``DIFF_THRESHOLD`` (grey levels, default 30), ``BACKGROUND_SAMPLES`` (frames, default 50).
+Writes ``detections.csv`` (frame, x, y, w, h, cx, cy, area), ``background.png`` and
+``video.json`` (fps, size and frame count, for the later stages).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (
+    BACKGROUND_FILE,
+    DETECTIONS_FILE,
+    VIDEO_INFO_FILE,
+    Progress,
+    StageError,
+    env_float,
+    env_int,
+    inputs_dir,
+    run_stage,
+    workspace,
+    write_csv,
+)
+
+STAGE = "detect"
+DETECTION_FIELDS = ["frame", "x", "y", "w", "h", "cx", "cy", "area"]
+OPEN_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+CLOSE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))
+
+
+def find_video() -> Path:
+    """Return the input video's path; raise ``StageError`` when it is unset or missing."""
+    pool_path = os.environ.get("INPUT_VIDEO", "").strip()
+    if not pool_path:
+        raise StageError(
+            "INPUT_VIDEO is not set; set it to the resource pool path of the video "
+            "(and list it in the stage's inputs)"
+        )
+    path = inputs_dir() / pool_path
+    if not path.is_file():
+        raise StageError(
+            f"input video not found at {path}; set INPUT_VIDEO to a resource pool path "
+            "that the stage lists in its inputs"
+        )
+    return path
+
+
+def open_video(path: Path) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise StageError(f"cannot decode {path}; is it a video file OpenCV can read?")
+    return capture
+
+
+def median_background(path: Path, samples: int, progress: Progress) -> tuple[np.ndarray, int]:
+    """Return the median of up to ``samples`` evenly spaced frames, and the frame count.
+
+    Every frame is decoded (seeking in MPEG-4 is unreliable), only the sampled ones are kept.
+    """
+    capture = open_video(path)
+    every = max(1, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) // samples)
+    kept: list[np.ndarray] = []
+    count = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if count % every == 0:
+            kept.append(frame)
+        count += 1
+        progress.update(count)
+    capture.release()
+    if not kept:
+        raise StageError(f"{path} holds no frames OpenCV can decode")
+    return np.median(np.stack(kept), axis=0).astype(np.uint8), count
+
+
+def detect_frame(
+    frame: np.ndarray, background: np.ndarray, threshold: int, min_area: float
+) -> list[dict[str, float]]:
+    """Return the blobs of ``frame`` that differ from ``background``, largest first."""
+    blurred = cv2.GaussianBlur(frame, (5, 5), 0)
+    difference = cv2.absdiff(blurred, background).max(axis=2)
+    _, mask = cv2.threshold(difference, threshold, 255, cv2.THRESH_BINARY)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, OPEN_KERNEL)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, CLOSE_KERNEL)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    blobs = []
+    for contour in contours:
+        area = cv2.contourArea(contour)
+        if area < min_area:
+            continue
+        x, y, w, h = cv2.boundingRect(contour)
+        blobs.append({"x": x, "y": y, "w": w, "h": h,
+                      "cx": round(x + w / 2, 2), "cy": round(y + h / 2, 2), "area": area})
+    return sorted(blobs, key=lambda blob: -blob["area"])
+
+
+def main() -> None:
+    video = find_video()
+    min_area = env_float("MIN_AREA", 150, minimum=0)
+    threshold = env_int("DIFF_THRESHOLD", 30, minimum=1)
+    samples = env_int("BACKGROUND_SAMPLES", 50, minimum=3)
+    out = workspace()
+
+    capture = open_video(video)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    expected_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    print(f"detect: {video} ({width}x{height}, {fps:g} fps); building the background", flush=True)
+
+    # The background pass is the first half of the progress, detection the second.
+    progress = Progress(STAGE, 2 * expected_frames)
+    background, frames = median_background(video, samples, progress)
+    progress.total = 2 * frames
+    cv2.imwrite(str(out / BACKGROUND_FILE), background)
+    background_blurred = cv2.GaussianBlur(background, (5, 5), 0)
+
+    rows = []
+    frames_with_detections = 0
+    capture = open_video(video)
+    for index in range(frames):
+        ok, frame = capture.read()
+        if not ok:
+            break
+        blobs = detect_frame(frame, background_blurred, threshold, min_area)
+        frames_with_detections += bool(blobs)
+        rows.extend({"frame": index, **blob} for blob in blobs)
+        progress.update(frames + index + 1)
+    capture.release()
+
+    write_csv(out / DETECTIONS_FILE, DETECTION_FIELDS, rows)
+    info = {"video": os.environ["INPUT_VIDEO"], "fps": fps, "width": width, "height": height,
+            "frames": frames}
+    (out / VIDEO_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    print(f"detect: {frames} frames, {len(rows)} detections in {frames_with_detections} frames "
+          f"(MIN_AREA {min_area:g} px²) -> {DETECTIONS_FILE}", flush=True)
+
+
+if __name__ == "__main__":
+    run_stage(STAGE, main)

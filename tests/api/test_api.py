@@ -1,0 +1,199 @@
+"""The HTTP API's promises at its edge: tokens, clear 4xx errors, safe paths, uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import httpx
+import pytest
+
+from tests.fixtures.winslow import Harness
+
+TINY = """
+name: tiny
+stages:
+  - name: only
+    command: ["sh", "-c", "mkdir -p out; echo result > out/r.txt"]
+"""
+
+
+def test_health_needs_no_token(winslow: Harness) -> None:
+    response = winslow.api.get("/api/v1/health", headers={"Authorization": ""})
+    assert response.status_code == 200
+    assert response.json()["backend"] == "local"
+
+
+@pytest.mark.parametrize("header", ["", "Bearer", "Bearer wsl_wrong", "Basic abc"])
+def test_every_other_endpoint_refuses_a_missing_or_wrong_token(
+    winslow: Harness, header: str
+) -> None:
+    for path in ("/api/v1/projects", "/api/v1/pipelines", "/api/v1/resources", "/api/v1/nodes"):
+        response = winslow.api.get(path, headers={"Authorization": header})
+        assert response.status_code == 401, path
+        assert "token" in response.json()["detail"]
+    response = winslow.api.post(
+        "/api/v1/projects",
+        json={"name": "x", "pipeline": "tiny"},
+        headers={"Authorization": header},
+    )
+    assert response.status_code == 401
+
+
+def test_unknown_project_is_404_with_the_way_out(winslow: Harness) -> None:
+    response = winslow.api.get("/api/v1/projects/ulm-0603")
+    assert response.status_code == 404
+    assert response.json() == {
+        "detail": "No project 'ulm-0603'; `winslow project list` shows them.",
+        "code": "not_found",
+    }
+
+
+def test_invalid_pipeline_is_refused_with_line_and_field(winslow: Harness) -> None:
+    text = "name: bad\nstages:\n  - name: a\n    comand: [true]\n"
+    response = winslow.api.put("/api/v1/pipelines/bad", json={"text": text})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "invalid_pipeline"
+    assert any(p["line"] == 4 and "comand" in p["message"] for p in body["problems"])
+    assert winslow.api.get("/api/v1/pipelines/bad").status_code == 404
+
+
+def test_broken_pipeline_file_does_not_hide_good_ones(winslow: Harness) -> None:
+    winslow.apply_pipeline(TINY)
+    (winslow.context.pipelines.path / "broken.yaml").write_text("name: broken\nstages: 3\n")
+    body = winslow.api.get("/api/v1/pipelines").json()
+    assert [p["name"] for p in body["data"]] == ["tiny"]
+    assert "broken.yaml" in body["errors"]
+
+
+def test_duplicate_project_name_is_409(winslow: Harness) -> None:
+    winslow.apply_pipeline(TINY)
+    winslow.create("p", "tiny")
+    response = winslow.api.post("/api/v1/projects", json={"name": "p", "pipeline": "tiny"})
+    assert response.status_code == 409
+    assert "exists already" in response.json()["detail"]
+
+
+def test_project_of_unknown_pipeline_is_404(winslow: Harness) -> None:
+    response = winslow.api.post("/api/v1/projects", json={"name": "p", "pipeline": "nope"})
+    assert response.status_code == 404
+    assert "No pipeline 'nope'" in response.json()["detail"]
+
+
+def test_list_filters_by_state_and_label(winslow: Harness) -> None:
+    winslow.apply_pipeline(TINY)
+    winslow.create("a", "tiny", labels=["ulm"])
+    winslow.create("b", "tiny", labels=["berlin"])
+    winslow.command("b", "start")
+    names = lambda **q: [
+        p["name"] for p in winslow.api.get("/api/v1/projects", params=q).json()["data"]
+    ]  # noqa: E731
+    assert names() == ["a", "b"]
+    assert names(label="ulm") == ["a"]
+    assert names(state="idle") == ["a"]
+    assert names(state="running") == ["b"]
+    assert winslow.api.get("/api/v1/projects", params={"state": "bogus"}).status_code == 422
+
+
+def test_rename_and_labels(winslow: Harness) -> None:
+    winslow.apply_pipeline(TINY)
+    winslow.create("old", "tiny", labels=["a"])
+    body = winslow.api.patch(
+        "/api/v1/projects/old", json={"name": "new", "labels_add": ["b"], "labels_remove": ["a"]}
+    )
+    assert body.status_code == 200
+    assert (body.json()["name"], body.json()["labels"]) == ("new", ["b"])
+    assert winslow.api.get("/api/v1/projects/old").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../etc/passwd", "a/../../b", "/etc/passwd", "a\x00b", "bad\nname", "x" * 2000],
+)
+def test_path_traversal_and_bad_paths_refused(winslow: Harness, path: str) -> None:
+    for method, url, kwargs in [
+        ("GET", "/api/v1/resources/download", {"params": {"path": path}}),
+        ("GET", "/api/v1/resources", {"params": {"path": path}}),
+        ("DELETE", "/api/v1/resources", {"params": {"path": path}}),
+        ("POST", "/api/v1/resources/uploads", {"json": {"path": path, "size": 1}}),
+    ]:
+        response = winslow.api.request(method, url, **kwargs)
+        assert response.status_code == 422, (method, url)
+        assert response.json()["code"] == "invalid_input"
+
+
+@pytest.mark.slow
+def test_workspace_paths_are_checked_too(winslow: Harness) -> None:
+    winslow.apply_pipeline(TINY)
+    winslow.create("ws", "tiny", start=True)
+    winslow.engine.run_until_idle()
+    for path in ("../../logs/x", "/etc/passwd"):
+        response = winslow.api.get("/api/v1/projects/ws/workspace/download", params={"path": path})
+        assert response.status_code == 422
+    listing = winslow.api.get("/api/v1/projects/ws/workspace", params={"path": "out"}).json()
+    assert [f["path"] for f in listing["data"]] == ["out/r.txt"]
+
+
+def test_unicode_names_are_kept(winslow: Harness, tmp_path) -> None:
+    name = "videos/Straße über Ulm.mp4"
+    upload = winslow.api.post("/api/v1/resources/uploads", json={"path": name, "size": 5}).json()
+    urls = winslow.api.post(
+        f"/api/v1/resources/uploads/{upload['upload_id']}/urls",
+        json={"path": name, "part_numbers": [1]},
+    ).json()["urls"]
+    etag = httpx.put(urls["1"], content=b"hello").headers["ETag"].strip('"')
+    done = winslow.api.post(
+        f"/api/v1/resources/uploads/{upload['upload_id']}/complete",
+        json={"path": name, "parts": [{"part_number": 1, "etag": etag}]},
+    )
+    assert done.status_code == 200
+    listing = winslow.api.get("/api/v1/resources", params={"path": "videos"}).json()["data"]
+    assert [f["name"] for f in listing] == ["Straße über Ulm.mp4"]
+    info = winslow.api.get("/api/v1/resources/download", params={"path": name}).json()
+    response = httpx.get(info["url"])
+    assert response.content == b"hello"
+    assert "attachment" in response.headers["content-disposition"]
+
+
+def test_multipart_upload_resumes_from_stored_parts(winslow: Harness) -> None:
+    data = os.urandom(11 * 1024 * 1024)
+    upload = winslow.api.post(
+        "/api/v1/resources/uploads", json={"path": "big.bin", "size": len(data)}
+    ).json()
+    part = upload["part_size"]
+    assert upload["part_count"] == -(-len(data) // part)
+    url = lambda n: winslow.api.post(  # noqa: E731
+        f"/api/v1/resources/uploads/{upload['upload_id']}/urls",
+        json={"path": "big.bin", "part_numbers": [n]},
+    ).json()["urls"][str(n)]
+    chunks = [data[i : i + part] for i in range(0, len(data), part)]
+    httpx.put(url(1), content=chunks[0])
+    # The connection "drops"; a new client asks what is stored and sends the rest.
+    stored = winslow.api.get(
+        f"/api/v1/resources/uploads/{upload['upload_id']}/parts", params={"path": "big.bin"}
+    ).json()["parts"]
+    assert [p["part_number"] for p in stored] == [1]
+    assert winslow.api.get("/api/v1/resources", params={"path": ""}).json()["data"] == []
+    etags = {1: stored[0]["etag"]}
+    for number in range(2, len(chunks) + 1):
+        etags[number] = httpx.put(url(number), content=chunks[number - 1]).headers["ETag"]
+    done = winslow.api.post(
+        f"/api/v1/resources/uploads/{upload['upload_id']}/complete",
+        json={
+            "path": "big.bin",
+            "parts": [{"part_number": n, "etag": e.strip('"')} for n, e in etags.items()],
+        },
+    )
+    assert done.json()["size"] == len(data)
+    info = winslow.api.get("/api/v1/resources/download", params={"path": "big.bin"}).json()
+    got = httpx.get(info["url"]).content
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    tail = httpx.get(info["url"], headers={"Range": f"bytes={len(data) - 10}-"})
+    assert tail.status_code == 206 and tail.content == data[-10:]
+
+
+def test_bad_request_bodies_are_422_in_words(winslow: Harness) -> None:
+    response = winslow.api.post("/api/v1/projects", json={"pipeline": "tiny"})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("The request is malformed: name:")

@@ -1,0 +1,75 @@
+"""The bucket layout: where resources, workspaces and logs live, and what is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from winslow.errors import ValidationError
+from winslow.storage import keys
+
+
+def test_resource_key_is_under_resources():
+    assert keys.resource_key("videos/ulm/cam1.mp4") == "resources/videos/ulm/cam1.mp4"
+
+
+def test_resource_prefix_of_root_and_folder_end_in_slash():
+    assert keys.resource_prefix() == "resources/"
+    assert keys.resource_prefix("videos/ulm") == "resources/videos/ulm/"
+    assert keys.resource_prefix("videos/ulm/") == "resources/videos/ulm/"
+
+
+def test_workspace_prefix_and_key():
+    assert keys.workspace_prefix("ulm-0603", 41) == "workspaces/ulm-0603/41/"
+    assert keys.workspace_key("ulm-0603", 41, "out/tracks.json") == (
+        "workspaces/ulm-0603/41/out/tracks.json"
+    )
+
+
+def test_log_key():
+    assert keys.log_key("ulm-0603", 41) == "logs/ulm-0603/41.log"
+
+
+def test_project_prefixes_cover_workspaces_and_logs_only():
+    prefixes = keys.project_prefixes("ulm")
+    assert prefixes == ("workspaces/ulm/", "logs/ulm/")
+    # A project whose ID starts with another's is not covered by it.
+    assert not any(keys.workspace_prefix("ulm-2", 1).startswith(p) for p in prefixes)
+    assert not any(keys.log_key("ulm-2", 1).startswith(p) for p in prefixes)
+    assert not any(keys.resource_key("ulm/a.mp4").startswith(p) for p in prefixes)
+
+
+@pytest.mark.parametrize("project_id", ["", "a/b", ".", ".."])
+def test_unusable_project_ids_are_refused(project_id):
+    with pytest.raises(ValidationError, match="Project ID"):
+        keys.workspace_prefix(project_id, 1)
+    with pytest.raises(ValidationError, match="Project ID"):
+        keys.project_prefixes(project_id)
+
+
+@pytest.mark.parametrize("run_id", [-1, True, "3"])
+def test_bad_run_ids_are_refused(run_id):
+    with pytest.raises(ValidationError, match="Run ID"):
+        keys.log_key("ulm", run_id)
+
+
+@pytest.mark.parametrize("path", ["", "/abs", "folder/"])
+def test_file_keys_need_a_file_path(path):
+    with pytest.raises(ValidationError):
+        keys.resource_key(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("resources/a/b.mp4", "file 'a/b.mp4' in the resource pool"),
+        ("resources/a/", "folder 'a' in the resource pool"),
+        ("resources/", "the resource pool"),
+        ("workspaces/ulm/41/out.json", "file 'out.json' in run 41 of project 'ulm'"),
+        ("workspaces/ulm/41/", "workspace of run 41 of project 'ulm'"),
+        ("workspaces/ulm/41/sub/", "folder 'sub' in run 41 of project 'ulm'"),
+        ("logs/ulm/41.log", "log of run 41 of project 'ulm'"),
+        ("other/thing", "object 'other/thing'"),
+    ],
+)
+def test_describe_key_names_the_thing(key, words):
+    assert keys.describe_key(key) == words

