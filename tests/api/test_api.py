@@ -86,9 +86,11 @@ def test_list_filters_by_state_and_label(winslow: Harness) -> None:
     winslow.create("a", "tiny", labels=["ulm"])
     winslow.create("b", "tiny", labels=["berlin"])
     winslow.command("b", "start")
-    names = lambda **q: [
-        p["name"] for p in winslow.api.get("/api/v1/projects", params=q).json()["data"]
-    ]  # noqa: E731
+
+    def names(**query: str) -> list[str]:
+        body = winslow.api.get("/api/v1/projects", params=query).json()
+        return [p["name"] for p in body["data"]]
+
     assert names() == ["a", "b"]
     assert names(label="ulm") == ["a"]
     assert names(state="idle") == ["a"]

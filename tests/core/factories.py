@@ -22,19 +22,35 @@ def stage(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "command": ["true"], **extra}
 
 
-def project(state: ProjectState = ProjectState.RUNNING, pipe: Pipeline | None = None,
-            **extra: Any) -> Project:
+def project(
+    state: ProjectState = ProjectState.RUNNING, pipe: Pipeline | None = None, **extra: Any
+) -> Project:
     pipe = pipe or pipeline(stage("detect"), stage("track"))
     return Project(
-        id="p1", name="ulm-0603", pipeline_name=pipe.name, pipeline=pipe.model_dump(mode="json"),
-        state=state, version=1, created_at=T0, updated_at=T0, **extra,
+        id="p1",
+        name="ulm-0603",
+        pipeline_name=pipe.name,
+        pipeline=pipe.model_dump(mode="json"),
+        state=state,
+        version=1,
+        created_at=T0,
+        updated_at=T0,
+        **extra,
     )
 
 
 _next_id = iter(range(1, 10_000))
 
 
-def run(stage_name: str, state: StageRunState, attempt: int = 1, run_id: int | None = None,
-        **extra: Any) -> Run:
-    return Run(id=run_id if run_id is not None else next(_next_id), project_id="p1",
-               stage=stage_name, attempt=attempt, state=state, created_at=T0, **extra)
+def run(
+    stage_name: str, state: StageRunState, attempt: int = 1, run_id: int | None = None, **extra: Any
+) -> Run:
+    return Run(
+        id=run_id if run_id is not None else next(_next_id),
+        project_id="p1",
+        stage=stage_name,
+        attempt=attempt,
+        state=state,
+        created_at=T0,
+        **extra,
+    )

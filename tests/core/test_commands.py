@@ -24,8 +24,9 @@ def test_pause_running_project_becomes_pausing() -> None:
     assert commands.pause(project(ProjectState.RUNNING, PIPE)).state is ProjectState.PAUSING
 
 
-@pytest.mark.parametrize("state", [ProjectState.PAUSED, ProjectState.FAILED,
-                                   ProjectState.SUCCEEDED, ProjectState.IDLE])
+@pytest.mark.parametrize(
+    "state", [ProjectState.PAUSED, ProjectState.FAILED, ProjectState.SUCCEEDED, ProjectState.IDLE]
+)
 def test_pause_refused_when_nothing_runs(state: ProjectState) -> None:
     with pytest.raises(ConflictError, match="only a running project can pause"):
         commands.pause(project(state, PIPE))
@@ -37,16 +38,21 @@ def test_resume_running_project_is_a_conflict_naming_the_stage() -> None:
 
 
 def test_resume_at_gate_approves_the_gate() -> None:
-    proj = project(ProjectState.AWAITING_INPUT, PIPE,
-                   waiting_for={"stage": "review", "gate": "review"})
+    proj = project(
+        ProjectState.AWAITING_INPUT, PIPE, waiting_for={"stage": "review", "gate": "review"}
+    )
     change = commands.resume(proj, PIPE, [run("detect", S.SUCCEEDED)])
     assert change.state is ProjectState.RUNNING
     assert change.approve_gates == frozenset({"review"})
 
 
 def test_resume_from_earlier_stage_supersedes_it_and_all_after_it() -> None:
-    runs = [run("detect", S.SUCCEEDED, run_id=1), run("review", S.SUCCEEDED, run_id=2),
-            run("track", S.SUCCEEDED, run_id=3), run("analyze", S.SUCCEEDED, run_id=4)]
+    runs = [
+        run("detect", S.SUCCEEDED, run_id=1),
+        run("review", S.SUCCEEDED, run_id=2),
+        run("track", S.SUCCEEDED, run_id=3),
+        run("analyze", S.SUCCEEDED, run_id=4),
+    ]
     change = commands.resume(project(ProjectState.SUCCEEDED, PIPE), PIPE, runs, "track")
     assert change.supersede_runs == (3, 4)
     assert change.state is ProjectState.RUNNING
@@ -65,8 +71,9 @@ def test_resume_from_unknown_stage_names_the_stages() -> None:
 
 def test_resume_from_stage_whose_needs_never_succeeded_is_refused() -> None:
     with pytest.raises(ConflictError, match="resume from 'review' instead"):
-        commands.resume(project(ProjectState.PAUSED, PIPE), PIPE,
-                        [run("detect", S.SUCCEEDED)], "track")
+        commands.resume(
+            project(ProjectState.PAUSED, PIPE), PIPE, [run("detect", S.SUCCEEDED)], "track"
+        )
 
 
 def test_resume_after_failure_redoes_the_failed_stage() -> None:
@@ -76,7 +83,9 @@ def test_resume_after_failure_redoes_the_failed_stage() -> None:
 
 
 def test_kill_cancels_active_runs_and_pauses() -> None:
-    change = commands.kill(project(ProjectState.RUNNING, PIPE), [run("detect", S.RUNNING, run_id=5)])
+    change = commands.kill(
+        project(ProjectState.RUNNING, PIPE), [run("detect", S.RUNNING, run_id=5)]
+    )
     assert change.cancel_runs == (5,)
     assert change.state is ProjectState.PAUSING
 

@@ -6,8 +6,12 @@ from winslow.backends.base import GpuInfo, GpuRequest, NodeInfo, ResourceRequest
 from winslow.core.placement import Allocation, NoFit, Placement, place
 
 CPU_NODE = NodeInfo("local", cpus=2, memory_mb=8000)
-GPU_NODE = NodeInfo("gpu-1", cpus=16, memory_mb=64000, gpus=(
-    GpuInfo(0, "NVIDIA H100", 80000), GpuInfo(1, "NVIDIA H100", 80000)))
+GPU_NODE = NodeInfo(
+    "gpu-1",
+    cpus=16,
+    memory_mb=64000,
+    gpus=(GpuInfo(0, "NVIDIA H100", 80000), GpuInfo(1, "NVIDIA H100", 80000)),
+)
 
 
 def test_more_gpus_than_the_node_has_says_so() -> None:
@@ -21,8 +25,9 @@ def test_gpus_are_given_out_exactly_once() -> None:
     assert first == Placement("gpu-1", (0,))
     second = place(request, [GPU_NODE], [Allocation("gpu-1", 1, 512, (0,))])
     assert second == Placement("gpu-1", (1,))
-    third = place(request, [GPU_NODE], [Allocation("gpu-1", 1, 512, (0,)),
-                                        Allocation("gpu-1", 1, 512, (1,))])
+    third = place(
+        request, [GPU_NODE], [Allocation("gpu-1", 1, 512, (0,)), Allocation("gpu-1", 1, 512, (1,))]
+    )
     assert isinstance(third, NoFit) and third.ever
     assert third.reason == "waiting for 1 GPU; 0 free on node gpu-1"
 

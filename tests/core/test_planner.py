@@ -36,11 +36,17 @@ def test_independent_branches_start_together_and_join_waits_for_both() -> None:
     )
     first = decide(project(pipe=pipe), pipe, [run("detect", S.SUCCEEDED)])
     assert sorted(s.stage for s in first.starts) == ["counts", "track"]
-    half = decide(project(pipe=pipe), pipe, [
-        run("detect", S.SUCCEEDED), run("track", S.SUCCEEDED), run("counts", S.RUNNING)])
+    half = decide(
+        project(pipe=pipe),
+        pipe,
+        [run("detect", S.SUCCEEDED), run("track", S.SUCCEEDED), run("counts", S.RUNNING)],
+    )
     assert half.starts == ()
-    done = decide(project(pipe=pipe), pipe, [
-        run("detect", S.SUCCEEDED), run("track", S.SUCCEEDED), run("counts", S.SUCCEEDED)])
+    done = decide(
+        project(pipe=pipe),
+        pipe,
+        [run("detect", S.SUCCEEDED), run("track", S.SUCCEEDED), run("counts", S.SUCCEEDED)],
+    )
     assert [s.stage for s in done.starts] == ["report"]
 
 
@@ -72,15 +78,18 @@ def test_missing_required_variable_waits_and_names_it() -> None:
 
 
 def test_variable_with_default_is_not_missing() -> None:
-    pipe = pipeline(stage("detect", command=["detect", "${MIN_AREA}"]),
-                    variables={"MIN_AREA": {"default": "400"}})
+    pipe = pipeline(
+        stage("detect", command=["detect", "${MIN_AREA}"]),
+        variables={"MIN_AREA": {"default": "400"}},
+    )
     assert [s.stage for s in decide(project(pipe=pipe), pipe, []).starts] == ["detect"]
 
 
 def test_all_stages_succeeded_means_succeeded() -> None:
     pipe = pipeline(stage("detect"), stage("track"))
-    decision = decide(project(pipe=pipe), pipe,
-                      [run("detect", S.SUCCEEDED), run("track", S.SUCCEEDED)])
+    decision = decide(
+        project(pipe=pipe), pipe, [run("detect", S.SUCCEEDED), run("track", S.SUCCEEDED)]
+    )
     assert decision.move is not None and decision.move.state is ProjectState.SUCCEEDED
 
 
@@ -135,6 +144,11 @@ def test_superseded_runs_do_not_count() -> None:
 
 def test_settled_projects_need_nothing() -> None:
     pipe = pipeline(stage("detect"))
-    for state in (ProjectState.IDLE, ProjectState.PAUSED, ProjectState.FAILED,
-                  ProjectState.SUCCEEDED, ProjectState.AWAITING_INPUT):
+    for state in (
+        ProjectState.IDLE,
+        ProjectState.PAUSED,
+        ProjectState.FAILED,
+        ProjectState.SUCCEEDED,
+        ProjectState.AWAITING_INPUT,
+    ):
         assert decide(project(state, pipe), pipe, []).empty

@@ -61,14 +61,20 @@ def test_pipeline_end_to_end_through_gate(winslow: Harness) -> None:
     done = winslow.show("ulm-0603")
     assert done["state"] == "succeeded"
     assert run_states(done) == [
-        ("prepare", "succeeded"), ("review", "succeeded"), ("finish", "succeeded")]
+        ("prepare", "succeeded"),
+        ("review", "succeeded"),
+        ("finish", "succeeded"),
+    ]
 
     finish = done["runs"][-1]
-    files = winslow.api.get("/api/v1/projects/ulm-0603/workspace",
-                            params={"run": finish["id"]}).json()["data"]
+    files = winslow.api.get(
+        "/api/v1/projects/ulm-0603/workspace", params={"run": finish["id"]}
+    ).json()["data"]
     assert {f["name"] for f in files} == {"greeting.txt", "final.txt"}
-    url = winslow.api.get("/api/v1/projects/ulm-0603/workspace/download",
-                          params={"run": finish["id"], "path": "final.txt"}).json()["url"]
+    url = winslow.api.get(
+        "/api/v1/projects/ulm-0603/workspace/download",
+        params={"run": finish["id"], "path": "final.txt"},
+    ).json()["url"]
     import httpx
 
     assert httpx.get(url).text == "hello\ndone\n"
@@ -78,7 +84,9 @@ def test_pipeline_end_to_end_through_gate(winslow: Harness) -> None:
     assert " stderr | warn" in prepare_log
     assert done["runs"][0]["variables"]["GREETING"] == "hello"
 
-    history = [e["kind"] for e in winslow.api.get("/api/v1/projects/ulm-0603/history").json()["data"]]
+    history = [
+        e["kind"] for e in winslow.api.get("/api/v1/projects/ulm-0603/history").json()["data"]
+    ]
     assert history[0] == "create" and "start" in history and "resume" in history
 
 
@@ -86,8 +94,9 @@ def test_variables_apply_to_later_stages_and_each_run_records_its_values(winslow
     winslow.apply_pipeline(GATED)
     winslow.create("vars", "gated", start=True)
     winslow.engine.run_until_idle()
-    response = winslow.api.patch("/api/v1/projects/vars/variables",
-                                 json={"set": {"GREETING": "servus"}})
+    response = winslow.api.patch(
+        "/api/v1/projects/vars/variables", json={"set": {"GREETING": "servus"}}
+    )
     assert response.status_code == 200
     winslow.command("vars", "resume", {"from_stage": "prepare"})
     winslow.engine.run_until_idle()
@@ -114,8 +123,9 @@ stages:
     assert project["waiting_for"]["variables"] == ["INPUT_VIDEO"]
     assert project["runs"] == []
 
-    winslow.api.patch("/api/v1/projects/novideo/variables",
-                      json={"set": {"INPUT_VIDEO": "videos/a.mp4"}})
+    winslow.api.patch(
+        "/api/v1/projects/novideo/variables", json={"set": {"INPUT_VIDEO": "videos/a.mp4"}}
+    )
     winslow.command("novideo", "resume")
     winslow.engine.run_until_idle()
     project = winslow.show("novideo")
@@ -298,9 +308,12 @@ def test_change_pipeline_remaining_stages_follow_new_definition(winslow: Harness
     winslow.apply_pipeline(GATED)
     winslow.create("switch", "gated", start=True)
     winslow.engine.run_until_idle()
-    extended = GATED + """  - name: archive
+    extended = (
+        GATED
+        + """  - name: archive
     command: ["sh", "-c", "test -f final.txt && echo archived"]
 """
+    )
     winslow.apply_pipeline(extended)
     response = winslow.api.patch("/api/v1/projects/switch", json={"pipeline": "gated"})
     assert response.status_code == 200
