@@ -20,17 +20,8 @@ from winslow.core.states import (
     ProjectState,
     StageRunState,
 )
-from winslow.pipeline.interpolate import missing_for_stage
+from winslow.pipeline.interpolate import BUILTIN_VARIABLES, missing_for_stage
 from winslow.pipeline.model import Pipeline, Stage
-
-BUILTIN_VARIABLES = (
-    "WINSLOW_PROJECT",
-    "WINSLOW_STAGE",
-    "WINSLOW_RUN",
-    "WINSLOW_WORKSPACE",
-    "WINSLOW_INPUTS",
-)
-"""Names every stage may reference without declaring them; the backend fills them in."""
 
 
 @dataclass(frozen=True)

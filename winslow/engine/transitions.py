@@ -127,7 +127,7 @@ def update_run(store: Store, run_id: int, update: RunUpdate) -> Run | None:
         row = session.get(RunRow, run_id)
         if row is None:
             return None
-        store.lock_project(session, row.project_id)
+        project = store.lock_project(session, row.project_id)
         current = StageRunState(row.state)
         if current is update.state:
             if update.node and not row.node:
@@ -167,5 +167,5 @@ def update_run(store: Store, run_id: int, update: RunUpdate) -> Run | None:
                 "exit_code": row.exit_code,
             },
         )
-        log.info("project %s: %s", row.project_id, words)
+        log.info("project %s: %s", project.name, words)
         return to_run(row)
