@@ -1,0 +1,151 @@
+"""Run a stage's ``image:`` through docker: find the engine, and build its command line.
+
+``docker_run_command`` is pure: it turns one stage execution into the ``docker run`` argv
+plus the environment the docker client needs, so the mapping (mounts, GPUs, limits,
+variables) is tested without a daemon. Variable values travel in the client's environment
+and the argv names only their keys (``-e KEY``), so no value shows in ``ps``.
+``detect_container_engine`` is the one impure call: does ``docker info`` answer?
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DOCKER_INFO_TIMEOUT_SECONDS = 10.0
+"""How long ``docker info`` may take before the engine counts as absent, seconds."""
+
+CONTAINER_WORKSPACE = "/workspace"
+"""Where the workspace is mounted inside a stage's container."""
+
+CONTAINER_INPUTS = "/inputs"
+"""Where the inputs are mounted, read-only, inside a stage's container."""
+
+_NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class DockerRun:
+    """The ``docker run`` argv and the variables its client process must carry."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+
+
+def container_name(job_id: str) -> str:
+    """Return the container name for ``job_id``: docker allows ``[A-Za-z0-9][A-Za-z0-9_.-]*``."""
+    name = _NAME_FORBIDDEN.sub("-", job_id)
+    if not name or not name[0].isalnum():
+        name = "w" + name
+    return name
+
+
+def docker_run_command(
+    *,
+    job_id: str,
+    image: str,
+    command: Sequence[str],
+    env: Mapping[str, str],
+    workspace: Path,
+    inputs: Path,
+    cpus: float,
+    memory_mb: int,
+    gpu_indices: Sequence[int],
+    docker: str = "docker",
+) -> DockerRun:
+    """Return the ``docker run`` invocation of one stage.
+
+    ``env`` is the stage's own environment (project variables, stage env, ``WINSLOW_*``);
+    ``WINSLOW_WORKSPACE`` and ``WINSLOW_INPUTS`` are set to the container's mount points.
+    With GPUs the container sees exactly ``gpu_indices`` (renumbered from 0 inside, so
+    ``CUDA_VISIBLE_DEVICES`` is left to the runtime); without, ``NVIDIA_VISIBLE_DEVICES=void``
+    keeps an image that sets ``NVIDIA_VISIBLE_DEVICES=all`` from taking every GPU when the
+    daemon's default runtime is nvidia.
+    """
+    stage_env = {
+        k: v
+        for k, v in env.items()
+        if k not in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
+    }
+    stage_env["WINSLOW_WORKSPACE"] = CONTAINER_WORKSPACE
+    stage_env["WINSLOW_INPUTS"] = CONTAINER_INPUTS
+    if not gpu_indices:
+        stage_env["NVIDIA_VISIBLE_DEVICES"] = "void"
+        stage_env["CUDA_VISIBLE_DEVICES"] = ""
+    argv: list[str] = [
+        docker,
+        "run",
+        "--rm",
+        # --init reaps zombies and forwards SIGTERM: a process running as PID 1 ignores
+        # SIGTERM unless it installs a handler, which would turn every cancel into a kill.
+        "--init",
+        "--name",
+        container_name(job_id),
+        "-v",
+        f"{workspace.resolve()}:{CONTAINER_WORKSPACE}",
+        "-v",
+        f"{inputs.resolve()}:{CONTAINER_INPUTS}:ro",
+        "-w",
+        CONTAINER_WORKSPACE,
+        "--cpus",
+        _format_cpus(cpus),
+        "--memory",
+        f"{int(memory_mb)}m",
+    ]
+    if gpu_indices:
+        # The quotes are part of the value: docker parses --gpus as CSV, and without them
+        # "device=0,1" would split into "device=0" and an unknown option "1".
+        argv += ["--gpus", '"device=' + ",".join(str(i) for i in gpu_indices) + '"']
+    for key in sorted(stage_env):
+        argv += ["-e", key]
+    argv.append(image)
+    argv += list(command)
+    return DockerRun(argv=tuple(argv), env=stage_env)
+
+
+def docker_kill_command(job_id: str, docker: str = "docker") -> tuple[str, ...]:
+    """Return the argv that kills the stage's container, for when its client is already gone."""
+    return (docker, "kill", container_name(job_id))
+
+
+def detect_container_engine() -> bool:
+    """Return True when ``docker`` is on PATH and its daemon answers ``docker info``."""
+    binary = shutil.which("docker")
+    if binary is None:
+        log.info("container engine: docker is not on PATH; stages with image: will be refused")
+        return False
+    try:
+        done = subprocess.run(
+            [binary, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=DOCKER_INFO_TIMEOUT_SECONDS,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning(
+            "container engine: docker info failed (%s); stages with image: will be refused", exc
+        )
+        return False
+    if done.returncode != 0:
+        log.info(
+            "container engine: docker info exited with %d (%s); stages with image: will be refused",
+            done.returncode,
+            done.stderr.strip()[:300],
+        )
+        return False
+    log.info("container engine: docker %s answers", done.stdout.strip()[:50])
+    return True
+
+
+def _format_cpus(cpus: float) -> str:
+    """docker reads ``--cpus 1.5``; trim ``2.0`` to ``2`` for a tidier command line."""
+    return f"{cpus:g}" if cpus > 0 else "1"

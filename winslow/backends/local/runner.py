@@ -1,0 +1,808 @@
+"""The runner: one detached process per local job that stages in, runs, stages out, records.
+
+``python -m winslow.backends.local.runner <job_dir>`` is started by ``LocalBackend.submit``
+in a session of its own, so it outlives the server: a server killed with ``kill -9`` finds
+its stages still running when it comes back, and reads how the others ended from
+``status.json``. The runner holds an ``flock`` on ``runner.lock`` for its whole life and
+refuses to start when ``runner.json`` or ``status.json`` already exist, which is what makes
+a second launch of the same job harmless: a stage runs at most once.
+
+The stage runs in a process group of its own (SIGTERM goes to all of it on cancel or
+timeout, SIGKILL after the grace period) and dies with the runner (``PR_SET_PDEATHSIG``),
+so a runner killed outright does not leave a stage holding GPUs that the server already
+counts as free. Its stdout and stderr are read here, line by line, into ``log.txt`` with
+a UTC timestamp each, and the runner's own events go there too, marked ``winslow``.
+S3 credentials come from ``WINSLOW_S3_*`` in the runner's environment and are not passed
+on to the stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from winslow.backends.base import JobState, RunSpec
+from winslow.backends.local import container, jobfiles
+from winslow.backends.local.jobfiles import JobPaths, JobSpec
+
+if TYPE_CHECKING:
+    from winslow.storage.objects import ObjectEntry, ObjectStore
+
+log = logging.getLogger(__name__)
+
+HOST_ENV_PASSTHROUGH = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+    "LD_LIBRARY_PATH",
+    "CUDA_HOME",
+    "CUDA_PATH",
+)
+"""Variables a host stage inherits from the runner; everything else comes from the spec."""
+
+MAX_LINE_BYTES = 64 * 1024
+"""A line longer than this is logged in pieces, so one runaway line cannot exhaust memory."""
+
+READER_JOIN_SECONDS = 5.0
+"""How long to wait for the stage's output to drain after its process ended, seconds."""
+
+WAIT_STEP_SECONDS = 0.1
+"""How often the runner checks for cancel and timeout while the stage runs, seconds."""
+
+DOCKER_KILL_TIMEOUT_SECONDS = 15.0
+"""How long ``docker kill`` may take when the grace period is over, seconds."""
+
+_PR_SET_PDEATHSIG = 1
+
+
+class CancelRequestedError(BaseException):
+    """Raised by the SIGTERM handler while the runner is in stage-in or stage-out.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that the ``except Exception`` of a
+    transfer library cannot turn a cancel into an ordinary storage failure.
+    """
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended, before stage-out had its say."""
+
+    state: JobState
+    exit_code: int | None
+    reason: str | None
+
+
+# ---------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def host_stage_env(
+    base: Mapping[str, str], spec: RunSpec, workspace: Path, inputs: Path
+) -> dict[str, str]:
+    """Return a host stage's environment.
+
+    A few basics from ``base`` (``HOST_ENV_PASSTHROUGH``), then ``spec.env``, then what only
+    the backend knows: ``WINSLOW_WORKSPACE``, ``WINSLOW_INPUTS`` and the GPUs. The GPU
+    variables are always set, to ``""`` when none were given, so that a stage cannot take a
+    GPU the engine gave another; ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` makes CUDA number GPUs as
+    ``nvidia-smi`` does, which is how the engine picked them.
+    """
+    env = {k: base[k] for k in HOST_ENV_PASSTHROUGH if k in base}
+    env.update(spec.env)
+    env["WINSLOW_WORKSPACE"] = str(workspace.resolve())
+    env["WINSLOW_INPUTS"] = str(inputs.resolve())
+    gpus = ",".join(str(i) for i in spec.gpu_indices)
+    env["CUDA_VISIBLE_DEVICES"] = gpus
+    env["NVIDIA_VISIBLE_DEVICES"] = gpus
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    return env
+
+
+def exit_reason(returncode: int, *, in_container: bool = False, memory_mb: int = 0) -> str | None:
+    """Return the reason for a stage's exit status; None for success."""
+    if returncode == 0:
+        return None
+    if returncode < 0:
+        return f"killed by signal {-returncode} ({_signal_name(-returncode)})"
+    if in_container and returncode == 125:
+        return "docker could not start the container (exit code 125); the log says why"
+    if in_container and returncode == 137:
+        return (
+            "exited with code 137 (SIGKILL inside the container; it may have run out of "
+            f"its {memory_mb} MB memory limit)"
+        )
+    return f"exited with code {returncode}"
+
+
+def human_size(size: int) -> str:
+    """Return ``1.2 GB``-style text for a byte count (decimal units, as storage consoles show)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+class LineSplitter:
+    """Cut a byte stream into lines at ``\\n``, ``\\r\\n`` or a bare ``\\r``.
+
+    A bare ``\\r`` ends a line too, so a progress bar that redraws itself shows up in the
+    live log instead of piling up until the stage exits. Lines longer than ``max_bytes``
+    are cut into pieces.
+    """
+
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
+        self._buffer = bytearray()
+        self._after_cr = False
+        self._max = max_bytes
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Return the lines completed by ``data``, without their terminators."""
+        lines: list[bytes] = []
+        for byte in data:
+            if byte == 0x0A:  # \n
+                if self._after_cr:
+                    self._after_cr = False  # the \n of a \r\n: its line went out at the \r
+                    continue
+                lines.append(bytes(self._buffer))
+                self._buffer.clear()
+            elif byte == 0x0D:  # \r
+                lines.append(bytes(self._buffer))
+                self._buffer.clear()
+                self._after_cr = True
+                continue
+            else:
+                self._buffer.append(byte)
+                if len(self._buffer) >= self._max:
+                    lines.append(bytes(self._buffer))
+                    self._buffer.clear()
+            self._after_cr = False
+        return lines
+
+    def flush(self) -> list[bytes]:
+        """Return the unterminated last line, if any."""
+        if not self._buffer:
+            return []
+        line = bytes(self._buffer)
+        self._buffer.clear()
+        return [line]
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+# ---------------------------------------------------------------------------------------
+# The log
+
+
+class JobLog:
+    """Appends timestamped lines to ``log.txt``, one ``write`` per line, from any thread.
+
+    The file is opened ``O_APPEND`` and every line is written whole with one system call,
+    so a reader (``LocalBackend.logs``) never sees half a line from two writers.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+
+    def line(self, stream: str, text: bytes | str) -> None:
+        body = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+        stamp = jobfiles.now_timestamp().encode()
+        record = stamp + b" " + stream.encode() + b" | " + body + b"\n"
+        with self._lock:
+            os.write(self._fd, record)
+
+    def event(self, message: str) -> None:
+        """One line of the runner's own, marked ``winslow``."""
+        self.line("winslow", message)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+# ---------------------------------------------------------------------------------------
+# Stage-in
+
+
+class InputCache:
+    """Node-wide cache of resource pool files, shared by every job of this data dir.
+
+    ``<cache>/resources/<path>`` holds the file and ``<cache>/etags/<path>`` the ETag it was
+    downloaded at; a second tree for the ETags means no name in the pool can collide with
+    a sidecar. A hit needs the same ETag and size as the object has now. One ``flock`` per
+    path keeps two runners from downloading the same file at once. Cached files are
+    read-only and reach jobs as hard links; a newer version replaces the name, not the
+    inode, so a running job keeps the version it started with.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def fetch(
+        self, store: ObjectStore, key: str, path: str, entry: ObjectEntry
+    ) -> tuple[Path, bool]:
+        """Return the cached copy of pool file ``path`` and whether it was a cache hit.
+
+        ``entry`` is what HeadObject says of ``key`` now; on a miss the file is downloaded
+        (to a temporary name, renamed when complete) before this returns.
+        """
+        target = self.root / "resources" / path
+        etag_file = self.root / "etags" / path
+        with self._locked(path):
+            if (
+                entry.etag
+                and _read_text(etag_file) == entry.etag
+                and target.is_file()
+                and target.stat().st_size == entry.size
+            ):
+                return target, True
+            # Drop the old ETag first: a crash between the file's replace and the new ETag
+            # then costs a download, never a stale hit.
+            etag_file.unlink(missing_ok=True)
+            store.download_file(key, target)
+            target.chmod(0o444)
+            if entry.etag:
+                etag_file.parent.mkdir(parents=True, exist_ok=True)
+                jobfiles.write_text_atomic(etag_file, entry.etag)
+        return target, False
+
+    @contextlib.contextmanager
+    def _locked(self, path: str) -> Iterator[None]:
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(path.encode("utf-8")).hexdigest()[:32]
+        with (locks / f"{name}.lock").open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target``; copy where a link is impossible (another device)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def stage_in(job: JobSpec, paths: JobPaths, store: Callable[[], ObjectStore], jlog: JobLog) -> None:
+    """Fill ``workspace/`` from the workspace sources and ``inputs/`` from the pool."""
+    from winslow.core.paths import clean_relative_path
+    from winslow.errors import NotFoundError
+    from winslow.storage import keys
+
+    spec = job.spec
+    paths.workspace.mkdir(exist_ok=True)
+    paths.inputs.mkdir(exist_ok=True)
+    for prefix in spec.workspace_sources:
+        count = store().download_prefix(prefix, paths.workspace)
+        jlog.event(f"workspace: {count} files from {prefix}")
+    if not spec.inputs:
+        return
+    # Look every input up before fetching any, so a missing one fails the run at once and
+    # the log can say how much is coming.
+    planned: list[tuple[str, str, ObjectEntry]] = []
+    for raw in spec.inputs:
+        path = clean_relative_path(raw)
+        key = keys.resource_key(path)
+        try:
+            planned.append((path, key, store().head(key)))
+            continue
+        except NotFoundError:
+            listing = store().list(keys.resource_prefix(path), recursive=True)
+            files = [e for e in listing if not e.is_dir]
+            if not files:
+                raise
+        for entry in files:
+            file_path = f"{path}/{clean_relative_path(entry.path)}"
+            planned.append((file_path, keys.resource_key(file_path), entry))
+    total = sum(entry.size for _, _, entry in planned)
+    jlog.event(
+        f"staging in {len(spec.inputs)} input{'s' if len(spec.inputs) != 1 else ''} "
+        f"({len(planned)} files, {human_size(total)})"
+    )
+    cache = InputCache(Path(job.cache_dir))
+    for path, key, entry in planned:
+        cached, hit = cache.fetch(store(), key, path, entry)
+        link_or_copy(cached, paths.inputs / path)
+        how = "cache hit" if hit else "downloaded"
+        jlog.event(f"input {path}: {how} ({human_size(entry.size)})")
+
+
+# ---------------------------------------------------------------------------------------
+# Running the stage
+
+
+class Signals:
+    """What SIGTERM asked for; while ``interrupt`` is set it also interrupts the runner.
+
+    ``interrupt`` is on only around stage-in and stage-out, where a cancel should cut the
+    transfer short; everywhere else the flag is enough and the runner must not be cut off
+    between two of its own files.
+    """
+
+    def __init__(self) -> None:
+        self.cancel_requested = False
+        self.interrupt = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+        # The runner has no terminal; a hangup from a closing session must not end it.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        # Only the first request interrupts: a repeated cancel must not cut the runner off
+        # while it records the first one.
+        first = not self.cancel_requested
+        self.cancel_requested = True
+        if self.interrupt and first:
+            raise CancelRequestedError()
+
+
+def _die_with_runner() -> None:
+    """In the stage's child before exec: be killed if the runner dies (Linux only)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _load_libc() -> Any:
+    # Loaded before any fork: dlopen in a forked child of a threaded process can deadlock.
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def oom_kill_count() -> int:
+    """Return the kernel's OOM-kill count (system-wide plus this cgroup), 0 if unreadable."""
+    total = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/vmstat").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                total += int(line.split()[1])
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                events = Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "memory.events"
+                for event in events.read_text().splitlines():
+                    if event.startswith("oom_kill "):
+                        total += int(event.split()[1])
+    return total
+
+
+def run_stage(job: JobSpec, paths: JobPaths, jlog: JobLog, signals: Signals) -> Outcome:
+    """Run the stage to its end, enforcing the timeout and honouring cancel."""
+    spec = job.spec
+    in_container = spec.image is not None
+    if in_container:
+        run = container.docker_run_command(
+            job_id=spec.job_id,
+            image=str(spec.image),
+            command=spec.command,
+            env=spec.env,
+            workspace=paths.workspace,
+            inputs=paths.inputs,
+            cpus=spec.resources.cpus,
+            memory_mb=spec.resources.memory_mb,
+            gpu_indices=spec.gpu_indices,
+            docker=shutil.which("docker") or "docker",
+        )
+        argv = list(run.argv)
+        # The docker client reads the -e values from its own environment.
+        env = {k: os.environ[k] for k in HOST_ENV_PASSTHROUGH if k in os.environ}
+        env.update(run.env)
+        name = container.container_name(spec.job_id)
+        jlog.event(f"starting container {name}: {shlex.join(argv)}")
+    else:
+        argv = list(spec.command)
+        env = host_stage_env(os.environ, spec, paths.workspace, paths.inputs)
+        jlog.event(f"starting: {shlex.join(argv)}")
+    gpus = ",".join(str(i) for i in spec.gpu_indices) or "none"
+    jlog.event(f"gpus: {gpus}")
+    oom_before = oom_kill_count()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=paths.workspace,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_runner,
+            close_fds=True,
+        )
+    except OSError as exc:
+        what = "docker" if in_container else repr(argv[0]) if argv else "an empty command"
+        reason = f"could not start {what} on node '{job.node}': {exc.strerror or exc}"
+        jlog.event(reason)
+        return Outcome(JobState.FAILED, None, reason)
+    started = time.monotonic()
+    pgid = proc.pid  # start_new_session made it the leader of a fresh group
+    readers = [
+        threading.Thread(target=_pump, args=(proc.stdout, "stdout", jlog), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, "stderr", jlog), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        jobfiles.write_json_atomic(
+            paths.stage,
+            jobfiles.StageRecord(
+                pid=proc.pid,
+                pgid=pgid,
+                create_time=_create_time(proc.pid),
+                container=container.container_name(spec.job_id) if in_container else None,
+            ),
+        )
+        returncode, stopping = _wait(proc, job, jlog, signals, started)
+    except BaseException:
+        # The runner is failing; the stage must not outlive the record of its run.
+        _signal_group(pgid, signal.SIGKILL)
+        if in_container:
+            _docker_kill(spec.job_id)
+        raise
+    finally:
+        # Whatever the stage left behind in its group goes with it; then the pipes reach EOF.
+        _signal_group(pgid, signal.SIGKILL)
+        for reader in readers:
+            reader.join(READER_JOIN_SECONDS)
+
+    if returncode >= 0:
+        jlog.event(f"exited with code {returncode}")
+    else:
+        jlog.event(f"killed by signal {-returncode} ({_signal_name(-returncode)})")
+    exit_code = returncode if returncode >= 0 else None
+    if stopping == "cancel":
+        return Outcome(JobState.CANCELLED, exit_code, "cancelled")
+    if stopping == "timeout":
+        return Outcome(JobState.FAILED, exit_code, f"timed out after {spec.timeout_seconds} s")
+    failure = exit_reason(returncode, in_container=in_container, memory_mb=spec.resources.memory_mb)
+    if failure is None:
+        return Outcome(JobState.SUCCEEDED, 0, None)
+    reason = failure
+    if returncode == -signal.SIGKILL and oom_kill_count() > oom_before:
+        reason += "; the kernel's OOM killer ran meanwhile, so it most likely ran out of memory"
+    return Outcome(JobState.FAILED, exit_code, reason)
+
+
+def _wait(
+    proc: subprocess.Popen[bytes], job: JobSpec, jlog: JobLog, signals: Signals, started: float
+) -> tuple[int, str | None]:
+    """Wait for the stage; return its return code and why we stopped it, if we did."""
+    spec = job.spec
+    pgid = proc.pid
+    stopping: str | None = None  # "cancel" or "timeout", once we started killing it
+    stop_began = 0.0
+    killed = False
+    while True:
+        try:
+            returncode = proc.wait(timeout=WAIT_STEP_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if stopping is None:
+            if signals.cancel_requested:
+                stopping = "cancel"
+                jlog.event("cancel requested; sending SIGTERM to the stage")
+            elif spec.timeout_seconds is not None and now - started >= spec.timeout_seconds:
+                stopping = "timeout"
+                jlog.event(
+                    f"timed out after {spec.timeout_seconds} s; sending SIGTERM to the stage"
+                )
+            if stopping is not None:
+                stop_began = now
+                _signal_group(pgid, signal.SIGTERM)
+        elif not killed and now - stop_began >= job.kill_grace_seconds:
+            killed = True
+            jlog.event(f"still running {job.kill_grace_seconds:g} s after SIGTERM; sending SIGKILL")
+            _signal_group(pgid, signal.SIGKILL)
+            if spec.image is not None:
+                _docker_kill(spec.job_id)
+    return returncode, stopping
+
+
+def _pump(stream: Any, name: str, jlog: JobLog) -> None:
+    """Copy one of the stage's pipes into the log, a line at a time."""
+    splitter = LineSplitter()
+    fd = stream.fileno()
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            for line in splitter.feed(chunk):
+                jlog.line(name, line)
+        for line in splitter.flush():
+            jlog.line(name, line)
+    finally:
+        stream.close()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _docker_kill(job_id: str) -> None:
+    """SIGKILL to the docker client does not stop its container; ask the daemon."""
+    argv = container.docker_kill_command(job_id, shutil.which("docker") or "docker")
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=DOCKER_KILL_TIMEOUT_SECONDS,
+            check=False,
+        )
+
+
+def _create_time(pid: int) -> float:
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# The whole job
+
+
+def execute(paths: JobPaths, signals: Signals) -> int:
+    """Run the job in ``paths`` once; return the runner's exit status (0 unless it broke)."""
+    import psutil
+
+    paths.root.mkdir(parents=True, exist_ok=True)
+    lock_file = paths.runner_lock.open("a")
+    try:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("job %s: another runner holds it; leaving it to that one", paths.root.name)
+        return 0
+    if paths.status.exists():
+        log.info("job %s: already ended; nothing to do", paths.root.name)
+        return 0
+    if paths.runner.exists():
+        # A runner started this job before and died: running it again could run the stage
+        # twice. The backend reports it LOST.
+        log.warning(
+            "job %s: an earlier runner started it and vanished; not starting it again",
+            paths.root.name,
+        )
+        return 0
+
+    started_at = jobfiles.now_timestamp()
+    me = psutil.Process()
+    jobfiles.write_json_atomic(
+        paths.runner,
+        jobfiles.RunnerRecord(
+            pid=me.pid,
+            pgid=os.getpgid(0),
+            create_time=float(me.create_time()),
+            boot_time=float(psutil.boot_time()),
+            started_at=started_at,
+        ),
+    )
+    jlog = JobLog(paths.log)
+    try:
+        outcome = _execute_started(paths, signals, jlog)
+    except CancelRequestedError:
+        outcome = Outcome(JobState.CANCELLED, None, "cancelled")
+    except Exception as exc:  # the runner itself broke: record it, never leave the job open
+        log.exception("job %s: runner failed", paths.root.name)
+        outcome = Outcome(JobState.FAILED, None, f"the runner failed: {type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):
+            jlog.event(outcome.reason or "")
+    jlog.close()
+    _write_status(paths, outcome, started_at)
+    log.info(
+        "job %s: %s%s",
+        paths.root.name,
+        outcome.state.value,
+        f" ({outcome.reason})" if outcome.reason else "",
+    )
+    return 0
+
+
+def _execute_started(paths: JobPaths, signals: Signals, jlog: JobLog) -> Outcome:
+    try:
+        data = jobfiles.read_json(paths.spec)
+        if data is None:
+            raise ValueError("spec.json is missing")
+        job = jobfiles.job_spec_from_json(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        reason = f"the runner could not read {paths.spec}: {exc}"
+        jlog.event(reason)
+        return Outcome(JobState.FAILED, None, reason)
+    spec = job.spec
+    jlog.event(
+        f"runner started on node '{job.node}' (pid {os.getpid()}) for stage '{spec.stage}' "
+        f"of project '{spec.project_name}', run {spec.run_id}, attempt {spec.attempt}"
+    )
+    stores: list[ObjectStore] = []
+
+    def store() -> ObjectStore:
+        # Built on first use: a job without inputs or outputs needs no storage at all.
+        if not stores:
+            from winslow.storage.objects import ObjectStore
+
+            cfg = jobfiles.storage_config_from_env(os.environ)
+            if cfg is None:
+                raise RuntimeError(
+                    "no object storage configured for the runner (WINSLOW_S3_* unset)"
+                )
+            stores.append(ObjectStore(cfg))
+        return stores[0]
+
+    try:
+        return _stage_in_run_stage_out(job, paths, signals, jlog, store)
+    finally:
+        signals.interrupt = False
+
+
+def _stage_in_run_stage_out(
+    job: JobSpec,
+    paths: JobPaths,
+    signals: Signals,
+    jlog: JobLog,
+    store: Callable[[], ObjectStore],
+) -> Outcome:
+    spec = job.spec
+    ran = False
+    signals.interrupt = True
+    try:
+        if signals.cancel_requested or paths.cancel_request.exists():
+            raise CancelRequestedError()
+        try:
+            stage_in(job, paths, store, jlog)
+        except Exception as exc:
+            reason = f"stage-in failed: {_message(exc)}"
+            jlog.event(reason)
+            outcome = Outcome(JobState.FAILED, None, reason)
+        else:
+            # While the stage runs, SIGTERM only sets the flag; the wait loop forwards it.
+            signals.interrupt = False
+            if signals.cancel_requested or paths.cancel_request.exists():
+                raise CancelRequestedError()
+            ran = True
+            outcome = run_stage(job, paths, jlog, signals)
+            signals.interrupt = True
+    except CancelRequestedError:
+        signals.interrupt = True
+        jlog.event("cancelled before the stage started")
+        outcome = Outcome(JobState.CANCELLED, None, "cancelled")
+
+    try:
+        if ran and spec.workspace_prefix:
+            count = store().upload_dir(paths.workspace, spec.workspace_prefix)
+            jlog.event(f"stage-out: uploaded {count} files to {spec.workspace_prefix}")
+    except CancelRequestedError:
+        jlog.event("cancelled during stage-out; the workspace upload is incomplete")
+        outcome = Outcome(JobState.CANCELLED, outcome.exit_code, "cancelled during stage-out")
+    except Exception as exc:
+        problem = f"stage-out failed: could not upload the workspace: {_message(exc)}"
+        jlog.event(problem)
+        outcome = _with_problem(outcome, problem)
+
+    summary = outcome.state.value + (f": {outcome.reason}" if outcome.reason else "")
+    jlog.event(summary)
+    if spec.log_key:
+        try:
+            store().upload_file(paths.log, spec.log_key)
+        except CancelRequestedError:
+            jlog.event("cancelled while archiving the log")
+        except Exception as exc:
+            problem = f"stage-out failed: could not archive the log: {_message(exc)}"
+            jlog.event(problem)
+            outcome = _with_problem(outcome, problem)
+    return outcome
+
+
+def _with_problem(outcome: Outcome, problem: str) -> Outcome:
+    """A stage-out failure fails a run that succeeded; for others it is added to the reason."""
+    if outcome.state is JobState.SUCCEEDED:
+        return Outcome(JobState.FAILED, outcome.exit_code, problem)
+    return Outcome(outcome.state, outcome.exit_code, f"{outcome.reason}; {problem}")
+
+
+def _write_status(paths: JobPaths, outcome: Outcome, started_at: str | None) -> None:
+    jobfiles.write_json_atomic(
+        paths.status,
+        jobfiles.StatusRecord(
+            state=outcome.state.value,
+            exit_code=outcome.exit_code,
+            started_at=started_at,
+            ended_at=jobfiles.format_timestamp(datetime.now(UTC)),
+            reason=outcome.reason,
+        ),
+    )
+
+
+def _message(exc: BaseException) -> str:
+    message = getattr(exc, "message", None)
+    return str(message) if message else f"{type(exc).__name__}: {exc}"
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m winslow.backends.local.runner <job_dir>``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m winslow.backends.local.runner <job_dir>", file=sys.stderr)
+        return 2
+    signals = Signals()
+    signals.install()
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return execute(JobPaths(Path(args[0]).resolve()), signals)
+    except CancelRequestedError:
+        log.warning("runner: cancelled before it recorded the job as started")
+        return 0
+    except Exception:
+        traceback.print_exc()
+        return 1
+
+
+if __name__ == "__main__":
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit: transfer threads of a stage-in cut short by cancel must not keep a
+    # finished runner alive; everything that matters is on disk by now.
+    os._exit(code)
