@@ -175,6 +175,8 @@ def test_stage_that_succeeds_publishes_workspace_and_log(backend, events, object
     assert status.started_at is not None and status.ended_at >= status.started_at
     # Sources apply in order: the later one's model.txt wins, the earlier one's keep.txt stays.
     assert object_store.get_bytes("workspaces/p1/1/out.txt") == b"new\nkept\n"
+    # The log is archived right after the status is recorded, so the next stage need not wait.
+    wait_until(lambda: object_store.exists("logs/p1/1.log"), "the log is archived")
     archived = log_lines(object_store.get_bytes("logs/p1/1.log"))
     assert ("stdout", "hello") in archived
     assert ("stderr", "oops") in archived

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -112,6 +113,7 @@ class LocalBackend:
         self._stopped = threading.Event()
         self._stopped.set()
         self._poller: threading.Thread | None = None
+        self._listener: threading.Thread | None = None
         self._gpus: tuple[GpuInfo, ...] | None = None
         self._gpus_at = 0.0
 
@@ -139,6 +141,10 @@ class LocalBackend:
                 target=self._poll, name="winslow-local-poll", daemon=True
             )
             self._poller.start()
+            self._listener = threading.Thread(
+                target=self._listen, name="winslow-local-events", daemon=True
+            )
+            self._listener.start()
         log.info(
             "local backend %s: watching %d unfinished jobs in %s",
             self.node_name,
@@ -153,6 +159,40 @@ class LocalBackend:
             self._stopped.set()
         if poller is not None:
             poller.join(timeout=5 * defaults.LOCAL_STATUS_POLL_SECONDS + 1)
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.join(timeout=2)
+
+    def _listen(self) -> None:
+        """Hear runners say their job changed, so the engine learns it at once.
+
+        Polling stays as the safety net: a datagram can be lost, or the path can be too
+        long for a Unix socket, and then the poller finds the change a little later.
+        """
+        path = jobfiles.events_socket(self.data_dir)
+        if len(str(path)) > jobfiles.UNIX_SOCKET_PATH_MAX:
+            log.info("local backend: %s is too long for a socket; polling only", path)
+            return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            sock.bind(str(path))
+            sock.settimeout(0.5)
+            while not self._stopped.is_set():
+                try:
+                    job_id = sock.recv(512).decode(errors="replace")
+                except TimeoutError:
+                    continue
+                if not jobfiles.is_valid_job_id(job_id):
+                    continue
+                with self._lock:
+                    self._watched.setdefault(job_id, None)
+                try:
+                    self._observe(job_id)
+                except Exception:
+                    log.exception("job %s: could not read its status", job_id)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def _finish_interrupted_launches(self) -> None:
         """Launch the runners of jobs an earlier server wrote but died before starting.

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -294,3 +295,27 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+EVENTS_SOCKET = "events.sock"
+"""Unix datagram socket in the backend's data folder; runners send their job ID to it."""
+
+UNIX_SOCKET_PATH_MAX = 100
+"""Longest socket path we bind; the kernel's limit is 108 bytes on Linux."""
+
+
+def events_socket(data_dir: Path) -> Path:
+    return data_dir / EVENTS_SOCKET
+
+
+def notify(data_dir: Path, job_id: str) -> None:
+    """Tell a listening backend that ``job_id`` changed; nobody listening is fine.
+
+    The datagram only wakes the backend sooner: the files stay the truth, and a backend
+    that was down reads them when it starts.
+    """
+    path = events_socket(data_dir)
+    if len(str(path)) > UNIX_SOCKET_PATH_MAX:
+        return
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(job_id.encode(), str(path))

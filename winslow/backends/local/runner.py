@@ -628,6 +628,8 @@ def execute(paths: JobPaths, signals: Signals) -> int:
             started_at=started_at,
         ),
     )
+    backend_dir = paths.root.parent.parent
+    jobfiles.notify(backend_dir, paths.root.name)
     jlog = JobLog(paths.log)
     try:
         outcome = _execute_started(paths, signals, jlog)
@@ -640,12 +642,19 @@ def execute(paths: JobPaths, signals: Signals) -> int:
             jlog.event(outcome.reason or "")
     jlog.close()
     _write_status(paths, outcome, started_at)
+    jobfiles.notify(backend_dir, paths.root.name)
     log.info(
         "job %s: %s%s",
         paths.root.name,
         outcome.state.value,
         f" ({outcome.reason})" if outcome.reason else "",
     )
+    try:
+        log_key = jobfiles.job_spec_from_json(jobfiles.read_json(paths.spec) or {}).spec.log_key
+    except (ValueError, KeyError, TypeError):
+        log_key = ""
+    if log_key:
+        archive_log(paths, log_key)
     return 0
 
 
@@ -718,7 +727,7 @@ def _stage_in_run_stage_out(
         outcome = Outcome(JobState.CANCELLED, None, "cancelled")
 
     try:
-        if ran and spec.workspace_prefix:
+        if ran and spec.workspace_prefix and _has_files(paths.workspace):
             count = store().upload_dir(paths.workspace, spec.workspace_prefix)
             jlog.event(f"stage-out: uploaded {count} files to {spec.workspace_prefix}")
     except CancelRequestedError:
@@ -731,16 +740,31 @@ def _stage_in_run_stage_out(
 
     summary = outcome.state.value + (f": {outcome.reason}" if outcome.reason else "")
     jlog.event(summary)
-    if spec.log_key:
-        try:
-            store().upload_file(paths.log, spec.log_key)
-        except CancelRequestedError:
-            jlog.event("cancelled while archiving the log")
-        except Exception as exc:
-            problem = f"stage-out failed: could not archive the log: {_message(exc)}"
-            jlog.event(problem)
-            outcome = _with_problem(outcome, problem)
     return outcome
+
+
+def archive_log(paths: JobPaths, log_key: str) -> None:
+    """Copy the finished log to storage, after the status is recorded.
+
+    The status comes first so the next stage need not wait for this upload; until it
+    lands the log is read from the node, where it stays.
+    """
+    from winslow.storage.objects import ObjectStore
+
+    cfg = jobfiles.storage_config_from_env(os.environ)
+    if cfg is None:
+        log.warning("job %s: no object storage configured; the log stays on the node",
+                    paths.root.name)
+        return
+    try:
+        ObjectStore(cfg).upload_file(paths.log, log_key)
+    except Exception as exc:
+        log.warning("job %s: could not archive the log, it stays on the node: %s",
+                    paths.root.name, _message(exc))
+
+
+def _has_files(folder: Path) -> bool:
+    return any(files for _root, _dirs, files in os.walk(folder))
 
 
 def _with_problem(outcome: Outcome, problem: str) -> Outcome:
