@@ -42,8 +42,16 @@ def test_kill_9_during_stages_then_restart_finishes_each_stage_once(
     pipeline = tmp_path / "restartable.yaml"
     pipeline.write_text(PIPELINE)
     server.cli("pipeline", "apply", str(pipeline))
-    server.cli("project", "create", "p", "--pipeline", "restartable", "--var",
-               f"MARKER={marker}", "--start")
+    server.cli(
+        "project",
+        "create",
+        "p",
+        "--pipeline",
+        "restartable",
+        "--var",
+        f"MARKER={marker}",
+        "--start",
+    )
 
     # 1. Killed while detect runs, restarted at once: the running stage is adopted.
     wait_for_running(server, "detect")
@@ -59,7 +67,9 @@ def test_kill_9_during_stages_then_restart_finishes_each_stage_once(
     project = server.wait_for("p", {"succeeded", "failed"})
     assert project["state"] == "succeeded", project
     assert [(r["stage"], r["state"], r["attempt"]) for r in project["runs"]] == [
-        ("detect", "succeeded", 1), ("track", "succeeded", 1)]
+        ("detect", "succeeded", 1),
+        ("track", "succeeded", 1),
+    ]
     detect, track = project["runs"]
     assert marker.read_text().splitlines() == [f"detect-{detect['id']}", f"track-{track['id']}"]
     log = server.cli("logs", "p", "--stage", "track").stdout

@@ -61,15 +61,15 @@ VEHICLE_KINDS = (
 )
 
 BODY_COLOURS_BGR = (
-    (40, 40, 200),    # red
-    (190, 90, 30),    # blue
+    (40, 40, 200),  # red
+    (190, 90, 30),  # blue
     (235, 235, 235),  # white
-    (40, 200, 230),   # yellow
-    (60, 150, 40),    # green
+    (40, 200, 230),  # yellow
+    (60, 150, 40),  # green
     (180, 180, 185),  # silver
-    (30, 110, 230),   # orange
-    (120, 30, 90),    # purple
-    (25, 25, 25),     # black
+    (30, 110, 230),  # orange
+    (120, 30, 90),  # purple
+    (25, 25, 25),  # black
 )
 
 
@@ -187,7 +187,12 @@ def fits_lane(candidate: Vehicle, others: list[Vehicle], width: int) -> bool:
 
 
 def plan_vehicles(
-    count: int, width: int, height: int, seconds: float, fps: float, mpp: float,
+    count: int,
+    width: int,
+    height: int,
+    seconds: float,
+    fps: float,
+    mpp: float,
     rng: np.random.Generator,
 ) -> list[Vehicle]:
     """Draw ``count`` vehicles that each cross the whole frame within the video without
@@ -222,11 +227,20 @@ def plan_vehicles(
             lane = int(rng.integers(LANE_COUNT))
             body = BODY_COLOURS_BGR[int(rng.integers(len(BODY_COLOURS_BGR)))]
             candidate = Vehicle(
-                id=vehicle_id, lane=lane, direction=lane_direction(lane), kind=kind,
-                length_px=length, width_px=breadth, center_y=centers[lane],
-                speed_px_per_s=speed, speed_kmh=round(speed * mpp * 3.6, 2),
-                entry_time_s=round(entry, 4), entry_frame=-1, exit_frame=-1,
-                color_bgr=body, roof_bgr=roof_shade(body),
+                id=vehicle_id,
+                lane=lane,
+                direction=lane_direction(lane),
+                kind=kind,
+                length_px=length,
+                width_px=breadth,
+                center_y=centers[lane],
+                speed_px_per_s=speed,
+                speed_kmh=round(speed * mpp * 3.6, 2),
+                entry_time_s=round(entry, 4),
+                entry_frame=-1,
+                exit_frame=-1,
+                color_bgr=body,
+                roof_bgr=roof_shade(body),
             )
             if fits_lane(candidate, vehicles, width):
                 vehicles.append(candidate)
@@ -290,7 +304,11 @@ def draw_vehicle(frame: np.ndarray, vehicle: Vehicle, t: float) -> bool:
 
 
 def write_video(
-    path: Path, vehicles: list[Vehicle], background: np.ndarray, fps: float, frames: int,
+    path: Path,
+    vehicles: list[Vehicle],
+    background: np.ndarray,
+    fps: float,
+    frames: int,
     rng: np.random.Generator,
 ) -> None:
     """Render every frame and write them as MPEG-4 Part 2 ('mp4v'), which the
@@ -343,8 +361,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.vehicles < 0 or args.fps <= 0 or args.seconds <= 0:
         parser.error("--vehicles must be >= 0; --fps and --seconds must be > 0")
     if args.height < LANE_COUNT * LANE_WIDTH_PX + 40 or args.width < 160:
-        parser.error(f"the road needs at least --height {LANE_COUNT * LANE_WIDTH_PX + 40}"
-                     " and --width 160")
+        parser.error(
+            f"the road needs at least --height {LANE_COUNT * LANE_WIDTH_PX + 40} and --width 160"
+        )
     return args
 
 
@@ -355,8 +374,13 @@ def main(argv: list[str] | None = None) -> int:
     truth_path = args.truth or args.output.with_name(args.output.stem + "_truth.json")
     try:
         vehicles = plan_vehicles(
-            args.vehicles, args.width, args.height, args.seconds, args.fps,
-            args.meters_per_pixel, rng,
+            args.vehicles,
+            args.width,
+            args.height,
+            args.seconds,
+            args.fps,
+            args.meters_per_pixel,
+            rng,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -366,8 +390,11 @@ def main(argv: list[str] | None = None) -> int:
     write_video(args.output, vehicles, background, args.fps, frames, rng)
     written = count_frames(args.output)
     if written != frames:
-        print(f"error: {args.output} reads back with {written} frames, expected {frames}; "
-              "this OpenCV build may lack the 'mp4v' codec", file=sys.stderr)
+        print(
+            f"error: {args.output} reads back with {written} frames, expected {frames}; "
+            "this OpenCV build may lack the 'mp4v' codec",
+            file=sys.stderr,
+        )
         return 1
     truth = {
         "video": args.output.name,
@@ -384,9 +411,11 @@ def main(argv: list[str] | None = None) -> int:
         "vehicles": [asdict(v) for v in vehicles],
     }
     truth_path.write_text(json.dumps(truth, indent=2) + "\n")
-    print(f"generate: {len(vehicles)} vehicles, {frames} frames at {args.fps:g} fps, "
-          f"{args.width}x{args.height} -> {args.output} ({args.output.stat().st_size // 1024} KiB),"
-          f" truth -> {truth_path}")
+    print(
+        f"generate: {len(vehicles)} vehicles, {frames} frames at {args.fps:g} fps, "
+        f"{args.width}x{args.height} -> {args.output} ({args.output.stat().st_size // 1024} KiB),"
+        f" truth -> {truth_path}"
+    )
     return 0
 
 

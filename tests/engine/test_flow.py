@@ -323,3 +323,21 @@ def test_change_pipeline_remaining_stages_follow_new_definition(winslow: Harness
     project = winslow.show("switch")
     assert project["state"] == "succeeded"
     assert [r["stage"] for r in project["runs"]] == ["prepare", "review", "finish", "archive"]
+
+
+def test_stage_sees_winslow_names_in_its_command_and_env(winslow: Harness) -> None:
+    winslow.apply_pipeline("""
+name: names
+stages:
+  - name: show
+    command: ["sh", "-c", "echo ws=${WINSLOW_WORKSPACE} pwd=$(pwd) run=${WINSLOW_RUN} p=$PROJ"]
+    env: {PROJ: "${WINSLOW_PROJECT}/${WINSLOW_STAGE}", LITERAL: "$${NOT_A_VARIABLE}"}
+""")
+    winslow.create("names", "names", start=True)
+    winslow.engine.run_until_idle()
+    project = winslow.show("names")
+    assert project["state"] == "succeeded"
+    run = project["runs"][0]
+    line = next(x for x in winslow.log("names", run["id"]).splitlines() if "stdout | ws=" in x)
+    ws = line.split("ws=")[1].split()[0]
+    assert line.endswith(f"ws={ws} pwd={ws} run={run['id']} p=names/show")

@@ -64,7 +64,11 @@ def run_stage(
     }
     return subprocess.run(
         [fill(arg, variables) for arg in stage.command],
-        cwd=workspace, env=env, capture_output=True, text=True, timeout=120,
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -78,9 +82,19 @@ def traffic_run(tmp_path_factory):
     video.parent.mkdir(parents=True)
     truth_path = root / "truth.json"
     subprocess.run(
-        [sys.executable, str(EXAMPLE / "generate.py"), str(video), "--seed", str(SEED),
-         "--truth", str(truth_path)],
-        check=True, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(EXAMPLE / "generate.py"),
+            str(video),
+            "--seed",
+            str(SEED),
+            "--truth",
+            str(truth_path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     pipeline = load_pipeline()
     variables = project_variables(pipeline, INPUT_VIDEO=POOL_PATH, EXAMPLES_DIR=str(EXAMPLE))
@@ -153,8 +167,11 @@ def test_pipeline_counts_every_vehicle_exactly(traffic_run):
 
 
 def shared_frames(track: dict, vehicle: dict) -> int:
-    return (min(track["last_frame"], vehicle["exit_frame"])
-            - max(track["first_frame"], vehicle["entry_frame"]) + 1)
+    return (
+        min(track["last_frame"], vehicle["exit_frame"])
+        - max(track["first_frame"], vehicle["entry_frame"])
+        + 1
+    )
 
 
 def match_tracks(truth: dict, summary: dict) -> dict[int, dict]:
@@ -163,7 +180,8 @@ def match_tracks(truth: dict, summary: dict) -> dict[int, dict]:
     matched = {}
     for vehicle in truth["vehicles"]:
         same_lane = [
-            track for track in summary["per_vehicle"]
+            track
+            for track in summary["per_vehicle"]
             if abs(track["mean_cy"] - vehicle["center_y"]) < 10
             and track["direction"] == vehicle["direction"]
         ]
@@ -215,8 +233,9 @@ def test_heatmap_is_a_png_the_size_of_the_video(traffic_run):
 
 def test_detect_without_the_video_fails_saying_how_to_fix_it(tmp_path):
     pipeline = load_pipeline()
-    variables = project_variables(pipeline, INPUT_VIDEO="videos/missing.mp4",
-                                  EXAMPLES_DIR=str(EXAMPLE))
+    variables = project_variables(
+        pipeline, INPUT_VIDEO="videos/missing.mp4", EXAMPLES_DIR=str(EXAMPLE)
+    )
     (tmp_path / "inputs").mkdir()
     (tmp_path / "ws").mkdir()
 
@@ -231,8 +250,11 @@ def test_detect_without_the_video_fails_saying_how_to_fix_it(tmp_path):
 
 @pytest.mark.parametrize(
     ("stage", "missing", "before"),
-    [("review", "detections.csv", "detect"), ("track", "detections.csv", "detect"),
-     ("analyze", "tracks.csv", "track")],
+    [
+        ("review", "detections.csv", "detect"),
+        ("track", "detections.csv", "detect"),
+        ("analyze", "tracks.csv", "track"),
+    ],
 )
 def test_stage_without_the_previous_output_fails_naming_it(tmp_path, stage, missing, before):
     pipeline = load_pipeline()
@@ -247,8 +269,9 @@ def test_stage_without_the_previous_output_fails_naming_it(tmp_path, stage, miss
 
 def test_detect_rejects_a_min_area_that_is_not_a_number(tmp_path):
     pipeline = load_pipeline()
-    variables = project_variables(pipeline, INPUT_VIDEO=POOL_PATH, EXAMPLES_DIR=str(EXAMPLE),
-                                  MIN_AREA="big")
+    variables = project_variables(
+        pipeline, INPUT_VIDEO=POOL_PATH, EXAMPLES_DIR=str(EXAMPLE), MIN_AREA="big"
+    )
     (tmp_path / POOL_PATH).parent.mkdir(parents=True)
     (tmp_path / POOL_PATH).write_bytes(b"")
 

@@ -134,9 +134,7 @@ def test_negative_retries_say_the_lower_bound():
             retry: {on_failure: -1}
         """)
 
-    assert problems == [
-        "p.yaml:5:25: stages[detect].retry.on_failure: must be at least 0, got -1"
-    ]
+    assert problems == ["p.yaml:5:25: stages[detect].retry.on_failure: must be at least 0, got -1"]
 
 
 def test_absurd_gpu_count_is_called_a_likely_typo():
@@ -281,7 +279,8 @@ def test_key_written_twice_is_reported_though_yaml_would_keep_the_last():
 
 
 def test_merged_keys_may_be_overridden():
-    pipeline = load_pipeline_text(dedent("""\
+    pipeline = load_pipeline_text(
+        dedent("""\
         name: ulm
         stages:
           - &base
@@ -290,7 +289,8 @@ def test_merged_keys_may_be_overridden():
             command: [run]
           - <<: *base
             name: track
-        """))
+        """)
+    )
 
     assert [stage.name for stage in pipeline.stages] == ["detect", "track"]
     assert pipeline.stage("track").image == "cv:1"

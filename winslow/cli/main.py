@@ -46,8 +46,8 @@ app.add_typer(project_app, name="project")
 app.add_typer(resources_app, name="resources")
 app.add_typer(workspace_app, name="workspace")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON only.")]
 T = TypeVar("T")
 

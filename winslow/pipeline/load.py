@@ -342,9 +342,8 @@ def _explain(error: Any, loc: FieldPath) -> str:
             return "missing required key 'stages'; a pipeline needs at least one stage"
         return f"missing required key '{field}'"
     if not loc and kind in {"model_type", "model_attributes_type", "dict_type"}:
-        return (
-            "the file must be a mapping with `name` and `stages` at the top, got "
-            + _described(value, scalar_expected=False)
+        return "the file must be a mapping with `name` and `stages` at the top, got " + _described(
+            value, scalar_expected=False
         )
     if kind in {"greater_than", "greater_than_equal"}:
         bound = ctx.get("gt", ctx.get("ge"))

@@ -23,9 +23,19 @@ VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 """Variable names: what a shell accepts as an environment variable."""
 
 _SIZE_UNITS = {
-    "": 1, "m": 1, "mb": 1, "mi": 1, "mib": 1,
-    "g": 1024, "gb": 1024, "gi": 1024, "gib": 1024,
-    "t": 1024 * 1024, "tb": 1024 * 1024, "ti": 1024 * 1024, "tib": 1024 * 1024,
+    "": 1,
+    "m": 1,
+    "mb": 1,
+    "mi": 1,
+    "mib": 1,
+    "g": 1024,
+    "gb": 1024,
+    "gi": 1024,
+    "gib": 1024,
+    "t": 1024 * 1024,
+    "tb": 1024 * 1024,
+    "ti": 1024 * 1024,
+    "tib": 1024 * 1024,
 }
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -48,6 +58,15 @@ def parse_seconds(value: Any) -> Any:
     if not match:
         raise ValueError(f"expected a duration such as 90s, 30m or 2h, got {value!r}")
     return int(float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def scalar_text(value: Any) -> Any:
+    """YAML reads ``true`` and ``8`` as bool and int; variables and env are text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    return value
 
 
 Megabytes = Annotated[int, BeforeValidator(parse_megabytes)]
@@ -77,11 +96,7 @@ class Variable(Strict):
     @field_validator("default", mode="before")
     @classmethod
     def _scalar_to_text(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            return str(value).lower()
-        if isinstance(value, int | float):
-            return str(value)
-        return value
+        return scalar_text(value)
 
 
 class GpuRequirements(Strict):
@@ -142,10 +157,7 @@ class Stage(Strict):
     @classmethod
     def _env_scalars_to_text(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {
-                k: (str(v).lower() if isinstance(v, bool) else str(v) if isinstance(v, int | float) else v)
-                for k, v in value.items()
-            }
+            return {k: scalar_text(v) for k, v in value.items()}
         return value
 
 

@@ -50,8 +50,7 @@ VARIABLE_NAME_RULE = "use letters, digits and '_', not starting with a digit"
 """``VARIABLE_PATTERN`` in words, for messages."""
 
 NAME_RULE = (
-    "use letters, digits, '_', '.' and '-', starting with a letter or digit, "
-    "at most 63 characters"
+    "use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 63 characters"
 )
 """``NAME_PATTERN`` in words, for messages."""
 
@@ -191,7 +190,8 @@ class _Checker:
             )
             self.report(
                 ("stages", blamed, "needs"),
-                "needs form a cycle: " + " → ".join(cycle)
+                "needs form a cycle: "
+                + " → ".join(cycle)
                 + "; each waits for the next, so none can start",
                 at_key=True,
             )

@@ -125,11 +125,14 @@ class Store:
 
     def lock_project(self, session: Session, ref: str) -> ProjectRow:
         """Return the project row named or numbered ``ref``, locked for this transaction."""
-        row = session.scalars(
-            select(ProjectRow).where(ProjectRow.id == ref).with_for_update()
-        ).first() or session.scalars(
-            select(ProjectRow).where(ProjectRow.name == ref).with_for_update()
-        ).first()
+        row = (
+            session.scalars(
+                select(ProjectRow).where(ProjectRow.id == ref).with_for_update()
+            ).first()
+            or session.scalars(
+                select(ProjectRow).where(ProjectRow.name == ref).with_for_update()
+            ).first()
+        )
         if row is None:
             raise NotFoundError(f"No project '{ref}'; `winslow project list` shows them.")
         return row
@@ -166,9 +169,14 @@ class Store:
             with self.transaction() as session:
                 session.add(row)
                 session.flush()
-                self.add_event(session, row.id, actor, "create",
-                               f"created from pipeline '{pipeline_name}'",
-                               {"labels": list(labels), "variables": variables})
+                self.add_event(
+                    session,
+                    row.id,
+                    actor,
+                    "create",
+                    f"created from pipeline '{pipeline_name}'",
+                    {"labels": list(labels), "variables": variables},
+                )
         except IntegrityError:
             raise ConflictError(
                 f"A project named '{name}' exists already; choose another name."
@@ -177,9 +185,10 @@ class Store:
 
     def get_project(self, ref: str) -> Project:
         with self.sessions() as session:
-            row = session.get(ProjectRow, ref) or session.scalars(
-                select(ProjectRow).where(ProjectRow.name == ref)
-            ).first()
+            row = (
+                session.get(ProjectRow, ref)
+                or session.scalars(select(ProjectRow).where(ProjectRow.name == ref)).first()
+            )
             if row is None:
                 raise NotFoundError(f"No project '{ref}'; `winslow project list` shows them.")
             return to_project(row)
@@ -258,7 +267,11 @@ class Store:
     ) -> None:
         session.add(
             EventRow(
-                project_id=project_id, at=now(), actor=actor, kind=kind, message=message,
+                project_id=project_id,
+                at=now(),
+                actor=actor,
+                kind=kind,
+                message=message,
                 data=data or {},
             )
         )

@@ -61,8 +61,13 @@ def compass(vx: float, vy: float) -> str:
 
 
 def measure(
-    track_id: int, points: np.ndarray, fps: float, mpp: float,
-    width: int, height: int, margin: float,
+    track_id: int,
+    points: np.ndarray,
+    fps: float,
+    mpp: float,
+    width: int,
+    height: int,
+    margin: float,
 ) -> dict[str, Any]:
     """Return one vehicle's entry of ``summary.json`` from its track points
     (columns: frame, cx, cy, x, y, w, h)."""
@@ -137,8 +142,9 @@ def main() -> None:
     margin = env_float("BORDER_MARGIN", 2.0, minimum=0)
     width, height = int(info["width"]), int(info["height"])
 
-    vehicles = [measure(tid, points, fps, mpp, width, height, margin)
-                for tid, points in tracks.items()]
+    vehicles = [
+        measure(tid, points, fps, mpp, width, height, margin) for tid, points in tracks.items()
+    ]
     speeds = [v["speed_kmh"] for v in vehicles]
     summary = {
         "vehicles": len(vehicles),
@@ -155,11 +161,16 @@ def main() -> None:
     cv2.imwrite(str(out / HEATMAP_FILE), draw_heatmap(tracks, background, width, height))
 
     for v in vehicles:
-        print(f"analyze: vehicle {v['track_id']}: {v['direction']}, frames "
-              f"{v['first_frame']}-{v['last_frame']}, {v['speed_kmh']:.1f} km/h", flush=True)
+        print(
+            f"analyze: vehicle {v['track_id']}: {v['direction']}, frames "
+            f"{v['first_frame']}-{v['last_frame']}, {v['speed_kmh']:.1f} km/h",
+            flush=True,
+        )
     mean = f"{summary['mean_speed_kmh']:.1f} km/h" if speeds else "n/a"
-    print(f"analyze: {len(vehicles)} vehicles, mean speed {mean} "
-          f"-> {SUMMARY_FILE}, {HEATMAP_FILE}", flush=True)
+    print(
+        f"analyze: {len(vehicles)} vehicles, mean speed {mean} -> {SUMMARY_FILE}, {HEATMAP_FILE}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

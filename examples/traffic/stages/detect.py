@@ -107,8 +107,17 @@ def detect_frame(
         if area < min_area:
             continue
         x, y, w, h = cv2.boundingRect(contour)
-        blobs.append({"x": x, "y": y, "w": w, "h": h,
-                      "cx": round(x + w / 2, 2), "cy": round(y + h / 2, 2), "area": area})
+        blobs.append(
+            {
+                "x": x,
+                "y": y,
+                "w": w,
+                "h": h,
+                "cx": round(x + w / 2, 2),
+                "cy": round(y + h / 2, 2),
+                "area": area,
+            }
+        )
     return sorted(blobs, key=lambda blob: -blob["area"])
 
 
@@ -148,11 +157,19 @@ def main() -> None:
     capture.release()
 
     write_csv(out / DETECTIONS_FILE, DETECTION_FIELDS, rows)
-    info = {"video": os.environ["INPUT_VIDEO"], "fps": fps, "width": width, "height": height,
-            "frames": frames}
+    info = {
+        "video": os.environ["INPUT_VIDEO"],
+        "fps": fps,
+        "width": width,
+        "height": height,
+        "frames": frames,
+    }
     (out / VIDEO_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    print(f"detect: {frames} frames, {len(rows)} detections in {frames_with_detections} frames "
-          f"(MIN_AREA {min_area:g} px²) -> {DETECTIONS_FILE}", flush=True)
+    print(
+        f"detect: {frames} frames, {len(rows)} detections in {frames_with_detections} frames "
+        f"(MIN_AREA {min_area:g} px²) -> {DETECTIONS_FILE}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

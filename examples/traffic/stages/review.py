@@ -37,8 +37,11 @@ def main() -> None:
     of_frames = f" of {frames}" if frames is not None else ""
     busiest = max(per_frame.values(), default=0)
     print(f"review: detections at {path.resolve()}", flush=True)
-    print(f"review: {len(per_frame)}{of_frames} frames hold detections; "
-          f"at most {busiest} in one frame", flush=True)
+    print(
+        f"review: {len(per_frame)}{of_frames} frames hold detections; "
+        f"at most {busiest} in one frame",
+        flush=True,
+    )
     print(f"review: {len(rows)} detections", flush=True)
 
 

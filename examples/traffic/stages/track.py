@@ -84,7 +84,9 @@ def load_detections(rows: list[dict[str, str]]) -> dict[int, list[Detection]]:
     try:
         for row in rows:
             detection = Detection(
-                frame=int(row["frame"]), cx=float(row["cx"]), cy=float(row["cy"]),
+                frame=int(row["frame"]),
+                cx=float(row["cx"]),
+                cy=float(row["cy"]),
                 box=(int(row["x"]), int(row["y"]), int(row["w"]), int(row["h"])),
             )
             by_frame.setdefault(detection.frame, []).append(detection)
@@ -143,16 +145,32 @@ def main() -> None:
     by_frame = load_detections(rows)
     span = (max(by_frame) - min(by_frame) + 1) if by_frame else 0
     tracks = link(by_frame, gate, max_missed, Progress(STAGE, span))
-    kept = sorted((t for t in tracks if len(t.points) >= min_frames),
-                  key=lambda t: t.points[0].frame)
-    write_csv(out / TRACKS_FILE, TRACK_FIELDS, (
-        {"track_id": track_id, "frame": p.frame, "cx": p.cx, "cy": p.cy,
-         "x": p.box[0], "y": p.box[1], "w": p.box[2], "h": p.box[3]}
-        for track_id, track in enumerate(kept, 1) for p in track.points
-    ))
-    print(f"track: {len(kept)} tracks from {len(rows)} detections "
-          f"({len(tracks) - len(kept)} shorter than {min_frames} frames dropped) -> {TRACKS_FILE}",
-          flush=True)
+    kept = sorted(
+        (t for t in tracks if len(t.points) >= min_frames), key=lambda t: t.points[0].frame
+    )
+    write_csv(
+        out / TRACKS_FILE,
+        TRACK_FIELDS,
+        (
+            {
+                "track_id": track_id,
+                "frame": p.frame,
+                "cx": p.cx,
+                "cy": p.cy,
+                "x": p.box[0],
+                "y": p.box[1],
+                "w": p.box[2],
+                "h": p.box[3],
+            }
+            for track_id, track in enumerate(kept, 1)
+            for p in track.points
+        ),
+    )
+    print(
+        f"track: {len(kept)} tracks from {len(rows)} detections "
+        f"({len(tracks) - len(kept)} shorter than {min_frames} frames dropped) -> {TRACKS_FILE}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

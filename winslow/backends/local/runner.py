@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -123,6 +124,23 @@ def host_stage_env(
     env["NVIDIA_VISIBLE_DEVICES"] = gpus
     env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     return env
+
+
+def with_node_paths(spec: RunSpec, workspace: str, inputs: str) -> RunSpec:
+    """Return ``spec`` with ``${WINSLOW_WORKSPACE}`` and ``${WINSLOW_INPUTS}`` resolved.
+
+    Only the node knows these paths, so the engine leaves the references in place in the
+    command and env values, and the runner fills them in here.
+    """
+
+    def resolve(text: str) -> str:
+        return text.replace("${WINSLOW_WORKSPACE}", workspace).replace("${WINSLOW_INPUTS}", inputs)
+
+    return dataclasses.replace(
+        spec,
+        command=tuple(resolve(arg) for arg in spec.command),
+        env={name: resolve(value) for name, value in spec.env.items()},
+    )
 
 
 def exit_reason(returncode: int, *, in_container: bool = False, memory_mb: int = 0) -> str | None:
@@ -414,8 +432,13 @@ def oom_kill_count() -> int:
 
 def run_stage(job: JobSpec, paths: JobPaths, jlog: JobLog, signals: Signals) -> Outcome:
     """Run the stage to its end, enforcing the timeout and honouring cancel."""
-    spec = job.spec
-    in_container = spec.image is not None
+    in_container = job.spec.image is not None
+    if in_container:
+        spec = with_node_paths(job.spec, container.CONTAINER_WORKSPACE, container.CONTAINER_INPUTS)
+    else:
+        spec = with_node_paths(
+            job.spec, str(paths.workspace.resolve()), str(paths.inputs.resolve())
+        )
     if in_container:
         run = container.docker_run_command(
             job_id=spec.job_id,
@@ -753,14 +776,18 @@ def archive_log(paths: JobPaths, log_key: str) -> None:
 
     cfg = jobfiles.storage_config_from_env(os.environ)
     if cfg is None:
-        log.warning("job %s: no object storage configured; the log stays on the node",
-                    paths.root.name)
+        log.warning(
+            "job %s: no object storage configured; the log stays on the node", paths.root.name
+        )
         return
     try:
         ObjectStore(cfg).upload_file(paths.log, log_key)
     except Exception as exc:
-        log.warning("job %s: could not archive the log, it stays on the node: %s",
-                    paths.root.name, _message(exc))
+        log.warning(
+            "job %s: could not archive the log, it stays on the node: %s",
+            paths.root.name,
+            _message(exc),
+        )
 
 
 def _has_files(folder: Path) -> bool:

@@ -1,0 +1,188 @@
+"""The `winslow` CLI against a real `winslow up`, the way scripts and people use it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.server import BIN, Server
+from winslow.cli.client import ApiClient
+from winslow.cli.transfer import upload_file
+from winslow.settings import ClientSettings
+
+pytestmark = pytest.mark.slow
+
+PIPELINE = """
+name: cli-demo
+variables:
+  SECONDS: {default: "0"}
+stages:
+  - name: make
+    command: ["sh", "-c", "sleep ${SECONDS}; mkdir -p out; echo made > out/made.txt; echo making"]
+  - name: use
+    command: ["sh", "-c", "cat out/made.txt; echo used >> out/made.txt"]
+"""
+
+BROKEN = """name: cli-broken
+stages:
+  - name: a
+    comand: ["true"]
+    requirements: {cpus: -1}
+"""
+
+
+def test_validate_prints_every_problem_and_exits_1(winslow_server: Server, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(BROKEN)
+    result = winslow_server.cli("pipeline", "validate", str(bad), check=False)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith(f"error: {bad}:4:5: stages[a].comand:") for line in lines), lines
+    assert any(f"{bad}:5:" in line and "cpus" in line for line in lines), lines
+    good = tmp_path / "good.yaml"
+    good.write_text(PIPELINE)
+    assert winslow_server.cli("pipeline", "validate", str(good)).stdout.strip() == f"{good}: valid"
+
+
+def test_project_lifecycle_from_the_cli(winslow_server: Server, tmp_path: Path) -> None:
+    server = winslow_server
+    (tmp_path / "p.yaml").write_text(PIPELINE)
+    server.cli("pipeline", "apply", str(tmp_path / "p.yaml"))
+    assert [p["name"] for p in server.json("pipeline", "list")["data"]] == ["cli-demo"]
+
+    created = server.json(
+        "project",
+        "create",
+        "ulm-0603",
+        "--pipeline",
+        "cli-demo",
+        "--label",
+        "ulm",
+        "--var",
+        "SECONDS=0",
+    )
+    assert (created["state"], created["labels"], created["variables"]) == (
+        "idle",
+        ["ulm"],
+        {"SECONDS": "0"},
+    )
+    assert server.json("project", "env", "ulm-0603", "EXTRA=1", "--unset", "SECONDS") == {
+        "EXTRA": "1"
+    }
+    server.cli("project", "start", "ulm-0603")
+    done = server.wait_for("ulm-0603", {"succeeded", "failed"})
+    assert [(r["stage"], r["state"]) for r in done["runs"]] == [
+        ("make", "succeeded"),
+        ("use", "succeeded"),
+    ]
+
+    listed = server.json("project", "list", "--state", "succeeded", "--label", "ulm")
+    assert [p["name"] for p in listed["data"]] == ["ulm-0603"]
+    assert "stdout | making" in server.cli("logs", "ulm-0603", "--stage", "make").stdout
+    assert "stdout | made" in server.cli("logs", "ulm-0603", "--follow").stdout
+
+    files = server.json("workspace", "ls", "ulm-0603", "out")["data"]
+    assert [f["path"] for f in files] == ["out/made.txt"]
+    server.cli("workspace", "download", "ulm-0603", "out", str(tmp_path / "got"))
+    assert (tmp_path / "got" / "made.txt").read_text() == "made\nused\n"
+
+    server.cli("project", "resume", "ulm-0603", "--from", "use")
+    again = server.wait_for("ulm-0603", {"succeeded", "failed"})
+    assert [r["stage"] for r in again["runs"]] == ["make", "use", "use"]
+
+    server.cli("project", "rename", "ulm-0603", "ulm-2019")
+    server.cli("project", "label", "ulm-2019", "--add", "done", "--remove", "ulm")
+    shown = server.json("project", "show", "ulm-2019")
+    assert (shown["name"], shown["labels"]) == ("ulm-2019", ["done"])
+    kinds = [e["kind"] for e in server.json("project", "history", "ulm-2019")["data"]]
+    assert {"create", "variables", "start", "resume", "rename", "labels"} <= set(kinds)
+    server.cli("project", "delete", "ulm-2019")
+    missing = server.cli("project", "show", "ulm-2019", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        "error: No project 'ulm-2019'; `winslow project list` shows them."
+    )
+
+
+def test_pause_kill_and_conflicts_from_the_cli(winslow_server: Server, tmp_path: Path) -> None:
+    server = winslow_server
+    (tmp_path / "p.yaml").write_text(PIPELINE)
+    server.cli("pipeline", "apply", str(tmp_path / "p.yaml"))
+    server.cli(
+        "project", "create", "slow", "--pipeline", "cli-demo", "--var", "SECONDS=60", "--start"
+    )
+    server.wait_for("slow", {"running"})
+    refused = server.cli("project", "resume", "slow", check=False)
+    assert refused.returncode == 1 and "nothing to resume" in refused.stderr
+    assert server.json("project", "pause", "slow")["state"] == "pausing"
+    server.cli("project", "kill", "slow")
+    paused = server.wait_for("slow", {"paused"})
+    assert [r["state"] for r in paused["runs"]] == ["cancelled"]
+
+
+def test_resources_round_trip_and_resumed_upload(winslow_server: Server, tmp_path: Path) -> None:
+    server = winslow_server
+    data = os.urandom(40 * 1024 * 1024 + 123)
+    local = tmp_path / "video.mp4"
+    local.write_bytes(data)
+
+    # An upload that dies after its first part...
+    settings = ClientSettings(addr=server.addr, data_dir=server.data_dir)
+    os.environ["XDG_CACHE_HOME"] = server.env["XDG_CACHE_HOME"]
+    sent: list[int] = []
+
+    def drop_after_first_part(n: int) -> None:
+        sent.append(n)
+        if len(sent) == 1:
+            raise ConnectionError("network dropped")
+
+    api = ApiClient(settings)
+    with pytest.raises(ConnectionError):
+        upload_file(api, local, "videos/v.mp4", drop_after_first_part, threads=1)
+    assert server.json("resources", "ls")["data"] == []
+
+    # ...goes on where it stopped when it runs again: the stored part is not sent again.
+    resumed: list[int] = []
+    result = upload_file(api, local, "videos/v.mp4", resumed.append, threads=1)
+    api.close()
+    assert result["size"] == len(data)
+    assert resumed[0] == sent[0]
+    assert sum(resumed) == len(data)
+
+    # The CLI takes the same path, with parallel parts.
+    cli = server.cli("resources", "upload", str(local), "videos/copy.mp4", "--json")
+    assert json.loads(cli.stdout)["size"] == len(data)
+    server.cli("resources", "rm", "videos/copy.mp4")
+
+    listing = server.json("resources", "ls", "videos")["data"]
+    assert [(f["name"], f["size"]) for f in listing] == [("v.mp4", len(data))]
+    server.cli("resources", "download", "videos/v.mp4", str(tmp_path / "back.mp4"))
+    got = (tmp_path / "back.mp4").read_bytes()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    server.cli("resources", "rm", "videos/v.mp4")
+    assert server.json("resources", "ls", "videos")["data"] == []
+
+
+def test_cli_without_server_says_where_it_looked(tmp_path: Path) -> None:
+    env = {**os.environ, "WINSLOW_ADDR": "http://127.0.0.1:9", "WINSLOW_TOKEN": "x"}
+    result = subprocess.run(
+        [str(BIN / "winslow"), "project", "list"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: No Winslow server answers at http://127.0.0.1:9.")
+
+
+def test_bad_option_is_usage_error_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "winslow"), "project", "create", "x", "--pipeline", "p", "--var", "NOEQUALS"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WINSLOW_ADDR": "http://127.0.0.1:9"},
+    )
+    assert result.returncode == 2
+    assert "--var" in result.stderr
