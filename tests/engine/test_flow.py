@@ -16,6 +16,11 @@ from tests.fixtures.winslow import Harness
 
 pytestmark = pytest.mark.slow
 
+both_databases = pytest.mark.parametrize(
+    "database_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+
 GATED = """
 name: gated
 variables:
@@ -46,6 +51,7 @@ def run_states(project: dict) -> list[tuple[str, str]]:
     return [(r["stage"], r["state"]) for r in project["runs"]]
 
 
+@both_databases
 def test_pipeline_end_to_end_through_gate(winslow: Harness) -> None:
     winslow.apply_pipeline(GATED)
     winslow.create("ulm-0603", "gated", labels=["demo"], start=True)
@@ -149,6 +155,7 @@ def test_pause_after_current_stage_then_resume(winslow: Harness) -> None:
     assert run_states(winslow.show("pausing")) == [("first", "succeeded"), ("second", "succeeded")]
 
 
+@both_databases
 def test_resume_from_earlier_stage_adds_runs_and_keeps_old_ones(winslow: Harness) -> None:
     winslow.apply_pipeline(SLOW)
     winslow.create("redo", "slow", variables={"PAUSE_SECONDS": "0"}, start=True)
@@ -169,6 +176,7 @@ def test_resume_from_earlier_stage_adds_runs_and_keeps_old_ones(winslow: Harness
     assert after["runs"][0] == before["runs"][0] | {"superseded": True}
 
 
+@both_databases
 def test_kill_stops_the_stage_and_pauses(winslow: Harness) -> None:
     winslow.apply_pipeline(SLOW)
     winslow.create("killme", "slow", variables={"PAUSE_SECONDS": "60"}, start=True)
@@ -190,6 +198,7 @@ def test_kill_stops_the_stage_and_pauses(winslow: Harness) -> None:
     winslow.command("killme", "kill", expect=409)
 
 
+@both_databases
 def test_failing_stage_shows_exit_code_and_last_log_lines(winslow: Harness) -> None:
     winslow.apply_pipeline("""
 name: broken
@@ -232,6 +241,7 @@ stages:
     assert winslow.show("greedy")["runs"][0]["state"] == "cancelled"
 
 
+@both_databases
 def test_concurrent_resumes_one_wins_the_rest_conflict(winslow: Harness) -> None:
     winslow.apply_pipeline(GATED)
     winslow.create("race", "gated", start=True)
@@ -253,6 +263,7 @@ def test_concurrent_resumes_one_wins_the_rest_conflict(winslow: Harness) -> None
     assert [r["stage"] for r in project["runs"]] == ["prepare", "review", "finish"]
 
 
+@both_databases
 def test_pause_and_resume_racing_leave_a_consistent_state(winslow: Harness) -> None:
     winslow.apply_pipeline(SLOW)
     winslow.create("pr", "slow", variables={"PAUSE_SECONDS": "2"}, start=True)
