@@ -186,3 +186,32 @@ def test_bad_option_is_usage_error_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--var" in result.stderr
+
+
+def test_tokens_created_and_revoked_on_the_server_machine(winslow_server: Server) -> None:
+    import httpx
+
+    token = winslow_server.cli("token", "create", "ci-bot").stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(winslow_server.addr + "/api/v1/projects", headers=headers).status_code == 200
+    assert "ci-bot" in winslow_server.cli("token", "list").stdout
+    winslow_server.cli("token", "revoke", "ci-bot")
+    assert httpx.get(winslow_server.addr + "/api/v1/projects", headers=headers).status_code == 401
+    again = winslow_server.cli("token", "create", "ci-bot", check=False)
+    assert again.returncode == 1 and "exists already" in again.stderr
+
+
+def test_project_wait_returns_when_a_person_is_needed(
+    winslow_server: Server, tmp_path: Path
+) -> None:
+    (tmp_path / "g.yaml").write_text(
+        "name: gate\nstages:\n  - name: a\n    command: [\"true\"]\n"
+        "  - name: b\n    gate: true\n    command: [\"true\"]\n"
+    )
+    winslow_server.cli("pipeline", "apply", str(tmp_path / "g.yaml"))
+    winslow_server.cli("project", "create", "w", "--pipeline", "gate", "--start")
+    waited = winslow_server.json("project", "wait", "w", "--timeout", "60")
+    assert waited["state"] == "awaiting_input"
+    late = winslow_server.cli("project", "wait", "w", "--state", "succeeded", "--timeout", "1",
+                              check=False)
+    assert late.returncode == 1 and "still awaiting_input" in late.stderr

@@ -48,31 +48,13 @@ def winslow(env: dict[str, str], *args: str, capture: bool = False) -> str:
     return result.stdout if capture else ""
 
 
-def project_state(env: dict[str, str]) -> dict[str, object]:
-    out = winslow(env, "project", "show", "ulm-demo", "--json", capture=True)
-    return json.loads(out)  # type: ignore[no-any-return]
-
-
-def wait_for_state(
-    env: dict[str, str], wanted: set[str], timeout: float = 300
-) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = subprocess.run(
-            [str(BIN / "winslow"), "project", "show", "ulm-demo", "--json"],
-            env=env,
-            text=True,
-            capture_output=True,
-        )
-        if result.returncode == 0:
-            project = json.loads(result.stdout)
-            if project["state"] in wanted:
-                return project  # type: ignore[no-any-return]
-            if project["state"] == "failed":
-                winslow(env, "project", "show", "ulm-demo")
-                raise SystemExit("demo: the project failed; see above")
-        time.sleep(0.5)
-    raise SystemExit(f"demo: the project did not reach {wanted} within {timeout} s")
+def wait_until_settled(env: dict[str, str], expected: str) -> None:
+    """`winslow project wait` returns once the project needs a person or is done."""
+    out = winslow(env, "project", "wait", "ulm-demo", "--timeout", "300", "--json", capture=True)
+    state = json.loads(out)["state"]
+    if state != expected:
+        winslow(env, "project", "show", "ulm-demo")
+        raise SystemExit(f"demo: the project is {state}, expected {expected}; see above")
 
 
 def main() -> None:
@@ -151,7 +133,7 @@ def main() -> None:
         )
 
         say("waiting for the review gate")
-        wait_for_state(env, {"awaiting_input"})
+        wait_until_settled(env, "awaiting_input")
         winslow(env, "project", "show", "ulm-demo")
         winslow(env, "logs", "ulm-demo", "--stage", "detect")
         print("A person would now look at detections.csv in the detect run's workspace:")
@@ -159,7 +141,7 @@ def main() -> None:
 
         say("the detections look right: resuming past the gate")
         winslow(env, "project", "resume", "ulm-demo")
-        wait_for_state(env, {"succeeded"})
+        wait_until_settled(env, "succeeded")
         winslow(env, "project", "show", "ulm-demo")
 
         say("results")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -41,15 +41,18 @@ pipeline_app = typer.Typer(no_args_is_help=True, help="Pipeline definitions.")
 project_app = typer.Typer(no_args_is_help=True, help="Projects: a pipeline applied to one input.")
 resources_app = typer.Typer(no_args_is_help=True, help="The resource pool (shared input files).")
 workspace_app = typer.Typer(no_args_is_help=True, help="Workspaces of a project's runs.")
+token_app = typer.Typer(
+    no_args_is_help=True, help="API tokens (run on the server's machine: uses its data folder)."
+)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(project_app, name="project")
 app.add_typer(resources_app, name="resources")
 app.add_typer(workspace_app, name="workspace")
+app.add_typer(token_app, name="token")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON only.")]
-T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -124,12 +127,12 @@ def pipeline_validate(
     if as_json:
         emit(report, True, print)
     else:
-        for file, problems in report.items():
+        for checked, problems in report.items():
             if problems:
                 for problem in problems:
                     err.print(f"error: {_problem_words(problem)}", markup=False, highlight=False)
             else:
-                out.print(f"{file}: valid", markup=False)
+                out.print(f"{checked}: valid", markup=False)
     if bad:
         raise typer.Exit(1)
 
@@ -364,13 +367,11 @@ def project_env(
             data = api.patch(f"/projects/{project}/variables", {"set": values, "unset": unset})
         else:
             data = api.get(f"/projects/{project}")
-    emit(
-        data["variables"] if as_json else data,
-        as_json,
-        lambda d: [
-            out.print(f"{k}={v}", markup=False, highlight=False) for k, v in d["variables"].items()
-        ],
-    )
+    def human(d: dict[str, Any]) -> None:
+        for name, value in d["variables"].items():
+            out.print(f"{name}={value}", markup=False, highlight=False)
+
+    emit(data["variables"] if as_json else data, as_json, human)
 
 
 @project_app.command("rename")
@@ -450,7 +451,8 @@ def _pick_run(api: ApiClient, project: str, stage: str | None, run: int | None) 
             f"Project '{project}' has no {what} yet; `winslow project show {project}`"
             " lists its runs."
         )
-    return chosen[-1]
+    last: dict[str, Any] = chosen[-1]
+    return last
 
 
 @app.command()
@@ -671,15 +673,76 @@ def nodes(as_json: JsonOpt = False) -> None:
     emit(data, as_json, human)
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, every: float = 0.5) -> T | None:
-    """Poll ``check`` until it returns something or ``timeout`` passes (for scripts)."""
+@project_app.command("wait")
+def project_wait(
+    project: str,
+    state: Annotated[
+        list[str], typer.Option("--state", "-s", help="State to wait for (repeatable).")
+    ] = [],
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 3600,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait until the project needs a person or is done (or reaches a given --state).
+
+    Exits 0 when it gets there, 1 on timeout; for scripts that chain projects.
+    """
+    wanted = set(state) or {"paused", "awaiting_input", "failed", "succeeded"}
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result is not None:
-            return result
-        time.sleep(every)
-    return None
+    with api_client() as api:
+        while True:
+            data = api.get(f"/projects/{project}")
+            if data["state"] in wanted:
+                break
+            if time.monotonic() > deadline:
+                fail(f"Project '{project}' is still {data['state']} after {timeout:g} s.")
+            time.sleep(0.5)
+    emit(data, as_json, lambda d: out.print(
+        f"{d['name']}: {d['state']} ({d.get('state_reason') or ''})", markup=False))
+
+
+def _open_local_store() -> Any:
+    from winslow.settings import Settings
+    from winslow.store.repo import open_store
+
+    settings = Settings()
+    if settings.database_url is None and not (settings.data_dir / "winslow.db").exists():
+        fail(f"No Winslow data in {settings.data_dir}; run this where `winslow up` runs, "
+             "or set WINSLOW_DATA_DIR / WINSLOW_DATABASE_URL.")
+    return open_store(settings.resolved_database_url())
+
+
+@token_app.command("create")
+def token_create(name: str) -> None:
+    """Create an API token and print it once; only its hash is kept."""
+    from winslow.errors import WinslowError
+
+    store = _open_local_store()
+    try:
+        sys.stdout.write(store.create_token(name) + "\n")
+    except WinslowError as exc:
+        fail(exc.message)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    """Revoke an API token at once."""
+    from winslow.errors import WinslowError
+
+    store = _open_local_store()
+    try:
+        store.revoke_token(name)
+    except WinslowError as exc:
+        fail(exc.message)
+    out.print(f"token '{name}' revoked", markup=False)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List API tokens (names only; tokens are never shown again)."""
+    table = Table("NAME", "CREATED", "REVOKED", box=None)
+    for name, created, revoked in _open_local_store().list_tokens():
+        table.add_row(name, created.isoformat(timespec="seconds"), "yes" if revoked else "")
+    out.print(table)
 
 
 def main() -> None:

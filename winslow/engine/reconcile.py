@@ -311,7 +311,8 @@ class Engine:
             pipeline = Pipeline.model_validate(project.pipeline)
             if run.stage not in {s.name for s in pipeline.stages}:
                 continue
-            placement_node, gpus = None, ()
+            placement_node: str | None = None
+            gpus: tuple[int, ...] = ()
             if self.backend.places_runs:
                 request = resource_request(pipeline.stage(run.stage))
                 verdict = place(request, self.nodes(), allocations)

@@ -301,6 +301,20 @@ class Store:
         with self.sessions() as session:
             return session.scalars(select(TokenRow.id).limit(1)).first() is not None
 
+    def revoke_token(self, name: str) -> None:
+        """Revoke the token called ``name``; raise ``NotFoundError`` if there is none."""
+        with self.transaction() as session:
+            row = session.scalars(select(TokenRow).where(TokenRow.name == name)).first()
+            if row is None:
+                raise NotFoundError(f"No token '{name}'; `winslow token list` shows them.")
+            row.revoked = True
+
+    def list_tokens(self) -> list[tuple[str, datetime, bool]]:
+        """Every token's name, creation time and whether it is revoked."""
+        with self.sessions() as session:
+            rows = session.scalars(select(TokenRow).order_by(TokenRow.name)).all()
+            return [(row.name, utc(row.created_at) or now(), row.revoked) for row in rows]
+
     def token_owner(self, token: str) -> str | None:
         """Return the name of the valid token ``token``, or ``None``."""
         digest = hash_token(token)
