@@ -1,0 +1,52 @@
+"""The traffic example through Winslow itself: the video in the resource pool, the
+pipeline file as shipped, the review gate, and the results read back from storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.examples.test_traffic import EXAMPLE, SEED, SPEED_TOLERANCE, match_tracks
+from tests.fixtures.winslow import Harness
+
+pytest.importorskip("cv2", reason="the traffic example needs opencv-python-headless")
+pytestmark = pytest.mark.slow
+
+
+def test_traffic_pipeline_on_winslow_counts_and_times_every_vehicle(
+    winslow: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stages run `python3` from PATH; make it this interpreter, as a venv on PATH does.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    video, truth_file = tmp_path / "road.mp4", tmp_path / "truth.json"
+    subprocess.run([sys.executable, str(EXAMPLE / "generate.py"), str(video), "--seed", str(SEED),
+                    "--truth", str(truth_file)], check=True, capture_output=True, timeout=120)
+    winslow.context.objects.upload_file(video, "resources/videos/road.mp4")
+    winslow.apply_pipeline((EXAMPLE / "pipeline.yaml").read_text())
+    winslow.create("ulm", "traffic", start=True,
+                   variables={"INPUT_VIDEO": "videos/road.mp4", "EXAMPLES_DIR": str(EXAMPLE)})
+
+    winslow.engine.run_until_idle(timeout=120)
+    at_gate = winslow.show("ulm")
+    assert (at_gate["state"], at_gate["waiting_for"].get("gate")) == ("awaiting_input", "review")
+
+    winslow.command("ulm", "resume")
+    winslow.engine.run_until_idle(timeout=120)
+    project = winslow.show("ulm")
+    assert project["state"] == "succeeded", project
+    assert [r["stage"] for r in project["runs"]] == ["detect", "review", "track", "analyze"]
+
+    analyze = project["runs"][-1]
+    summary = json.loads(winslow.context.objects.get_bytes(
+        f"{analyze['workspace']}summary.json"))
+    truth = json.loads(truth_file.read_text())
+    assert summary["vehicles"] == len(truth["vehicles"])
+    for vehicle_id, track in match_tracks(truth, summary).items():
+        expected = next(v for v in truth["vehicles"] if v["id"] == vehicle_id)["speed_kmh"]
+        assert track["speed_kmh"] == pytest.approx(expected, rel=SPEED_TOLERANCE)
+    assert winslow.context.objects.head(f"{analyze['workspace']}heatmap.png").size > 0
