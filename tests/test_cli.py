@@ -205,13 +205,14 @@ def test_project_wait_returns_when_a_person_is_needed(
     winslow_server: Server, tmp_path: Path
 ) -> None:
     (tmp_path / "g.yaml").write_text(
-        "name: gate\nstages:\n  - name: a\n    command: [\"true\"]\n"
-        "  - name: b\n    gate: true\n    command: [\"true\"]\n"
+        'name: gate\nstages:\n  - name: a\n    command: ["true"]\n'
+        '  - name: b\n    gate: true\n    command: ["true"]\n'
     )
     winslow_server.cli("pipeline", "apply", str(tmp_path / "g.yaml"))
     winslow_server.cli("project", "create", "w", "--pipeline", "gate", "--start")
     waited = winslow_server.json("project", "wait", "w", "--timeout", "60")
     assert waited["state"] == "awaiting_input"
-    late = winslow_server.cli("project", "wait", "w", "--state", "succeeded", "--timeout", "1",
-                              check=False)
+    late = winslow_server.cli(
+        "project", "wait", "w", "--state", "succeeded", "--timeout", "1", check=False
+    )
     assert late.returncode == 1 and "still awaiting_input" in late.stderr

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     """Port of the embedded S3 server when Winslow starts one."""
     poll_seconds: float = 5.0
     """Safety-net poll of the engine, seconds."""
+    ui_dir: Path = Path(__file__).resolve().parents[1] / "ui"
+    """The console's templates and assets (``ui/`` of the checkout by default)."""
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'winslow.db'}"

@@ -199,3 +199,11 @@ def test_bad_request_bodies_are_422_in_words(winslow: Harness) -> None:
     response = winslow.api.post("/api/v1/projects", json={"pipeline": "tiny"})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("The request is malformed: name:")
+
+
+def test_root_page_points_to_the_api_docs(winslow: Harness) -> None:
+    response = winslow.api.get("/", headers={"Authorization": ""})
+    assert response.status_code == 200
+    assert 'href="/docs"' in response.text
+    assert winslow.api.get("/docs").status_code == 200
+    assert "/api/v1/projects" in winslow.api.get("/api/v1/openapi.json").json()["paths"]

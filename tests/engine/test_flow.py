@@ -17,7 +17,8 @@ from tests.fixtures.winslow import Harness
 pytestmark = pytest.mark.slow
 
 both_databases = pytest.mark.parametrize(
-    "database_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    "database_url",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
     indirect=True,
 )
 

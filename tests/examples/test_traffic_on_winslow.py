@@ -24,12 +24,28 @@ def test_traffic_pipeline_on_winslow_counts_and_times_every_vehicle(
     # Stages run `python3` from PATH; make it this interpreter, as a venv on PATH does.
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     video, truth_file = tmp_path / "road.mp4", tmp_path / "truth.json"
-    subprocess.run([sys.executable, str(EXAMPLE / "generate.py"), str(video), "--seed", str(SEED),
-                    "--truth", str(truth_file)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE / "generate.py"),
+            str(video),
+            "--seed",
+            str(SEED),
+            "--truth",
+            str(truth_file),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     winslow.context.objects.upload_file(video, "resources/videos/road.mp4")
     winslow.apply_pipeline((EXAMPLE / "pipeline.yaml").read_text())
-    winslow.create("ulm", "traffic", start=True,
-                   variables={"INPUT_VIDEO": "videos/road.mp4", "EXAMPLES_DIR": str(EXAMPLE)})
+    winslow.create(
+        "ulm",
+        "traffic",
+        start=True,
+        variables={"INPUT_VIDEO": "videos/road.mp4", "EXAMPLES_DIR": str(EXAMPLE)},
+    )
 
     winslow.engine.run_until_idle(timeout=120)
     at_gate = winslow.show("ulm")
@@ -42,8 +58,7 @@ def test_traffic_pipeline_on_winslow_counts_and_times_every_vehicle(
     assert [r["stage"] for r in project["runs"]] == ["detect", "review", "track", "analyze"]
 
     analyze = project["runs"][-1]
-    summary = json.loads(winslow.context.objects.get_bytes(
-        f"{analyze['workspace']}summary.json"))
+    summary = json.loads(winslow.context.objects.get_bytes(f"{analyze['workspace']}summary.json"))
     truth = json.loads(truth_file.read_text())
     assert summary["vehicles"] == len(truth["vehicles"])
     for vehicle_id, track in match_tracks(truth, summary).items():

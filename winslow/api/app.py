@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from winslow import __version__
 from winslow.api.context import AppContext
-from winslow.api.routes import files, health, nodes, pipelines, projects
+from winslow.api.routes import files, health, home, nodes, pipelines, projects
 from winslow.errors import (
     AuthError,
     BackendUnavailableError,
@@ -91,4 +91,5 @@ def create_app(context: AppContext) -> FastAPI:
         nodes.router,
     ):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(home.router)
     return app

@@ -367,6 +367,7 @@ def project_env(
             data = api.patch(f"/projects/{project}/variables", {"set": values, "unset": unset})
         else:
             data = api.get(f"/projects/{project}")
+
     def human(d: dict[str, Any]) -> None:
         for name, value in d["variables"].items():
             out.print(f"{name}={value}", markup=False, highlight=False)
@@ -696,8 +697,13 @@ def project_wait(
             if time.monotonic() > deadline:
                 fail(f"Project '{project}' is still {data['state']} after {timeout:g} s.")
             time.sleep(0.5)
-    emit(data, as_json, lambda d: out.print(
-        f"{d['name']}: {d['state']} ({d.get('state_reason') or ''})", markup=False))
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(
+            f"{d['name']}: {d['state']} ({d.get('state_reason') or ''})", markup=False
+        ),
+    )
 
 
 def _open_local_store() -> Any:
@@ -706,8 +712,10 @@ def _open_local_store() -> Any:
 
     settings = Settings()
     if settings.database_url is None and not (settings.data_dir / "winslow.db").exists():
-        fail(f"No Winslow data in {settings.data_dir}; run this where `winslow up` runs, "
-             "or set WINSLOW_DATA_DIR / WINSLOW_DATABASE_URL.")
+        fail(
+            f"No Winslow data in {settings.data_dir}; run this where `winslow up` runs, "
+            "or set WINSLOW_DATA_DIR / WINSLOW_DATABASE_URL."
+        )
     return open_store(settings.resolved_database_url())
 
 
