@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from winslow.api.context import AppContext
+from winslow.atomic import write_text_atomic
 from winslow.settings import Settings
 from winslow.storage.s3 import S3Config
 
@@ -86,9 +87,7 @@ def ensure_admin_token(settings: Settings, store: object) -> str | None:
         return "admin token file is gone; create a new token with `winslow token create`."
     token = store.create_token("admin" if not store.has_tokens() else f"admin-{os.getpid()}")
     token_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
+    write_text_atomic(token_file, token + "\n", mode=0o600)
     return f"admin token created: {token_file} (the CLI finds it there, or set WINSLOW_TOKEN)"
 
 

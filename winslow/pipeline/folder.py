@@ -8,13 +8,11 @@ file atomically, so a reader sees the old text or the new, never half of one.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from winslow.atomic import write_text_atomic
 from winslow.errors import (
     ConflictError,
     NotFoundError,
@@ -83,7 +81,8 @@ class PipelineFolder:
                 f"{target.name} holds pipeline '{holder}'; rename that pipeline or its file "
                 f"before saving '{pipeline_name}'."
             )
-        _write_atomically(target, text)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(target, text)
         return target
 
     def delete(self, name: str) -> None:
@@ -140,22 +139,3 @@ def _check_name(name: str) -> None:
     # The name becomes a file name: the pattern also keeps out '/', '..' and dot files.
     if not re.fullmatch(NAME_PATTERN, name):
         raise ValidationError(f"'{name}' is not a valid pipeline name; {NAME_RULE}.")
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        # mkstemp creates the file owner-only; a pipeline file is as readable as any source.
-        os.fchmod(handle, 0o644)
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise

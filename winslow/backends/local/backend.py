@@ -34,6 +34,7 @@ import psutil
 
 import winslow
 from winslow import defaults
+from winslow.atomic import write_text_atomic
 from winslow.backends.base import (
     TERMINAL_JOB_STATES,
     GpuInfo,
@@ -315,7 +316,7 @@ class LocalBackend:
 
     def _mark_launch(self, paths: JobPaths) -> None:
         """Stamp ``launch.lock`` with now. Only a mark: the runner's flock is the mutex."""
-        jobfiles.write_text_atomic(paths.launch_lock, f"{os.getpid()} {time.time()}\n")
+        write_text_atomic(paths.launch_lock, f"{os.getpid()} {time.time()}\n")
 
     def _launch(self, job_id: str, paths: JobPaths) -> None:
         """Start the job's runner; the caller holds ``self._lock``.

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from winslow.atomic import fsync_dir, write_text_atomic
 from winslow.backends.base import GpuRequest, ResourceRequest, RunSpec
 
 if TYPE_CHECKING:
@@ -177,23 +178,6 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode)
 
 
-def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` the way ``write_json_atomic`` writes JSON."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def write_json_exclusive(path: Path, data: Any, mode: int = 0o644) -> bool:
     """Write ``data`` to ``path`` only if no file is there; return whether it was written.
 
@@ -214,7 +198,7 @@ def write_json_exclusive(path: Path, data: Any, mode: int = 0o644) -> bool:
             return False
     finally:
         os.unlink(tmp)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return True
 
 
@@ -287,14 +271,6 @@ def storage_config_from_env(env: Mapping[str, str]) -> S3Config | None:
         bucket=str(values["bucket"]),
         region=values["region"] or "us-east-1",
     )
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 EVENTS_SOCKET = "events.sock"

@@ -40,6 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from winslow.atomic import write_text_atomic
 from winslow.backends.base import JobState, RunSpec
 from winslow.backends.local import container, jobfiles
 from winslow.backends.local.jobfiles import JobPaths, JobSpec
@@ -294,7 +295,7 @@ class InputCache:
             target.chmod(0o444)
             if entry.etag:
                 etag_file.parent.mkdir(parents=True, exist_ok=True)
-                jobfiles.write_text_atomic(etag_file, entry.etag)
+                write_text_atomic(etag_file, entry.etag)
         return target, False
 
     @contextlib.contextmanager
