@@ -125,11 +125,11 @@ def test_pausing_waits_for_active_runs_then_pauses() -> None:
     assert decision.move is not None and decision.move.state is ProjectState.PAUSED
 
 
-def test_killed_run_is_cancelled_then_project_pauses() -> None:
+def test_killed_run_is_waited_for_then_project_pauses() -> None:
     pipe = pipeline(stage("detect"))
     proj = project(ProjectState.PAUSING, pipe)
     active = run("detect", S.RUNNING, run_id=7, cancel_requested=True)
-    assert decide(proj, pipe, [active]).cancels == (7,)
+    assert decide(proj, pipe, [active]).empty
     ended = run("detect", S.CANCELLED, run_id=7, cancel_requested=True)
     decision = decide(proj, pipe, [ended])
     assert decision.move is not None and decision.move.state is ProjectState.PAUSED

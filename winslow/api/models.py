@@ -121,7 +121,11 @@ class ProjectPublic(BaseModel):
     runs: list[RunPublic] | None = None
 
     @classmethod
-    def of(cls, project: Project, runs: list[Run] | None = None) -> ProjectPublic:
+    def of(
+        cls, project: Project, runs: list[Run] | None = None, *, with_runs: bool = True
+    ) -> ProjectPublic:
+        """The project as the API shows it; ``with_runs=False`` leaves the run list out
+        (for lists of projects) but still names the stages that run now."""
         stages = [s["name"] for s in project.pipeline.get("stages", [])]
         return cls(
             id=project.id,
@@ -137,7 +141,7 @@ class ProjectPublic(BaseModel):
             created_at=project.created_at,
             updated_at=project.updated_at,
             state_changed_at=project.state_changed_at,
-            runs=[RunPublic.of(r) for r in runs] if runs is not None else None,
+            runs=[RunPublic.of(r) for r in runs] if runs is not None and with_runs else None,
         )
 
 

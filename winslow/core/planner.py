@@ -44,15 +44,18 @@ class MoveProject:
 
 @dataclass(frozen=True)
 class Decision:
-    """Everything the engine should do for one project now; empty means nothing."""
+    """Everything the engine should do for one project now; empty means nothing.
+
+    Killing is not decided here: a kill marks its runs ``cancel_requested``, and the
+    engine stops every such run it sees still active.
+    """
 
     starts: tuple[StartRun, ...] = ()
-    cancels: tuple[int, ...] = ()
     move: MoveProject | None = None
 
     @property
     def empty(self) -> bool:
-        return not self.starts and not self.cancels and self.move is None
+        return not self.starts and self.move is None
 
 
 def effective_variables(pipeline: Pipeline, project_variables: Mapping[str, str]) -> dict[str, str]:
@@ -110,7 +113,6 @@ def decide(project: Project, pipeline: Pipeline, runs: list[Run]) -> Decision:
         return Decision()
     current = current_runs(runs)
     active = [run for run in current.values() if run.active]
-    cancels = tuple(run.id for run in active if run.cancel_requested)
 
     # Failures first: a retry is the run's own business, an exhausted one stops the project.
     retries: list[StartRun] = []
@@ -136,7 +138,7 @@ def decide(project: Project, pipeline: Pipeline, runs: list[Run]) -> Decision:
 
     if project.state is ProjectState.PAUSING:
         if active:
-            return Decision(cancels=cancels)
+            return Decision()
         killed = [r for r in stopped if r.state is StageRunState.CANCELLED]
         failed = [r for r in stopped if r.state is not StageRunState.CANCELLED]
         if failed:
@@ -146,7 +148,7 @@ def decide(project: Project, pipeline: Pipeline, runs: list[Run]) -> Decision:
 
     if stopped:
         if active:
-            return Decision(cancels=cancels)
+            return Decision()
         first = stopped[0]
         if first.state is StageRunState.CANCELLED:
             return Decision(move=MoveProject(ProjectState.PAUSED, _describe_end(first)))
@@ -185,7 +187,7 @@ def decide(project: Project, pipeline: Pipeline, runs: list[Run]) -> Decision:
         starts.append(StartRun(stage.name, 1, "its needs succeeded" if needs else "first stage"))
 
     if starts or active:
-        return Decision(starts=tuple(starts), cancels=cancels)
+        return Decision(starts=tuple(starts))
     if waiting is not None:
         return Decision(move=waiting)
     if all(

@@ -260,8 +260,6 @@ class Engine:
                 )
             else:
                 row.version += 1
-        for run_id in decision.cancels:
-            self._cancel_run(run_id)
         return True
 
     def _cancel_run(self, run_id: int) -> None:

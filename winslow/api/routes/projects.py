@@ -62,9 +62,7 @@ def list_projects(
     active: dict[str, list[Run]] = {}
     for run in context.store.active_runs():
         active.setdefault(run.project_id, []).append(run)
-    data = [ProjectPublic.of(p, active.get(p.id, [])) for p in projects]
-    for item in data:
-        item.runs = None
+    data = [ProjectPublic.of(p, active.get(p.id, []), with_runs=False) for p in projects]
     return ProjectsPublic(data=data, count=len(data))
 
 
@@ -193,10 +191,8 @@ def read_log(context: AppContext, run: Run, offset: int) -> bytes:
                 if offset
                 else (context.objects.get_bytes(run.log_key))
             )
-        except NotFoundError:
-            pass
         except WinslowError:
-            pass
+            pass  # Not archived (yet): the node still has it.
     if run.job_id:
         try:
             return context.backend.logs(run.job_id, offset)
