@@ -353,3 +353,52 @@ stages:
     line = next(x for x in winslow.log("names", run["id"]).splitlines() if "stdout | ws=" in x)
     ws = line.split("ws=")[1].split()[0]
     assert line.endswith(f"ws={ws} pwd={ws} run={run['id']} p=names/show")
+
+
+def test_failed_stage_is_retried_by_its_policy_and_attempts_are_kept(
+    winslow: Harness, tmp_path
+) -> None:
+    marker = tmp_path / "tries"
+    winslow.apply_pipeline(f"""
+name: flaky
+stages:
+  - name: detect
+    command: ["sh", "-c", "echo x >> {marker}; test $(wc -l < {marker}) -ge 2"]
+    retry: {{on_failure: 2}}
+""")
+    winslow.create("flaky", "flaky", start=True)
+    winslow.engine.run_until_idle()
+    project = winslow.show("flaky")
+    assert project["state"] == "succeeded"
+    assert [(r["attempt"], r["state"], r["exit_code"]) for r in project["runs"]] == [
+        (1, "failed", 1), (2, "succeeded", 0)]
+
+
+def test_lost_stage_is_retried_and_says_why(winslow: Harness, tmp_path) -> None:
+    import json
+    import os
+    import signal
+
+    winslow.apply_pipeline("""
+name: fragile
+stages:
+  - name: detect
+    command: ["sh", "-c", "if [ $WINSLOW_RUN = 1 ]; then sleep 60; fi; echo done"]
+""")
+    winslow.create("fragile", "fragile", start=True)
+    winslow.engine.reconcile_once()
+    job = winslow.show("fragile")["runs"][0]["job_id"]
+    runner_file = winslow.data_dir / "local" / "jobs" / job / "runner.json"
+    deadline = time.monotonic() + 20
+    while not runner_file.exists():
+        assert time.monotonic() < deadline, "runner never started"
+        time.sleep(0.05)
+    # The machinery under the stage vanishes, as when a node dies.
+    os.kill(json.loads(runner_file.read_text())["pid"], signal.SIGKILL)
+    winslow.engine.run_until_idle()
+    project = winslow.show("fragile")
+    assert project["state"] == "succeeded"
+    lost, retried = project["runs"]
+    assert (lost["state"], lost["attempt"]) == ("lost", 1)
+    assert "vanished without recording an exit status" in lost["reason"]
+    assert (retried["state"], retried["attempt"]) == ("succeeded", 2)
