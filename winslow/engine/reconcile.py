@@ -76,12 +76,14 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._nodes: list[NodeInfo] | None = None
+        self._watching = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
         """Watch the backend and reconcile in a background thread."""
         self.backend.start(self._on_job_event)
+        self._watching = True
         self._thread = threading.Thread(target=self._loop, name="winslow-engine", daemon=True)
         self._thread.start()
 
@@ -90,7 +92,9 @@ class Engine:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.backend.stop()
+        if self._watching:
+            self.backend.stop()
+            self._watching = False
 
     def wake(self) -> None:
         """Ask for a reconcile round now (after a command changed a project)."""
@@ -101,6 +105,8 @@ class Engine:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            # Cleared before the round, so a wake-up during it starts the next one at once.
+            self._wake.clear()
             try:
                 busy = self.reconcile_once()
             except Exception:
@@ -110,15 +116,14 @@ class Engine:
                 busy = False
             if not busy:
                 self._wake.wait(self.poll_seconds)
-                self._wake.clear()
 
     def run_until_idle(self, timeout: float = 60.0) -> None:
         """Reconcile until nothing changes and no submitted stage is still running.
 
-        For tests and the CLI: call ``backend.start`` yourself or let this do it; no
-        background thread may run at the same time.
+        For tests and scripts, instead of ``start``: it begins watching the backend if
+        nothing does yet. No background thread may run at the same time.
         """
-        if self._thread is None and not getattr(self, "_watching", False):
+        if not self._watching:
             self.backend.start(self._on_job_event)
             self._watching = True
         deadline = time.monotonic() + timeout
