@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean bench
+.PHONY: demo test lint typecheck install clean bench docker
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Winslow needs Python 3.11 or newer"'
@@ -28,8 +28,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck docker
 	$(BIN)/pytest -q
+
+# The container tests need a docker daemon; this starts one where it can (root on Debian).
+docker:
+	@scripts/start-docker.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/stage_overhead.py

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.winslow",
     "tests.fixtures.server",
     "tests.fixtures.postgres",
+    "tests.fixtures.containers",
 ]

@@ -371,7 +371,9 @@ stages:
     project = winslow.show("flaky")
     assert project["state"] == "succeeded"
     assert [(r["attempt"], r["state"], r["exit_code"]) for r in project["runs"]] == [
-        (1, "failed", 1), (2, "succeeded", 0)]
+        (1, "failed", 1),
+        (2, "succeeded", 0),
+    ]
 
 
 def test_lost_stage_is_retried_and_says_why(winslow: Harness, tmp_path) -> None:

@@ -1,0 +1,69 @@
+"""Stages with ``image:`` run in real docker containers, seeing their workspace and inputs."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests.fixtures.winslow import Harness
+
+pytestmark = [pytest.mark.slow, pytest.mark.containers]
+
+
+def pipeline(image: str) -> str:
+    return f"""
+name: boxed
+variables:
+  CLIP: {{default: clips/a.txt}}
+stages:
+  - name: inside
+    image: {image}
+    command: ["sh", "-c", "cat $WINSLOW_INPUTS/${{CLIP}} > seen.txt; pwd; echo run=$WINSLOW_RUN gpus=[$NVIDIA_VISIBLE_DEVICES]; echo err >&2"]
+    inputs: ["${{CLIP}}"]
+  - name: after
+    image: {image}
+    command: ["sh", "-c", "cat seen.txt; echo more >> seen.txt; $SLEEP"]
+    env: {{SLEEP: "true"}}
+"""
+
+
+def test_image_stage_runs_in_a_container_with_workspace_and_inputs(
+    winslow: Harness, stage_image: str
+) -> None:
+    winslow.context.objects.put_bytes("resources/clips/a.txt", b"from the pool\n")
+    winslow.apply_pipeline(pipeline(stage_image))
+    winslow.create("boxed", "boxed", start=True)
+    winslow.engine.run_until_idle(timeout=120)
+    project = winslow.show("boxed")
+    assert project["state"] == "succeeded", project
+    inside, after = project["runs"]
+    log = winslow.log("boxed", inside["id"])
+    assert "stdout | /workspace" in log
+    assert f"stdout | run={inside['id']} gpus=[void]" in log
+    assert "stderr | err" in log
+    workspace = after["workspace"]
+    assert winslow.context.objects.get_bytes(workspace + "seen.txt") == b"from the pool\nmore\n"
+
+
+def test_killing_an_image_stage_stops_its_container(winslow: Harness, stage_image: str) -> None:
+    winslow.context.objects.put_bytes("resources/clips/a.txt", b"x\n")
+    winslow.apply_pipeline(
+        pipeline(stage_image).replace("cat $WINSLOW_INPUTS/${CLIP} > seen.txt;", "sleep 60;")
+    )
+    winslow.create("stuck", "boxed", start=True)
+    winslow.engine.reconcile_once()
+    deadline = time.monotonic() + 60
+    while winslow.show("stuck")["runs"][0]["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+        winslow.engine.reconcile_once()
+    job = winslow.show("stuck")["runs"][0]["job_id"]
+    winslow.command("stuck", "kill")
+    winslow.engine.run_until_idle(timeout=60)
+    assert winslow.show("stuck")["runs"][0]["state"] == "cancelled"
+    running = subprocess.run(
+        ["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True, check=True
+    ).stdout
+    assert job not in running
