@@ -20,7 +20,12 @@ variables:
 stages:
   - name: inside
     image: {image}
-    command: ["sh", "-c", "cat $WINSLOW_INPUTS/${{CLIP}} > seen.txt; pwd; echo run=$WINSLOW_RUN gpus=[$NVIDIA_VISIBLE_DEVICES]; echo err >&2"]
+    command:
+      - sh
+      - -c
+      - >-
+        cat $WINSLOW_INPUTS/${{CLIP}} > seen.txt; pwd;
+        echo run=$WINSLOW_RUN gpus=[$NVIDIA_VISIBLE_DEVICES]; echo err >&2
     inputs: ["${{CLIP}}"]
   - name: after
     image: {image}
