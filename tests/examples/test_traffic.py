@@ -72,6 +72,25 @@ def run_stage(
     )
 
 
+def generate_video(video: Path, truth: Path) -> None:
+    """Draw the test's road video (fixed seed) and the truth of what is in it."""
+    subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE / "generate.py"),
+            str(video),
+            "--seed",
+            str(SEED),
+            "--truth",
+            str(truth),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.fixture(scope="module")
 def traffic_run(tmp_path_factory):
     """Generate a video, run every stage in order; return the truth, the outputs and the
@@ -81,21 +100,7 @@ def traffic_run(tmp_path_factory):
     video = inputs / POOL_PATH
     video.parent.mkdir(parents=True)
     truth_path = root / "truth.json"
-    subprocess.run(
-        [
-            sys.executable,
-            str(EXAMPLE / "generate.py"),
-            str(video),
-            "--seed",
-            str(SEED),
-            "--truth",
-            str(truth_path),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    generate_video(video, truth_path)
     pipeline = load_pipeline()
     variables = project_variables(pipeline, INPUT_VIDEO=POOL_PATH, EXAMPLES_DIR=str(EXAMPLE))
     results = {}

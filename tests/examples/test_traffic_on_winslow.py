@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.examples.test_traffic import EXAMPLE, SEED, SPEED_TOLERANCE, match_tracks
+from tests.examples.test_traffic import EXAMPLE, SPEED_TOLERANCE, generate_video, match_tracks
 from tests.fixtures.winslow import Harness
 
 pytest.importorskip("cv2", reason="the traffic example needs opencv-python-headless")
@@ -24,20 +23,7 @@ def test_traffic_pipeline_on_winslow_counts_and_times_every_vehicle(
     # Stages run `python3` from PATH; make it this interpreter, as a venv on PATH does.
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     video, truth_file = tmp_path / "road.mp4", tmp_path / "truth.json"
-    subprocess.run(
-        [
-            sys.executable,
-            str(EXAMPLE / "generate.py"),
-            str(video),
-            "--seed",
-            str(SEED),
-            "--truth",
-            str(truth_file),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    generate_video(video, truth_file)
     winslow.context.objects.upload_file(video, "resources/videos/road.mp4")
     winslow.apply_pipeline((EXAMPLE / "pipeline.yaml").read_text())
     winslow.create(
