@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,35 @@ class Settings(BaseSettings):
     """Port of the embedded S3 server when Winslow starts one."""
     poll_seconds: float = 5.0
     """Safety-net poll of the engine, seconds."""
+    nomad_addr: str = Field(
+        default="http://127.0.0.1:4646",
+        validation_alias=AliasChoices("NOMAD_ADDR", "WINSLOW_NOMAD_ADDR"),
+    )
+    """Nomad's HTTP API, read from Nomad's own ``NOMAD_*`` variables like its CLI does."""
+    nomad_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("NOMAD_TOKEN", "WINSLOW_NOMAD_TOKEN")
+    )
+    nomad_namespace: str = Field(
+        default="default",
+        validation_alias=AliasChoices("NOMAD_NAMESPACE", "WINSLOW_NOMAD_NAMESPACE"),
+    )
+    nomad_region: str | None = Field(
+        default=None, validation_alias=AliasChoices("NOMAD_REGION", "WINSLOW_NOMAD_REGION")
+    )
+    nomad_cacert: str | None = Field(
+        default=None, validation_alias=AliasChoices("NOMAD_CACERT", "WINSLOW_NOMAD_CACERT")
+    )
+    nomad_datacenters: str = "*"
+    """Comma-separated datacenters stage jobs may run in."""
+    nomad_image: str = "winslow:0.1.0"
+    """Image with Winslow inside, for the stage-in and stage-out tasks."""
+    nomad_allow_host_commands: bool = False
+    """Let stages without an image (and the stage-in/out tools) run with raw_exec."""
+    nomad_credentials: Literal["nomad-variables", "vault"] = "nomad-variables"
+    nomad_credentials_path: str = "winslow/s3"
+    nomad_vault_role: str | None = None
+    nomad_s3_endpoint: str | None = None
+    """The S3 endpoint as tasks on the Nomad clients reach it; default: ``s3_endpoint``."""
     ui_dir: Path = Path(__file__).resolve().parents[1] / "ui"
     """The console's templates and assets (``ui/`` of the checkout by default)."""
 

@@ -82,6 +82,9 @@ class RunSpec:
     """The node the engine placed the run on, where the backend lets the engine place."""
     gpu_indices: tuple[int, ...] = ()
     """The GPUs the engine gave the run on ``node``."""
+    preferred_node: str | None = None
+    """Where the stages this one needs ran, so its data is likely cached there; backends
+    that place runs themselves prefer it (an affinity, not a constraint)."""
 
 
 @dataclass(frozen=True)

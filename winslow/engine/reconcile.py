@@ -175,6 +175,9 @@ class Engine:
     def _record(self, run: Run, status: JobStatus) -> bool:
         target = _JOB_TO_RUN[status.state]
         if target is run.state:
+            # A backend that places runs itself explains a wait (Nomad's blocked evaluation).
+            if target is StageRunState.PENDING and status.reason:
+                return self._set_pending_reason(run, status.reason)
             return False
         tail: tuple[str, ...] = ()
         if target in (StageRunState.FAILED, StageRunState.LOST, StageRunState.CANCELLED):

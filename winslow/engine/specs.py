@@ -45,6 +45,17 @@ def workspace_sources(pipeline: Pipeline, stage: Stage, earlier: list[Run]) -> t
     return tuple(sources)
 
 
+def preferred_node(pipeline: Pipeline, stage: Stage, earlier: list[Run]) -> str | None:
+    """Return the node the latest of the stages ``stage`` needs ran on, if any."""
+    current = current_runs(earlier)
+    nodes = [
+        (run.ended_at, run.node)
+        for need in pipeline.needs_of(stage.name)
+        if (run := current.get(need)) is not None and run.node and run.ended_at
+    ]
+    return max(nodes)[1] if nodes else None
+
+
 def run_values(project: Project, pipeline: Pipeline, stage: str, run_id: int) -> dict[str, str]:
     """The variables a run sees: pipeline defaults, project values, Winslow's own names."""
     values = effective_variables(pipeline, project.variables)
@@ -68,6 +79,7 @@ def build_spec(project: Project, pipeline: Pipeline, run: Run, earlier: list[Run
     }
     command, env, inputs = interpolate_stage(stage, {**passthrough, **values})
     env = {**values, **env}
+    before = [r for r in earlier if r.id < run.id]
     return RunSpec(
         job_id=run.job_id or job_id_for(project, run.id),
         project_id=project.id,
@@ -87,4 +99,5 @@ def build_spec(project: Project, pipeline: Pipeline, run: Run, earlier: list[Run
         timeout_seconds=stage.timeout,
         node=run.node,
         gpu_indices=run.gpu_indices,
+        preferred_node=preferred_node(pipeline, stage, before),
     )
