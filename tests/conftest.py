@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.server",
     "tests.fixtures.postgres",
     "tests.fixtures.containers",
+    "tests.fixtures.nomad",
 ]

@@ -65,7 +65,9 @@ class Settings(BaseSettings):
     nomad_allow_host_commands: bool = False
     """Let stages without an image (and the stage-in/out tools) run with raw_exec."""
     nomad_credentials: Literal["nomad-variables", "vault"] = "nomad-variables"
-    nomad_credentials_path: str = "winslow/s3"
+    nomad_credentials_path: str = "nomad/jobs"
+    """Nomad Variable (or Vault KV v2) path of access_key and secret_key; every job in the
+    namespace may read `nomad/jobs` without an extra ACL policy."""
     nomad_vault_role: str | None = None
     nomad_s3_endpoint: str | None = None
     """The S3 endpoint as tasks on the Nomad clients reach it; default: ``s3_endpoint``."""

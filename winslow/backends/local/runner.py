@@ -19,10 +19,8 @@ on to the stage.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import fcntl
-import hashlib
 import logging
 import os
 import shlex
@@ -33,20 +31,21 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from winslow.atomic import write_text_atomic
+from winslow import stagetools
 from winslow.backends.base import JobState, RunSpec
 from winslow.backends.local import container, jobfiles
 from winslow.backends.local.jobfiles import JobPaths, JobSpec
+from winslow.stagetools import JobLog, LineSplitter
 
 if TYPE_CHECKING:
-    from winslow.storage.objects import ObjectEntry, ObjectStore
+    from winslow.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +68,6 @@ HOST_ENV_PASSTHROUGH = (
 )
 """Variables a host stage inherits from the runner; everything else comes from the spec."""
 
-MAX_LINE_BYTES = 64 * 1024
-"""A line longer than this is logged in pieces, so one runaway line cannot exhaust memory."""
-
 READER_JOIN_SECONDS = 5.0
 """How long to wait for the stage's output to drain after its process ended, seconds."""
 
@@ -80,8 +76,6 @@ WAIT_STEP_SECONDS = 0.1
 
 DOCKER_KILL_TIMEOUT_SECONDS = 15.0
 """How long ``docker kill`` may take when the grace period is over, seconds."""
-
-_PR_SET_PDEATHSIG = 1
 
 
 class CancelRequestedError(BaseException):
@@ -160,61 +154,6 @@ def exit_reason(returncode: int, *, in_container: bool = False, memory_mb: int =
     return f"exited with code {returncode}"
 
 
-def human_size(size: int) -> str:
-    """Return ``1.2 GB``-style text for a byte count (decimal units, as storage consoles show)."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
-class LineSplitter:
-    """Cut a byte stream into lines at ``\\n``, ``\\r\\n`` or a bare ``\\r``.
-
-    A bare ``\\r`` ends a line too, so a progress bar that redraws itself shows up in the
-    live log instead of piling up until the stage exits. Lines longer than ``max_bytes``
-    are cut into pieces.
-    """
-
-    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
-        self._buffer = bytearray()
-        self._after_cr = False
-        self._max = max_bytes
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Return the lines completed by ``data``, without their terminators."""
-        lines: list[bytes] = []
-        for byte in data:
-            if byte == 0x0A:  # \n
-                if self._after_cr:
-                    self._after_cr = False  # the \n of a \r\n: its line went out at the \r
-                    continue
-                lines.append(bytes(self._buffer))
-                self._buffer.clear()
-            elif byte == 0x0D:  # \r
-                lines.append(bytes(self._buffer))
-                self._buffer.clear()
-                self._after_cr = True
-                continue
-            else:
-                self._buffer.append(byte)
-                if len(self._buffer) >= self._max:
-                    lines.append(bytes(self._buffer))
-                    self._buffer.clear()
-            self._after_cr = False
-        return lines
-
-    def flush(self) -> list[bytes]:
-        """Return the unterminated last line, if any."""
-        if not self._buffer:
-            return []
-        line = bytes(self._buffer)
-        self._buffer.clear()
-        return [line]
-
-
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -223,145 +162,21 @@ def _signal_name(number: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# The log
-
-
-class JobLog:
-    """Appends timestamped lines to ``log.txt``, one ``write`` per line, from any thread.
-
-    The file is opened ``O_APPEND`` and every line is written whole with one system call,
-    so a reader (``LocalBackend.logs``) never sees half a line from two writers.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._lock = threading.Lock()
-
-    def line(self, stream: str, text: bytes | str) -> None:
-        body = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
-        stamp = jobfiles.now_timestamp().encode()
-        record = stamp + b" " + stream.encode() + b" | " + body + b"\n"
-        with self._lock:
-            os.write(self._fd, record)
-
-    def event(self, message: str) -> None:
-        """One line of the runner's own, marked ``winslow``."""
-        self.line("winslow", message)
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
-# ---------------------------------------------------------------------------------------
-# Stage-in
-
-
-class InputCache:
-    """Node-wide cache of resource pool files, shared by every job of this data dir.
-
-    ``<cache>/resources/<path>`` holds the file and ``<cache>/etags/<path>`` the ETag it was
-    downloaded at; a second tree for the ETags means no name in the pool can collide with
-    a sidecar. A hit needs the same ETag and size as the object has now. One ``flock`` per
-    path keeps two runners from downloading the same file at once. Cached files are
-    read-only and reach jobs as hard links; a newer version replaces the name, not the
-    inode, so a running job keeps the version it started with.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def fetch(
-        self, store: ObjectStore, key: str, path: str, entry: ObjectEntry
-    ) -> tuple[Path, bool]:
-        """Return the cached copy of pool file ``path`` and whether it was a cache hit.
-
-        ``entry`` is what HeadObject says of ``key`` now; on a miss the file is downloaded
-        (to a temporary name, renamed when complete) before this returns.
-        """
-        target = self.root / "resources" / path
-        etag_file = self.root / "etags" / path
-        with self._locked(path):
-            if (
-                entry.etag
-                and _read_text(etag_file) == entry.etag
-                and target.is_file()
-                and target.stat().st_size == entry.size
-            ):
-                return target, True
-            # Drop the old ETag first: a crash between the file's replace and the new ETag
-            # then costs a download, never a stale hit.
-            etag_file.unlink(missing_ok=True)
-            store.download_file(key, target)
-            target.chmod(0o444)
-            if entry.etag:
-                etag_file.parent.mkdir(parents=True, exist_ok=True)
-                write_text_atomic(etag_file, entry.etag)
-        return target, False
-
-    @contextlib.contextmanager
-    def _locked(self, path: str) -> Iterator[None]:
-        locks = self.root / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256(path.encode("utf-8")).hexdigest()[:32]
-        with (locks / f"{name}.lock").open("a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    """Hard-link ``source`` to ``target``; copy where a link is impossible (another device)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+# Stage-in (the log, the input cache and the transfers live in ``winslow.stagetools``)
 
 
 def stage_in(job: JobSpec, paths: JobPaths, store: Callable[[], ObjectStore], jlog: JobLog) -> None:
     """Fill ``workspace/`` from the workspace sources and ``inputs/`` from the pool."""
-    from winslow.core.paths import clean_relative_path
-    from winslow.errors import NotFoundError
-    from winslow.storage import keys
-
     spec = job.spec
-    paths.workspace.mkdir(exist_ok=True)
-    paths.inputs.mkdir(exist_ok=True)
-    for prefix in spec.workspace_sources:
-        count = store().download_prefix(prefix, paths.workspace)
-        jlog.event(f"workspace: {count} files from {prefix}")
-    if not spec.inputs:
-        return
-    # Look every input up before fetching any, so a missing one fails the run at once and
-    # the log can say how much is coming.
-    planned: list[tuple[str, str, ObjectEntry]] = []
-    for raw in spec.inputs:
-        path = clean_relative_path(raw)
-        key = keys.resource_key(path)
-        try:
-            planned.append((path, key, store().head(key)))
-            continue
-        except NotFoundError:
-            listing = store().list(keys.resource_prefix(path), recursive=True)
-            files = [e for e in listing if not e.is_dir]
-            if not files:
-                raise
-        for entry in files:
-            file_path = f"{path}/{clean_relative_path(entry.path)}"
-            planned.append((file_path, keys.resource_key(file_path), entry))
-    total = sum(entry.size for _, _, entry in planned)
-    jlog.event(
-        f"staging in {len(spec.inputs)} input{'s' if len(spec.inputs) != 1 else ''} "
-        f"({len(planned)} files, {human_size(total)})"
+    stagetools.stage_in(
+        paths.workspace,
+        paths.inputs,
+        sources=spec.workspace_sources,
+        input_paths=spec.inputs,
+        store=store,
+        event=jlog.event,
+        cache_dir=Path(job.cache_dir),
     )
-    cache = InputCache(Path(job.cache_dir))
-    for path, key, entry in planned:
-        cached, hit = cache.fetch(store(), key, path, entry)
-        link_or_copy(cached, paths.inputs / path)
-        how = "cache hit" if hit else "downloaded"
-        jlog.event(f"input {path}: {how} ({human_size(entry.size)})")
 
 
 # ---------------------------------------------------------------------------------------
@@ -395,23 +210,8 @@ class Signals:
             raise CancelRequestedError()
 
 
-def _die_with_runner() -> None:
-    """In the stage's child before exec: be killed if the runner dies (Linux only)."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _load_libc() -> Any:
-    # Loaded before any fork: dlopen in a forked child of a threaded process can deadlock.
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _load_libc()
+# The stage dies with the runner (PR_SET_PDEATHSIG); see ``stagetools.die_with_parent``.
+_die_with_runner = stagetools.die_with_parent
 
 
 def oom_kill_count() -> int:
@@ -751,9 +551,8 @@ def _stage_in_run_stage_out(
         outcome = Outcome(JobState.CANCELLED, None, "cancelled")
 
     try:
-        if ran and spec.workspace_prefix and _has_files(paths.workspace):
-            count = store().upload_dir(paths.workspace, spec.workspace_prefix)
-            jlog.event(f"stage-out: uploaded {count} files to {spec.workspace_prefix}")
+        if ran:
+            stagetools.upload_workspace(paths.workspace, spec.workspace_prefix, store, jlog.event)
     except CancelRequestedError:
         jlog.event("cancelled during stage-out; the workspace upload is incomplete")
         outcome = Outcome(JobState.CANCELLED, outcome.exit_code, "cancelled during stage-out")
@@ -791,10 +590,6 @@ def archive_log(paths: JobPaths, log_key: str) -> None:
         )
 
 
-def _has_files(folder: Path) -> bool:
-    return any(files for _root, _dirs, files in os.walk(folder))
-
-
 def _with_problem(outcome: Outcome, problem: str) -> Outcome:
     """A stage-out failure fails a run that succeeded; for others it is added to the reason."""
     if outcome.state is JobState.SUCCEEDED:
@@ -818,13 +613,6 @@ def _write_status(paths: JobPaths, outcome: Outcome, started_at: str | None) -> 
 def _message(exc: BaseException) -> str:
     message = getattr(exc, "message", None)
     return str(message) if message else f"{type(exc).__name__}: {exc}"
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,879 @@
+"""The stand-in's HTTP API: Nomad's endpoints, status codes and wire formats.
+
+Routes parse the request, read or write the ``State`` under its lock, and answer as a
+Nomad agent does (``command/agent/http.go`` and friends): JSON bodies; errors as
+``text/plain`` with Nomad's wording (``job not found`` 404, ``Permission denied`` 403,
+``Enforcing job modify index 0: job already exists`` 500, a job that fails validation
+500 with go-multierror's text); ``X-Nomad-Index``, ``X-Nomad-KnownLeader`` and
+``X-Nomad-LastContact`` on reads. A read with ``?index=N`` blocks until the index it
+reports passes N or ``wait`` (default 5 min, at most 10, plus up to 1/16 jitter) ends,
+then answers the current state either way.
+
+Streams: ``/v1/event/stream`` writes one JSON frame per line and ``{}`` heartbeats;
+``/v1/client/fs/logs`` writes ``StreamFrame`` objects back to back with no separator
+(base64 ``Data``, ``Offset`` = file offset after the frame's data), ``{}`` heartbeats
+while following, or raw bytes with ``plain=true``. As on a real agent, following a log
+does not end when the task does, unless the stand-in is told to close such streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+
+from .scheduler import (
+    eval_stub,
+    new_eval,
+    put_eval,
+    put_job,
+)
+from .shapes import canonical_job, job_spec_key, job_stub
+from .state import alloc_terminal, now_ns
+
+if TYPE_CHECKING:
+    from .standin import NomadStandin
+
+__all__ = ["create_app"]
+
+JsonDict = dict[str, Any]
+MAX_WAIT_SECONDS = 600.0
+DEFAULT_WAIT_SECONDS = 300.0
+LOG_FRAME_SIZE = 64 * 1024
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+
+
+class NomadError(Exception):
+    """An error answer: Nomad writes the status and the bare message as text."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_go_duration(text: str) -> float:
+    """Seconds in a Go duration string such as ``5s``, ``1m30s`` or ``250ms``."""
+    scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    pos, total = 0, 0.0
+    if text in ("0", ""):
+        return 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            raise ValueError(text)
+        total += float(match.group(1)) * scale[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        raise ValueError(text)
+    return total
+
+
+def _multierror(errors: list[str]) -> str:
+    """go-multierror's text, which Nomad returns for a job that fails validation."""
+    if len(errors) == 1:
+        return f"1 error occurred:\n\t* {errors[0]}\n\n"
+    points = "\n\t".join(f"* {e}" for e in errors)
+    return f"{len(errors)} errors occurred:\n\t{points}\n\n"
+
+
+def _nested(text: str) -> str:
+    # A nested multierror prints inside its parent's line, minus its trailing blank lines.
+    return text.rstrip("\n")
+
+
+def validate_job(raw: JsonDict) -> list[str]:
+    """The checks of ``structs.Job.Validate`` a stage job can trip; messages are Nomad's."""
+    errors: list[str] = []
+    if " " in str(raw.get("ID", "")):
+        errors.append("Job ID contains a space")
+    if raw.get("Type") not in (None, "", "service", "batch", "system", "sysbatch"):
+        errors.append(f'Invalid job type: "{raw.get("Type")}"')
+    groups = raw.get("TaskGroups") or []
+    if not groups:
+        errors.append("Missing job task groups")
+    seen: dict[str, int] = {}
+    for idx, group in enumerate(groups):
+        name = group.get("Name") or ""
+        if not name:
+            errors.append(f"Job task group {idx + 1} missing name")
+        elif name in seen:
+            errors.append(
+                f"Job task group {idx + 1} redefines '{name}' from group {seen[name] + 1}"
+            )
+        else:
+            seen[name] = idx
+    for group in groups:
+        group_errors: list[str] = []
+        tasks = group.get("Tasks") or []
+        if not tasks:
+            group_errors.append("Missing tasks for task group")
+        for idx, task in enumerate(tasks):
+            task_errors = []
+            if not task.get("Name"):
+                task_errors.append("Missing task name")
+            if not task.get("Driver"):
+                task_errors.append("Missing task driver")
+            if task_errors:
+                label = task.get("Name") or str(idx + 1)
+                group_errors.append(
+                    f"Task {label} validation failed: {_nested(_multierror(task_errors))}"
+                )
+        if group_errors:
+            errors.append(
+                f"Task group {group.get('Name') or ''} validation failed: "
+                f"{_nested(_multierror(group_errors))}"
+            )
+    return errors
+
+
+def create_app(standin: NomadStandin) -> FastAPI:
+    """The FastAPI app serving ``standin``'s state."""
+    app = FastAPI(title="Nomad stand-in", openapi_url=None, docs_url=None, redoc_url=None)
+    state = standin.state
+
+    @app.exception_handler(NomadError)
+    async def nomad_error(_request: Request, exc: NomadError) -> Response:
+        return PlainTextResponse(exc.message, status_code=exc.status)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def check_acl(request: Request) -> None:
+        if standin.token is None:
+            return
+        token = request.headers.get("X-Nomad-Token", "")
+        auth = request.headers.get("Authorization", "")
+        if not token and auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        if not token:
+            # The anonymous token, with no anonymous policy: Nomad's answer.
+            raise NomadError(403, "Permission denied")
+        if token != standin.token:
+            raise NomadError(403, "ACL token not found")
+
+    def namespace_of(request: Request) -> str:
+        return request.query_params.get("namespace") or "default"
+
+    def json_response(body: Any, index: int | None = None, status: int = 200) -> Response:
+        headers = {"X-Nomad-KnownLeader": "true", "X-Nomad-LastContact": "0"}
+        if index is not None:
+            headers["X-Nomad-Index"] = str(index)
+        return Response(
+            content=json.dumps(body, separators=(",", ":")),
+            status_code=status,
+            media_type="application/json",
+            headers=headers,
+        )
+
+    async def block(request: Request, index_of: Callable[[], int]) -> int:
+        """Wait as a blocking query does; return the index to report."""
+        query = request.query_params
+        min_index = 0
+        if query.get("index"):
+            try:
+                min_index = int(query["index"])
+            except ValueError:
+                raise NomadError(400, "Invalid index") from None
+        wait = DEFAULT_WAIT_SECONDS
+        if query.get("wait"):
+            try:
+                wait = parse_go_duration(query["wait"])
+            except ValueError:
+                raise NomadError(400, "Invalid wait time") from None
+        if min_index <= 0:
+            return index_of()
+        wait = min(wait or DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS)
+        wait += random.uniform(0, wait / 16)  # Nomad's jitter spreads reconnecting clients
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and not standin.closing:
+            index = index_of()
+            if index > min_index:
+                return index
+            await asyncio.sleep(0.02)
+        return index_of()
+
+    def table_or(obj_index: Callable[[], int | None], table: str) -> Callable[[], int]:
+        def index() -> int:
+            with state.lock:
+                value = obj_index()
+                return max(value if value is not None else state.current_index(table), 1)
+
+        return index
+
+    async def read_body(request: Request) -> JsonDict:
+        raw = await request.body()
+        if not raw:
+            raise NomadError(400, "Request body is empty")
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise NomadError(400, str(exc)) from None
+        if not isinstance(body, dict):
+            raise NomadError(
+                400, "json: cannot unmarshal into Go value of type api.JobRegisterRequest"
+            )
+        return body
+
+    # --- status and agent -----------------------------------------------------------------
+
+    @app.get("/v1/status/leader")
+    async def status_leader() -> Response:
+        return json_response("127.0.0.1:4647")
+
+    @app.get("/v1/agent/self")
+    async def agent_self(request: Request) -> Response:
+        check_acl(request)
+        return json_response(
+            {
+                "config": {
+                    "Region": "global",
+                    "Datacenter": "dc1",
+                    "NodeName": "standin",
+                    "Version": {"Version": "1.9.7", "Prerelease": "", "Metadata": "standin"},
+                    "ACL": {"Enabled": standin.token is not None},
+                    "Server": {"Enabled": True},
+                    "Client": {"Enabled": True},
+                },
+                "member": {
+                    "Name": "standin.global",
+                    "Addr": "127.0.0.1",
+                    "Port": 4648,
+                    "Tags": {"region": "global", "dc": "dc1", "build": "1.9.7", "role": "nomad"},
+                    "Status": "alive",
+                },
+                "stats": {"nomad": {"leader": "true", "server": "true"}},
+            }
+        )
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    async def register(request: Request, path_id: str | None) -> Response:
+        check_acl(request)
+        body = await read_body(request)
+        raw = body.get("Job")
+        if not isinstance(raw, dict):
+            raise NomadError(400, "Job must be specified")
+        if not raw.get("ID"):
+            raise NomadError(400, "Job ID hasn't been provided")
+        if path_id is not None and raw["ID"] != path_id:
+            raise NomadError(400, "Job ID does not match name")
+        namespace = request.query_params.get("namespace") or raw.get("Namespace") or "default"
+        if namespace not in state.namespaces:
+            raise NomadError(500, f'nonexistent namespace "{namespace}"')
+        errors = validate_job(raw)
+        if errors:
+            raise NomadError(500, _multierror(errors))
+        enforce = bool(body.get("EnforceIndex"))
+        want_index = int(body.get("JobModifyIndex") or 0)
+        with state.lock:
+            existing = state.job(namespace, raw["ID"])
+            if enforce:
+                prefix = "Enforcing job modify index"
+                if existing is None and want_index != 0:
+                    raise NomadError(500, f"{prefix} {want_index}: job does not exist")
+                if existing is not None and want_index == 0:
+                    raise NomadError(500, f"{prefix} 0: job already exists")
+                if existing is not None and want_index != existing["JobModifyIndex"]:
+                    raise NomadError(
+                        500,
+                        f"{prefix} {want_index}: job exists with conflicting job modify index: "
+                        f"{existing['JobModifyIndex']}",
+                    )
+            job = canonical_job(raw, namespace, now_ns())
+            changed = existing is None or job_spec_key(job) != job_spec_key(existing)
+            with state.txn("JobRegistered") as index:
+                if existing is None:
+                    job.update(CreateIndex=index, JobModifyIndex=index)
+                elif changed:
+                    job.update(
+                        CreateIndex=existing["CreateIndex"],
+                        JobModifyIndex=index,
+                        Version=existing["Version"] + 1,
+                        Status=existing["Status"],
+                    )
+                else:
+                    job = existing
+                if changed:
+                    put_job(state, job)
+                ev = new_eval(job, "job-register", index)
+                put_eval(state, ev)
+        standin.scheduler.enqueue(ev["ID"])
+        return json_response(
+            {
+                "EvalID": ev["ID"],
+                "EvalCreateIndex": index,
+                "JobModifyIndex": job["JobModifyIndex"],
+                "Warnings": "",
+                "Index": index,
+                "LastContact": 0,
+                "KnownLeader": False,
+            },
+            index=index,
+        )
+
+    @app.post("/v1/jobs")
+    @app.put("/v1/jobs")
+    async def jobs_register(request: Request) -> Response:
+        return await register(request, None)
+
+    @app.get("/v1/jobs")
+    async def jobs_list(request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        prefix = request.query_params.get("prefix", "")
+        with_meta = request.query_params.get("meta", "") in ("true", "1")
+        index = await block(request, lambda: state.current_index("jobs"))
+        with state.lock:
+            stubs = [
+                job_stub(job, _summary(job), with_meta)
+                for (ns, job_id), job in sorted(state.jobs.items())
+                if (namespace == "*" or ns == namespace) and job_id.startswith(prefix)
+            ]
+        return json_response(stubs, index)
+
+    def _summary(job: JsonDict) -> JsonDict:
+        groups: JsonDict = {
+            g["Name"]: {
+                "Queued": 0,
+                "Complete": 0,
+                "Failed": 0,
+                "Running": 0,
+                "Starting": 0,
+                "Lost": 0,
+                "Unknown": 0,
+            }
+            for g in job["TaskGroups"]
+        }
+        for alloc in state.job_allocs(job["Namespace"], job["ID"]):
+            counts = groups.get(alloc["TaskGroup"])
+            if counts is None:
+                continue
+            key = {
+                "pending": "Starting",
+                "running": "Running",
+                "complete": "Complete",
+                "failed": "Failed",
+                "lost": "Lost",
+            }.get(alloc["ClientStatus"], "Unknown")
+            counts[key] += 1
+        for ev in state.job_evals(job["Namespace"], job["ID"]):
+            if ev["Status"] == "blocked":
+                for name, queued in (ev["QueuedAllocations"] or {}).items():
+                    if name in groups:
+                        groups[name]["Queued"] = queued
+                for name in ev["FailedTGAllocs"] or {}:
+                    if name in groups and not groups[name]["Queued"]:
+                        groups[name]["Queued"] = 1
+        return {
+            "JobID": job["ID"],
+            "Namespace": job["Namespace"],
+            "Summary": groups,
+            "Children": {"Pending": 0, "Running": 0, "Dead": 0},
+            "CreateIndex": job["CreateIndex"],
+            "ModifyIndex": job["ModifyIndex"],
+        }
+
+    @app.post("/v1/job/{job_id:path}/evaluate")
+    async def job_evaluate(job_id: str, request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        with state.lock:
+            job = state.job(namespace, job_id)
+            if job is None:
+                raise NomadError(500, "job not found")
+            with state.txn("EvaluationUpdated") as index:
+                ev = new_eval(job, "job-register", index)
+                put_eval(state, ev)
+        standin.scheduler.enqueue(ev["ID"])
+        return json_response(
+            {
+                "EvalID": ev["ID"],
+                "EvalCreateIndex": index,
+                "JobModifyIndex": job["JobModifyIndex"],
+                "Warnings": "",
+                "Index": index,
+                "LastContact": 0,
+                "KnownLeader": False,
+            },
+            index,
+        )
+
+    @app.get("/v1/job/{job_id:path}/allocations")
+    async def job_allocations(job_id: str, request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        include_all = request.query_params.get("all", "") in ("true", "1")
+        index = await block(request, lambda: state.current_index("allocs"))
+        with state.lock:
+            job = state.job(namespace, job_id)
+            allocs = [
+                _alloc_stub(a)
+                for a in state.job_allocs(namespace, job_id)
+                if include_all or job is None or a["Job"]["CreateIndex"] == job["CreateIndex"]
+            ]
+        return json_response(allocs, index)
+
+    @app.get("/v1/job/{job_id:path}/evaluations")
+    async def job_evaluations(job_id: str, request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        index = await block(request, lambda: state.current_index("evals"))
+        with state.lock:
+            evals = [_eval_json(e) for e in state.job_evals(namespace, job_id)]
+        return json_response(evals, index)
+
+    @app.get("/v1/job/{job_id:path}/summary")
+    async def job_summary(job_id: str, request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        index = await block(request, lambda: state.current_index("jobs"))
+        with state.lock:
+            job = state.job(namespace, job_id)
+            if job is None:
+                raise NomadError(404, "job not found")
+            return json_response(_summary(job), index)
+
+    @app.get("/v1/job/{job_id:path}")
+    async def job_read(job_id: str, request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+
+        def job_index() -> int | None:
+            job = state.job(namespace, job_id)
+            return job["ModifyIndex"] if job else None
+
+        index = await block(request, table_or(job_index, "jobs"))
+        with state.lock:
+            job = state.job(namespace, job_id)
+            if job is None:
+                raise NomadError(404, "job not found")
+            return json_response(job, index)
+
+    @app.post("/v1/job/{job_id:path}")
+    @app.put("/v1/job/{job_id:path}")
+    async def job_update(job_id: str, request: Request) -> Response:
+        return await register(request, job_id)
+
+    @app.delete("/v1/job/{job_id:path}")
+    async def job_delete(job_id: str, request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        purge = request.query_params.get("purge", "") in ("true", "1")
+        with state.lock:
+            job = state.job(namespace, job_id)
+            if job is None:
+                # Nomad answers a deregister of an unknown job with an empty success.
+                return json_response(
+                    {
+                        "EvalID": "",
+                        "EvalCreateIndex": 0,
+                        "JobModifyIndex": 0,
+                        "VolumeEvalID": "",
+                        "VolumeEvalIndex": 0,
+                        "Index": 0,
+                        "LastContact": 0,
+                        "KnownLeader": False,
+                    },
+                    index=0,
+                )
+            with state.txn("JobDeregistered") as index:
+                if purge:
+                    put_job(state, job, deleted=True)
+                elif not job["Stop"]:
+                    job["Stop"] = True
+                    job["Version"] += 1
+                    job["JobModifyIndex"] = index
+                    put_job(state, job)
+                ev = new_eval(job, "job-deregister", index, JobModifyIndex=index)
+                put_eval(state, ev)
+        standin.scheduler.enqueue(ev["ID"])
+        return json_response(
+            {
+                "EvalID": ev["ID"],
+                "EvalCreateIndex": index,
+                "JobModifyIndex": index,
+                "VolumeEvalID": "",
+                "VolumeEvalIndex": 0,
+                "Index": index,
+                "LastContact": 0,
+                "KnownLeader": False,
+            },
+            index=index,
+        )
+
+    # --- allocations and evaluations ----------------------------------------------------
+
+    def _alloc_stub(alloc: JsonDict) -> JsonDict:
+        keys = (
+            "ID",
+            "EvalID",
+            "Name",
+            "Namespace",
+            "NodeID",
+            "NodeName",
+            "JobID",
+            "TaskGroup",
+            "DesiredStatus",
+            "DesiredDescription",
+            "ClientStatus",
+            "ClientDescription",
+            "DesiredTransition",
+            "TaskStates",
+            "DeploymentStatus",
+            "FollowupEvalID",
+            "NextAllocation",
+            "PreviousAllocation",
+            "RescheduleTracker",
+            "PreemptedAllocations",
+            "PreemptedByAllocation",
+            "CreateIndex",
+            "ModifyIndex",
+            "CreateTime",
+            "ModifyTime",
+        )
+        stub = {key: alloc[key] for key in keys}
+        stub["JobType"] = alloc["Job"]["Type"]
+        stub["JobVersion"] = alloc["Job"]["Version"]
+        return stub
+
+    def _eval_json(ev: JsonDict) -> JsonDict:
+        out = dict(ev)
+        out.pop("RelatedEvals", None)
+        return out
+
+    @app.get("/v1/allocations")
+    async def allocations(request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        prefix = request.query_params.get("prefix", "")
+        index = await block(request, lambda: state.current_index("allocs"))
+        with state.lock:
+            out = [
+                _alloc_stub(a)
+                for a in sorted(state.allocs.values(), key=lambda a: a["CreateIndex"])
+                if (namespace == "*" or a["Namespace"] == namespace) and a["ID"].startswith(prefix)
+            ]
+        return json_response(out, index)
+
+    @app.get("/v1/allocation/{alloc_id}")
+    async def allocation(alloc_id: str, request: Request) -> Response:
+        check_acl(request)
+
+        def alloc_index() -> int | None:
+            alloc = state.allocs.get(alloc_id)
+            return alloc["ModifyIndex"] if alloc else None
+
+        index = await block(request, table_or(alloc_index, "allocs"))
+        with state.lock:
+            alloc = state.allocs.get(alloc_id)
+            if alloc is None:
+                raise NomadError(404, "alloc not found")
+            return json_response(alloc, index)
+
+    @app.get("/v1/evaluations")
+    async def evaluations(request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        index = await block(request, lambda: state.current_index("evals"))
+        with state.lock:
+            out = [
+                _eval_json(e)
+                for e in sorted(state.evals.values(), key=lambda e: e["CreateIndex"])
+                if namespace == "*" or e["Namespace"] == namespace
+            ]
+        return json_response(out, index)
+
+    @app.get("/v1/evaluation/{eval_id}")
+    async def evaluation(eval_id: str, request: Request) -> Response:
+        check_acl(request)
+        related = request.query_params.get("related", "") in ("true", "1")
+
+        def eval_index() -> int | None:
+            ev = state.evals.get(eval_id)
+            return ev["ModifyIndex"] if ev else None
+
+        index = await block(request, table_or(eval_index, "evals"))
+        with state.lock:
+            ev = state.evals.get(eval_id)
+            if ev is None:
+                raise NomadError(404, "eval not found")
+            out = _eval_json(ev)
+            if related:
+                # Nomad lists the chain this eval belongs to (previous, next, blocked).
+                out["RelatedEvals"] = [
+                    eval_stub(e)
+                    for e in state.job_evals(ev["Namespace"], ev["JobID"])
+                    if e["ID"] != ev["ID"]
+                    and (
+                        e["ID"] in (ev["PreviousEval"], ev["BlockedEval"], ev["NextEval"])
+                        or ev["ID"] in (e["PreviousEval"], e["BlockedEval"], e["NextEval"])
+                    )
+                ]
+            return json_response(out, index)
+
+    # --- nodes ----------------------------------------------------------------------------
+
+    @app.get("/v1/nodes")
+    async def nodes(request: Request) -> Response:
+        check_acl(request)
+        with_resources = request.query_params.get("resources", "") in ("true", "1")
+        prefix = request.query_params.get("prefix", "")
+        index = await block(request, lambda: state.current_index("nodes"))
+        with state.lock:
+            out = [
+                n.stub(with_resources)
+                for n in sorted(state.nodes.values(), key=lambda n: n.name)
+                if n.id.startswith(prefix)
+            ]
+        return json_response(out, index)
+
+    @app.get("/v1/node/{node_id}")
+    async def node(node_id: str, request: Request) -> Response:
+        check_acl(request)
+
+        def node_index() -> int | None:
+            found = state.nodes.get(node_id)
+            return found.modify_index if found else None
+
+        index = await block(request, table_or(node_index, "nodes"))
+        with state.lock:
+            found = state.nodes.get(node_id)
+            if found is None:
+                raise NomadError(404, "node not found")
+            return json_response(found.to_json(), index)
+
+    @app.get("/v1/node/{node_id}/allocations")
+    async def node_allocations(node_id: str, request: Request) -> Response:
+        check_acl(request)
+        index = await block(request, lambda: state.current_index("allocs"))
+        with state.lock:
+            out = [a for a in state.allocs.values() if a["NodeID"] == node_id]
+        return json_response(out, index)
+
+    # --- variables ------------------------------------------------------------------------
+
+    @app.get("/v1/vars")
+    async def variables_list(request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        prefix = request.query_params.get("prefix", "")
+        index = await block(request, lambda: state.current_index("variables"))
+        with state.lock:
+            out = [
+                {k: v for k, v in var.items() if k != "Items"}
+                for (ns, path), var in sorted(state.variables.items())
+                if (namespace == "*" or ns == namespace) and path.startswith(prefix)
+            ]
+        return json_response(out, index)
+
+    @app.get("/v1/var/{path:path}")
+    async def variable_read(path: str, request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+
+        def var_index() -> int | None:
+            var = state.variables.get((namespace, path))
+            return var["ModifyIndex"] if var else None
+
+        index = await block(request, table_or(var_index, "variables"))
+        with state.lock:
+            var = state.variables.get((namespace, path))
+            if var is None:
+                raise NomadError(404, "variable not found")
+            return json_response(var, index)
+
+    @app.put("/v1/var/{path:path}")
+    @app.post("/v1/var/{path:path}")
+    async def variable_write(path: str, request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        body = await read_body(request)
+        items = body.get("Items")
+        if not items:
+            raise NomadError(400, "variable missing required Items object")
+        cas = request.query_params.get("cas")
+        with state.lock:
+            current = state.variables.get((namespace, path))
+            if cas is not None:
+                try:
+                    want = int(cas)
+                except ValueError:
+                    raise NomadError(400, f"can not parse cas: {cas}") from None
+                have = current["ModifyIndex"] if current else 0
+                if want != have:
+                    conflict = current or {"Namespace": namespace, "Path": path}
+                    return json_response(conflict, index=have, status=409)
+            var = standin.write_variable(
+                path, {str(k): str(v) for k, v in items.items()}, namespace
+            )
+        return json_response(var, var["ModifyIndex"])
+
+    @app.delete("/v1/var/{path:path}")
+    async def variable_delete(path: str, request: Request) -> Response:
+        check_acl(request)
+        namespace = namespace_of(request)
+        with state.lock, state.txn("VariableDeleted") as index:
+            state.touch("variables")
+            state.variables.pop((namespace, path), None)
+        return Response(status_code=204, headers={"X-Nomad-Index": str(index)})
+
+    # --- event stream ---------------------------------------------------------------------
+
+    @app.get("/v1/event/stream")
+    async def event_stream(request: Request) -> Response:
+        check_acl(request)
+        query = request.query_params
+        try:
+            index = int(query.get("index") or 0)
+        except ValueError as exc:
+            raise NomadError(400, f"Unable to parse index: {exc}") from None
+        topics: dict[str, list[str]] = {}
+        for raw in query.getlist("topic"):
+            parts = raw.split(":")
+            if len(parts) > 2:
+                raise NomadError(
+                    400,
+                    "Invalid topic query: error parsing topics: "
+                    f"Invalid key value pair for topic, topic: {raw}",
+                )
+            topics.setdefault(parts[0], []).append(parts[1] if len(parts) == 2 else "*")
+        if not topics:
+            topics = {"*": ["*"]}
+        sub = state.subscribe(index, topics, namespace_of(request))
+
+        async def frames() -> AsyncIterator[bytes]:
+            # Current Nomad opens every stream with a heartbeat.
+            yield b"{}\n"
+            last_beat = time.monotonic()
+            last_check = last_beat
+            while not standin.closing:
+                batch = state.read_frames(sub)
+                if batch is None:
+                    return
+                for frame_index, events in batch:
+                    frame = {"Index": frame_index, "Events": events}
+                    yield json.dumps(frame, separators=(",", ":")).encode() + b"\n"
+                now = time.monotonic()
+                if now - last_beat >= standin.heartbeat_interval:
+                    last_beat = now
+                    if not standin.heartbeats_paused:
+                        yield b"{}\n"
+                if now - last_check > 0.5:
+                    last_check = now
+                    if await request.is_disconnected():
+                        return
+                await asyncio.sleep(0.02)
+
+        return StreamingResponse(
+            frames(), media_type="application/json", headers={"Cache-Control": "no-cache"}
+        )
+
+    # --- logs ----------------------------------------------------------------------------
+
+    @app.get("/v1/client/fs/logs/{alloc_id}")
+    async def logs(alloc_id: str, request: Request) -> Response:
+        check_acl(request)
+        query = request.query_params
+        task = query.get("task", "")
+        if not task:
+            raise NomadError(400, "must provide task name")
+        log_type = query.get("type", "")
+        if log_type not in ("stdout", "stderr"):
+            raise NomadError(400, "must provide log type (stdout/stderr)")
+        origin = query.get("origin") or "start"
+        if origin not in ("start", "end"):
+            raise NomadError(400, "origin must be start or end")
+        try:
+            follow = _parse_bool(query.get("follow"))
+            plain = _parse_bool(query.get("plain"))
+            offset = int(query.get("offset") or 0)
+        except ValueError as exc:
+            raise NomadError(400, str(exc)) from None
+        with state.lock:
+            alloc = state.allocs.get(alloc_id)
+            if alloc is None:
+                raise NomadError(404, f'Unknown allocation "{alloc_id}"')
+            node = state.nodes.get(alloc["NodeID"])
+            if node is None or node.status != "ready":
+                raise NomadError(500, "No path to node")
+            task_state = (alloc["TaskStates"] or {}).get(task)
+            if task_state is None:
+                raise NomadError(400, f'unknown task name "{task}"')
+            if task_state["StartedAt"] == "0001-01-01T00:00:00Z":
+                raise NomadError(404, f'task "{task}" not started yet. No logs available')
+        rel = f"alloc/logs/{task}.{log_type}.0"
+        path = standin.client.alloc_dir(alloc_id) / rel
+        size = path.stat().st_size if path.exists() else 0
+        position = max(size - offset, 0) if origin == "end" else min(offset, size)
+
+        def task_done() -> bool:
+            with state.lock:
+                current = state.allocs.get(alloc_id)
+                states = (current or {}).get("TaskStates") or {}
+                return (
+                    current is None
+                    or alloc_terminal(current)
+                    or (states.get(task, {}).get("State") == "dead")
+                )
+
+        async def frames() -> AsyncIterator[bytes]:
+            nonlocal position
+            last_beat = time.monotonic()
+            last_check = last_beat
+            with path.open("rb") as handle:
+                while not standin.closing:
+                    handle.seek(position)
+                    data = handle.read(LOG_FRAME_SIZE)
+                    if data:
+                        position += len(data)
+                        if plain:
+                            yield data
+                        else:
+                            frame = {
+                                "Offset": position,
+                                "Data": base64.b64encode(data).decode(),
+                                "File": rel,
+                            }
+                            yield json.dumps(frame, separators=(",", ":")).encode()
+                        continue
+                    if not follow:
+                        return
+                    if standin.close_finished_log_streams and task_done():
+                        # Read once more: the task may have written before it ended.
+                        handle.seek(position)
+                        if not handle.read(1):
+                            return
+                        continue
+                    now = time.monotonic()
+                    if now - last_beat >= standin.log_heartbeat_interval:
+                        last_beat = now
+                        if not plain and not standin.heartbeats_paused:
+                            yield b"{}"
+                    if now - last_check > 0.5:
+                        last_check = now
+                        if await request.is_disconnected():
+                            return
+                    await asyncio.sleep(0.05)
+
+        media = "text/plain" if plain else "application/json"
+        return StreamingResponse(frames(), media_type=media)
+
+    return app
+
+
+def _parse_bool(value: str | None) -> bool:
+    """Go's strconv.ParseBool."""
+    if value is None or value == "":
+        return False
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise ValueError(f'strconv.ParseBool: parsing "{value}": invalid syntax')

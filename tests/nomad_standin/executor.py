@@ -1,0 +1,741 @@
+"""The stand-in's client agent: runs placed allocations as real local processes.
+
+Each allocation gets an alloc runner thread and an alloc dir under the stand-in's temp
+folder (``alloc/``, ``alloc/logs/``, ``alloc/data/``, ``<task>/local``,
+``<task>/secrets``, ``<task>/tmp``), as a Nomad client lays it out. ``raw_exec`` and
+``exec`` tasks run as subprocesses in their own process group; ``exec`` gets no host
+environment (Nomad's chroot would hide it) but is not isolated otherwise. Other
+drivers, ``docker`` included, fail with a ``Driver Failure`` event: the stand-in runs no
+containers.
+
+The lifecycle follows Nomad's task runner: ``Received`` and ``Task Setup`` for every
+task, prestart tasks first (all must exit 0), then the main tasks (sidecars alongside),
+then poststop tasks, which run even after a failure or a stop. Each task's environment
+is Nomad's: the ``NOMAD_*`` variables, ``NOMAD_META_*`` from job, group and task meta,
+``Env`` interpolated against node attributes and that environment, then the variables
+of ``env = true`` templates, which are not interpolated. Templates render before the
+task starts and wait for a missing Nomad Variable, as consul-template does. The restart
+policy applies (``Attempts: 0`` means none), and the client status follows Nomad's
+``getClientStatus``: failed once a task failed, running while one runs, complete when
+all are dead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .envfile import EnvParseError, parse_env_file
+from .scheduler import new_eval, put_alloc, put_eval, reschedule_delay
+from .shapes import new_task_state, rfc3339, task_event
+from .state import State, alloc_terminal, now_ns
+from .templates import MissingVariableError, TemplateError, render_template, replace_env
+
+if TYPE_CHECKING:
+    from .shapes import NodeSpec
+
+__all__ = ["Client"]
+
+log = logging.getLogger(__name__)
+JsonDict = dict[str, Any]
+SECOND = 1_000_000_000
+# Nomad's default client env.denylist: never handed to tasks that see the host env.
+ENV_DENYLIST = frozenset(
+    {
+        "CONSUL_TOKEN",
+        "CONSUL_HTTP_TOKEN",
+        "CONSUL_HTTP_AUTH",
+        "VAULT_TOKEN",
+        "NOMAD_LICENSE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    }
+)
+HOST_DRIVERS = frozenset({"raw_exec", "exec"})
+EXEC_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def client_status(task_states: dict[str, JsonDict]) -> tuple[str, str]:
+    """Nomad's ``getClientStatus`` for an allocation's task states."""
+    states = list(task_states.values())
+    if any(s["State"] == "dead" and s["Failed"] for s in states):
+        return "failed", "Failed tasks"
+    if any(s["State"] == "running" for s in states):
+        return "running", "Tasks are running"
+    if any(s["State"] == "pending" for s in states):
+        return "pending", "No tasks have started"
+    return "complete", "All tasks have completed"
+
+
+class Client:
+    """All client nodes of the stand-in: one alloc runner per allocation."""
+
+    def __init__(
+        self,
+        state: State,
+        root: Path,
+        *,
+        on_capacity: Callable[[], None],
+        enqueue_eval: Callable[[str, int], None],
+        variable_allowed: Callable[[JsonDict, str, str], bool],
+    ) -> None:
+        self.state = state
+        self.root = root
+        self._on_capacity = on_capacity
+        self._enqueue_eval = enqueue_eval
+        self._variable_allowed = variable_allowed
+        self._runners: dict[str, _AllocRunner] = {}
+        self._lock = threading.Lock()
+
+    def alloc_dir(self, alloc_id: str) -> Path:
+        return self.root / alloc_id
+
+    def start(self, alloc_ids: list[str]) -> None:
+        """Hand placed allocations to their node's client."""
+        for alloc_id in alloc_ids:
+            runner = _AllocRunner(self, alloc_id)
+            with self._lock:
+                self._runners[alloc_id] = runner
+            runner.start()
+
+    def stop(self, alloc_ids: list[str]) -> None:
+        """The server set DesiredStatus stop: kill the allocations' tasks."""
+        for alloc_id in alloc_ids:
+            with self._lock:
+                runner = self._runners.get(alloc_id)
+            if runner is not None:
+                runner.request_stop()
+
+    def lose_node(self, node_id: str) -> None:
+        """The node died: its processes die with it and it reports nothing more."""
+        with self._lock:
+            runners = [r for r in self._runners.values() if r.node_id == node_id]
+        for runner in runners:
+            runner.lose()
+
+    def shutdown(self) -> None:
+        """Kill every task process the stand-in started and wait for the runners."""
+        with self._lock:
+            runners = list(self._runners.values())
+        for runner in runners:
+            runner.lose()
+        for runner in runners:
+            runner.join(5)
+
+    def process_ids(self) -> list[int]:
+        """PIDs of task processes still running (for teardown checks)."""
+        with self._lock:
+            runners = list(self._runners.values())
+        return [pid for runner in runners for pid in runner.pids()]
+
+    # --- reporting to the server ------------------------------------------------------
+
+    def update_alloc(self, runner: _AllocRunner, change: Callable[[JsonDict], None]) -> None:
+        """Apply a client-side change to the allocation, as Node.UpdateAlloc would."""
+        if runner.lost:
+            return
+        state = self.state
+        became_terminal = False
+        follow_up: tuple[str, int] | None = None
+        with state.lock:
+            alloc = state.allocs.get(runner.alloc_id)
+            if alloc is None or runner.lost:
+                return
+            was_terminal = alloc_terminal(alloc)
+            with state.txn("AllocationUpdated"):
+                change(alloc)
+                if alloc["TaskStates"]:
+                    status, description = client_status(alloc["TaskStates"])
+                    if runner.finished or status != "complete":
+                        alloc["ClientStatus"], alloc["ClientDescription"] = status, description
+                put_alloc(state, alloc)
+                became_terminal = not was_terminal and alloc_terminal(alloc)
+                if became_terminal and alloc["ClientStatus"] == "failed":
+                    follow_up = self._follow_up_eval(alloc)
+        if follow_up is not None:
+            self._enqueue_eval(*follow_up)
+        if became_terminal:
+            self._on_capacity()
+
+    def _follow_up_eval(self, alloc: JsonDict) -> tuple[str, int] | None:
+        """A failed allocation the reschedule policy allows gets a delayed evaluation."""
+        if alloc["DesiredStatus"] != "run":
+            return None
+        job = self.state.job(alloc["Namespace"], alloc["JobID"])
+        if job is None or job["Stop"] or job["Version"] != alloc["Job"]["Version"]:
+            return None
+        group = next(g for g in job["TaskGroups"] if g["Name"] == alloc["TaskGroup"])
+        now = now_ns()
+        delay = reschedule_delay(group, alloc, now)
+        if delay is None:
+            return None
+        ev = new_eval(job, "alloc-failure", self.state.index, WaitUntil=rfc3339(now + delay))
+        put_eval(self.state, ev)
+        alloc["FollowupEvalID"] = ev["ID"]
+        put_alloc(self.state, alloc)
+        return ev["ID"], now + delay
+
+
+class _TaskKilledError(Exception):
+    """The task was told to stop before or while it ran."""
+
+
+class _AllocRunner:
+    def __init__(self, client: Client, alloc_id: str) -> None:
+        self.client = client
+        self.alloc_id = alloc_id
+        self.stop_requested = threading.Event()
+        self.lost = False
+        self.finished = False
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._killed: set[str] = set()
+        self._lock = threading.Lock()
+        with client.state.lock:
+            alloc = client.state.allocs[alloc_id]
+            self.node_id: str = alloc["NodeID"]
+            self.job: JsonDict = alloc["Job"]
+            self.group: JsonDict = next(
+                g for g in self.job["TaskGroups"] if g["Name"] == alloc["TaskGroup"]
+            )
+            self.alloc_name: str = alloc["Name"]
+            self.devices: JsonDict = alloc["AllocatedResources"]["Tasks"]
+            self.node: NodeSpec = client.state.nodes[self.node_id]
+        self.dir = client.alloc_dir(alloc_id)
+        self._thread = threading.Thread(target=self._run, name=f"alloc-{alloc_id[:8]}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [p.pid for p in self._procs.values() if p.poll() is None]
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    def lose(self) -> None:
+        """SIGKILL every process group at once; report nothing from now on."""
+        self.lost = True
+        self.stop_requested.set()
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            _kill_group(proc, signal.SIGKILL)
+
+    # --- task state bookkeeping -----------------------------------------------------------
+
+    def _task_update(self, name: str, event: JsonDict | None = None, **fields: Any) -> None:
+        def change(alloc: JsonDict) -> None:
+            states = alloc["TaskStates"]
+            task_state = states[name]
+            if event is not None:
+                task_state["Events"].append(event)
+            task_state.update(fields)
+
+        self.client.update_alloc(self, change)
+
+    def _event(self, name: str, event_type: str, **fields: Any) -> None:
+        self._task_update(name, task_event(event_type, now_ns(), **fields))
+
+    def _dead(self, name: str, failed: bool, event: JsonDict | None = None) -> None:
+        self._task_update(name, event, State="dead", Failed=failed, FinishedAt=rfc3339(now_ns()))
+
+    # --- the allocation -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._run_alloc()
+        except Exception:  # an executor bug must show up as a failed task, not a hang
+            log.exception("stand-in client: allocation %s crashed", self.alloc_id)
+            self.finished = True
+            for task in self.group["Tasks"]:
+                self._dead(
+                    task["Name"],
+                    True,
+                    task_event(
+                        "Driver Failure",
+                        now_ns(),
+                        DriverError="stand-in executor crashed",
+                        FailsTask=True,
+                    ),
+                )
+
+    def _run_alloc(self) -> None:
+        tasks = self.group["Tasks"]
+
+        def received(alloc: JsonDict) -> None:
+            alloc["TaskStates"] = {}
+            for task in tasks:
+                task_state = new_task_state()
+                task_state["Events"].append(
+                    task_event("Received", now_ns(), Message="Task received by client")
+                )
+                alloc["TaskStates"][task["Name"]] = task_state
+
+        self.client.update_alloc(self, received)
+        (self.dir / "alloc" / "logs").mkdir(parents=True, exist_ok=True)
+        (self.dir / "alloc" / "data").mkdir(exist_ok=True)
+        (self.dir / "alloc" / "tmp").mkdir(exist_ok=True)
+        for task in tasks:
+            for sub in ("local", "secrets", "tmp"):
+                (self.dir / task["Name"] / sub).mkdir(parents=True, exist_ok=True)
+            self._event(task["Name"], "Task Setup", Message="Building Task Directory")
+
+        def hook(task: JsonDict) -> tuple[str, bool]:
+            lifecycle = task["Lifecycle"] or {}
+            return lifecycle.get("Hook") or "main", bool(lifecycle.get("Sidecar"))
+
+        prestart = [t for t in tasks if hook(t) == ("prestart", False)]
+        sidecars = [t for t in tasks if hook(t)[0] in ("prestart", "poststart") and hook(t)[1]]
+        main = [t for t in tasks if hook(t)[0] in ("main", "poststart") and not hook(t)[1]]
+        poststop = [t for t in tasks if hook(t)[0] == "poststop"]
+
+        ok = self._run_phase(prestart)
+        if ok and not self.stop_requested.is_set():
+            sidecar_threads = [self._spawn(t) for t in sidecars]
+            ok = self._run_phase(main)
+            for task in sidecars:
+                self._kill_task(task, "Sidecar task stopped with main tasks")
+            for thread in sidecar_threads:
+                thread.join()
+        else:
+            failed_name = next((t["Name"] for t in prestart if self._failed(t["Name"])), "")
+            for task in main + sidecars:
+                if failed_name:
+                    self._dead(
+                        task["Name"],
+                        False,
+                        task_event(
+                            "Sibling Task Failed",
+                            now_ns(),
+                            FailedSibling=failed_name,
+                            DisplayMessage=f'Task\'s sibling "{failed_name}" failed',
+                        ),
+                    )
+                else:
+                    self._not_started(task["Name"])
+        if not self.lost:
+            self._run_phase(poststop, poststop=True)
+        self.finished = True
+        # One last update settles the client status now that every phase is over.
+        self.client.update_alloc(self, lambda alloc: None)
+
+    def _failed(self, name: str) -> bool:
+        with self.client.state.lock:
+            states = self.client.state.allocs[self.alloc_id]["TaskStates"] or {}
+            return bool(states.get(name, {}).get("Failed"))
+
+    def _spawn(self, task: JsonDict) -> threading.Thread:
+        thread = threading.Thread(target=self._run_task, args=(task,), daemon=True)
+        thread.start()
+        return thread
+
+    def _run_phase(self, tasks: list[JsonDict], poststop: bool = False) -> bool:
+        """Run ``tasks`` side by side; True when all exited successfully."""
+        results: dict[str, bool] = {}
+
+        def run(task: JsonDict) -> None:
+            results[task["Name"]] = self._run_task(task, poststop=poststop)
+            if not results[task["Name"]] and not poststop and not self.stop_requested.is_set():
+                failed = task["Name"]
+                for other in tasks:
+                    if other["Name"] != failed:
+                        self._kill_task(other, f'Task\'s sibling "{failed}" failed', sibling=failed)
+
+        threads = [threading.Thread(target=run, args=(t,), daemon=True) for t in tasks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return all(results.get(t["Name"], False) for t in tasks)
+
+    def _not_started(self, name: str) -> None:
+        self._dead(
+            name,
+            False,
+            task_event(
+                "Killed",
+                now_ns(),
+                Message="Task successfully killed",
+                DisplayMessage="Task successfully killed",
+            ),
+        )
+
+    def _kill_task(self, task: JsonDict, reason: str, sibling: str = "") -> None:
+        name = task["Name"]
+        with self._lock:
+            self._killed.add(name)
+            proc = self._procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return
+        self._terminate(task, proc, reason, sibling)
+
+    def _terminate(
+        self, task: JsonDict, proc: subprocess.Popen[bytes], reason: str, sibling: str = ""
+    ) -> None:
+        name = task["Name"]
+        timeout = int(task["KillTimeout"] or 5 * SECOND)
+        sig_name = task["KillSignal"] or "SIGINT"
+        kill_signal = getattr(signal, sig_name, signal.SIGINT)
+        if sibling:
+            self._event(
+                name,
+                "Sibling Task Failed",
+                FailedSibling=sibling,
+                DisplayMessage=f'Task\'s sibling "{sibling}" failed',
+            )
+        self._event(
+            name,
+            "Killing",
+            KillTimeout=timeout,
+            KillReason=reason,
+            DisplayMessage=f"Sent interrupt. Waiting {_go_duration(timeout)} before force killing",
+        )
+        _kill_group(proc, kill_signal)
+        try:
+            proc.wait(timeout / SECOND)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc, signal.SIGKILL)
+
+    # --- one task -------------------------------------------------------------------------
+
+    def _run_task(self, task: JsonDict, poststop: bool = False) -> bool:
+        name = task["Name"]
+        if self.lost:
+            return False
+        if self.stop_requested.is_set() and not poststop:
+            self._not_started(name)
+            return False
+        driver = task["Driver"]
+        if driver not in HOST_DRIVERS:
+            message = f"driver {driver} not available in stand-in"
+            self._dead(
+                name,
+                True,
+                task_event(
+                    "Driver Failure",
+                    now_ns(),
+                    DriverError=message,
+                    FailsTask=True,
+                    DisplayMessage=f"Failed to start task: {message}",
+                ),
+            )
+            return False
+        config = task["Config"] or {}
+        if not config.get("command"):
+            message = '1 error occurred:\n\t* Missing required field "command"\n\n'
+            self._dead(
+                name,
+                True,
+                task_event(
+                    "Failed Validation",
+                    now_ns(),
+                    ValidationError=message,
+                    FailsTask=True,
+                    DisplayMessage=message,
+                ),
+            )
+            return False
+        try:
+            env = self._render_and_env(task)
+        except _TaskKilledError:
+            self._not_started(name)
+            return False
+        except (TemplateError, EnvParseError, OSError) as exc:
+            message = f'prestart hook "template" failed: {exc}'
+            self._dead(
+                name,
+                True,
+                task_event(
+                    "Task hook failed",
+                    now_ns(),
+                    Message=message,
+                    DisplayMessage=message,
+                    FailsTask=True,
+                ),
+            )
+            return False
+        return self._run_process(task, env)
+
+    def _task_dir(self, name: str) -> Path:
+        return self.dir / name
+
+    def _base_env(self, task: JsonDict) -> dict[str, str]:
+        name = task["Name"]
+        if task["Driver"] == "raw_exec":
+            env = {k: v for k, v in os.environ.items() if k not in ENV_DENYLIST}
+        else:
+            env = {"PATH": EXEC_PATH}
+        res = task["Resources"]
+        index = self.alloc_name.rsplit("[", 1)[-1].rstrip("]")
+        env.update(
+            NOMAD_ALLOC_DIR=str(self.dir / "alloc"),
+            NOMAD_TASK_DIR=str(self._task_dir(name) / "local"),
+            NOMAD_SECRETS_DIR=str(self._task_dir(name) / "secrets"),
+            NOMAD_ALLOC_ID=self.alloc_id,
+            NOMAD_SHORT_ALLOC_ID=self.alloc_id[:8],
+            NOMAD_ALLOC_NAME=self.alloc_name,
+            NOMAD_ALLOC_INDEX=index,
+            NOMAD_GROUP_NAME=self.group["Name"],
+            NOMAD_JOB_ID=self.job["ID"],
+            NOMAD_JOB_NAME=self.job["Name"],
+            NOMAD_JOB_PARENT_ID=self.job["ParentID"],
+            NOMAD_NAMESPACE=self.job["Namespace"],
+            NOMAD_REGION=self.job["Region"],
+            NOMAD_DC=self.node.datacenter,
+            NOMAD_TASK_NAME=name,
+            NOMAD_CPU_LIMIT=str(res["CPU"]),
+            NOMAD_MEMORY_LIMIT=str(res["MemoryMB"]),
+        )
+        meta = {**(self.job["Meta"] or {}), **(self.group["Meta"] or {}), **(task["Meta"] or {})}
+        for key, value in meta.items():
+            clean = "".join(c if c.isalnum() or c == "_" else "_" for c in key)
+            env[f"NOMAD_META_{clean}"] = value
+            env[f"NOMAD_META_{clean.upper()}"] = value
+        device_ids = [i for d in self.devices[name]["Devices"] or [] for i in d["DeviceIDs"]]
+        if device_ids:
+            # What Nomad's nvidia device plugin hands the task.
+            env["NVIDIA_VISIBLE_DEVICES"] = ",".join(device_ids)
+        return env
+
+    def _render_and_env(self, task: JsonDict) -> dict[str, str]:
+        name = task["Name"]
+        attrs = self.node.node_attrs()
+        env = self._base_env(task)
+        base = dict(env)
+        for key, value in (task["Env"] or {}).items():
+            env[key] = replace_env(str(value), attrs, base)
+        template_env: dict[str, str] = {}
+        for template in task["Templates"] or []:
+            dest_rel = replace_env(template["DestPath"], attrs, env).lstrip("/")
+            dest = self._task_dir(name) / dest_rel
+            source = template["EmbeddedTmpl"]
+            if not source and template["SourcePath"]:
+                source = (self._task_dir(name) / template["SourcePath"].lstrip("/")).read_text()
+            text = self._render(template, source, env)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(text)
+            dest.chmod(int(template["Perms"] or "0644", 8))
+            if template["Envvars"]:
+                try:
+                    template_env.update(parse_env_file(dest.read_bytes()))
+                except EnvParseError as exc:
+                    raise EnvParseError(
+                        exc.line, f"error parsing env template {str(dest)!r}: {exc.reason}"
+                    ) from None
+        env.update(template_env)
+        return env
+
+    def _render(self, template: JsonDict, source: str, env: dict[str, str]) -> str:
+        state = self.client.state
+
+        def lookup(path: str, namespace: str) -> dict[str, str] | None:
+            if not self.client._variable_allowed(self.job, path, namespace):
+                return None
+            with state.lock:
+                var = state.variables.get((namespace, path))
+                return dict(var["Items"]) if var else None
+
+        while True:
+            try:
+                return render_template(
+                    source,
+                    env=env,
+                    variables=lookup,
+                    namespace=self.job["Namespace"],
+                    left=template["LeftDelim"],
+                    right=template["RightDelim"],
+                    err_missing_key=bool(template["ErrMissingKey"]),
+                )
+            except MissingVariableError:
+                # consul-template blocks until the variable exists; so does the task.
+                if self.stop_requested.wait(0.1):
+                    raise _TaskKilledError from None
+
+    def _resolve_command(self, command: str, env: dict[str, str], task_dir: Path) -> str:
+        if "/" in command:
+            path = Path(command)
+            return str(path if path.is_absolute() else task_dir / path)
+        for candidate in (task_dir / "local" / command, task_dir / command):
+            if candidate.is_file():
+                return str(candidate)
+        return shutil.which(command, path=env.get("PATH")) or command
+
+    def _run_process(self, task: JsonDict, env: dict[str, str]) -> bool:
+        name = task["Name"]
+        task_dir = self._task_dir(name)
+        attrs = self.node.node_attrs()
+        config = task["Config"]
+        policy = task["RestartPolicy"]
+        batch = self.job["Type"] in ("batch", "sysbatch")
+        restarts = 0
+        logs = self.dir / "alloc" / "logs"
+        while True:
+            argv = [replace_env(str(config["command"]), attrs, env)]
+            argv += [replace_env(str(arg), attrs, env) for arg in config.get("args") or []]
+            argv[0] = self._resolve_command(argv[0], env, task_dir)
+            with (
+                (logs / f"{name}.stdout.0").open("ab") as out,
+                (logs / f"{name}.stderr.0").open("ab") as err,
+            ):
+                try:
+                    with self._lock:
+                        if self.lost or (
+                            self.stop_requested.is_set() and not self._is_poststop(task)
+                        ):
+                            raise _TaskKilledError
+                        proc = subprocess.Popen(
+                            argv,
+                            cwd=task_dir,
+                            env=env,
+                            stdin=subprocess.DEVNULL,
+                            stdout=out,
+                            stderr=err,
+                            start_new_session=True,
+                        )
+                        self._procs[name] = proc
+                except _TaskKilledError:
+                    self._not_started(name)
+                    return False
+                except OSError as exc:
+                    message = f"failed to launch command with executor: {exc}"
+                    self._dead(
+                        name,
+                        True,
+                        task_event(
+                            "Driver Failure",
+                            now_ns(),
+                            DriverError=message,
+                            FailsTask=True,
+                            DisplayMessage=f"Failed to start task: {message}",
+                        ),
+                    )
+                    return False
+            self._task_update(
+                name,
+                task_event("Started", now_ns(), DisplayMessage="Task started by client"),
+                State="running",
+                StartedAt=rfc3339(now_ns()),
+            )
+            self._wait(task, proc)
+            if self.lost:
+                return False
+            code = proc.returncode
+            sig = -code if code < 0 else 0
+            exit_code = 128 + sig if sig else code
+            display = f"Exit Code: {exit_code}" + (f", Signal: {sig}" if sig else "")
+            self._event(
+                name,
+                "Terminated",
+                ExitCode=exit_code,
+                Signal=sig,
+                DisplayMessage=display,
+                Details={"oom_killed": "false"},
+            )
+            with self._lock:
+                killed = name in self._killed
+            if killed or (self.stop_requested.is_set() and not self._is_poststop(task)):
+                self._dead(
+                    name,
+                    False,
+                    task_event(
+                        "Killed",
+                        now_ns(),
+                        Message="Task successfully killed",
+                        DisplayMessage="Task successfully killed",
+                    ),
+                )
+                return False
+            if exit_code == 0 and batch:
+                self._dead(name, False)
+                return True
+            attempts = int(policy.get("Attempts", 0))
+            if restarts >= attempts:
+                reason = (
+                    "Policy allows no restarts"
+                    if attempts == 0
+                    else f"Exceeded allowed attempts {attempts} in interval "
+                    f'{_go_duration(int(policy.get("Interval", 0)))} and mode is "fail"'
+                )
+                self._dead(
+                    name,
+                    exit_code != 0 or not batch,
+                    task_event(
+                        "Not Restarting",
+                        now_ns(),
+                        RestartReason=reason,
+                        FailsTask=True,
+                        DisplayMessage=reason,
+                    ),
+                )
+                return exit_code == 0
+            delay = int(policy.get("Delay", 0))
+            restarts += 1
+            self._task_update(
+                name,
+                task_event(
+                    "Restarting",
+                    now_ns(),
+                    RestartReason="Restart within policy",
+                    StartDelay=delay,
+                    DisplayMessage=f"Task restarting in {_go_duration(delay)}",
+                ),
+                Restarts=restarts,
+                LastRestart=rfc3339(now_ns()),
+            )
+            if self.stop_requested.wait(delay / SECOND) and not self._is_poststop(task):
+                self._not_started(name)
+                return False
+
+    @staticmethod
+    def _is_poststop(task: JsonDict) -> bool:
+        return bool((task["Lifecycle"] or {}).get("Hook") == "poststop")
+
+    def _wait(self, task: JsonDict, proc: subprocess.Popen[bytes]) -> None:
+        while proc.poll() is None:
+            if self.lost:
+                _kill_group(proc, signal.SIGKILL)
+                proc.wait()
+                return
+            if self.stop_requested.is_set() and not self._is_poststop(task):
+                with self._lock:
+                    self._killed.add(task["Name"])
+                self._terminate(task, proc, "", "")
+                proc.wait()
+                return
+            time.sleep(0.02)
+
+
+def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    # The group may be gone already: that is the outcome we wanted.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String()`` for whole seconds and above (e.g. ``24h0m0s``)."""
+    seconds = ns / SECOND
+    if seconds < 1:
+        return f"{int(ns / 1_000_000)}ms" if ns else "0s"
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    frac = seconds - int(seconds)
+    return f"{secs}s" if not frac else f"{seconds:g}s"

@@ -1,0 +1,663 @@
+"""The JSON objects the stand-in answers with, built in Nomad's documented shapes.
+
+A real server encodes its ``nomad/structs`` types, so every field is present whether
+set or not: nil pointers, maps and slices come out as ``null``. The builders here do
+the same, with the defaults Nomad's canonicalization fills in (``api/jobs.go``,
+``api/tasks.go`` ``Canonicalize``): a batch group restarts 3 times in 24 h with 15 s
+delay and reschedules once after 5 s; a service group restarts twice in 30 min and
+reschedules without limit; tasks get 100 MHz, 300 MB, a 5 s kill timeout and 10 log
+files of 10 MB. Key sets follow ``/work/shared/nomad-api/samples``.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "ZERO_TIME",
+    "NodeSpec",
+    "alloc_metric",
+    "canonical_job",
+    "job_stub",
+    "new_task_state",
+    "rfc3339",
+    "task_event",
+]
+
+JsonDict = dict[str, Any]
+SECOND = 1_000_000_000
+HOUR = 3600 * SECOND
+ZERO_TIME = "0001-01-01T00:00:00Z"
+NOMAD_VERSION = "1.9.7"
+
+
+def rfc3339(ns: int) -> str:
+    """Go's ``time.Time`` JSON form (RFC 3339 with trailing-zero-trimmed nanoseconds)."""
+    seconds, nanos = divmod(ns, SECOND)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    frac = f"{nanos:09d}".rstrip("0")
+    return f"{stamp}.{frac}Z" if frac else f"{stamp}Z"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+_RESTART_DEFAULTS = {
+    "batch": {"Attempts": 3, "Interval": 24 * HOUR, "Delay": 15 * SECOND, "Mode": "fail"},
+    "service": {"Attempts": 2, "Interval": 1800 * SECOND, "Delay": 15 * SECOND, "Mode": "fail"},
+}
+_RESCHEDULE_DEFAULTS = {
+    "batch": {
+        "Attempts": 1,
+        "Interval": 24 * HOUR,
+        "Delay": 5 * SECOND,
+        "DelayFunction": "constant",
+        "MaxDelay": 0,
+        "Unlimited": False,
+    },
+    "service": {
+        "Attempts": 0,
+        "Interval": 0,
+        "Delay": 30 * SECOND,
+        "DelayFunction": "exponential",
+        "MaxDelay": HOUR,
+        "Unlimited": True,
+    },
+}
+
+
+def _pick(raw: JsonDict | None, defaults: JsonDict) -> JsonDict:
+    """The struct's full key set: ``raw``'s value where given, else the default."""
+    raw = raw or {}
+    return {key: copy.deepcopy(raw.get(key, default)) for key, default in defaults.items()}
+
+
+def _update_strategy(raw: JsonDict | None) -> JsonDict:
+    return _pick(
+        raw,
+        {
+            "Stagger": 30 * SECOND,
+            "MaxParallel": 1,
+            "HealthCheck": "",
+            "MinHealthyTime": 0,
+            "HealthyDeadline": 0,
+            "ProgressDeadline": 0,
+            "AutoRevert": False,
+            "AutoPromote": False,
+            "Canary": 0,
+        },
+    )
+
+
+def _resources(raw: JsonDict | None) -> JsonDict:
+    res = _pick(
+        raw,
+        {
+            "CPU": 100,
+            "Cores": 0,
+            "MemoryMB": 300,
+            "MemoryMaxMB": 0,
+            "DiskMB": 0,
+            "IOPS": 0,
+            "Networks": None,
+            "Devices": None,
+            "NUMA": None,
+            "SecretsMB": 0,
+        },
+    )
+    if res["Devices"]:
+        res["Devices"] = [
+            _pick(dev, {"Name": "", "Count": 1, "Constraints": None, "Affinities": None})
+            for dev in res["Devices"]
+        ]
+    return res
+
+
+def _template(raw: JsonDict) -> JsonDict:
+    return _pick(
+        raw,
+        {
+            "SourcePath": "",
+            "DestPath": "",
+            "EmbeddedTmpl": "",
+            "ChangeMode": "restart",
+            "ChangeSignal": "",
+            "ChangeScript": None,
+            "Splay": 5 * SECOND,
+            "Perms": "0644",
+            "Uid": None,
+            "Gid": None,
+            "LeftDelim": "{{",
+            "RightDelim": "}}",
+            "Envvars": False,
+            "VaultGrace": 0,
+            "Wait": None,
+            "ErrMissingKey": False,
+            "Once": False,
+        },
+    )
+
+
+def _task(raw: JsonDict, restart: JsonDict) -> JsonDict:
+    task = _pick(
+        raw,
+        {
+            "Name": "",
+            "Driver": "",
+            "User": "",
+            "Config": {},
+            "Env": None,
+            "Services": None,
+            "Vault": None,
+            "Consul": None,
+            "Templates": None,
+            "Constraints": None,
+            "Affinities": None,
+            "Resources": None,
+            "RestartPolicy": None,
+            "DispatchPayload": None,
+            "Lifecycle": None,
+            "Meta": None,
+            "KillTimeout": 5 * SECOND,
+            "LogConfig": None,
+            "Artifacts": None,
+            "Leader": False,
+            "ShutdownDelay": 0,
+            "VolumeMounts": None,
+            "ScalingPolicies": None,
+            "KillSignal": "",
+            "Kind": "",
+            "CSIPluginConfig": None,
+            "Identities": None,
+            "Actions": None,
+            "Schedule": None,
+        },
+    )
+    task["Resources"] = _resources(raw.get("Resources"))
+    # Nomad copies the group's restart policy onto each task, task values winning.
+    task["RestartPolicy"] = {**restart, **(raw.get("RestartPolicy") or {})}
+    task["LogConfig"] = _pick(
+        raw.get("LogConfig"), {"MaxFiles": 10, "MaxFileSizeMB": 10, "Disabled": False}
+    )
+    if raw.get("Lifecycle"):
+        task["Lifecycle"] = _pick(raw["Lifecycle"], {"Hook": "", "Sidecar": False})
+    if raw.get("Templates"):
+        task["Templates"] = [_template(t) for t in raw["Templates"]]
+    return task
+
+
+def _group(raw: JsonDict, job_type: str) -> JsonDict:
+    kind = "batch" if job_type in ("batch", "sysbatch") else "service"
+    restart = {**_RESTART_DEFAULTS[kind], **(raw.get("RestartPolicy") or {})}
+    restart.setdefault("RenderTemplates", False)
+    group = _pick(
+        raw,
+        {
+            "Name": "",
+            "Count": 1,
+            "Update": None,
+            "Migrate": None,
+            "Constraints": None,
+            "Scaling": None,
+            "RestartPolicy": None,
+            "Disconnect": None,
+            "Tasks": [],
+            "EphemeralDisk": None,
+            "Meta": None,
+            "ReschedulePolicy": None,
+            "Affinities": None,
+            "Spreads": None,
+            "Networks": None,
+            "Consul": None,
+            "Services": None,
+            "Volumes": None,
+            "ShutdownDelay": None,
+            "StopAfterClientDisconnect": None,
+            "MaxClientDisconnect": None,
+            "PreventRescheduleOnLost": False,
+        },
+    )
+    group["RestartPolicy"] = restart
+    group["ReschedulePolicy"] = {
+        **_RESCHEDULE_DEFAULTS[kind],
+        **(raw.get("ReschedulePolicy") or {}),
+    }
+    group["EphemeralDisk"] = _pick(
+        raw.get("EphemeralDisk"), {"Sticky": False, "SizeMB": 300, "Migrate": False}
+    )
+    if kind == "service":
+        group["Update"] = _update_strategy(raw.get("Update"))
+    group["Tasks"] = [_task(t, restart) for t in raw.get("Tasks") or []]
+    return group
+
+
+def canonical_job(raw: JsonDict, namespace: str, now: int) -> JsonDict:
+    """The job as ``GET /v1/job/:id`` returns it, before indexes and status are set."""
+    job_type = raw.get("Type") or "service"
+    job = _pick(
+        raw,
+        {
+            "Region": "global",
+            "Namespace": namespace,
+            "ID": "",
+            "ParentID": "",
+            "Name": raw.get("ID", ""),
+            "Type": job_type,
+            "Priority": 50,
+            "AllAtOnce": False,
+            "Datacenters": ["*"],
+            "NodePool": "default",
+            "Constraints": None,
+            "Affinities": None,
+            "Spreads": None,
+            "TaskGroups": [],
+            "Update": None,
+            "Multiregion": None,
+            "Periodic": None,
+            "ParameterizedJob": None,
+            "Dispatched": False,
+            "DispatchIdempotencyToken": "",
+            "Payload": None,
+            "Meta": None,
+            "ConsulNamespace": "",
+            "VaultNamespace": "",
+            "NomadTokenID": "",
+            "Stop": False,
+            "Reschedule": None,
+            "Migrate": None,
+            "UI": None,
+            "VersionTag": None,
+        },
+    )
+    job["Namespace"] = namespace
+    job["Name"] = job["Name"] or job["ID"]
+    job["Datacenters"] = job["Datacenters"] or ["*"]
+    job["Update"] = _update_strategy(raw.get("Update") if job_type == "service" else None)
+    if job_type != "service":
+        # Nomad zeroes the job-level update block of batch jobs.
+        job["Update"] = {key: type(value)() for key, value in job["Update"].items()}
+    job["TaskGroups"] = [_group(g, job_type) for g in raw.get("TaskGroups") or []]
+    job.update(
+        Status="pending",
+        StatusDescription="",
+        Stable=False,
+        Version=0,
+        SubmitTime=now,
+        CreateIndex=0,
+        ModifyIndex=0,
+        JobModifyIndex=0,
+    )
+    return job
+
+
+def job_spec_key(job: JsonDict) -> JsonDict:
+    """The parts of a job that make a re-register a change (Nomad's ``Job.SpecChanged``)."""
+    skip = {
+        "Status",
+        "StatusDescription",
+        "Stable",
+        "Version",
+        "SubmitTime",
+        "CreateIndex",
+        "ModifyIndex",
+        "JobModifyIndex",
+        "NomadTokenID",
+    }
+    return {key: value for key, value in job.items() if key not in skip}
+
+
+def job_stub(job: JsonDict, summary: JsonDict, with_meta: bool) -> JsonDict:
+    """One entry of ``GET /v1/jobs`` (``structs.JobListStub``)."""
+    stub = {
+        "ID": job["ID"],
+        "ParentID": job["ParentID"],
+        "Name": job["Name"],
+        "Namespace": job["Namespace"],
+        "Datacenters": job["Datacenters"],
+        "NodePool": job["NodePool"],
+        "Multiregion": job["Multiregion"],
+        "Type": job["Type"],
+        "Priority": job["Priority"],
+        "Periodic": job["Periodic"] is not None,
+        "ParameterizedJob": job["ParameterizedJob"] is not None,
+        "Stop": job["Stop"],
+        "Status": job["Status"],
+        "StatusDescription": job["StatusDescription"],
+        "JobSummary": summary,
+        "CreateIndex": job["CreateIndex"],
+        "ModifyIndex": job["ModifyIndex"],
+        "JobModifyIndex": job["JobModifyIndex"],
+        "SubmitTime": job["SubmitTime"],
+    }
+    if with_meta:
+        stub["Meta"] = job["Meta"]
+    return stub
+
+
+# --- tasks and allocations ------------------------------------------------------------
+
+_EVENT_DEFAULTS: JsonDict = {
+    "Type": "",
+    "Time": 0,
+    "Message": "",
+    "DisplayMessage": "",
+    "Details": {},
+    "FailsTask": False,
+    "RestartReason": "",
+    "SetupError": "",
+    "DriverError": "",
+    "ExitCode": 0,
+    "Signal": 0,
+    "KillTimeout": 0,
+    "KillError": "",
+    "KillReason": "",
+    "StartDelay": 0,
+    "DownloadError": "",
+    "ValidationError": "",
+    "DiskLimit": 0,
+    "DiskSize": 0,
+    "FailedSibling": "",
+    "VaultError": "",
+    "TaskSignalReason": "",
+    "TaskSignal": "",
+    "DriverMessage": "",
+    "GenericSource": "",
+}
+
+
+def task_event(event_type: str, now: int, **fields: Any) -> JsonDict:
+    """A ``structs.TaskEvent`` with every field; ``Details`` mirrors the set ones."""
+    event = copy.deepcopy(_EVENT_DEFAULTS)
+    event.update(Type=event_type, Time=now, **fields)
+    details = dict(fields.pop("Details", None) or {})
+    # Nomad fills Details from the typed fields (structs.TaskEvent.PopulateEventDisplayMessage).
+    for name, key in (
+        ("ExitCode", "exit_code"),
+        ("Signal", "signal"),
+        ("DriverError", "driver_error"),
+        ("ValidationError", "validation_error"),
+        ("RestartReason", "restart_reason"),
+        ("FailedSibling", "failed_sibling"),
+        ("KillReason", "kill_reason"),
+        ("SetupError", "setup_error"),
+        ("StartDelay", "start_delay"),
+        ("KillTimeout", "kill_timeout"),
+    ):
+        if name in fields:
+            details[key] = str(fields[name])
+    if fields.get("FailsTask"):
+        details["fails_task"] = "true"
+    event["Details"] = details
+    if not event["DisplayMessage"]:
+        event["DisplayMessage"] = event["Message"]
+    return event
+
+
+def new_task_state() -> JsonDict:
+    """A task that the client has not started yet."""
+    return {
+        "State": "pending",
+        "Failed": False,
+        "Restarts": 0,
+        "LastRestart": ZERO_TIME,
+        "StartedAt": ZERO_TIME,
+        "FinishedAt": ZERO_TIME,
+        "Events": [],
+    }
+
+
+def alloc_metric(nodes_available: dict[str, int], nodes_in_pool: int) -> JsonDict:
+    """An empty ``structs.AllocMetric``; the scheduler fills the counters in."""
+    return {
+        "NodesEvaluated": 0,
+        "NodesFiltered": 0,
+        "NodesInPool": nodes_in_pool,
+        "NodesAvailable": dict(nodes_available),
+        "ClassFiltered": None,
+        "ConstraintFiltered": None,
+        "NodesExhausted": 0,
+        "ClassExhausted": None,
+        "DimensionExhausted": None,
+        "QuotaExhausted": None,
+        "ResourcesExhausted": None,
+        "Scores": None,
+        "ScoreMetaData": None,
+        "AllocationTime": 0,
+        "CoalescedFailures": 0,
+    }
+
+
+# --- nodes ----------------------------------------------------------------------------
+
+
+@dataclass
+class GpuGroup:
+    """Identical GPUs of one node: one ``NodeDeviceResource`` with an instance each."""
+
+    model: str
+    memory_mib: int
+    instance_ids: list[str]
+    healthy: dict[str, bool] = field(default_factory=dict)
+
+
+_BUILTIN_DRIVERS = ("docker", "exec", "java", "qemu", "raw_exec")
+
+
+@dataclass
+class NodeSpec:
+    """A client node: what it offers and what the server knows of it."""
+
+    id: str
+    secret_id: str
+    name: str
+    cpu_mhz: int
+    memory_mb: int
+    disk_mb: int
+    drivers: tuple[str, ...]
+    gpus: list[GpuGroup]
+    meta: dict[str, str]
+    datacenter: str = "dc1"
+    node_class: str = ""
+    node_pool: str = "default"
+    status: str = "ready"
+    eligibility: str = "eligible"
+    create_index: int = 0
+    modify_index: int = 0
+    status_updated_at: int = 0
+    events: list[JsonDict] = field(default_factory=list)
+    registered_at: str = ""
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        attrs = {
+            "cpu.arch": "amd64",
+            "cpu.frequency": "1000",
+            "cpu.modelname": "Winslow stand-in CPU",
+            "cpu.numcores": str(max(self.cpu_mhz // 1000, 1)),
+            "cpu.totalcompute": str(self.cpu_mhz),
+            "kernel.name": "linux",
+            "kernel.version": "6.1.0",
+            "memory.totalbytes": str(self.memory_mb * 1024 * 1024),
+            "nomad.version": NOMAD_VERSION,
+            "nomad.revision": "standin",
+            "nomad.service_discovery": "true",
+            "os.name": "debian",
+            "os.version": "12",
+            "os.signals": "SIGHUP,SIGINT,SIGKILL,SIGQUIT,SIGTERM,SIGUSR1,SIGUSR2",
+            "unique.hostname": self.name,
+            "unique.network.ip-address": "127.0.0.1",
+            "unique.storage.volume": "/dev/standin",
+        }
+        for driver in self.drivers:
+            attrs[f"driver.{driver}"] = "1"
+        return attrs
+
+    def node_attrs(self) -> dict[str, str]:
+        """The names ``${...}`` may use in a task: Nomad's taskenv node attributes."""
+        out = {f"attr.{key}": value for key, value in self.attributes.items()}
+        out.update({f"meta.{key}": value for key, value in self.meta.items()})
+        out.update(
+            {
+                "node.unique.id": self.id,
+                "node.unique.name": self.name,
+                "node.datacenter": self.datacenter,
+                "node.class": self.node_class,
+                "node.pool": self.node_pool,
+                "node.region": "global",
+            }
+        )
+        return out
+
+    def devices_json(self) -> list[JsonDict] | None:
+        if not self.gpus:
+            return None
+        return [
+            {
+                "Vendor": "nvidia",
+                "Type": "gpu",
+                "Name": group.model,
+                "Attributes": {
+                    "memory": {"Int": group.memory_mib, "Unit": "MiB"},
+                    "driver_version": {"String": "550.54.15"},
+                    "display_state": {"String": "Disabled"},
+                    "persistence_mode": {"String": "Enabled"},
+                },
+                "Instances": [
+                    {
+                        "ID": instance,
+                        "Healthy": group.healthy.get(instance, True),
+                        "HealthDescription": "",
+                        "Locality": {"PciBusID": f"00000000:{i + 1:02X}:00.0"},
+                    }
+                    for i, instance in enumerate(group.instance_ids)
+                ],
+            }
+            for group in self.gpus
+        ]
+
+    def _drivers_json(self) -> JsonDict:
+        drivers: JsonDict = {}
+        for name in sorted({*_BUILTIN_DRIVERS, *self.drivers}):
+            detected = name in self.drivers
+            drivers[name] = {
+                "Attributes": {f"driver.{name}": "true"} if detected else None,
+                "Detected": detected,
+                "Healthy": detected,
+                "HealthDescription": "Healthy" if detected else "",
+                "UpdateTime": self.registered_at,
+            }
+        return drivers
+
+    def _node_resources(self) -> JsonDict:
+        return {
+            "Cpu": {"CpuShares": self.cpu_mhz},
+            "Memory": {"MemoryMB": self.memory_mb},
+            "Disk": {"DiskMB": self.disk_mb},
+            "Networks": [
+                {
+                    "Mode": "host",
+                    "Device": "lo",
+                    "CIDR": "127.0.0.1/32",
+                    "IP": "127.0.0.1",
+                    "MBits": 1000,
+                    "DNS": None,
+                    "ReservedPorts": None,
+                    "DynamicPorts": None,
+                }
+            ],
+            "NodeNetworks": [
+                {
+                    "Mode": "host",
+                    "Device": "lo",
+                    "MacAddress": "00:00:00:00:00:00",
+                    "Speed": 1000,
+                    "Addresses": [
+                        {
+                            "Family": "ipv4",
+                            "Alias": "default",
+                            "Address": "127.0.0.1",
+                            "ReservedPorts": "",
+                            "Gateway": "",
+                        }
+                    ],
+                }
+            ],
+            "Devices": self.devices_json(),
+            "MinDynamicPort": 20000,
+            "MaxDynamicPort": 32000,
+        }
+
+    @staticmethod
+    def _reserved() -> JsonDict:
+        return {
+            "Cpu": {"CpuShares": 0},
+            "Memory": {"MemoryMB": 0},
+            "Disk": {"DiskMB": 0},
+            "Networks": {"ReservedHostPorts": ""},
+        }
+
+    def to_json(self) -> JsonDict:
+        """``GET /v1/node/:id`` (``structs.Node``); SecretID is redacted as Nomad does."""
+        return {
+            "ID": self.id,
+            "SecretID": "",
+            "Datacenter": self.datacenter,
+            "Name": self.name,
+            "HTTPAddr": "127.0.0.1:4646",
+            "TLSEnabled": False,
+            "Attributes": self.attributes,
+            "NodeResources": self._node_resources(),
+            "ReservedResources": self._reserved(),
+            "Links": {},
+            "Meta": dict(self.meta),
+            "NodeClass": self.node_class,
+            "NodePool": self.node_pool,
+            "ComputedClass": f"v1:{abs(hash((self.node_class, self.drivers))) % 10**18}",
+            "Drain": False,
+            "DrainStrategy": None,
+            "SchedulingEligibility": self.eligibility,
+            "Status": self.status,
+            "StatusDescription": "",
+            "StatusUpdatedAt": self.status_updated_at,
+            "Events": copy.deepcopy(self.events),
+            "Drivers": self._drivers_json(),
+            "HostVolumes": None,
+            "HostNetworks": None,
+            "LastDrain": None,
+            "CSIControllerPlugins": None,
+            "CSINodePlugins": None,
+            "CreateIndex": self.create_index,
+            "ModifyIndex": self.modify_index,
+        }
+
+    def stub(self, with_resources: bool) -> JsonDict:
+        """One entry of ``GET /v1/nodes`` (``structs.NodeListStub``)."""
+        stub = {
+            "Address": "127.0.0.1",
+            "ID": self.id,
+            "Datacenter": self.datacenter,
+            "Name": self.name,
+            "NodeClass": self.node_class,
+            "NodePool": self.node_pool,
+            "Version": NOMAD_VERSION,
+            "Drain": False,
+            "SchedulingEligibility": self.eligibility,
+            "Status": self.status,
+            "StatusDescription": "",
+            "Drivers": self._drivers_json(),
+            "HostVolumes": None,
+            "LastDrain": None,
+            "CreateIndex": self.create_index,
+            "ModifyIndex": self.modify_index,
+        }
+        if with_resources:
+            stub["NodeResources"] = self._node_resources()
+            stub["ReservedResources"] = self._reserved()
+        return stub

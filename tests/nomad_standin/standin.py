@@ -1,0 +1,304 @@
+"""``NomadStandin``: one Nomad server plus client agent in-process, and its test controls.
+
+The object owns the state store, the scheduler thread, the client (which runs tasks as
+local processes under a temporary folder) and a uvicorn server on 127.0.0.1 in a
+background thread. Tests talk to ``address`` over HTTP exactly as they would to a
+Nomad agent, and use the methods here for what only an operator or a failure could do
+to a real cluster: add a node, kill one, shrink the event buffer, cut event streams,
+silence heartbeats, write a Variable.
+
+    with NomadStandin() as nomad:
+        nomad.add_node("standin-1", cpu_mhz=16000, memory_mb=32768)
+        httpx.post(nomad.address + "/v1/jobs", json={"Job": job})
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from fnmatch import fnmatch
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from .app import create_app
+from .executor import Client
+from .scheduler import Scheduler, new_eval, put_alloc, put_eval
+from .shapes import GpuGroup, NodeSpec, rfc3339
+from .state import State, alloc_terminal, now_ns
+
+__all__ = ["NomadStandin"]
+
+JsonDict = dict[str, Any]
+
+
+class NomadStandin:
+    """A stateful stand-in of the Nomad HTTP API that runs ``raw_exec``/``exec`` tasks.
+
+    ``token``: when set, ACLs are on and every request needs it (``X-Nomad-Token``).
+    ``event_buffer_size``: frames kept for ``/v1/event/stream`` (Nomad's default, 100).
+    ``heartbeat_interval`` / ``log_heartbeat_interval``: seconds between ``{}`` frames.
+    ``close_finished_log_streams``: end a followed log once the task is dead and all its
+    output is sent; real Nomad keeps such streams open, so the default is False.
+    ``variable_paths``: with ACLs on, Variable paths (globs) templates may read besides
+    the job's implicit ``nomad/jobs/<job>...`` paths.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        event_buffer_size: int = 100,
+        heartbeat_interval: float = 1.0,
+        log_heartbeat_interval: float = 1.0,
+        close_finished_log_streams: bool = False,
+        variable_paths: tuple[str, ...] = (),
+        root: Path | None = None,
+    ) -> None:
+        self.token = token
+        self.heartbeat_interval = heartbeat_interval
+        self.log_heartbeat_interval = log_heartbeat_interval
+        self.close_finished_log_streams = close_finished_log_streams
+        self.variable_paths = variable_paths
+        self.heartbeats_paused = False
+        self.closing = False
+        self._own_root = root is None
+        self.root = Path(tempfile.mkdtemp(prefix="nomad-standin-")) if root is None else root
+        self.state = State(event_buffer_size)
+        self.client = Client(
+            self.state,
+            self.root / "allocs",
+            on_capacity=self._capacity_changed,
+            enqueue_eval=lambda eval_id, at: self.scheduler.enqueue(eval_id, at),
+            variable_allowed=self._variable_allowed,
+        )
+        self.scheduler = Scheduler(self.state, self.client.start, self._stopped)
+        self.app = create_app(self)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """``http://127.0.0.1:PORT`` once started."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the scheduler and the HTTP server; return once it answers."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            access_log=False,
+        )
+        self._server = uvicorn.Server(config)
+        self.scheduler.start()
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="nomad-standin", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the Nomad stand-in did not start listening")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Kill every task process, stop serving, and remove the temp folder."""
+        self.closing = True
+        self.client.shutdown()
+        self.scheduler.stop()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> NomadStandin:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- controls -----------------------------------------------------------------------
+
+    def add_node(
+        self,
+        name: str,
+        *,
+        cpu_mhz: int = 16000,
+        memory_mb: int = 32768,
+        disk_mb: int = 100_000,
+        gpus: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
+        drivers: tuple[str, ...] = ("raw_exec", "exec"),
+        datacenter: str = "dc1",
+        node_class: str = "",
+        meta: dict[str, str] | None = None,
+    ) -> str:
+        """Register a ready node; ``gpus`` lists (model, memory MiB) per card. Returns its ID.
+
+        Blocked evaluations are retried, as when a real client joins.
+        """
+        groups: dict[tuple[str, int], GpuGroup] = {}
+        for model, memory in gpus:
+            group = groups.setdefault((model, memory), GpuGroup(model, memory, []))
+            group.instance_ids.append(f"GPU-{uuid.uuid4()}")
+        now = now_ns()
+        node = NodeSpec(
+            id=str(uuid.uuid4()),
+            secret_id=str(uuid.uuid4()),
+            name=name,
+            cpu_mhz=cpu_mhz,
+            memory_mb=memory_mb,
+            disk_mb=disk_mb,
+            drivers=tuple(drivers),
+            gpus=list(groups.values()),
+            meta=dict(meta or {}),
+            datacenter=datacenter,
+            node_class=node_class,
+            status_updated_at=now // 1_000_000_000,
+            registered_at=rfc3339(now),
+        )
+        with self.state.lock, self.state.txn("NodeRegistration") as index:
+            node.create_index = node.modify_index = index
+            node.events.append(self._node_event("Node registered", index))
+            self.state.nodes[node.id] = node
+            self.state.touch("nodes", "Node", node.id, node.to_json())
+        self.scheduler.unblock()
+        return node.id
+
+    def kill_node(self, name: str) -> None:
+        """The node stops answering: status down, its processes die, its allocs are lost.
+
+        The server then evaluates the affected jobs ("node-update"): allocations on the
+        node become ``lost`` (DesiredStatus stop, "alloc is lost since its node is
+        down") and are replaced elsewhere when the group's reschedule policy allows.
+        """
+        with self.state.lock:
+            node = self.state.node_by_name(name)
+        self.client.lose_node(node.id)
+        with self.state.lock:
+            affected = {
+                (a["Namespace"], a["JobID"])
+                for a in self.state.allocs.values()
+                if a["NodeID"] == node.id and not alloc_terminal(a)
+            }
+            evals = []
+            with self.state.txn("NodeStreamEvent") as index:
+                node.status = "down"
+                node.status_updated_at = now_ns() // 1_000_000_000
+                node.modify_index = index
+                node.events.append(self._node_event("Node heartbeat missed", index))
+                self.state.touch("nodes", "Node", node.id, node.to_json())
+                for namespace, job_id in sorted(affected):
+                    job = self.state.job(namespace, job_id)
+                    if job is None:
+                        continue
+                    ev = new_eval(job, "node-update", index, NodeID=node.id, NodeModifyIndex=index)
+                    put_eval(self.state, ev)
+                    evals.append(ev["ID"])
+            # The node-update evaluation's plan: everything that ran there is lost.
+            with self.state.txn("PlanResult"):
+                for alloc in self.state.allocs.values():
+                    if alloc["NodeID"] == node.id and not alloc_terminal(alloc):
+                        alloc["ClientStatus"] = "lost"
+                        alloc["ClientDescription"] = "alloc is lost since its node is down"
+                        alloc["DesiredStatus"] = "stop"
+                        alloc["DesiredDescription"] = "alloc is lost since its node is down"
+                        put_alloc(self.state, alloc)
+        for eval_id in evals:
+            self.scheduler.enqueue(eval_id)
+
+    def set_event_buffer(self, size: int) -> None:
+        """Keep only the newest ``size`` event frames (older indexes fall out)."""
+        self.state.set_event_buffer(size)
+
+    def drop_event_streams(self) -> None:
+        """End every open ``/v1/event/stream`` response, as a lost connection would."""
+        self.state.drop_event_streams()
+
+    def pause_heartbeats(self, paused: bool = True) -> None:
+        """Stop (or resume) the ``{}`` heartbeat frames on event and log streams."""
+        self.heartbeats_paused = paused
+
+    def add_namespace(self, name: str) -> None:
+        """Create a namespace; registering into an unknown one fails as in Nomad."""
+        with self.state.lock:
+            self.state.namespaces.add(name)
+
+    def put_variable(self, path: str, items: dict[str, str], namespace: str = "default") -> None:
+        """Write a Nomad Variable, as ``PUT /v1/var/:path`` would."""
+        self.write_variable(path, items, namespace)
+
+    def task_pids(self) -> list[int]:
+        """Process IDs of task processes that are still running."""
+        return self.client.process_ids()
+
+    # --- internals ----------------------------------------------------------------------
+
+    def write_variable(self, path: str, items: dict[str, str], namespace: str) -> JsonDict:
+        with self.state.lock, self.state.txn("VariableUpserted") as index:
+            current = self.state.variables.get((namespace, path))
+            now = now_ns()
+            var = {
+                "Namespace": namespace,
+                "Path": path,
+                "CreateIndex": current["CreateIndex"] if current else index,
+                "ModifyIndex": index,
+                "CreateTime": current["CreateTime"] if current else now,
+                "ModifyTime": now,
+                "Items": dict(items),
+            }
+            self.state.variables[(namespace, path)] = var
+            self.state.touch("variables")
+            return dict(var)
+
+    def _variable_allowed(self, job: JsonDict, path: str, namespace: str) -> bool:
+        if self.token is None:
+            return True  # ACLs off: every read is allowed
+        if namespace != job["Namespace"]:
+            return False
+        implicit = f"nomad/jobs/{job['ID']}"
+        if path in ("nomad/jobs", implicit) or path.startswith(implicit + "/"):
+            return True
+        return any(fnmatch(path, pattern) for pattern in self.variable_paths)
+
+    def _stopped(self, alloc_ids: list[str]) -> None:
+        self.client.stop(alloc_ids)
+        # Desired-stop allocations no longer count against their node.
+        self.scheduler.unblock()
+
+    def _capacity_changed(self) -> None:
+        self.scheduler.unblock()
+
+    @staticmethod
+    def _node_event(message: str, index: int) -> JsonDict:
+        return {
+            "Message": message,
+            "Subsystem": "Cluster",
+            "Details": None,
+            "Timestamp": rfc3339(now_ns()),
+            "CreateIndex": index,
+        }

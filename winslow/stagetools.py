@@ -1,0 +1,736 @@
+"""What runs next to a stage on its node: stage-in, stage-exec, stage-out, and their log.
+
+The local runner and the Nomad tasks (``winslow stage-in``, ``stage-exec``,
+``stage-out``) do the same things around a stage, so they share this module: fill the
+workspace from earlier workspaces and the inputs from the resource pool, run the command
+while copying its output into a timestamped log, and publish the workspace and the log
+afterwards. The log format is one line per record, ``2026-11-25T08:12:03.123Z stdout |
+text``, with ``winslow`` as the stream of our own events, wherever the stage ran.
+Storage comes from ``WINSLOW_S3_*`` in the environment; nothing here takes credentials as
+arguments, so none end up in a process list or a job spec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+from winslow.atomic import write_text_atomic
+from winslow.backends.local import jobfiles
+from winslow.errors import NotFoundError, StorageError, ValidationError, WinslowError
+
+if TYPE_CHECKING:
+    from winslow.storage.objects import ObjectEntry, ObjectStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_LINE_BYTES = 64 * 1024
+"""A line longer than this is logged in pieces, so one runaway line cannot exhaust memory."""
+
+TRANSFER_RETRY_DELAYS: tuple[float, ...] = (2, 5, 10, 20)
+"""Seconds to wait before each new attempt of a whole transfer (the S3 client already
+retries each request); one more attempt than delays."""
+
+KILL_GRACE_SECONDS = 10.0
+"""How long ``stage-exec`` waits after SIGTERM before it sends SIGKILL, seconds."""
+
+TIMEOUT_EXIT_CODE = 124
+"""``stage-exec``'s exit status when it stopped the command for its timeout (as timeout(1))."""
+
+NOT_STARTED_EXIT_CODE = 127
+"""``stage-exec``'s exit status when the command could not be started (as a shell)."""
+
+WAIT_STEP_SECONDS = 0.1
+"""How often ``stage-exec`` checks the timeout while the command runs, seconds."""
+
+READER_JOIN_SECONDS = 5.0
+"""How long to wait for the command's output to drain after it ended, seconds."""
+
+NODE_PATH_TOKENS = ("${WINSLOW_WORKSPACE}", "${WINSLOW_INPUTS}")
+"""References the engine leaves in commands and env values for the node to resolve."""
+
+_ARG_VARIABLE = re.compile(r"WINSLOW_ARG_[0-9]+")
+_TASK_LOG = re.compile(r"(?P<task>.+)\.(?P<stream>stdout|stderr)\.(?P<index>[0-9]+)")
+_PR_SET_PDEATHSIG = 1
+
+
+# ---------------------------------------------------------------------------------------
+# Small pure helpers
+
+
+def human_size(size: int) -> str:
+    """Return ``1.2 GB``-style text for a byte count (decimal units, as storage consoles show)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def resolve_node_paths(text: str, workspace: str, inputs: str) -> str:
+    """Return ``text`` with ``${WINSLOW_WORKSPACE}`` and ``${WINSLOW_INPUTS}`` replaced."""
+    return text.replace(NODE_PATH_TOKENS[0], workspace).replace(NODE_PATH_TOKENS[1], inputs)
+
+
+class LineSplitter:
+    """Cut a byte stream into lines at ``\\n``, ``\\r\\n`` or a bare ``\\r``.
+
+    A bare ``\\r`` ends a line too, so a progress bar that redraws itself shows up in the
+    live log instead of piling up until the stage exits. Lines longer than ``max_bytes``
+    are cut into pieces.
+    """
+
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
+        self._buffer = bytearray()
+        self._after_cr = False
+        self._max = max_bytes
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Return the lines completed by ``data``, without their terminators."""
+        lines: list[bytes] = []
+        for byte in data:
+            if byte == 0x0A:  # \n
+                if self._after_cr:
+                    self._after_cr = False  # the \n of a \r\n: its line went out at the \r
+                    continue
+                lines.append(bytes(self._buffer))
+                self._buffer.clear()
+            elif byte == 0x0D:  # \r
+                lines.append(bytes(self._buffer))
+                self._buffer.clear()
+                self._after_cr = True
+                continue
+            else:
+                self._buffer.append(byte)
+                if len(self._buffer) >= self._max:
+                    lines.append(bytes(self._buffer))
+                    self._buffer.clear()
+            self._after_cr = False
+        return lines
+
+    def flush(self) -> list[bytes]:
+        """Return the unterminated last line, if any."""
+        if not self._buffer:
+            return []
+        line = bytes(self._buffer)
+        self._buffer.clear()
+        return [line]
+
+
+def log_record(stream: str, text: bytes | str, stamp: str | None = None) -> bytes:
+    """Return one log line: ``<UTC stamp> <stream> | <text>\\n``."""
+    body = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+    when = stamp if stamp is not None else jobfiles.now_timestamp()
+    return when.encode() + b" " + stream.encode() + b" | " + body + b"\n"
+
+
+# ---------------------------------------------------------------------------------------
+# The log
+
+
+class JobLog:
+    """Appends timestamped lines to a log file, one ``write`` per line, from any thread.
+
+    The file is opened ``O_APPEND`` and every line is written whole with one system call,
+    so a reader never sees half a line from two writers, and two processes (stage-in,
+    then stage-exec) can share one file.
+    """
+
+    def __init__(self, path: Path, *, shared: bool = False) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if shared:
+            # The tasks of a Nomad job may run as different users (an image's USER, root
+            # for raw_exec); whoever created the file lets the others append. Fails
+            # harmlessly for the others, who do not own it.
+            with contextlib.suppress(OSError):
+                os.fchmod(self._fd, 0o666)
+        self._lock = threading.Lock()
+
+    def line(self, stream: str, text: bytes | str) -> None:
+        record = log_record(stream, text)
+        with self._lock:
+            os.write(self._fd, record)
+
+    def event(self, message: str) -> None:
+        """One line of our own, marked ``winslow``."""
+        self.line("winslow", message)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class EventLog:
+    """Our own events for the CLI tools: to stderr (Nomad keeps it) and to ``--log`` if given.
+
+    ``lines`` keeps what was written, so stage-out can archive events it wrote after it
+    read the log file.
+    """
+
+    def __init__(self, path: Path | None, stream: IO[str] | None = None) -> None:
+        self._file: JobLog | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = JobLog(path, shared=True)
+        self._stream = stream if stream is not None else sys.stderr
+        self.lines: list[bytes] = []
+
+    def __call__(self, message: str) -> None:
+        record = log_record("winslow", message)
+        self.lines.append(record)
+        self._stream.write(f"winslow: {message}\n")
+        self._stream.flush()
+        if self._file is not None:
+            self._file.event(message)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Stage-in
+
+
+class InputCache:
+    """Node-wide cache of resource pool files, shared by every job of this data dir.
+
+    ``<cache>/resources/<path>`` holds the file and ``<cache>/etags/<path>`` the ETag it was
+    downloaded at; a second tree for the ETags means no name in the pool can collide with
+    a sidecar. A hit needs the same ETag and size as the object has now. One ``flock`` per
+    path keeps two runners from downloading the same file at once. Cached files are
+    read-only and reach jobs as hard links; a newer version replaces the name, not the
+    inode, so a running job keeps the version it started with.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def fetch(
+        self, store: ObjectStore, key: str, path: str, entry: ObjectEntry
+    ) -> tuple[Path, bool]:
+        """Return the cached copy of pool file ``path`` and whether it was a cache hit.
+
+        ``entry`` is what HeadObject says of ``key`` now; on a miss the file is downloaded
+        (to a temporary name, renamed when complete) before this returns.
+        """
+        target = self.root / "resources" / path
+        etag_file = self.root / "etags" / path
+        with self._locked(path):
+            if (
+                entry.etag
+                and _read_text(etag_file) == entry.etag
+                and target.is_file()
+                and target.stat().st_size == entry.size
+            ):
+                return target, True
+            # Drop the old ETag first: a crash between the file's replace and the new ETag
+            # then costs a download, never a stale hit.
+            etag_file.unlink(missing_ok=True)
+            store.download_file(key, target)
+            target.chmod(0o444)
+            if entry.etag:
+                etag_file.parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(etag_file, entry.etag)
+        return target, False
+
+    @contextlib.contextmanager
+    def _locked(self, path: str) -> Iterator[None]:
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(path.encode("utf-8")).hexdigest()[:32]
+        with (locks / f"{name}.lock").open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target``; copy where a link is impossible (another device)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def stage_in(
+    workspace: Path,
+    inputs: Path,
+    *,
+    sources: Sequence[str],
+    input_paths: Sequence[str],
+    store: Callable[[], ObjectStore],
+    event: Callable[[str], None],
+    cache_dir: Path | None = None,
+) -> None:
+    """Fill ``workspace`` from the workspace ``sources`` in order, ``inputs`` from the pool.
+
+    ``store`` is called only when something is to be transferred. With ``cache_dir`` the
+    inputs go through an ``InputCache`` there and are hard-linked; without, they are
+    downloaded straight into ``inputs``. Raises ``NotFoundError`` for an input that is
+    neither a file nor a folder of the pool, before anything is downloaded from the pool.
+    """
+    from winslow.core.paths import clean_relative_path
+    from winslow.storage import keys
+
+    workspace.mkdir(parents=True, exist_ok=True)
+    inputs.mkdir(parents=True, exist_ok=True)
+    for prefix in sources:
+        count = store().download_prefix(prefix, workspace)
+        event(f"workspace: {count} files from {prefix}")
+    if not input_paths:
+        return
+    # Look every input up before fetching any, so a missing one fails the run at once and
+    # the log can say how much is coming.
+    planned: list[tuple[str, str, ObjectEntry]] = []
+    for raw in input_paths:
+        path = clean_relative_path(raw)
+        key = keys.resource_key(path)
+        try:
+            planned.append((path, key, store().head(key)))
+            continue
+        except NotFoundError:
+            listing = store().list(keys.resource_prefix(path), recursive=True)
+            files = [e for e in listing if not e.is_dir]
+            if not files:
+                raise
+        for entry in files:
+            file_path = f"{path}/{clean_relative_path(entry.path)}"
+            planned.append((file_path, keys.resource_key(file_path), entry))
+    total = sum(entry.size for _, _, entry in planned)
+    event(
+        f"staging in {len(input_paths)} input{'s' if len(input_paths) != 1 else ''} "
+        f"({len(planned)} files, {human_size(total)})"
+    )
+    cache = InputCache(cache_dir) if cache_dir is not None else None
+    for path, key, entry in planned:
+        if cache is not None:
+            cached, hit = cache.fetch(store(), key, path, entry)
+            link_or_copy(cached, inputs / path)
+            how = "cache hit" if hit else "downloaded"
+        else:
+            store().download_file(key, inputs / path)
+            how = "downloaded"
+        event(f"input {path}: {how} ({human_size(entry.size)})")
+
+
+# ---------------------------------------------------------------------------------------
+# Stage-out
+
+
+def has_files(folder: Path) -> bool:
+    """Return True when ``folder`` holds at least one file, at any depth."""
+    return any(files for _root, _dirs, files in os.walk(folder))
+
+
+def upload_workspace(
+    workspace: Path, prefix: str, store: Callable[[], ObjectStore], event: Callable[[str], None]
+) -> int:
+    """Upload ``workspace`` below ``prefix``; return the file count (0: nothing to upload).
+
+    ``store`` is called only when there are files, so an empty workspace needs no storage.
+    """
+    if not prefix or not workspace.is_dir() or not has_files(workspace):
+        return 0
+    count = store().upload_dir(workspace, prefix)
+    event(f"stage-out: uploaded {count} files to {prefix}")
+    return count
+
+
+def task_log_files(logs_dir: Path, task: str, stream: str) -> list[Path]:
+    """Return Nomad's rotated log files of ``task`` (``<task>.<stream>.<n>``), oldest first."""
+    found: list[tuple[int, Path]] = []
+    if logs_dir.is_dir():
+        for path in logs_dir.iterdir():
+            match = _TASK_LOG.fullmatch(path.name)
+            if match and match["task"] == task and match["stream"] == stream:
+                found.append((int(match["index"]), path))
+    return [path for _, path in sorted(found)]
+
+
+def write_task_output(logs_dir: Path, task: str, out: IO[bytes]) -> None:
+    """Write ``task``'s stdout, then its stderr, to ``out`` as log lines.
+
+    Nomad's log files carry no time per line, so each line gets the time its file was
+    last written: later than the line itself, never earlier. Streamed: the files may
+    hold hundreds of MB.
+    """
+    for stream in ("stdout", "stderr"):
+        for path in task_log_files(logs_dir, task, stream):
+            stamp = jobfiles.format_timestamp(datetime.fromtimestamp(path.stat().st_mtime, UTC))
+            splitter = LineSplitter()
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    out.writelines(log_record(stream, line, stamp) for line in splitter.feed(chunk))
+            out.writelines(log_record(stream, line, stamp) for line in splitter.flush())
+
+
+def with_retries(
+    what: str,
+    action: Callable[[], T],
+    event: Callable[[str], None],
+    delays: Sequence[float] = TRANSFER_RETRY_DELAYS,
+) -> T:
+    """Return ``action()``, trying again after each delay when storage fails.
+
+    ``StorageError`` (storage unreachable or refusing) and ``OSError`` are retried; a
+    missing object or a name storage refuses (``NotFoundError``, ``ValidationError``)
+    would fail the same way again and is raised at once, as is the last failure.
+    """
+    attempts = len(delays) + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except (StorageError, OSError) as exc:
+            if attempt == attempts:
+                raise
+            delay = delays[attempt - 1]
+            event(
+                f"{what}: attempt #{attempt}/{attempts} failed; will retry in {delay:g} s: "
+                f"{error_message(exc)}"
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def error_message(exc: BaseException) -> str:
+    """Return a Winslow error's message, or ``Type: text`` for anything else."""
+    message = getattr(exc, "message", None)
+    return str(message) if message else f"{type(exc).__name__}: {exc}"
+
+
+def storage_from_env(env: Mapping[str, str]) -> Callable[[], ObjectStore]:
+    """Return a function building the ``ObjectStore`` of ``WINSLOW_S3_*`` on first use.
+
+    It raises ``ValidationError`` naming the variables when they are incomplete (a
+    setting to fix, not a failure to retry), which only matters once something is to be
+    transferred.
+    """
+    stores: list[ObjectStore] = []
+
+    def store() -> ObjectStore:
+        if not stores:
+            from winslow.storage.objects import ObjectStore
+
+            cfg = jobfiles.storage_config_from_env(env)
+            if cfg is None:
+                raise ValidationError(
+                    "No object storage configured: set WINSLOW_S3_ENDPOINT, "
+                    "WINSLOW_S3_ACCESS_KEY, WINSLOW_S3_SECRET_KEY and WINSLOW_S3_BUCKET."
+                )
+            stores.append(ObjectStore(cfg))
+        return stores[0]
+
+    return store
+
+
+def run_stage_out(
+    *,
+    workspace: Path,
+    prefix: str | None,
+    log_key: str | None,
+    store: Callable[[], ObjectStore],
+    events: EventLog,
+    log_path: Path | None = None,
+    logs_dir: Path | None = None,
+    task: str | None = None,
+    merge_task_logs: bool = False,
+    delays: Sequence[float] = TRANSFER_RETRY_DELAYS,
+) -> list[str]:
+    """Publish the workspace to ``prefix`` and the run's log to ``log_key``; return problems.
+
+    With ``logs_dir`` and ``task``, a task that never wrote a log file never started (its
+    prestart failed), and its workspace holds no results to publish. The archived log is
+    ``log_path`` as it was when stage-out began, then (``merge_task_logs``) the task's
+    own output from Nomad's log files, then stage-out's events, spooled to a file beside
+    ``log_path`` rather than held in memory. Each transfer is tried
+    again after each of ``delays``; an empty list means everything was published.
+    """
+    # Only what was there before our own events: those are added after the task's output.
+    head_size = log_path.stat().st_size if log_path is not None and log_path.is_file() else 0
+    started = True
+    if logs_dir is not None and task is not None:
+        started = bool(
+            task_log_files(logs_dir, task, "stdout") or task_log_files(logs_dir, task, "stderr")
+        )
+    problems: list[str] = []
+    if prefix:
+        if not started:
+            events(f"stage-out: task '{task}' never started; the workspace is not published")
+        else:
+            try:
+                with_retries(
+                    "stage-out: workspace upload",
+                    lambda: upload_workspace(workspace, prefix, store, events),
+                    events,
+                    delays,
+                )
+            except (WinslowError, OSError) as exc:
+                problems.append(f"could not upload the workspace to {prefix}: {error_message(exc)}")
+                events(f"stage-out failed: {problems[-1]}")
+    if log_key:
+        events(f"stage-out: archiving the log to {log_key}")
+        spool = log_path.parent if log_path is not None else None
+        with tempfile.NamedTemporaryFile(prefix=".archive-", dir=spool) as archive:
+            if head_size and log_path is not None:
+                with log_path.open("rb") as source:
+                    _copy_bytes(source, archive, head_size)
+            if merge_task_logs and logs_dir is not None and task is not None:
+                write_task_output(logs_dir, task, archive)
+            archive.writelines(events.lines)
+            archive.flush()
+            try:
+                with_retries(
+                    "stage-out: log archive",
+                    lambda: store().upload_file(Path(archive.name), log_key),
+                    events,
+                    delays,
+                )
+            except (WinslowError, OSError) as exc:
+                problems.append(f"could not archive the log to {log_key}: {error_message(exc)}")
+                events(f"stage-out failed: {problems[-1]}")
+    return problems
+
+
+def _copy_bytes(source: IO[bytes], target: IO[bytes], size: int) -> None:
+    left = size
+    while left > 0 and (chunk := source.read(min(left, 1 << 20))):
+        target.write(chunk)
+        left -= len(chunk)
+
+
+# ---------------------------------------------------------------------------------------
+# stage-exec
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """How ``run_command`` ended: the exit status to pass on, and why, in words."""
+
+    exit_code: int
+    message: str | None = None
+    """Set when the status is ours rather than the command's (timeout, could not start)."""
+
+
+def exec_environment(
+    base: Mapping[str, str],
+    *,
+    workspace: str | None = None,
+    inputs: str | None = None,
+    isolate_gpus: bool = False,
+) -> dict[str, str]:
+    """Return the command's environment built from ``base`` (ours, as Nomad gave it).
+
+    ``WINSLOW_ARG_<n>`` variables only carried arguments past Nomad and are dropped. With
+    ``workspace``/``inputs`` the ``${WINSLOW_WORKSPACE}``/``${WINSLOW_INPUTS}`` references
+    in values are resolved and the two variables set, as the local runner does. With
+    ``isolate_gpus`` the command sees only the GPUs Nomad's device plugin gave the task
+    (``NVIDIA_VISIBLE_DEVICES``, UUIDs, which CUDA accepts), or none: without it a host
+    command would see every GPU of the node.
+    """
+    env = {k: v for k, v in base.items() if not _ARG_VARIABLE.fullmatch(k)}
+    if workspace is not None and inputs is not None:
+        env = {k: resolve_node_paths(v, workspace, inputs) for k, v in env.items()}
+        env["WINSLOW_WORKSPACE"] = workspace
+        env["WINSLOW_INPUTS"] = inputs
+    if isolate_gpus:
+        gpus = env.get("NVIDIA_VISIBLE_DEVICES", "")
+        if gpus in ("all", "none", "void"):
+            gpus = ""  # the runtime's keywords, not devices Nomad gave this task
+        env["CUDA_VISIBLE_DEVICES"] = gpus
+    return env
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    workdir: Path,
+    env: Mapping[str, str],
+    log_path: Path | None = None,
+    timeout: float | None = None,
+    grace: float = KILL_GRACE_SECONDS,
+    stdout: IO[bytes] | None = None,
+    stderr: IO[bytes] | None = None,
+) -> ExecResult:
+    """Run ``argv`` in ``workdir`` to its end; return the status to exit with.
+
+    The command's stdout and stderr are copied through to ours as they come and, with
+    ``log_path``, appended to that log as timestamped lines. SIGTERM and SIGINT are passed
+    on to the command's process group; SIGKILL follows ``grace`` seconds after, as it does
+    after ``timeout``. The status is the command's, ``128 + n`` when signal ``n`` ended it,
+    ``TIMEOUT_EXIT_CODE`` after its timeout, ``NOT_STARTED_EXIT_CODE`` when it could not
+    start. Must be called from the main thread (it installs signal handlers).
+    """
+    out = stdout if stdout is not None else sys.stdout.buffer
+    err = stderr if stderr is not None else sys.stderr.buffer
+    jlog = JobLog(log_path, shared=True) if log_path is not None else None
+
+    def event(message: str) -> None:
+        if jlog is not None:
+            jlog.event(message)
+
+    try:
+        event(f"starting: {shlex.join(argv)}")
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=workdir,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+                close_fds=True,
+            )
+        except OSError as exc:
+            what = repr(argv[0]) if argv else "an empty command"
+            message = f"could not start {what}: {exc.strerror or exc}"
+            event(message)
+            return ExecResult(NOT_STARTED_EXIT_CODE, message)
+        readers = [
+            threading.Thread(target=_copy, args=(proc.stdout, out, "stdout", jlog), daemon=True),
+            threading.Thread(target=_copy, args=(proc.stderr, err, "stderr", jlog), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            returncode, why = _supervise(proc, timeout, grace, event)
+        finally:
+            _signal_group(proc.pid, signal.SIGKILL)  # whatever it left in its group goes too
+            for reader in readers:
+                reader.join(READER_JOIN_SECONDS)
+        if returncode >= 0:
+            event(f"exited with code {returncode}")
+        else:
+            event(f"killed by signal {-returncode} ({_signal_name(-returncode)})")
+        if why == "timeout":
+            message = f"timed out after {timeout:g} s"
+            return ExecResult(TIMEOUT_EXIT_CODE, message)
+        return ExecResult(returncode if returncode >= 0 else 128 - returncode)
+    finally:
+        if jlog is not None:
+            jlog.close()
+
+
+def _supervise(
+    proc: subprocess.Popen[bytes],
+    timeout: float | None,
+    grace: float,
+    event: Callable[[str], None],
+) -> tuple[int, str | None]:
+    """Wait for ``proc``; pass signals on; enforce the timeout. Return code and why we stopped."""
+    pgid = proc.pid  # start_new_session made it the leader of a fresh group
+    started = time.monotonic()
+    stopping: list[tuple[str, float]] = []  # (why, when), set once we began stopping it
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        _signal_group(pgid, signum)
+        if not stopping:
+            stopping.append((f"signal {_signal_name(signum)}", time.monotonic()))
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    killed = False
+    try:
+        while True:
+            try:
+                return proc.wait(timeout=WAIT_STEP_SECONDS), (stopping[0][0] if stopping else None)
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if not stopping and timeout is not None and now - started >= timeout:
+                event(f"timed out after {timeout:g} s; sending SIGTERM to the stage")
+                stopping.append(("timeout", now))
+                _signal_group(pgid, signal.SIGTERM)
+            elif stopping and not killed and now - stopping[0][1] >= grace:
+                killed = True
+                event(f"still running {grace:g} s after SIGTERM; sending SIGKILL")
+                _signal_group(pgid, signal.SIGKILL)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _copy(stream: Any, out: IO[bytes], name: str, jlog: JobLog | None) -> None:
+    """Copy one of the command's pipes to ours and, a line at a time, into the log."""
+    splitter = LineSplitter()
+    fd = stream.fileno()
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            with contextlib.suppress(OSError, ValueError):
+                out.write(chunk)
+                out.flush()
+            if jlog is not None:
+                for line in splitter.feed(chunk):
+                    jlog.line(name, line)
+        if jlog is not None:
+            for line in splitter.flush():
+                jlog.line(name, line)
+    finally:
+        stream.close()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _load_libc() -> Any:
+    # Loaded at import, before any fork: dlopen in a forked child of a threaded process
+    # can deadlock.
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def die_with_parent() -> None:
+    """In a child before exec: be killed when the process that started it dies (Linux)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
