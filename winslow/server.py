@@ -19,6 +19,7 @@ from pathlib import Path
 
 from winslow.api.context import AppContext
 from winslow.atomic import write_text_atomic
+from winslow.backends.base import Backend
 from winslow.settings import Settings
 from winslow.storage.s3 import S3Config
 
@@ -91,6 +92,49 @@ def ensure_admin_token(settings: Settings, store: object) -> str | None:
     return f"admin token created: {token_file} (the CLI finds it there, or set WINSLOW_TOKEN)"
 
 
+def nomad_backend(settings: Settings, s3: S3Config) -> Backend:
+    """The Nomad backend for these settings; publishes the S3 keys where tasks read them."""
+    from winslow.backends.nomad.backend import NomadBackend
+    from winslow.backends.nomad.config import NomadConfig
+    from winslow.errors import WinslowError
+
+    config = NomadConfig(
+        address=settings.nomad_addr,
+        token=settings.nomad_token,
+        namespace=settings.nomad_namespace,
+        region=settings.nomad_region,
+        ca_file=settings.nomad_cacert,
+        datacenters=tuple(d.strip() for d in settings.nomad_datacenters.split(",") if d.strip()),
+        winslow_image=settings.nomad_image,
+        allow_host_commands=settings.nomad_allow_host_commands,
+        tools_driver=settings.nomad_tools_driver,
+        winslow_command=settings.nomad_winslow_command,
+        credentials=settings.nomad_credentials,
+        credentials_path=settings.nomad_credentials_path,
+        vault_role=settings.nomad_vault_role,
+        s3_endpoint=settings.nomad_s3_endpoint or s3.endpoint_url,
+        s3_bucket=s3.bucket,
+        s3_region=s3.region,
+        node_cache_dir=settings.nomad_node_cache_dir,
+    )
+    backend = NomadBackend(config)
+    if settings.nomad_publish_credentials and config.credentials == "nomad-variables":
+        try:
+            backend.client.variables.put(
+                config.credentials_path,
+                {"access_key": s3.access_key, "secret_key": s3.secret_key},
+            )
+            log.info("nomad: S3 keys written to variable %s", config.credentials_path)
+        except WinslowError as exc:
+            log.warning(
+                "nomad: could not write the S3 keys to variable %s (%s); put them there "
+                "yourself, see the README",
+                config.credentials_path,
+                exc.message,
+            )
+    return backend
+
+
 def start_services(settings: Settings) -> Running:
     """Bring up storage, store, backend and engine; return them running."""
     from winslow.backends.local.backend import LocalBackend
@@ -111,12 +155,11 @@ def start_services(settings: Settings) -> Running:
     pipelines_dir = settings.resolved_pipelines_dir()
     pipelines_dir.mkdir(parents=True, exist_ok=True)
     pipelines = PipelineFolder(pipelines_dir)
-    if settings.backend != "local":
-        raise SystemExit(
-            f"error: WINSLOW_BACKEND={settings.backend} is not available in this version; "
-            "use WINSLOW_BACKEND=local."
-        )
-    backend = LocalBackend(settings.data_dir / "local", config, node_name=settings.node_name)
+    backend: Backend
+    if settings.backend == "nomad":
+        backend = nomad_backend(settings, config)
+    else:
+        backend = LocalBackend(settings.data_dir / "local", config, node_name=settings.node_name)
 
     def forget_storage(project_id: str) -> None:
         from winslow.storage.keys import project_prefixes

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     """Nomad Variable (or Vault KV v2) path of access_key and secret_key; every job in the
     namespace may read `nomad/jobs` without an extra ACL policy."""
     nomad_vault_role: str | None = None
+    nomad_tools_driver: Literal["docker", "raw_exec"] = "docker"
+    """How the stage-in/out tasks run: in ``nomad_image``, or the node's own `winslow`."""
+    nomad_winslow_command: str = "winslow"
+    """The `winslow` program on the nodes, for raw_exec tools."""
+    nomad_node_cache_dir: str | None = None
+    """Folder on every node for the input cache; unset: inputs are fetched per run."""
+    nomad_publish_credentials: bool = True
+    """Write the S3 keys to the Nomad Variable at start (needs a token that may)."""
     nomad_s3_endpoint: str | None = None
     """The S3 endpoint as tasks on the Nomad clients reach it; default: ``s3_endpoint``."""
     ui_dir: Path = Path(__file__).resolve().parents[1] / "ui"

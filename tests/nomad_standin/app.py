@@ -775,6 +775,33 @@ def create_app(standin: NomadStandin) -> FastAPI:
             frames(), media_type="application/json", headers={"Cache-Control": "no-cache"}
         )
 
+    # --- files -----------------------------------------------------------------------------
+
+    @app.get("/v1/client/fs/readat/{alloc_id}")
+    async def read_at(alloc_id: str, request: Request) -> Response:
+        """Raw bytes of a file in the allocation folder, as Nomad's ``fs readat`` gives."""
+        check_acl(request)
+        query = request.query_params
+        try:
+            offset = int(query.get("offset") or 0)
+            limit = int(query.get("limit") or 0)
+        except ValueError as exc:
+            raise NomadError(400, str(exc)) from None
+        rel = query.get("path", "")
+        if not rel or rel.startswith("/") or ".." in rel.split("/"):
+            raise NomadError(400, "must provide a file path inside the allocation")
+        with state.lock:
+            if alloc_id not in state.allocs:
+                raise NomadError(404, f'Unknown allocation "{alloc_id}"')
+        path = standin.client.alloc_dir(alloc_id) / rel
+        if not path.is_file():
+            # Nomad passes the client's os.Stat error through as a 500.
+            raise NomadError(500, f"stat {rel}: no such file or directory")
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read(limit) if limit > 0 else handle.read()
+        return Response(data, media_type="application/octet-stream")
+
     # --- logs ----------------------------------------------------------------------------
 
     @app.get("/v1/client/fs/logs/{alloc_id}")

@@ -56,6 +56,12 @@ def tail_lines(log_bytes: bytes, count: int = defaults.LOG_TAIL_LINES) -> tuple[
     return tuple(lines[-count:])
 
 
+def _moving(run: Run) -> bool:
+    """Whether a run is expected to change by itself: it was handed to the backend and
+    does not wait with a stated reason (such as Nomad finding no node for it)."""
+    return run.submitted and (run.state is StageRunState.RUNNING or run.reason is None)
+
+
 class Engine:
     """Moves every project along; the only writer of run state."""
 
@@ -131,7 +137,7 @@ class Engine:
             self._wake.clear()
             if self.reconcile_once():
                 continue
-            if not any(run.submitted for run in self.store.active_runs()):
+            if not any(_moving(run) for run in self.store.active_runs()):
                 return
             self._wake.wait(min(0.5, max(deadline - time.monotonic(), 0)))
         raise TimeoutError(f"engine still busy after {timeout} s")
@@ -197,7 +203,21 @@ class Engine:
             reason=reason,
             log_tail=tail,
         )
-        return update_run(self.store, run.id, update) is not None
+        recorded = update_run(self.store, run.id, update) is not None
+        if recorded and target is StageRunState.CANCELLED and run.job_id:
+            self._purge_killed(run.job_id)
+        return recorded
+
+    def _purge_killed(self, job_id: str) -> None:
+        """Purge a killed run's job where the backend wants that (Nomad); its log is
+        archived by then, because the backend reports the end only after stage-out."""
+        remove = getattr(self.backend, "remove", None)
+        if not getattr(self.backend, "purges_killed_jobs", False) or remove is None:
+            return
+        try:
+            remove(job_id)
+        except WinslowError as exc:
+            log.warning("job %s: could not purge it after the kill: %s", job_id, exc.message)
 
     def _mark_unsubmitted(self, run_id: int) -> None:
         with self.store.transaction() as session:

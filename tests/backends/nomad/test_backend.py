@@ -1,0 +1,471 @@
+"""``NomadBackend`` against the Nomad stand-in, which really runs the stage's tasks.
+
+Every test gets a fresh stand-in with one CPU node ("standin-1") and its own bucket in
+the session's SeaweedFS; the S3 keys reach the tasks the way they do on a cluster, as a
+Nomad Variable. Stages are command-only (``raw_exec``) and the stage-in/stage-out tools
+run this checkout's ``winslow`` on the "node". Tests wait on ``on_event``, never for a
+fixed while; where a stage must still be running, it waits for a file the test creates.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from winslow.backends.base import GpuRequest, JobState, JobStatus, ResourceRequest, RunSpec
+from winslow.backends.nomad.backend import NomadBackend
+from winslow.backends.nomad.client import NomadClient
+from winslow.backends.nomad.config import NomadConfig
+from winslow.errors import ConflictError
+
+WINSLOW = str(Path(__file__).resolve().parents[3] / ".venv" / "bin" / "winslow")
+WAIT_SECONDS = 60.0
+ACTIVE = (JobState.PENDING, JobState.RUNNING)
+ENDED = (JobState.SUCCEEDED, JobState.FAILED, JobState.LOST, JobState.CANCELLED)
+
+
+class Events:
+    """The ``on_event`` callback: remembers job IDs and wakes waiters."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, job_id: str) -> None:
+        with self._cond:
+            self.seen.append(job_id)
+            self._cond.notify_all()
+
+    def count(self, job_id: str) -> int:
+        with self._cond:
+            return self.seen.count(job_id)
+
+    def wait_for(self, backend: NomadBackend, job_id: str, *states: JobState) -> JobStatus:
+        """The job's status once it is in one of ``states``, checked on each event."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        with self._cond:
+            while True:
+                status = backend.status(job_id)
+                if status is not None and status.state in states:
+                    return status
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    pytest.fail(f"job {job_id} never reached {states}; it is {status}")
+                # Long enough that only an event wakes us in time for most tests.
+                self._cond.wait(min(remaining, 5.0))
+
+    def wait_until(self, check: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + WAIT_SECONDS
+        with self._cond:
+            while not check():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    pytest.fail(f"timed out waiting for {what}")
+                self._cond.wait(min(remaining, 0.5))
+
+
+class GatedTransport(httpx.BaseTransport):
+    """The real network, except that opening the event stream can be held back or refused."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+        self.open = threading.Event()
+        self.open.set()
+        self.refuse_stream = False
+        self.stream_opens = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/event/stream":
+            if self.refuse_stream:
+                return httpx.Response(404, text="Invalid URL path")
+            self.open.wait()
+            self.stream_opens += 1
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def job_id(name: str) -> str:
+    return f"winslow-{name}-{secrets.token_hex(3)}"
+
+
+def make_spec(job: str, script: str, **overrides) -> RunSpec:
+    fields = {
+        "job_id": job,
+        "project_id": "p1",
+        "project_name": "ulm-0603",
+        "pipeline": "traffic",
+        "stage": "detect",
+        "run_id": 1,
+        "attempt": 1,
+        "command": ("sh", "-c", script),
+        "env": {"WINSLOW_PROJECT": "ulm-0603", "WINSLOW_STAGE": "detect", "WINSLOW_RUN": "1"},
+        "resources": ResourceRequest(cpus=1, memory_mb=256),
+        "workspace_prefix": f"workspaces/{job}/",
+        "log_key": f"logs/{job}.log",
+        **overrides,
+    }
+    return RunSpec(**fields)
+
+
+@pytest.fixture
+def config(nomad_standin, object_store) -> NomadConfig:
+    s3 = object_store.cfg
+    cfg = NomadConfig(
+        address=nomad_standin.address,
+        allow_host_commands=True,
+        tools_driver="raw_exec",
+        winslow_command=WINSLOW,
+        s3_endpoint=s3.endpoint_url,
+        s3_bucket=s3.bucket,
+        s3_region=s3.region,
+    )
+    nomad_standin.put_variable(
+        cfg.credentials_path, {"access_key": s3.access_key, "secret_key": s3.secret_key}
+    )
+    return cfg
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+def transport() -> GatedTransport:
+    return GatedTransport()
+
+
+@pytest.fixture
+def backend(config, events, transport) -> Iterator[NomadBackend]:
+    b = NomadBackend(config, client=NomadClient(config, transport=transport))
+    b.start(events)
+    try:
+        yield b
+    finally:
+        b.stop()
+        transport.open.set()
+
+
+def release(tmp_path: Path) -> tuple[str, Callable[[], None]]:
+    """A shell line that waits for a file, and the function that creates it."""
+    marker = tmp_path / f"go-{secrets.token_hex(3)}"
+    return f'while [ ! -e "{marker}" ]; do sleep 0.05; done', marker.touch
+
+
+def has_readat(standin) -> bool:
+    """The run's log is read with /v1/client/fs/readat, which the stand-in may lack yet:
+    then its router answers 404 in JSON, where Nomad answers errors in plain text."""
+    answer = httpx.get(f"{standin.address}/v1/client/fs/readat/none?path=x&offset=0&limit=1")
+    return not answer.headers.get("content-type", "").startswith("application/json")
+
+
+# Running stages ------------------------------------------------------------------------
+
+
+def test_stage_that_succeeds_publishes_workspace_and_archives_its_log(
+    backend, events, object_store
+):
+    object_store.put_bytes("workspaces/p1/0/model.txt", b"weights\n")
+    spec = make_spec(
+        job_id("ok"),
+        "echo hello; echo oops >&2; cp model.txt out.txt; echo more >> out.txt",
+        workspace_sources=("workspaces/p1/0/",),
+    )
+    backend.submit(spec)
+    status = events.wait_for(backend, spec.job_id, *ENDED)
+
+    assert status.state is JobState.SUCCEEDED, status.reason
+    assert (status.exit_code, status.reason, status.node) == (0, None, "standin-1")
+    assert status.started_at is not None and status.ended_at > status.started_at
+    assert spec.job_id in events.seen
+    assert object_store.get_bytes(f"{spec.workspace_prefix}out.txt") == b"weights\nmore\n"
+    archived = object_store.get_bytes(spec.log_key).decode()
+    assert "stdout | hello" in archived
+    assert "stderr | oops" in archived
+    assert "winslow | exited with code 0" in archived
+
+
+def test_stage_that_exits_3_fails_with_its_exit_code(backend, events, object_store):
+    spec = make_spec(job_id("fail"), "echo bad input >&2; exit 3")
+    backend.submit(spec)
+    status = events.wait_for(backend, spec.job_id, *ENDED)
+    assert (status.state, status.exit_code, status.reason) == (
+        JobState.FAILED,
+        3,
+        "exited with code 3",
+    )
+    # The poststop task still archives the log of a failed stage.
+    assert "stderr | bad input" in object_store.get_bytes(spec.log_key).decode()
+
+
+def test_submitting_twice_registers_one_job_and_runs_it_once(backend, events):
+    spec = make_spec(job_id("twice"), "echo once")
+    backend.submit(spec)
+    backend.submit(spec)
+    events.wait_for(backend, spec.job_id, JobState.SUCCEEDED)
+    backend.submit(spec)  # after it ended, too: no second run
+    allocs, _ = backend.client.jobs.allocations(spec.job_id)
+    job, _ = backend.client.jobs.read(spec.job_id)
+    assert len(allocs) == 1
+    assert job["Version"] == 0
+    assert backend.status(spec.job_id).state is JobState.SUCCEEDED
+
+
+def test_stage_past_its_time_limit_times_out(backend, events):
+    spec = make_spec(job_id("slow"), "sleep 30", timeout_seconds=1)
+    backend.submit(spec)
+    status = events.wait_for(backend, spec.job_id, *ENDED)
+    assert (status.state, status.reason) == (JobState.FAILED, "timed out after 1 s")
+
+
+# Placement -----------------------------------------------------------------------------
+
+
+def test_unplaceable_stage_waits_with_nomads_reason_until_a_gpu_node_joins(
+    backend, events, nomad_standin
+):
+    spec = make_spec(
+        job_id("gpu"),
+        "echo on a gpu",
+        resources=ResourceRequest(cpus=1, memory_mb=256, gpu=GpuRequest(count=2)),
+    )
+    backend.submit(spec)
+    events.wait_until(
+        lambda: (backend.status(spec.job_id).reason or "").startswith("no node can place it"),
+        "Nomad's blocked evaluation",
+    )
+    pending = backend.status(spec.job_id)
+    assert pending.state is JobState.PENDING
+    assert pending.node is None
+    # Nomad's device checker filters nodes without the device ("missing devices").
+    assert pending.reason == "no node can place it: 1 filtered by missing devices"
+
+    nomad_standin.add_node("gpu-1", gpus=[("NVIDIA A100 80GB", 81920)] * 2)
+    status = events.wait_for(backend, spec.job_id, *ENDED)
+    assert (status.state, status.node) == (JobState.SUCCEEDED, "gpu-1")
+
+
+# Failures and cancel -------------------------------------------------------------------
+
+
+def test_killed_node_makes_the_run_lost_naming_the_node(backend, events, nomad_standin, tmp_path):
+    wait, _go = release(tmp_path)
+    spec = make_spec(job_id("lost"), wait)
+    backend.submit(spec)
+    events.wait_for(backend, spec.job_id, JobState.RUNNING)
+    nomad_standin.kill_node("standin-1")
+    status = events.wait_for(backend, spec.job_id, *ENDED)
+    assert status.state is JobState.LOST
+    assert status.reason.startswith("node standin-1 was lost"), status.reason
+    assert status.node == "standin-1"
+
+
+def test_cancel_stops_the_stage_and_reads_cancelled(backend, events, nomad_standin, tmp_path):
+    wait, _go = release(tmp_path)
+    spec = make_spec(job_id("cancel"), wait)
+    backend.submit(spec)
+    events.wait_for(backend, spec.job_id, JobState.RUNNING)
+    started = time.monotonic()
+    backend.cancel(spec.job_id)
+    status = events.wait_for(backend, spec.job_id, *ENDED)
+    assert (status.state, status.reason) == (JobState.CANCELLED, "cancelled")
+    assert time.monotonic() - started < 20
+    backend.cancel(spec.job_id)  # again: nothing changes
+    assert backend.status(spec.job_id) == status
+
+
+def test_remove_purges_an_ended_job_and_refuses_a_running_one(backend, events, tmp_path):
+    wait, go = release(tmp_path)
+    spec = make_spec(job_id("remove"), wait)
+    backend.submit(spec)
+    events.wait_for(backend, spec.job_id, JobState.RUNNING)
+    with pytest.raises(ConflictError, match="cancel it"):
+        backend.remove(spec.job_id)
+    go()
+    events.wait_for(backend, spec.job_id, JobState.SUCCEEDED)
+    backend.remove(spec.job_id)
+    assert backend.status(spec.job_id) is None
+    assert spec.job_id not in [s.job_id for s in backend.list_jobs()]
+
+
+def test_unknown_job_has_no_status_no_log_and_cancels_quietly(backend):
+    assert backend.status("winslow-never-submitted") is None
+    assert backend.logs("winslow-never-submitted") == b""
+    backend.cancel("winslow-never-submitted")
+    backend.remove("winslow-never-submitted")
+
+
+# Logs ------------------------------------------------------------------------------------
+
+
+def test_log_is_readable_while_the_stage_runs_and_offsets_match_the_archive(
+    backend, events, nomad_standin, object_store, tmp_path
+):
+    if not has_readat(nomad_standin):
+        pytest.skip("the Nomad stand-in does not serve /v1/client/fs/readat yet")
+    wait, go = release(tmp_path)
+    spec = make_spec(job_id("logs"), f"echo first line; {wait}; echo second line")
+    backend.submit(spec)
+    events.wait_until(lambda: b"stdout | first line" in backend.logs(spec.job_id), "first line")
+    live = backend.logs(spec.job_id)
+    go()
+    events.wait_for(backend, spec.job_id, JobState.SUCCEEDED)
+    archived = object_store.get_bytes(spec.log_key)
+    assert archived.startswith(live)
+    assert backend.logs(spec.job_id, offset=len(live)).startswith(archived[len(live) :][:20])
+
+
+# Watching ------------------------------------------------------------------------------
+
+
+def test_cut_event_stream_resumes_from_the_last_index_without_a_resync(
+    backend, events, nomad_standin, transport
+):
+    first = make_spec(job_id("before"), "echo one")
+    backend.submit(first)
+    events.wait_for(backend, first.job_id, JobState.SUCCEEDED)
+    resyncs = backend.resyncs
+
+    transport.open.clear()  # the watcher's reconnect waits here
+    nomad_standin.drop_event_streams()
+    second = make_spec(job_id("during"), "echo two")
+    backend.submit(second)
+    assert backend.client.jobs.read(second.job_id)[0] is not None
+    transport.open.set()
+
+    status = events.wait_for(backend, second.job_id, JobState.SUCCEEDED)
+    assert status.state is JobState.SUCCEEDED
+    assert events.count(second.job_id) >= 1
+    assert backend.resyncs == resyncs  # Nomad still held the index: nothing was missed
+    assert transport.stream_opens >= 2
+
+
+def test_event_index_nomad_no_longer_holds_makes_the_watcher_resync(
+    backend, events, nomad_standin, transport
+):
+    first = make_spec(job_id("before"), "echo one")
+    backend.submit(first)
+    events.wait_for(backend, first.job_id, JobState.SUCCEEDED)
+    resyncs = backend.resyncs
+
+    transport.open.clear()
+    nomad_standin.drop_event_streams()
+    nomad_standin.set_event_buffer(1)
+    second = make_spec(job_id("missed"), "echo two")
+    backend.submit(second)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while backend.status(second.job_id).state is not JobState.SUCCEEDED:
+        assert time.monotonic() < deadline, "the second stage never ended"
+        time.sleep(0.1)
+    seen_before = events.count(second.job_id)
+    transport.open.set()
+
+    events.wait_until(lambda: backend.resyncs > resyncs, "a resync")
+    events.wait_until(lambda: events.count(second.job_id) > seen_before, "the missed job reported")
+
+
+def test_unavailable_event_stream_falls_back_to_blocking_queries(config, transport):
+    transport.refuse_stream = True
+    events = Events()
+    b = NomadBackend(config, client=NomadClient(config, transport=transport))
+    b.start(events)
+    try:
+        spec = make_spec(job_id("fallback"), "echo polled")
+        b.submit(spec)
+        events.wait_until(lambda: events.count(spec.job_id) >= 1, "a change reported")
+        status = events.wait_for(b, spec.job_id, JobState.SUCCEEDED)
+        assert status.exit_code == 0
+        assert transport.stream_opens == 0
+    finally:
+        b.stop()
+
+
+def test_new_backend_after_a_restart_adopts_the_running_job(config, backend, events, tmp_path):
+    wait, go = release(tmp_path)
+    spec = make_spec(job_id("adopt"), wait)
+    backend.submit(spec)
+    events.wait_for(backend, spec.job_id, JobState.RUNNING)
+    backend.stop()  # the server goes away; the job keeps running in Nomad
+
+    later = Events()
+    restarted = NomadBackend(config)
+    restarted.start(later)
+    try:
+        later.wait_until(lambda: spec.job_id in later.seen, "the running job reported at start")
+        adopted = {s.job_id: s for s in restarted.list_jobs()}
+        assert adopted[spec.job_id].state is JobState.RUNNING
+        seen = later.count(spec.job_id)
+        go()
+        status = later.wait_for(restarted, spec.job_id, JobState.SUCCEEDED)
+        assert status.node == "standin-1"
+        assert later.count(spec.job_id) > seen
+    finally:
+        restarted.stop()
+
+
+def test_stop_ends_the_watcher_promptly_and_silences_on_event(backend, events, nomad_standin):
+    nomad_standin.pause_heartbeats()  # only closing the stream can wake the watcher now
+    events.wait_until(lambda: backend.resyncs == 1, "the watcher's first listing")
+    time.sleep(0.3)  # the watcher now waits in a read on the idle stream
+    watcher = backend._watcher.thread
+    started = time.monotonic()
+    backend.stop()
+    assert time.monotonic() - started < 1.0
+    assert watcher is not None and not watcher.is_alive()
+    count = len(events.seen)
+    spec = make_spec(job_id("after-stop"), "true")
+    backend.submit(spec)
+    time.sleep(0.5)
+    assert len(events.seen) == count
+
+
+# Nodes -----------------------------------------------------------------------------------
+
+
+def test_nodes_show_the_standin_node_and_its_gpus(backend, nomad_standin):
+    nomad_standin.add_node("gpu-1", gpus=[("NVIDIA A100 80GB", 81920)] * 2)
+    nodes = {n.name: n for n in backend.nodes()}
+    assert set(nodes) == {"standin-1", "gpu-1"}
+    cpu = nodes["standin-1"]
+    assert (cpu.cpus, cpu.memory_mb, cpu.gpus, cpu.status) == (16.0, 32768, (), "ready")
+    assert "raw_exec" in cpu.attributes["drivers"]
+    gpus = nodes["gpu-1"].gpus
+    assert [(g.index, g.name, g.memory_mb, g.healthy) for g in gpus] == [
+        (0, "NVIDIA A100 80GB", 81920, True),
+        (1, "NVIDIA A100 80GB", 81920, True),
+    ]
+    assert all(g.uuid and g.uuid.startswith("GPU-") for g in gpus)
+    nomad_standin.kill_node("gpu-1")
+    assert {n.name: n.status for n in backend.nodes()}["gpu-1"] == "down"
+
+
+def test_missing_input_fails_the_run_in_stage_in(backend, events, object_store):
+    spec = make_spec(job_id("no-input"), "echo never", inputs=("videos/missing.mp4",))
+    backend.submit(spec)
+    status = events.wait_for(backend, spec.job_id, *ENDED)
+    assert status.state is JobState.FAILED
+    assert status.reason == "stage-in failed: exited with code 1", status.reason
+    assert status.exit_code is None
+    # stage-out still ran: the log says why, in the archive.
+    assert "stage-in failed" in object_store.get_bytes(spec.log_key).decode()
+
+
+def test_backend_started_again_after_stop_watches_with_one_watcher(backend, events):
+    backend.stop()
+    again = Events()
+    backend.start(again)
+    with pytest.raises(RuntimeError, match="twice"):
+        backend.start(again)
+    spec = make_spec(job_id("again"), "true")
+    backend.submit(spec)
+    again.wait_for(backend, spec.job_id, JobState.SUCCEEDED)
+    assert spec.job_id in again.seen
+    assert spec.job_id not in events.seen  # the first callback heard nothing after stop

@@ -1,0 +1,393 @@
+"""``NomadClient`` against an ``httpx.MockTransport``: the retry loop, error mapping, streams.
+
+The network is replaced, nothing of ours is: every request goes through the real
+``RetryTransport`` and handles, and the answers are shaped like Nomad's documented ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+
+import httpx
+import pytest
+
+from winslow.backends.nomad.client import NomadClient, RetryTransport
+from winslow.backends.nomad.config import NomadConfig
+from winslow.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConflictError,
+    SubmitRejectedError,
+)
+
+TOKEN = "s3cr3t-t0ken-4a1d"
+ADDRESS = "http://nomad.test:4646"
+
+
+class Nomad:
+    """A scripted Nomad: answers in order and records every request."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def client_for(nomad: Nomad, **config) -> tuple[NomadClient, list[float]]:
+    pauses: list[float] = []
+    cfg = NomadConfig(address=ADDRESS, token=TOKEN, **config)
+    client = NomadClient(cfg, transport=httpx.MockTransport(nomad), sleep=pauses.append)
+    return client, pauses
+
+
+def job_json(job_id="winslow-p1-1"):
+    return {"ID": job_id, "Type": "batch", "Status": "running", "Stop": False}
+
+
+# Retries ----------------------------------------------------------------------------------
+
+
+def test_get_answered_503_then_200_is_retried_once_after_the_first_pause(caplog):
+    nomad = Nomad(
+        httpx.Response(503, text="No cluster leader"),
+        httpx.Response(200, json=job_json(), headers={"X-Nomad-Index": "42"}),
+    )
+    client, pauses = client_for(nomad)
+    with caplog.at_level(logging.WARNING, logger="winslow.backends.nomad.client"):
+        job, index = client.jobs.read("winslow-p1-1")
+
+    assert (job["ID"], index) == ("winslow-p1-1", 42)
+    assert len(nomad.requests) == 2
+    assert pauses == [0.5]
+    assert "attempt #1/5 failed; will retry in 0.5 s: GET /v1/job/winslow-p1-1 -> 503" in (
+        caplog.text
+    )
+
+
+def test_retry_after_lengthens_the_pause():
+    nomad = Nomad(
+        httpx.Response(429, headers={"Retry-After": "3"}),
+        httpx.Response(200, json=[], headers={"X-Nomad-Index": "7"}),
+    )
+    client, pauses = client_for(nomad)
+    assert client.nodes.list() == ([], 7)
+    assert pauses == [3.0]
+
+
+def test_retry_after_beyond_the_cap_is_cut():
+    nomad = Nomad(
+        httpx.Response(503, headers={"Retry-After": "3600"}),
+        httpx.Response(200, json=[]),
+    )
+    client, pauses = client_for(nomad)
+    client.nodes.list()
+    assert pauses == [30.0]
+
+
+def test_get_that_keeps_failing_gives_up_after_the_schedule_naming_nomad_addr():
+    nomad = Nomad(httpx.Response(502, text="bad gateway"))
+    client, pauses = client_for(nomad)
+    with pytest.raises(BackendUnavailableError) as caught:
+        client.jobs.read("winslow-p1-1")
+    assert len(nomad.requests) == 5
+    assert pauses == [0.5, 1.0, 2.0, 5.0]
+    assert "NOMAD_ADDR" in caught.value.message
+    assert ADDRESS in caught.value.message
+    assert "502" in caught.value.message
+
+
+def test_unreachable_agent_is_retried_then_unavailable():
+    nomad = Nomad(httpx.ConnectError("Connection refused"))
+    client, _pauses = client_for(nomad)
+    with pytest.raises(BackendUnavailableError) as caught:
+        client.nodes.list()
+    assert len(nomad.requests) == 5
+    assert "Cannot reach Nomad at http://nomad.test:4646 (NOMAD_ADDR)" in caught.value.message
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+def test_register_is_a_post_and_never_repeated():
+    nomad = Nomad(httpx.Response(503, text="rpc error: No cluster leader"))
+    client, pauses = client_for(nomad)
+    with pytest.raises(BackendUnavailableError):
+        client.jobs.register(job_json())
+    assert len(nomad.requests) == 1
+    assert pauses == []
+
+
+def test_a_timed_out_register_is_not_repeated_either():
+    nomad = Nomad(httpx.ReadTimeout("timed out"))
+    client, _ = client_for(nomad)
+    with pytest.raises(BackendUnavailableError, match="did not answer POST /v1/jobs in time"):
+        client.jobs.register(job_json())
+    assert len(nomad.requests) == 1
+
+
+def test_retry_transport_schedule_is_data():
+    nomad = Nomad(httpx.Response(500), httpx.Response(500), httpx.Response(204))
+    pauses: list[float] = []
+    transport = RetryTransport(httpx.MockTransport(nomad), schedule=(7.0, 9.0), sleep=pauses.append)
+    with httpx.Client(transport=transport) as http:
+        assert http.delete("http://x/v1/job/a").status_code == 204
+    assert pauses == [7.0, 9.0]
+
+
+# Error mapping ----------------------------------------------------------------------------
+
+
+def test_404_means_gone_not_an_error():
+    nomad = Nomad(httpx.Response(404, text="job not found"))
+    client, pauses = client_for(nomad)
+    assert client.jobs.read("winslow-gone") == (None, 0)
+    assert client.jobs.allocations("winslow-gone") == ([], 0)
+    assert client.jobs.evaluations("winslow-gone") == ([], 0)
+    assert client.jobs.deregister("winslow-gone") is None
+    assert client.nodes.read("n1") == (None, 0)
+    assert pauses == []
+
+
+def test_403_says_the_token_lacks_permission_and_never_shows_the_token(caplog):
+    nomad = Nomad(httpx.Response(403, text="Permission denied"))
+    client, pauses = client_for(nomad, namespace="vision")
+    with caplog.at_level(logging.DEBUG), pytest.raises(BackendError) as caught:
+        client.jobs.list("winslow-")
+    assert not isinstance(caught.value, BackendUnavailableError)
+    assert "lacks permission" in caught.value.message
+    assert "namespace 'vision'" in caught.value.message
+    assert TOKEN not in caught.value.message
+    assert TOKEN not in caplog.text
+    assert pauses == []
+
+
+def test_register_of_an_existing_job_is_a_conflict():
+    # Nomad answers a failed check-and-set with a plain 500 (command/agent/http.go).
+    nomad = Nomad(httpx.Response(500, text="Enforcing job modify index 0: job already exists"))
+    client, _ = client_for(nomad)
+    with pytest.raises(ConflictError, match="already exists"):
+        client.jobs.register(job_json())
+
+
+def test_register_refused_by_nomad_is_rejected_with_its_message_cut_short():
+    long_reason = "Task group stage validation failed: " + "x" * 2000
+    nomad = Nomad(httpx.Response(400, text=long_reason))
+    client, _ = client_for(nomad)
+    with pytest.raises(SubmitRejectedError) as caught:
+        client.jobs.register(job_json("winslow-bad"))
+    assert caught.value.message.startswith("Nomad rejected job winslow-bad: Task group stage")
+    assert len(caught.value.message) < 400
+
+
+def test_register_with_validation_errors_in_a_500_is_rejected():
+    text = '1 error occurred:\n\t* Task group "stage": Missing tasks for task group\n\n'
+    nomad = Nomad(httpx.Response(500, text=text))
+    client, _ = client_for(nomad)
+    with pytest.raises(SubmitRejectedError, match="Missing tasks for task group"):
+        client.jobs.register(job_json())
+
+
+def test_register_sends_check_and_set_index_zero():
+    nomad = Nomad(httpx.Response(200, json={"EvalID": "e1", "JobModifyIndex": 9}))
+    client, _ = client_for(nomad)
+    answer = client.jobs.register(job_json())
+    body = json.loads(nomad.requests[0].content)
+    assert body == {"Job": job_json(), "EnforceIndex": True, "JobModifyIndex": 0}
+    assert answer["EvalID"] == "e1"
+    client.jobs.register(job_json(), enforce_index=None)
+    assert "EnforceIndex" not in json.loads(nomad.requests[1].content)
+
+
+def test_deregister_purges_only_when_asked():
+    nomad = Nomad(httpx.Response(200, json={"EvalID": "e2"}))
+    client, _ = client_for(nomad)
+    client.jobs.deregister("winslow-p1-1")
+    client.jobs.deregister("winslow-p1-1", purge=True)
+    assert [r.method for r in nomad.requests] == ["DELETE", "DELETE"]
+    assert [r.url.params["purge"] for r in nomad.requests] == ["false", "true"]
+
+
+# What every request carries ----------------------------------------------------------------
+
+
+def test_token_namespace_and_region_ride_on_every_request():
+    nomad = Nomad(httpx.Response(200, json=[]))
+    client, _ = client_for(nomad, namespace="vision", region="eu")
+    client.jobs.list("winslow-")
+    request = nomad.requests[0]
+    assert request.headers["X-Nomad-Token"] == TOKEN
+    assert request.url.params["namespace"] == "vision"
+    assert request.url.params["region"] == "eu"
+    assert request.url.params["prefix"] == "winslow-"
+    assert request.url.params["meta"] == "true"
+
+
+def test_no_token_sends_no_token_header():
+    nomad = Nomad(httpx.Response(200, json=[]))
+    client = NomadClient(NomadConfig(address=ADDRESS), transport=httpx.MockTransport(nomad))
+    client.nodes.list()
+    assert "X-Nomad-Token" not in nomad.requests[0].headers
+    assert "region" not in nomad.requests[0].url.params
+
+
+def test_blocking_query_read_timeout_outlasts_its_wait():
+    nomad = Nomad(httpx.Response(200, json=[], headers={"X-Nomad-Index": "120"}))
+    client, _ = client_for(nomad)
+    allocs, index = client.jobs.allocations("winslow-p1-1", index=119, wait=60)
+    request = nomad.requests[0]
+    assert (allocs, index) == ([], 120)
+    assert request.url.params["index"] == "119"
+    assert request.url.params["wait"] == "60000ms"
+    timeout = request.extensions["timeout"]
+    # Nomad may add wait/16 of jitter to a blocking query.
+    assert timeout["read"] > 60 + 60 / 16
+    assert timeout["connect"] == 5.0
+
+
+def test_ordinary_calls_have_explicit_timeouts():
+    nomad = Nomad(httpx.Response(200, json=[]))
+    client, _ = client_for(nomad)
+    client.nodes.list()
+    timeout = nomad.requests[0].extensions["timeout"]
+    assert (timeout["connect"], timeout["read"]) == (5.0, 30.0)
+
+
+# Event stream ------------------------------------------------------------------------------
+
+
+def ndjson(*objects) -> bytes:
+    return b"".join(json.dumps(o).encode() + b"\n" for o in objects)
+
+
+def test_event_stream_yields_frames_and_skips_heartbeats():
+    frame_a = {"Index": 11, "Events": [{"Topic": "Job", "Key": "winslow-a"}]}
+    frame_b = {"Index": 12, "Events": [{"Topic": "Allocation", "Key": "alloc-1"}]}
+    body = ndjson(frame_a, {}) + b"\n" + ndjson(frame_b)
+    # Split mid-line: frames must not depend on chunk boundaries.
+    nomad = Nomad(httpx.Response(200, content=iter([body[:20], body[20:]])))
+    client, _ = client_for(nomad)
+    stream = client.events.stream({"Job": ["*"], "Allocation": ["*"]}, index=10)
+    assert list(stream) == [frame_a, frame_b]
+    request = nomad.requests[0]
+    assert request.url.params.get_list("topic") == ["Job:*", "Allocation:*"]
+    assert request.url.params["index"] == "10"
+    assert request.extensions["timeout"]["read"] > 30  # outlasts Nomad's 30 s heartbeat
+
+
+def test_event_stream_error_written_into_the_stream_breaks_it_off():
+    body = ndjson({"Index": 3, "Events": [{"Topic": "Job", "Key": "x"}]})
+    body += b"event dropped from buffer\n"
+    nomad = Nomad(httpx.Response(200, content=iter([body])))
+    client, _ = client_for(nomad)
+    stream = client.events.stream({"Job": ["*"]}, index=0)
+    assert next(stream)["Index"] == 3
+    with pytest.raises(BackendUnavailableError, match="event dropped from buffer"):
+        next(stream)
+
+
+def test_event_stream_missing_is_a_permanent_error():
+    nomad = Nomad(httpx.Response(404, text="Invalid URL path"))
+    client, _ = client_for(nomad)
+    with pytest.raises(BackendError) as caught:
+        client.events.stream({"Job": ["*"]})
+    assert not isinstance(caught.value, BackendUnavailableError)
+    assert "has no event stream" in caught.value.message
+
+
+def test_event_stream_closed_by_us_ends_quietly():
+    nomad = Nomad(httpx.Response(200, content=iter([ndjson({"Index": 1, "Events": []})])))
+    client, _ = client_for(nomad)
+    stream = client.events.stream({"Job": ["*"]})
+    stream.close()
+    stream.close()  # twice is fine
+
+
+# Logs --------------------------------------------------------------------------------------
+
+
+def frame(data: bytes, offset: int) -> dict:
+    return {
+        "File": "alloc/logs/main.stdout.0",
+        "Offset": offset,
+        "Data": base64.b64encode(data).decode(),
+    }
+
+
+def test_logs_decode_frames_written_back_to_back_across_chunks():
+    wire = (
+        json.dumps(frame(b"hello\n", 6))
+        + json.dumps({"File": "alloc/logs/main.stdout.0", "FileEvent": "file truncated"})
+        + "\n"
+        + json.dumps(frame("wörld\n".encode(), 13))
+    ).encode()
+    chunks = [wire[i : i + 7] for i in range(0, len(wire), 7)]
+    nomad = Nomad(httpx.Response(200, content=iter(chunks)))
+    client, _pauses = client_for(nomad)
+    data = b"".join(client.client_fs.logs("a1", "main", "stdout", offset=5))
+    assert data == "hello\nwörld\n".encode()
+    params = nomad.requests[0].url.params
+    assert (params["task"], params["type"], params["offset"], params["origin"]) == (
+        "main",
+        "stdout",
+        "5",
+        "start",
+    )
+    assert params["follow"] == "false"
+    assert nomad.requests[0].url.path == "/v1/client/fs/logs/a1"
+
+
+def test_logs_of_a_gone_allocation_are_empty_and_not_retried():
+    nomad = Nomad(httpx.Response(404, text="Unknown allocation"))
+    client, pauses = client_for(nomad)
+    assert list(client.client_fs.logs("gone", "main", "stdout")) == []
+    nomad = Nomad(
+        httpx.Response(500, text='log entry for task "main" and log type "stdout" not found')
+    )
+    client, pauses = client_for(nomad)
+    assert list(client.client_fs.logs("a1", "main", "stdout")) == []
+    assert len(nomad.requests) == 1
+    assert pauses == []
+
+
+# Variables ---------------------------------------------------------------------------------
+
+
+def test_variable_put_sends_items_to_the_path():
+    nomad = Nomad(httpx.Response(200, json={"Path": "winslow/s3", "Items": {}}))
+    client, _ = client_for(nomad, namespace="vision")
+    client.variables.put("winslow/s3", {"access_key": "AK", "secret_key": "SK"})
+    request = nomad.requests[0]
+    assert (request.method, request.url.path) == ("PUT", "/v1/var/winslow/s3")
+    assert json.loads(request.content) == {
+        "Namespace": "vision",
+        "Path": "winslow/s3",
+        "Items": {"access_key": "AK", "secret_key": "SK"},
+    }
+
+
+def test_read_at_returns_the_bytes_of_a_file_from_an_offset():
+    nomad = Nomad(httpx.Response(200, content=b"line 2\n"))
+    client, _ = client_for(nomad)
+    assert client.client_fs.read_at("a1", "alloc/logs/winslow.log", 7, 1024) == b"line 2\n"
+    params = nomad.requests[0].url.params
+    assert nomad.requests[0].url.path == "/v1/client/fs/readat/a1"
+    assert (params["path"], params["offset"], params["limit"]) == (
+        "alloc/logs/winslow.log",
+        "7",
+        "1024",
+    )
+
+
+def test_read_at_of_a_missing_file_is_empty():
+    nomad = Nomad(
+        httpx.Response(500, text="stat alloc/logs/winslow.log: no such file or directory")
+    )
+    client, pauses = client_for(nomad)
+    assert client.client_fs.read_at("a1", "alloc/logs/winslow.log", 0, 1024) == b""
+    assert pauses == []

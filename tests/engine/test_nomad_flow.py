@@ -1,0 +1,106 @@
+"""The same projects, commands and API with stages running as Nomad jobs (the stand-in
+in tests/, which really runs raw_exec tasks, or a real agent with WINSLOW_TEST_NOMAD_ADDR
+through tests/backends/test_contract.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.winslow import Harness
+
+pytestmark = pytest.mark.slow
+
+PIPELINE = """
+name: nomadic
+variables:
+  GREETING: {default: 'say "hi" ${literally}'}
+stages:
+  - name: prepare
+    command: ["sh", "-c", "printf '%s\\n' \\"$GREETING\\" > greeting.txt; echo prepared"]
+  - name: review
+    gate: true
+    command: ["sh", "-c", "cat greeting.txt"]
+  - name: finish
+    command: ["sh", "-c", "cat greeting.txt > final.txt; echo done >> final.txt"]
+"""
+
+
+def test_pipeline_through_gate_on_nomad(winslow_on_nomad: Harness) -> None:
+    winslow = winslow_on_nomad
+    winslow.apply_pipeline(PIPELINE)
+    winslow.create("on-nomad", "nomadic", start=True)
+    winslow.engine.run_until_idle(timeout=120)
+    waiting = winslow.show("on-nomad")
+    assert waiting["state"] == "awaiting_input", waiting
+    assert [(r["stage"], r["state"], r["node"]) for r in waiting["runs"]] == [
+        ("prepare", "succeeded", "standin-1")
+    ]
+
+    winslow.command("on-nomad", "resume")
+    winslow.engine.run_until_idle(timeout=120)
+    done = winslow.show("on-nomad")
+    assert done["state"] == "succeeded", done
+    finish = done["runs"][-1]
+    final = winslow.context.objects.get_bytes(finish["workspace"] + "final.txt")
+    assert final == b'say "hi" ${literally}\ndone\n'
+    assert "prepared" in winslow.log("on-nomad", done["runs"][0]["id"])
+
+
+def test_failing_stage_on_nomad_shows_exit_code(winslow_on_nomad: Harness) -> None:
+    winslow = winslow_on_nomad
+    winslow.apply_pipeline("""
+name: broken
+stages:
+  - name: detect
+    command: ["sh", "-c", "echo about to fail; exit 3"]
+""")
+    winslow.create("broken", "broken", start=True)
+    winslow.engine.run_until_idle(timeout=120)
+    project = winslow.show("broken")
+    assert project["state"] == "failed"
+    (run,) = project["runs"]
+    assert (run["state"], run["exit_code"]) == ("failed", 3)
+    assert "exited with code 3" in project["state_reason"]
+
+
+def test_unplaceable_stage_waits_with_nomads_reason(winslow_on_nomad: Harness) -> None:
+    winslow = winslow_on_nomad
+    winslow.apply_pipeline("""
+name: greedy
+stages:
+  - name: detect
+    command: ["true"]
+    requirements: {gpu: {count: 2, model: "A100"}}
+""")
+    winslow.create("greedy", "greedy", start=True)
+    winslow.engine.run_until_idle(timeout=60)
+    (run,) = winslow.show("greedy")["runs"]
+    assert run["state"] == "pending"
+    assert "devices" in (run["reason"] or ""), run
+
+
+def test_kill_on_nomad_stops_and_purges_the_job(winslow_on_nomad: Harness) -> None:
+    import time
+
+    winslow = winslow_on_nomad
+    winslow.apply_pipeline("""
+name: sleepy
+stages:
+  - name: detect
+    command: ["sh", "-c", "echo started; sleep 60"]
+""")
+    winslow.create("sleepy", "sleepy", start=True)
+    deadline = time.monotonic() + 60
+    winslow.engine.reconcile_once()
+    while winslow.show("sleepy")["runs"][0]["state"] != "running":
+        assert time.monotonic() < deadline, "the stage never started"
+        time.sleep(0.2)
+        winslow.engine.reconcile_once()
+    winslow.command("sleepy", "kill")
+    winslow.engine.run_until_idle(timeout=60)
+    project = winslow.show("sleepy")
+    assert project["state"] == "paused"
+    (run,) = project["runs"]
+    assert run["state"] == "cancelled"
+    assert winslow.context.backend.status(run["job_id"]) is None  # purged from Nomad
+    assert "started" in winslow.log("sleepy", run["id"])  # the archived log stays

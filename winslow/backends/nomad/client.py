@@ -1,0 +1,744 @@
+"""``NomadClient``: Nomad's HTTP API as Winslow uses it, and nothing else.
+
+It mirrors the API the way hashicorp/nomad's own ``api`` package does: one handle per
+resource (``jobs``, ``allocations``, ``evaluations``, ``nodes``, ``events``,
+``client_fs``, ``variables``), one method per endpoint, and every read returns Nomad's
+``X-Nomad-Index`` next to the body so a caller can turn it into a blocking query::
+
+    nomad = NomadClient(config)
+    allocs, index = nomad.jobs.allocations(job_id)
+    allocs, index = nomad.jobs.allocations(job_id, index=index, wait=60)  # blocks until a change
+
+One ``httpx.Client`` carries every call, with explicit timeouts; a blocking query's read
+timeout is its ``wait`` plus the jitter Nomad may add (``wait / 16``) plus a margin.
+Retries on 429 and 5xx live in one wrapper transport, ``RetryTransport``, whose backoff
+schedule is data; only idempotent calls repeat, so registering a job is never sent twice.
+Third-party errors stop here: an unreachable agent or a 5xx after the retries becomes
+``BackendUnavailableError`` naming ``NOMAD_ADDR``, a refused token ``BackendError``, a job
+Nomad will not take ``SubmitRejectedError``, and a 404 that means "gone" an empty answer.
+The token travels in the ``X-Nomad-Token`` header only and is never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import codecs
+import contextlib
+import email.utils
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+from urllib.parse import quote
+
+import httpx
+
+import winslow
+from winslow.backends.nomad.config import NomadConfig
+from winslow.backends.nomad.types import (
+    NomadAllocation,
+    NomadAllocationStub,
+    NomadEvaluation,
+    NomadEventFrame,
+    NomadJob,
+    NomadJobDeregisterResponse,
+    NomadJobListStub,
+    NomadJobRegisterResponse,
+    NomadNode,
+    NomadNodeStub,
+    NomadVariable,
+)
+from winslow.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConflictError,
+    SubmitRejectedError,
+)
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+"""How long to wait for a TCP (and TLS) connection to the agent, seconds."""
+
+READ_TIMEOUT_SECONDS = 30.0
+"""How long an ordinary (non-blocking) call may wait for the agent's answer, seconds."""
+
+BLOCKING_MARGIN_SECONDS = 5.0
+"""Read timeout of a blocking query beyond its ``wait`` and Nomad's jitter, seconds."""
+
+MAX_WAIT_SECONDS = 600.0
+"""Longest ``wait`` Nomad honours for a blocking query (it caps it at 10 minutes), seconds."""
+
+CONNECT_RETRIES = 2
+"""Failed TCP connects ``httpx.HTTPTransport`` repeats at once, before our own schedule."""
+
+RETRY_SCHEDULE_SECONDS: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
+"""Pauses between attempts of an idempotent call answered 429/5xx or not at all, seconds;
+one more attempt than pauses."""
+
+RETRY_AFTER_MAX_SECONDS = 30.0
+"""Longest ``Retry-After`` we honour; a larger one is cut to this, seconds."""
+
+EVENT_STREAM_HEARTBEAT_SECONDS = 30.0
+"""Nomad sends ``{}`` on an idle event stream this often (``nomad/event_endpoint.go``), seconds."""
+
+BODY_MAX_CHARS = 300
+"""Characters of a remote error body quoted in our messages and logs."""
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""Answers worth repeating an idempotent call for."""
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Methods repeated after a failure; Nomad's job register is a POST and never repeats."""
+
+RETRY_EXTENSION = "winslow.retry"
+"""Request extension that switches the retry loop off (False) for one call."""
+
+ENFORCE_INDEX_ERROR = "Enforcing job modify index"
+"""Prefix of Nomad's error when a check-and-set register finds the job exists
+(``api.RegisterEnforceIndexErrPrefix``); Nomad answers it with a plain 500."""
+
+LogType = Literal["stdout", "stderr"]
+ParamValue = str | int | bool | None
+Params = Mapping[str, ParamValue] | Sequence[tuple[str, ParamValue]]
+"""Query parameters; a sequence of pairs where a name repeats (``topic``)."""
+
+
+class RetryTransport(httpx.BaseTransport):
+    """Repeat idempotent requests answered 429 or 5xx, or not answered, on a schedule.
+
+    ``schedule`` holds the pauses between attempts in seconds; a ``Retry-After`` header
+    lengthens a pause (up to ``RETRY_AFTER_MAX_SECONDS``). Each failed attempt that will
+    be repeated is logged as ``attempt #2/5 failed; will retry in 1.0 s: GET /v1/... -> 503``.
+    The last answer, good or bad, is returned; the last transport error is raised.
+    A request whose ``extensions["winslow.retry"]`` is False is sent once.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.BaseTransport,
+        schedule: tuple[float, ...] = RETRY_SCHEDULE_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._transport = transport
+        self.schedule = schedule
+        self._sleep = sleep
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        retriable = request.extensions.get(RETRY_EXTENSION, request.method in IDEMPOTENT_METHODS)
+        attempts = len(self.schedule) + 1 if retriable else 1
+        what = f"{request.method} {request.url.path}"
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._transport.handle_request(request)
+            except httpx.TransportError as exc:
+                if attempt == attempts:
+                    raise
+                delay = self.schedule[attempt - 1]
+                log.warning(
+                    "attempt #%d/%d failed; will retry in %.1f s: %s -> %s",
+                    attempt,
+                    attempts,
+                    delay,
+                    what,
+                    type(exc).__name__,
+                )
+                self._sleep(delay)
+                continue
+            if response.status_code not in RETRY_STATUSES or attempt == attempts:
+                return response
+            delay = max(self.schedule[attempt - 1], _retry_after(response) or 0.0)
+            response.close()
+            log.warning(
+                "attempt #%d/%d failed; will retry in %.1f s: %s -> %d",
+                attempt,
+                attempts,
+                delay,
+                what,
+                response.status_code,
+            )
+            self._sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds the server asked us to wait (delta-seconds or an HTTP date), capped."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_SECONDS)
+
+
+class NomadClient:
+    """Nomad's HTTP API, one handle per resource; see the module docstring.
+
+    ``transport`` replaces the network (tests pass an ``httpx.MockTransport``); it is
+    wrapped in ``RetryTransport`` either way. Usable as a context manager; ``close``
+    releases the connection pool.
+    """
+
+    def __init__(
+        self,
+        config: NomadConfig,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        retry_schedule: tuple[float, ...] = RETRY_SCHEDULE_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.address = config.address.rstrip("/")
+        inner = (
+            transport
+            if transport is not None
+            else httpx.HTTPTransport(retries=CONNECT_RETRIES, verify=_verify(config))
+        )
+        headers = {"User-Agent": f"winslow/{winslow.__version__}"}
+        if config.token:
+            headers["X-Nomad-Token"] = config.token
+        self._http = httpx.Client(
+            base_url=self.address,
+            transport=RetryTransport(inner, retry_schedule, sleep),
+            headers=headers,
+            timeout=httpx.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+        )
+        self.jobs = Jobs(self)
+        self.allocations = Allocations(self)
+        self.evaluations = Evaluations(self)
+        self.nodes = Nodes(self)
+        self.events = Events(self)
+        self.client_fs = ClientFs(self)
+        self.variables = Variables(self)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> NomadClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # The one way out to the network ----------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        index: int | None = None,
+        wait: float | None = None,
+        stream: bool = False,
+        read_timeout: float | None = None,
+        retry: bool | None = None,
+    ) -> httpx.Response:
+        """Send one request with namespace, region and blocking-query parameters.
+
+        Returns the response whatever its status (streamed, unread, with ``stream``);
+        raises ``BackendUnavailableError`` when Nomad does not answer at all.
+        """
+        query: list[tuple[str, str | int | float | bool | None]] = [
+            ("namespace", self.config.namespace)
+        ]
+        if self.config.region:
+            query.append(("region", self.config.region))
+        pairs = params.items() if isinstance(params, Mapping) else (params or ())
+        for key, value in pairs:
+            if value is None:
+                continue
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            query.append((key, text))
+        if index is not None:
+            query.append(("index", str(index)))
+        if wait is not None:
+            wait = min(max(wait, 0.0), MAX_WAIT_SECONDS)
+            query.append(("wait", f"{int(wait * 1000)}ms"))
+            # Nomad adds up to wait/16 to a blocking query to spread wake-ups out.
+            read_timeout = wait + wait / 16 + BLOCKING_MARGIN_SECONDS
+        timeout = httpx.Timeout(
+            READ_TIMEOUT_SECONDS,
+            connect=CONNECT_TIMEOUT_SECONDS,
+            read=READ_TIMEOUT_SECONDS if read_timeout is None else read_timeout,
+        )
+        extensions = {} if retry is None else {RETRY_EXTENSION: retry}
+        request = self._http.build_request(
+            method, path, params=query, json=body, timeout=timeout, extensions=extensions
+        )
+        try:
+            return self._http.send(request, stream=stream)
+        except httpx.TimeoutException as exc:
+            raise BackendUnavailableError(
+                f"Nomad at {self.address} (NOMAD_ADDR) did not answer {method} {path} in time "
+                f"({type(exc).__name__}); the engine tries again later."
+            ) from exc
+        except httpx.TransportError as exc:
+            raise BackendUnavailableError(
+                f"Cannot reach Nomad at {self.address} (NOMAD_ADDR) for {method} {path}: "
+                f"{exc or type(exc).__name__}. Check that Nomad runs there; the engine tries "
+                "again later."
+            ) from exc
+
+    def _read(
+        self,
+        path: str,
+        *,
+        params: Params | None = None,
+        index: int | None = None,
+        wait: float | None = None,
+        missing: Any = None,
+    ) -> tuple[Any, int]:
+        """GET ``path`` and return its JSON and index; ``missing`` instead on a 404."""
+        response = self._send("GET", path, params=params, index=index, wait=wait)
+        if response.status_code == 404:
+            return missing, index_of(response)
+        if not response.is_success:
+            raise self._error(response, f"GET {path}")
+        return self._json(response, f"GET {path}"), index_of(response)
+
+    def _json(self, response: httpx.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BackendError(
+                f"Nomad at {self.address} answered {what} with something that is not JSON: "
+                f"{cut(response.text)!r}"
+            ) from exc
+
+    def _error(self, response: httpx.Response, what: str) -> BackendError:
+        """The error for a failed answer: permission, transient, or other; closes it."""
+        try:
+            response.read()
+            body = cut(response.text)
+        except httpx.HTTPError:
+            body = ""
+        finally:
+            response.close()
+        status = response.status_code
+        if status in (401, 403):
+            return BackendError(
+                f"Nomad at {self.address} refused {what}: the token (NOMAD_TOKEN) lacks "
+                f"permission in namespace '{self.config.namespace}' ({body or status}). Give it "
+                "a policy with read-job, submit-job and read-logs there (and node:read), or set "
+                "NOMAD_TOKEN."
+            )
+        if status in RETRY_STATUSES or status >= 500:
+            return BackendUnavailableError(
+                f"Nomad at {self.address} (NOMAD_ADDR) answered {status} to {what}: {body}. "
+                "The engine tries again later."
+            )
+        return BackendError(f"Nomad at {self.address} answered {status} to {what}: {body}")
+
+
+class Jobs:
+    """The ``/v1/jobs`` and ``/v1/job/:id`` endpoints."""
+
+    def __init__(self, client: NomadClient) -> None:
+        self._client = client
+
+    def register(
+        self, job: Mapping[str, Any], enforce_index: int | None = 0
+    ) -> NomadJobRegisterResponse:
+        """POST /v1/jobs.
+
+        With ``enforce_index`` (default 0: "only if the job does not exist yet"), Nomad
+        registers the job only if its modify index matches; otherwise it raises
+        ``ConflictError``. Raises ``SubmitRejectedError`` with Nomad's message when Nomad
+        refuses the job itself (a 4xx, or a 500 carrying validation errors).
+        """
+        body: dict[str, Any] = {"Job": dict(job)}
+        if enforce_index is not None:
+            body["EnforceIndex"] = True
+            body["JobModifyIndex"] = enforce_index
+        job_id = str(job.get("ID", ""))
+        response = self._client._send("POST", "/v1/jobs", body=body)
+        if response.is_success:
+            return cast(NomadJobRegisterResponse, self._client._json(response, "POST /v1/jobs"))
+        text, status = response.text, response.status_code
+        if ENFORCE_INDEX_ERROR in text:
+            raise ConflictError(f"Nomad job {job_id} already exists: {cut(text)}")
+        permission = status in (401, 403)
+        rejected = (400 <= status < 500 and status != 429) or (
+            status == 500 and _is_validation_error(text)
+        )
+        if rejected and not permission:
+            raise SubmitRejectedError(f"Nomad rejected job {job_id}: {cut(text)}")
+        raise self._client._error(response, f"POST /v1/jobs ({job_id})")
+
+    def read(self, job_id: str) -> tuple[NomadJob | None, int]:
+        """GET /v1/job/:job_id."""
+        job, index = self._client._read(f"/v1/job/{_segment(job_id)}")
+        return cast(NomadJob | None, job), index
+
+    def list(
+        self, prefix: str, index: int | None = None, wait: float | None = None
+    ) -> tuple[builtins.list[NomadJobListStub], int]:
+        """GET /v1/jobs?prefix=:prefix (with ``meta=true``, so stubs carry the job's meta)."""
+        jobs, last = self._client._read(
+            "/v1/jobs", params={"prefix": prefix, "meta": True}, index=index, wait=wait, missing=[]
+        )
+        return cast(builtins.list[NomadJobListStub], jobs or []), last
+
+    def allocations(
+        self, job_id: str, index: int | None = None, wait: float | None = None
+    ) -> tuple[builtins.list[NomadAllocationStub], int]:
+        """GET /v1/job/:job_id/allocations."""
+        allocs, last = self._client._read(
+            f"/v1/job/{_segment(job_id)}/allocations", index=index, wait=wait, missing=[]
+        )
+        return cast(builtins.list[NomadAllocationStub], allocs or []), last
+
+    def evaluations(
+        self, job_id: str, index: int | None = None, wait: float | None = None
+    ) -> tuple[builtins.list[NomadEvaluation], int]:
+        """GET /v1/job/:job_id/evaluations."""
+        evals, last = self._client._read(
+            f"/v1/job/{_segment(job_id)}/evaluations", index=index, wait=wait, missing=[]
+        )
+        return cast(builtins.list[NomadEvaluation], evals or []), last
+
+    def deregister(self, job_id: str, purge: bool = False) -> NomadJobDeregisterResponse | None:
+        """DELETE /v1/job/:job_id; None when Nomad does not know the job."""
+        path = f"/v1/job/{_segment(job_id)}"
+        response = self._client._send("DELETE", path, params={"purge": purge})
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise self._client._error(response, f"DELETE {path}")
+        return cast(NomadJobDeregisterResponse, self._client._json(response, f"DELETE {path}"))
+
+
+class Allocations:
+    """The ``/v1/allocations`` and ``/v1/allocation/:id`` endpoints."""
+
+    def __init__(self, client: NomadClient) -> None:
+        self._client = client
+
+    def list(
+        self,
+        index: int | None = None,
+        wait: float | None = None,
+        *,
+        task_states: bool = True,
+    ) -> tuple[builtins.list[NomadAllocationStub], int]:
+        """GET /v1/allocations (every allocation of the namespace; ``prefix`` would match
+        allocation IDs, not job IDs, so callers filter by ``JobID`` themselves)."""
+        allocs, last = self._client._read(
+            "/v1/allocations",
+            params={"task_states": task_states},
+            index=index,
+            wait=wait,
+            missing=[],
+        )
+        return cast(builtins.list[NomadAllocationStub], allocs or []), last
+
+    def read(self, alloc_id: str) -> tuple[NomadAllocation | None, int]:
+        """GET /v1/allocation/:alloc_id."""
+        alloc, index = self._client._read(f"/v1/allocation/{_segment(alloc_id)}")
+        return cast(NomadAllocation | None, alloc), index
+
+
+class Evaluations:
+    """The ``/v1/evaluation/:id`` endpoint."""
+
+    def __init__(self, client: NomadClient) -> None:
+        self._client = client
+
+    def read(self, eval_id: str) -> tuple[NomadEvaluation | None, int]:
+        """GET /v1/evaluation/:eval_id."""
+        evaluation, index = self._client._read(f"/v1/evaluation/{_segment(eval_id)}")
+        return cast(NomadEvaluation | None, evaluation), index
+
+
+class Nodes:
+    """The ``/v1/nodes`` and ``/v1/node/:id`` endpoints."""
+
+    def __init__(self, client: NomadClient) -> None:
+        self._client = client
+
+    def list(
+        self, index: int | None = None, wait: float | None = None
+    ) -> tuple[builtins.list[NomadNodeStub], int]:
+        """GET /v1/nodes."""
+        nodes, last = self._client._read("/v1/nodes", index=index, wait=wait, missing=[])
+        return cast(builtins.list[NomadNodeStub], nodes or []), last
+
+    def read(self, node_id: str) -> tuple[NomadNode | None, int]:
+        """GET /v1/node/:node_id."""
+        node, index = self._client._read(f"/v1/node/{_segment(node_id)}")
+        return cast(NomadNode | None, node), index
+
+
+class Events:
+    """The ``/v1/event/stream`` endpoint."""
+
+    def __init__(self, client: NomadClient) -> None:
+        self._client = client
+
+    def stream(self, topics: Mapping[str, list[str]], index: int = 0) -> EventStream:
+        """GET /v1/event/stream.
+
+        ``topics`` maps a topic to filter keys (``{"Allocation": ["*"]}``); Nomad matches a
+        key against an event's ``Key`` (the object's ID) or its ``FilterKeys`` (the job ID
+        for allocations and evaluations), exactly, with ``*`` for all: no prefixes. Nomad
+        starts at the buffered event with ``index`` itself, or at the oldest one it still
+        has when that one is gone. Raises ``BackendError`` when Nomad has no event stream
+        for us (404, 403); ``BackendUnavailableError`` when it does not answer.
+        """
+        params: list[tuple[str, ParamValue]] = [
+            ("topic", f"{topic}:{key}") for topic, keys in topics.items() for key in keys
+        ]
+        params.append(("index", index))
+        path = "/v1/event/stream"
+        response = self._client._send(
+            "GET",
+            path,
+            params=params,
+            stream=True,
+            # An idle stream still carries a heartbeat this often; silence longer is a
+            # dead connection.
+            read_timeout=EVENT_STREAM_HEARTBEAT_SECONDS + BLOCKING_MARGIN_SECONDS,
+        )
+        if response.status_code == 404:
+            response.close()
+            raise BackendError(
+                f"Nomad at {self._client.address} has no event stream ({path} answered 404); "
+                "it needs Nomad 1.0 or later."
+            )
+        if not response.is_success:
+            raise self._client._error(response, f"GET {path}")
+        return EventStream(response)
+
+
+class EventStream:
+    """An open ``/v1/event/stream``: iterate for frames; ``close`` from any thread ends it.
+
+    Heartbeats (``{}``) are skipped. Iteration ends when Nomad closes the stream; a
+    connection that breaks, or an error Nomad writes into the stream once it has begun
+    (``event dropped from buffer`` for a reader too slow), raises
+    ``BackendUnavailableError``. ``close`` shuts the socket down, which wakes a thread
+    blocked reading it at once.
+    """
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._lines = response.iter_lines()
+        self._closed = threading.Event()
+        self._reading = False
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> NomadEventFrame:
+        self._reading = True
+        try:
+            return self._next_frame()
+        finally:
+            self._reading = False
+
+    def _next_frame(self) -> NomadEventFrame:
+        while True:
+            try:
+                line = next(self._lines)
+            except StopIteration:
+                self._response.close()
+                raise
+            except httpx.HTTPError as exc:
+                self._response.close()
+                if self._closed.is_set():
+                    raise StopIteration from exc
+                raise BackendUnavailableError(
+                    f"Nomad's event stream broke off: {exc or type(exc).__name__}"
+                ) from exc
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                frame = json.loads(line)
+            except ValueError:
+                # Once the stream began, Nomad can only report an error as plain text.
+                self._response.close()
+                raise BackendUnavailableError(
+                    f"Nomad's event stream ended with an error: {cut(line)}"
+                ) from None
+            if not isinstance(frame, dict) or not frame:
+                continue  # heartbeat
+            return cast(NomadEventFrame, frame)
+
+    def close(self) -> None:
+        """End the stream; safe from another thread while one is blocked reading it."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        network = self._response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        if isinstance(sock, socket.socket):
+            # shutdown wakes a blocked recv(); close() alone would leave it waiting.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if not self._reading:
+            # No thread is inside the response (the reader closes it when it wakes).
+            self._response.close()
+
+
+class ClientFs:
+    """The ``/v1/client/fs/*`` endpoints, served by the node that runs the allocation."""
+
+    def __init__(self, client: NomadClient) -> None:
+        self._client = client
+
+    def logs(
+        self,
+        alloc_id: str,
+        task: str,
+        type: LogType,
+        offset: int = 0,
+        follow: bool = False,
+        origin: Literal["start", "end"] = "start",
+    ) -> Iterator[bytes]:
+        """GET /v1/client/fs/logs/:alloc_id.
+
+        Yields the log's bytes from ``offset`` (counted across Nomad's rotated files) as
+        they arrive, decoding the base64 ``Data`` of each frame; streamed, never read
+        whole. Yields nothing when the allocation, or the task's log, does not exist (any
+        more). Not retried: a reader asks again anyway.
+        """
+        path = f"/v1/client/fs/logs/{_segment(alloc_id)}"
+        params: dict[str, str | int | bool | None] = {
+            "task": task,
+            "type": type,
+            "offset": offset,
+            "origin": origin,
+            "follow": follow,
+            "plain": False,
+        }
+        response = self._client._send("GET", path, params=params, stream=True, retry=False)
+        if not response.is_success:
+            response.read()
+            response.close()
+            if response.status_code == 404 or _means_no_log(response.text):
+                return iter(())
+            raise self._client._error(response, f"GET {path}")
+        return _log_bytes(response, self._client.address)
+
+    def read_at(self, alloc_id: str, path: str, offset: int, limit: int) -> bytes:
+        """GET /v1/client/fs/readat/:alloc_id.
+
+        Returns up to ``limit`` bytes of the file at ``path`` (relative to the allocation
+        folder, e.g. ``alloc/logs/winslow.log``) from ``offset``; ``b""`` when the
+        allocation or the file does not exist (any more). Not retried, like ``logs``.
+        """
+        url = f"/v1/client/fs/readat/{_segment(alloc_id)}"
+        params: dict[str, ParamValue] = {"path": path, "offset": offset, "limit": limit}
+        response = self._client._send("GET", url, params=params, retry=False)
+        if response.status_code == 404 or (
+            not response.is_success and _means_no_log(response.text)
+        ):
+            return b""
+        if not response.is_success:
+            raise self._client._error(response, f"GET {url}")
+        return response.content
+
+
+def _log_bytes(response: httpx.Response, address: str) -> Iterator[bytes]:
+    """The bytes of a stream of ``StreamFrame`` objects, written back to back."""
+    decoder = json.JSONDecoder()
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    buffer = ""
+    try:
+        for chunk in response.iter_bytes():
+            buffer += text.decode(chunk)
+            while True:
+                buffer = buffer.lstrip()
+                if not buffer:
+                    break
+                try:
+                    frame, end = decoder.raw_decode(buffer)
+                except ValueError:
+                    break  # an incomplete frame: wait for more bytes
+                buffer = buffer[end:]
+                data = frame.get("Data") if isinstance(frame, dict) else None
+                if data:
+                    yield base64.b64decode(data)
+        buffer += text.decode(b"", final=True)
+        if buffer.strip():
+            raise BackendError(
+                f"Nomad at {address} sent a log frame that is not JSON: {cut(buffer)!r}"
+            )
+    except httpx.HTTPError as exc:
+        raise BackendUnavailableError(
+            f"Reading a log from Nomad at {address} broke off: {exc or type(exc).__name__}"
+        ) from exc
+    finally:
+        response.close()
+
+
+class Variables:
+    """The ``/v1/var/:path`` endpoint (Nomad Variables)."""
+
+    def __init__(self, client: NomadClient) -> None:
+        self._client = client
+
+    def put(self, path: str, items: Mapping[str, str]) -> NomadVariable:
+        """PUT /v1/var/:path. The items are secrets: they are never logged."""
+        url = f"/v1/var/{quote(path, safe='/')}"
+        body = {"Namespace": self._client.config.namespace, "Path": path, "Items": dict(items)}
+        response = self._client._send("PUT", url, body=body)
+        if not response.is_success:
+            raise self._client._error(response, f"PUT {url}")
+        return cast(NomadVariable, self._client._json(response, f"PUT {url}"))
+
+
+def index_of(response: httpx.Response) -> int:
+    """The ``X-Nomad-Index`` of an answer; 0 when absent or unreadable."""
+    try:
+        return int(response.headers.get("X-Nomad-Index", "0"))
+    except ValueError:
+        return 0
+
+
+def cut(text: str, limit: int = BODY_MAX_CHARS) -> str:
+    """``text`` on one line, at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _verify(config: NomadConfig) -> ssl.SSLContext | bool:
+    if config.ca_file:
+        return ssl.create_default_context(cafile=config.ca_file)
+    return True
+
+
+def _is_validation_error(text: str) -> bool:
+    """True for the multierror text Nomad's job validation answers with (as a 500)."""
+    lowered = text.lower()
+    return "error occurred:" in lowered or "errors occurred:" in lowered
+
+
+def _means_no_log(text: str) -> bool:
+    """True when Nomad says the allocation or the task's log file does not exist."""
+    lowered = text.lower()
+    return any(words in lowered for words in ("unknown allocation", "not found", "no such file"))

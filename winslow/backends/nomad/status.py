@@ -1,0 +1,570 @@
+"""Translate what Nomad says about a job, its allocations and its nodes into Winslow's words.
+
+Pure: it takes the JSON Nomad sent (``types``) and the time, and returns ``JobStatus`` or
+``NodeInfo``; no I/O, no clock. This is the one place where Nomad's ``ClientStatus``,
+task states and task events become our ``JobState`` and a reason a person can act on.
+
+A stage run is one Nomad batch job with one task group, ``stage``, of three tasks: the
+prestart ``stage-in``, the ``main`` task that runs the stage's command, and the poststop
+``stage-out`` that publishes the workspace and archives the log. The job's latest
+allocation (highest ``CreateIndex``: a replacement Nomad placed after a lost node
+supersedes the lost one) decides the state:
+
+- none yet: PENDING, with Nomad's explanation when its evaluation is blocked, or
+  CANCELLED when the job was stopped first;
+- ``pending``/``running``: PENDING/RUNNING on the allocation's node; ``unknown`` (the
+  node stopped answering, Nomad waits for it): RUNNING, saying so;
+- ``complete``/``failed``: RUNNING while ``stage-out`` still runs (Nomad calls an
+  allocation failed as soon as one task failed); then SUCCEEDED only when ``main``
+  exited 0 and ``stage-out`` did too, otherwise FAILED with what failed first
+  (stage-in, main and its exit code, signal or OOM kill, the time limit, stage-out), or
+  CANCELLED when the job was stopped (how ``cancel`` looks in Nomad);
+- ``lost``: LOST, naming the node (PENDING while Nomad places a replacement).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import cast
+
+from winslow.backends.base import GpuInfo, JobState, JobStatus, NodeInfo
+from winslow.backends.nomad.jobspec import MAIN_TASK, STAGE_IN_TASK, STAGE_OUT_TASK
+from winslow.backends.nomad.types import (
+    NomadAllocationMetric,
+    NomadAllocationStub,
+    NomadAttribute,
+    NomadEvaluation,
+    NomadJob,
+    NomadNode,
+    NomadTaskEvent,
+    NomadTaskState,
+)
+
+TIMEOUT_META_KEY = "winslow_timeout_seconds"
+"""Job meta key holding the stage's time limit in seconds (the jobspec sets it)."""
+
+POSTSTOP_START_SECONDS = 60.0
+"""How long after an allocation's last change a task that has not started yet may still
+start (the poststop stage-out of a failed allocation), seconds."""
+
+# Task event types (hashicorp/nomad api/tasks.go) that end a task without it running.
+_EVENT_FAILURES: dict[str, str] = {
+    "Driver Failure": "driver failure",
+    "Setup Failure": "setup failure",
+    "Failed Validation": "invalid task",
+    "Failed Artifact Download": "artifact download failed",
+    "Task hook failed": "task hook failed",
+    "Disk Resources Exceeded": "disk limit exceeded",
+}
+_KILL_EVENTS = frozenset({"Killing", "Killed"})
+_GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+_MIB_PER_UNIT = {
+    "B": 1 / (1024 * 1024),
+    "KB": 1 / 1000,
+    "KIB": 1 / 1024,
+    "MB": 1.0,
+    "MIB": 1.0,
+    "GB": 1000.0,
+    "GIB": 1024.0,
+    "TB": 1000.0 * 1000,
+    "TIB": 1024.0 * 1024,
+}
+
+
+def job_status(
+    job_id: str,
+    allocs: Iterable[NomadAllocationStub],
+    evals: Iterable[NomadEvaluation],
+    now: datetime,
+    *,
+    job: NomadJob | None = None,
+) -> JobStatus:
+    """Return our view of the Nomad job ``job_id`` from its allocations and evaluations.
+
+    ``job`` (as read from Nomad) tells whether the job was stopped, which is how a
+    cancel looks in Nomad; ``now`` stands in for a time Nomad did not record.
+    """
+    stopped = bool(job and job.get("Stop"))
+    evals = list(evals)
+    alloc = latest_allocation(allocs)
+    if alloc is None:
+        if stopped:
+            when = _stop_time(evals) or now
+            return JobStatus(
+                job_id, JobState.CANCELLED, ended_at=when, reason="cancelled before it started"
+            )
+        return JobStatus(job_id, JobState.PENDING, reason=blocked_reason(evals))
+
+    node = alloc.get("NodeName") or _short(alloc.get("NodeID")) or None
+    states = alloc.get("TaskStates") or {}
+    started_at = _started_at(states)
+    client_status = alloc.get("ClientStatus", "pending")
+
+    if client_status == "pending":
+        return JobStatus(job_id, JobState.PENDING, node=node, started_at=started_at)
+    if client_status == "running":
+        return JobStatus(job_id, JobState.RUNNING, node=node, started_at=started_at)
+    if client_status == "unknown":
+        return JobStatus(
+            job_id,
+            JobState.RUNNING,
+            node=node,
+            started_at=started_at,
+            reason=f"node {node} stopped answering; Nomad waits for it to reconnect",
+        )
+
+    if client_status in ("complete", "failed"):
+        # Nomad calls an allocation failed the moment one task failed, while the poststop
+        # stage-out may still be publishing the workspace and archiving the log.
+        busy = _unfinished(states, _nanos(alloc.get("ModifyTime")), now)
+        if busy:
+            return JobStatus(
+                job_id,
+                JobState.RUNNING,
+                node=node,
+                started_at=started_at,
+                reason=f"{', '.join(busy)} still running",
+            )
+
+    ended_at = _ended_at(states) or _nanos(alloc.get("ModifyTime")) or now
+    if client_status == "lost":
+        reason = f"node {node} was lost"
+        description = alloc.get("ClientDescription") or alloc.get("DesiredDescription")
+        if description:
+            reason += f" ({description})"
+        blocked = None if stopped else blocked_reason(evals, after=alloc.get("ModifyIndex", 0))
+        if blocked is not None:
+            # Nomad is placing a replacement (the job allows it): the run waits, not ends.
+            return JobStatus(
+                job_id, JobState.PENDING, node=node, started_at=started_at, reason=reason
+            )
+        return JobStatus(job_id, JobState.LOST, node, started_at, ended_at, reason=reason)
+
+    return _ended(job_id, alloc, states, stopped, timeout_of(job), node, started_at, ended_at)
+
+
+def _ended(
+    job_id: str,
+    alloc: NomadAllocationStub,
+    states: Mapping[str, NomadTaskState],
+    stopped: bool,
+    timeout: int | None,
+    node: str | None,
+    started_at: datetime | None,
+    ended_at: datetime,
+) -> JobStatus:
+    """The status of an allocation that is ``complete`` or ``failed``."""
+
+    def status(state: JobState, reason: str | None, exit_code: int | None = None) -> JobStatus:
+        return JobStatus(job_id, state, node, started_at, ended_at, exit_code, reason)
+
+    stage_in = states.get(STAGE_IN_TASK)
+    main = states.get(MAIN_TASK)
+    stage_out = states.get(STAGE_OUT_TASK)
+    main_end = _outcome(main) if main is not None else None
+    main_ok = (
+        main is not None and main_end is not None and main_end[0] is None and not _was_killed(main)
+    )
+    stage_out_end = _outcome(stage_out) if stage_out is not None else None
+    stage_out_failure = stage_out_end[0] if stage_out_end is not None else None
+
+    ran_for = _ran_for(main) if main is not None else None
+    if not main_ok and timeout is not None and ran_for is not None and ran_for >= timeout:
+        # stage-exec, or the backend for a container, stopped it at the deadline.
+        reason = f"timed out after {timeout} s"
+        if stage_out_failure is not None:
+            reason += f"; stage-out failed: {stage_out_failure}"
+        return status(JobState.FAILED, reason, main_end[1] if main_end is not None else None)
+
+    stopping = stopped or alloc.get("DesiredStatus", "run") != "run"
+    killed = any(_was_killed(s) for s in (stage_in, main, stage_out) if s is not None)
+    if stopping and killed:
+        if not stopped:
+            # Nomad stopped the allocation itself (preemption, a drain) and placed none
+            # in its stead: the run ended without us asking.
+            why = alloc.get("DesiredDescription") or "Nomad stopped its allocation"
+            return status(JobState.LOST, f"stopped by Nomad on node {node}: {why}")
+        if main_ok:
+            return status(JobState.CANCELLED, "cancelled during stage-out", 0)
+        return status(JobState.CANCELLED, "cancelled")
+
+    if stage_in is not None and (stage_in.get("Failed") or _failed_end(stage_in)):
+        return status(JobState.FAILED, f"stage-in failed: {_describe(stage_in)}")
+
+    if main_ok:
+        if stage_out_failure is None and not (stage_out or {}).get("Failed"):
+            return status(JobState.SUCCEEDED, None, 0)
+        return status(
+            JobState.FAILED, f"stage-out failed: {stage_out_failure or _describe(stage_out)}", 0
+        )
+
+    main_failure = main_end[0] if main_end is not None else None
+    if main_end is not None and main_failure is not None:
+        reason, exit_code = main_failure, main_end[1]
+        if stage_out is not None and (stage_out_failure or stage_out.get("Failed")):
+            reason += f"; stage-out failed: {stage_out_failure or _describe(stage_out)}"
+        return status(JobState.FAILED, reason, exit_code)
+
+    # Main never ran to an end of its own: say what Nomad says about the allocation.
+    for name, state in states.items():
+        if state.get("Failed"):
+            return status(JobState.FAILED, f"{name}: {_describe(state)}")
+    description = alloc.get("ClientDescription") or "no task reported why"
+    return status(
+        JobState.FAILED, f"Nomad reports the allocation {alloc.get('ClientStatus')}: {description}"
+    )
+
+
+def timeout_of(job: NomadJob | None) -> int | None:
+    """The run's time limit in seconds, as the jobspec recorded it in the job's meta."""
+    meta = (job or {}).get("Meta") or {}
+    return _int(meta.get(TIMEOUT_META_KEY))
+
+
+def main_started_at(alloc: NomadAllocationStub | None) -> datetime | None:
+    """When the ``main`` task of ``alloc`` started; None before it did."""
+    state = ((alloc or {}).get("TaskStates") or {}).get(MAIN_TASK)
+    return _task_started(state) if state is not None else None
+
+
+def latest_allocation(allocs: Iterable[NomadAllocationStub]) -> NomadAllocationStub | None:
+    """The allocation that speaks for the job now: the one Nomad created last."""
+    return max(
+        allocs,
+        key=lambda a: (a.get("CreateIndex", 0), a.get("CreateTime", 0)),
+        default=None,
+    )
+
+
+def blocked_reason(evals: Iterable[NomadEvaluation], after: int = 0) -> str | None:
+    """Nomad's explanation why the job cannot be placed, while an evaluation is blocked.
+
+    Only evaluations created after raft index ``after`` count. Returns e.g. ``no node
+    can place it: 3 nodes exhausted on devices: nvidia/gpu; 1 filtered by constraint
+    ${attr.kernel.name} = linux``, or None when no evaluation is blocked.
+    """
+    evals = [e for e in evals if e.get("CreateIndex", 0) > after]
+    blocked = [e for e in evals if e.get("Status") == "blocked"]
+    if not blocked:
+        return None
+    latest = max(blocked, key=lambda e: e.get("CreateIndex", 0))
+    metrics = latest.get("FailedTGAllocs")
+    if not metrics:
+        # Older agents record the failure on the evaluation that created the blocked one.
+        creators = [e for e in evals if e.get("BlockedEval") == latest.get("ID")]
+        metrics = next((e.get("FailedTGAllocs") for e in creators if e.get("FailedTGAllocs")), None)
+    if not metrics:
+        return "no node can place it yet; Nomad retries when the cluster changes"
+    return "no node can place it: " + explain_placement(metrics)
+
+
+def explain_placement(metrics: Mapping[str, NomadAllocationMetric]) -> str:
+    """Why Nomad placed none of each task group, from its ``AllocationMetric``."""
+    parts: list[str] = []
+    for group, metric in sorted(metrics.items()):
+        reasons = _metric_reasons(metric)
+        text = "; ".join(reasons) if reasons else "no node fits"
+        parts.append(f"{group}: {text}" if len(metrics) > 1 else text)
+    return "; ".join(parts)
+
+
+def _metric_reasons(metric: NomadAllocationMetric) -> list[str]:
+    reasons: list[str] = []
+    available = metric.get("NodesAvailable") or {}
+    if metric.get("NodesEvaluated", 0) == 0 and not any(available.values()):
+        where = ", ".join(sorted(available)) or "its datacenters"
+        reasons.append(f"no node is ready in {where}")
+    exhausted = metric.get("DimensionExhausted") or {}
+    for dimension, count in _by_count(exhausted):
+        reasons.append(f"{count} {_nodes(count)} exhausted on {dimension}")
+    if not exhausted and metric.get("NodesExhausted", 0):
+        count = metric.get("NodesExhausted", 0)
+        reasons.append(f"{count} {_nodes(count)} exhausted")
+    filtered = metric.get("ConstraintFiltered") or {}
+    for constraint, count in _by_count(filtered):
+        what = f"constraint {constraint}" if "${" in constraint else constraint
+        reasons.append(f"{count} filtered by {what}")
+    if not filtered:
+        for node_class, count in _by_count(metric.get("ClassFiltered") or {}):
+            reasons.append(f"{count} filtered in node class {node_class}")
+    for quota in metric.get("QuotaExhausted") or []:
+        reasons.append(f"quota exhausted: {quota}")
+    return reasons
+
+
+def node_info(node: NomadNode) -> NodeInfo:
+    """Our view of one Nomad client node: capacity, GPUs, and whether it takes work."""
+    resources = node.get("NodeResources") or {}
+    attributes = node.get("Attributes") or {}
+    cpu = resources.get("Cpu") or {}
+    cores = cpu.get("TotalCpuCores") or _int(attributes.get("cpu.numcores"))
+    cpus = float(cores) if cores else cpu.get("CpuShares", 0) / 1000
+    gpus: list[GpuInfo] = []
+    driver_versions: set[str] = set()
+    for device in resources.get("Devices") or []:
+        if device.get("Type") != "gpu":
+            continue
+        device_attributes = device.get("Attributes") or {}
+        memory = _mib(device_attributes.get("memory"))
+        version = device_attributes.get("driver_version")
+        if version is not None:
+            driver_versions.add(_attribute_text(version))
+        for instance in device.get("Instances") or []:
+            gpus.append(
+                GpuInfo(
+                    index=len(gpus),
+                    name=device.get("Name") or device.get("Vendor") or "gpu",
+                    memory_mb=memory,
+                    uuid=instance.get("ID"),
+                    healthy=bool(instance.get("Healthy", True)),
+                )
+            )
+    info: dict[str, str] = {}
+    for key in ("nomad.version", "os.name", "kernel.name", "cpu.arch"):
+        if key in attributes:
+            info[key] = attributes[key]
+    for key, value in attributes.items():
+        if key.startswith("driver.") and key.endswith(".version"):
+            info[key] = value
+    drivers = node.get("Drivers") or {}
+    healthy = sorted(name for name, d in drivers.items() if d.get("Detected") and d.get("Healthy"))
+    if healthy:
+        info["drivers"] = ",".join(healthy)
+    if driver_versions:
+        info["gpu.driver_version"] = ",".join(sorted(driver_versions))
+    if node.get("Datacenter"):
+        info["datacenter"] = node.get("Datacenter", "")
+    if node.get("NodePool"):
+        info["node_pool"] = node.get("NodePool", "")
+    return NodeInfo(
+        name=node.get("Name") or _short(node.get("ID")) or "?",
+        cpus=cpus,
+        memory_mb=(resources.get("Memory") or {}).get("MemoryMB", 0),
+        gpus=tuple(gpus),
+        status=node_state(node),
+        attributes=info,
+    )
+
+
+def node_state(node: NomadNode) -> str:
+    """``ready`` only when the node is up, eligible and not draining."""
+    if node.get("Status") != "ready":
+        return "down"
+    if node.get("Drain"):
+        return "draining"
+    if node.get("SchedulingEligibility", "eligible") != "eligible":
+        return "ineligible"
+    return "ready"
+
+
+# Task states --------------------------------------------------------------------------
+
+
+def _unfinished(
+    states: Mapping[str, NomadTaskState], modified: datetime | None, now: datetime
+) -> list[str]:
+    """Tasks of an ended allocation that still run, or may still start.
+
+    Only the poststop ``stage-out`` starts after the others are dead; while it has not,
+    it counts for ``POSTSTOP_START_SECONDS`` after the allocation last changed, and one
+    that has not started by then never will.
+    """
+    recent = modified is None or (now - modified).total_seconds() < POSTSTOP_START_SECONDS
+    return sorted(
+        name
+        for name, state in states.items()
+        if state.get("State") == "running"
+        or (name == STAGE_OUT_TASK and state.get("State") == "pending" and recent)
+    )
+
+
+def _outcome(state: NomadTaskState) -> tuple[str | None, int | None] | None:
+    """How a task ended: (None, 0) for success, (reason, exit code) for a failure, or
+    None while it has not ended."""
+    for event in reversed(state.get("Events") or []):
+        kind = event.get("Type", "")
+        if kind == "Terminated":
+            return _termination(event)
+        if kind in _EVENT_FAILURES:
+            return f"{_EVENT_FAILURES[kind]}: {_event_message(event)}", None
+    if state.get("State") == "dead" and state.get("Failed"):
+        return _describe(state), None
+    return None
+
+
+def _termination(event: NomadTaskEvent) -> tuple[str | None, int | None]:
+    details = event.get("Details") or {}
+    exit_code = _int(details.get("exit_code"))
+    if exit_code is None:
+        exit_code = event.get("ExitCode", 0)
+    signum = _int(details.get("signal"))
+    if signum is None:
+        signum = event.get("Signal", 0)
+    if details.get("oom_killed") == "true":
+        return "out of memory (OOM killed)", exit_code
+    if signum:
+        return f"killed by signal {signum} ({_signal_name(signum)})", None
+    if exit_code:
+        return f"exited with code {exit_code}", exit_code
+    return None, 0
+
+
+def _failed_end(state: NomadTaskState) -> bool:
+    end = _outcome(state)
+    return end is not None and end[0] is not None
+
+
+def _was_killed(state: NomadTaskState) -> bool:
+    return any(e.get("Type") in _KILL_EVENTS for e in state.get("Events") or [])
+
+
+def _describe(state: NomadTaskState | None) -> str:
+    """The most telling words about how a task failed."""
+    if state is None:
+        return "it did not run"
+    end = _outcome(state)
+    if end is not None and end[0] is not None:
+        return end[0]
+    for event in reversed(state.get("Events") or []):
+        if event.get("FailsTask") or event.get("Type") == "Not Restarting":
+            message = _event_message(event)
+            if message:
+                return message
+    return "failed"
+
+
+def _event_message(event: NomadTaskEvent) -> str:
+    fields = cast(Mapping[str, object], event)
+    for key in (
+        "DriverError",
+        "SetupError",
+        "ValidationError",
+        "DownloadError",
+        "KillError",
+        "DisplayMessage",
+        "Message",
+    ):
+        value = fields.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    details = event.get("Details") or {}
+    for key in ("driver_error", "setup_error", "validation_error", "message"):
+        if details.get(key):
+            return details[key]
+    return event.get("Type", "unknown event")
+
+
+# Times ---------------------------------------------------------------------------------
+
+
+def _started_at(states: Mapping[str, NomadTaskState]) -> datetime | None:
+    """When the allocation's first task started (stage-in counts: it is part of the run)."""
+    times = [t for s in states.values() if (t := _task_started(s)) is not None]
+    return min(times, default=None)
+
+
+def _ran_for(state: NomadTaskState) -> float | None:
+    """Seconds a task ran, once it has ended."""
+    started = _task_started(state)
+    finished = _rfc3339(state.get("FinishedAt"))
+    if started is None or finished is None:
+        return None
+    return (finished - started).total_seconds()
+
+
+def _ended_at(states: Mapping[str, NomadTaskState]) -> datetime | None:
+    times = [t for s in states.values() if (t := _rfc3339(s.get("FinishedAt"))) is not None]
+    return max(times, default=None)
+
+
+def _task_started(state: NomadTaskState) -> datetime | None:
+    started = _rfc3339(state.get("StartedAt"))
+    if started is not None:
+        return started
+    for event in state.get("Events") or []:
+        if event.get("Type") == "Started":
+            return _nanos(event.get("Time"))
+    return None
+
+
+def _stop_time(evals: Iterable[NomadEvaluation]) -> datetime | None:
+    times = [
+        t
+        for e in evals
+        if e.get("TriggeredBy") == "job-deregister" and (t := _nanos(e.get("CreateTime")))
+    ]
+    return min(times, default=None)
+
+
+def _rfc3339(value: str | None) -> datetime | None:
+    """Parse Go's RFC 3339 with nanoseconds; None for empty or Go's zero time."""
+    if not value or value == _GO_ZERO_TIME or value.startswith("0001-01-01"):
+        return None
+    text = value.replace("Z", "+00:00")
+    date, _, rest = text.partition(".")
+    if rest:
+        # Python parses at most microseconds; Go writes nanoseconds.
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{date}.{digits[:6].ljust(6, '0')}{zone}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _nanos(value: int | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromtimestamp(value / 1e9, UTC)
+
+
+# Small helpers -------------------------------------------------------------------------
+
+
+def _short(value: str | None) -> str | None:
+    return value[:8] if value else None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _nodes(count: int) -> str:
+    return "node" if count == 1 else "nodes"
+
+
+def _by_count(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return "unknown signal"
+
+
+def _mib(attribute: NomadAttribute | None) -> int:
+    """A device's memory attribute (``{"Int": 16384, "Unit": "MiB"}``) in MiB."""
+    if not attribute:
+        return 0
+    amount = attribute.get("Int")
+    if amount is None:
+        amount = int(attribute.get("Float", 0))
+    factor = _MIB_PER_UNIT.get((attribute.get("Unit") or "MiB").upper(), 1.0)
+    return int(amount * factor)
+
+
+def _attribute_text(attribute: NomadAttribute) -> str:
+    fields = cast(Mapping[str, object], attribute)
+    for key in ("String", "Int", "Float", "Bool"):
+        if key in fields:
+            return str(fields[key])
+    return ""
