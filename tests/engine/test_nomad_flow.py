@@ -104,3 +104,40 @@ stages:
     assert run["state"] == "cancelled"
     assert winslow.context.backend.status(run["job_id"]) is None  # purged from Nomad
     assert "started" in winslow.log("sleepy", run["id"])  # the archived log stays
+
+
+def test_lost_node_makes_the_run_lost_and_the_retry_runs_elsewhere(
+    winslow_on_nomad: Harness, nomad_standin
+) -> None:
+    import time
+
+    winslow = winslow_on_nomad
+    winslow.apply_pipeline("""
+name: long
+stages:
+  - name: detect
+    command: ["sh", "-c", "if [ $WINSLOW_RUN = 1 ]; then sleep 60; fi; echo finished"]
+    retry: {on_lost: 1}
+""")
+    winslow.create("long", "long", start=True)
+    deadline = time.monotonic() + 60
+    winslow.engine.reconcile_once()
+    while winslow.show("long")["runs"][0]["state"] != "running":
+        assert time.monotonic() < deadline, "the stage never started"
+        time.sleep(0.2)
+        winslow.engine.reconcile_once()
+
+    nomad_standin.kill_node("standin-1")
+    winslow.engine.run_until_idle(timeout=60)
+    lost, retry = winslow.show("long")["runs"]
+    assert (lost["state"], lost["attempt"]) == ("lost", 1)
+    assert "standin-1" in lost["reason"]
+    assert (retry["state"], retry["attempt"]) == ("pending", 2)  # no node is left
+
+    nomad_standin.add_node("standin-2")
+    deadline = time.monotonic() + 60
+    while winslow.show("long")["state"] != "succeeded":
+        assert time.monotonic() < deadline, winslow.show("long")
+        winslow.engine.run_until_idle(timeout=60)
+        time.sleep(0.2)
+    assert winslow.show("long")["runs"][1]["node"] == "standin-2"
