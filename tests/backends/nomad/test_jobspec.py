@@ -1,8 +1,8 @@
 """The Nomad job a stage run becomes: schema-valid, literal where Nomad interpolates, no keys.
 
-Env files are read back with ``parse_envparse``, a line-for-line port of
-hashicorp/go-envparse (``envparse.go``, the JSON-escape version Nomad vendors as v0.1.0),
-so a round trip here is the round trip on a Nomad client. Golden files hold the jobs of
+Env files are read back with the Nomad stand-in's ``parse_env_file``, a line-for-line
+port of hashicorp/go-envparse (the JSON-escape version Nomad vendors), so a round trip
+here is the round trip on a Nomad client. Golden files hold the jobs of
 the traffic example; ``UPDATE_GOLDEN=1`` rewrites them.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.nomad_standin.envfile import EnvParseError, parse_env_file
 from winslow.backends.base import GpuRequest, ResourceRequest, RunSpec
 from winslow.backends.nomad import jobspec
 from winslow.backends.nomad.config import NomadConfig
@@ -39,141 +40,19 @@ ACCESS_KEY = "AKIAWINSLOWACCESS0001"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYsecretKEY"
 
 # ---------------------------------------------------------------------------------------
-# hashicorp/go-envparse, ported (envparse.go: parseLine and h2r)
-
-
-class EnvParseError(ValueError):
-    pass
-
-
-def parse_envparse(text: str) -> dict[str, str]:
-    """Return what go-envparse's ``Parse`` returns for ``text``; raise ``EnvParseError``."""
-    env: dict[str, str] = {}
-    # bufio.ScanLines: split at \n, drop one trailing \r of each line
-    data = text.encode("utf-8")
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for number, raw in enumerate(lines, start=1):
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        try:
-            parsed = _parse_line(raw)
-        except EnvParseError as exc:
-            raise EnvParseError(f"error on line {number}: {exc}") from None
-        if parsed is not None:
-            env[parsed[0]] = parsed[1]
-    return env
-
-
-def _parse_line(line: bytes) -> tuple[str, str] | None:
-    line = line.strip(b" \t\n\v\f\r")
-    if not line or line[0:1] == b"#":
-        return None
-    if b"=" not in line:
-        raise EnvParseError('missing "="')
-    key, value = line.split(b"=", 1)
-    key, value = key.strip(b" \t\n\v\f\r"), value.strip(b" \t\n\v\f\r")
-    if len(key) > len(b"export ") and key.startswith(b"export "):
-        key = key[len(b"export ") :]
-    if not key:
-        raise EnvParseError("empty key")
-    first = key[0]
-    if first < ord("A") or (ord("Z") < first < ord("a") and first != ord("_")) or first > ord("z"):
-        raise EnvParseError(f"key must start with [A-Za-z_] but found {chr(first)!r}")
-    for byte in key[1:]:
-        char = chr(byte)
-        if not (char in "_./" or (char.isascii() and char.isalnum())):
-            raise EnvParseError(f"key characters must be [A-Za-z0-9/_.] but found {char!r}")
-    out = bytearray()
-    last_significant = 0
-    mode = "normal"
-    i = 0
-    while i < len(value):
-        v = value[i]
-        if v < 32:
-            raise EnvParseError(f"0x{v:02x} is an invalid value character")
-        if v > 127:
-            if mode == "escape":
-                raise EnvParseError("multibyte characters disallowed in escape sequences")
-            last_significant = len(out)  # as in envparse.go: set before the append
-            out.append(v)
-            i += 1
-            continue
-        char = chr(v)
-        if mode == "normal":
-            if char == '"':
-                mode = "double"
-            elif char == "'":
-                mode = "single"
-            elif char == "#":
-                return key.decode(), bytes(out[:last_significant]).decode("utf-8")
-            elif char in " \t":
-                out.append(v)
-            else:
-                out.append(v)
-                last_significant = len(out)
-        elif mode == "double":
-            if char == '"':
-                mode = "normal"
-            elif char == "\\":
-                mode = "escape"
-            else:
-                out.append(v)
-                last_significant = len(out)
-        elif mode == "escape":
-            simple = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "r": "\r"}
-            simple |= {"n": "\n", "t": "\t"}
-            if char in simple:
-                out += simple[char].encode()
-            elif char == "u":
-                rune = _hex_rune(value[i + 1 : i + 5])
-                i += 4
-                if 0xD800 <= rune < 0xE000:  # utf16.IsSurrogate
-                    if len(value) < i + 6 or value[i + 1 : i + 3] != b"\\u":
-                        raise EnvParseError("incomplete Unicode surrogate pair")
-                    low = _hex_rune(value[i + 3 : i + 7])
-                    i += 6
-                    if 0xD800 <= rune < 0xDC00 and 0xDC00 <= low < 0xE000:
-                        rune = 0x10000 + ((rune - 0xD800) << 10) + (low - 0xDC00)
-                    else:
-                        rune = 0xFFFD
-                out += chr(rune).encode("utf-8", "replace")
-            else:
-                raise EnvParseError(f"invalid escape sequence: {char!r}")
-            last_significant = len(out)
-            mode = "double"
-        elif mode == "single":
-            if char == "'":
-                mode = "normal"
-            else:
-                out.append(v)
-                last_significant = len(out)
-        i += 1
-    if mode != "normal":
-        raise EnvParseError({"double": 'unmatched "', "single": "unmatched '"}.get(mode, "escape"))
-    return key.decode(), bytes(out).decode("utf-8")
-
-
-def _hex_rune(digits: bytes) -> int:
-    if len(digits) < 4:
-        raise EnvParseError("incomplete hex sequence")
-    try:
-        return int(digits.decode("ascii"), 16)
-    except ValueError:
-        raise EnvParseError(f"invalid hex character in {digits!r}") from None
+# The env-file parser Nomad clients use (the stand-in's port of hashicorp/go-envparse)
 
 
 def test_port_matches_envparse_readme_example():
     line = 'SOME_KEY = normal unquoted \\text \'plus single quoted\\\' "\\"double quoted " # EOL'
-    assert parse_envparse(line) == {
+    assert parse_env_file(line) == {
         "SOME_KEY": 'normal unquoted \\text plus single quoted\\ "double quoted '
     }
 
 
 def test_port_refuses_raw_control_characters_like_envparse():
     with pytest.raises(EnvParseError, match="0x01 is an invalid value character"):
-        parse_envparse('A="x\x01y"\n')
+        parse_env_file('A="x\x01y"\n')
 
 
 # ---------------------------------------------------------------------------------------
@@ -221,7 +100,7 @@ def literal_env(job_task, dest="secrets/stage.env"):
     assert entry["Envvars"] is True
     assert entry["LeftDelim"] not in entry["EmbeddedTmpl"]
     assert entry["RightDelim"] not in entry["EmbeddedTmpl"]
-    return parse_envparse(entry["EmbeddedTmpl"])
+    return parse_env_file(entry["EmbeddedTmpl"])
 
 
 def walk_strings(value, path=""):
@@ -593,7 +472,7 @@ def test_nasty_env_values_reach_the_stage_exactly():
 def test_env_file_round_trips_every_character():
     every = "".join(chr(c) for c in range(1, 0x250)) + "\U0001f680\ufffd\u2029"
     env = {"ALL": every, "REVERSED": every[::-1]}
-    assert parse_envparse(encode_env_file(env)) == env
+    assert parse_env_file(encode_env_file(env)) == env
 
 
 def test_delimiters_avoid_what_the_file_holds():
