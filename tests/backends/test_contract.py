@@ -12,7 +12,6 @@ the test's SeaweedFS on 127.0.0.1.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,11 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.backends.events import Events
 from winslow.backends.base import (
     TERMINAL_JOB_STATES,
     Backend,
     JobState,
-    JobStatus,
     ResourceRequest,
     RunSpec,
 )
@@ -38,41 +37,6 @@ WINSLOW = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "winslow")
 WAIT_SECONDS = 60.0
 CANCEL_SECONDS = 20.0
 """How quickly a cancelled stage must read CANCELLED (Nomad's kill timeout is 15 s)."""
-
-
-class Events:
-    """The ``on_event`` callback: remembers job IDs and wakes waiters."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, job_id: str) -> None:
-        with self._cond:
-            self.seen.append(job_id)
-            self._cond.notify_all()
-
-    def wait_for(
-        self, backend: Backend, job_id: str, *states: JobState, within: float = WAIT_SECONDS
-    ) -> JobStatus:
-        deadline = time.monotonic() + within
-        with self._cond:
-            while True:
-                status = backend.status(job_id)
-                if status is not None and status.state in states:
-                    return status
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    pytest.fail(f"job {job_id} never reached {states} in {within} s: {status}")
-                self._cond.wait(min(remaining, 1.0))
-
-    def wait_until(self, check: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + WAIT_SECONDS
-        with self._cond:
-            while not check():
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out waiting for {what}")
-                self._cond.wait(0.2)
 
 
 @dataclass
@@ -130,7 +94,7 @@ def _serves_readat(address: str) -> bool:
 
 @pytest.fixture(params=["local", "nomad_standin", "nomad_cluster"])
 def subject(request, tmp_path, object_store) -> Iterator[Subject]:
-    events = Events()
+    events = Events(within=WAIT_SECONDS)
     folder = tmp_path / "markers"
     folder.mkdir()
     live_logs = True

@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from winslow.backends.base import JobState, JobStatus, ResourceRequest, RunSpec
+from tests.backends.events import Events
+from winslow.backends.base import JobState, ResourceRequest, RunSpec
 from winslow.backends.local import LocalBackend
 from winslow.backends.local.container import container_name, docker_run_command
 from winslow.backends.local.jobfiles import (
@@ -40,32 +40,6 @@ from winslow.errors import ConflictError, SubmitRejectedError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30.0
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr|winslow) \| (.*)$")
-
-
-class Events:
-    """The ``on_event`` callback: remembers job IDs and wakes waiters."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, job_id: str) -> None:
-        with self._cond:
-            self.seen.append(job_id)
-            self._cond.notify_all()
-
-    def wait_for(self, backend: LocalBackend, job_id: str, *states: JobState) -> JobStatus:
-        """Return the job's status once it is in one of ``states``, checking on each event."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        with self._cond:
-            while True:
-                status = backend.status(job_id)
-                if status is not None and status.state in states:
-                    return status
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    pytest.fail(f"job {job_id} never reached {states}; it is {status}")
-                self._cond.wait(min(remaining, 1.0))
 
 
 def wait_until(check: Callable[[], bool], what: str) -> None:
@@ -125,7 +99,7 @@ def process_gone(pid: int) -> bool:
 
 @pytest.fixture
 def events() -> Events:
-    return Events()
+    return Events(within=WAIT_SECONDS)
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from winslow.backends.base import GpuRequest, JobState, JobStatus, ResourceRequest, RunSpec
+from tests.backends.events import Events
+from winslow.backends.base import GpuRequest, JobState, ResourceRequest, RunSpec
 from winslow.backends.nomad.backend import NomadBackend
 from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
@@ -28,46 +29,6 @@ WINSLOW = str(Path(__file__).resolve().parents[3] / ".venv" / "bin" / "winslow")
 WAIT_SECONDS = 60.0
 ACTIVE = (JobState.PENDING, JobState.RUNNING)
 ENDED = (JobState.SUCCEEDED, JobState.FAILED, JobState.LOST, JobState.CANCELLED)
-
-
-class Events:
-    """The ``on_event`` callback: remembers job IDs and wakes waiters."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, job_id: str) -> None:
-        with self._cond:
-            self.seen.append(job_id)
-            self._cond.notify_all()
-
-    def count(self, job_id: str) -> int:
-        with self._cond:
-            return self.seen.count(job_id)
-
-    def wait_for(self, backend: NomadBackend, job_id: str, *states: JobState) -> JobStatus:
-        """The job's status once it is in one of ``states``, checked on each event."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        with self._cond:
-            while True:
-                status = backend.status(job_id)
-                if status is not None and status.state in states:
-                    return status
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    pytest.fail(f"job {job_id} never reached {states}; it is {status}")
-                # Long enough that only an event wakes us in time for most tests.
-                self._cond.wait(min(remaining, 5.0))
-
-    def wait_until(self, check: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + WAIT_SECONDS
-        with self._cond:
-            while not check():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    pytest.fail(f"timed out waiting for {what}")
-                self._cond.wait(min(remaining, 0.5))
 
 
 class GatedTransport(httpx.BaseTransport):
@@ -135,7 +96,7 @@ def config(nomad_standin, object_store) -> NomadConfig:
 
 @pytest.fixture
 def events() -> Events:
-    return Events()
+    return Events(within=WAIT_SECONDS, recheck=5.0)
 
 
 @pytest.fixture
@@ -374,7 +335,7 @@ def test_event_index_nomad_no_longer_holds_makes_the_watcher_resync(
 
 def test_unavailable_event_stream_falls_back_to_blocking_queries(config, transport):
     transport.refuse_stream = True
-    events = Events()
+    events = Events(within=WAIT_SECONDS, recheck=5.0)
     b = NomadBackend(config, client=NomadClient(config, transport=transport))
     b.start(events)
     try:
@@ -395,7 +356,7 @@ def test_new_backend_after_a_restart_adopts_the_running_job(config, backend, eve
     events.wait_for(backend, spec.job_id, JobState.RUNNING)
     backend.stop()  # the server goes away; the job keeps running in Nomad
 
-    later = Events()
+    later = Events(within=WAIT_SECONDS, recheck=5.0)
     restarted = NomadBackend(config)
     restarted.start(later)
     try:
@@ -460,7 +421,7 @@ def test_missing_input_fails_the_run_in_stage_in(backend, events, object_store):
 
 def test_backend_started_again_after_stop_watches_with_one_watcher(backend, events):
     backend.stop()
-    again = Events()
+    again = Events(within=WAIT_SECONDS, recheck=5.0)
     backend.start(again)
     with pytest.raises(RuntimeError, match="twice"):
         backend.start(again)
