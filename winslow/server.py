@@ -116,6 +116,7 @@ def nomad_backend(settings: Settings, s3: S3Config) -> Backend:
         s3_bucket=s3.bucket,
         s3_region=s3.region,
         node_cache_dir=settings.nomad_node_cache_dir,
+        jobspecs_dir=settings.nomad_jobspecs_dir,
     )
     backend = NomadBackend(config)
     if settings.nomad_publish_credentials and config.credentials == "nomad-variables":

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     """Folder on every node for the input cache; unset: inputs are fetched per run."""
     nomad_publish_credentials: bool = True
     """Write the S3 keys to the Nomad Variable at start (needs a token that may)."""
+    nomad_jobspecs_dir: str | None = None
+    """Folder of the job templates; default: ``jobspecs/`` of the checkout."""
     nomad_s3_endpoint: str | None = None
     """The S3 endpoint as tasks on the Nomad clients reach it; default: ``s3_endpoint``."""
     ui_dir: Path = Path(__file__).resolve().parents[1] / "ui"
