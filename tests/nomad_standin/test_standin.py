@@ -22,13 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.nomad_api import SAMPLES
 from tests.nomad_standin import NomadStandin
 from tests.nomad_standin.envfile import EnvParseError, parse_env_file
 from tests.nomad_standin.templates import render_template, replace_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NOMAD_API = REPO_ROOT.parent / "shared" / "nomad-api"
-SAMPLES = NOMAD_API / "samples"
 WAIT_SECONDS = 15.0
 
 # --- helpers ------------------------------------------------------------------------------
@@ -312,7 +311,7 @@ def assert_shape(
 
 
 def schema_keys(definition: str) -> set[str]:
-    schema = json.loads((NOMAD_API / "job-register.schema.json").read_text())
+    schema = json.loads((REPO_ROOT / "jobspecs" / "job-register.schema.json").read_text())
     return set(schema["$defs"][definition]["properties"])
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from tests.nomad_api import SAMPLES
 from winslow.backends.base import GpuInfo, JobState
 from winslow.backends.nomad.status import (
     blocked_reason,
@@ -22,7 +22,6 @@ from winslow.backends.nomad.status import (
     node_state,
 )
 
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "nomad-api" / "samples"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 JOB = "winslow-p1-41"
