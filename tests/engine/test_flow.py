@@ -404,3 +404,31 @@ stages:
     assert (lost["state"], lost["attempt"]) == ("lost", 1)
     assert "vanished without recording an exit status" in lost["reason"]
     assert (retried["state"], retried["attempt"]) == ("succeeded", 2)
+
+
+def test_independent_branches_overlap_and_the_join_waits_for_both(winslow: Harness) -> None:
+    winslow.apply_pipeline("""
+name: branches
+stages:
+  - name: detect
+    command: ["sh", "-c", "echo frames > frames.txt"]
+  - name: track
+    needs: [detect]
+    command: ["sh", "-c", "sleep 1; echo tracks > tracks.txt"]
+  - name: count
+    needs: [detect]
+    command: ["sh", "-c", "sleep 1; echo counts > counts.txt"]
+  - name: report
+    needs: [track, count]
+    command: ["sh", "-c", "cat frames.txt tracks.txt counts.txt > report.txt"]
+""")
+    winslow.create("branches", "branches", start=True)
+    winslow.engine.run_until_idle()
+    project = winslow.show("branches")
+    assert project["state"] == "succeeded"
+    runs = {r["stage"]: r for r in project["runs"]}
+    track, count, report = runs["track"], runs["count"], runs["report"]
+    assert track["started_at"] < count["ended_at"] and count["started_at"] < track["ended_at"]
+    assert report["started_at"] >= max(track["ended_at"], count["ended_at"])
+    report_file = winslow.context.objects.get_bytes(report["workspace"] + "report.txt")
+    assert report_file == b"frames\ntracks\ncounts\n"
