@@ -141,3 +141,31 @@ stages:
         winslow.engine.run_until_idle(timeout=60)
         time.sleep(0.2)
     assert winslow.show("long")["runs"][1]["node"] == "standin-2"
+
+
+def test_running_job_purged_behind_winslows_back_is_lost_not_rerun(
+    winslow_on_nomad: Harness,
+) -> None:
+    import time
+
+    winslow = winslow_on_nomad
+    winslow.apply_pipeline("""
+name: purged
+stages:
+  - name: detect
+    command: ["sh", "-c", "sleep 60"]
+    retry: {on_lost: 0}
+""")
+    winslow.create("purged", "purged", start=True)
+    deadline = time.monotonic() + 60
+    winslow.engine.reconcile_once()
+    while (run := winslow.show("purged")["runs"][0])["state"] != "running":
+        assert time.monotonic() < deadline, "the stage never started"
+        time.sleep(0.2)
+        winslow.engine.reconcile_once()
+    winslow.context.backend.client.jobs.deregister(run["job_id"], purge=True)
+    winslow.engine.run_until_idle(timeout=60)
+    project = winslow.show("purged")
+    assert project["state"] == "failed"
+    assert [(r["state"], r["reason"]) for r in project["runs"]] == [
+        ("lost", f"the backend no longer knows job {run['job_id']}")]

@@ -167,6 +167,15 @@ class Engine:
             except BackendUnavailableError as exc:
                 log.warning("run %s: backend did not answer: %s", run.id, exc)
                 continue
+            if status is None and run.started_at is not None:
+                # It ran, and now the backend has no record of it (purged by hand, or
+                # the node's files wiped): submitting again would run it twice.
+                update = RunUpdate(
+                    StageRunState.LOST,
+                    reason=f"the backend no longer knows job {run.job_id}",
+                )
+                changed |= update_run(self.store, run.id, update) is not None
+                continue
             if status is None:
                 # Submitted in the store but unknown to the backend: the server stopped
                 # between the two. Submitting again is safe; the job ID is the same.
