@@ -96,6 +96,11 @@ stages:
         assert time.monotonic() < deadline, "the stage never started"
         time.sleep(0.2)
         winslow.engine.reconcile_once()
+    # The live log, read from the allocation, shows the stage's first line before the kill.
+    run_id = winslow.show("sleepy")["runs"][0]["id"]
+    while "started" not in winslow.log("sleepy", run_id):
+        assert time.monotonic() < deadline, "the stage's output never showed in its live log"
+        time.sleep(0.2)
     winslow.command("sleepy", "kill")
     winslow.engine.run_until_idle(timeout=60)
     project = winslow.show("sleepy")

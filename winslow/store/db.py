@@ -1,9 +1,10 @@
 """Connections to the SQL database and its migrations.
 
-SQLite runs in WAL mode and every transaction begins ``IMMEDIATE``: the write lock is
-taken at the start, so two commands on one project are serialised instead of one of
-them failing half way with "database is locked". PostgreSQL gets row locks
-(``SELECT ... FOR UPDATE``) from the store instead.
+SQLite runs in WAL mode. Write transactions begin ``IMMEDIATE``: the write lock is taken
+at the start, so two commands on one project are serialised instead of one of them
+failing half way with "database is locked". Reads go through a second engine whose
+transactions begin deferred, so in WAL mode they never wait for a writer. PostgreSQL
+gets row locks (``SELECT ... FOR UPDATE``) from the store instead, and one engine.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """Return a SQLAlchemy engine for ``url``, tuned for Winslow's access pattern."""
+def make_engine(url: str, *, for_writes: bool = True) -> Engine:
+    """Return a SQLAlchemy engine for ``url``, tuned for Winslow's access pattern.
+
+    On SQLite, ``for_writes`` engines begin every transaction ``IMMEDIATE``; the others
+    are for reads only.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
@@ -42,7 +47,7 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if for_writes else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

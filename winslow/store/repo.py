@@ -107,18 +107,25 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
-        self.sessions: sessionmaker[Session] = make_sessions(self.engine)
+        self.write_sessions: sessionmaker[Session] = make_sessions(self.engine)
+        if url.startswith("sqlite"):
+            self.read_engine: Engine = make_engine(url, for_writes=False)
+        else:
+            self.read_engine = self.engine
+        self.sessions: sessionmaker[Session] = make_sessions(self.read_engine)
+        """Sessions for reading; every write goes through ``transaction``."""
 
     def migrate(self) -> None:
         migrate(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Yield a session inside one transaction; commit on success, roll back on error."""
-        with self.sessions() as session, session.begin():
+        with self.write_sessions() as session, session.begin():
             yield session
 
     # -- projects -----------------------------------------------------------------------
