@@ -613,21 +613,25 @@ def run_command(
             event(message)
             return ExecResult(NOT_STARTED_EXIT_CODE, message)
         readers = [
-            threading.Thread(target=_copy, args=(proc.stdout, out, "stdout", jlog), daemon=True),
-            threading.Thread(target=_copy, args=(proc.stderr, err, "stderr", jlog), daemon=True),
+            threading.Thread(
+                target=pump_lines, args=(proc.stdout, "stdout", jlog, out), daemon=True
+            ),
+            threading.Thread(
+                target=pump_lines, args=(proc.stderr, "stderr", jlog, err), daemon=True
+            ),
         ]
         for reader in readers:
             reader.start()
         try:
             returncode, why = _supervise(proc, timeout, grace, event)
         finally:
-            _signal_group(proc.pid, signal.SIGKILL)  # whatever it left in its group goes too
+            signal_group(proc.pid, signal.SIGKILL)  # whatever it left in its group goes too
             for reader in readers:
                 reader.join(READER_JOIN_SECONDS)
         if returncode >= 0:
             event(f"exited with code {returncode}")
         else:
-            event(f"killed by signal {-returncode} ({_signal_name(-returncode)})")
+            event(f"killed by signal {-returncode} ({signal_name(-returncode)})")
         if why == "timeout":
             message = f"timed out after {timeout:g} s"
             return ExecResult(TIMEOUT_EXIT_CODE, message)
@@ -649,9 +653,9 @@ def _supervise(
     stopping: list[tuple[str, float]] = []  # (why, when), set once we began stopping it
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        _signal_group(pgid, signum)
+        signal_group(pgid, signum)
         if not stopping:
-            stopping.append((f"signal {_signal_name(signum)}", time.monotonic()))
+            stopping.append((f"signal {signal_name(signum)}", time.monotonic()))
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     killed = False
@@ -665,18 +669,18 @@ def _supervise(
             if not stopping and timeout is not None and now - started >= timeout:
                 event(f"timed out after {timeout:g} s; sending SIGTERM to the stage")
                 stopping.append(("timeout", now))
-                _signal_group(pgid, signal.SIGTERM)
+                signal_group(pgid, signal.SIGTERM)
             elif stopping and not killed and now - stopping[0][1] >= grace:
                 killed = True
                 event(f"still running {grace:g} s after SIGTERM; sending SIGKILL")
-                _signal_group(pgid, signal.SIGKILL)
+                signal_group(pgid, signal.SIGKILL)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _copy(stream: Any, out: IO[bytes], name: str, jlog: JobLog | None) -> None:
-    """Copy one of the command's pipes to ours and, a line at a time, into the log."""
+def pump_lines(stream: Any, name: str, jlog: JobLog | None, out: IO[bytes] | None = None) -> None:
+    """Copy one of a command's pipes, a line at a time, into the log (and to ``out``)."""
     splitter = LineSplitter()
     fd = stream.fileno()
     try:
@@ -684,9 +688,10 @@ def _copy(stream: Any, out: IO[bytes], name: str, jlog: JobLog | None) -> None:
             chunk = os.read(fd, 65536)
             if not chunk:
                 break
-            with contextlib.suppress(OSError, ValueError):
-                out.write(chunk)
-                out.flush()
+            if out is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    out.write(chunk)
+                    out.flush()
             if jlog is not None:
                 for line in splitter.feed(chunk):
                     jlog.line(name, line)
@@ -697,12 +702,14 @@ def _copy(stream: Any, out: IO[bytes], name: str, jlog: JobLog | None) -> None:
         stream.close()
 
 
-def _signal_group(pgid: int, sig: int) -> None:
+def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to a process group that may be gone already."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; ``signal 99`` for numbers with no name."""
     try:
         return signal.Signals(number).name
     except ValueError:

@@ -34,8 +34,9 @@ from winslow.backends.local.jobfiles import (
     storage_env,
     write_json_atomic,
 )
-from winslow.backends.local.runner import LineSplitter, exit_reason, host_stage_env
+from winslow.backends.local.runner import exit_reason, host_stage_env
 from winslow.errors import ConflictError, SubmitRejectedError
+from winslow.stagetools import LineSplitter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30.0

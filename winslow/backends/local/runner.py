@@ -36,13 +36,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from winslow import stagetools
 from winslow.backends.base import JobState, RunSpec
 from winslow.backends.local import container, jobfiles
 from winslow.backends.local.jobfiles import JobPaths, JobSpec
-from winslow.stagetools import JobLog, LineSplitter
+from winslow.stagetools import JobLog, pump_lines, signal_group, signal_name
 
 if TYPE_CHECKING:
     from winslow.storage.objects import ObjectStore
@@ -143,7 +143,7 @@ def exit_reason(returncode: int, *, in_container: bool = False, memory_mb: int =
     if returncode == 0:
         return None
     if returncode < 0:
-        return f"killed by signal {-returncode} ({_signal_name(-returncode)})"
+        return f"killed by signal {-returncode} ({signal_name(-returncode)})"
     if in_container and returncode == 125:
         return "docker could not start the container (exit code 125); the log says why"
     if in_container and returncode == 137:
@@ -152,13 +152,6 @@ def exit_reason(returncode: int, *, in_container: bool = False, memory_mb: int =
             f"its {memory_mb} MB memory limit)"
         )
     return f"exited with code {returncode}"
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -286,8 +279,8 @@ def run_stage(job: JobSpec, paths: JobPaths, jlog: JobLog, signals: Signals) -> 
     started = time.monotonic()
     pgid = proc.pid  # start_new_session made it the leader of a fresh group
     readers = [
-        threading.Thread(target=_pump, args=(proc.stdout, "stdout", jlog), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, "stderr", jlog), daemon=True),
+        threading.Thread(target=pump_lines, args=(proc.stdout, "stdout", jlog), daemon=True),
+        threading.Thread(target=pump_lines, args=(proc.stderr, "stderr", jlog), daemon=True),
     ]
     for reader in readers:
         reader.start()
@@ -304,20 +297,20 @@ def run_stage(job: JobSpec, paths: JobPaths, jlog: JobLog, signals: Signals) -> 
         returncode, stopping = _wait(proc, job, jlog, signals, started)
     except BaseException:
         # The runner is failing; the stage must not outlive the record of its run.
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
         if in_container:
             _docker_kill(spec.job_id)
         raise
     finally:
         # Whatever the stage left behind in its group goes with it; then the pipes reach EOF.
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
         for reader in readers:
             reader.join(READER_JOIN_SECONDS)
 
     if returncode >= 0:
         jlog.event(f"exited with code {returncode}")
     else:
-        jlog.event(f"killed by signal {-returncode} ({_signal_name(-returncode)})")
+        jlog.event(f"killed by signal {-returncode} ({signal_name(-returncode)})")
     exit_code = returncode if returncode >= 0 else None
     if stopping == "cancel":
         return Outcome(JobState.CANCELLED, exit_code, "cancelled")
@@ -359,36 +352,14 @@ def _wait(
                 )
             if stopping is not None:
                 stop_began = now
-                _signal_group(pgid, signal.SIGTERM)
+                signal_group(pgid, signal.SIGTERM)
         elif not killed and now - stop_began >= job.kill_grace_seconds:
             killed = True
             jlog.event(f"still running {job.kill_grace_seconds:g} s after SIGTERM; sending SIGKILL")
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             if spec.image is not None:
                 _docker_kill(spec.job_id)
     return returncode, stopping
-
-
-def _pump(stream: Any, name: str, jlog: JobLog) -> None:
-    """Copy one of the stage's pipes into the log, a line at a time."""
-    splitter = LineSplitter()
-    fd = stream.fileno()
-    try:
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            for line in splitter.feed(chunk):
-                jlog.line(name, line)
-        for line in splitter.flush():
-            jlog.line(name, line)
-    finally:
-        stream.close()
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def _docker_kill(job_id: str) -> None:
