@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 
@@ -58,12 +57,7 @@ def test_killing_an_image_stage_stops_its_container(winslow: Harness, stage_imag
         pipeline(stage_image).replace("cat $WINSLOW_INPUTS/${CLIP} > seen.txt;", "sleep 60;")
     )
     winslow.create("stuck", "boxed", start=True)
-    winslow.engine.reconcile_once()
-    deadline = time.monotonic() + 60
-    while winslow.show("stuck")["runs"][0]["state"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-        winslow.engine.reconcile_once()
+    winslow.wait_until_running("stuck")
     job = winslow.show("stuck")["runs"][0]["job_id"]
     winslow.command("stuck", "kill")
     winslow.engine.run_until_idle(timeout=60)

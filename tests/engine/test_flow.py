@@ -181,12 +181,7 @@ def test_resume_from_earlier_stage_adds_runs_and_keeps_old_ones(winslow: Harness
 def test_kill_stops_the_stage_and_pauses(winslow: Harness) -> None:
     winslow.apply_pipeline(SLOW)
     winslow.create("killme", "slow", variables={"PAUSE_SECONDS": "60"}, start=True)
-    deadline = time.monotonic() + 20
-    winslow.engine.reconcile_once()
-    while winslow.show("killme")["runs"][0]["state"] != "running":
-        assert time.monotonic() < deadline, "stage never started"
-        time.sleep(0.1)
-        winslow.engine.reconcile_once()
+    winslow.wait_until_running("killme")
     started = time.monotonic()
     winslow.command("killme", "kill")
     winslow.engine.run_until_idle(timeout=30)

@@ -90,14 +90,9 @@ stages:
     command: ["sh", "-c", "echo started; sleep 60"]
 """)
     winslow.create("sleepy", "sleepy", start=True)
-    deadline = time.monotonic() + 60
-    winslow.engine.reconcile_once()
-    while winslow.show("sleepy")["runs"][0]["state"] != "running":
-        assert time.monotonic() < deadline, "the stage never started"
-        time.sleep(0.2)
-        winslow.engine.reconcile_once()
+    run_id = winslow.wait_until_running("sleepy")["id"]
     # The live log, read from the allocation, shows the stage's first line before the kill.
-    run_id = winslow.show("sleepy")["runs"][0]["id"]
+    deadline = time.monotonic() + 60
     while "started" not in winslow.log("sleepy", run_id):
         assert time.monotonic() < deadline, "the stage's output never showed in its live log"
         time.sleep(0.2)
@@ -125,12 +120,7 @@ stages:
     retry: {on_lost: 1}
 """)
     winslow.create("long", "long", start=True)
-    deadline = time.monotonic() + 60
-    winslow.engine.reconcile_once()
-    while winslow.show("long")["runs"][0]["state"] != "running":
-        assert time.monotonic() < deadline, "the stage never started"
-        time.sleep(0.2)
-        winslow.engine.reconcile_once()
+    winslow.wait_until_running("long")
 
     nomad_standin.kill_node("standin-1")
     winslow.engine.run_until_idle(timeout=60)
@@ -151,7 +141,6 @@ stages:
 def test_running_job_purged_behind_winslows_back_is_lost_not_rerun(
     winslow_on_nomad: Harness,
 ) -> None:
-    import time
 
     winslow = winslow_on_nomad
     winslow.apply_pipeline("""
@@ -162,15 +151,11 @@ stages:
     retry: {on_lost: 0}
 """)
     winslow.create("purged", "purged", start=True)
-    deadline = time.monotonic() + 60
-    winslow.engine.reconcile_once()
-    while (run := winslow.show("purged")["runs"][0])["state"] != "running":
-        assert time.monotonic() < deadline, "the stage never started"
-        time.sleep(0.2)
-        winslow.engine.reconcile_once()
+    run = winslow.wait_until_running("purged")
     winslow.context.backend.client.jobs.deregister(run["job_id"], purge=True)
     winslow.engine.run_until_idle(timeout=60)
     project = winslow.show("purged")
     assert project["state"] == "failed"
     assert [(r["state"], r["reason"]) for r in project["runs"]] == [
-        ("lost", f"the backend no longer knows job {run['job_id']}")]
+        ("lost", f"the backend no longer knows job {run['job_id']}")
+    ]
