@@ -172,6 +172,21 @@ def create_app(standin: NomadStandin) -> FastAPI:
             headers=headers,
         )
 
+    def register_response(ev: JsonDict, job: JsonDict, index: int) -> Response:
+        """The body of a job register (or evaluate) answer."""
+        return json_response(
+            {
+                "EvalID": ev["ID"],
+                "EvalCreateIndex": index,
+                "JobModifyIndex": job["JobModifyIndex"],
+                "Warnings": "",
+                "Index": index,
+                "LastContact": 0,
+                "KnownLeader": False,
+            },
+            index=index,
+        )
+
     async def block(request: Request, index_of: Callable[[], int]) -> int:
         """Wait as a blocking query does; return the index to report."""
         query = request.query_params
@@ -305,18 +320,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
                 ev = new_eval(job, "job-register", index)
                 put_eval(state, ev)
         standin.scheduler.enqueue(ev["ID"])
-        return json_response(
-            {
-                "EvalID": ev["ID"],
-                "EvalCreateIndex": index,
-                "JobModifyIndex": job["JobModifyIndex"],
-                "Warnings": "",
-                "Index": index,
-                "LastContact": 0,
-                "KnownLeader": False,
-            },
-            index=index,
-        )
+        return register_response(ev, job, index)
 
     @app.post("/v1/jobs")
     @app.put("/v1/jobs")
@@ -392,18 +396,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
                 ev = new_eval(job, "job-register", index)
                 put_eval(state, ev)
         standin.scheduler.enqueue(ev["ID"])
-        return json_response(
-            {
-                "EvalID": ev["ID"],
-                "EvalCreateIndex": index,
-                "JobModifyIndex": job["JobModifyIndex"],
-                "Warnings": "",
-                "Index": index,
-                "LastContact": 0,
-                "KnownLeader": False,
-            },
-            index,
-        )
+        return register_response(ev, job, index)
 
     @app.get("/v1/job/{job_id:path}/allocations")
     async def job_allocations(job_id: str, request: Request) -> Response:
