@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean bench docker nomad-dev test-nomad-live
+.PHONY: demo test lint typecheck install clean bench bench-data docker browser nomad-dev test-nomad-live
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Winslow needs Python 3.11 or newer"'
@@ -16,9 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-install: $(STAMP)
+# The console's one npm package (MD5 of upload parts in the browser), pinned in
+# ui/package.json and ui/package-lock.json; Node.js and npm come from Debian where missing.
+UI_DEPS := ui/node_modules/.installed
+$(UI_DEPS): ui/package.json ui/package-lock.json
+	@command -v npm >/dev/null 2>&1 || (apt-get update && apt-get install -y nodejs npm)
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
-demo: $(STAMP)
+install: $(STAMP) $(UI_DEPS)
+
+demo: $(STAMP) $(UI_DEPS)
 	$(BIN)/python examples/traffic/demo.py
 
 lint: $(STAMP)
@@ -28,8 +36,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck docker
+test: lint typecheck docker browser $(UI_DEPS)
 	$(BIN)/pytest -q
+
+# The browser tests drive Debian's Chromium (installed here where missing).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium) || \
+	  echo "chromium could not be installed; the browser tests will skip" >&2
 
 # The container tests need a docker daemon; this starts one where it can (root on Debian).
 docker:
@@ -50,5 +63,13 @@ test-nomad-live: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/stage_overhead.py
 
+# The storage benchmarks at 4 GiB (about 5 minutes and 15 GB of free disk on 2 cores);
+# SIZE=512M for a quick look.
+SIZE ?= 4G
+bench-data: $(STAMP)
+	$(BIN)/python bench/upload.py --size $(SIZE)
+	$(BIN)/python bench/workspace_redo.py --size $(SIZE)
+	$(BIN)/python bench/stage_in_cache.py --size $(SIZE)
+
 clean:
-	rm -rf $(VENV) demo-data test-output .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) ui/node_modules demo-data test-output .pytest_cache .ruff_cache .mypy_cache

@@ -91,9 +91,23 @@ def test_project_lifecycle_from_the_cli(winslow_server: Server, tmp_path: Path) 
     server.cli("workspace", "download", "ulm-0603", "out", str(tmp_path / "got"))
     assert (tmp_path / "got" / "made.txt").read_text() == "made\nused\n"
 
+    # A fix into make's workspace while nothing runs; redoing `use` starts from it.
+    fix = tmp_path / "made.txt"
+    fix.write_text("fixed\n")
+    make_run = str(done["runs"][0]["id"])
+    uploaded = server.json(
+        "workspace", "upload", "ulm-0603", str(fix), "out/made.txt", "--run", make_run,
+        "--note", "by hand",
+    )  # fmt: skip
+    assert (uploaded["path"], uploaded["version"]) == ("out/made.txt", 2)
+    listed = server.json("workspace", "ls", "ulm-0603", "--run", make_run, "--version", "1")
+    assert (listed["version"], listed["versions"]) == (1, [1, 2])
+
     server.cli("project", "resume", "ulm-0603", "--from", "use")
     again = server.wait_for("ulm-0603", {"succeeded", "failed"})
     assert [r["stage"] for r in again["runs"]] == ["make", "use", "use"]
+    server.cli("workspace", "download", "ulm-0603", "out/made.txt", str(tmp_path / "redo.txt"))
+    assert (tmp_path / "redo.txt").read_text() == "fixed\nused\n"
 
     server.cli("project", "rename", "ulm-0603", "ulm-2019")
     server.cli("project", "label", "ulm-2019", "--add", "done", "--remove", "ulm")
@@ -107,6 +121,14 @@ def test_project_lifecycle_from_the_cli(winslow_server: Server, tmp_path: Path) 
     assert missing.stderr.strip() == (
         "error: No project 'ulm-2019'; `winslow project list` shows them."
     )
+
+    # Its contents go only with `winslow gc`; a dry run says what, and removes nothing.
+    dry = server.json("gc", "--dry-run", "--grace", "0s")
+    assert dry["removable"] and dry["removed"] == 0
+    assert "would remove" in server.cli("gc", "--dry-run", "--grace", "0s").stdout
+    gone = server.json("gc", "--grace", "0s")
+    assert gone["removed"] == len(dry["removable"])
+    assert server.json("gc", "--dry-run", "--grace", "0s")["removable"] == []
 
 
 def test_pause_kill_and_conflicts_from_the_cli(winslow_server: Server, tmp_path: Path) -> None:

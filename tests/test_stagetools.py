@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.workspaces import put_workspace, read_workspace
 from winslow.backends.local.jobfiles import storage_env
 from winslow.stagetools import exec_environment, task_log_files
 from winslow.storage import keys
@@ -207,10 +208,10 @@ def s3_env(object_store) -> dict[str, str]:
 
 
 def test_stage_in_fills_workspace_in_order_and_inputs(object_store, s3_env, tmp_path):
-    object_store.put_bytes("workspaces/p1/1/a.txt", b"from run 1")
-    object_store.put_bytes("workspaces/p1/1/keep.txt", b"only in run 1")
-    object_store.put_bytes("workspaces/p1/2/a.txt", b"from run 2")
-    object_store.put_bytes("workspaces/p1/2/sub/b.txt", b"b")
+    put_workspace(
+        object_store, "workspaces/p1/1/", {"a.txt": b"from run 1", "keep.txt": b"only in run 1"}
+    )
+    put_workspace(object_store, "workspaces/p1/2/", {"a.txt": b"from run 2", "sub/b.txt": b"b"})
     object_store.put_bytes(keys.resource_key("videos/road.mp4"), b"\x00video")
     object_store.put_bytes(keys.resource_key("models/yolo/weights.bin"), b"w")
     object_store.put_bytes(keys.resource_key("models/yolo/cfg/c.yaml"), b"c: 1")
@@ -249,7 +250,11 @@ def test_stage_in_fills_workspace_in_order_and_inputs(object_store, s3_env, tmp_
     assert (ws / "a.txt").stat().st_mode & 0o666 == 0o666
     assert log.stat().st_mode & 0o777 == 0o666
     lines = log_lines(log)
-    assert b"winslow | workspace: 2 files from workspaces/p1/1/" in lines
+    assert (
+        b"winslow | workspace: version 1 of workspace of run 1 of project 'p1': 2 files, 23 B"
+        in lines
+    )
+    assert b"winslow | workspace: 3 files in place" in lines
     assert b"winslow | staging in 2 inputs (3 files, 11 B)" in lines
     assert b"winslow: input videos/road.mp4: downloaded (6 B)" in result.stderr.splitlines()
 
@@ -322,9 +327,10 @@ def test_stage_out_publishes_workspace_and_merged_log(object_store, s3_env, tmp_
         env=s3_env,
     )
     assert result.returncode == 0, result.stderr
-    listed = sorted(e.path for e in object_store.list("workspaces/p1/3/", recursive=True))
-    assert listed == ["out/summary.json", "tracks.csv"]
-    assert object_store.get_bytes("workspaces/p1/3/out/summary.json") == b'{"vehicles": 12}'
+    assert read_workspace(object_store, "workspaces/p1/3/") == {
+        "out/summary.json": b'{"vehicles": 12}',
+        "tracks.csv": b"id,x,y\n",
+    }
     archived = object_store.get_bytes("logs/p1/3.log")
     lines = [line.split(b" ", 1)[1] for line in archived.splitlines()]
     assert all(LINE.match(line) for line in archived.splitlines())
@@ -335,7 +341,8 @@ def test_stage_out_publishes_workspace_and_merged_log(object_store, s3_env, tmp_
         b"stdout | frame 3",
         b"stdout | no newline",
         b"stderr | warning: slow",
-        b"winslow | stage-out: uploaded 2 files to workspaces/p1/3/",
+        b"winslow | stage-out: published version 1 of workspace of run 3 of project 'p1': "
+        b"2 files, 23 B; uploaded 2 new (23 B), the rest was stored already",
         b"winslow | stage-out: archiving the log to logs/p1/3.log",
     ]
 
@@ -387,7 +394,7 @@ def test_stage_out_retries_then_gives_up_with_a_clear_message(object_store, s3_e
     assert "stage-out: log archive: attempt #2/3 failed; will retry in 0.1 s" in stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith(
-        "error: stage-out gave up: could not upload the workspace to workspaces/p1/3/: "
+        "error: stage-out gave up: could not publish the workspace to workspaces/p1/3/: "
     )
     assert "; could not archive the log to logs/p1/3.log: " in last
     assert object_store.list("workspaces/p1/3/", recursive=True) == []

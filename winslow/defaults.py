@@ -18,8 +18,21 @@ MULTIPART_CHUNK_BYTES = 16 * 1024 * 1024
 MULTIPART_MAX_PARTS = 10_000
 """S3's limit on parts per multipart upload."""
 
+TRANSFER_RETRY_DELAYS: tuple[float, ...] = (2, 5, 10, 20)
+"""Seconds to wait before each new attempt of a whole transfer (the S3 client already
+retries each request); one more attempt than delays."""
+
 TRANSFER_THREADS = 4
 """Parallel parts per file in uploads and downloads."""
+
+NODE_CACHE_MAX_BYTES = 100 * 1024**3
+"""Size cap of each node's cache of workspace contents and inputs, bytes (100 GiB)."""
+
+GC_GRACE_SECONDS = 24 * 3600
+"""Unreferenced content younger than this is left alone by garbage collection, seconds."""
+
+PENDING_MAX_AGE_SECONDS = 7 * 24 * 3600
+"""A stage-out's in-flight record older than this no longer protects content, seconds."""
 
 MAX_PATH_LENGTH = 1024
 """Longest resource or workspace path accepted, characters."""

@@ -116,6 +116,7 @@ def nomad_backend(settings: Settings, s3: S3Config) -> Backend:
         s3_bucket=s3.bucket,
         s3_region=s3.region,
         node_cache_dir=settings.nomad_node_cache_dir,
+        node_cache_max_bytes=settings.node_cache_max_bytes,
         jobspecs_dir=settings.nomad_jobspecs_dir,
     )
     backend = NomadBackend(config)
@@ -160,7 +161,12 @@ def start_services(settings: Settings) -> Running:
     if settings.backend == "nomad":
         backend = nomad_backend(settings, config)
     else:
-        backend = LocalBackend(settings.data_dir / "local", config, node_name=settings.node_name)
+        backend = LocalBackend(
+            settings.data_dir / "local",
+            config,
+            node_name=settings.node_name,
+            cache_max_bytes=settings.node_cache_max_bytes,
+        )
 
     def forget_storage(project_id: str) -> None:
         from winslow.storage.keys import project_prefixes

@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     nomad_winslow_command: str = "winslow"
     """The `winslow` program on the nodes, for raw_exec tools."""
     nomad_node_cache_dir: str | None = None
-    """Folder on every node for the input cache; unset: inputs are fetched per run."""
+    """Folder on every node for the node cache; unset: every run fetches what it needs."""
+    node_cache_max: str = "100G"
+    """Size cap of each node's cache (``500G``, ``2T``); least recently used entries go first."""
     nomad_publish_credentials: bool = True
     """Write the S3 keys to the Nomad Variable at start (needs a token that may)."""
     nomad_jobspecs_dir: str | None = None
@@ -93,6 +95,16 @@ class Settings(BaseSettings):
     @property
     def token_file(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def node_cache_max_bytes(self) -> int:
+        from winslow.pipeline.model import parse_megabytes
+
+        try:
+            megabytes = int(parse_megabytes(self.node_cache_max))
+        except ValueError as exc:
+            raise ValueError(f"WINSLOW_NODE_CACHE_MAX: {exc}") from None
+        return megabytes * 1024 * 1024
 
 
 class ClientSettings(BaseSettings):

@@ -14,28 +14,26 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
-import hashlib
 import logging
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from winslow.atomic import write_text_atomic
+from winslow import defaults
 from winslow.backends.local import jobfiles
+from winslow.core.sizes import human_size
 from winslow.errors import NotFoundError, StorageError, ValidationError, WinslowError
 
 if TYPE_CHECKING:
@@ -48,9 +46,7 @@ T = TypeVar("T")
 MAX_LINE_BYTES = 64 * 1024
 """A line longer than this is logged in pieces, so one runaway line cannot exhaust memory."""
 
-TRANSFER_RETRY_DELAYS: tuple[float, ...] = (2, 5, 10, 20)
-"""Seconds to wait before each new attempt of a whole transfer (the S3 client already
-retries each request); one more attempt than delays."""
+TRANSFER_RETRY_DELAYS = defaults.TRANSFER_RETRY_DELAYS
 
 KILL_GRACE_SECONDS = 10.0
 """How long ``stage-exec`` waits after SIGTERM before it sends SIGKILL, seconds."""
@@ -77,16 +73,6 @@ _PR_SET_PDEATHSIG = 1
 
 # ---------------------------------------------------------------------------------------
 # Small pure helpers
-
-
-def human_size(size: int) -> str:
-    """Return ``1.2 GB``-style text for a byte count (decimal units, as storage consoles show)."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def resolve_node_paths(text: str, workspace: str, inputs: str) -> str:
@@ -213,70 +199,6 @@ class EventLog:
 # Stage-in
 
 
-class InputCache:
-    """Node-wide cache of resource pool files, shared by every job of this data dir.
-
-    ``<cache>/resources/<path>`` holds the file and ``<cache>/etags/<path>`` the ETag it was
-    downloaded at; a second tree for the ETags means no name in the pool can collide with
-    a sidecar. A hit needs the same ETag and size as the object has now. One ``flock`` per
-    path keeps two runners from downloading the same file at once. Cached files are
-    read-only and reach jobs as hard links; a newer version replaces the name, not the
-    inode, so a running job keeps the version it started with.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def fetch(
-        self, store: ObjectStore, key: str, path: str, entry: ObjectEntry
-    ) -> tuple[Path, bool]:
-        """Return the cached copy of pool file ``path`` and whether it was a cache hit.
-
-        ``entry`` is what HeadObject says of ``key`` now; on a miss the file is downloaded
-        (to a temporary name, renamed when complete) before this returns.
-        """
-        target = self.root / "resources" / path
-        etag_file = self.root / "etags" / path
-        with self._locked(path):
-            if (
-                entry.etag
-                and _read_text(etag_file) == entry.etag
-                and target.is_file()
-                and target.stat().st_size == entry.size
-            ):
-                return target, True
-            # Drop the old ETag first: a crash between the file's replace and the new ETag
-            # then costs a download, never a stale hit.
-            etag_file.unlink(missing_ok=True)
-            store.download_file(key, target)
-            target.chmod(0o444)
-            if entry.etag:
-                etag_file.parent.mkdir(parents=True, exist_ok=True)
-                write_text_atomic(etag_file, entry.etag)
-        return target, False
-
-    @contextlib.contextmanager
-    def _locked(self, path: str) -> Iterator[None]:
-        locks = self.root / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256(path.encode("utf-8")).hexdigest()[:32]
-        with (locks / f"{name}.lock").open("a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    """Hard-link ``source`` to ``target``; copy where a link is impossible (another device)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
 def stage_in(
     workspace: Path,
     inputs: Path,
@@ -286,22 +208,26 @@ def stage_in(
     store: Callable[[], ObjectStore],
     event: Callable[[str], None],
     cache_dir: Path | None = None,
+    cache_max_bytes: int = 0,
 ) -> None:
     """Fill ``workspace`` from the workspace ``sources`` in order, ``inputs`` from the pool.
 
-    ``store`` is called only when something is to be transferred. With ``cache_dir`` the
-    inputs go through an ``InputCache`` there and are hard-linked; without, they are
-    downloaded straight into ``inputs``. Raises ``NotFoundError`` for an input that is
+    ``store`` is called only when something is to be transferred. With ``cache_dir``
+    everything goes through the node's cache there (``NodeCache``, capped at
+    ``cache_max_bytes``): inputs are hard-linked from it, workspace files copied; without,
+    they are downloaded straight into place. Raises ``NotFoundError`` for an input that is
     neither a file nor a folder of the pool, before anything is downloaded from the pool.
     """
     from winslow.core.paths import clean_relative_path
     from winslow.storage import keys
+    from winslow.storage.nodecache import NodeCache, link_or_copy
+    from winslow.storage.sync import materialize
 
+    cache = NodeCache(cache_dir, cache_max_bytes) if cache_dir is not None else None
     workspace.mkdir(parents=True, exist_ok=True)
     inputs.mkdir(parents=True, exist_ok=True)
-    for prefix in sources:
-        count = store().download_prefix(prefix, workspace)
-        event(f"workspace: {count} files from {prefix}")
+    if sources:
+        materialize(workspace, sources, store, event, cache)
     if not input_paths:
         return
     # Look every input up before fetching any, so a missing one fails the run at once and
@@ -326,12 +252,12 @@ def stage_in(
         f"staging in {len(input_paths)} input{'s' if len(input_paths) != 1 else ''} "
         f"({len(planned)} files, {human_size(total)})"
     )
-    cache = InputCache(cache_dir) if cache_dir is not None else None
     for path, key, entry in planned:
         if cache is not None:
-            cached, hit = cache.fetch(store(), key, path, entry)
+            cached, hit = cache.resource(store(), key, path, entry)
+            (inputs / path).unlink(missing_ok=True)
             link_or_copy(cached, inputs / path)
-            how = "cache hit" if hit else "downloaded"
+            how = "node cache hit" if hit else "downloaded"
         else:
             store().download_file(key, inputs / path)
             how = "downloaded"
@@ -342,23 +268,38 @@ def stage_in(
 # Stage-out
 
 
-def has_files(folder: Path) -> bool:
-    """Return True when ``folder`` holds at least one file, at any depth."""
-    return any(files for _root, _dirs, files in os.walk(folder))
-
-
-def upload_workspace(
-    workspace: Path, prefix: str, store: Callable[[], ObjectStore], event: Callable[[str], None]
+def publish_workspace(
+    workspace: Path,
+    prefix: str,
+    store: Callable[[], ObjectStore],
+    event: Callable[[str], None],
+    *,
+    cache_dir: Path | None = None,
+    cache_max_bytes: int = 0,
+    delays: Sequence[float] = TRANSFER_RETRY_DELAYS,
 ) -> int:
-    """Upload ``workspace`` below ``prefix``; return the file count (0: nothing to upload).
+    """Publish ``workspace`` as the next version at ``prefix``; return its file count.
 
-    ``store`` is called only when there are files, so an empty workspace needs no storage.
+    An empty workspace publishes nothing and needs no storage. Files are hashed once;
+    the upload is tried again after each of ``delays``; what storage already holds is
+    not sent again.
     """
-    if not prefix or not workspace.is_dir() or not has_files(workspace):
+    from winslow.storage.nodecache import NodeCache
+    from winslow.storage.sync import publish_snapshot, snapshot
+
+    if not prefix:
         return 0
-    count = store().upload_dir(workspace, prefix)
-    event(f"stage-out: uploaded {count} files to {prefix}")
-    return count
+    snap = snapshot(workspace, event)
+    if not snap.records:
+        return 0
+    cache = NodeCache(cache_dir, cache_max_bytes) if cache_dir is not None else None
+    published = with_retries(
+        "stage-out: workspace upload",
+        lambda: publish_snapshot(snap, prefix, store, event, cache),
+        event,
+        delays,
+    )
+    return published.files if published is not None else 0
 
 
 def task_log_files(logs_dir: Path, task: str, stream: str) -> list[Path]:
@@ -459,6 +400,8 @@ def run_stage_out(
     logs_dir: Path | None = None,
     task: str | None = None,
     merge_task_logs: bool = False,
+    cache_dir: Path | None = None,
+    cache_max_bytes: int = 0,
     delays: Sequence[float] = TRANSFER_RETRY_DELAYS,
 ) -> list[str]:
     """Publish the workspace to ``prefix`` and the run's log to ``log_key``; return problems.
@@ -483,14 +426,20 @@ def run_stage_out(
             events(f"stage-out: task '{task}' never started; the workspace is not published")
         else:
             try:
-                with_retries(
-                    "stage-out: workspace upload",
-                    lambda: upload_workspace(workspace, prefix, store, events),
+                publish_workspace(
+                    workspace,
+                    prefix,
+                    store,
                     events,
-                    delays,
+                    cache_dir=cache_dir,
+                    cache_max_bytes=cache_max_bytes,
+                    delays=delays,
                 )
             except (WinslowError, OSError) as exc:
-                problems.append(f"could not upload the workspace to {prefix}: {error_message(exc)}")
+                problems.append(
+                    f"could not publish the workspace to {prefix}: {error_message(exc)}; "
+                    "its files stay on the node"
+                )
                 events(f"stage-out failed: {problems[-1]}")
     if log_key:
         events(f"stage-out: archiving the log to {log_key}")
@@ -734,10 +683,3 @@ def die_with_parent() -> None:
     """In a child before exec: be killed when the process that started it dies (Linux)."""
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None

@@ -147,7 +147,7 @@ def test_unicode_names_are_kept(winslow: Harness, tmp_path) -> None:
     etag = httpx.put(urls["1"], content=b"hello").headers["ETag"].strip('"')
     done = winslow.api.post(
         f"/api/v1/resources/uploads/{upload['upload_id']}/complete",
-        json={"path": name, "parts": [{"part_number": 1, "etag": etag}]},
+        json={"path": name, "size": 5, "parts": [{"part_number": 1, "md5": etag}]},
     )
     assert done.status_code == 200
     listing = winslow.api.get("/api/v1/resources", params={"path": "videos"}).json()["data"]
@@ -184,7 +184,8 @@ def test_multipart_upload_resumes_from_stored_parts(winslow: Harness) -> None:
         f"/api/v1/resources/uploads/{upload['upload_id']}/complete",
         json={
             "path": "big.bin",
-            "parts": [{"part_number": n, "etag": e.strip('"')} for n, e in etags.items()],
+            "size": len(data),
+            "parts": [{"part_number": n, "md5": e.strip('"')} for n, e in etags.items()],
         },
     )
     assert done.json()["size"] == len(data)
@@ -201,9 +202,10 @@ def test_bad_request_bodies_are_422_in_words(winslow: Harness) -> None:
     assert response.json()["detail"].startswith("The request is malformed: name:")
 
 
-def test_root_page_points_to_the_api_docs(winslow: Harness) -> None:
-    response = winslow.api.get("/", headers={"Authorization": ""})
-    assert response.status_code == 200
-    assert 'href="/docs"' in response.text
+def test_console_asks_to_sign_in_and_points_to_the_api_docs(winslow: Harness) -> None:
+    response = winslow.api.get("/", headers={"Authorization": ""}, follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "/signin?next=/")
+    signin = winslow.api.get("/signin")
+    assert signin.status_code == 200 and 'href="/docs"' in signin.text
     assert winslow.api.get("/docs").status_code == 200
     assert "/api/v1/projects" in winslow.api.get("/api/v1/openapi.json").json()["paths"]

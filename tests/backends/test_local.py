@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from tests.backends.events import Events
+from tests.fixtures.workspaces import put_workspace, read_workspace
 from winslow.backends.base import JobState, ResourceRequest, RunSpec
 from winslow.backends.local import LocalBackend
 from winslow.backends.local.container import container_name, docker_run_command
@@ -132,9 +133,8 @@ def _stop_leftovers(b: LocalBackend, events: Events) -> None:
 
 
 def test_stage_that_succeeds_publishes_workspace_and_log(backend, events, object_store):
-    object_store.put_bytes("workspaces/p1/0/model.txt", b"old\n")
-    object_store.put_bytes("workspaces/p1/0/keep.txt", b"kept\n")
-    object_store.put_bytes("workspaces/p1/00/model.txt", b"new\n")
+    put_workspace(object_store, "workspaces/p1/0/", {"model.txt": b"old\n", "keep.txt": b"kept\n"})
+    put_workspace(object_store, "workspaces/p1/00/", {"model.txt": b"new\n"})
     spec = make_spec(
         "ulm-0603.detect.1.1",
         sh("echo hello; echo oops >&2; cat model.txt keep.txt > out.txt"),
@@ -149,7 +149,7 @@ def test_stage_that_succeeds_publishes_workspace_and_log(backend, events, object
     assert (status.exit_code, status.reason, status.node) == (0, None, "local")
     assert status.started_at is not None and status.ended_at >= status.started_at
     # Sources apply in order: the later one's model.txt wins, the earlier one's keep.txt stays.
-    assert object_store.get_bytes("workspaces/p1/1/out.txt") == b"new\nkept\n"
+    assert read_workspace(object_store, "workspaces/p1/1/")["out.txt"] == b"new\nkept\n"
     # The log is archived right after the status is recorded, so the next stage need not wait.
     wait_until(lambda: object_store.exists("logs/p1/1.log"), "the log is archived")
     archived = log_lines(object_store.get_bytes("logs/p1/1.log"))
@@ -272,7 +272,7 @@ def test_inputs_are_downloaded_once_and_then_linked_from_the_cache(backend, even
     second = make_spec("in-2", copy, inputs=("videos/cam1.txt",))
     backend.submit(second)
     events.wait_for(backend, second.job_id, JobState.SUCCEEDED)
-    assert ("winslow", "input videos/cam1.txt: cache hit (8 B)") in log_lines(
+    assert ("winslow", "input videos/cam1.txt: node cache hit (8 B)") in log_lines(
         backend.logs(second.job_id)
     )
     cached = backend.cache_dir / "resources" / "videos" / "cam1.txt"
@@ -311,7 +311,9 @@ def test_missing_input_fails_the_run_before_the_stage_starts(backend, events, tm
 
 def test_failed_stage_out_fails_a_stage_that_exited_0(tmp_path, object_store, events):
     broken = dataclasses.replace(object_store.cfg, secret_key="not-the-secret")
-    b = LocalBackend(tmp_path / "data", broken, container_engine=False)
+    b = LocalBackend(
+        tmp_path / "data", broken, container_engine=False, transfer_retry_delays=(0.1,)
+    )
     b.start(events)
     try:
         spec = make_spec("out-fails", sh("echo x > out.txt"), workspace_prefix="workspaces/p1/1/")
@@ -322,7 +324,7 @@ def test_failed_stage_out_fails_a_stage_that_exited_0(tmp_path, object_store, ev
     assert status.state is JobState.FAILED
     assert status.exit_code == 0
     assert status.reason.startswith(
-        "stage-out failed: could not upload the workspace: Object storage refused"
+        "stage-out failed: could not publish the workspace: Object storage refused"
     ), status.reason
 
 
@@ -443,7 +445,7 @@ def test_stage_survives_a_killed_server_and_is_adopted_after_restart(
         restarted.stop()
     assert status.state is JobState.SUCCEEDED, status.reason
     assert marker.read_text() == "ran\n"
-    assert object_store.get_bytes("workspaces/p1/1/out") == b"done\n"
+    assert read_workspace(object_store, "workspaces/p1/1/")["out"] == b"done\n"
     assert [s.job_id for s in restarted.list_jobs()] == ["restart-1"]
 
 

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from tests.fixtures.winslow import Harness
+from tests.fixtures.workspaces import read_workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.containers]
 
@@ -48,7 +49,9 @@ def test_image_stage_runs_in_a_container_with_workspace_and_inputs(
     assert f"stdout | run={inside['id']} gpus=[void]" in log
     assert "stderr | err" in log
     workspace = after["workspace"]
-    assert winslow.context.objects.get_bytes(workspace + "seen.txt") == b"from the pool\nmore\n"
+    assert (
+        read_workspace(winslow.context.objects, workspace)["seen.txt"] == b"from the pool\nmore\n"
+    )
 
 
 def test_killing_an_image_stage_stops_its_container(winslow: Harness, stage_image: str) -> None:

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.fixtures.winslow import Harness
+from tests.fixtures.workspaces import read_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -425,5 +426,5 @@ stages:
     track, count, report = runs["track"], runs["count"], runs["report"]
     assert track["started_at"] < count["ended_at"] and count["started_at"] < track["ended_at"]
     assert report["started_at"] >= max(track["ended_at"], count["ended_at"])
-    report_file = winslow.context.objects.get_bytes(report["workspace"] + "report.txt")
+    report_file = read_workspace(winslow.context.objects, report["workspace"])["report.txt"]
     assert report_file == b"frames\ntracks\ncounts\n"

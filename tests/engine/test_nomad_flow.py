@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures.winslow import Harness
+from tests.fixtures.workspaces import read_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,7 @@ def test_pipeline_through_gate_on_nomad(winslow_on_nomad: Harness) -> None:
     done = winslow.show("on-nomad")
     assert done["state"] == "succeeded", done
     finish = done["runs"][-1]
-    final = winslow.context.objects.get_bytes(finish["workspace"] + "final.txt")
+    final = read_workspace(winslow.context.objects, finish["workspace"])["final.txt"]
     assert final == b'say "hi" ${literally}\ndone\n'
     assert "prepared" in winslow.log("on-nomad", done["runs"][0]["id"])
 

@@ -12,6 +12,7 @@ import pytest
 
 from tests.examples.test_traffic import EXAMPLE, SPEED_TOLERANCE, generate_video, match_tracks
 from tests.fixtures.winslow import Harness
+from tests.fixtures.workspaces import read_workspace
 
 pytest.importorskip("cv2", reason="the traffic example needs opencv-python-headless")
 pytestmark = pytest.mark.slow
@@ -44,10 +45,11 @@ def test_traffic_pipeline_on_winslow_counts_and_times_every_vehicle(
     assert [r["stage"] for r in project["runs"]] == ["detect", "review", "track", "analyze"]
 
     analyze = project["runs"][-1]
-    summary = json.loads(winslow.context.objects.get_bytes(f"{analyze['workspace']}summary.json"))
+    files = read_workspace(winslow.context.objects, analyze["workspace"])
+    summary = json.loads(files["summary.json"])
     truth = json.loads(truth_file.read_text())
     assert summary["vehicles"] == len(truth["vehicles"])
     for vehicle_id, track in match_tracks(truth, summary).items():
         expected = next(v for v in truth["vehicles"] if v["id"] == vehicle_id)["speed_kmh"]
         assert track["speed_kmh"] == pytest.approx(expected, rel=SPEED_TOLERANCE)
-    assert winslow.context.objects.head(f"{analyze['workspace']}heatmap.png").size > 0
+    assert files["heatmap.png"].startswith(b"\x89PNG")

@@ -29,9 +29,9 @@ def test_log_key():
     assert keys.log_key("ulm-0603", 41) == "logs/ulm-0603/41.log"
 
 
-def test_project_prefixes_cover_workspaces_and_logs_only():
+def test_project_prefixes_cover_workspaces_logs_and_pending_records_only():
     prefixes = keys.project_prefixes("ulm")
-    assert prefixes == ("workspaces/ulm/", "logs/ulm/")
+    assert prefixes == ("workspaces/ulm/", "logs/ulm/", "pending/ulm/")
     # A project whose ID starts with another's is not covered by it.
     assert not any(keys.workspace_prefix("ulm-2", 1).startswith(p) for p in prefixes)
     assert not any(keys.log_key("ulm-2", 1).startswith(p) for p in prefixes)
@@ -73,3 +73,31 @@ def test_file_keys_need_a_file_path(path):
 )
 def test_describe_key_names_the_thing(key, words):
     assert keys.describe_key(key) == words
+
+
+def test_manifest_keys_sort_by_version_and_parse_back():
+    prefix = keys.workspace_prefix("ulm", 4)
+    assert keys.manifest_key(prefix, 1) == "workspaces/ulm/4/manifests/00000001.json"
+    assert keys.manifest_key(prefix, 12) > keys.manifest_key(prefix, 9)
+    assert keys.manifest_version(keys.manifest_key(prefix, 12)) == 12
+    for not_one in ("workspaces/ulm/4/manifests/1.json", "x/00000000.json", "a/00000001.txt"):
+        assert keys.manifest_version(not_one) is None
+    assert keys.describe_key(keys.manifest_key(prefix, 3)) == (
+        "workspace version 3 of run 4 of project 'ulm'"
+    )
+    with pytest.raises(ValidationError):
+        keys.manifest_key(prefix, 0)
+    with pytest.raises(ValidationError):
+        keys.manifest_key("resources/x/", 1)
+
+
+def test_blob_keys_are_content_addressed_and_checked():
+    digest = "ab" + "0" * 62
+    assert keys.blob_key(digest) == f"blobs/sha256/ab/{digest}"
+    for bad in ("AB" + "0" * 62, "ab", "../" + "0" * 61, "g" * 64):
+        with pytest.raises(ValidationError):
+            keys.blob_key(bad)
+    assert keys.upload_blob_key("a1b2") == "blobs/upload/a1b2"
+    with pytest.raises(ValidationError):
+        keys.upload_blob_key("../x")
+    assert keys.pending_key("workspaces/ulm/4/", "f00") == "pending/ulm/4/f00.json"

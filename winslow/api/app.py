@@ -9,11 +9,25 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from winslow import __version__
 from winslow.api.context import AppContext
-from winslow.api.routes import files, health, home, nodes, pipelines, projects
+from winslow.api.routes import (
+    admin,
+    console,
+    console_pipelines,
+    console_project,
+    console_resources,
+    files,
+    health,
+    nodes,
+    pipelines,
+    projects,
+    workspaces,
+)
+from winslow.api.routes.console import SignInRequiredError, sign_in_redirect
 from winslow.errors import (
     AuthError,
     BackendUnavailableError,
@@ -87,9 +101,27 @@ def create_app(context: AppContext) -> FastAPI:
         pipelines.router,
         projects.router,
         projects.events_router,
+        workspaces.router,
         files.router,
         nodes.router,
+        admin.router,
+        console.api_router,
     ):
         app.include_router(router, prefix="/api/v1")
-    app.include_router(home.router)
+    app.add_exception_handler(SignInRequiredError, _sign_in_first)
+    for page_router in (
+        console.router,
+        console_project.router,
+        console_resources.router,
+        console_pipelines.router,
+    ):
+        app.include_router(page_router)
+    static = context.settings.ui_dir / "static"
+    if static.is_dir():
+        app.mount("/static", StaticFiles(directory=static), name="static")
     return app
+
+
+async def _sign_in_first(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInRequiredError)
+    return sign_in_redirect(exc.next_url)

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from winslow import defaults
 from winslow.core.models import HistoryEvent, Project, Run
 from winslow.core.states import ProjectState, StageRunState
 
@@ -145,6 +146,30 @@ class ProjectPublic(BaseModel):
         )
 
 
+class OverviewRow(BaseModel):
+    """One project as the console's overview shows it."""
+
+    id: str
+    name: str
+    labels: list[str]
+    pipeline: str
+    state: ProjectState
+    state_reason: str | None
+    needs_person: bool
+    """Awaiting input, failed or paused: a person is needed to go on."""
+    current_stages: list[str]
+    """Stages running now, or the stage it waits at."""
+    stages_total: int
+    stages_done: int
+    state_since: datetime | None
+
+
+class OverviewPublic(BaseModel):
+    data: list[OverviewRow]
+    needs_person: int
+    states: list[str]
+
+
 class ProjectsPublic(BaseModel):
     data: list[ProjectPublic]
     count: int
@@ -189,6 +214,8 @@ class FileEntry(BaseModel):
     size: int
     is_dir: bool
     modified: datetime | None
+    link: str | None = None
+    """A symlink's target (workspaces keep symlinks as such)."""
 
 
 class FilesPublic(BaseModel):
@@ -196,12 +223,67 @@ class FilesPublic(BaseModel):
     data: list[FileEntry]
 
 
+class WorkspaceFilePublic(FileEntry):
+    """A file uploaded into a run's workspace, and the workspace version that holds it."""
+
+    run: int
+    version: int
+
+
+class WorkspaceUploadCreate(BaseModel):
+    """Begin uploading ``size`` bytes to ``path`` in a run's workspace."""
+
+    path: str
+    size: int = Field(ge=0)
+
+
+class GcBody(BaseModel):
+    dry_run: bool = True
+    grace_seconds: float = Field(default=defaults.GC_GRACE_SECONDS, ge=0)
+    """Unreferenced contents younger than this stay."""
+
+
+class GcPublic(BaseModel):
+    dry_run: bool
+    manifests: int
+    referenced: int
+    blobs: int
+    blob_bytes: int
+    kept_young: int
+    removable: list[str]
+    """Keys of the contents that went (or, dry, would go)."""
+    removable_bytes: int
+    removed: int
+    removed_bytes: int
+    stale_pending: int
+
+
+class WorkspacePublic(BaseModel):
+    """One folder of one version of a run's workspace."""
+
+    run: int
+    stage: str
+    version: int
+    """The version shown; 0 when the run wrote nothing."""
+    versions: list[int]
+    """Every version: 1 is what the stage wrote, later ones are people's fixes."""
+    origin: str
+    note: str
+    path: str
+    data: list[FileEntry]
+
+
 class UploadCreate(BaseModel):
+    """Begin a multipart upload of ``size`` bytes to ``path``."""
+
     path: str
     size: int = Field(ge=0)
 
 
 class UploadPublic(BaseModel):
+    """A multipart upload in progress: send parts of ``part_size`` bytes (the last one the
+    rest), numbered 1 to ``part_count``, to the URLs ``.../{upload_id}/urls`` hands out."""
+
     upload_id: str
     path: str
     size: int
@@ -215,10 +297,17 @@ class PartUrlsBody(BaseModel):
 
 
 class PartUrlsPublic(BaseModel):
+    """Presigned PUT URLs by part number. Send each part's base64 MD5 as ``Content-MD5``
+    with it and object storage refuses bytes damaged on the way."""
+
     urls: dict[int, str]
 
 
 class StoredPart(BaseModel):
+    """A part object storage holds. ``etag`` is the hex MD5 of its bytes. A part sent
+    twice may be listed twice (SeaweedFS keeps both until completion); the one whose
+    ``etag`` matches the ``md5`` given at completion is used."""
+
     part_number: int
     etag: str
     size: int
@@ -229,13 +318,23 @@ class StoredPartsPublic(BaseModel):
 
 
 class CompletedPart(BaseModel):
+    """One part as the client sent it: ``md5`` is the hex MD5 of the bytes it sent;
+    ``etag`` (optional) is what object storage answered to the PUT."""
+
     part_number: int
-    etag: str
+    md5: str = Field(pattern=r"^[0-9a-fA-F]{32}$")
+    etag: str | None = None
 
 
 class UploadComplete(BaseModel):
+    """Finish an upload: every part 1 to ``part_count`` with its MD5, and the file's
+    ``size`` as given when the upload began; both are checked before the file appears."""
+
     path: str
+    size: int = Field(ge=0)
     parts: list[CompletedPart]
+    note: str = Field(default="", max_length=2000)
+    """Workspace uploads only: a person's words for the new version (what the fix is)."""
 
 
 class DownloadPublic(BaseModel):

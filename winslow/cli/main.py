@@ -497,10 +497,20 @@ def logs(
 
 
 def _files_table(d: dict[str, Any]) -> None:
+    if "version" in d:  # a workspace: say which run and version this is
+        versions = ", ".join(map(str, d["versions"])) or "none"
+        note = f" ({d['note']})" if d.get("note") else ""
+        out.print(
+            f"run {d['run']} ('{d['stage']}'), workspace version {d['version']}{note}; "
+            f"versions: {versions}",
+            markup=False,
+        )
     table = Table("NAME", "SIZE", "MODIFIED", box=None)
     for f in d["data"]:
         table.add_row(
-            f["path"] + ("/" if f["is_dir"] else ""),
+            f["path"]
+            + ("/" if f["is_dir"] else "")
+            + (f" -> {f['link']}" if f.get("link") else ""),
             "" if f["is_dir"] else _size(f["size"]),
             _short_time(f["modified"]),
         )
@@ -592,21 +602,65 @@ def resources_rm(
 # -- workspaces ---------------------------------------------------------------------------
 
 
+VersionOpt = Annotated[
+    int | None, typer.Option(help="Workspace version (1: what the stage wrote); default: latest.")
+]
+
+
 @workspace_app.command("ls")
 def workspace_ls(
     project: str,
     path: Annotated[str, typer.Argument()] = "",
     run: Annotated[int | None, typer.Option(help="Run id; default: latest finished.")] = None,
+    version: VersionOpt = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List a run's workspace."""
+    """List a run's workspace (its latest version unless --version)."""
     params: dict[str, Any] = {"path": path, "recursive": str(recursive).lower()}
     if run is not None:
         params["run"] = run
+    if version is not None:
+        params["version"] = version
     with api_client() as api:
         data = api.get(f"/projects/{project}/workspace", params=params)
     emit(data, as_json, _files_table)
+
+
+@workspace_app.command("upload")
+def workspace_upload(
+    project: str,
+    local: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    path: Annotated[
+        str | None, typer.Argument(help="Path in the workspace; default: the file's name.")
+    ] = None,
+    run: Annotated[int | None, typer.Option(help="Run id; default: latest ended.")] = None,
+    note: Annotated[str, typer.Option(help="What the fix is, for the history.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload a fix into a run's workspace while the project is paused (a new version)."""
+    target = path or local.name
+    with api_client() as api:
+        if run is None:
+            run = int(api.get(f"/projects/{project}/workspace")["run"])
+        with _progress(f"upload {local.name}", local.stat().st_size) as advance:
+            data = upload_file(
+                api,
+                local,
+                target,
+                advance,
+                uploads_path=f"/projects/{project}/runs/{run}/workspace/uploads",
+                complete_extra={"note": note} if note else None,
+            )
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(
+            f"uploaded {d['path']} ({_size(d['size'])}) into run {d['run']}'s workspace: "
+            f"version {d['version']}",
+            markup=False,
+        ),
+    )
 
 
 @workspace_app.command("download")
@@ -615,11 +669,14 @@ def workspace_download(
     path: str,
     local: Annotated[Path | None, typer.Argument()] = None,
     run: Annotated[int | None, typer.Option(help="Run id; default: latest finished.")] = None,
+    version: VersionOpt = None,
 ) -> None:
     """Download a file (or with a folder path, every file below it) from a workspace."""
     params: dict[str, Any] = {"path": path}
     if run is not None:
         params["run"] = run
+    if version is not None:
+        params["version"] = version
     with api_client() as api:
         try:
             files = [(path, api.get(f"/projects/{project}/workspace/download", params=params))]
@@ -649,6 +706,50 @@ def workspace_download(
             with _progress(f"download {info['name']}", info["size"]) as advance:
                 download_url(info["url"], info["size"], target, advance)
             out.print(f"downloaded {target}", markup=False)
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be removed.")
+    ] = False,
+    grace: Annotated[
+        str, typer.Option(help="Leave unreferenced contents younger than this (30m, 24h, 7d).")
+    ] = "24h",
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove stored contents that no workspace version references any more."""
+    from winslow.pipeline.model import parse_seconds
+
+    try:
+        grace_seconds = int(parse_seconds(grace))
+    except ValueError as exc:
+        fail(f"--grace: {exc}")
+    with api_client() as api:
+        data = api.post("/gc", {"dry_run": dry_run, "grace_seconds": grace_seconds})
+
+    def human(d: dict[str, Any]) -> None:
+        out.print(
+            f"{d['manifests']} workspace versions reference {d['referenced']} of "
+            f"{d['blobs']} stored contents ({_size(d['blob_bytes'])}).",
+            markup=False,
+        )
+        if d["kept_young"]:
+            out.print(
+                f"{d['kept_young']} unreferenced contents are younger than {grace} and stay.",
+                markup=False,
+            )
+        count, size = len(d["removable"]), _size(d["removable_bytes"])
+        if d["dry_run"]:
+            for key in d["removable"]:
+                out.print(f"would remove {key}", markup=False)
+            out.print(f"would remove {count} contents ({size})", markup=False)
+        else:
+            out.print(
+                f"removed {d['removed']} contents ({_size(d['removed_bytes'])})", markup=False
+            )
+
+    emit(data, as_json, human)
 
 
 @app.command()
@@ -777,6 +878,14 @@ RetryDelaysOpt = Annotated[
 ]
 
 
+CacheOpt = Annotated[
+    Path | None, typer.Option("--cache", help="The node cache folder (shared by all jobs).")
+]
+CacheMaxOpt = Annotated[
+    int, typer.Option("--cache-max", help="Size cap of the node cache, bytes (0: none).")
+]
+
+
 @app.command("stage-in", hidden=True)
 def stage_in_command(
     workspace: Annotated[Path, typer.Option(help="Folder the workspace sources fill.")],
@@ -787,7 +896,8 @@ def stage_in_command(
     input_path: Annotated[
         list[str], typer.Option("--input", help="Resource pool path to bring in.")
     ] = [],
-    cache: Annotated[Path | None, typer.Option(help="Node-wide input cache folder.")] = None,
+    cache: CacheOpt = None,
+    cache_max: CacheMaxOpt = 0,
     log_file: Annotated[Path | None, typer.Option("--log", help="Log to append to.")] = None,
     retry_delays: RetryDelaysOpt = None,
 ) -> None:
@@ -814,6 +924,7 @@ def stage_in_command(
                 store=store,
                 event=events,
                 cache_dir=cache,
+                cache_max_bytes=cache_max,
             ),
             events,
             stagetools.TRANSFER_RETRY_DELAYS if delays is None else delays,
@@ -841,6 +952,8 @@ def stage_out_command(
     merge_task_logs: Annotated[
         bool, typer.Option(help="Add the task's stdout and stderr files to the archived log.")
     ] = False,
+    cache: CacheOpt = None,
+    cache_max: CacheMaxOpt = 0,
     retry_delays: RetryDelaysOpt = None,
 ) -> None:
     """Publish a stage's workspace and archive its log (WINSLOW_S3_*); retries, then exits 1."""
@@ -861,6 +974,8 @@ def stage_out_command(
             logs_dir=logs_dir,
             task=task,
             merge_task_logs=merge_task_logs,
+            cache_dir=cache,
+            cache_max_bytes=cache_max,
             delays=stagetools.TRANSFER_RETRY_DELAYS if delays is None else delays,
         )
     finally:

@@ -1,34 +1,67 @@
 """Moving big files between this machine and the resource pool or a workspace.
 
 Uploads are S3 multipart uploads through presigned part URLs the server hands out:
-parts go in parallel, straight to object storage, and an interrupted upload resumes
-when the same command runs again (the upload ID is remembered in the user's cache and
-the parts already stored are skipped). Downloads stream a presigned URL into a
-``.part`` file that a rerun continues with a ``Range`` request; the file gets its real
-name only when complete, so a half download never replaces a good file.
+parts go in parallel, straight to object storage, each with its Content-MD5; the server
+checks every part's MD5 and the total size before the file appears. An interrupted upload
+resumes when the same command runs again (the upload ID is remembered in the user's
+cache, and a part already stored is skipped when it holds this file's bytes).
+
+Downloads stream a presigned URL into a ``.part`` file that a rerun continues with a
+``Range`` request; the file gets its real name only when complete, so a half download
+never replaces a good file.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from winslow import defaults
+from winslow.atomic import write_text_atomic
 from winslow.cli.client import ApiClient, CommandError, cache_dir
 
 Progress = Callable[[int], None]
 
+UPLOADS_PATH = "/resources/uploads"
+"""API path of the resource pool's uploads; a workspace's is
+``/projects/<ref>/workspace/uploads``."""
 
-def _upload_state_file(local: Path, dest: str, addr: str) -> Path:
+URL_BATCH = 100
+"""Part URLs asked for at a time; presigned URLs expire, so they are fetched as needed."""
+
+PUT_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0)
+"""Pauses before the 2nd, 3rd, ... attempt of a part that failed; its length bounds them."""
+
+HASH_CHUNK_BYTES = 1024 * 1024
+"""Read size when hashing a part already stored, to check it is this file's."""
+
+_PUT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=10.0)
+
+
+def _upload_state_file(
+    local: Path, dest: str, addr: str, uploads_path: str, extra: dict[str, Any]
+) -> Path:
     stat = local.stat()
-    key = f"{addr}|{local.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dest}"
+    key = "|".join(
+        [
+            addr,
+            uploads_path,
+            json.dumps(extra, sort_keys=True, default=str),
+            str(local.resolve()),
+            str(stat.st_size),
+            str(stat.st_mtime_ns),
+            dest,
+        ]
+    )
     return cache_dir() / "uploads" / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
 
 
@@ -38,81 +71,53 @@ def upload_file(
     dest: str,
     progress: Progress | None = None,
     threads: int = defaults.TRANSFER_THREADS,
+    uploads_path: str = UPLOADS_PATH,
+    extra: dict[str, Any] | None = None,
+    complete_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Upload ``local`` to resource pool path ``dest``; resume an earlier attempt."""
+    """Upload ``local`` to ``dest`` through the API's presigned multipart path; return the
+    file entry the server answers with completion.
+
+    ``uploads_path`` is the API's uploads endpoint (the resource pool by default; a
+    workspace's for workspace uploads), ``extra`` is merged into the body that creates
+    the upload and ``complete_extra`` into the one that completes it. Parts go ``threads``
+    at a time, each read once and sent with its Content-MD5, so object storage refuses
+    bytes damaged on the way; completion sends every part's MD5 and the size, which the
+    server checks before the file appears.
+
+    Run again with the same arguments after an interruption, it continues the same upload
+    (its ID is kept in the user's cache): a part already stored is kept only if its size
+    is right and its ETag equals the MD5 of this file's bytes for that part (hashed here,
+    not sent); every other part is sent again. ``progress`` gets the bytes kept first,
+    then each part's length as it is stored, possibly from several threads.
+    """
     size = local.stat().st_size
-    state_file = _upload_state_file(local, dest, api.settings.addr)
-    upload: dict[str, Any] | None = None
-    stored: dict[int, str] = {}
-    if state_file.is_file():
-        upload = json.loads(state_file.read_text())
-        try:
-            parts = api.get(
-                f"/resources/uploads/{upload['upload_id']}/parts", params={"path": upload["path"]}
-            )["parts"]
-            stored = {
-                p["part_number"]: p["etag"]
-                for p in parts
-                if p["size"] == _part_length(p["part_number"], upload["part_size"], size)
-            }
-        except CommandError:
-            upload, stored = None, {}
-    if upload is None:
-        upload = api.post("/resources/uploads", {"path": dest, "size": size})
+    uploads_path = uploads_path.rstrip("/")
+    extra = dict(extra or {})
+    state_file = _upload_state_file(local, dest, api.settings.addr, uploads_path, extra)
+    upload, stored = _resumable_upload(api, state_file, uploads_path, size)
+    done: dict[int, str] = {}
+    if upload is not None:
+        done = _kept_parts(local, upload, stored, threads)
+    else:
+        upload = api.post(uploads_path, {**extra, "path": dest, "size": size})
         state_file.parent.mkdir(parents=True, exist_ok=True)
-        state_file.write_text(json.dumps(upload))
+        write_text_atomic(state_file, json.dumps(upload), mode=0o600)
     part_size = int(upload["part_size"])
     count = int(upload["part_count"])
-    if progress:
-        progress(sum(_part_length(n, part_size, size) for n in stored))
-    missing = [n for n in range(1, count + 1) if n not in stored]
-    etags = dict(stored)
-    with httpx.Client(
-        timeout=httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=10.0)
-    ) as http:
-
-        def send(number: int, url: str) -> tuple[int, str]:
-            offset = (number - 1) * part_size
-            length = _part_length(number, part_size, size)
-            with local.open("rb") as handle:
-                handle.seek(offset)
-                data = handle.read(length)
-            for attempt in range(5):
-                try:
-                    response = http.put(url, content=data)
-                    if response.status_code < 300:
-                        break
-                    if response.status_code < 500 or attempt == 4:
-                        raise CommandError(
-                            f"Object storage refused part {number} of '{local}' "
-                            f"({response.status_code}); run the same command again to resume."
-                        )
-                except httpx.TransportError:
-                    if attempt == 4:
-                        raise CommandError(
-                            f"Lost the connection to object storage while sending '{local}'; "
-                            "run the same command again to resume."
-                        ) from None
-            if progress:
-                progress(length)
-            return number, response.headers["ETag"].strip('"')
-
-        for batch_start in range(0, len(missing), 100):
-            batch = missing[batch_start : batch_start + 100]
-            urls = api.post(
-                f"/resources/uploads/{upload['upload_id']}/urls",
-                {"path": upload["path"], "part_numbers": batch},
-            )["urls"]
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                futures = [pool.submit(send, n, urls[str(n)]) for n in batch]
-                for future in futures:
-                    number, etag = future.result()
-                    etags[number] = etag
+    kept = sum(_part_length(n, part_size, size) for n in done)
+    if progress and kept:
+        progress(kept)
+    base = f"{uploads_path}/{upload['upload_id']}"
+    missing = [n for n in range(1, count + 1) if n not in done]
+    done.update(_send_parts(api, local, upload, base, missing, progress, threads))
     result: dict[str, Any] = api.post(
-        f"/resources/uploads/{upload['upload_id']}/complete",
+        f"{base}/complete",
         {
+            **(complete_extra or {}),
             "path": upload["path"],
-            "parts": [{"part_number": n, "etag": etags[n]} for n in sorted(etags)],
+            "size": size,
+            "parts": [{"part_number": n, "md5": done[n]} for n in sorted(done)],
         },
     )
     state_file.unlink(missing_ok=True)
@@ -121,6 +126,185 @@ def upload_file(
             f"Uploaded '{dest}' is {result['size']} bytes, but '{local}' has {size}; upload again."
         )
     return result
+
+
+def _resumable_upload(
+    api: ApiClient, state_file: Path, uploads_path: str, size: int
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The upload an earlier run of the same command began and the parts it has stored,
+    if the server still has it; ``(None, [])`` otherwise."""
+    if not state_file.is_file():
+        return None, []
+    try:
+        upload: dict[str, Any] = json.loads(state_file.read_text())
+        if int(upload["size"]) != size:
+            return None, []
+        stored: list[dict[str, Any]] = api.get(
+            f"{uploads_path}/{upload['upload_id']}/parts", params={"path": upload["path"]}
+        )["parts"]
+    except (ValueError, KeyError, TypeError):
+        return None, []  # a damaged state file: begin again
+    except CommandError as exc:
+        if exc.status_code is None or exc.status_code >= 500:
+            raise
+        return None, []  # completed, aborted or expired: begin again
+    return upload, stored
+
+
+def _kept_parts(
+    local: Path, upload: dict[str, Any], stored: list[dict[str, Any]], threads: int
+) -> dict[int, str]:
+    """Part number → MD5 of the stored parts that hold exactly this file's bytes."""
+    size = int(upload["size"])
+    part_size = int(upload["part_size"])
+    etags: dict[int, set[str]] = {}
+    for part in stored:
+        number = int(part["part_number"])
+        if 1 <= number <= int(upload["part_count"]) and int(part["size"]) == _part_length(
+            number, part_size, size
+        ):
+            etags.setdefault(number, set()).add(str(part["etag"]).strip('"').lower())
+
+    def check(number: int) -> tuple[int, str | None]:
+        md5 = _md5_of_part(local, number, part_size, size)
+        return number, md5 if md5 in etags[number] else None
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return {n: md5 for n, md5 in pool.map(check, sorted(etags)) if md5 is not None}
+
+
+def _send_parts(
+    api: ApiClient,
+    local: Path,
+    upload: dict[str, Any],
+    base: str,
+    numbers: list[int],
+    progress: Progress | None,
+    threads: int,
+) -> dict[int, str]:
+    """PUT ``numbers`` to presigned URLs, ``threads`` at a time; return number → MD5.
+
+    At most ``threads`` parts are read or in flight at once, so memory stays at
+    ``threads`` parts, and a failure stops the upload after the parts already on the way.
+    """
+    size = int(upload["size"])
+    part_size = int(upload["part_size"])
+    urls: dict[int, str] = {}
+
+    def fetch_urls(wanted: list[int]) -> None:
+        answer = api.post(f"{base}/urls", {"path": upload["path"], "part_numbers": wanted})
+        urls.update({int(n): url for n, url in answer["urls"].items()})
+
+    def send(http: httpx.Client, number: int) -> tuple[int, str]:
+        length = _part_length(number, part_size, size)
+        with local.open("rb") as handle:
+            handle.seek((number - 1) * part_size)
+            data = handle.read(length)
+        if len(data) != length:
+            raise CommandError(f"'{local}' changed while it was uploaded; run the command again.")
+        digest = hashlib.md5(data)
+        md5 = digest.hexdigest()
+        # SeaweedFS and S3 check a Content-MD5 sent with a presigned PUT even though the
+        # URL is not signed with it (400 BadDigest when the bytes do not match).
+        headers = {"Content-MD5": base64.b64encode(digest.digest()).decode()}
+        etag = _put_part(http, number, local, data, headers, lambda: fresh_url(number))
+        if etag and etag != md5:
+            raise CommandError(
+                f"Object storage stored part {number} of '{local}' with checksum {etag}, but "
+                f"the bytes sent have {md5}; run the same command again to resend it."
+            )
+        if progress:
+            progress(length)
+        return number, md5
+
+    def fresh_url(number: int) -> str:
+        if number not in urls:
+            fetch_urls([number])
+        return urls.pop(number)
+
+    done: dict[int, str] = {}
+    queue = list(numbers)
+    with (
+        httpx.Client(timeout=_PUT_TIMEOUT) as http,
+        ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+    ):
+        running: set[Future[tuple[int, str]]] = set()
+        try:
+            while queue or running:
+                while queue and len(running) < max(1, threads):
+                    number = queue.pop(0)
+                    if number not in urls:
+                        fetch_urls([number, *queue[: URL_BATCH - 1]])
+                    running.add(pool.submit(send, http, number))
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    number, md5 = future.result()
+                    done[number] = md5
+        finally:
+            for future in running:
+                future.cancel()
+    return done
+
+
+def _put_part(
+    http: httpx.Client,
+    number: int,
+    local: Path,
+    data: bytes,
+    headers: dict[str, str],
+    next_url: Callable[[], str],
+) -> str:
+    """PUT one part, with retries on lost connections, 5xx, a damaged body and an expired
+    URL; return the ETag object storage answered (no quotes, lower case)."""
+    attempts = len(PUT_BACKOFF_SECONDS) + 1
+    url = next_url()
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(PUT_BACKOFF_SECONDS[attempt - 1])
+        last = attempt == attempts - 1
+        try:
+            response = http.put(url, content=data, headers=headers)
+        except httpx.TransportError:
+            if last:
+                raise CommandError(
+                    f"Lost the connection to object storage while sending part {number} of "
+                    f"'{local}'; run the same command again to resume."
+                ) from None
+            continue
+        if response.status_code < 300:
+            return str(response.headers.get("ETag", "")).strip('"').lower()
+        if response.status_code == 403:
+            url = next_url()  # the presigned URL expired: ask for a new one
+        elif response.status_code >= 500 or b"BadDigest" in response.content:
+            pass  # object storage hiccup, or bytes damaged on the way: send again
+        else:
+            last = True
+        if last:
+            raise CommandError(
+                f"Object storage refused part {number} of '{local}' ({response.status_code}: "
+                f"{_s3_error(response)}); run the same command again to resume."
+            )
+    raise AssertionError("unreachable")
+
+
+def _s3_error(response: httpx.Response) -> str:
+    text = response.text
+    start, end = text.find("<Message>"), text.find("</Message>")
+    return text[start + len("<Message>") : end] if 0 <= start < end else text[:200]
+
+
+def _md5_of_part(local: Path, number: int, part_size: int, size: int) -> str:
+    digest = hashlib.md5()
+    left = _part_length(number, part_size, size)
+    with local.open("rb") as handle:
+        handle.seek((number - 1) * part_size)
+        while left > 0:
+            chunk = handle.read(min(HASH_CHUNK_BYTES, left))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
 
 
 def _part_length(number: int, part_size: int, size: int) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import builtins
 import logging
-import math
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -90,12 +89,14 @@ def choose_part_size(size: int) -> int:
     """Return the multipart part size for a file of ``size`` bytes.
 
     At least ``defaults.MULTIPART_CHUNK_BYTES``, grown so that the file fits in
-    ``defaults.MULTIPART_MAX_PARTS`` parts, and rounded up to a whole MiB.
+    ``defaults.MULTIPART_MAX_PARTS`` parts, and rounded up to a whole MiB: 16 MiB up to
+    160 GiB (10,000 parts of 16 MiB), 105 MiB for 1 TiB. Integer arithmetic throughout,
+    so the file fits at any size.
     """
     if size < 0:
         raise ValueError(f"size must not be negative, got {size}")
-    part = max(defaults.MULTIPART_CHUNK_BYTES, math.ceil(size / defaults.MULTIPART_MAX_PARTS))
-    return math.ceil(part / MIB) * MIB
+    part = max(defaults.MULTIPART_CHUNK_BYTES, -(-size // defaults.MULTIPART_MAX_PARTS))
+    return -(-part // MIB) * MIB
 
 
 def content_disposition(filename: str) -> str:
@@ -371,6 +372,16 @@ class ObjectStore:
         log.info("folder %s: deleted %d objects", prefix, deleted)
         return deleted
 
+    def delete_keys(self, keys: builtins.list[str]) -> int:
+        """DeleteObjects for exactly ``keys``, 1000 at a time; return how many were deleted."""
+        deleted = 0
+        try:
+            for start in range(0, len(keys), DELETE_BATCH):
+                deleted += self._delete_batch(keys[start : start + DELETE_BATCH], "")
+        except _TRANSFER_ERRORS as exc:
+            raise map_client_error(exc, "the objects to delete") from exc
+        return deleted
+
     def _delete_batch(self, batch: builtins.list[str], prefix: str) -> int:
         response = self._client.delete_objects(
             Bucket=self.bucket,
@@ -381,7 +392,8 @@ class ObjectStore:
             first = errors[0]
             raise StorageError(
                 f"Object storage refused to delete {len(errors)} of {len(batch)} objects in "
-                f"{describe_key(prefix)}, e.g. '{first.get('Key')}': {first.get('Code')} "
+                f"{describe_key(prefix) if prefix else 'the bucket'}, e.g. '{first.get('Key')}': "
+                f"{first.get('Code')} "
                 f"{str(first.get('Message', ''))[:300]}. Try again."
             )
         return len(batch)
@@ -522,8 +534,11 @@ class ObjectStore:
     def presign_part(self, key: str, upload_id: str, part_number: int, expires: int = 3600) -> str:
         """Return a presigned UploadPart URL: the client PUTs the part's bytes to it.
 
-        The response's ``ETag`` header (exposed by the bucket's CORS rule) is what
-        ``complete_multipart`` needs for this part.
+        The response's ``ETag`` header (exposed by the bucket's CORS rule) is the hex MD5
+        of the part's bytes, and what ``complete_multipart`` needs for this part. The URL
+        is not signed with a Content-MD5, but a ``Content-MD5`` header sent with the PUT
+        is still checked: SeaweedFS 4.x answers 400 ``BadDigest`` when the body does not
+        match it (and 400 ``InvalidDigest`` when it is not base64 of 16 bytes), as S3 does.
         """
         if not 1 <= part_number <= defaults.MULTIPART_MAX_PARTS:
             raise ValidationError(
@@ -536,7 +551,13 @@ class ObjectStore:
         )
 
     def list_parts(self, key: str, upload_id: str) -> builtins.list[UploadedPart]:
-        """ListParts, all pages: the parts uploaded so far, by part number."""
+        """ListParts, all pages: the parts uploaded so far, by part number.
+
+        S3 keeps the last PUT of a part number; SeaweedFS keeps every PUT of it until the
+        upload completes and lists each, so a number may appear more than once (each with
+        its own ETag, the MD5 of its bytes). Completing with one of those ETags uses those
+        bytes.
+        """
         parts: list[UploadedPart] = []
         try:
             paginator = self._client.get_paginator("list_parts")

@@ -200,6 +200,10 @@ def choose_ports(s3_port: int | None = None) -> dict[str, int]:
 
 def _bind(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As weed's own listener does (Go sets it): connections of a server that just
+    # stopped linger in TIME-WAIT and must not make its port look taken; a port that
+    # something listens on still refuses the bind.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((HOST, port))
     except OSError:

@@ -256,6 +256,22 @@ class Store:
             query = select(RunRow).where(RunRow.state.in_([s.value for s in ACTIVE_RUN_STATES]))
             return [to_run(row) for row in session.scalars(query.order_by(RunRow.id))]
 
+    def succeeded_stages(self) -> dict[str, set[str]]:
+        """Project ID → the stages with a current (not superseded) successful run."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(RunRow.project_id, RunRow.stage)
+                .where(
+                    RunRow.state == StageRunState.SUCCEEDED.value,
+                    RunRow.superseded.is_(False),
+                )
+                .distinct()
+            )
+            done: dict[str, set[str]] = {}
+            for project_id, stage in rows:
+                done.setdefault(project_id, set()).add(stage)
+            return done
+
     def run_counts(self) -> dict[str, int]:
         with self.sessions() as session:
             rows = session.execute(select(RunRow.state, func.count()).group_by(RunRow.state))

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.backends.events import Events
+from tests.fixtures.workspaces import put_workspace, read_workspace
 from winslow.backends.base import GpuRequest, JobState, ResourceRequest, RunSpec
 from winslow.backends.nomad.backend import NomadBackend
 from winslow.backends.nomad.client import NomadClient
@@ -134,7 +135,7 @@ def has_readat(standin) -> bool:
 def test_stage_that_succeeds_publishes_workspace_and_archives_its_log(
     backend, events, object_store
 ):
-    object_store.put_bytes("workspaces/p1/0/model.txt", b"weights\n")
+    put_workspace(object_store, "workspaces/p1/0/", {"model.txt": b"weights\n"})
     spec = make_spec(
         job_id("ok"),
         "echo hello; echo oops >&2; cp model.txt out.txt; echo more >> out.txt",
@@ -147,7 +148,7 @@ def test_stage_that_succeeds_publishes_workspace_and_archives_its_log(
     assert (status.exit_code, status.reason, status.node) == (0, None, "standin-1")
     assert status.started_at is not None and status.ended_at > status.started_at
     assert spec.job_id in events.seen
-    assert object_store.get_bytes(f"{spec.workspace_prefix}out.txt") == b"weights\nmore\n"
+    assert read_workspace(object_store, spec.workspace_prefix)["out.txt"] == b"weights\nmore\n"
     archived = object_store.get_bytes(spec.log_key).decode()
     assert "stdout | hello" in archived
     assert "stderr | oops" in archived

@@ -368,16 +368,28 @@ def test_tools_tasks_name_the_transfers():
     }
 
 
-def test_node_cache_reaches_stage_in_only():
-    docker = render_jobspec(make_spec(), make_config(node_cache_dir="/var/cache/w"))
-    stage_in = task(docker, "stage-in")
-    assert stage_in["Config"]["volumes"] == ["/var/cache/w:/winslow-cache"]
-    assert stage_in["Config"]["args"][-2:] == ["--cache", "/winslow-cache"]
-    assert "volumes" not in task(docker, "stage-out")["Config"]
+def test_node_cache_reaches_stage_in_and_stage_out():
+    # Stage-in fetches through the cache; stage-out adds what it published, so the next
+    # stage on this node fetches nothing.
+    config = make_config(node_cache_dir="/var/cache/w", node_cache_max_bytes=5 * 2**30)
+    docker = render_jobspec(make_spec(), config)
+    for name in ("stage-in", "stage-out"):
+        tool = task(docker, name)
+        assert tool["Config"]["volumes"] == ["/var/cache/w:/winslow-cache"]
+        assert tool["Config"]["args"][-4:] == [
+            "--cache",
+            "/winslow-cache",
+            "--cache-max",
+            str(5 * 2**30),
+        ]
     host = render_jobspec(
         make_spec(), make_config(node_cache_dir="/var/cache/w", tools_driver="raw_exec")
     )
     assert task(host, "stage-in")["Config"]["args"][-2:] == ["--cache", "/var/cache/w"]
+    assert task(host, "stage-out")["Config"]["args"][-2:] == ["--cache", "/var/cache/w"]
+    # A stage with nothing to move needs no cache (and no bind mount).
+    bare = render_jobspec(make_spec(inputs=(), workspace_sources=(), workspace_prefix=""), config)
+    assert "volumes" not in task(bare, "stage-in")["Config"]
     with pytest.raises(SubmitRejectedError, match="absolute path"):
         render_jobspec(make_spec(), make_config(node_cache_dir="cache"))
 

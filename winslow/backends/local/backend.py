@@ -95,8 +95,12 @@ class LocalBackend:
         node_name: str = "local",
         container_engine: bool | None = None,
         kill_grace_seconds: float = defaults.KILL_GRACE_SECONDS,
+        cache_max_bytes: int = defaults.NODE_CACHE_MAX_BYTES,
+        transfer_retry_delays: tuple[float, ...] = defaults.TRANSFER_RETRY_DELAYS,
     ) -> None:
         self.data_dir = data_dir.resolve()
+        self.cache_max_bytes = cache_max_bytes
+        self.transfer_retry_delays = transfer_retry_delays
         self.jobs_dir = self.data_dir / "jobs"
         self.cache_dir = self.data_dir / "cache"
         self.node_name = node_name
@@ -300,6 +304,8 @@ class LocalBackend:
                 container_engine=self.container_engine,
                 cache_dir=str(self.cache_dir),
                 kill_grace_seconds=self.kill_grace_seconds,
+                cache_max_bytes=self.cache_max_bytes,
+                retry_delays=self.transfer_retry_delays,
             )
             # 0600: the stage's env may carry a project's secrets.
             jobfiles.write_json_atomic(paths.spec, jobfiles.job_spec_to_json(job), mode=0o600)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from winslow.atomic import fsync_dir, write_text_atomic
 from winslow.backends.base import GpuRequest, ResourceRequest, RunSpec
+from winslow.defaults import TRANSFER_RETRY_DELAYS
 
 if TYPE_CHECKING:
     from winslow.storage.s3 import S3Config
@@ -86,6 +87,10 @@ class JobSpec:
     container_engine: bool
     cache_dir: str
     kill_grace_seconds: float
+    cache_max_bytes: int = 0
+    """Size cap of the node cache in ``cache_dir``; 0: no cap."""
+    retry_delays: tuple[float, ...] = TRANSFER_RETRY_DELAYS
+    """Seconds before each new attempt of a workspace upload that failed."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,8 @@ def job_spec_to_json(job: JobSpec) -> dict[str, Any]:
         "container_engine": job.container_engine,
         "cache_dir": job.cache_dir,
         "kill_grace_seconds": job.kill_grace_seconds,
+        "cache_max_bytes": job.cache_max_bytes,
+        "retry_delays": list(job.retry_delays),
     }
 
 
@@ -249,6 +256,8 @@ def job_spec_from_json(data: dict[str, Any]) -> JobSpec:
         container_engine=bool(data["container_engine"]),
         cache_dir=str(data["cache_dir"]),
         kill_grace_seconds=float(data["kill_grace_seconds"]),
+        cache_max_bytes=int(data.get("cache_max_bytes", 0)),
+        retry_delays=tuple(float(d) for d in data.get("retry_delays", TRANSFER_RETRY_DELAYS)),
     )
 
 

@@ -169,6 +169,7 @@ def stage_in(job: JobSpec, paths: JobPaths, store: Callable[[], ObjectStore], jl
         store=store,
         event=jlog.event,
         cache_dir=Path(job.cache_dir),
+        cache_max_bytes=job.cache_max_bytes,
     )
 
 
@@ -523,12 +524,23 @@ def _stage_in_run_stage_out(
 
     try:
         if ran:
-            stagetools.upload_workspace(paths.workspace, spec.workspace_prefix, store, jlog.event)
+            stagetools.publish_workspace(
+                paths.workspace,
+                spec.workspace_prefix,
+                store,
+                jlog.event,
+                cache_dir=Path(job.cache_dir),
+                cache_max_bytes=job.cache_max_bytes,
+                delays=job.retry_delays,
+            )
     except CancelRequestedError:
         jlog.event("cancelled during stage-out; the workspace upload is incomplete")
         outcome = Outcome(JobState.CANCELLED, outcome.exit_code, "cancelled during stage-out")
     except Exception as exc:
-        problem = f"stage-out failed: could not upload the workspace: {_message(exc)}"
+        problem = (
+            f"stage-out failed: could not publish the workspace: {_message(exc)}; "
+            "its files stay on the node"
+        )
         jlog.event(problem)
         outcome = _with_problem(outcome, problem)
 

@@ -59,6 +59,8 @@ class NomadConfig:
     """Absolute folder on every node where stage-in keeps the input cache, so a video is
     fetched once per node; None: each run downloads its inputs. With docker tools it is
     bind-mounted, which needs ``volumes { enabled = true }`` in the nodes' docker plugin."""
+    node_cache_max_bytes: int = 0
+    """Size cap of the node cache, bytes; 0: no cap."""
     ephemeral_disk_mb: int = 10_240
     """Disk each stage job asks for, MB: the workspace, the inputs and the logs live in the
     allocation's folder. Nomad places by it; it does not enforce it."""

@@ -100,7 +100,7 @@ CONTAINER_ALLOC_DIR = "/alloc"
 """Where the docker driver mounts the allocation folder in every container."""
 
 CONTAINER_CACHE = "/winslow-cache"
-"""Where a docker stage-in task sees the node's input cache."""
+"""Where a docker stage-in or stage-out task sees the node cache."""
 
 WORKSPACE_DIR = "workspace"
 INPUTS_DIR = "inputs"
@@ -673,6 +673,13 @@ def _main_task(
     }
 
 
+def _moves_data(spec: RunSpec, which: str) -> bool:
+    """Whether the stage-in or stage-out task of ``spec`` has workspace or input data to move."""
+    if which == STAGE_IN_TASK:
+        return bool(spec.inputs or spec.workspace_sources)
+    return bool(spec.workspace_prefix)
+
+
 def _tool_task(spec: RunSpec, config: NomadConfig, own: _OwnValues, which: str) -> dict[str, Any]:
     """stage-in (prestart) or stage-out (poststop): ``winslow`` with the S3 keys."""
     alloc = "${NOMAD_ALLOC_DIR}"
@@ -691,9 +698,6 @@ def _tool_task(spec: RunSpec, config: NomadConfig, own: _OwnValues, which: str) 
             args += ["--source", source]
         for path in spec.inputs:
             args += ["--input", path]
-        if own.node_cache_dir is not None and spec.inputs:
-            cache = own.node_cache_dir if config.tools_driver == "raw_exec" else CONTAINER_CACHE
-            args += ["--cache", cache]
         hook = "prestart"
     else:
         args = [
@@ -715,6 +719,12 @@ def _tool_task(spec: RunSpec, config: NomadConfig, own: _OwnValues, which: str) 
             # Without stage-exec nothing copied the stage's output into the run's log.
             args.append("--merge-task-logs")
         hook = "poststop"
+    uses_cache = own.node_cache_dir is not None and _moves_data(spec, which)
+    if uses_cache and own.node_cache_dir is not None:
+        cache = own.node_cache_dir if config.tools_driver == "raw_exec" else CONTAINER_CACHE
+        args += ["--cache", cache]
+        if config.node_cache_max_bytes:
+            args += ["--cache-max", str(config.node_cache_max_bytes)]
     _refuse_nul(spec, args)
     rendered, literal = deliver_args(args)
     if config.tools_driver == "docker":
@@ -724,7 +734,7 @@ def _tool_task(spec: RunSpec, config: NomadConfig, own: _OwnValues, which: str) 
             "command": "winslow",
             "args": rendered,
         }
-        if own.node_cache_dir is not None and which == STAGE_IN_TASK and spec.inputs:
+        if uses_cache:
             driver_config["volumes"] = [f"{own.node_cache_dir}:{CONTAINER_CACHE}"]
     else:
         if not config.allow_host_commands:

@@ -1,0 +1,69 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright, against a real
+`winslow up`. Screenshots go to ``test-output/screenshots/``."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.server import Server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+VIEWPORT = {"width": 1366, "height": 800}
+"""A laptop screen."""
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (`make test` installs it with apt-get)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def admin_token(server: Server) -> str:
+    return (server.data_dir / "admin-token").read_text().strip()
+
+
+@pytest.fixture
+def console(winslow_server: Server) -> Server:
+    """A running `winslow up` with the console (its admin token in ``admin_token``)."""
+    return winslow_server
+
+
+@pytest.fixture
+def page(browser, console: Server) -> Iterator[object]:
+    """A browser tab signed in to ``console`` through the sign-in page."""
+    context = browser.new_context(base_url=console.addr, viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    tab.goto("/signin")
+    tab.get_by_label("Token").fill(admin_token(console))
+    tab.get_by_role("button", name="Sign in").click()
+    tab.wait_for_url(console.addr + "/")
+    yield tab
+    context.close()
+
+
+def screenshot(tab: object, name: str) -> Path:
+    """Save a full-page screenshot as ``test-output/screenshots/<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    tab.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path

@@ -1,0 +1,34 @@
+"""Keeping object storage tidy: garbage collection of contents no manifest needs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.models import GcBody, GcPublic
+from winslow.storage.gc import collect
+
+router = APIRouter(tags=["admin"])
+
+
+@router.post("/gc", response_model=GcPublic)
+def garbage_collect(body: GcBody, context: ContextDep, _user: CurrentUser) -> GcPublic:
+    """Remove contents no workspace version references any more (``dry_run``: only say which).
+
+    Contents younger than ``grace_seconds`` stay, as does whatever a stage-out in flight
+    is about to reference.
+    """
+    report = collect(context.objects, dry_run=body.dry_run, grace_seconds=body.grace_seconds)
+    return GcPublic(
+        dry_run=report.dry_run,
+        manifests=report.manifests,
+        referenced=report.referenced,
+        blobs=report.blobs,
+        blob_bytes=report.blob_bytes,
+        kept_young=report.kept_young,
+        removable=[key for key, _ in report.removable],
+        removable_bytes=report.removable_bytes,
+        removed=report.removed,
+        removed_bytes=report.removed_bytes,
+        stale_pending=report.stale_pending,
+    )

@@ -1,0 +1,243 @@
+"""The web console's shell: signing in and out, the overview and nodes pages.
+
+Pages are rendered on the server from ``ui/templates`` with the data they show, so a page
+is whole at first paint; small ES modules in ``ui/static/js`` keep the live parts live
+through the same API the CLI uses (the session cookie stands in for the bearer token).
+Other pages live beside this module: ``console_project``, ``console_resources``,
+``console_pipelines``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from winslow import __version__
+from winslow.api.context import AppContext
+from winslow.api.deps import SESSION_COOKIE, ContextDep, session_token
+from winslow.api.models import OverviewPublic, OverviewRow
+from winslow.core.states import NEEDS_PERSON_STATES, ProjectState
+from winslow.errors import AuthError, NotFoundError
+
+router = APIRouter(include_in_schema=False)
+api_router = APIRouter(tags=["console"])
+
+SESSION_MAX_AGE_SECONDS = 14 * 24 * 3600
+"""How long a console session lasts without signing in again, seconds."""
+
+SPARK_MD5 = Path("node_modules/spark-md5/spark-md5.min.js")
+"""The one npm package the console uses (MD5 of upload parts; browsers have no MD5),
+below ``ui/``; `make` installs it."""
+
+
+class SignInRequiredError(Exception):
+    """A page was asked for without a valid session; the app redirects to sign in."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def page_user(request: Request, context: ContextDep) -> str:
+    """The person behind a page request, or ``SignInRequiredError``."""
+    token = session_token(request)
+    owner = context.store.token_owner(token) if token else None
+    if owner is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequiredError(target)
+    return owner
+
+
+PageUser = Annotated[str, Depends(page_user)]
+
+
+def sign_in_redirect(next_url: str) -> Response:
+    safe = next_url if next_url.startswith("/") and not next_url.startswith("//") else "/"
+    return Response(status_code=303, headers={"Location": f"/signin?next={quote(safe)}"})
+
+
+@lru_cache(maxsize=4)
+def templates_in(directory: str) -> Jinja2Templates:
+    return Jinja2Templates(directory=directory)
+
+
+def render(
+    request: Request, context: AppContext, template: str, user: str | None, **values: Any
+) -> HTMLResponse:
+    """Render ``template`` with what every page shows (version, backend, who is signed in)."""
+    templates = templates_in(str(context.settings.ui_dir / "templates"))
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "version": __version__,
+            "backend": context.backend.name,
+            "user": user,
+            "path": request.url.path,
+            **values,
+        },
+    )
+
+
+# -- session ----------------------------------------------------------------------------
+
+
+class SessionBody(BaseModel):
+    token: str = Field(min_length=1, max_length=500)
+
+
+@api_router.post("/session")
+def sign_in(body: SessionBody, request: Request, context: ContextDep) -> JSONResponse:
+    """Start a console session with a token (the same tokens the CLI uses)."""
+    owner = context.store.token_owner(body.token.strip())
+    if owner is None:
+        raise AuthError("That token is not valid (wrong or revoked). Ask for a new one.")
+    response = JSONResponse({"user": owner})
+    response.set_cookie(
+        SESSION_COOKIE,
+        body.token.strip(),
+        max_age=SESSION_MAX_AGE_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@api_router.delete("/session", status_code=204)
+def sign_out() -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def sign_in_page(request: Request, context: ContextDep, next: str = "/") -> HTMLResponse:
+    return render(request, context, "signin.html", None, next=next, title="Sign in")
+
+
+@router.get("/vendor/spark-md5.js")
+def spark_md5(context: ContextDep) -> FileResponse:
+    path = context.settings.ui_dir / SPARK_MD5
+    if not path.is_file():
+        raise NotFoundError(
+            f"{path} is missing: run `make` (npm install in ui/) so the console can upload."
+        )
+    return FileResponse(path, media_type="text/javascript")
+
+
+# -- overview ---------------------------------------------------------------------------
+
+
+def overview_rows(context: AppContext) -> list[OverviewRow]:
+    """Every project as the overview shows it: those needing a person first, then by name.
+
+    Three queries whatever the number of projects: projects, active runs, succeeded stages.
+    """
+    projects = context.store.list_projects()
+    active: dict[str, list[str]] = {}
+    for run in context.store.active_runs():
+        active.setdefault(run.project_id, []).append(run.stage)
+    done = context.store.succeeded_stages()
+    rows = []
+    for project in projects:
+        stages = [s["name"] for s in project.pipeline.get("stages", [])]
+        current = sorted(set(active.get(project.id, [])))
+        if not current and project.waiting_for.get("stage"):
+            current = [str(project.waiting_for["stage"])]
+        rows.append(
+            OverviewRow(
+                id=project.id,
+                name=project.name,
+                labels=list(project.labels),
+                pipeline=project.pipeline_name,
+                state=project.state,
+                state_reason=project.state_reason,
+                needs_person=project.state in NEEDS_PERSON_STATES,
+                current_stages=current,
+                stages_total=len(stages),
+                stages_done=len(done.get(project.id, set()) & set(stages)),
+                state_since=project.state_changed_at or project.updated_at,
+            )
+        )
+    rows.sort(key=lambda r: (not r.needs_person, r.name))
+    return rows
+
+
+@api_router.get("/overview", response_model=OverviewPublic)
+def overview_api(request: Request, context: ContextDep) -> OverviewPublic:
+    """The overview's rows (the console refreshes with it when projects change)."""
+    from winslow.api.deps import current_user
+
+    current_user(request, context)
+    rows = overview_rows(context)
+    return OverviewPublic(
+        data=rows,
+        needs_person=sum(r.needs_person for r in rows),
+        states=[state.value for state in ProjectState],
+    )
+
+
+def since(moment: datetime | None) -> str:
+    """``3 h 12 min``-style time since ``moment``, as the overview shows it."""
+    if moment is None:
+        return ""
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page(request: Request, context: ContextDep, user: PageUser) -> HTMLResponse:
+    rows = overview_rows(context)
+    labels = sorted({label for row in rows for label in row.labels})
+    return render(
+        request,
+        context,
+        "overview.html",
+        user,
+        title="Projects",
+        rows=rows,
+        labels=labels,
+        states=[state.value for state in ProjectState],
+        needs_person=sum(r.needs_person for r in rows),
+        pipelines=sorted(context.pipelines.load_all()[0]),
+        since=since,
+    )
+
+
+# -- nodes ------------------------------------------------------------------------------
+
+
+@router.get("/nodes", response_class=HTMLResponse)
+def nodes_page(request: Request, context: ContextDep, user: PageUser) -> HTMLResponse:
+    active = context.store.active_runs()
+    names = {p.id: p.name for p in context.store.list_projects()}
+    nodes = [
+        {
+            "node": node,
+            "runs": [
+                {"run": run, "project": names.get(run.project_id, run.project_id)}
+                for run in active
+                if run.node == node.name
+            ],
+        }
+        for node in context.backend.nodes()
+    ]
+    return render(request, context, "nodes.html", user, title="Nodes", nodes=nodes)
