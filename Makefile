@@ -62,6 +62,7 @@ test-nomad-live: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/stage_overhead.py
+	$(BIN)/python bench/console.py
 
 # The storage benchmarks at 4 GiB (about 5 minutes and 15 GB of free disk on 2 cores);
 # SIZE=512M for a quick look.

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     """Write the S3 keys to the Nomad Variable at start (needs a token that may)."""
     nomad_jobspecs_dir: str | None = None
     """Folder of the job templates; default: ``jobspecs/`` of the checkout."""
+    nomad_ui_url: str | None = None
+    """Nomad's web UI, for the console's links to each run's job; default: ``NOMAD_ADDR/ui``."""
     nomad_s3_endpoint: str | None = None
     """The S3 endpoint as tasks on the Nomad clients reach it; default: ``s3_endpoint``."""
     ui_dir: Path = Path(__file__).resolve().parents[1] / "ui"

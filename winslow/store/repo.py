@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,6 +115,8 @@ class Store:
             self.read_engine = self.engine
         self.sessions: sessionmaker[Session] = make_sessions(self.read_engine)
         """Sessions for reading; every write goes through ``transaction``."""
+        self._projects_lock = threading.Lock()
+        self._projects_cache: tuple[tuple[Any, ...], list[Project]] | None = None
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -203,14 +206,36 @@ class Store:
     def list_projects(
         self, state: ProjectState | None = None, label: str | None = None
     ) -> list[Project]:
+        """Every project by name (of ``state``, with ``label``).
+
+        The whole list is read again only when a project changed: every write to a
+        project row bumps its version (and a new one adds a row), so the count, the sum
+        of versions and the latest update say whether the list kept from the last call is
+        still the store's. The overview and its event stream ask every fraction of a
+        second, with thousands of projects.
+        """
         with self.sessions() as session:
-            query = select(ProjectRow).order_by(ProjectRow.name)
-            if state is not None:
-                query = query.where(ProjectRow.state == state.value)
-            projects = [to_project(row) for row in session.scalars(query)]
+            stamp = tuple(
+                session.execute(
+                    select(
+                        func.count(), func.sum(ProjectRow.version), func.max(ProjectRow.updated_at)
+                    )
+                ).one()
+            )
+            with self._projects_lock:
+                cached = self._projects_cache
+            if cached is not None and cached[0] == stamp:
+                projects = cached[1]
+            else:
+                query = select(ProjectRow).order_by(ProjectRow.name)
+                projects = [to_project(row) for row in session.scalars(query)]
+                with self._projects_lock:
+                    self._projects_cache = (stamp, projects)
+        if state is not None:
+            projects = [p for p in projects if p.state is state]
         if label is not None:
             projects = [p for p in projects if label in p.labels]
-        return projects
+        return list(projects)
 
     def advancing_project_ids(self) -> list[str]:
         """Ids of projects the engine must look at: advancing ones or with active runs."""

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse
 
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
@@ -31,6 +31,7 @@ from winslow.core.states import ProjectState
 from winslow.engine.transitions import apply_command
 from winslow.errors import NotFoundError, ValidationError, WinslowError
 from winslow.pipeline.model import Pipeline
+from winslow.storage.objects import content_disposition
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 events_router = APIRouter(tags=["projects"])
@@ -182,23 +183,45 @@ def show_run(ref: str, run_id: int, context: ContextDep, _user: CurrentUser) -> 
     return RunPublic.of(context.store.get_run(project.id, run_id))
 
 
-def read_log(context: AppContext, run: Run, offset: int) -> bytes:
+def read_log(context: AppContext, run: Run, offset: int, limit: int | None = None) -> bytes:
     """Return a run's log from ``offset``: live from the backend, archived once it ended."""
     if not run.active and run.log_key:
         try:
-            return (
-                context.objects.get_range(run.log_key, offset, None)
-                if offset
-                else (context.objects.get_bytes(run.log_key))
-            )
+            end = None if limit is None else offset + limit - 1
+            if offset or end is not None:
+                return context.objects.get_range(run.log_key, offset, end)
+            return context.objects.get_bytes(run.log_key)
         except WinslowError:
             pass  # Not archived (yet): the node still has it.
     if run.job_id:
         try:
-            return context.backend.logs(run.job_id, offset)
+            data = context.backend.logs(run.job_id, offset)
         except WinslowError:
             return b""
+        return data if limit is None else data[:limit]
     return b""
+
+
+def read_log_tail(context: AppContext, run: Run, size: int) -> tuple[int, bytes]:
+    """Return where the last ``size`` bytes of a run's log begin, cut to whole lines, and them."""
+    total: int | None = None
+    if not run.active and run.log_key:
+        try:
+            total = context.objects.head(run.log_key).size
+        except WinslowError:
+            total = None
+    if total is not None:
+        start = max(0, total - size)
+        data = read_log(context, run, start)
+    else:
+        whole = read_log(context, run, 0)
+        start = max(0, len(whole) - size)
+        data = whole[start:]
+    if start > 0:
+        cut = data.find(b"\n")
+        if cut >= 0:
+            start, data = start + cut + 1, data[cut + 1 :]
+    return start, data
 
 
 @router.get("/{ref}/runs/{run_id}/logs", response_class=PlainTextResponse)
@@ -208,14 +231,47 @@ def run_logs(
     context: ContextDep,
     _user: CurrentUser,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> PlainTextResponse:
-    """The run's log as text from byte ``offset``; ``X-Log-Offset`` is where to go on."""
+    tail: Annotated[
+        int | None, Query(ge=1, description="Only the last this many bytes (whole lines)")
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1, description="At most this many bytes")] = None,
+    download: bool = False,
+) -> Response:
+    """The run's log as text from byte ``offset``.
+
+    ``X-Log-Start`` is the offset of the first byte returned and ``X-Log-Offset`` where to
+    go on. ``tail=N`` gives the last N bytes from a line start, so a huge log shows its end
+    first; ``limit`` pages (``offset`` + ``limit`` for what came before). ``download=true``
+    is the whole log as a file (archived logs: a redirect to object storage).
+    """
     project = context.store.get_project(ref)
     run = context.store.get_run(project.id, run_id)
-    data = read_log(context, run, offset)
+    name = f"{project.name}-{run.stage}-run{run.id}.log"
+    if download:
+        if not run.active and run.log_key and context.objects.exists(run.log_key):
+            return RedirectResponse(
+                context.objects.presign_get(run.log_key, filename=name), status_code=307
+            )
+        data = read_log(context, run, 0)
+        return Response(
+            data,
+            media_type="text/plain; charset=utf-8",
+            headers={"Content-Disposition": content_disposition(name)},
+        )
+    start = offset
+    if tail is not None:
+        start, data = read_log_tail(context, run, tail)
+    else:
+        data = read_log(context, run, offset, limit)
+    if limit is not None:
+        data = data[:limit]
     return PlainTextResponse(
         data.decode("utf-8", errors="replace"),
-        headers={"X-Log-Offset": str(offset + len(data)), "X-Run-State": run.state.value},
+        headers={
+            "X-Log-Start": str(start),
+            "X-Log-Offset": str(start + len(data)),
+            "X-Run-State": run.state.value,
+        },
     )
 
 

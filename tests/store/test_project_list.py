@@ -1,0 +1,43 @@
+"""The project list the overview reads many times a second: kept between calls, never stale."""
+
+from __future__ import annotations
+
+from winslow.core import commands
+from winslow.core.states import ProjectState
+from winslow.engine.transitions import apply_command, move_project
+from winslow.store.repo import open_store
+
+PIPELINE = {"name": "p", "stages": [{"name": "a", "command": ["true"]}]}
+
+
+def make(store, name: str):
+    return store.create_project(
+        name=name, pipeline_name="p", pipeline=PIPELINE, labels=("x",), variables={}, actor="t"
+    )
+
+
+def test_every_kind_of_change_shows_in_the_next_list(tmp_path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    store.migrate()
+    make(store, "b")
+    assert [p.name for p in store.list_projects()] == ["b"]
+    assert store.list_projects() is not store.list_projects()  # callers get their own list
+
+    make(store, "a")  # a new row
+    assert [p.name for p in store.list_projects()] == ["a", "b"]
+
+    apply_command(store, "a", lambda project, _p, _r: commands.rename(project, "c"), "t")
+    assert [p.name for p in store.list_projects()] == ["b", "c"]
+
+    apply_command(store, "b", lambda project, _p, _r: commands.start(project), "t")
+    assert {p.name: p.state for p in store.list_projects()}["b"] is ProjectState.RUNNING
+    assert [p.name for p in store.list_projects(state=ProjectState.RUNNING)] == ["b"]
+
+    with store.transaction() as session:  # what the engine does when a stage fails
+        row = store.lock_project(session, "b")
+        move_project(store, session, row, ProjectState.FAILED, reason="boom", actor="engine")
+    assert {p.name: p.state_reason for p in store.list_projects()}["b"] == "boom"
+
+    with store.transaction() as session:
+        store.delete_project_rows(session, store.get_project("c").id)
+    assert [p.name for p in store.list_projects(label="x")] == ["b"]
