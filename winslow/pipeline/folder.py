@@ -50,6 +50,10 @@ class PipelineFolder:
         scan = self._scan()
         return scan.pipelines, scan.errors
 
+    def files(self) -> dict[str, Path]:
+        """Return the file each valid pipeline comes from, by pipeline name."""
+        return dict(self._scan().files)
+
     def read_text(self, name: str) -> str:
         """Return the text of pipeline ``name``'s file, broken or not; raise ``NotFoundError``.
 
