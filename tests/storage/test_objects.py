@@ -416,3 +416,11 @@ def test_server_on_a_busy_port_says_so(s3_server, tmp_path):
     with pytest.raises(StorageError, match=f"Port {busy} on 127.0.0.1 is in use"):
         server.start()
     assert not server.is_running()
+
+
+def test_a_deleted_folder_leaves_no_empty_entry_in_its_parent(object_store):
+    object_store.put_bytes("resources/clips/fresh/a.bin", b"a")
+    object_store.put_bytes("resources/clips/keep.bin", b"k")
+    object_store.delete("resources/clips/fresh/a.bin")  # SeaweedFS keeps 'fresh/' listed
+    assert object_store.delete_prefix("resources/clips/fresh/") == 0
+    assert [e.path for e in object_store.list("resources/clips/")] == ["keep.bin"]

@@ -367,6 +367,10 @@ class ObjectStore:
                         batch = []
             if batch:
                 deleted += self._delete_batch(batch, prefix)
+            # SeaweedFS keeps an emptied folder as an entry of its own (listed, but with
+            # nothing in it) until the folder's key itself is deleted; S3 has no such key
+            # and ignores the request.
+            self._client.delete_object(Bucket=self.bucket, Key=prefix)
         except _TRANSFER_ERRORS as exc:
             raise map_client_error(exc, describe_key(prefix)) from exc
         log.info("folder %s: deleted %d objects", prefix, deleted)

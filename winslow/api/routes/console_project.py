@@ -1,7 +1,112 @@
-"""The console's project page(s)."""
+"""The console's project page: one project's stages and runs, its controls, variables,
+history, and the log and files of any run.
+
+The page is rendered with everything it shows at first paint as JSON (the project with
+its runs, the pipeline's stages and variables, the history); ``ui/static/js/project.js``
+draws from that and keeps it live through the project's event stream, using the same API
+as the CLI. An unknown project is a page saying so (HTTP 404), not JSON.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from winslow.api.context import AppContext
+from winslow.api.deps import ContextDep
+from winslow.api.models import EventPublic, ProjectPublic
+from winslow.api.routes.console import PageUser, render
+from winslow.core.models import Project
+from winslow.errors import NotFoundError
 
 router = APIRouter(include_in_schema=False)
+
+HISTORY_ON_PAGE = 500
+"""History lines the page arrives with, newest kept; later ones stream in."""
+
+PANEL_STYLES = ("logview.css", "files.css")
+"""Stylesheets of the log and files panels, linked when ``ui/static`` has them."""
+
+
+def stage_rows(pipeline: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the pipeline's stages in order with their needs resolved (``None`` in the
+    definition means the stage before) and whether a person must let them start."""
+    stages = pipeline.get("stages", [])
+    rows = []
+    for index, stage in enumerate(stages):
+        needs = stage.get("needs")
+        if needs is None:
+            needs = [stages[index - 1]["name"]] if index > 0 else []
+        rows.append(
+            {
+                "name": stage["name"],
+                "description": stage.get("description") or "",
+                "needs": list(needs),
+                "gate": bool(stage.get("gate")),
+            }
+        )
+    return rows
+
+
+def variable_rows(pipeline: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the variables the pipeline declares, in its order, as the editor lists them."""
+    return [
+        {
+            "name": name,
+            "description": spec.get("description") or "",
+            "required": bool(spec.get("required")),
+            "default": spec.get("default"),
+        }
+        for name, spec in (pipeline.get("variables") or {}).items()
+    ]
+
+
+def nomad_links(context: AppContext) -> dict[str, str] | None:
+    """Where the Nomad UI shows a job (``{base}/jobs/<id>@<namespace>``), or ``None``
+    when the backend is not Nomad."""
+    if context.backend.name != "nomad":
+        return None
+    settings = context.settings
+    base = settings.nomad_ui_url or settings.nomad_addr.rstrip("/") + "/ui"
+    return {"base": base.rstrip("/"), "namespace": settings.nomad_namespace}
+
+
+def page_data(context: AppContext, project: Project) -> dict[str, Any]:
+    """Everything ``project.js`` needs to draw the page without asking the API first."""
+    runs = context.store.runs(project.id)
+    history = context.store.history(project.id)[-HISTORY_ON_PAGE:]
+    return {
+        "project": ProjectPublic.of(project, runs).model_dump(mode="json"),
+        "stages": stage_rows(project.pipeline),
+        "variables": variable_rows(project.pipeline),
+        "history": [EventPublic.of(e).model_dump(mode="json") for e in history],
+        "nomad": nomad_links(context),
+    }
+
+
+@router.get("/projects/{name}", response_class=HTMLResponse)
+def project_page(name: str, request: Request, context: ContextDep, user: PageUser) -> HTMLResponse:
+    try:
+        project = context.store.get_project(name)
+    except NotFoundError:
+        response = render(
+            request, context, "project.html", user, title="No such project", missing=name
+        )
+        response.status_code = 404
+        return response
+    return render(
+        request,
+        context,
+        "project.html",
+        user,
+        title=project.name,
+        project=project,
+        data=page_data(context, project),
+        panel_styles=[
+            sheet
+            for sheet in PANEL_STYLES
+            if (context.settings.ui_dir / "static" / sheet).is_file()
+        ],
+    )

@@ -317,7 +317,13 @@ def delete_resource(
     clean = clean_relative_path(path)
     key = resource_key(clean)
     if recursive:
-        removed = context.objects.delete_prefix(key + "/")
+        # An emptied folder may still be listed (SeaweedFS keeps it); deleting it counts.
+        parent, _, leaf = clean.rpartition("/")
+        listed = any(
+            entry.is_dir and entry.path.rstrip("/") == leaf
+            for entry in context.objects.list(resource_prefix(parent))
+        )
+        removed = context.objects.delete_prefix(key + "/") + int(listed)
         try:
             context.objects.head(key)
             context.objects.delete(key)

@@ -1,0 +1,665 @@
+// The project page: header, controls, the stage timeline with every run, the variables
+// editor and the history, drawn from the JSON the server put in the page and kept live
+// through the project's event stream. The log and files panels are other modules
+// (logview.js, files.js), loaded on their own so the page works without either; this
+// module only tells them which run to show.
+import { api, guarded, el, since, duration, showError } from "./api.js";
+
+const data = JSON.parse(document.getElementById("project-data").textContent);
+let stages = data.stages;
+const declared = data.variables;
+const declaredNames = new Set(declared.map((v) => v.name));
+const nomad = data.nomad;
+let project = data.project;
+let gone = false;
+
+const ACTIVE = new Set(["pending", "running"]);
+const RESUMABLE = new Set(["paused", "failed", "awaiting_input", "pausing"]);
+const ENDED_BADLY = new Set(["failed", "lost", "cancelled"]);
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const $ = (id) => document.getElementById(id);
+const projectPath = () => `/projects/${encodeURIComponent(project.id)}`;
+const runs = () => project.runs || [];
+const activeRuns = () => runs().filter((r) => ACTIVE.has(r.state));
+
+function badge(state) {
+  return el("span", { className: `state state-${state}` }, state.replaceAll("_", " "));
+}
+
+function quoted(names) {
+  return names.map((n) => `'${n}'`).join(", ");
+}
+
+/** Local clock time of an ISO moment (with the day when it is not today). */
+function clock(iso) {
+  const at = new Date(iso);
+  const today = at.toDateString() === new Date().toDateString();
+  return today
+    ? at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" })
+    : at.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+}
+
+function timeEl(iso) {
+  if (!iso) return "";
+  return el("time", { dateTime: iso, title: new Date(iso).toLocaleString() }, clock(iso));
+}
+
+function runDuration(run, now = Date.now()) {
+  if (!run.started_at) return "";
+  const end = run.ended_at ? Date.parse(run.ended_at) : now;
+  return duration((end - Date.parse(run.started_at)) / 1000);
+}
+
+// -- header ------------------------------------------------------------------------------
+
+function renderHeader() {
+  $("project-name").textContent = project.name;
+  $("project-state").replaceChildren(badge(project.state));
+  $("project-reason").textContent = project.state_reason || "";
+  const sinceEl = $("project-since");
+  sinceEl.dataset.since = project.state_changed_at || "";
+  sinceEl.textContent = project.state_changed_at ? `for ${since(project.state_changed_at)}` : "";
+  $("project-pipeline").replaceChildren(el("a", { href: `/pipelines/${encodeURIComponent(project.pipeline)}` }, project.pipeline));
+  const labels = project.labels.map((l) => el("span", { className: "label" }, l));
+  $("project-labels").replaceChildren(...(labels.length ? labels : [el("span", { className: "muted" }, "none")]));
+  document.title = `${project.name} · ${project.state.replaceAll("_", " ")} · Winslow`;
+
+  const waiting = $("project-waiting");
+  const wait = project.state === "awaiting_input" ? project.waiting_for || {} : {};
+  if (wait.variables && wait.variables.length) {
+    waiting.textContent = `Stage '${wait.stage}' needs the variable${wait.variables.length > 1 ? "s" : ""} `
+      + `${wait.variables.join(", ")}: set ${wait.variables.length > 1 ? "them" : "it"} under Variables, save, then Resume.`;
+    waiting.hidden = false;
+  } else if (wait.gate) {
+    waiting.textContent = `Stage '${wait.gate}' waits for a person: Resume lets it start.`;
+    waiting.hidden = false;
+  } else {
+    waiting.hidden = true;
+    waiting.textContent = "";
+  }
+}
+
+// -- controls ----------------------------------------------------------------------------
+
+const buttons = {
+  start: $("start"),
+  pause: $("pause"),
+  resume: $("resume"),
+  resumeFrom: $("resume-from"),
+  kill: $("kill"),
+};
+const resumeStage = $("resume-stage");
+let busy = false;
+
+function renderControls() {
+  const state = project.state;
+  const active = activeRuns();
+  const running = [...new Set(active.map((r) => r.stage))];
+  const off = gone || busy;
+  buttons.start.disabled = off || state !== "idle";
+  buttons.pause.disabled = off || state !== "running";
+  buttons.resume.disabled = off || !RESUMABLE.has(state);
+  buttons.kill.disabled = off || running.length === 0;
+
+  let why = "";
+  if (gone) why = "This project was deleted.";
+  else if (state === "idle") why = "Resume from a stage once the project has started.";
+  else if (running.length) {
+    why = `Resume from a stage is possible once stage ${quoted(running)} has ended (or is killed).`;
+  } else if (state === "running") why = "The project is running: pause it first to resume from another stage.";
+  buttons.resumeFrom.disabled = off || Boolean(why);
+  resumeStage.disabled = Boolean(why);
+  $("resume-from-why").textContent = why;
+
+  const known = [...resumeStage.options].map((o) => o.value);
+  const wanted = stages.map((s) => s.name);
+  if (known.join("\n") !== wanted.join("\n")) {
+    const chosen = resumeStage.value;
+    resumeStage.replaceChildren(...wanted.map((n) => el("option", { value: n }, n)));
+    if (wanted.includes(chosen)) resumeStage.value = chosen;
+  }
+}
+
+/** POST a command; draw the project it answers with, or say why it was refused. */
+async function command(verb, body) {
+  busy = true;
+  renderControls();
+  try {
+    apply(await api(`${projectPath()}/${verb}`, { method: "POST", body }));
+  } catch (error) {
+    showError(error);
+  } finally {
+    busy = false;
+    renderControls();
+  }
+}
+
+buttons.start.addEventListener("click", () => command("start"));
+buttons.pause.addEventListener("click", () => command("pause"));
+buttons.resume.addEventListener("click", () => command("resume"));
+buttons.resumeFrom.addEventListener("click", () => command("resume", { from_stage: resumeStage.value }));
+
+const killDialog = $("kill-dialog");
+buttons.kill.addEventListener("click", () => {
+  const running = [...new Set(activeRuns().map((r) => r.stage))];
+  $("kill-text").textContent = `Stage ${quoted(running)} of '${project.name}' will be stopped now; `
+    + "what it has not finished is lost. The project pauses once the stage has stopped, "
+    + "and Resume runs the stage again.";
+  killDialog.returnValue = "";
+  killDialog.showModal();
+});
+killDialog.addEventListener("close", () => {
+  if (killDialog.returnValue === "kill") command("kill");
+  else buttons.kill.focus();
+});
+
+// -- timeline ----------------------------------------------------------------------------
+
+let selectedId = null;
+let picked = false;
+const openTails = new Map();
+
+function nomadLink(run) {
+  if (!nomad || !run.job_id) return null;
+  const href = `${nomad.base}/jobs/${encodeURIComponent(run.job_id)}@${encodeURIComponent(nomad.namespace)}`;
+  return el("a", {
+    href, target: "_blank", rel: "noopener", className: "nomad",
+    dataset: { key: `nomad-${run.id}` }, "aria-label": `Run ${run.id} in the Nomad UI (job ${run.job_id})`,
+  }, "Nomad job");
+}
+
+function stageNote(stage) {
+  const wait = project.waiting_for || {};
+  if (project.state === "awaiting_input" && wait.stage === stage.name) {
+    if (wait.variables && wait.variables.length) return `waits for the variables ${wait.variables.join(", ")}`;
+    if (wait.gate) return "waits for a person: Resume lets it start";
+  }
+  return "not run yet";
+}
+
+const LOG_RECORD = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) (stdout|stderr|winslow) \| ?(.*)$/;
+
+/** A log record as the log viewer shows it: local time, stream, text. */
+function tailLine(line) {
+  const record = LOG_RECORD.exec(line);
+  if (!record) return line;
+  const at = new Date(record[1]).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  return `${at} ${record[2].padEnd(7)} ${record[3]}`;
+}
+
+function runRows(run, columns) {
+  const selected = run.id === selectedId;
+  const pick = el("button", {
+    type: "button", className: "run-pick", dataset: { key: `run-${run.id}`, run: run.id },
+    "aria-pressed": String(selected), title: `Show the log and files of run ${run.id}`,
+  }, `Run ${run.id}`);
+  pick.addEventListener("click", () => select(run.id, true));
+  const state = el("td", {}, badge(run.state));
+  if (run.superseded) state.append(" ", el("span", { className: "superseded-tag" }, "superseded"));
+  const dur = el("td", { className: "duration" }, runDuration(run));
+  if (run.started_at && !run.ended_at) dur.dataset.started = run.started_at;
+  const row = el("tr", {
+    id: `run-${run.id}`,
+    className: ["run", run.superseded ? "superseded" : "", selected ? "selected" : ""].join(" ").trim(),
+    dataset: { run: run.id, state: run.state },
+  },
+    el("td", {}, pick, " ", nomadLink(run)),
+    el("td", {}, run.attempt),
+    el("td", {}, run.node || el("span", { className: "muted" }, "—")),
+    el("td", {}, timeEl(run.started_at) || el("span", { className: "muted" }, run.state === "pending" ? "waiting" : "—")),
+    dur,
+    state,
+    el("td", { className: "exit" }, run.exit_code ?? ""),
+    el("td", { className: "reason" }, run.reason || ""),
+  );
+  if (selected) row.setAttribute("aria-current", "true");
+  const rows = [row];
+  if (ENDED_BADLY.has(run.state) && run.log_tail && run.log_tail.length) {
+    // Open while it is the stage's current run, unless the person closed or opened it.
+    const open = openTails.has(run.id) ? openTails.get(run.id) : !run.superseded;
+    const summary = el("summary", { dataset: { key: `tail-${run.id}` } }, `Last log lines of run ${run.id}`);
+    const details = el("details", { className: "tail", open }, summary,
+      el("pre", {}, run.log_tail.map(tailLine).join("\n")));
+    summary.addEventListener("click", () => openTails.set(run.id, !details.open));
+    rows.push(el("tr", { className: `tail-row${run.superseded ? " superseded" : ""}`, dataset: { tailOf: run.id } },
+      el("td", { colSpan: columns }, details)));
+  }
+  return rows;
+}
+
+function renderTimeline() {
+  const table = $("timeline");
+  const focused = document.activeElement && table.contains(document.activeElement)
+    ? document.activeElement.dataset.key : null;
+  const byStage = new Map(stages.map((s) => [s.name, []]));
+  const extra = [];
+  for (const run of runs()) {
+    if (!byStage.has(run.stage)) {
+      byStage.set(run.stage, []);
+      extra.push({ name: run.stage, needs: [], gate: false, description: "", removed: true });
+    }
+    byStage.get(run.stage).push(run);
+  }
+  const current = new Set(project.current_stages);
+  const bodies = [...stages, ...extra].map((stage) => {
+    const stageRuns = byStage.get(stage.name);
+    const head = el("th", { scope: "rowgroup", className: "stage" },
+      el("span", { className: "stage-name" }, stage.name));
+    if (stage.gate) {
+      head.append(" ", el("span", { className: "gate", title: "A person lets this stage start (Resume)" }, "gate"));
+    }
+    if (stage.needs.length) head.append(el("div", { className: "needs" }, `after ${stage.needs.join(", ")}`));
+    if (stage.removed) head.append(el("div", { className: "needs" }, "no longer in the pipeline"));
+    if (stage.description) head.title = stage.description;
+    const rows = stageRuns.length
+      ? stageRuns.flatMap((run) => runRows(run, 8))
+      : [el("tr", { className: "no-run" }, el("td", { colSpan: 8, className: "muted" }, stageNote(stage)))];
+    head.rowSpan = rows.length;
+    rows[0].prepend(head);
+    const body = el("tbody", { className: `stage-group${current.has(stage.name) ? " current" : ""}`, dataset: { stage: stage.name } }, ...rows);
+    return body;
+  });
+  for (const old of table.querySelectorAll("tbody")) old.remove();
+  table.append(...bodies);
+  if (focused) {
+    const again = table.querySelector(`[data-key="${focused}"]`);
+    if (again) again.focus();
+  }
+}
+
+// Running runs' durations tick on their own; so does the time in state.
+setInterval(() => {
+  const now = Date.now();
+  for (const cell of document.querySelectorAll("#timeline td[data-started]")) {
+    cell.textContent = duration((now - Date.parse(cell.dataset.started)) / 1000);
+  }
+  const sinceEl = $("project-since");
+  if (sinceEl.dataset.since) sinceEl.textContent = `for ${since(sinceEl.dataset.since, now)}`;
+}, 1000);
+
+// -- which run the log and files panels show ---------------------------------------------
+
+let logs = null;
+let files = null;
+let shownLog = null;
+let shownFiles = null;
+
+/** The run shown unless the person picked one: the newest running one, else the newest. */
+function defaultRun() {
+  const active = activeRuns();
+  if (active.length) return active[active.length - 1];
+  const all = runs();
+  return all.length ? all[all.length - 1] : null;
+}
+
+function selectedRun() {
+  return runs().find((r) => r.id === selectedId) || null;
+}
+
+function select(runId, byPerson) {
+  if (byPerson) picked = true;
+  selectedId = runId;
+  for (const row of document.querySelectorAll("#timeline tr.run")) {
+    const on = Number(row.dataset.run) === runId;
+    row.classList.toggle("selected", on);
+    if (on) row.setAttribute("aria-current", "true");
+    else row.removeAttribute("aria-current");
+    row.querySelector(".run-pick").setAttribute("aria-pressed", String(on));
+  }
+  $("follow").hidden = !picked;
+  showPanels();
+}
+
+function followCurrent() {
+  picked = false;
+  const run = defaultRun();
+  select(run ? run.id : null, false);
+}
+$("follow").addEventListener("click", followCurrent);
+
+function showPanels() {
+  const run = selectedRun();
+  const words = run
+    ? `run ${run.id} · ${run.stage} · attempt ${run.attempt} · ${run.state}${run.superseded ? " · superseded" : ""}`
+    : "";
+  $("log-run").textContent = words;
+  $("files-run").textContent = words;
+  if (logs) {
+    if (!run) {
+      $("log-note").textContent = "No run yet: the log of the first stage appears here when it starts.";
+      $("log-note").hidden = false;
+    } else if (shownLog !== `${run.id}/${run.state}`) {
+      // Again for the same run when its state changed: the viewer takes the new state.
+      $("log-note").hidden = true;
+      shownLog = `${run.id}/${run.state}`;
+      guarded(() => logs.show(run));
+    }
+  }
+  if (files) {
+    const key = run ? `${run.id}/${run.state}/${project.state}` : null;
+    if (!run) {
+      $("files-note").textContent = "No run yet: each run's workspace can be browsed here.";
+      $("files-note").hidden = false;
+    } else if (shownFiles !== key) {
+      $("files-note").hidden = true;
+      shownFiles = key;
+      guarded(() => files.show(run, project.state));
+    }
+  }
+}
+
+async function mountPanels() {
+  const [logModule, fileModule] = await Promise.allSettled([import("./logview.js"), import("./files.js")]);
+  if (logModule.status === "fulfilled") {
+    try {
+      logs = logModule.value.mountLogViewer($("log-view"), { project: project.name });
+    } catch (error) {
+      $("log-note").textContent = `The log viewer failed to start (${error.message}).`;
+    }
+  } else {
+    $("log-note").textContent = "The log viewer is not available in this console "
+      + `(${logModule.reason.message}). The stage table shows a failed run's last lines; `
+      + `\`winslow logs ${project.name} --run ID\` prints a whole log.`;
+  }
+  if (fileModule.status === "fulfilled") {
+    try {
+      files = fileModule.value.mountFileBrowser($("files-view"), { project: project.name });
+    } catch (error) {
+      $("files-note").textContent = `The file browser failed to start (${error.message}).`;
+    }
+  } else {
+    $("files-note").textContent = "The file browser is not available in this console "
+      + `(${fileModule.reason.message}).`;
+  }
+  showPanels();
+}
+
+// -- variables ---------------------------------------------------------------------------
+
+const variableRows = $("variable-rows");
+const saveButton = $("save-variables");
+const variablesStatus = $("variables-status");
+let added = [];
+let removed = new Set();
+
+function variableList() {
+  const list = declared.map((v) => ({ ...v, declared: true }));
+  const extra = Object.keys(project.variables).filter((n) => !declaredNames.has(n)).sort();
+  for (const name of extra) list.push({ name, declared: false, required: false, default: null, description: "" });
+  for (const name of added) {
+    if (!list.some((v) => v.name === name)) list.push({ name, declared: false, required: false, default: null, description: "", added: true });
+  }
+  return list;
+}
+
+function waitedFor() {
+  const wait = project.state === "awaiting_input" ? project.waiting_for || {} : {};
+  return new Set(wait.variables || []);
+}
+
+let drawnVariables = null;
+
+function renderVariables({ keepValues = false, force = false } = {}) {
+  // Redraw only when what the table shows changed, so typing is never interrupted.
+  const drawn = JSON.stringify([variableList().map((v) => v.name), [...removed], [...waitedFor()], project.variables]);
+  if (drawn === drawnVariables && !force) return;
+  drawnVariables = drawn;
+  // Values the person typed (they differ from what was drawn) survive a redraw.
+  const values = {};
+  if (keepValues) {
+    for (const input of variableRows.querySelectorAll("input[data-name]")) {
+      if (input.value !== input.dataset.drawn) values[input.dataset.name] = input.value;
+    }
+  }
+  const focused = document.activeElement && variableRows.contains(document.activeElement)
+    ? document.activeElement.dataset.key : null;
+  const waited = waitedFor();
+  const rows = variableList().map((v) => {
+    const id = `var-${v.name}`;
+    const input = el("input", {
+      id, value: v.name in values ? values[v.name] : project.variables[v.name] ?? "",
+      placeholder: v.default ?? "", autocomplete: "off", spellcheck: false,
+      dataset: { name: v.name, key: `value-${v.name}`, drawn: project.variables[v.name] ?? "" },
+      "aria-label": `Value of ${v.name}`, "aria-describedby": `${id}-about`,
+    });
+    input.required = v.required;
+    input.addEventListener("input", () => { flag(row, v); dirtyChanged(); });
+    const name = el("th", { scope: "row" }, el("code", {}, v.name));
+    if (v.required) name.append(" ", el("span", { className: "required" }, "required"));
+    const about = el("td", { id: `${id}-about`, className: "about" });
+    if (v.description) about.append(el("span", {}, v.description));
+    if (v.default != null && v.default !== "") about.append(el("span", { className: "muted" }, `default: ${v.default}`));
+    if (!v.declared) about.append(el("span", { className: "muted" }, v.added ? "new; not saved yet" : "set on this project; the pipeline does not declare it"));
+    if (waited.has(v.name)) about.append(el("span", { className: "waited-note" }, "the project waits for this"));
+    const actions = el("td", { className: "actions" });
+    if (!v.declared) {
+      const isRemoved = removed.has(v.name);
+      const remove = el("button", {
+        type: "button", className: "link", dataset: { key: `remove-${v.name}` },
+        "aria-label": `${isRemoved ? "Keep" : "Remove"} ${v.name}`,
+      }, isRemoved ? "Keep" : "Remove");
+      remove.addEventListener("click", () => {
+        if (v.added) added = added.filter((n) => n !== v.name);
+        else if (removed.has(v.name)) removed.delete(v.name);
+        else removed.add(v.name);
+        renderVariables({ keepValues: true, force: true });
+        dirtyChanged();
+      });
+      actions.append(remove);
+      input.disabled = isRemoved;
+    }
+    const row = el("tr", { className: removed.has(v.name) ? "removed" : "", dataset: { variable: v.name } },
+      name, el("td", {}, input), about, actions);
+    if (waited.has(v.name)) row.classList.add("waited");
+    flag(row, v);
+    return row;
+  });
+  if (!rows.length) {
+    rows.push(el("tr", {}, el("td", { colSpan: 4, className: "muted" }, "The pipeline declares no variables; add one below.")));
+  }
+  variableRows.replaceChildren(...rows);
+  if (focused) {
+    const again = variableRows.querySelector(`[data-key="${focused}"]`);
+    if (again) again.focus();
+  }
+}
+
+/** Mark a required variable that has no value (and no default) as missing. */
+function flag(row, v) {
+  const input = row.querySelector("input");
+  const missing = v.required && !input.value.trim() && !(v.default != null && v.default !== "");
+  row.classList.toggle("missing", missing);
+  input.setAttribute("aria-invalid", String(missing));
+  const tag = row.querySelector(".required");
+  if (tag) tag.textContent = missing ? "required: no value" : "required";
+}
+
+/** What saving would send: values changed or new, and those cleared or removed. */
+function variableChanges() {
+  const set = {};
+  const unset = [];
+  for (const input of variableRows.querySelectorAll("input[data-name]")) {
+    const name = input.dataset.name;
+    const had = Object.prototype.hasOwnProperty.call(project.variables, name);
+    if (removed.has(name) || input.value === "") {
+      if (had) unset.push(name);
+    } else if (!had || project.variables[name] !== input.value) {
+      set[name] = input.value;
+    }
+  }
+  return { set, unset };
+}
+
+function isDirty() {
+  const { set, unset } = variableChanges();
+  return Object.keys(set).length > 0 || unset.length > 0;
+}
+
+function dirtyChanged() {
+  const dirty = isDirty();
+  saveButton.disabled = gone || !dirty;
+  if (dirty) variablesStatus.textContent = "Unsaved changes.";
+  else if (variablesStatus.textContent === "Unsaved changes.") variablesStatus.textContent = "";
+}
+
+function addVariable() {
+  const nameInput = $("new-variable-name");
+  const valueInput = $("new-variable-value");
+  const problem = $("new-variable-problem");
+  const name = nameInput.value.trim();
+  let message = "";
+  if (!name) message = "Give the variable a name.";
+  else if (!VARIABLE_NAME.test(name)) {
+    message = `“${name}” is not a valid name: use letters, digits and _, not starting with a digit.`;
+  } else if (variableRows.querySelector(`input[data-name="${name}"]`)) {
+    message = `${name} is listed already; change its value in the table.`;
+  } else if (valueInput.value === "") {
+    message = `Give ${name} a value (a variable without one is the same as none).`;
+  }
+  problem.textContent = message;
+  nameInput.setAttribute("aria-invalid", String(Boolean(message)));
+  if (message) { nameInput.focus(); return; }
+  added.push(name);
+  removed.delete(name);
+  const value = valueInput.value;
+  renderVariables({ keepValues: true, force: true });
+  $(`var-${name}`).value = value;
+  nameInput.value = "";
+  valueInput.value = "";
+  dirtyChanged();
+  nameInput.focus();
+}
+
+$("add-variable").addEventListener("click", addVariable);
+$("new-variable-name").addEventListener("input", () => {
+  $("new-variable-problem").textContent = "";
+  $("new-variable-name").removeAttribute("aria-invalid");
+});
+for (const id of ["new-variable-name", "new-variable-value"]) {
+  $(id).addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); addVariable(); }
+  });
+}
+
+$("variables-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = variableChanges();
+  if (!Object.keys(body.set).length && !body.unset.length) return;
+  saveButton.disabled = true;
+  variablesStatus.textContent = "Saving…";
+  try {
+    const fresh = await api(`${projectPath()}/variables`, { method: "PATCH", body });
+    added = [];
+    removed = new Set();
+    const words = [...Object.entries(body.set).map(([k, v]) => `${k}=${v}`), ...body.unset.map((n) => `unset ${n}`)];
+    apply(fresh, { resetVariables: true });
+    const hint = fresh.state === "awaiting_input" ? " Resume to go on." : " Stages started from now on see them.";
+    variablesStatus.textContent = `Saved: ${words.join(", ")}.${hint}`;
+  } catch (error) {
+    variablesStatus.textContent = "Not saved.";
+    showError(error);
+    dirtyChanged();
+  }
+});
+
+// -- history -----------------------------------------------------------------------------
+
+const history = new Map(data.history.map((e) => [e.id, e]));
+
+function renderHistory() {
+  const items = [...history.values()].sort((a, b) => b.id - a.id).map((e) => el("li", { dataset: { kind: e.kind } },
+    timeEl(e.at), el("span", { className: "actor" }, e.actor), el("span", { className: "message" }, e.message)));
+  if (!items.length) items.push(el("li", { className: "muted" }, "Nothing yet."));
+  $("history-rows").replaceChildren(...items);
+}
+
+// -- live --------------------------------------------------------------------------------
+
+/** Follow a new pipeline definition's stage list (the page knows needs and gates only of
+ * the stages it was drawn with; a reload shows those of new ones). */
+function syncStages() {
+  if (project.stages.join("\n") === stages.map((s) => s.name).join("\n")) return;
+  const known = new Map(stages.map((s) => [s.name, s]));
+  stages = project.stages.map((name) => known.get(name) || { name, description: "", needs: [], gate: false });
+}
+
+/** Draw ``fresh`` (a project from the API) everywhere, keeping what the person is doing. */
+function apply(fresh, { resetVariables = false } = {}) {
+  project = fresh;
+  syncStages();
+  renderHeader();
+  renderControls();
+  renderTimeline();
+  // A person's unsaved edits stay; the flags follow what the project waits for.
+  renderVariables({ keepValues: !resetVariables, force: resetVariables });
+  dirtyChanged();
+  if (picked && selectedRun()) {
+    select(selectedId, false);
+  } else {
+    picked = false;
+    const run = defaultRun();
+    select(run ? run.id : null, false);
+  }
+}
+
+let pending = null;
+function refreshSoon() {
+  if (pending || gone) return;
+  pending = setTimeout(async () => {
+    pending = null;
+    await guarded(async () => apply(await api(projectPath())));
+  }, 300);
+}
+
+function listen() {
+  const after = Math.max(0, ...history.keys());
+  const events = new EventSource(`/api/v1${projectPath()}/events?after=${after}`);
+  events.addEventListener("project", (event) => apply(JSON.parse(event.data)));
+  events.addEventListener("history", (event) => {
+    const line = JSON.parse(event.data);
+    if (history.has(line.id)) return;
+    history.set(line.id, line);
+    renderHistory();
+    refreshSoon();
+  });
+  events.addEventListener("deleted", () => {
+    gone = true;
+    events.close();
+    showError(`Project '${project.name}' was deleted; its page shows what it was. Back to all projects: /`);
+    renderControls();
+    dirtyChanged();
+  });
+  let warned = false;
+  events.addEventListener("error", () => {
+    if (events.readyState === EventSource.CLOSED && !warned && !gone) {
+      warned = true;
+      showError("Live updates stopped (the server closed the stream); reload the page.");
+    }
+  });
+}
+
+// -- start -------------------------------------------------------------------------------
+
+/** The run a `#run-<id>` link names (the nodes page links runs so), or null. */
+function linkedRun() {
+  const wanted = /^#run-(\d+)$/.exec(location.hash);
+  return wanted ? runs().find((r) => r.id === Number(wanted[1])) || null : null;
+}
+
+const linked = linkedRun();
+if (linked) {
+  picked = true;
+  selectedId = linked.id;
+}
+renderHistory();
+apply(project);
+if (linked) $(`run-${linked.id}`)?.scrollIntoView({ block: "center" });
+window.addEventListener("hashchange", () => {
+  const run = linkedRun();
+  if (!run) return;
+  select(run.id, true);
+  $(`run-${run.id}`)?.scrollIntoView({ block: "center" });
+});
+mountPanels();
+listen();
