@@ -69,3 +69,24 @@ def test_download_is_the_whole_log_with_a_file_name(winslow: Harness, ended_run)
     fetched = httpx.get(redirect.headers["location"])
     assert fetched.text == whole
     assert f"chatty-talk-run{ended_run['id']}.log" in fetched.headers["content-disposition"]
+
+
+def test_tail_of_a_live_log_reads_only_its_end(winslow: Harness) -> None:
+    winslow.apply_pipeline(
+        CHATTY.replace("name: chatty", "name: live").replace('done"]', 'done; sleep 30"]')
+    )
+    winslow.create("live", "live", start=True)
+    run = winslow.wait_until_running("live")
+    url = f"/api/v1/projects/live/runs/{run['id']}/logs"
+    deadline = time.monotonic() + 30
+    while "line 2999" not in winslow.api.get(url, params={"tail": 500}).text:
+        assert time.monotonic() < deadline, "the stage never printed its last line"
+        time.sleep(0.2)
+    tail = winslow.api.get(url, params={"tail": 500})
+    whole = winslow.api.get(url).content
+    start = int(tail.headers["x-log-start"])
+    assert tail.headers["x-run-state"] == "running"
+    assert whole[start : int(tail.headers["x-log-offset"])] == tail.content
+    assert whole[start - 1 : start] == b"\n" and len(tail.content) <= 500
+    winslow.command("live", "kill")
+    winslow.engine.run_until_idle()

@@ -210,6 +210,10 @@ def read_log_tail(context: AppContext, run: Run, size: int) -> tuple[int, bytes]
             total = context.objects.head(run.log_key).size
         except WinslowError:
             total = None
+    # A backend that knows a live log's size (local) spares reading all of it for its end.
+    log_size = getattr(context.backend, "log_size", None)
+    if total is None and run.job_id and log_size is not None:
+        total = log_size(run.job_id)
     if total is not None:
         start = max(0, total - size)
         data = read_log(context, run, start)

@@ -454,6 +454,15 @@ class LocalBackend:
         except FileNotFoundError:
             return b""
 
+    def log_size(self, job_id: str) -> int | None:
+        """Return how many bytes ``log.txt`` holds now, or None for an unknown job."""
+        if not jobfiles.is_valid_job_id(job_id):
+            return None
+        try:
+            return self._paths(job_id).log.stat().st_size
+        except FileNotFoundError:
+            return None
+
     def nodes(self) -> list[NodeInfo]:
         """Return this machine as the one node: its CPUs, memory and GPUs."""
         return [
