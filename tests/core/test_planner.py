@@ -65,6 +65,41 @@ def test_approved_gate_starts() -> None:
     assert [s.stage for s in decide(proj, pipe, [run("detect", S.SUCCEEDED)]).starts] == ["review"]
 
 
+def test_confirmation_once_asks_only_before_the_first_run_always_before_every_one() -> None:
+    once = pipeline(stage("detect"), stage("review", confirmation="once"))
+    always = pipeline(stage("detect"), stage("review", confirmation="always"))
+    first = [run("detect", S.SUCCEEDED)]
+    for pipe in (once, always):
+        decision = decide(project(pipe=pipe), pipe, first)
+        assert decision.move is not None and decision.move.waiting_for["gate"] == "review"
+    # After a resume from 'detect' the earlier runs are superseded; 'review' ran once.
+    redo = [
+        run("detect", S.SUCCEEDED, superseded=True),
+        run("review", S.SUCCEEDED, superseded=True),
+        run("detect", S.SUCCEEDED),
+    ]
+    assert [s.stage for s in decide(project(pipe=once), once, redo).starts] == ["review"]
+    asked = decide(project(pipe=always), always, redo)
+    assert asked.starts == () and asked.move is not None
+    assert asked.move.waiting_for == {"stage": "review", "gate": "review"}
+    never = pipeline(stage("detect"), stage("review", confirmation="never"))
+    assert [s.stage for s in decide(project(pipe=never), never, first).starts] == ["review"]
+
+
+def test_a_stage_waits_for_its_own_required_variables_and_names_them() -> None:
+    pipe = pipeline(
+        stage("detect"),
+        stage("track", required_variables=["CAMERA_HEIGHT", "FPS"]),
+        variables={"FPS": {"default": "25"}},
+    )
+    decision = decide(project(pipe=pipe), pipe, [run("detect", S.SUCCEEDED)])
+    assert decision.move is not None
+    assert decision.move.state is ProjectState.AWAITING_INPUT
+    assert decision.move.waiting_for == {"stage": "track", "variables": ["CAMERA_HEIGHT"]}
+    given = project(pipe=pipe, variables={"CAMERA_HEIGHT": "80"})
+    assert [s.stage for s in decide(given, pipe, [run("detect", S.SUCCEEDED)]).starts] == ["track"]
+
+
 def test_missing_required_variable_waits_and_names_it() -> None:
     pipe = pipeline(
         stage("detect", command=["detect", "${INPUT_VIDEO}"]),

@@ -428,3 +428,42 @@ stages:
     assert report["started_at"] >= max(track["ended_at"], count["ended_at"])
     report_file = read_workspace(winslow.context.objects, report["workspace"])["report.txt"]
     assert report_file == b"frames\ntracks\ncounts\n"
+
+
+def test_confirmation_once_and_a_stages_own_required_variable(winslow: Harness) -> None:
+    winslow.apply_pipeline("""
+name: confirm-once
+stages:
+  - name: prepare
+    command: ["sh", "-c", "echo prepared"]
+  - name: review
+    confirmation: once
+    required_variables: [REVIEWER]
+    command: ["sh", "-c", "echo reviewed by $REVIEWER"]
+""")
+    winslow.create("once", "confirm-once", start=True)
+    winslow.engine.run_until_idle()
+    waiting = winslow.show("once")
+    assert waiting["state"] == "awaiting_input"
+    assert waiting["waiting_for"] == {"stage": "review", "variables": ["REVIEWER"]}
+
+    winslow.api.patch("/api/v1/projects/once/variables", json={"set": {"REVIEWER": "ana"}})
+    winslow.command("once", "resume")
+    winslow.engine.run_until_idle()
+    asked = winslow.show("once")  # the first time it would start, a person says go
+    assert (asked["state"], asked["waiting_for"]) == (
+        "awaiting_input",
+        {"stage": "review", "gate": "review"},
+    )
+    winslow.command("once", "resume")
+    winslow.engine.run_until_idle()
+    done = winslow.show("once")
+    assert done["state"] == "succeeded"
+    assert "stdout | reviewed by ana" in winslow.log("once", done["runs"][-1]["id"])
+
+    # Redone from the start, it no longer asks.
+    winslow.command("once", "resume", {"from_stage": "prepare"})
+    winslow.engine.run_until_idle()
+    again = winslow.show("once")
+    assert again["state"] == "succeeded"
+    assert run_states(again)[-2:] == [("prepare", "succeeded"), ("review", "succeeded")]

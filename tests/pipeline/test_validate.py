@@ -246,3 +246,33 @@ def test_cycle_through_a_long_chain_is_found_without_hitting_recursion_limits():
 
     assert problem.field == "stages[s0].needs"
     assert problem.message.startswith("needs form a cycle: s0 → s2999 → s2998 → ")
+
+
+def test_gate_and_another_confirmation_contradict_and_say_where():
+    assert located("""\
+        name: ulm
+        stages:
+          - name: review
+            image: cv:1
+            gate: true
+            confirmation: once
+            required_variables: [CAMERA_HEIGHT, 9LIVES]
+        """) == [
+        "p.yaml:6:5: stages[review].confirmation: stage 'review' has `gate: true` "
+        "(confirmation always) and `confirmation: once`; keep one of them",
+        "p.yaml:7:41: stages[review].required_variables[1]: '9LIVES' is not a valid variable "
+        "name; use letters, digits and '_', not starting with a digit",
+    ]
+
+
+def test_unknown_confirmation_mode_lists_the_three():
+    problems = located("""\
+        name: ulm
+        stages:
+          - name: review
+            image: cv:1
+            confirmation: sometimes
+        """)
+    assert len(problems) == 1
+    assert problems[0].startswith("p.yaml:5:19: stages[review].confirmation: ")
+    assert "expected one of: never, once, always; got 'sometimes'" in problems[0]

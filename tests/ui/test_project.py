@@ -251,10 +251,18 @@ def test_stages_list_what_they_wait_for() -> None:
             {"name": "a"},
             {"name": "b", "gate": True},
             {"name": "c", "needs": ["a"], "description": "side"},
+            {"name": "d", "confirmation": "once"},
         ]
     }
     assert stage_rows(pipeline) == [
-        {"name": "a", "description": "", "needs": [], "gate": False},
-        {"name": "b", "description": "", "needs": ["a"], "gate": True},
-        {"name": "c", "description": "side", "needs": ["a"], "gate": False},
+        {"name": "a", "description": "", "needs": [], "gate": False, "confirmation": "never"},
+        {"name": "b", "description": "", "needs": ["a"], "gate": True, "confirmation": "always"},
+        {
+            "name": "c",
+            "description": "side",
+            "needs": ["a"],
+            "gate": False,
+            "confirmation": "never",
+        },
+        {"name": "d", "description": "", "needs": ["c"], "gate": True, "confirmation": "once"},
     ]

@@ -17,7 +17,7 @@ from winslow.core.models import Project, Run
 from winslow.core.planner import current_runs
 from winslow.core.states import TERMINAL_RUN_STATES, ProjectState, StageRunState
 from winslow.errors import ConflictError, ValidationError
-from winslow.pipeline.model import NAME_PATTERN, VARIABLE_PATTERN, Pipeline
+from winslow.pipeline.model import NAME_PATTERN, VARIABLE_PATTERN, Confirmation, Pipeline
 
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:=/-]{0,62}$"
 
@@ -148,7 +148,10 @@ def resume(
         f"resumed from stage '{from_stage}'",
         state=ProjectState.RUNNING,
         state_reason=f"resumed from stage '{from_stage}'",
-        approve_gates=frozenset({from_stage}) if stage.gate else frozenset(),
+        # Choosing the stage to go on from is the confirmation it may ask for.
+        approve_gates=frozenset({from_stage})
+        if stage.confirm is not Confirmation.NEVER
+        else frozenset(),
         supersede_runs=superseded,
         data={"from_stage": from_stage, "superseded_runs": list(superseded)},
     )

@@ -21,7 +21,7 @@ from winslow.core.states import (
     StageRunState,
 )
 from winslow.pipeline.interpolate import BUILTIN_VARIABLES, missing_for_stage
-from winslow.pipeline.model import Pipeline, Stage
+from winslow.pipeline.model import Confirmation, Pipeline, Stage
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ def effective_variables(pipeline: Pipeline, project_variables: Mapping[str, str]
 def missing_variables(pipeline: Pipeline, stage: Stage, values: Mapping[str, str]) -> list[str]:
     """Return the variables ``stage`` cannot start without, sorted.
 
-    Those are the pipeline's required variables without a value, and every variable the
-    stage references that has no value.
+    Those are the pipeline's required variables without a value, the stage's own required
+    variables without one, and every variable the stage references that has no value.
     """
     placeholders = {name: "" for name in BUILTIN_VARIABLES}
     known = {**placeholders, **values}
@@ -79,7 +79,18 @@ def missing_variables(pipeline: Pipeline, stage: Stage, values: Mapping[str, str
     missing |= {
         name for name, var in pipeline.variables.items() if var.required and not values.get(name)
     }
+    missing |= {name for name in stage.required_variables if not values.get(name)}
     return sorted(missing)
+
+
+def needs_confirmation(stage: Stage, runs: Iterable[Run]) -> bool:
+    """Whether a person must let ``stage`` start now (its confirmation mode and its past)."""
+    mode = stage.confirm
+    if mode is Confirmation.ALWAYS:
+        return True
+    if mode is Confirmation.ONCE:
+        return not any(run.stage == stage.name for run in runs)
+    return False
 
 
 def current_runs(runs: Iterable[Run]) -> dict[str, Run]:
@@ -177,7 +188,7 @@ def decide(project: Project, pipeline: Pipeline, runs: list[Run]) -> Decision:
                 {"stage": stage.name, "variables": missing},
             )
             continue
-        if stage.gate and stage.name not in project.approved_gates:
+        if needs_confirmation(stage, runs) and stage.name not in project.approved_gates:
             waiting = waiting or MoveProject(
                 ProjectState.AWAITING_INPUT,
                 f"stage '{stage.name}' waits for a person; resume to start it",

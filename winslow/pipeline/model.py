@@ -82,6 +82,17 @@ class WorkspaceMode(str, Enum):
     """Empty."""
 
 
+class Confirmation(str, Enum):
+    """When a person must let a stage start."""
+
+    NEVER = "never"
+    """It starts on its own once its needs succeeded (the default)."""
+    ONCE = "once"
+    """The first time it would start in a project; redos and later runs start on their own."""
+    ALWAYS = "always"
+    """Every time it would start on its own (what ``gate: true`` means)."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -144,7 +155,11 @@ class Stage(Strict):
     env: dict[str, str] = {}
     requirements: Requirements = Requirements()
     gate: bool = False
-    """The pipeline stops for a person before this stage starts."""
+    """The pipeline stops for a person before this stage starts (``confirmation: always``)."""
+    confirmation: Confirmation | None = None
+    """When a person must let the stage start; default ``always`` with ``gate``, else never."""
+    required_variables: list[str] = []
+    """Variables this stage cannot start without (beyond the pipeline's required ones)."""
     inputs: list[str] = []
     """Resource pool paths the stage reads; they appear under ``$WINSLOW_INPUTS``."""
     workspace: WorkspaceMode = WorkspaceMode.CONTINUE
@@ -159,6 +174,13 @@ class Stage(Strict):
         if isinstance(value, dict):
             return {k: scalar_text(v) for k, v in value.items()}
         return value
+
+    @property
+    def confirm(self) -> Confirmation:
+        """The stage's confirmation mode, ``gate`` taken into account."""
+        if self.confirmation is not None:
+            return self.confirmation
+        return Confirmation.ALWAYS if self.gate else Confirmation.NEVER
 
 
 class Pipeline(Strict):

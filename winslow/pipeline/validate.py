@@ -15,7 +15,13 @@ from typing import Protocol
 
 from winslow.errors import PipelineProblem
 from winslow.pipeline.interpolate import BUILTIN_VARIABLES, references
-from winslow.pipeline.model import NAME_PATTERN, VARIABLE_PATTERN, Pipeline, Stage
+from winslow.pipeline.model import (
+    NAME_PATTERN,
+    VARIABLE_PATTERN,
+    Confirmation,
+    Pipeline,
+    Stage,
+)
 
 FieldPath = tuple[str | int, ...]
 """Where a value sits in the pipeline document: ``("stages", 1, "requirements", "cpus")``."""
@@ -93,6 +99,7 @@ def semantic_problems(
         checker.check_runs_something(index, stage)
         checker.check_env_names(index, stage)
         checker.check_references(index, stage)
+        checker.check_confirmation(index, stage)
     return in_reading_order(checker.problems)
 
 
@@ -210,6 +217,21 @@ class _Checker:
                     ("stages", index, "env", key),
                     f"'{key}' is not a valid environment variable name; {VARIABLE_NAME_RULE}",
                     at_key=True,
+                )
+
+    def check_confirmation(self, index: int, stage: Stage) -> None:
+        if stage.gate and stage.confirmation not in (None, Confirmation.ALWAYS):
+            self.report(
+                ("stages", index, "confirmation"),
+                f"stage '{stage.name}' has `gate: true` (confirmation always) and "
+                f"`confirmation: {stage.confirmation.value}`; keep one of them",
+                at_key=True,
+            )
+        for position, name in enumerate(stage.required_variables):
+            if not re.fullmatch(VARIABLE_PATTERN, name):
+                self.report(
+                    ("stages", index, "required_variables", position),
+                    f"'{name}' is not a valid variable name; {VARIABLE_NAME_RULE}",
                 )
 
     def check_references(self, index: int, stage: Stage) -> None:

@@ -247,7 +247,13 @@ function renderTimeline() {
     const head = el("th", { scope: "rowgroup", className: "stage" },
       el("span", { className: "stage-name" }, stage.name));
     if (stage.gate) {
-      head.append(" ", el("span", { className: "gate", title: "A person lets this stage start (Resume)" }, "gate"));
+      const once = stage.confirmation === "once";
+      head.append(" ", el("span", {
+        className: "gate",
+        title: once
+          ? "A person lets this stage start the first time (Resume); later runs start on their own"
+          : "A person lets this stage start, every time (Resume)",
+      }, once ? "confirm once" : "gate"));
     }
     if (stage.needs.length) head.append(el("div", { className: "needs" }, `after ${stage.needs.join(", ")}`));
     if (stage.removed) head.append(el("div", { className: "needs" }, "no longer in the pipeline"));

@@ -21,7 +21,7 @@ from winslow.api.deps import ContextDep
 from winslow.api.routes.console import PageUser, render
 from winslow.errors import NotFoundError, PipelineError, ValidationError
 from winslow.pipeline.folder import PIPELINE_SUFFIXES
-from winslow.pipeline.model import NAME_PATTERN
+from winslow.pipeline.model import NAME_PATTERN, Confirmation
 
 if TYPE_CHECKING:
     from winslow.api.context import AppContext
@@ -95,7 +95,7 @@ def stage_views(pipeline: Pipeline) -> list[StageView]:
         StageView(
             name=stage.name,
             needs=pipeline.needs_of(stage.name),
-            gate=stage.gate,
+            gate=stage.confirm is not Confirmation.NEVER,
             image=stage.image,
             command=shlex.join(stage.command or []),
         )

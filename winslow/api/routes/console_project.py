@@ -44,10 +44,16 @@ def stage_rows(pipeline: dict[str, Any]) -> list[dict[str, Any]]:
                 "name": stage["name"],
                 "description": stage.get("description") or "",
                 "needs": list(needs),
-                "gate": bool(stage.get("gate")),
+                "gate": confirmation(stage) != "never",
+                "confirmation": confirmation(stage),
             }
         )
     return rows
+
+
+def confirmation(stage: dict[str, Any]) -> str:
+    """When a person must let the stage start: never, once or always (``gate: true``)."""
+    return str(stage.get("confirmation") or ("always" if stage.get("gate") else "never"))
 
 
 def variable_rows(pipeline: dict[str, Any]) -> list[dict[str, Any]]:
