@@ -9,6 +9,7 @@ in one place (``api/app.py``)::
     ├── NotFoundError                 → 404
     ├── ConflictError                 → 409: refused transition, delete while running
     ├── AuthError                     → 401
+    ├── ForbiddenError                → 403: a valid token without the capability
     ├── BackendError
     │   ├── BackendUnavailableError   transient: the engine retries later
     │   └── SubmitRejectedError       permanent: becomes the run's reason
@@ -84,6 +85,12 @@ class AuthError(WinslowError):
     """No or a wrong bearer token."""
 
     code = "unauthorized"
+
+
+class ForbiddenError(WinslowError):
+    """The caller's token is valid but lacks the capability the request needs."""
+
+    code = "forbidden"
 
 
 class BackendError(WinslowError):

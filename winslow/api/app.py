@@ -25,6 +25,7 @@ from winslow.api.routes import (
     nodes,
     pipelines,
     projects,
+    triggers,
     workspaces,
 )
 from winslow.api.routes.console import SignInRequiredError, sign_in_redirect
@@ -32,6 +33,7 @@ from winslow.errors import (
     AuthError,
     BackendUnavailableError,
     ConflictError,
+    ForbiddenError,
     NotFoundError,
     PipelineError,
     StorageError,
@@ -47,6 +49,7 @@ STATUS_OF: list[tuple[type[WinslowError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (AuthError, 401),
+    (ForbiddenError, 403),
     (BackendUnavailableError, 503),
     (StorageError, 502),
     (WinslowError, 500),
@@ -101,6 +104,7 @@ def create_app(context: AppContext) -> FastAPI:
         pipelines.router,
         projects.router,
         projects.events_router,
+        triggers.router,
         workspaces.router,
         files.router,
         nodes.router,

@@ -367,3 +367,52 @@ class Health(BaseModel):
     status: str
     version: str
     backend: str
+
+
+class ProjectTokenCreate(BaseModel):
+    """A token for scripts that act on one project; ``capabilities`` say what it may do."""
+
+    name: str
+    capabilities: list[str] = ["trigger"]
+
+
+class ProjectTokenPublic(BaseModel):
+    """A project token as listed: never the token itself."""
+
+    name: str
+    capabilities: list[str]
+    created_at: datetime
+    revoked: bool
+    revoked_at: datetime | None
+
+
+class ProjectTokenCreated(BaseModel):
+    """The new token, shown this once; only its hash is kept. ``project`` is the project's
+    id, which stays when the project is renamed: trigger URLs use it."""
+
+    name: str
+    capabilities: list[str]
+    token: str
+    created_at: datetime
+    project: str
+
+
+class ProjectTokensPublic(BaseModel):
+    data: list[ProjectTokenPublic]
+
+
+class TriggerBody(BaseModel):
+    """Resume the project; with ``from_stage``, redo that stage and what follows it."""
+
+    from_stage: str | None = None
+    comment: str = Field(default="", max_length=500)
+    """Why, in a person's words; it lands in the project's history."""
+
+
+class TriggerPublic(BaseModel):
+    """What a trigger did. Only this much: the token may trigger, not read the project."""
+
+    project: str
+    state: ProjectState
+    state_reason: str | None
+    message: str

@@ -432,6 +432,111 @@ def project_delete(
     out.print(f"project '{project}' deleted", markup=False)
 
 
+# -- project tokens and triggers ----------------------------------------------------------
+
+project_token_app = typer.Typer(
+    no_args_is_help=True,
+    help="Project tokens: let a script trigger one project (`winslow project trigger`).",
+)
+project_app.add_typer(project_token_app, name="token")
+
+TRIGGER_HEADER = "X-Winslow-Trigger-Token"
+
+
+@project_token_app.command("create")
+def project_token_create(
+    project: str,
+    name: str,
+    capability: Annotated[
+        list[str], typer.Option("--capability", "-c", help="What it may do (repeatable).")
+    ] = ["trigger"],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project token and print it once (stdout); only its hash is kept."""
+    with api_client() as api:
+        data = api.post(f"/projects/{project}/tokens", {"name": name, "capabilities": capability})
+        url = f"{api.base}/projects/{data['project']}/trigger"
+
+    def human(d: dict[str, Any]) -> None:
+        sys.stdout.write(d["token"] + "\n")
+        body = json.dumps({"from_stage": None, "comment": "new data arrived"})
+        err.print(
+            f"Token '{d['name']}' of project '{project}' ({', '.join(d['capabilities'])}). "
+            "It is shown this once; keep it where your script can read it.\n"
+            "Trigger the project with:\n"
+            f"  curl -fsS -X POST -H '{TRIGGER_HEADER}: {d['token']}' "
+            f"-H 'Content-Type: application/json' -d '{body}' {url}\n"
+            f"or: winslow project trigger {project} --token <token> [--from STAGE]",
+            markup=False,
+            highlight=False,
+        )
+
+    emit(data, as_json, human)
+
+
+@project_token_app.command("list")
+def project_token_list(project: str, as_json: JsonOpt = False) -> None:
+    """List the project's tokens (names only; tokens are never shown again)."""
+    with api_client() as api:
+        data = api.get(f"/projects/{project}/tokens")
+
+    def human(d: dict[str, Any]) -> None:
+        table = Table("NAME", "CAPABILITIES", "CREATED", "REVOKED", box=None)
+        for t in d["data"]:
+            table.add_row(
+                t["name"],
+                ", ".join(t["capabilities"]),
+                _short_time(t["created_at"]),
+                _short_time(t["revoked_at"]),
+            )
+        out.print(table)
+
+    emit(data, as_json, human)
+
+
+@project_token_app.command("revoke")
+def project_token_revoke(project: str, name: str) -> None:
+    """Revoke a project token at once; triggers with it are refused from now on."""
+    with api_client() as api:
+        api.delete(f"/projects/{project}/tokens/{name}")
+    out.print(f"token '{name}' of project '{project}' revoked", markup=False)
+
+
+@project_app.command("trigger")
+def project_trigger(
+    project: str,
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="WINSLOW_TRIGGER_TOKEN",
+            help="A project token with the trigger capability.",
+        ),
+    ],
+    from_stage: Annotated[
+        str | None, typer.Option("--from", help="Redo this stage and what follows.")
+    ] = None,
+    comment: Annotated[str, typer.Option(help="Why; it lands in the history.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Resume a project with a project token, as a script outside Winslow would."""
+    with api_client() as api:
+        # The trigger endpoint takes the project token only; an API token must not ride along.
+        api.http.headers.pop("Authorization", None)
+        data = api.post(
+            f"/projects/{project}/trigger",
+            {"from_stage": from_stage, "comment": comment},
+            headers={TRIGGER_HEADER: token},
+        )
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(
+            f"{d['project']}: {d['state']} ({d['message']})", markup=False, highlight=False
+        ),
+    )
+
+
 # -- logs ---------------------------------------------------------------------------------
 
 

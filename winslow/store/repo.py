@@ -1,4 +1,4 @@
-"""Reading and writing projects, runs, history and tokens.
+"""Reading and writing projects, runs, history, API tokens and project tokens.
 
 ``Store`` hands out transactions and turns rows into the frozen values of
 ``core/models.py``; nothing outside ``store/`` sees a row. Writes that change state go
@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from winslow.core.models import HistoryEvent, Project, Run
 from winslow.core.states import ACTIVE_RUN_STATES, ProjectState, StageRunState
 from winslow.errors import ConflictError, NotFoundError
 from winslow.store.db import make_engine, make_sessions, migrate
-from winslow.store.tables import EventRow, ProjectRow, RunRow, TokenRow
+from winslow.store.tables import EventRow, ProjectRow, ProjectTokenRow, RunRow, TokenRow
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -100,6 +101,33 @@ def to_event(row: EventRow) -> HistoryEvent:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+PROJECT_TOKEN_PREFIX = "wsl_t_"
+"""Project tokens start so; API tokens with ``wsl_`` only, so a person tells them apart."""
+
+
+@dataclass(frozen=True)
+class ProjectToken:
+    """A project token as the store shows it: never the token, never its hash."""
+
+    name: str
+    capabilities: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+def to_project_token(row: ProjectTokenRow) -> ProjectToken:
+    return ProjectToken(
+        name=row.name,
+        capabilities=tuple(row.capabilities or ()),
+        created_at=utc(row.created_at) or now(),
+        revoked_at=utc(row.revoked_at),
+    )
 
 
 class Store:
@@ -253,6 +281,7 @@ class Store:
 
     def delete_project_rows(self, session: Session, project_id: str) -> None:
         session.execute(delete(RunRow).where(RunRow.project_id == project_id))
+        session.execute(delete(ProjectTokenRow).where(ProjectTokenRow.project_id == project_id))
         session.execute(delete(EventRow).where(EventRow.project_id == project_id))
         session.execute(delete(ProjectRow).where(ProjectRow.id == project_id))
 
@@ -372,6 +401,107 @@ class Store:
             if hmac.compare_digest(row.token_hash, digest):
                 return row.name
         return None
+
+    # -- project tokens -----------------------------------------------------------------
+
+    def create_project_token(
+        self, project_id: str, name: str, capabilities: list[str], *, actor: str
+    ) -> str:
+        """Create the project's token ``name`` and return it; only its hash is kept.
+
+        The creation lands in the project's history (without the token). Raises
+        ``NotFoundError`` for an unknown project and ``ConflictError`` if the project has
+        a token of that name already, revoked ones included (the project row is locked,
+        so two creations of one name cannot both pass the check).
+        """
+        token = PROJECT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.transaction() as session:
+            project = self.lock_project(session, project_id)
+            taken = session.scalars(
+                select(ProjectTokenRow.id).where(
+                    ProjectTokenRow.project_id == project.id, ProjectTokenRow.name == name
+                )
+            ).first()
+            if taken is not None:
+                raise ConflictError(
+                    f"Project '{project.name}' has a token named '{name}' already; choose "
+                    "another name (a revoked token keeps its name)."
+                )
+            session.add(
+                ProjectTokenRow(
+                    project_id=project.id,
+                    name=name,
+                    token_hash=hash_token(token),
+                    capabilities=list(capabilities),
+                    created_at=now(),
+                )
+            )
+            self.add_event(
+                session,
+                project.id,
+                actor,
+                "token",
+                f"created token '{name}' ({', '.join(capabilities) or 'no capabilities'})",
+                {"token": name, "capabilities": list(capabilities)},
+            )
+        return token
+
+    def list_project_tokens(self, project_id: str) -> list[ProjectToken]:
+        """Every token of the project by name, revoked ones included."""
+        with self.sessions() as session:
+            query = (
+                select(ProjectTokenRow)
+                .where(ProjectTokenRow.project_id == project_id)
+                .order_by(ProjectTokenRow.name)
+            )
+            return [to_project_token(row) for row in session.scalars(query)]
+
+    def revoke_project_token(self, project_id: str, name: str, *, actor: str) -> bool:
+        """Revoke the project's token ``name`` at once; ``False`` if it was revoked before.
+
+        The revocation lands in the project's history. Raises ``NotFoundError`` if the
+        project has no such token.
+        """
+        with self.transaction() as session:
+            project = self.lock_project(session, project_id)
+            row = session.scalars(
+                select(ProjectTokenRow).where(
+                    ProjectTokenRow.project_id == project.id, ProjectTokenRow.name == name
+                )
+            ).first()
+            if row is None:
+                raise NotFoundError(
+                    f"Project '{project.name}' has no token '{name}'; "
+                    f"`winslow project token list {project.name}` shows them."
+                )
+            if row.revoked_at is not None:
+                return False
+            row.revoked_at = now()
+            self.add_event(
+                session, project.id, actor, "token", f"revoked token '{name}'", {"token": name}
+            )
+            return True
+
+    def project_token(self, project_id: str, token: str) -> ProjectToken | None:
+        """Return the project's valid (unrevoked) token ``token``, or ``None``.
+
+        Only this project's tokens are looked at, so another project's token is as wrong
+        as a made-up one. The hashes are compared in constant time, and every candidate
+        is compared, so how long this takes says nothing about which one matched.
+        """
+        digest = hash_token(token)
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(ProjectTokenRow).where(
+                    ProjectTokenRow.project_id == project_id,
+                    ProjectTokenRow.revoked_at.is_(None),
+                )
+            ).all()
+        found: ProjectTokenRow | None = None
+        for row in rows:
+            if hmac.compare_digest(row.token_hash, digest):
+                found = row
+        return to_project_token(found) if found is not None else None
 
 
 def open_store(url: str) -> Store:
