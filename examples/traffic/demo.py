@@ -163,8 +163,9 @@ def main() -> None:
         print(f"heat map: {results / 'heatmap.png'}")
         print(f"summary:  {results / 'summary.json'}")
         print(
-            f"the console and API docs: http://127.0.0.1:{port}/docs (token in "
-            f"{DATA / 'server' / 'admin-token'})"
+            f"the console: http://127.0.0.1:{port}/ and the API docs at /docs, while the "
+            f"server runs (`winslow up` with WINSLOW_DATA_DIR={DATA / 'server'}); sign in "
+            f"with the token in {DATA / 'server' / 'admin-token'}"
         )
     finally:
         say("stopping the server")

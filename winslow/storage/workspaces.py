@@ -120,11 +120,12 @@ def read_pending(store: ObjectStore, key: str) -> tuple[datetime | None, set[str
         return None, set()
     except ValueError:
         return None, set()
-    created = _parse_time(str(body.get("created", "")))
+    created = parse_time(str(body.get("created", "")))
     return created, {str(blob) for blob in body.get("blobs", [])}
 
 
-def _parse_time(text: str) -> datetime | None:
+def parse_time(text: str) -> datetime | None:
+    """Return a time written by ``now_iso`` (None for anything else)."""
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -103,16 +103,9 @@ def _entry(record: FileRecord, manifest: Manifest) -> FileEntry:
         name=record.path.rsplit("/", 1)[-1],
         size=record.size,
         is_dir=False,
-        modified=_parse_time(manifest.created),
+        modified=workspaces.parse_time(manifest.created),
         link=record.link,
     )
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 @router.get("/projects/{ref}/workspace", response_model=WorkspacePublic)
@@ -209,7 +202,7 @@ def download_workspace_archive(
     base = folder.rsplit("/", 1)[0] + "/" if "/" in folder else ""
     leaf = folder.rsplit("/", 1)[-1] if folder else "workspace"
     name = f"{project_id}-run{chosen.id}-{leaf}.zip"
-    stamp = _parse_time(manifest.created) or datetime.now(UTC)
+    stamp = workspaces.parse_time(manifest.created) or datetime.now(UTC)
     return StreamingResponse(
         _zip_stream(context.objects, records, base, stamp),
         media_type="application/zip",
