@@ -199,6 +199,42 @@ def pipeline_apply(
     emit(data, as_json, lambda d: out.print(f"pipeline '{d['name']}' applied", markup=False))
 
 
+@pipeline_app.command("import")
+def pipeline_import(
+    file: Annotated[Path, typer.Argument(help="A pipeline file of the first Winslow.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the YAML here, not to stdout.")
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Also apply it, like `winslow pipeline apply`.")
+    ] = False,
+) -> None:
+    """Convert a first-Winslow pipeline file to Winslow's format; warn about what is lost."""
+    from winslow.pipeline.legacy import convert
+    from winslow.pipeline.load import read_pipeline_file
+
+    if not file.is_file():
+        fail(f"No file '{file}'.")
+    try:
+        conversion = convert(read_pipeline_file(file), str(file))
+    except PipelineError as exc:
+        for problem in exc.problems:
+            err.print(f"error: {problem}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    for sentence in conversion.unmapped:
+        err.print(f"warning: {sentence}", markup=False, highlight=False)
+    if output is None:
+        sys.stdout.write(conversion.yaml)
+    else:
+        output.write_text(conversion.yaml, encoding="utf-8")
+        err.print(f"wrote {output}", markup=False, highlight=False)
+    if apply:
+        name = conversion.pipeline["name"]
+        with api_client() as api:
+            data = api.put(f"/pipelines/{name}", {"text": conversion.yaml})
+        err.print(f"pipeline '{data['name']}' applied", markup=False, highlight=False)
+
+
 @pipeline_app.command("delete")
 def pipeline_delete(name: str) -> None:
     """Delete a pipeline definition (projects keep the definition they follow)."""
@@ -305,10 +341,46 @@ def project_list(
 
 @project_app.command("show")
 def project_show(project: str, as_json: JsonOpt = False) -> None:
-    """Show a project: state, variables, every run."""
+    """Show a project: state, variables, every run, and how far running runs are."""
+    progress: list[dict[str, Any]] = []
     with api_client() as api:
         data = api.get(f"/projects/{project}")
+        if not as_json:
+            progress = _running_progress(api, project, data)
     emit(data, as_json, _print_project)
+    for seen in progress:
+        out.print(_progress_line(seen), markup=False, highlight=False)
+
+
+def _running_progress(api: ApiClient, ref: str, project: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the progress of each running run that reported some; a failed ask is skipped."""
+    found = []
+    for run in project.get("runs") or []:
+        if run["state"] != "running":
+            continue
+        try:
+            seen = api.get(f"/projects/{ref}/runs/{run['id']}/progress")
+        except CommandError:
+            continue  # Progress is extra; the project itself was shown.
+        if seen.get("percent") is not None:
+            found.append(seen | {"stage": run["stage"]})
+    return found
+
+
+def _progress_line(seen: dict[str, Any]) -> str:
+    """``run 7 (detect): 45 % · about 12 min left``."""
+    text = f"run {seen['run']} ({seen['stage']}): {seen['percent']:g} %"
+    left = seen.get("seconds_left")
+    return text if left is None else f"{text} · {_time_left(left)}"
+
+
+def _time_left(seconds: int) -> str:
+    if seconds < 60:
+        return "under a minute left"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} min left"
+    return f"about {minutes // 60} h {minutes % 60:02d} min left"
 
 
 def _steer(project: str, verb: str, as_json: bool, body: Any = None) -> None:

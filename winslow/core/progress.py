@@ -32,7 +32,7 @@ _MARKER = re.compile(r"WINSLOW_PROGRESS:\s*(\d+(?:\.\d+)?)\s*(%?)")
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress report: ``percent`` (0–100) from the log line written ``at``."""
+    """One progress report: ``percent`` (0 to 100) from the log line written ``at``."""
 
     percent: float
     at: datetime | None
@@ -76,7 +76,7 @@ def latest_progress(lines: Iterable[str]) -> Progress | None:
 
 
 def estimate(fraction: float, started_at: datetime | None, now: datetime) -> int | None:
-    """Return the seconds a run has left at ``fraction`` (0–1) done, or None when unknown.
+    """Return the seconds a run has left at ``fraction`` (0 to 1) done, or None when unknown.
 
     Linear: the time so far times what is left over what is done. None before the run
     started or below ``MIN_ESTIMATE_FRACTION``; 0 once it reports it is done.

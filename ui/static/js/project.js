@@ -197,6 +197,7 @@ function runRows(run, columns) {
   pick.addEventListener("click", () => select(run.id, true));
   const state = el("td", {}, badge(run.state));
   if (run.superseded) state.append(" ", el("span", { className: "superseded-tag" }, "superseded"));
+  if (run.state === "running") state.append(progressEl(run.id, progressOf.get(run.id)));
   const dur = el("td", { className: "duration" }, runDuration(run));
   if (run.started_at && !run.ended_at) dur.dataset.started = run.started_at;
   const row = el("tr", {
@@ -283,6 +284,63 @@ setInterval(() => {
   const sinceEl = $("project-since");
   if (sinceEl.dataset.since) sinceEl.textContent = `for ${since(sinceEl.dataset.since, now)}`;
 }, 1000);
+
+// -- progress of running runs ------------------------------------------------------------
+// A stage that prints `NN %` (tqdm does) reports progress; the server reads it from the end
+// of the log (GET .../runs/{id}/progress). Polled while a run runs; kept across re-renders.
+
+const PROGRESS_POLL_MS = 5000;
+const progressOf = new Map();
+let progressPolling = false;
+
+function timeLeft(seconds) {
+  if (seconds == null) return "";
+  if (seconds < 60) return "under a minute left";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 90) return `about ${minutes} min left`;
+  return `about ${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min left`;
+}
+
+/** The progress bar of a running run; empty (and hidden) until its stage reports any. */
+function progressEl(runId, seen) {
+  const box = el("div", { className: "run-progress", dataset: { progressOf: runId } });
+  if (!seen || seen.percent == null) {
+    box.hidden = true;
+    return box;
+  }
+  const percent = Math.round(seen.percent * 10) / 10;
+  const left = timeLeft(seen.seconds_left);
+  box.append(
+    el("progress", {
+      max: 100, value: seen.percent,
+      "aria-label": left ? `${percent} % done, ${left}` : `${percent} % done`,
+    }),
+    el("span", { className: "progress-text", "aria-hidden": "true" }, left ? `${percent} % · ${left}` : `${percent} %`),
+  );
+  return box;
+}
+
+async function pollProgress() {
+  if (progressPolling || gone || document.hidden) return;
+  progressPolling = true;
+  try {
+    for (const run of runs().filter((r) => r.state === "running")) {
+      let seen;
+      try {
+        seen = await api(`${projectPath()}/runs/${run.id}/progress`);
+      } catch (_) {
+        continue; // Progress is extra: the next poll tries again.
+      }
+      progressOf.set(run.id, seen);
+      const old = document.querySelector(`#timeline [data-progress-of="${run.id}"]`);
+      if (old) old.replaceWith(progressEl(run.id, seen));
+    }
+  } finally {
+    progressPolling = false;
+  }
+}
+
+setInterval(pollProgress, PROGRESS_POLL_MS);
 
 // -- which run the log and files panels show ---------------------------------------------
 
@@ -669,3 +727,4 @@ window.addEventListener("hashchange", () => {
 });
 mountPanels();
 listen();
+pollProgress();

@@ -22,7 +22,7 @@ class ProgressPublic(BaseModel):
     run: int
     state: StageRunState
     percent: float | None
-    """The latest percentage the stage printed, 0–100; None when it printed none."""
+    """The latest percentage the stage printed, 0 to 100; None when it printed none."""
     at: datetime | None
     """When the stage printed it (the log line's time)."""
     seconds_left: int | None
