@@ -175,8 +175,15 @@ def start_services(settings: Settings) -> Running:
         for prefix in project_prefixes(project_id):
             objects.delete_prefix(prefix)
 
+    def prune_workspace(prefix: str) -> None:
+        objects.delete_prefix(prefix)
+
     engine = Engine(
-        store, backend, on_project_deleted=forget_storage, poll_seconds=settings.poll_seconds
+        store,
+        backend,
+        on_project_deleted=forget_storage,
+        prune_workspace=prune_workspace,
+        poll_seconds=settings.poll_seconds,
     )
     context = AppContext(
         settings=settings,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from winslow import defaults
 from winslow.core.models import HistoryEvent, Project, Run
 from winslow.core.states import ProjectState, StageRunState
+from winslow.pipeline.model import RetentionPolicy
 
 
 class Problem(BaseModel):
@@ -65,6 +66,8 @@ class RunPublic(BaseModel):
     variables: dict[str, str]
     superseded: bool
     workspace: str
+    workspace_pruned: bool
+    """The retention policy deleted this run's workspace."""
 
     @classmethod
     def of(cls, run: Run) -> RunPublic:
@@ -85,6 +88,7 @@ class RunPublic(BaseModel):
             variables=run.variables,
             superseded=run.superseded,
             workspace=run.workspace_prefix,
+            workspace_pruned=run.workspace_pruned,
         )
 
 
@@ -103,6 +107,11 @@ class ProjectUpdate(BaseModel):
     pipeline: str | None = Field(
         default=None, description="Follow this pipeline's current definition from now on."
     )
+    retention: RetentionPolicy | None = Field(
+        default=None,
+        description="The project's own retention, winning over the pipeline's; null clears it "
+        "(leave it out to keep it as it is).",
+    )
 
 
 class ProjectPublic(BaseModel):
@@ -119,6 +128,8 @@ class ProjectPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     state_changed_at: datetime | None
+    retention: RetentionPolicy | None = None
+    """The project's own retention; ``None``: the pipeline's (and its stages') applies."""
     runs: list[RunPublic] | None = None
 
     @classmethod
@@ -142,6 +153,7 @@ class ProjectPublic(BaseModel):
             created_at=project.created_at,
             updated_at=project.updated_at,
             state_changed_at=project.state_changed_at,
+            retention=project.retention,
             runs=[RunPublic.of(r) for r in runs] if runs is not None and with_runs else None,
         )
 

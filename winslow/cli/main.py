@@ -476,6 +476,59 @@ def project_pipeline(project: str, pipeline: str, as_json: JsonOpt = False) -> N
     emit(data, as_json, lambda d: out.print(f"follows {d['pipeline']}", markup=False))
 
 
+def _retention_words(policy: dict[str, Any] | None) -> str:
+    if policy is None:
+        return "the pipeline's (and its stages')"
+    words = []
+    if policy.get("keep_succeeded") is not None:
+        words.append(f"keep the latest {policy['keep_succeeded']} succeeded")
+    if not policy.get("keep_failed", True):
+        words.append("drop failed")
+    return ", ".join(words) or "keep every workspace"
+
+
+@project_app.command("retention")
+def project_retention(
+    project: str,
+    keep_succeeded: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-succeeded",
+            min=0,
+            help="Keep the workspaces of this many latest succeeded runs.",
+        ),
+    ] = None,
+    drop_failed: Annotated[
+        bool, typer.Option("--drop-failed", help="Prune failed, lost and cancelled runs too.")
+    ] = False,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Follow the pipeline's retention again.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show or set the project's own workspace retention (it wins over the pipeline's).
+
+    Pruning happens after each run ends; `winslow gc` then frees the unshared contents.
+    """
+    if clear and (keep_succeeded is not None or drop_failed):
+        raise typer.BadParameter(
+            "--clear cannot go with --keep-succeeded or --drop-failed", param_hint="--clear"
+        )
+    with api_client() as api:
+        if clear:
+            data = api.patch(f"/projects/{project}", {"retention": None})
+        elif keep_succeeded is not None or drop_failed:
+            policy = {"keep_succeeded": keep_succeeded, "keep_failed": not drop_failed}
+            data = api.patch(f"/projects/{project}", {"retention": policy})
+        else:
+            data = api.get(f"/projects/{project}")
+    emit(
+        data.get("retention") if as_json else data,
+        as_json,
+        lambda d: out.print(f"retention: {_retention_words(d.get('retention'))}", markup=False),
+    )
+
+
 @project_app.command("history")
 def project_history(project: str, as_json: JsonOpt = False) -> None:
     """Every command and state change of the project: who, when, what."""

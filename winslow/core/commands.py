@@ -15,9 +15,16 @@ from typing import Any
 
 from winslow.core.models import Project, Run
 from winslow.core.planner import current_runs
+from winslow.core.retention import describe_retention
 from winslow.core.states import TERMINAL_RUN_STATES, ProjectState, StageRunState
 from winslow.errors import ConflictError, ValidationError
-from winslow.pipeline.model import NAME_PATTERN, VARIABLE_PATTERN, Confirmation, Pipeline
+from winslow.pipeline.model import (
+    NAME_PATTERN,
+    VARIABLE_PATTERN,
+    Confirmation,
+    Pipeline,
+    RetentionPolicy,
+)
 
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:=/-]{0,62}$"
 
@@ -38,6 +45,9 @@ class Change:
     name: str | None = None
     pipeline_name: str | None = None
     pipeline: dict[str, Any] | None = None
+    sets_retention: bool = False
+    """Write ``retention`` as the project's own (``None`` clears it)."""
+    retention: RetentionPolicy | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -255,4 +265,27 @@ def change_pipeline(project: Project, pipeline: Pipeline) -> Change:
         f"follows pipeline '{pipeline.name}' ({len(pipeline.stages)} stages) from now on",
         pipeline_name=pipeline.name,
         pipeline=pipeline.model_dump(mode="json"),
+    )
+
+
+def set_retention(project: Project, policy: RetentionPolicy | None) -> Change:
+    """Give the project its own retention (``None``: follow the pipeline's again).
+
+    It applies from the next run end on; workspaces pruned before stay pruned.
+    """
+    if policy is None:
+        message = "retention: the pipeline's from now on"
+    else:
+        message = f"retention: {describe_retention(policy)} (wins over the pipeline's)"
+    return Change(
+        "retention",
+        message,
+        sets_retention=True,
+        retention=policy,
+        data={
+            "retention": policy.model_dump(mode="json") if policy is not None else None,
+            "before": project.retention.model_dump(mode="json")
+            if project.retention is not None
+            else None,
+        },
     )

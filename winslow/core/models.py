@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from winslow.core.states import ACTIVE_RUN_STATES, ProjectState, StageRunState
+from winslow.pipeline.model import RetentionPolicy
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Run:
     cancel_requested: bool = False
     workspace_prefix: str = ""
     log_key: str = ""
+    workspace_pruned: bool = False
+    """The retention policy deleted this run's workspace manifests; the run stays."""
 
     @property
     def active(self) -> bool:
@@ -67,6 +70,8 @@ class Project:
     approved_gates: frozenset[str] = frozenset()
     """Gated stages a person has let start; each approval is used up by one start."""
     state_changed_at: datetime | None = None
+    retention: RetentionPolicy | None = None
+    """The project's own retention; it wins over the pipeline's and its stages'."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from winslow.core import commands
 from winslow.core.models import Project, Run
 from winslow.core.placement import Allocation, NoFit, place
 from winslow.core.planner import Decision, decide
-from winslow.core.states import StageRunState
+from winslow.core.states import TERMINAL_RUN_STATES, StageRunState
+from winslow.engine.retention import apply_retention
 from winslow.engine.specs import build_spec, job_id_for, resource_request, run_values
 from winslow.engine.transitions import RunUpdate, move_project, update_run
 from winslow.errors import BackendUnavailableError, SubmitRejectedError, WinslowError
@@ -71,12 +72,15 @@ class Engine:
         backend: Backend,
         *,
         on_project_deleted: Callable[[str], None] | None = None,
+        prune_workspace: Callable[[str], None] | None = None,
         poll_seconds: float = defaults.RECONCILE_POLL_SECONDS,
     ) -> None:
         self.store = store
         self.backend = backend
         self.poll_seconds = poll_seconds
         self.on_project_deleted = on_project_deleted
+        self.prune_workspace = prune_workspace
+        """Deletes a workspace's manifests (by prefix); without it nothing is pruned."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -215,7 +219,18 @@ class Engine:
         recorded = update_run(self.store, run.id, update) is not None
         if recorded and target is StageRunState.CANCELLED and run.job_id:
             self._purge_killed(run.job_id)
+        if recorded and target in TERMINAL_RUN_STATES:
+            self._apply_retention(run.project_id)
         return recorded
+
+    def _apply_retention(self, project_id: str) -> None:
+        if self.prune_workspace is None:
+            return
+        try:
+            apply_retention(self.store, project_id, self.prune_workspace)
+        except WinslowError as exc:
+            # Nothing was marked; the next run end of the project tries again.
+            log.warning("project %s: could not prune workspaces: %s", project_id, exc.message)
 
     def _purge_killed(self, job_id: str) -> None:
         """Purge a killed run's job where the backend wants that (Nomad); its log is

@@ -88,6 +88,10 @@ def apply_command(store: Store, ref: str, decide: Decider, actor: str) -> Projec
             row.variables = change.variables
         if change.labels is not None:
             row.labels = list(change.labels)
+        if change.sets_retention:
+            row.retention = (
+                change.retention.model_dump(mode="json") if change.retention is not None else None
+            )
         if change.approve_gates:
             row.approved_gates = sorted(set(row.approved_gates or ()) | change.approve_gates)
         if change.supersede_runs or change.cancel_runs:

@@ -145,6 +145,22 @@ class RetryPolicy(Strict):
     """New attempts after the node or process running the stage vanished."""
 
 
+class RetentionPolicy(Strict):
+    """Which ended runs keep their workspace; the rest are pruned after a run ends.
+
+    A stage's current run, its latest run and its active runs always keep theirs.
+    """
+
+    keep_succeeded: int | None = Field(default=None, ge=0)
+    """How many of the stage's latest succeeded runs keep their workspace; ``None``: all."""
+    keep_failed: bool = True
+    """Whether failed, lost and cancelled runs keep their workspace."""
+
+    @property
+    def keeps_everything(self) -> bool:
+        return self.keep_succeeded is None and self.keep_failed
+
+
 class Stage(Strict):
     """One step of a pipeline; every execution of it is a run."""
 
@@ -167,6 +183,8 @@ class Stage(Strict):
     """Stages that must succeed first; ``None`` means the stage before this one."""
     timeout: Seconds | None = Field(default=None, gt=0)
     retry: RetryPolicy = RetryPolicy()
+    retention: RetentionPolicy | None = None
+    """Which of this stage's runs keep their workspace; ``None``: the pipeline's policy."""
 
     @field_validator("env", mode="before")
     @classmethod
@@ -190,6 +208,8 @@ class Pipeline(Strict):
     description: str = ""
     variables: dict[str, Variable] = {}
     stages: list[Stage] = Field(min_length=1)
+    retention: RetentionPolicy | None = None
+    """Which runs keep their workspace; ``None``: every run keeps it (nothing is pruned)."""
 
     def stage(self, name: str) -> Stage:
         """Return the stage called ``name``; raise ``KeyError`` if there is none."""
@@ -197,6 +217,13 @@ class Pipeline(Strict):
             if stage.name == name:
                 return stage
         raise KeyError(name)
+
+    def retention_of(self, name: str) -> RetentionPolicy | None:
+        """Return the retention of stage ``name``: its own, else the pipeline's."""
+        for stage in self.stages:
+            if stage.name == name and stage.retention is not None:
+                return stage.retention
+        return self.retention
 
     def needs_of(self, name: str) -> list[str]:
         """Return the stages ``name`` waits for, resolving the default (the stage before)."""

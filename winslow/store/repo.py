@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from winslow.core.models import HistoryEvent, Project, Run
 from winslow.core.states import ACTIVE_RUN_STATES, ProjectState, StageRunState
 from winslow.errors import ConflictError, NotFoundError
+from winslow.pipeline.model import RetentionPolicy
 from winslow.store.db import make_engine, make_sessions, migrate
 from winslow.store.tables import EventRow, ProjectRow, ProjectTokenRow, RunRow, TokenRow
 
@@ -56,6 +57,9 @@ def to_project(row: ProjectRow) -> Project:
         waiting_for=dict(row.waiting_for or {}),
         approved_gates=frozenset(row.approved_gates or ()),
         state_changed_at=utc(row.state_changed_at),
+        retention=RetentionPolicy.model_validate(row.retention)
+        if row.retention is not None
+        else None,
     )
 
 
@@ -84,6 +88,7 @@ def to_run(row: RunRow) -> Run:
         cancel_requested=row.cancel_requested,
         workspace_prefix=row.workspace_prefix,
         log_key=row.log_key,
+        workspace_pruned=bool(row.workspace_pruned),
     )
 
 
@@ -294,6 +299,19 @@ class Store:
             return [to_run(row) for row in session.scalars(query)]
         with self.sessions() as own:
             return [to_run(row) for row in own.scalars(query)]
+
+    def mark_workspaces_pruned(
+        self, project_id: str, run_ids: list[int], message: str, data: dict[str, Any]
+    ) -> None:
+        """Record that the runs' workspaces were pruned, with one history line."""
+        with self.transaction() as session:
+            project = self.lock_project(session, project_id)
+            rows = session.scalars(
+                select(RunRow).where(RunRow.project_id == project.id, RunRow.id.in_(run_ids))
+            )
+            for row in rows:
+                row.workspace_pruned = True
+            self.add_event(session, project.id, "engine", "retention", message, data)
 
     def get_run(self, project_id: str, run_id: int) -> Run:
         with self.sessions() as session:

@@ -47,6 +47,8 @@ class ProjectRow(Base):
     state_changed_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+    retention: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
+    """The project's own retention policy; ``NULL``: the pipeline's applies."""
 
 
 class RunRow(Base):
@@ -78,6 +80,7 @@ class RunRow(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     workspace_prefix: Mapped[str] = mapped_column(String(500), default="")
     log_key: Mapped[str] = mapped_column(String(500), default="")
+    workspace_pruned: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class EventRow(Base):

@@ -96,7 +96,8 @@ def show_project(ref: str, context: ContextDep, _user: CurrentUser) -> ProjectPu
 def update_project(
     ref: str, body: ProjectUpdate, context: ContextDep, user: CurrentUser
 ) -> ProjectPublic:
-    """Rename, relabel, or make the project follow a pipeline's current definition."""
+    """Rename, relabel, make the project follow a pipeline's current definition, or set
+    its own retention (``"retention": null`` clears it)."""
     project = context.store.get_project(ref)
     if body.name is not None and body.name != project.name:
         name = body.name
@@ -117,6 +118,14 @@ def update_project(
             user,
         )
         context.engine.wake()
+    if "retention" in body.model_fields_set:
+        policy = body.retention
+        apply_command(
+            context.store,
+            project.id,
+            lambda p, _pl, _r: commands.set_retention(p, policy),
+            user,
+        )
     return _show(context, project.id)
 
 

@@ -68,7 +68,9 @@ def pick_run(context: AppContext, ref: str, run_id: int | None) -> tuple[str, Ru
     project = context.store.get_project(ref)
     if run_id is not None:
         return project.id, context.store.get_run(project.id, run_id)
-    ended = [run for run in context.store.runs(project.id) if not run.active]
+    ended = [
+        run for run in context.store.runs(project.id) if not run.active and not run.workspace_pruned
+    ]
     if not ended:
         raise NotFoundError(
             f"Project '{project.name}' has no ended run yet, so no workspace to show."
@@ -81,8 +83,14 @@ def read_workspace(
 ) -> tuple[int, list[int], Manifest]:
     """Return the version shown, every version there is, and that version's manifest.
 
-    A run that wrote nothing has no version; it shows as version 0 and empty.
+    A run that wrote nothing has no version; it shows as version 0 and empty. A run
+    whose workspace the retention policy pruned raises ``NotFoundError`` saying so.
     """
+    if run.workspace_pruned:
+        raise NotFoundError(
+            f"Run {run.id}'s workspace was pruned by the retention policy; the stage's "
+            "current and latest runs keep theirs (`winslow project show` lists the runs)."
+        )
     if not run.workspace_prefix:
         return 0, [], Manifest()
     numbers = workspaces.version_numbers(objects, run.workspace_prefix)
