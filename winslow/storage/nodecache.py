@@ -81,6 +81,10 @@ class NodeCache:
         self.max_bytes = max_bytes
         self.downloaded_bytes = 0
         """Bytes this instance fetched from storage (0 when everything was a hit)."""
+        self._total: int | None = None
+        """The cache's size as of this instance's last walk plus what it added since; a
+        walk (a stat of every entry) happens only when this says the cap may be passed, not
+        after every one of a workspace's thousands of files."""
 
     # -- workspace contents -------------------------------------------------------------
 
@@ -120,6 +124,7 @@ class NodeCache:
             finally:
                 temp.unlink(missing_ok=True)
             self.downloaded_bytes += size
+        self._added(size)
         self.evict(keep=target)
         return target, False
 
@@ -147,6 +152,7 @@ class NodeCache:
         except OSError as exc:
             log.warning("node cache: could not keep %s: %s", source, exc)
             return
+        self._added(target.stat().st_size)
         self.evict(keep=target)
 
     # -- resource pool files --------------------------------------------------------------
@@ -190,6 +196,7 @@ class NodeCache:
                 etag_temp.write_text(entry.etag, encoding="utf-8")
                 os.replace(etag_temp, etag_file)
             self.downloaded_bytes += entry.size
+        self._added(entry.size)
         self.evict(keep=target)
         return target, False
 
@@ -221,7 +228,7 @@ class NodeCache:
 
         Entries another stage-in holds the lock of are skipped, as is ``keep``.
         """
-        if not self.max_bytes:
+        if not self.max_bytes or (self._total is not None and self._total <= self.max_bytes):
             return 0
         entries = self.entries()
         total = sum(entry.size for entry in entries)
@@ -240,7 +247,12 @@ class NodeCache:
                     (self.root / "etags" / relative).unlink(missing_ok=True)
                     freed += entry.size
                     log.info("node cache: evicted %s (%d bytes)", relative, entry.size)
+        self._total = total - freed
         return freed
+
+    def _added(self, size: int) -> None:
+        if self._total is not None:
+            self._total += size
 
     # -- helpers ----------------------------------------------------------------------------
 
