@@ -47,6 +47,9 @@ MAX_GPUS = 64
 """Largest GPU request a pipeline may state."""
 
 MAX_RETRIES = 100
+
+MAX_SWEEP_RUNS = 1000
+"""The most combinations one stage's sweep may make; more is a validation error."""
 """Largest retry count a pipeline may state."""
 
 SSE_HEARTBEAT_SECONDS = 15.0

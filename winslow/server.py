@@ -11,6 +11,7 @@ server finds it answering on its port and uses it again.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -141,6 +142,7 @@ def nomad_backend(settings: Settings, s3: S3Config) -> Backend:
 def start_services(settings: Settings) -> Running:
     """Bring up storage, store, backend and engine; return them running."""
     from winslow.backends.local.backend import LocalBackend
+    from winslow.engine.outputs import collect_outputs
     from winslow.engine.reconcile import Engine
     from winslow.pipeline.folder import PipelineFolder
     from winslow.storage.objects import ObjectStore
@@ -183,6 +185,7 @@ def start_services(settings: Settings) -> Running:
         backend,
         on_project_deleted=forget_storage,
         prune_workspace=prune_workspace,
+        collect_outputs=functools.partial(collect_outputs, objects),
         poll_seconds=settings.poll_seconds,
     )
     context = AppContext(

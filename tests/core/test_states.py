@@ -48,9 +48,10 @@ def test_project_transition(current: ProjectState, target: ProjectState) -> None
     ("current", "target"), RUN_PAIRS, ids=[f"{a.name} => {b.name}" for a, b in RUN_PAIRS]
 )
 def test_run_transition(current: StageRunState, target: StageRunState) -> None:
+    # A skipped run is created skipped; nothing ever moves into or out of that state.
     legal = (
         current not in TERMINAL_RUN_STATES
-        and target is not StageRunState.PENDING
+        and target not in (StageRunState.PENDING, StageRunState.SKIPPED)
         and (current is StageRunState.PENDING or target is not StageRunState.RUNNING)
     )
     assert can_move_run(current, target) is legal

@@ -26,7 +26,9 @@ from winslow.api.routes import (
     pipelines,
     progress,
     projects,
+    series,
     triggers,
+    usage,
     workspaces,
 )
 from winslow.api.routes.console import SignInRequiredError, sign_in_redirect
@@ -106,6 +108,8 @@ def create_app(context: AppContext) -> FastAPI:
         projects.router,
         projects.events_router,
         progress.router,
+        series.router,
+        usage.router,
         triggers.router,
         workspaces.router,
         files.router,

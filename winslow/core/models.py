@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from winslow.core.states import ACTIVE_RUN_STATES, ProjectState, StageRunState
-from winslow.pipeline.model import RetentionPolicy
+from winslow.pipeline.model import RetentionPolicy, combination_key
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,18 @@ class Run:
     log_key: str = ""
     workspace_pruned: bool = False
     """The retention policy deleted this run's workspace manifests; the run stays."""
+    combination: dict[str, str] = field(default_factory=dict)
+    """The sweep values this run ran with; empty unless its stage sweeps."""
+    results: dict[str, Any] = field(default_factory=dict)
+    """What the stage reported (``WINSLOW_RESULT:`` lines, ``results.json``)."""
+    image: str | None = None
+    """The image the run used where it differs from the stage's (an override)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """What a person changed for this run only: variables, image, resources, comment."""
+
+    @property
+    def combination_key(self) -> str:
+        return combination_key(self.combination)
 
     @property
     def active(self) -> bool:
@@ -72,6 +84,10 @@ class Project:
     state_changed_at: datetime | None = None
     retention: RetentionPolicy | None = None
     """The project's own retention; it wins over the pipeline's and its stages'."""
+    run_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Stage → what its next run changes, for that run only (a resume with overrides)."""
+    hold_after: frozenset[str] = frozenset()
+    """Stages whose next run is the last before the project pauses ("only this stage")."""
 
 
 @dataclass(frozen=True)

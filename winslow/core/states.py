@@ -31,13 +31,25 @@ class StageRunState(str, Enum):
     LOST = "lost"
     """The node or process running it vanished without an exit status."""
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    """Never ran: its ``when`` condition was false, or every stage it needs was skipped."""
 
 
 ACTIVE_RUN_STATES = frozenset({StageRunState.PENDING, StageRunState.RUNNING})
 TERMINAL_RUN_STATES = frozenset(
-    {StageRunState.SUCCEEDED, StageRunState.FAILED, StageRunState.LOST, StageRunState.CANCELLED}
+    {
+        StageRunState.SUCCEEDED,
+        StageRunState.FAILED,
+        StageRunState.LOST,
+        StageRunState.CANCELLED,
+        StageRunState.SKIPPED,
+    }
 )
-UNSUCCESSFUL_RUN_STATES = TERMINAL_RUN_STATES - {StageRunState.SUCCEEDED}
+UNSUCCESSFUL_RUN_STATES = frozenset(
+    {StageRunState.FAILED, StageRunState.LOST, StageRunState.CANCELLED}
+)
+DONE_RUN_STATES = frozenset({StageRunState.SUCCEEDED, StageRunState.SKIPPED})
+"""Ends that let the pipeline go on."""
 
 ADVANCING_PROJECT_STATES = frozenset({ProjectState.RUNNING, ProjectState.PAUSING})
 """States in which the engine moves a project along."""
@@ -89,6 +101,8 @@ RUN_TRANSITIONS: dict[StageRunState, frozenset[StageRunState]] = {
     StageRunState.FAILED: frozenset(),
     StageRunState.LOST: frozenset(),
     StageRunState.CANCELLED: frozenset(),
+    # Skipped runs are written as skipped by the engine and never change.
+    StageRunState.SKIPPED: frozenset(),
 }
 
 

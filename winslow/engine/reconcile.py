@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 
@@ -33,8 +34,9 @@ from winslow.core.states import TERMINAL_RUN_STATES, StageRunState
 from winslow.engine.retention import apply_retention
 from winslow.engine.specs import build_spec, job_id_for, resource_request, run_values
 from winslow.engine.transitions import RunUpdate, move_project, update_run
+from winslow.engine.usage import UsageSampler
 from winslow.errors import BackendUnavailableError, SubmitRejectedError, WinslowError
-from winslow.pipeline.model import Pipeline
+from winslow.pipeline.model import Pipeline, Stage
 from winslow.storage.keys import log_key, workspace_prefix
 from winslow.store.repo import Store, now, to_project
 from winslow.store.tables import ProjectRow, RunRow
@@ -73,6 +75,7 @@ class Engine:
         *,
         on_project_deleted: Callable[[str], None] | None = None,
         prune_workspace: Callable[[str], None] | None = None,
+        collect_outputs: Callable[[Run, Stage], dict[str, Any]] | None = None,
         poll_seconds: float = defaults.RECONCILE_POLL_SECONDS,
     ) -> None:
         self.store = store
@@ -81,6 +84,9 @@ class Engine:
         self.on_project_deleted = on_project_deleted
         self.prune_workspace = prune_workspace
         """Deletes a workspace's manifests (by prefix); without it nothing is pruned."""
+        self.collect_outputs = collect_outputs
+        """Reads an ended run's results and stores its log-parser series."""
+        self.usage = UsageSampler(store, backend)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,8 +102,10 @@ class Engine:
         self._watching = True
         self._thread = threading.Thread(target=self._loop, name="winslow-engine", daemon=True)
         self._thread.start()
+        self.usage.start()
 
     def stop(self) -> None:
+        self.usage.stop()
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

@@ -93,8 +93,98 @@ class Confirmation(str, Enum):
     """Every time it would start on its own (what ``gate: true`` means)."""
 
 
+class SweepWorkspace(str, Enum):
+    """How the runs of a sweep share a workspace."""
+
+    OWN = "own"
+    """Each combination starts from the stage's sources on its own and they run in parallel;
+    the next stage starts from all their workspaces, layered in combination order."""
+    SHARED = "shared"
+    """One workspace: combinations run one after another, each starting from the one before."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SweepRange(Strict):
+    """The values ``min``, ``min + step``, … up to ``max`` (included where it is hit)."""
+
+    min: float
+    max: float
+    step: float = Field(default=1, gt=0)
+
+    def values(self) -> list[str]:
+        whole = all(float(v).is_integer() for v in (self.min, self.max, self.step))
+        count = int((self.max - self.min) / self.step + 1e-9) + 1 if self.max >= self.min else 0
+        values = [self.min + i * self.step for i in range(count)]
+        if whole:
+            return [str(int(v)) for v in values]
+        # Round away float noise (0.1 + 2 * 0.1 = 0.30000000000000004) to the step's digits.
+        digits = max(_decimals(self.min), _decimals(self.step))
+        return [f"{v:.{digits}f}" for v in values]
+
+
+def _decimals(value: float) -> int:
+    text = repr(float(value))
+    if "e" in text:
+        return 12
+    return len(text.split(".")[1].rstrip("0")) if "." in text else 0
+
+
+SweepValues = list[Annotated[str, BeforeValidator(lambda v: scalar_text(v))]] | SweepRange
+
+
+class Sweep(Strict):
+    """Run a stage once for every combination of the values of some variables."""
+
+    over: dict[str, SweepValues] = Field(min_length=1)
+    """Variable → a list of values, or a range ``{min, max, step}``."""
+    workspace: SweepWorkspace = SweepWorkspace.OWN
+    continue_on_failure: bool = False
+    """Let the next stages go on once every combination ended and at least one succeeded."""
+
+    def value_lists(self) -> dict[str, list[str]]:
+        return {
+            name: values.values() if isinstance(values, SweepRange) else list(values)
+            for name, values in self.over.items()
+        }
+
+    def combinations(self) -> list[dict[str, str]]:
+        """Every combination, the first variable varying slowest (as nested loops would)."""
+        combos: list[dict[str, str]] = [{}]
+        for name, values in self.value_lists().items():
+            combos = [{**combo, name: value} for combo in combos for value in values]
+        return combos
+
+
+def combination_key(combination: dict[str, str]) -> str:
+    """The text naming a combination: ``LR=0.1,BATCH=8`` (empty for a stage that sweeps not)."""
+    return ",".join(f"{name}={value}" for name, value in combination.items())
+
+
+class LogParser(Strict):
+    """Log lines matching ``pattern`` become points of a time series of the run.
+
+    Every named group that holds a number becomes one value of the point, so
+    ``loss=(?P<loss>[0-9.]+) acc=(?P<acc>[0-9.]+)`` yields the series ``loss`` and ``acc``.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _named_groups(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
+        if not compiled.groupindex:
+            raise ValueError(
+                "pattern has no named group; name what to keep, as in (?P<loss>[0-9.]+)"
+            )
+        return value
 
 
 class Variable(Strict):
@@ -185,6 +275,15 @@ class Stage(Strict):
     retry: RetryPolicy = RetryPolicy()
     retention: RetentionPolicy | None = None
     """Which of this stage's runs keep their workspace; ``None``: the pipeline's policy."""
+    when: str | None = None
+    """A condition over earlier results and variables; false: the stage is skipped."""
+    sweep: Sweep | None = None
+    log_parsers: list[LogParser] = []
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _when_text(cls, value: Any) -> Any:
+        return scalar_text(value)
 
     @field_validator("env", mode="before")
     @classmethod
@@ -192,6 +291,11 @@ class Stage(Strict):
         if isinstance(value, dict):
             return {k: scalar_text(v) for k, v in value.items()}
         return value
+
+    @property
+    def combinations(self) -> list[dict[str, str]]:
+        """The variable values of each run the stage makes: one empty one unless it sweeps."""
+        return self.sweep.combinations() if self.sweep is not None else [{}]
 
     @property
     def confirm(self) -> Confirmation:

@@ -27,7 +27,14 @@ from winslow.core.states import ACTIVE_RUN_STATES, ProjectState, StageRunState
 from winslow.errors import ConflictError, NotFoundError
 from winslow.pipeline.model import RetentionPolicy
 from winslow.store.db import make_engine, make_sessions, migrate
-from winslow.store.tables import EventRow, ProjectRow, ProjectTokenRow, RunRow, TokenRow
+from winslow.store.tables import (
+    EventRow,
+    ProjectRow,
+    ProjectTokenRow,
+    RunRow,
+    TokenRow,
+    UsageRow,
+)
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -60,6 +67,8 @@ def to_project(row: ProjectRow) -> Project:
         retention=RetentionPolicy.model_validate(row.retention)
         if row.retention is not None
         else None,
+        run_overrides={k: dict(v) for k, v in (row.run_overrides or {}).items()},
+        hold_after=frozenset(row.hold_after or ()),
     )
 
 
@@ -89,6 +98,10 @@ def to_run(row: RunRow) -> Run:
         workspace_prefix=row.workspace_prefix,
         log_key=row.log_key,
         workspace_pruned=bool(row.workspace_pruned),
+        combination=dict(row.combination or {}),
+        results=dict(row.results or {}),
+        image=row.image,
+        overrides=dict(row.overrides or {}),
     )
 
 
@@ -285,6 +298,8 @@ class Store:
         return sorted(ids)
 
     def delete_project_rows(self, session: Session, project_id: str) -> None:
+        project_runs = select(RunRow.id).where(RunRow.project_id == project_id)
+        session.execute(delete(UsageRow).where(UsageRow.run_id.in_(project_runs)))
         session.execute(delete(RunRow).where(RunRow.project_id == project_id))
         session.execute(delete(ProjectTokenRow).where(ProjectTokenRow.project_id == project_id))
         session.execute(delete(EventRow).where(EventRow.project_id == project_id))

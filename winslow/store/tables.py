@@ -49,6 +49,10 @@ class ProjectRow(Base):
     )
     retention: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
     """The project's own retention policy; ``NULL``: the pipeline's applies."""
+    run_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Stage → overrides for its next run only (resume/redo with overrides)."""
+    hold_after: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Stages after whose next run the project pauses ("run only this stage")."""
 
 
 class RunRow(Base):
@@ -81,6 +85,30 @@ class RunRow(Base):
     workspace_prefix: Mapped[str] = mapped_column(String(500), default="")
     log_key: Mapped[str] = mapped_column(String(500), default="")
     workspace_pruned: Mapped[bool] = mapped_column(Boolean, default=False)
+    combination: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    """The sweep values of this run; empty for a stage that does not sweep."""
+    results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    image: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    """The image this run used, where a redo overrode the stage's."""
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """What a person changed for this run only (variables, image, resources, comment)."""
+
+
+class UsageRow(Base):
+    """One sample of what a run used: CPU, memory, and GPUs where it has some."""
+
+    __tablename__ = "run_usage"
+    __table_args__ = (Index("ix_run_usage_run_at", "run_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Integer, ForeignKey("runs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cpu_percent: Mapped[float] = mapped_column(Float)
+    """Of one core: 250 means two and a half cores busy."""
+    memory_mb: Mapped[float] = mapped_column(Float)
+    gpu_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Mean utilisation of the run's GPUs; ``NULL`` where it has none or none is measured."""
+    gpu_memory_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class EventRow(Base):
