@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from winslow import defaults
+from winslow.core.commands import RunOverrides
 from winslow.core.models import HistoryEvent, Project, Run
 from winslow.core.states import ProjectState, StageRunState
-from winslow.pipeline.model import RetentionPolicy
+from winslow.pipeline.model import Megabytes, RetentionPolicy
 
 
 class Problem(BaseModel):
@@ -68,6 +69,17 @@ class RunPublic(BaseModel):
     workspace: str
     workspace_pruned: bool
     """The retention policy deleted this run's workspace."""
+    combination: dict[str, str] = {}
+    """The sweep values this run ran with; empty unless its stage sweeps."""
+    results: dict[str, Any] = {}
+    """What the stage reported: ``WINSLOW_RESULT: key=value`` lines and ``results.json``."""
+    image: str | None = None
+    """The image this run used where a redo overrode the stage's."""
+    cpus: float
+    memory_mb: int
+    gpus: int
+    overrides: dict[str, Any] = {}
+    """What a person changed for this run only (variables, image, resources, comment)."""
 
     @classmethod
     def of(cls, run: Run) -> RunPublic:
@@ -89,6 +101,13 @@ class RunPublic(BaseModel):
             superseded=run.superseded,
             workspace=run.workspace_prefix,
             workspace_pruned=run.workspace_pruned,
+            combination=run.combination,
+            results=run.results,
+            image=run.image,
+            cpus=run.cpus,
+            memory_mb=run.memory_mb,
+            gpus=run.gpus,
+            overrides=run.overrides,
         )
 
 
@@ -130,6 +149,10 @@ class ProjectPublic(BaseModel):
     state_changed_at: datetime | None
     retention: RetentionPolicy | None = None
     """The project's own retention; ``None``: the pipeline's (and its stages') applies."""
+    run_overrides: dict[str, dict[str, Any]] = {}
+    """Stage → what its next run changes, for that run only."""
+    hold_after: list[str] = []
+    """The project pauses once these stages ran ("run only this stage")."""
     runs: list[RunPublic] | None = None
 
     @classmethod
@@ -154,6 +177,8 @@ class ProjectPublic(BaseModel):
             updated_at=project.updated_at,
             state_changed_at=project.state_changed_at,
             retention=project.retention,
+            run_overrides=project.run_overrides,
+            hold_after=sorted(project.hold_after),
             runs=[RunPublic.of(r) for r in runs] if runs is not None and with_runs else None,
         )
 
@@ -187,8 +212,46 @@ class ProjectsPublic(BaseModel):
     count: int
 
 
+class ResourceOverrides(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cpus: float | None = Field(default=None, gt=0, le=defaults.MAX_CPUS)
+    memory: Megabytes | None = Field(
+        default=None, gt=0, le=defaults.MAX_MEMORY_MB, description="MB, or a size like 8G."
+    )
+    gpus: int | None = Field(default=None, ge=0, le=defaults.MAX_GPUS)
+
+
+class OverridesBody(BaseModel):
+    """What the next run of the stage does differently, for that run only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variables: dict[str, str] = {}
+    image: str | None = None
+    resources: ResourceOverrides = ResourceOverrides()
+    comment: str = ""
+
+    def to_core(self) -> RunOverrides:
+        return RunOverrides(
+            variables=dict(self.variables),
+            image=self.image or None,
+            cpus=self.resources.cpus,
+            memory_mb=self.resources.memory,
+            gpus=self.resources.gpus,
+            comment=self.comment.strip(),
+        )
+
+
 class ResumeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     from_stage: str | None = None
+    only: bool = Field(default=False, description="Run only this stage, then pause.")
+    like_run: int | None = Field(
+        default=None, description="Redo as this earlier run was: its variables, image, resources."
+    )
+    overrides: OverridesBody | None = None
 
 
 class VariablesBody(BaseModel):

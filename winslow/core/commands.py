@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from winslow.core.models import Project, Run
-from winslow.core.planner import current_runs
+from winslow.core.planner import current_run_list, current_runs
 from winslow.core.retention import describe_retention
-from winslow.core.states import TERMINAL_RUN_STATES, ProjectState, StageRunState
+from winslow.core.states import UNSUCCESSFUL_RUN_STATES, ProjectState, StageRunState
 from winslow.errors import ConflictError, ValidationError
 from winslow.pipeline.model import (
     NAME_PATTERN,
@@ -48,6 +48,10 @@ class Change:
     sets_retention: bool = False
     """Write ``retention`` as the project's own (``None`` clears it)."""
     retention: RetentionPolicy | None = None
+    run_overrides: dict[str, dict[str, Any]] | None = None
+    """Replace the overrides waiting for stages' next runs."""
+    hold_after: frozenset[str] | None = None
+    """Replace the stages the project pauses after ("run only this stage")."""
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,10 +96,154 @@ def pause(project: Project) -> Change:
     )
 
 
+@dataclass(frozen=True)
+class RunOverrides:
+    """What one run of a stage does differently, for that run only.
+
+    Stored with the project until the stage's next run is created, then with that run.
+    """
+
+    variables: Mapping[str, str] = field(default_factory=dict)
+    """Win over the project's values; a sweep's own values still win over these."""
+    image: str | None = None
+    cpus: float | None = None
+    memory_mb: int | None = None
+    gpus: int | None = None
+    comment: str = ""
+    like_run: int | None = None
+    """The earlier run this one is a redo of, as it was (a blueprint)."""
+
+    @property
+    def empty(self) -> bool:
+        return self == RunOverrides()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunOverrides:
+        resources = data.get("resources") or {}
+        return cls(
+            variables=dict(data.get("variables") or {}),
+            image=data.get("image"),
+            cpus=resources.get("cpus"),
+            memory_mb=resources.get("memory_mb"),
+            gpus=resources.get("gpus"),
+            comment=data.get("comment") or "",
+            like_run=data.get("like_run"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        resources = {
+            key: value
+            for key, value in (
+                ("cpus", self.cpus),
+                ("memory_mb", self.memory_mb),
+                ("gpus", self.gpus),
+            )
+            if value is not None
+        }
+        data: dict[str, Any] = {}
+        if self.variables:
+            data["variables"] = dict(self.variables)
+        if self.image:
+            data["image"] = self.image
+        if resources:
+            data["resources"] = resources
+        if self.comment:
+            data["comment"] = self.comment
+        if self.like_run is not None:
+            data["like_run"] = self.like_run
+        return data
+
+    def describe(self) -> str:
+        words = [f"{k}={v}" for k, v in self.variables.items()]
+        if self.image:
+            words.append(f"image {self.image}")
+        if self.cpus is not None:
+            words.append(f"{self.cpus:g} CPUs")
+        if self.memory_mb is not None:
+            words.append(f"{self.memory_mb} MB memory")
+        if self.gpus is not None:
+            words.append(f"{self.gpus} GPUs")
+        if self.like_run is not None:
+            words.insert(0, f"as run {self.like_run} was")
+        text = ", ".join(words)
+        if self.comment:
+            text += (": " if text else "") + repr(self.comment)
+        return text
+
+
+def check_overrides(overrides: RunOverrides) -> RunOverrides:
+    """Return ``overrides`` if a person could mean them, else raise ``ValidationError``."""
+    for name in overrides.variables:
+        _check_variable_name(name)
+    if overrides.image is not None and not overrides.image.strip():
+        raise ValidationError("The image override is empty; leave it out to keep the stage's.")
+    if overrides.cpus is not None and overrides.cpus <= 0:
+        raise ValidationError("A run needs more than 0 CPUs.")
+    if overrides.memory_mb is not None and overrides.memory_mb <= 0:
+        raise ValidationError("A run needs more than 0 MB of memory.")
+    if overrides.gpus is not None and overrides.gpus < 0:
+        raise ValidationError("A run cannot have fewer than 0 GPUs.")
+    if len(overrides.comment) > 2000:
+        raise ValidationError("The comment is longer than 2000 characters; shorten it.")
+    return overrides
+
+
+def blueprint(run: Run) -> RunOverrides:
+    """Overrides that make a new run of ``run``'s stage as ``run`` was."""
+    return RunOverrides(
+        variables={k: v for k, v in run.variables.items() if not k.startswith("WINSLOW_")},
+        image=run.image,
+        cpus=run.cpus,
+        memory_mb=run.memory_mb,
+        gpus=run.gpus,
+        like_run=run.id,
+    )
+
+
+def _merged(base: RunOverrides, top: RunOverrides) -> RunOverrides:
+    return RunOverrides(
+        variables={**base.variables, **top.variables},
+        image=top.image or base.image,
+        cpus=top.cpus if top.cpus is not None else base.cpus,
+        memory_mb=top.memory_mb if top.memory_mb is not None else base.memory_mb,
+        gpus=top.gpus if top.gpus is not None else base.gpus,
+        comment=top.comment or base.comment,
+        like_run=base.like_run if base.like_run is not None else top.like_run,
+    )
+
+
 def resume(
-    project: Project, pipeline: Pipeline, runs: list[Run], from_stage: str | None = None
+    project: Project,
+    pipeline: Pipeline,
+    runs: list[Run],
+    from_stage: str | None = None,
+    *,
+    only: bool = False,
+    like_run: int | None = None,
+    overrides: RunOverrides | None = None,
 ) -> Change:
-    """Go on, or start again from ``from_stage`` (its earlier runs stay in the history)."""
+    """Go on, or start again from ``from_stage`` (its earlier runs stay in the history).
+
+    ``overrides`` change that stage's next run only; ``like_run`` redoes an earlier run as
+    it was; ``only`` runs that stage and then pauses instead of going on.
+    """
+    overrides = check_overrides(overrides or RunOverrides())
+    if like_run is not None:
+        earlier = next((run for run in runs if run.id == like_run), None)
+        if earlier is None:
+            raise ValidationError(f"Project '{project.name}' has no run {like_run}.")
+        if from_stage is not None and from_stage != earlier.stage:
+            raise ValidationError(
+                f"Run {like_run} is a run of stage '{earlier.stage}', not '{from_stage}'; "
+                "leave out the stage or name that one."
+            )
+        from_stage = earlier.stage
+        overrides = _merged(blueprint(earlier), overrides)
+    if from_stage is None and (only or not overrides.empty):
+        raise ValidationError(
+            "Overrides and 'only this stage' apply to one stage's next run; "
+            "say which stage with from_stage."
+        )
     active = _active(runs)
     current = current_runs(runs)
     if project.state is ProjectState.RUNNING:
@@ -113,11 +261,9 @@ def resume(
             )
         gate = project.waiting_for.get("gate")
         unsuccessful = tuple(
-            run.id
-            for run in current.values()
-            if run.state in TERMINAL_RUN_STATES and run.state is not StageRunState.SUCCEEDED
+            run.id for run in current_run_list(runs) if run.state in UNSUCCESSFUL_RUN_STATES
         )
-        redone = sorted({r.stage for r in current.values() if r.id in unsuccessful})
+        redone = sorted({r.stage for r in current_run_list(runs) if r.id in unsuccessful})
         message = "resumed"
         if redone:
             message += f"; runs stage {', '.join(redone)} again"
@@ -130,6 +276,7 @@ def resume(
             state_reason="resumed",
             approve_gates=frozenset({gate}) if gate else frozenset(),
             supersede_runs=unsuccessful,
+            hold_after=frozenset(),
             data={"from_stage": None},
         )
     try:
@@ -146,24 +293,36 @@ def resume(
         )
     for need in pipeline.needs_of(from_stage):
         run = current.get(need)
-        if run is None or run.state is not StageRunState.SUCCEEDED:
+        if run is None or run.state not in (StageRunState.SUCCEEDED, StageRunState.SKIPPED):
             raise ConflictError(
                 f"Stage '{from_stage}' needs stage '{need}', which has no successful run yet; "
                 f"resume from '{need}' instead."
             )
-    redo = pipeline.downstream_of(from_stage)
-    superseded = tuple(current[name].id for name in redo if name in current)
+    redo = set(pipeline.downstream_of(from_stage))
+    superseded = tuple(run.id for run in current_run_list(runs) if run.stage in redo)
+    message = f"resumed from stage '{from_stage}'"
+    if not overrides.empty:
+        message += f" with {overrides.describe()}"
+    if only:
+        message += "; only this stage, then pause"
     return Change(
         "resume",
-        f"resumed from stage '{from_stage}'",
+        message,
         state=ProjectState.RUNNING,
-        state_reason=f"resumed from stage '{from_stage}'",
+        state_reason=f"resumed from stage '{from_stage}'" + (" only" if only else ""),
         # Choosing the stage to go on from is the confirmation it may ask for.
         approve_gates=frozenset({from_stage})
         if stage.confirm is not Confirmation.NEVER
         else frozenset(),
         supersede_runs=superseded,
-        data={"from_stage": from_stage, "superseded_runs": list(superseded)},
+        run_overrides={from_stage: overrides.to_json()} if not overrides.empty else {},
+        hold_after=frozenset({from_stage}) if only else frozenset(),
+        data={
+            "from_stage": from_stage,
+            "superseded_runs": list(superseded),
+            "overrides": overrides.to_json(),
+            "only": only,
+        },
     )
 
 

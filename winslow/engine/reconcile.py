@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from winslow import defaults
 from winslow.backends.base import (
@@ -27,21 +28,38 @@ from winslow.backends.base import (
     NodeInfo,
 )
 from winslow.core import commands
+from winslow.core.commands import RunOverrides
 from winslow.core.models import Project, Run
 from winslow.core.placement import Allocation, NoFit, place
-from winslow.core.planner import Decision, decide
+from winslow.core.planner import Decision, SkipRun, StartRun, current_run_sets, decide
 from winslow.core.states import TERMINAL_RUN_STATES, StageRunState
 from winslow.engine.retention import apply_retention
-from winslow.engine.specs import build_spec, job_id_for, resource_request, run_values
+from winslow.engine.specs import (
+    build_spec,
+    job_id_for,
+    resource_request,
+    run_request,
+    run_values,
+    workspace_sources,
+)
 from winslow.engine.transitions import RunUpdate, move_project, update_run
 from winslow.engine.usage import UsageSampler
 from winslow.errors import BackendUnavailableError, SubmitRejectedError, WinslowError
-from winslow.pipeline.model import Pipeline, Stage
+from winslow.pipeline.model import Pipeline, Stage, combination_key
 from winslow.storage.keys import log_key, workspace_prefix
 from winslow.store.repo import Store, now, to_project
 from winslow.store.tables import ProjectRow, RunRow
 
 log = logging.getLogger(__name__)
+
+
+class OutputCollector(Protocol):
+    """Reads an ended run's results (and keeps its log-parser series); see
+    ``engine/outputs.py``. ``started_from`` are the workspaces the run began with."""
+
+    def __call__(
+        self, run: Run, stage: Stage, *, started_from: Sequence[str] = ()
+    ) -> dict[str, Any]: ...
 
 _JOB_TO_RUN = {
     JobState.PENDING: StageRunState.PENDING,
@@ -75,7 +93,7 @@ class Engine:
         *,
         on_project_deleted: Callable[[str], None] | None = None,
         prune_workspace: Callable[[str], None] | None = None,
-        collect_outputs: Callable[[Run, Stage], dict[str, Any]] | None = None,
+        collect_outputs: OutputCollector | None = None,
         poll_seconds: float = defaults.RECONCILE_POLL_SECONDS,
     ) -> None:
         self.store = store
@@ -215,6 +233,7 @@ class Engine:
         reason = status.reason
         if run.cancel_requested and target is StageRunState.CANCELLED:
             reason = reason or "killed on request"
+        results = self._results_of(run) if target in TERMINAL_RUN_STATES else None
         update = RunUpdate(
             state=target,
             node=status.node,
@@ -223,6 +242,7 @@ class Engine:
             exit_code=status.exit_code,
             reason=reason,
             log_tail=tail,
+            results=results,
         )
         recorded = update_run(self.store, run.id, update) is not None
         if recorded and target is StageRunState.CANCELLED and run.job_id:
@@ -230,6 +250,25 @@ class Engine:
         if recorded and target in TERMINAL_RUN_STATES:
             self._apply_retention(run.project_id)
         return recorded
+
+    def _results_of(self, run: Run) -> dict[str, Any] | None:
+        """Read what an ended run reported, before anything decides on it (``when``)."""
+        if self.collect_outputs is None:
+            return None
+        try:
+            project = self.store.get_project(run.project_id)
+            pipeline = Pipeline.model_validate(project.pipeline)
+            stage = pipeline.stage(run.stage)
+        except (WinslowError, KeyError):
+            return None  # The project or the stage is gone; nothing will read its results.
+        earlier = [r for r in self.store.runs(project.id) if r.id < run.id]
+        # A results.json carried over from the workspace it started from is not its own.
+        started_from = workspace_sources(pipeline, stage, earlier, run)
+        try:
+            return self.collect_outputs(run, stage, started_from=started_from)
+        except WinslowError as exc:
+            log.warning("run %s: could not read its results: %s", run.id, exc.message)
+            return None
 
     def _apply_retention(self, project_id: str) -> None:
         if self.prune_workspace is None:
@@ -264,50 +303,29 @@ class Engine:
         decision = decide(project, pipeline, runs)
         if decision.empty:
             return False
-        return self._carry_out(project, pipeline, decision)
+        return self._carry_out(project, pipeline, decision, runs)
 
-    def _carry_out(self, project: Project, pipeline: Pipeline, decision: Decision) -> bool:
+    def _carry_out(
+        self, project: Project, pipeline: Pipeline, decision: Decision, runs: list[Run]
+    ) -> bool:
         with self.store.transaction() as session:
             row = self.store.lock_project(session, project.id)
             if row.version != project.version:
                 return True  # A command landed meanwhile; decide again on what it left.
             gates = set(row.approved_gates or ())
+            pending = {k: dict(v) for k, v in (row.run_overrides or {}).items()}
+            used: set[str] = set()
             for start in decision.starts:
-                stage = pipeline.stage(start.stage)
-                request = resource_request(stage)
-                run_row = RunRow(
-                    project_id=project.id,
-                    stage=start.stage,
-                    attempt=start.attempt,
-                    state=StageRunState.PENDING.value,
-                    variables={},
-                    created_at=now(),
-                    cpus=request.cpus,
-                    memory_mb=request.memory_mb,
-                    gpus=request.gpu.count,
-                    reason=f"waiting to start ({start.reason})",
-                )
-                session.add(run_row)
-                session.flush()
-                values = run_values(project, pipeline, start.stage, run_row.id)
-                run_row.variables = {
-                    k: v for k, v in values.items() if not k.startswith("WINSLOW_")
-                }
-                run_row.job_id = job_id_for(project, run_row.id)
-                run_row.workspace_prefix = workspace_prefix(project.id, run_row.id)
-                run_row.log_key = log_key(project.id, run_row.id)
+                overrides = self._overrides_for(start, pending, runs)
+                if start.stage in pending:
+                    used.add(start.stage)
+                self._create_run(session, project, pipeline, start, overrides)
                 gates.discard(start.stage)
-                self.store.add_event(
-                    session,
-                    project.id,
-                    "engine",
-                    "run",
-                    f"run {run_row.id} of '{start.stage}' (attempt {start.attempt}) created: "
-                    f"{start.reason}",
-                    {"run": run_row.id, "stage": start.stage, "attempt": start.attempt},
-                )
-                log.info("project %s: run %s of %s created", project.name, run_row.id, start.stage)
+            for skip in decision.skips:
+                self._create_skipped_run(session, project, skip)
             row.approved_gates = sorted(gates)
+            if used:
+                row.run_overrides = {k: v for k, v in pending.items() if k not in used}
             if decision.move is not None:
                 move_project(
                     self.store,
@@ -321,6 +339,110 @@ class Engine:
             else:
                 row.version += 1
         return True
+
+    @staticmethod
+    def _overrides_for(
+        start: StartRun, pending: dict[str, dict[str, Any]], runs: list[Run]
+    ) -> dict[str, Any]:
+        """The overrides a new run gets: a retry keeps its run's, a sweep's later
+        combinations take their siblings', a first run takes what a person asked for."""
+        if start.attempt > 1:
+            retried = [
+                run
+                for run in runs
+                if run.stage == start.stage and run.combination == dict(start.combination)
+            ]
+            return dict(retried[-1].overrides) if retried else {}
+        if start.stage in pending:
+            return pending[start.stage]
+        if start.combination:
+            siblings = current_run_sets(runs).get(start.stage, {})
+            with_overrides = [run for run in siblings.values() if run.overrides]
+            if with_overrides:
+                return dict(max(with_overrides, key=lambda run: run.id).overrides)
+        return {}
+
+    def _create_run(
+        self,
+        session: Session,
+        project: Project,
+        pipeline: Pipeline,
+        start: StartRun,
+        overrides: dict[str, Any],
+    ) -> None:
+        stage = pipeline.stage(start.stage)
+        request = resource_request(stage)
+        resources = overrides.get("resources", {})
+        run_row = RunRow(
+            project_id=project.id,
+            stage=start.stage,
+            attempt=start.attempt,
+            state=StageRunState.PENDING.value,
+            variables={},
+            created_at=now(),
+            cpus=float(resources.get("cpus", request.cpus)),
+            memory_mb=int(resources.get("memory_mb", request.memory_mb)),
+            gpus=int(resources.get("gpus", request.gpu.count)),
+            reason=f"waiting to start ({start.reason})",
+            combination=dict(start.combination),
+            image=overrides.get("image"),
+            overrides=overrides,
+        )
+        session.add(run_row)
+        session.flush()
+        values = run_values(project, pipeline, start.stage, run_row.id)
+        # A sweep's own values win over a person's overrides: they are what the run is for.
+        values.update(overrides.get("variables", {}))
+        values.update(start.combination)
+        run_row.variables = {k: v for k, v in values.items() if not k.startswith("WINSLOW_")}
+        run_row.job_id = job_id_for(project, run_row.id)
+        run_row.workspace_prefix = workspace_prefix(project.id, run_row.id)
+        run_row.log_key = log_key(project.id, run_row.id)
+        which = f"run {run_row.id} of '{start.stage}'"
+        if start.combination:
+            which += f" [{combination_key(dict(start.combination))}]"
+        message = f"{which} (attempt {start.attempt}) created: {start.reason}"
+        if overrides:
+            message += f"; for this run only: {RunOverrides.from_json(overrides).describe()}"
+        self.store.add_event(
+            session,
+            project.id,
+            "engine",
+            "run",
+            message,
+            {
+                "run": run_row.id,
+                "stage": start.stage,
+                "attempt": start.attempt,
+                "combination": dict(start.combination),
+                "overrides": overrides,
+            },
+        )
+        log.info("project %s: %s created", project.name, which)
+
+    def _create_skipped_run(self, session: Session, project: Project, skip: SkipRun) -> None:
+        at = now()
+        run_row = RunRow(
+            project_id=project.id,
+            stage=skip.stage,
+            attempt=1,
+            state=StageRunState.SKIPPED.value,
+            variables={},
+            created_at=at,
+            ended_at=at,
+            reason=skip.reason,
+        )
+        session.add(run_row)
+        session.flush()
+        self.store.add_event(
+            session,
+            project.id,
+            "engine",
+            "run",
+            f"run {run_row.id} of '{skip.stage}': skipped: {skip.reason}",
+            {"run": run_row.id, "stage": skip.stage, "state": "skipped", **dict(skip.data)},
+        )
+        log.info("project %s: stage %s skipped: %s", project.name, skip.stage, skip.reason)
 
     def _cancel_run(self, run_id: int) -> None:
         with self.store.transaction() as session:
@@ -372,7 +494,7 @@ class Engine:
             placement_node: str | None = None
             gpus: tuple[int, ...] = ()
             if self.backend.places_runs:
-                request = resource_request(pipeline.stage(run.stage))
+                request = run_request(pipeline.stage(run.stage), run)
                 verdict = place(request, self.nodes(), allocations)
                 if isinstance(verdict, NoFit):
                     changed |= self._set_pending_reason(run, verdict.reason)

@@ -10,10 +10,16 @@ import re
 
 from winslow.backends.base import GpuRequest, ResourceRequest, RunSpec
 from winslow.core.models import Project, Run
-from winslow.core.planner import current_runs, effective_variables
+from winslow.core.planner import current_run_sets, current_runs, effective_variables
 from winslow.core.states import StageRunState
 from winslow.pipeline.interpolate import interpolate_stage
-from winslow.pipeline.model import Pipeline, Stage, WorkspaceMode
+from winslow.pipeline.model import (
+    Pipeline,
+    Stage,
+    SweepWorkspace,
+    WorkspaceMode,
+    combination_key,
+)
 from winslow.storage.keys import log_key, workspace_prefix
 
 
@@ -32,16 +38,56 @@ def resource_request(stage: Stage) -> ResourceRequest:
     )
 
 
-def workspace_sources(pipeline: Pipeline, stage: Stage, earlier: list[Run]) -> tuple[str, ...]:
-    """Return the workspaces a ``continue`` stage starts from: those of the stages it needs."""
+def run_request(stage: Stage, run: Run) -> ResourceRequest:
+    """What ``run`` asks of a node: the amounts it was created with (overrides included),
+    the GPU model and memory the stage asks for."""
+    base = resource_request(stage)
+    return ResourceRequest(
+        cpus=run.cpus or base.cpus,
+        memory_mb=run.memory_mb or base.memory_mb,
+        gpu=GpuRequest(
+            count=run.gpus, model=base.gpu.model, min_memory_mb=base.gpu.min_memory_mb
+        ),
+    )
+
+
+def _succeeded_in_sweep_order(stage: Stage, run_set: dict[str, Run]) -> list[Run]:
+    found = []
+    for combo in stage.combinations:
+        run = run_set.get(combination_key(combo))
+        if run is not None and run.state is StageRunState.SUCCEEDED and run.workspace_prefix:
+            found.append(run)
+    return found
+
+
+def workspace_sources(
+    pipeline: Pipeline, stage: Stage, earlier: list[Run], run: Run | None = None
+) -> tuple[str, ...]:
+    """Return the workspaces a ``continue`` stage starts from: those of the stages it needs.
+
+    A need that swept gives every succeeded combination's workspace, layered in sweep
+    order; one that swept in a shared workspace gives its last one, which holds them all.
+    A combination of a shared sweep starts from the combination before it instead.
+    """
     if stage.workspace is WorkspaceMode.FRESH:
         return ()
-    current = current_runs(earlier)
-    sources = []
+    current = current_run_sets(earlier)
+    if (
+        run is not None
+        and stage.sweep is not None
+        and stage.sweep.workspace is SweepWorkspace.SHARED
+    ):
+        siblings = _succeeded_in_sweep_order(stage, current.get(stage.name, {}))
+        before = [r for r in siblings if r.id < run.id]
+        if before:
+            return (max(before, key=lambda r: r.id).workspace_prefix,)
+    sources: list[str] = []
     for need in pipeline.needs_of(stage.name):
-        run = current.get(need)
-        if run is not None and run.state is StageRunState.SUCCEEDED and run.workspace_prefix:
-            sources.append(run.workspace_prefix)
+        need_stage = pipeline.stage(need)
+        done = _succeeded_in_sweep_order(need_stage, current.get(need, {}))
+        if need_stage.sweep is not None and need_stage.sweep.workspace is SweepWorkspace.SHARED:
+            done = [max(done, key=lambda r: r.id)] if done else []
+        sources.extend(r.workspace_prefix for r in done)
     return tuple(sources)
 
 
@@ -90,10 +136,10 @@ def build_spec(project: Project, pipeline: Pipeline, run: Run, earlier: list[Run
         attempt=run.attempt,
         command=tuple(command or ()),
         env=env,
-        resources=resource_request(stage),
-        image=stage.image,
+        resources=run_request(stage, run),
+        image=run.image or stage.image,
         inputs=tuple(inputs),
-        workspace_sources=workspace_sources(pipeline, stage, [r for r in earlier if r.id < run.id]),
+        workspace_sources=workspace_sources(pipeline, stage, before, run),
         workspace_prefix=run.workspace_prefix or workspace_prefix(project.id, run.id),
         log_key=run.log_key or log_key(project.id, run.id),
         timeout_seconds=stage.timeout,

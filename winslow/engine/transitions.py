@@ -92,6 +92,10 @@ def apply_command(store: Store, ref: str, decide: Decider, actor: str) -> Projec
             row.retention = (
                 change.retention.model_dump(mode="json") if change.retention is not None else None
             )
+        if change.run_overrides is not None:
+            row.run_overrides = change.run_overrides
+        if change.hold_after is not None:
+            row.hold_after = sorted(change.hold_after)
         if change.approve_gates:
             row.approved_gates = sorted(set(row.approved_gates or ()) | change.approve_gates)
         if change.supersede_runs or change.cancel_runs:
@@ -123,6 +127,8 @@ class RunUpdate:
     exit_code: int | None = None
     reason: str | None = None
     log_tail: tuple[str, ...] = ()
+    results: dict[str, Any] | None = None
+    """What the run reported, read once it ended."""
 
 
 def update_run(store: Store, run_id: int, update: RunUpdate) -> Run | None:
@@ -155,6 +161,8 @@ def update_run(store: Store, run_id: int, update: RunUpdate) -> Run | None:
         row.reason = update.reason or row.reason
         if update.log_tail:
             row.log_tail = list(update.log_tail)
+        if update.results is not None:
+            row.results = update.results
         words = f"run {row.id} of '{row.stage}' (attempt {row.attempt}): {update.state.value}"
         if update.state is not StageRunState.RUNNING and update.reason:
             words += f": {update.reason}"

@@ -13,7 +13,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
+from winslow import defaults
 from winslow.errors import PipelineProblem
+from winslow.pipeline.conditions import referenced_stages, syntax_problem
 from winslow.pipeline.interpolate import BUILTIN_VARIABLES, references
 from winslow.pipeline.model import (
     NAME_PATTERN,
@@ -21,6 +23,7 @@ from winslow.pipeline.model import (
     Confirmation,
     Pipeline,
     Stage,
+    SweepRange,
 )
 
 FieldPath = tuple[str | int, ...]
@@ -100,6 +103,9 @@ def semantic_problems(
         checker.check_env_names(index, stage)
         checker.check_references(index, stage)
         checker.check_confirmation(index, stage)
+        checker.check_condition(index, stage)
+        checker.check_sweep(index, stage)
+        checker.check_log_parsers(index, stage)
     return in_reading_order(checker.problems)
 
 
@@ -234,6 +240,76 @@ class _Checker:
                     f"'{name}' is not a valid variable name; {VARIABLE_NAME_RULE}",
                 )
 
+    def check_condition(self, index: int, stage: Stage) -> None:
+        if stage.when is None:
+            return
+        path: FieldPath = ("stages", index, "when")
+        problem = syntax_problem(stage.when)
+        if problem is not None:
+            self.report(path, f"stage '{stage.name}': {problem}")
+            return
+        before = self._upstream_of(stage.name)
+        for name in sorted(referenced_stages(stage.when)):
+            if name == stage.name:
+                self.report(path, f"stage '{stage.name}' reads its own results; it has none yet")
+            elif name not in self.stage_names:
+                hint = _did_you_mean(name, self.stage_names)
+                self.report(path, f"the condition reads results of unknown stage '{name}'{hint}")
+            elif name not in before:
+                self.report(
+                    path,
+                    f"the condition reads results of stage '{name}', which need not have run "
+                    f"before '{stage.name}'; add '{name}' to its needs (or to a stage it needs)",
+                )
+
+    def check_sweep(self, index: int, stage: Stage) -> None:
+        if stage.sweep is None:
+            return
+        base: FieldPath = ("stages", index, "sweep", "over")
+        total = 1
+        for name, values in stage.sweep.over.items():
+            if not re.fullmatch(VARIABLE_PATTERN, name):
+                self.report(
+                    (*base, name),
+                    f"'{name}' is not a valid variable name; {VARIABLE_NAME_RULE}",
+                    at_key=True,
+                )
+            count = len(values.values()) if isinstance(values, SweepRange) else len(values)
+            if count == 0:
+                what = "range from min to max" if isinstance(values, SweepRange) else "list"
+                self.report((*base, name), f"sweep over '{name}' has no values (an empty {what})")
+            elif not isinstance(values, SweepRange) and len(set(values)) != count:
+                self.report((*base, name), f"sweep over '{name}' lists a value twice")
+            total *= max(count, 1)
+        if total > defaults.MAX_SWEEP_RUNS:
+            self.report(
+                ("stages", index, "sweep"),
+                f"stage '{stage.name}' sweeps {total} combinations; at most "
+                f"{defaults.MAX_SWEEP_RUNS} are allowed",
+                at_key=True,
+            )
+
+    def check_log_parsers(self, index: int, stage: Stage) -> None:
+        seen: set[str] = set()
+        for position, parser in enumerate(stage.log_parsers):
+            if parser.name in seen:
+                self.report(
+                    ("stages", index, "log_parsers", position, "name"),
+                    f"log parser name '{parser.name}' is used twice in stage '{stage.name}'",
+                )
+            seen.add(parser.name)
+
+    def _upstream_of(self, name: str) -> set[str]:
+        graph = self._needs_graph()
+        found: set[str] = set()
+        todo = list(graph.get(name, []))
+        while todo:
+            need = todo.pop()
+            if need not in found:
+                found.add(need)
+                todo.extend(graph.get(need, []))
+        return found
+
     def check_references(self, index: int, stage: Stage) -> None:
         base: FieldPath = ("stages", index)
         texts: list[tuple[FieldPath, str]] = [
@@ -241,10 +317,11 @@ class _Checker:
             *(((*base, "env", key), value) for key, value in stage.env.items()),
             *(((*base, "inputs", i), path) for i, path in enumerate(stage.inputs)),
         ]
-        declared = sorted(self.pipeline.variables)
+        swept = set(stage.sweep.over) if stage.sweep is not None else set()
+        declared = sorted(set(self.pipeline.variables) | swept)
         for path, text in texts:
             for name in sorted(references(text)):
-                if name in self.pipeline.variables or name in BUILTIN_VARIABLES:
+                if name in self.pipeline.variables or name in BUILTIN_VARIABLES or name in swept:
                     continue
                 if not re.fullmatch(VARIABLE_PATTERN, name):
                     self.report(

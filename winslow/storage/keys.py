@@ -8,6 +8,7 @@ The bucket holds these trees::
     blobs/upload/<token>                              contents uploaded by a person (no hash)
     pending/<project_id>/<run_id>/<token>.json        blobs a stage-out is about to reference
     logs/<project_id>/<run_id>.log                    one run's combined output
+    logs/<project_id>/<run_id>.series.json            its log-parser series, read at its end
 
 A workspace is a manifest (path → blob, size, mode); the manifest is the only thing
 written per run, so handing a workspace to the next stage or redoing a stage copies no
@@ -34,6 +35,9 @@ LOGS = "logs/"
 
 LOG_SUFFIX = ".log"
 """Ending of a run's log object."""
+
+SERIES_SUFFIX = ".series.json"
+"""Ending of a run's log-parser series object."""
 
 BLOBS = "blobs/"
 """Prefix of all file contents referenced by manifests."""
@@ -114,6 +118,11 @@ def pending_key(workspace: str, token: str) -> str:
 def log_key(project_id: str, run_id: int) -> str:
     """Return ``logs/<project_id>/<run_id>.log``, the key of one run's log."""
     return f"{LOGS}{_check_project(project_id)}/{_check_run(run_id)}{LOG_SUFFIX}"
+
+
+def series_key(project_id: str, run_id: int) -> str:
+    """Return ``logs/<project_id>/<run_id>.series.json``, where one run's series are kept."""
+    return f"{LOGS}{_check_project(project_id)}/{_check_run(run_id)}{SERIES_SUFFIX}"
 
 
 def project_prefixes(project_id: str) -> tuple[str, ...]:

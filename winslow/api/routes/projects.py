@@ -159,9 +159,27 @@ def pause_project(ref: str, context: ContextDep, user: CurrentUser) -> ProjectPu
 def resume_project(
     ref: str, context: ContextDep, user: CurrentUser, body: ResumeBody | None = None
 ) -> ProjectPublic:
-    """Go on; with ``from_stage``, start again from that stage (earlier runs are kept)."""
-    from_stage = body.from_stage if body else None
-    return _command(context, ref, lambda p, pl, r: commands.resume(p, pl, r, from_stage), user)
+    """Go on; with ``from_stage``, start again from that stage (earlier runs are kept).
+
+    ``overrides`` change that stage's next run only, ``like_run`` redoes an earlier run as
+    it was, ``only`` pauses once that stage ran instead of going on.
+    """
+    body = body or ResumeBody()
+    overrides = body.overrides.to_core() if body.overrides is not None else None
+    return _command(
+        context,
+        ref,
+        lambda p, pl, r: commands.resume(
+            p,
+            pl,
+            r,
+            body.from_stage,
+            only=body.only,
+            like_run=body.like_run,
+            overrides=overrides,
+        ),
+        user,
+    )
 
 
 @router.post("/{ref}/kill", response_model=ProjectPublic)

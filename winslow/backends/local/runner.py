@@ -437,6 +437,12 @@ def execute(paths: JobPaths, signals: Signals) -> int:
         with contextlib.suppress(OSError):
             jlog.event(outcome.reason or "")
     jlog.close()
+    try:
+        log_key = jobfiles.job_spec_from_json(jobfiles.read_json(paths.spec) or {}).spec.log_key
+    except (ValueError, KeyError, TypeError):
+        log_key = ""
+    if log_key:
+        archive_log(paths, log_key)
     _write_status(paths, outcome, started_at)
     jobfiles.notify(backend_dir, paths.root.name)
     log.info(
@@ -445,12 +451,6 @@ def execute(paths: JobPaths, signals: Signals) -> int:
         outcome.state.value,
         f" ({outcome.reason})" if outcome.reason else "",
     )
-    try:
-        log_key = jobfiles.job_spec_from_json(jobfiles.read_json(paths.spec) or {}).spec.log_key
-    except (ValueError, KeyError, TypeError):
-        log_key = ""
-    if log_key:
-        archive_log(paths, log_key)
     return 0
 
 
@@ -550,10 +550,11 @@ def _stage_in_run_stage_out(
 
 
 def archive_log(paths: JobPaths, log_key: str) -> None:
-    """Copy the finished log to storage, after the status is recorded.
+    """Copy the finished log to storage, before the status is recorded.
 
-    The status comes first so the next stage need not wait for this upload; until it
-    lands the log is read from the node, where it stays.
+    The engine reads an ended run's results and series from the archived log, and decides
+    ``when`` conditions on them, so the end is reported only once the log is there (as
+    on Nomad). One try: if it fails, the log is read from the node, where it stays.
     """
     from winslow.storage.objects import ObjectStore
 
