@@ -271,9 +271,11 @@ def _print_project(p: dict[str, Any]) -> None:
     )
     for run in p.get("runs") or []:
         state = run["state"] + (" (superseded)" if run["superseded"] else "")
+        combination = run.get("combination") or {}
+        stage = run["stage"] + (f" [{_pairs_text(combination)}]" if combination else "")
         table.add_row(
             str(run["id"]),
-            run["stage"],
+            stage,
             str(run["attempt"]),
             state,
             run["node"] or "",
@@ -283,11 +285,44 @@ def _print_project(p: dict[str, Any]) -> None:
             run["reason"] or "",
         )
     out.print(table)
+    for run in p.get("runs") or []:
+        notes = []
+        if run.get("results"):
+            notes.append("results " + _pairs_text(run["results"]))
+        if run.get("overrides"):
+            notes.append("for this run only: " + _overrides_text(run["overrides"]))
+        if notes:
+            line = f"run {run['id']} ({run['stage']}): " + "; ".join(notes)
+            out.print(line, markup=False, highlight=False)
+    if p.get("hold_after"):
+        out.print(
+            "pauses after stage " + ", ".join(p["hold_after"]) + " (only this stage)",
+            markup=False,
+        )
     failed = [r for r in p.get("runs") or [] if r["state"] in ("failed", "lost") and r["log_tail"]]
     if p["state"] == "failed" and failed:
         out.print(f"last lines of run {failed[-1]['id']}'s log:")
         for line in failed[-1]["log_tail"]:
             out.print("  " + line, markup=False, highlight=False)
+
+
+def _pairs_text(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def _overrides_text(overrides: dict[str, Any]) -> str:
+    words = []
+    if overrides.get("like_run") is not None:
+        words.append(f"as run {overrides['like_run']} was")
+    if overrides.get("variables"):
+        words.append(_pairs_text(overrides["variables"]))
+    if overrides.get("image"):
+        words.append(f"image {overrides['image']}")
+    if overrides.get("resources"):
+        words.append(_pairs_text(overrides["resources"]))
+    if overrides.get("comment"):
+        words.append(repr(overrides["comment"]))
+    return ", ".join(words)
 
 
 def _short_time(value: str | None) -> str:
@@ -413,10 +448,45 @@ def project_resume(
     from_stage: Annotated[
         str | None, typer.Option("--from", help="Start again from this stage.")
     ] = None,
+    var: Annotated[
+        list[str],
+        typer.Option("--var", "-v", help="NAME=VALUE for that stage's next run only (repeatable)."),
+    ] = [],
+    image: Annotated[str | None, typer.Option(help="Image for that run only.")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPUs for that run only.")] = None,
+    memory: Annotated[
+        str | None, typer.Option(help="Memory for that run only: 8G, 512M, or MB.")
+    ] = None,
+    gpus: Annotated[int | None, typer.Option(help="GPUs for that run only.")] = None,
+    comment: Annotated[str, typer.Option(help="Why; kept with the run.")] = "",
+    only: Annotated[
+        bool, typer.Option("--only", help="Run only this stage, then pause.")
+    ] = False,
+    like: Annotated[
+        int | None,
+        typer.Option("--like", help="Redo as this earlier run was (its values and resources)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Go on, or start again from an earlier stage (earlier runs are kept)."""
-    _steer(project, "resume", as_json, {"from_stage": from_stage})
+    """Go on, or start again from an earlier stage (earlier runs are kept).
+
+    With --var, --image, --cpus, --memory, --gpus or --comment, the stage's next run
+    differs for that run only; the project's own values stay as they are.
+    """
+    body: dict[str, Any] = {"from_stage": from_stage, "only": only, "like_run": like}
+    resources = {
+        key: value
+        for key, value in (("cpus", cpus), ("memory", memory), ("gpus", gpus))
+        if value is not None
+    }
+    if var or image or resources or comment:
+        body["overrides"] = {
+            "variables": _parse_pairs(var, "--var"),
+            "image": image,
+            "resources": resources,
+            "comment": comment,
+        }
+    _steer(project, "resume", as_json, body)
 
 
 @project_app.command("kill")
@@ -660,6 +730,77 @@ def project_trigger(
             f"{d['project']}: {d['state']} ({d['message']})", markup=False, highlight=False
         ),
     )
+
+
+@project_app.command("series")
+def project_series(
+    project: str,
+    stage: Annotated[str | None, typer.Option(help="The latest run of this stage.")] = None,
+    run: Annotated[int | None, typer.Option(help="This run.")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Print every point as CSV.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what a run's log parsers found: each series, its size and its latest values."""
+    with api_client() as api:
+        chosen = _pick_run(api, project, stage, run)
+        path = f"/projects/{project}/runs/{chosen['id']}/series"
+        if csv:
+            sys.stdout.write(api.request("GET", path + ".csv").text)
+            return
+        data = api.get(path)
+
+    def human(d: dict[str, Any]) -> None:
+        if not d["series"]:
+            out.print(f"run {d['run']} ({d['stage']}) has no log parsers", markup=False)
+        for series in d["series"]:
+            points = series["points"]
+            line = f"{series['name']}: {len(points)} points" + (
+                " (thinned)" if series.get("truncated") else ""
+            )
+            if points:
+                latest = points[-1]
+                line += f"; latest at {_short_time(latest['at'])}: " + _pairs_text(
+                    latest["values"]
+                )
+            out.print(line, markup=False, highlight=False)
+
+    emit(data, as_json, human)
+
+
+@project_app.command("usage")
+def project_usage(
+    project: str,
+    stage: Annotated[str | None, typer.Option(help="The latest run of this stage.")] = None,
+    run: Annotated[int | None, typer.Option(help="This run.")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Print every sample as CSV.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what a run used: CPU, memory and GPU, sampled while it ran."""
+    with api_client() as api:
+        chosen = _pick_run(api, project, stage, run)
+        path = f"/projects/{project}/runs/{chosen['id']}/usage"
+        if csv:
+            sys.stdout.write(api.request("GET", path + ".csv").text)
+            return
+        data = api.get(path)
+
+    def human(d: dict[str, Any]) -> None:
+        samples = d["samples"]
+        out.print(f"run {d['run']}: {len(samples)} samples", markup=False)
+        peak = d.get("peak") or {}
+        words = []
+        if peak.get("cpu_percent") is not None:
+            words.append(f"CPU {peak['cpu_percent']:.0f} % of one core")
+        if peak.get("memory_mb") is not None:
+            words.append(f"memory {peak['memory_mb']:.0f} MB")
+        if peak.get("gpu_percent") is not None:
+            words.append(f"GPU {peak['gpu_percent']:.0f} %")
+        if peak.get("gpu_memory_mb") is not None:
+            words.append(f"GPU memory {peak['gpu_memory_mb']:.0f} MB")
+        if words:
+            out.print("peak: " + ", ".join(words), markup=False, highlight=False)
+
+    emit(data, as_json, human)
 
 
 # -- logs ---------------------------------------------------------------------------------

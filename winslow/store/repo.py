@@ -344,12 +344,12 @@ class Store:
             return [to_run(row) for row in session.scalars(query.order_by(RunRow.id))]
 
     def succeeded_stages(self) -> dict[str, set[str]]:
-        """Project ID → the stages with a current (not superseded) successful run."""
+        """Project ID → the stages done: a current (not superseded) run succeeded or skipped."""
         with self.sessions() as session:
             rows = session.execute(
                 select(RunRow.project_id, RunRow.stage)
                 .where(
-                    RunRow.state == StageRunState.SUCCEEDED.value,
+                    RunRow.state.in_((StageRunState.SUCCEEDED.value, StageRunState.SKIPPED.value)),
                     RunRow.superseded.is_(False),
                 )
                 .distinct()
