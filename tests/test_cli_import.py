@@ -48,7 +48,8 @@ def test_import_prints_yaml_and_warns_on_stderr(tmp_path: Path) -> None:
     warnings = result.stderr.strip().splitlines()
     assert warnings[0].startswith("warning: the pipeline 'Old Pipeline' is named 'Old-Pipeline'")
     assert any(
-        w.startswith("warning: stage 'detect': logParsers (1 regex → CSV parser)") for w in warnings
+        w.startswith("warning: stage 'detect': logParsers became log_parsers loss")
+        for w in warnings
     )
     assert any(w.startswith("warning: XOR gateway 'Pick'") for w in warnings)
     assert len(warnings) == 3

@@ -145,16 +145,26 @@ def test_import_maps_user_input_to_confirmation_and_variables(converted) -> None
     assert pipeline.variables["FPS"].required is False
 
 
+def test_import_turns_log_parsers_into_series_with_named_groups(converted) -> None:
+    count = load_pipeline_text(converted.yaml, "converted.yaml").stage("Count")
+    assert [(p.name, p.pattern) for p in count.log_parsers] == [
+        ("loss", r"loss=(?P<loss>\d+)"),
+        ("acc", r"acc=(?P<acc>\d+)"),
+    ]
+
+
 def test_import_names_every_part_it_could_not_map(converted) -> None:
     notes = converted.unmapped
     assert (
-        "stage 'Count': logParsers (2 regex → CSV parsers) are not supported yet; write them "
-        "down and re-add them when Winslow's log parsers land"
+        "stage 'Count': logParsers became log_parsers loss, acc: their regex groups are now "
+        "series (API, CSV, console charts); the CSV formatters and files (written to loss.csv, "
+        "acc.csv) are not kept"
     ) in notes
     xor = [n for n in notes if n.startswith("XOR gateway 'Pick'")]
     assert len(xor) == 1
     assert '{"==": [{"var": "MODE"}, "fast"]}' in xor[0]
     assert "every branch now runs after it" in xor[0]
+    assert "`when:` condition" in xor[0]
     assert any(n.startswith("stage 'Prepare': image.shmMegabytes (512 MB") for n in notes)
     assert any(n.startswith("stage 'Prepare': image.args keeps ${VIDEO}") for n in notes)
     assert any(

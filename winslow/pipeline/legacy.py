@@ -3,8 +3,9 @@
 The first Winslow wrote a pipeline as a list of ``Worker``, ``AndGateway`` and ``XorGateway``
 items linked by ``nextStages`` ids. Winslow has stages only, each naming the stages it
 ``needs``; so gateways dissolve into edges: a stage needs every worker that reaches it
-directly or through gateways. What has no counterpart (XOR conditions, log parsers, shm size,
-node tags, ...) is not guessed at: each such part becomes one sentence in
+directly or through gateways. Regex log parsers become ``log_parsers`` (their groups named).
+What has no counterpart (XOR's JsonLogic conditions, shm size, node tags, ...) is not guessed
+at: each such part becomes one sentence in
 ``Conversion.unmapped``, naming the stage and the field, so a person knows what to re-add.
 The result is checked with ``load_pipeline_text`` before it is returned, so a conversion is
 always a pipeline Winslow accepts. Pure: text in, text and data out.
@@ -21,7 +22,7 @@ import yaml
 from winslow.errors import PipelineError, PipelineProblem
 from winslow.pipeline.interpolate import references
 from winslow.pipeline.load import load_pipeline_text
-from winslow.pipeline.model import NAME_PATTERN, VARIABLE_PATTERN
+from winslow.pipeline.model import NAME_PATTERN, VARIABLE_PATTERN, LogParser
 
 STAGE_KINDS = ("Worker", "AndGateway", "XorGateway")
 """The wrapper keys of the first Winslow's stage items."""
@@ -396,13 +397,7 @@ class _Converter:
         if env:
             stage["env"] = env
         self._user_input(_mapping(raw.get("userInput")), label, stage)
-        parsers = _list(raw.get("logParsers"))
-        if parsers:
-            self.unmapped.append(
-                f"stage '{label}': logParsers ({len(parsers)} regex → CSV "
-                f"parser{'s' if len(parsers) != 1 else ''}) are not supported yet; write them "
-                "down and re-add them when Winslow's log parsers land"
-            )
+        self._log_parsers(raw.get("logParsers"), label, stage)
         for key, reason in _WORKER_UNSUPPORTED.items():
             if raw.get(key) not in (None, False, [], {}):
                 self.unmapped.append(f"stage '{label}': {key} is not carried over: {reason}")
@@ -509,6 +504,39 @@ class _Converter:
             )
         return _literal(value)
 
+    def _log_parsers(self, value: Any, label: str, stage: dict[str, Any]) -> None:
+        """Regex → CSV parsers become log parsers: the regex's groups become series."""
+        parsers = [p for p in value if isinstance(p, dict)] if isinstance(value, list) else []
+        converted: list[dict[str, str]] = []
+        destinations: list[str] = []
+        for position, parser in enumerate(parsers, start=1):
+            matcher = _text(parser.get("matcher"))
+            destination = _text(parser.get("destination"))
+            stem = re.sub(r"\.[^.]*$", "", destination.rsplit("/", 1)[-1])
+            name = _valid_name(stem) if stem else f"parser-{position}"
+            while name in {c["name"] for c in converted}:
+                name = f"{name}-{position}"
+            pattern = _python_regex(matcher, re.sub(r"\W", "_", stem) or "value")
+            try:
+                LogParser(name=name, pattern=pattern)
+            except ValueError:
+                self.unmapped.append(
+                    f"stage '{label}': log parser {matcher!r} is not a regular expression "
+                    "Winslow can read; it was left out"
+                )
+                continue
+            converted.append({"name": name, "pattern": pattern})
+            if destination:
+                destinations.append(destination)
+        if converted:
+            stage["log_parsers"] = converted
+            where = f" (written to {', '.join(destinations)})" if destinations else ""
+            self.unmapped.append(
+                f"stage '{label}': logParsers became log_parsers "
+                f"{', '.join(c['name'] for c in converted)}: their regex groups are now series "
+                f"(API, CSV, console charts); the CSV formatters and files{where} are not kept"
+            )
+
     def _gateway(self, item: _Item, successors: list[str]) -> None:
         if item.kind != "XorGateway":
             return  # an AND split or join is exactly what `needs` express
@@ -523,8 +551,9 @@ class _Converter:
         targets = ", ".join(f"'{s}'" for s in successors) or "nothing"
         self.unmapped.append(
             f"XOR gateway '{item.label}': its conditions {conditions} choose one branch of "
-            f"{targets}; Winslow has no conditional routes yet, so every branch now runs "
-            "after it"
+            f"{targets}; JsonLogic is not translated, so every branch now runs after it: "
+            "give each branch's first stage a `when:` condition (results.<stage>.<key>, "
+            "variables)"
         )
 
     def _dump(self, pipeline: dict[str, Any]) -> str:
@@ -543,6 +572,51 @@ _INVALID_HINT = (
     "the converted pipeline does not validate (problems above); fix the original file or "
     "edit the converted YAML by hand"
 )
+
+
+def _python_regex(java: str, stem: str) -> str:
+    """Java's regex dialect as Python's: ``(?<name>`` becomes ``(?P<name>``, and unnamed
+    groups get names (after the parser's file) so their values can become series."""
+    unnamed = _count_unnamed_groups(java)
+    out: list[str] = []
+    index, number, in_class = 0, 0, False
+    while index < len(java):
+        char = java[index]
+        if char == "\\":
+            out.append(java[index : index + 2])
+            index += 2
+            continue
+        if in_class or char in "[]":
+            in_class = (char == "[") or (in_class and char != "]")
+            out.append(char)
+        elif java.startswith("(?<", index) and not java.startswith(("(?<=", "(?<!"), index):
+            out.append("(?P<")
+            index += 3
+            continue
+        elif char == "(" and not java.startswith("(?", index):
+            number += 1
+            name = stem if unnamed == 1 else f"{stem}_{number}"
+            out.append(f"(?P<{name}>")
+        else:
+            out.append(char)
+        index += 1
+    text = "".join(out)
+    return text if unnamed or "(?P<" in text else f"(?P<{stem}>{text})"
+
+
+def _count_unnamed_groups(java: str) -> int:
+    count, index, in_class = 0, 0, False
+    while index < len(java):
+        char = java[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class or char in "[]":
+            in_class = (char == "[") or (in_class and char != "]")
+        elif char == "(" and not java.startswith("(?", index):
+            count += 1
+        index += 1
+    return count
 
 
 def _list(value: Any) -> list[str]:
