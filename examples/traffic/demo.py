@@ -143,6 +143,8 @@ def main() -> None:
         winslow(env, "project", "resume", "ulm-demo")
         wait_until_settled(env, "succeeded")
         winslow(env, "project", "show", "ulm-demo")
+        say("the speeds analyze printed, as a series of its run (its log parser)")
+        winslow(env, "project", "series", "ulm-demo", "--stage", "analyze")
 
         say("results")
         results = DATA / "results"

@@ -53,3 +53,14 @@ def test_traffic_pipeline_on_winslow_counts_and_times_every_vehicle(
         expected = next(v for v in truth["vehicles"] if v["id"] == vehicle_id)["speed_kmh"]
         assert track["speed_kmh"] == pytest.approx(expected, rel=SPEED_TOLERANCE)
     assert files["heatmap.png"].startswith(b"\x89PNG")
+
+    # What the stages reported is kept with their runs, and analyze's per-vehicle lines
+    # became a series through the pipeline's log parser.
+    detect = project["runs"][0]
+    assert detect["results"]["detections"] > 0
+    assert analyze["results"]["vehicles"] == len(truth["vehicles"])
+    series = winslow.api.get(f"/api/v1/projects/ulm/runs/{analyze['id']}/series").json()
+    [speeds] = series["series"]
+    assert speeds["name"] == "speeds" and speeds["fields"] == ["vehicle", "speed_kmh"]
+    measured = sorted(point["values"]["speed_kmh"] for point in speeds["points"])
+    assert measured == sorted(round(v["speed_kmh"], 1) for v in summary["per_vehicle"])

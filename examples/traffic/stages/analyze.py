@@ -171,6 +171,9 @@ def main() -> None:
         f"analyze: {len(vehicles)} vehicles, mean speed {mean} -> {SUMMARY_FILE}, {HEATMAP_FILE}",
         flush=True,
     )
+    print(f"WINSLOW_RESULT: vehicles={len(vehicles)}", flush=True)
+    if speeds:
+        print(f"WINSLOW_RESULT: mean_speed_kmh={summary['mean_speed_kmh']:.1f}", flush=True)
 
 
 if __name__ == "__main__":

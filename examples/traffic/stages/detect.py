@@ -170,6 +170,9 @@ def main() -> None:
         f"(MIN_AREA {min_area:g} px²) -> {DETECTIONS_FILE}",
         flush=True,
     )
+    # Results Winslow keeps with the run; the pipeline's `when:` on track reads them.
+    print(f"WINSLOW_RESULT: frames={frames}", flush=True)
+    print(f"WINSLOW_RESULT: detections={len(rows)}", flush=True)
 
 
 if __name__ == "__main__":
