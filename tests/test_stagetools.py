@@ -18,11 +18,17 @@ import pytest
 
 from tests.fixtures.workspaces import put_workspace, read_workspace
 from winslow.backends.local.jobfiles import storage_env
-from winslow.stagetools import exec_environment, task_log_files
+from winslow.stagetools import (
+    JobLog,
+    ProgressFile,
+    exec_environment,
+    progress_line,
+    task_log_files,
+)
 from winslow.storage import keys
 
 WINSLOW = Path(sys.executable).with_name("winslow")
-LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr|winslow) \| ")
+LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr|winslow|progress) \| ")
 PY = sys.executable
 
 
@@ -68,6 +74,52 @@ def test_exit_code_output_and_timestamped_log(tmp_path):
     assert f"stdout | out {tmp_path / 'ws'}".encode() in lines
     assert b"stderr | err" in lines
     assert lines[-1] == b"winslow | exited with code 3"
+
+
+def test_a_progress_file_becomes_progress_lines_and_is_not_handed_on(tmp_path):
+    workspace = tmp_path / "ws"
+    (workspace / ".winslow").mkdir(parents=True)
+    (workspace / ".winslow" / "progress").write_text("1.0\n")  # left by an earlier stage
+    script = (
+        "import time; "
+        # The node looks every 2 s, and once more when the stage ends.
+        "open('.winslow/progress', 'w').write('250/1000'); time.sleep(2.5); "
+        "open('.winslow/progress', 'w').write('75 %\\n')"
+    )
+    result = winslow(
+        "stage-exec",
+        "--workdir",
+        str(workspace),
+        "--log",
+        str(tmp_path / "winslow.log"),
+        "--",
+        PY,
+        "-c",
+        script,
+    )
+    assert result.returncode == 0, result.stderr
+    progress = [
+        line for line in log_lines(tmp_path / "winslow.log") if line.startswith(b"progress")
+    ]
+    assert progress == [
+        b"progress | WINSLOW_PROGRESS: 0.25",
+        b"progress | WINSLOW_PROGRESS: 75 %",
+    ]
+    assert not (workspace / ".winslow").exists()  # stage-out will not publish it
+
+
+def test_progress_file_values_and_an_unchanged_stale_file(tmp_path):
+    assert progress_line("450/1000") == "WINSLOW_PROGRESS: 0.45"
+    assert progress_line("0.3") == "WINSLOW_PROGRESS: 0.3"
+    assert progress_line("42") == "WINSLOW_PROGRESS: 42%"
+    assert progress_line("5/0") is None and progress_line("  \n") is None
+    (tmp_path / ".winslow").mkdir()
+    (tmp_path / ".winslow" / "progress").write_text("0.9")
+    log = JobLog(tmp_path / "log")
+    with ProgressFile(tmp_path, log, poll_seconds=0.05):
+        time.sleep(0.2)
+    log.close()
+    assert (tmp_path / "log").read_bytes() == b""  # carried over, never written: not ours
 
 
 def test_success_passes_zero_and_a_missing_command_127(tmp_path):

@@ -9,6 +9,9 @@ LOCAL_STATUS_POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 20
 """Lines of a failed run's log kept as its reason's context."""
 
+PROGRESS_FILE_POLL_SECONDS = 2.0
+"""How often the node looks at a stage's progress file for a new value, in seconds."""
+
 KILL_GRACE_SECONDS = 10.0
 """Seconds a stage gets between SIGTERM and SIGKILL when killed."""
 
@@ -54,3 +57,6 @@ MAX_SWEEP_RUNS = 1000
 
 SSE_HEARTBEAT_SECONDS = 15.0
 """Seconds between keep-alive comments on Server-Sent Event streams."""
+
+USAGE_SAMPLE_SECONDS = 5.0
+"""How often the CPU, memory and GPU use of every running run is sampled and kept, seconds."""

@@ -11,6 +11,7 @@ import pytest
 
 from tests.fixtures.server import Server
 from tests.fixtures.winslow import Harness
+from tests.fixtures.workspaces import read_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +96,27 @@ def test_project_show_prints_progress_of_the_running_run(
     assert "progress" not in server.json("project", "show", "cli")  # --json is the API's shape
     server.cli("project", "kill", "cli")
     server.wait_for("cli", {"paused"})
+
+
+def test_a_progress_file_instead_of_printing(winslow: Harness) -> None:
+    winslow.apply_pipeline("""
+name: progress-file
+stages:
+  - name: work
+    command: ["sh", "-c", "mkdir -p .winslow; echo 3/4 > .winslow/progress; sleep 30"]
+  - name: next
+    command: ["sh", "-c", "ls -A"]
+""")
+    winslow.create("file", "progress-file", start=True)
+    run = winslow.wait_until_running("file")
+    deadline = time.monotonic() + 30
+    while (seen := progress(winslow, "file", run["id"]))["percent"] != 75:
+        assert time.monotonic() < deadline, winslow.log("file", run["id"])
+        time.sleep(0.3)
+    assert seen["seconds_left"] is not None
+    assert "progress | WINSLOW_PROGRESS: 0.75" in winslow.log("file", run["id"])
+    winslow.command("file", "kill")
+    winslow.engine.run_until_idle()
+    assert progress(winslow, "file", run["id"])["percent"] == 75
+    # The file is the node's to read, not part of what the stage hands on.
+    assert ".winslow/progress" not in read_workspace(winslow.context.objects, run["workspace"])

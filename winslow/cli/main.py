@@ -1406,6 +1406,7 @@ def stage_exec_command(
         log_path=log_file,
         timeout=timeout,
         grace=stagetools.KILL_GRACE_SECONDS if grace is None else grace,
+        workspace=Path(workspace) if workspace is not None else None,
     )
     if result.message is not None:
         err.print(f"error: stage {result.message}", markup=False, highlight=False)

@@ -3,7 +3,9 @@
 A stage reports progress by printing it; nothing has to be installed on the node. The last
 percentage on a stdout or stderr line counts, so ``echo "42 %"``, ``37.5%`` and tqdm's
 `` 45%|████▌     | 450/1000 [00:10<00:12, 44.1it/s]`` all work (tqdm's ``\\r`` redraws are
-lines in our log). A script that prints other percentages can say it plainly instead:
+lines in our log). A stage may also write its progress to ``.winslow/progress`` in its
+workspace; the node copies each new value into the log. A script that prints other
+percentages can say it plainly instead:
 ``WINSLOW_PROGRESS: 0.45`` (a fraction) or ``WINSLOW_PROGRESS: 45%``; such a line wins over
 any other percentage on it. Numbers above 100 are not progress and are skipped; our own
 ``winslow`` stream never counts. The latest report wins, even when it is lower than an
@@ -19,8 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-PROGRESS_STREAMS = frozenset({"stdout", "stderr"})
-"""Streams whose lines may report progress; ``winslow`` (our own events) is not one."""
+PROGRESS_STREAMS = frozenset({"stdout", "stderr", "progress"})
+"""Streams whose lines may report progress; ``winslow`` (our own events) is not one.
+``progress`` holds what the stage wrote to its progress file, copied by the node."""
 
 MIN_ESTIMATE_FRACTION = 0.01
 """Below this much progress (a fraction, 1 %) a linear estimate is noise: none is given."""

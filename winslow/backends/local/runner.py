@@ -260,6 +260,8 @@ def run_stage(job: JobSpec, paths: JobPaths, jlog: JobLog, signals: Signals) -> 
     gpus = ",".join(str(i) for i in spec.gpu_indices) or "none"
     jlog.event(f"gpus: {gpus}")
     oom_before = oom_kill_count()
+    # Looked at before the stage starts: a progress file there now is an earlier stage's.
+    progress = stagetools.ProgressFile(paths.workspace, jlog)
     try:
         proc = subprocess.Popen(
             argv,
@@ -295,7 +297,8 @@ def run_stage(job: JobSpec, paths: JobPaths, jlog: JobLog, signals: Signals) -> 
                 container=container.container_name(spec.job_id) if in_container else None,
             ),
         )
-        returncode, stopping = _wait(proc, job, jlog, signals, started)
+        with progress:
+            returncode, stopping = _wait(proc, job, jlog, signals, started)
     except BaseException:
         # The runner is failing; the stage must not outlive the record of its run.
         signal_group(pgid, signal.SIGKILL)
