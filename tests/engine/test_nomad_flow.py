@@ -160,3 +160,29 @@ stages:
     assert [(r["state"], r["reason"]) for r in project["runs"]] == [
         ("lost", f"the backend no longer knows job {run['job_id']}")
     ]
+
+
+def test_results_and_a_skipped_route_on_nomad(winslow_on_nomad: Harness) -> None:
+    winslow = winslow_on_nomad
+    winslow.apply_pipeline("""
+name: routed
+stages:
+  - name: detect
+    log_parsers: [{name: frames, pattern: 'frame (?P<frame>\\d+)'}]
+    command: ["sh", "-c", "echo frame 1; echo frame 2; echo 'WINSLOW_RESULT: vehicles=0'"]
+  - name: track
+    when: results.detect.vehicles > 0
+    command: ["sh", "-c", "echo tracking"]
+""")
+    winslow.create("routed", "routed", start=True)
+    winslow.engine.run_until_idle(timeout=120)
+    project = winslow.show("routed")
+    assert project["state"] == "succeeded", project
+    detect, track = project["runs"]
+    assert detect["results"] == {"vehicles": 0}
+    assert (track["state"], track["reason"]) == (
+        "skipped",
+        "condition `results.detect.vehicles > 0` is false (results.detect.vehicles = 0)",
+    )
+    series = winslow.api.get(f"/api/v1/projects/routed/runs/{detect['id']}/series").json()
+    assert [p["values"] for p in series["series"][0]["points"]] == [{"frame": 1}, {"frame": 2}]
