@@ -212,3 +212,13 @@ def test_retention_in_a_pipeline_file_must_be_a_count():
         pipeline(stage("detect"), retention={"keep_succeeded": -1})
     with pytest.raises(ValidationError):
         pipeline(stage("detect"), retention={"keep_latest": 1})
+
+
+def test_every_current_combination_of_a_sweep_keeps_its_workspace() -> None:
+    runs = [
+        run("train", StageRunState.SUCCEEDED, run_id=1, combination={"LR": "0.1"}),
+        run("train", StageRunState.SUCCEEDED, run_id=2, combination={"LR": "0.01"}),
+        run("train", StageRunState.SUCCEEDED, run_id=3, combination={"LR": "0.001"}),
+    ]
+    policy = RetentionPolicy(keep_succeeded=1)
+    assert runs_to_prune(runs, lambda _stage: policy) == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from winslow.core.models import Project, Run
-from winslow.core.planner import current_runs
+from winslow.core.planner import current_run_list
 from winslow.core.states import UNSUCCESSFUL_RUN_STATES, StageRunState
 from winslow.pipeline.model import Pipeline, RetentionPolicy
 
@@ -38,7 +38,8 @@ def runs_to_prune(runs: Iterable[Run], policy_for_stage: PolicyForStage) -> list
     superseded ones included.
     """
     ordered = sorted(runs, key=lambda run: run.id)
-    current = {run.id for run in current_runs(ordered).values()}
+    # Every current run: a sweep has one per combination, and the next stage needs them all.
+    current = {run.id for run in current_run_list(ordered)}
     by_stage: dict[str, list[Run]] = {}
     for run in ordered:
         by_stage.setdefault(run.stage, []).append(run)
