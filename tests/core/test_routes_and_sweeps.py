@@ -224,6 +224,9 @@ def test_resume_with_overrides_and_blueprint() -> None:
     }
     with pytest.raises(ValidationError, match="say which stage"):
         commands.resume(paused, pipe, runs, overrides=commands.RunOverrides(image="x:1"))
+    skipped = run("track", S.SKIPPED, run_id=8)
+    with pytest.raises(ValidationError, match="Run 8 was skipped"):
+        commands.resume(paused, pipe, [*runs, skipped], like_run=8)
     with pytest.raises(ValidationError, match="no run 99"):
         commands.resume(paused, pipe, runs, like_run=99)
     with pytest.raises(ValidationError, match="not 'detect'"):

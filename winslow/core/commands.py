@@ -232,6 +232,11 @@ def resume(
         earlier = next((run for run in runs if run.id == like_run), None)
         if earlier is None:
             raise ValidationError(f"Project '{project.name}' has no run {like_run}.")
+        if earlier.state is StageRunState.SKIPPED:
+            raise ValidationError(
+                f"Run {like_run} was skipped, so there is nothing to redo as it was; "
+                f"resume from stage '{earlier.stage}' instead."
+            )
         if from_stage is not None and from_stage != earlier.stage:
             raise ValidationError(
                 f"Run {like_run} is a run of stage '{earlier.stage}', not '{from_stage}'; "
