@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from winslow.core.models import Project, Run
-from winslow.core.planner import current_run_list, current_runs
+from winslow.core.planner import (
+    StageStatus,
+    current_run_list,
+    current_run_sets,
+    stage_status,
+)
 from winslow.core.retention import describe_retention
 from winslow.core.states import UNSUCCESSFUL_RUN_STATES, ProjectState, StageRunState
 from winslow.errors import ConflictError, ValidationError
@@ -250,7 +255,6 @@ def resume(
             "say which stage with from_stage."
         )
     active = _active(runs)
-    current = current_runs(runs)
     if project.state is ProjectState.RUNNING:
         hint = " Pause it first to resume from another stage." if from_stage else ""
         if active:
@@ -296,9 +300,10 @@ def resume(
             f"{_running_words(project, active)}; wait for it to end or kill it before "
             f"resuming from '{from_stage}'."
         )
+    sets = current_run_sets(runs)
     for need in pipeline.needs_of(from_stage):
-        run = current.get(need)
-        if run is None or run.state not in (StageRunState.SUCCEEDED, StageRunState.SKIPPED):
+        done = stage_status(pipeline.stage(need), sets.get(need, {}))
+        if done not in (StageStatus.SUCCEEDED, StageStatus.SKIPPED):
             raise ConflictError(
                 f"Stage '{from_stage}' needs stage '{need}', which has no successful run yet; "
                 f"resume from '{need}' instead."
