@@ -12,6 +12,8 @@ the test's SeaweedFS on 127.0.0.1.
 from __future__ import annotations
 
 import secrets
+import shlex
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,12 +23,14 @@ import httpx
 import pytest
 
 from tests.backends.events import Events
+from tests.nomad_api.shapes import ALLOC_STATS_EXTRAS, assert_shape, sample, table_extras
 from winslow.backends.base import (
     TERMINAL_JOB_STATES,
     Backend,
     JobState,
     ResourceRequest,
     RunSpec,
+    UsageSample,
 )
 from winslow.backends.local import LocalBackend
 from winslow.backends.nomad.backend import NomadBackend
@@ -34,6 +38,12 @@ from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
 
 WINSLOW = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "winslow")
+BUSY_MB = 120
+BUSY_STAGE = (
+    f"{shlex.quote(sys.executable)} -c 'b = b\"x\" * ({BUSY_MB} << 20); any(iter(int, 1))' & "
+    f"{shlex.quote(sys.executable)} -c 'any(iter(int, 1))' & wait"
+)
+"""Two processes that keep a core busy each, one holding ``BUSY_MB`` of touched memory."""
 WAIT_SECONDS = 60.0
 CANCEL_SECONDS = 20.0
 """How quickly a cancelled stage must read CANCELLED (Nomad's kill timeout is 15 s)."""
@@ -72,7 +82,7 @@ class Subject:
         return f'while [ ! -e "{marker}" ]; do sleep 0.05; done', marker.touch
 
 
-def _nomad_config(address: str, token: str | None, object_store) -> NomadConfig:
+def nomad_config(address: str, token: str | None, object_store) -> NomadConfig:
     s3 = object_store.cfg
     return NomadConfig(
         address=address,
@@ -105,7 +115,7 @@ def subject(request, tmp_path, object_store) -> Iterator[Subject]:
         )
     else:
         agent = request.getfixturevalue(request.param)
-        config = _nomad_config(agent.address, getattr(agent, "token", None), object_store)
+        config = nomad_config(agent.address, getattr(agent, "token", None), object_store)
         s3 = object_store.cfg
         with NomadClient(config) as client:
             client.variables.put(
@@ -218,3 +228,52 @@ def test_unknown_job_has_no_status_and_no_log_and_cancels_quietly(subject):
     assert subject.backend.status(unknown) is None
     assert subject.backend.logs(unknown) == b""
     subject.backend.cancel(unknown)
+
+
+def test_usage_of_a_busy_stage_counts_all_its_processes(subject):
+    spec = subject.spec("usage", BUSY_STAGE)
+    assert subject.backend.usage(spec.job_id) is None  # never submitted
+    subject.backend.submit(spec)
+    subject.events.wait_for(subject.backend, spec.job_id, JobState.RUNNING)
+
+    seen: list[UsageSample | None] = []
+
+    def shows_the_busy_stage() -> bool:
+        # The stage takes a moment to hold its memory, and on a machine shared with other
+        # work its two busy processes may get less than a core for a while.
+        seen.append(subject.backend.usage(spec.job_id))
+        return seen[-1] is not None and seen[-1].memory_mb >= BUSY_MB and seen[-1].cpu_percent > 50
+
+    subject.events.wait_until(shows_the_busy_stage, f"a sample of {BUSY_MB} MB, >50 % CPU")
+    usage = seen[-1]
+    assert usage is not None
+    assert usage.memory_mb < 4 * BUSY_MB, usage  # the stage's processes, not the machine's
+    assert (usage.gpu_percent, usage.gpu_memory_mb) == (None, None)  # it has no GPUs
+
+    subject.backend.cancel(spec.job_id)
+    subject.events.wait_for(
+        subject.backend, spec.job_id, *TERMINAL_JOB_STATES, within=CANCEL_SECONDS
+    )
+    assert subject.backend.usage(spec.job_id) is None
+
+
+def test_allocation_stats_answer_in_the_documented_shape(subject):
+    if not isinstance(subject.backend, NomadBackend):
+        pytest.skip(f"{subject.name} is no Nomad agent")
+    spec = subject.spec("stats", BUSY_STAGE)
+    subject.backend.submit(spec)
+    subject.events.wait_for(subject.backend, spec.job_id, JobState.RUNNING)
+    client = subject.backend.client
+    allocs, _ = client.jobs.allocations(spec.job_id)
+    alloc_id = allocs[0]["ID"]
+    answers: list[dict] = []
+
+    def main_is_measured() -> bool:
+        answers[:] = [dict(client.allocations.stats(alloc_id) or {})]
+        return "main" in (answers[0].get("Tasks") or {})
+
+    subject.events.wait_until(main_is_measured, "figures of the running main task")
+    documented = sample("client_allocation_stats_response.json")
+    assert_shape(documented, answers[0], table_extras(ALLOC_STATS_EXTRAS))
+    assert answers[0]["Tasks"]["main"]["ResourceUsage"]["MemoryStats"]["Measured"]
+    assert client.allocations.stats("00000000-0000-0000-0000-000000000000") is None

@@ -1,11 +1,12 @@
 """A stateful stand-in of the Nomad HTTP API for tests: one server and client agent.
 
 ``NomadStandin`` serves Nomad's job, allocation, evaluation, node, variable, event
-stream and log endpoints on 127.0.0.1 from an in-memory state with a raft-like index,
-schedules task groups onto simulated nodes (CPU, memory, NVIDIA GPUs, drivers,
-constraints) and runs ``raw_exec``/``exec`` tasks as real local processes. Shapes,
-status codes and error texts follow Nomad's documentation and source; see each
-module's docstring for what it mirrors and where it simplifies.
+stream, log and allocation statistics endpoints on 127.0.0.1 from an in-memory state
+with a raft-like index, schedules task groups onto simulated nodes (CPU, memory, NVIDIA
+GPUs, drivers, constraints) and runs ``raw_exec``/``exec`` tasks as real local
+processes, measuring what they use. Shapes, status codes and error texts follow Nomad's
+documentation and source; see each module's docstring for what it mirrors and where it
+simplifies.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ Nomad agent does (``command/agent/http.go`` and friends): JSON bodies; errors as
 reports passes N or ``wait`` (default 5 min, at most 10, plus up to 1/16 jitter) ends,
 then answers the current state either way.
 
+``/v1/client/allocation/:id/stats`` answers the client's latest measurement of the
+allocation's running tasks (see ``executor``), without an index, as client endpoints do.
+
 Streams: ``/v1/event/stream`` writes one JSON frame per line and ``{}`` heartbeats;
 ``/v1/client/fs/logs`` writes ``StreamFrame`` objects back to back with no separator
 (base64 ``Data``, ``Offset`` = file offset after the frame's data), ``{}`` heartbeats
@@ -794,6 +797,25 @@ def create_app(standin: NomadStandin) -> FastAPI:
             handle.seek(offset)
             data = handle.read(limit) if limit > 0 else handle.read()
         return Response(data, media_type="application/octet-stream")
+
+    # --- resource usage --------------------------------------------------------------
+
+    @app.get("/v1/client/allocation/{alloc_id}/stats")
+    async def alloc_stats(alloc_id: str, request: Request) -> Response:
+        """What the allocation's running tasks use, as its node measured them last."""
+        check_acl(request)
+        with state.lock:
+            alloc = state.allocs.get(alloc_id)
+            if alloc is None:
+                raise NomadError(404, f'Unknown allocation "{alloc_id}"')
+            node = state.nodes.get(alloc["NodeID"])
+            if node is None or node.status != "ready":
+                raise NomadError(500, "No path to node")
+        stats = standin.client.alloc_stats(alloc_id)
+        if stats is None:
+            # Placed but not (yet) handed to its client: the client does not know it.
+            raise NomadError(404, f'Unknown allocation "{alloc_id}"')
+        return json_response(stats)
 
     # --- logs ----------------------------------------------------------------------------
 

@@ -8,6 +8,14 @@ environment (Nomad's chroot would hide it) but is not isolated otherwise. Other
 drivers, ``docker`` included, fail with a ``Driver Failure`` event: the stand-in runs no
 containers.
 
+While a task runs, its process tree is measured every ``stats_interval`` (Nomad's
+``collection_interval``, 1 s) as Nomad's basic executor measures it: RSS and swap of every
+process, and CPU time turned into percent of one core since the previous collection
+(the very first collection only sets that baseline, where Nomad would report 0 %).
+``/v1/client/allocation/:id/stats`` answers the latest figures of the running tasks,
+with GPU statistics in the nvidia plugin's shape for their devices: the simulated GPUs
+report what a test set with ``NomadStandin.set_gpu_usage``, 0 % and 0 MiB otherwise.
+
 The lifecycle follows Nomad's task runner: ``Received`` and ``Task Setup`` for every
 task, prestart tasks first (all must exit 0), then the main tasks (sidecars alongside),
 then poststop tasks, which run even after a failure or a stop. Each task's environment
@@ -34,9 +42,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from .envfile import EnvParseError, parse_env_file
 from .scheduler import new_eval, put_alloc, put_eval, reschedule_delay
-from .shapes import new_task_state, rfc3339, task_event
+from .shapes import (
+    alloc_resource_usage,
+    gpu_group_stats,
+    new_task_state,
+    resource_usage,
+    rfc3339,
+    task_event,
+    task_resource_usage,
+)
 from .state import State, alloc_terminal, now_ns
 from .templates import MissingVariableError, TemplateError, render_template, replace_env
 
@@ -97,6 +115,10 @@ class Client:
         self._variable_allowed = variable_allowed
         self._runners: dict[str, _AllocRunner] = {}
         self._lock = threading.Lock()
+        self.stats_interval = 1.0
+        """Seconds between two measurements of a running task (Nomad's default)."""
+        self.gpu_usage: dict[str, tuple[int, int]] = {}
+        """GPU instance ID → (utilisation %, used MiB) its statistics report."""
 
     def alloc_dir(self, alloc_id: str) -> Path:
         return self.root / alloc_id
@@ -105,9 +127,10 @@ class Client:
         """Hand placed allocations to their node's client."""
         for alloc_id in alloc_ids:
             runner = _AllocRunner(self, alloc_id)
+            # Started under the lock: ``shutdown`` must never find a runner it cannot join.
             with self._lock:
                 self._runners[alloc_id] = runner
-            runner.start()
+                runner.start()
 
     def stop(self, alloc_ids: list[str]) -> None:
         """The server set DesiredStatus stop: kill the allocations' tasks."""
@@ -132,6 +155,12 @@ class Client:
             runner.lose()
         for runner in runners:
             runner.join(5)
+
+    def alloc_stats(self, alloc_id: str) -> JsonDict | None:
+        """The allocation's ``AllocResourceUsage``; None when this client never ran it."""
+        with self._lock:
+            runner = self._runners.get(alloc_id)
+        return None if runner is None else runner.stats()
 
     def process_ids(self) -> list[int]:
         """PIDs of task processes still running (for teardown checks)."""
@@ -201,6 +230,10 @@ class _AllocRunner:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._killed: set[str] = set()
         self._lock = threading.Lock()
+        self._usage: dict[str, JsonDict] = {}
+        """Task → its latest ``TaskResourceUsage``, while it runs."""
+        self._looks: dict[str, tuple[int, float, float, float]] = {}
+        """Task → (pid, user CPU s, system CPU s, monotonic time) of its last measurement."""
         with client.state.lock:
             alloc = client.state.allocs[alloc_id]
             self.node_id: str = alloc["NodeID"]
@@ -226,6 +259,80 @@ class _AllocRunner:
 
     def request_stop(self) -> None:
         self.stop_requested.set()
+
+    # --- resource usage ---------------------------------------------------------------
+
+    def stats(self) -> JsonDict:
+        """The latest figures of the running tasks, with their GPUs' statistics added now
+        (as Nomad's task runner adds device statistics when they are asked for)."""
+        now = now_ns()
+        with self._lock:
+            tasks = {name: dict(usage) for name, usage in self._usage.items()}
+        for name, usage in tasks.items():
+            inner = dict(usage["ResourceUsage"])
+            inner["DeviceStats"] = self._device_stats(name, now)
+            usage["ResourceUsage"] = inner
+        return alloc_resource_usage(tasks, now)
+
+    def _device_stats(self, task_name: str, now: int) -> list[JsonDict] | None:
+        groups = []
+        totals = {g.model: g.memory_mib for g in self.node.gpus}
+        for device in self.devices.get(task_name, {}).get("Devices") or []:
+            if device["Type"] != "gpu":
+                continue
+            instances = {}
+            for device_id in device["DeviceIDs"]:
+                busy, used = self.client.gpu_usage.get(device_id, (0, 0))
+                instances[device_id] = (busy, used, totals.get(device["Name"], 0))
+            groups.append(gpu_group_stats(device["Name"], instances, now))
+        return groups or None
+
+    def _collect(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        """Measure the task's process tree, as Nomad's executor does each interval."""
+        try:
+            root = psutil.Process(proc.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        user = system = 0.0
+        rss = swap = 0
+        for member in tree:
+            try:
+                times = member.cpu_times()
+                rss += member.memory_info().rss
+            except psutil.Error:
+                continue  # it ended while being measured
+            user += times.user
+            system += times.system
+            swap += _swap_bytes(member.pid)
+        at = time.monotonic()
+        with self._lock:
+            before = self._looks.get(name)
+            self._looks[name] = (proc.pid, user, system, at)
+        if before is None or before[0] != proc.pid or at <= before[3]:
+            return
+        elapsed = at - before[3]
+        # A process that ended takes its CPU time with it; that is no negative use.
+        user_percent = max(user - before[1], 0.0) / elapsed * 100
+        system_percent = max(system - before[2], 0.0) / elapsed * 100
+        percent = user_percent + system_percent
+        mhz_per_core = self.node.cpu_mhz / max(self.node.cpu_mhz // 1000, 1)
+        usage = resource_usage(
+            rss=rss,
+            swap=swap,
+            percent=percent,
+            user_percent=user_percent,
+            system_percent=system_percent,
+            ticks=percent / 100 * mhz_per_core,
+        )
+        with self._lock:
+            if name in self._looks:
+                self._usage[name] = task_resource_usage(usage, now_ns())
+
+    def _forget_usage(self, name: str) -> None:
+        with self._lock:
+            self._usage.pop(name, None)
+            self._looks.pop(name, None)
 
     def lose(self) -> None:
         """SIGKILL every process group at once; report nothing from now on."""
@@ -706,18 +813,35 @@ class _AllocRunner:
         return bool((task["Lifecycle"] or {}).get("Hook") == "poststop")
 
     def _wait(self, task: JsonDict, proc: subprocess.Popen[bytes]) -> None:
-        while proc.poll() is None:
-            if self.lost:
-                _kill_group(proc, signal.SIGKILL)
-                proc.wait()
-                return
-            if self.stop_requested.is_set() and not self._is_poststop(task):
-                with self._lock:
-                    self._killed.add(task["Name"])
-                self._terminate(task, proc, "", "")
-                proc.wait()
-                return
-            time.sleep(0.02)
+        name = task["Name"]
+        next_collection = time.monotonic()
+        try:
+            while proc.poll() is None:
+                if self.lost:
+                    _kill_group(proc, signal.SIGKILL)
+                    proc.wait()
+                    return
+                if self.stop_requested.is_set() and not self._is_poststop(task):
+                    with self._lock:
+                        self._killed.add(name)
+                    self._terminate(task, proc, "", "")
+                    proc.wait()
+                    return
+                if time.monotonic() >= next_collection:
+                    self._collect(name, proc)
+                    next_collection = time.monotonic() + self.client.stats_interval
+                time.sleep(0.02)
+        finally:
+            self._forget_usage(name)
+
+
+def _swap_bytes(pid: int) -> int:
+    """``VmSwap`` of ``/proc/<pid>/status`` in bytes; 0 where it cannot be read."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmSwap:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:

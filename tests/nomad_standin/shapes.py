@@ -21,11 +21,15 @@ __all__ = [
     "ZERO_TIME",
     "NodeSpec",
     "alloc_metric",
+    "alloc_resource_usage",
     "canonical_job",
+    "gpu_group_stats",
     "job_stub",
     "new_task_state",
+    "resource_usage",
     "rfc3339",
     "task_event",
+    "task_resource_usage",
 ]
 
 JsonDict = dict[str, Any]
@@ -432,6 +436,113 @@ def alloc_metric(nodes_available: dict[str, int], nodes_in_pool: int) -> JsonDic
         "AllocationTime": 0,
         "CoalescedFailures": 0,
     }
+
+
+# --- resource usage -------------------------------------------------------------------
+
+# What Nomad's basic executor (raw_exec, exec without cgroups) measures of each process
+# (drivers/shared/executor/procstats ``ExecutorBasicMeasured*Stats``).
+MEASURED_MEMORY = ["RSS", "Swap"]
+MEASURED_CPU = ["System Mode", "User Mode", "Percent"]
+# The nvidia device plugin's statistic names and units (nomad-device-nvidia stats.go).
+GPU_UTILIZATION = (
+    "GPU utilization",
+    "%",
+    "Percent of time over the past sample period "
+    "during which one or more kernels were executing on the GPU.",
+)
+GPU_MEMORY_STATE = ("Memory state", "MiB", "UsedMemory / TotalMemory")
+
+
+def resource_usage(
+    *,
+    rss: int,
+    swap: int,
+    percent: float,
+    user_percent: float,
+    system_percent: float,
+    ticks: float,
+    device_stats: list[JsonDict] | None = None,
+) -> JsonDict:
+    """A ``structs.ResourceUsage`` (memory in bytes, CPU percent of one core).
+
+    Besides the sample's keys, ``MemoryStats`` carries ``MappedFile`` and ``Usage`` and
+    the usage ``DeviceStats``, as the current ``client/structs`` types encode them.
+    """
+    return {
+        "CpuStats": {
+            "Measured": list(MEASURED_CPU),
+            "Percent": percent,
+            "SystemMode": system_percent,
+            "ThrottledPeriods": 0,
+            "ThrottledTime": 0,
+            "TotalTicks": ticks,
+            "UserMode": user_percent,
+        },
+        "MemoryStats": {
+            "Cache": 0,
+            "KernelMaxUsage": 0,
+            "KernelUsage": 0,
+            "MappedFile": 0,
+            "MaxUsage": 0,
+            "Measured": list(MEASURED_MEMORY),
+            "RSS": rss,
+            "Swap": swap,
+            "Usage": 0,
+        },
+        "DeviceStats": device_stats,
+    }
+
+
+def gpu_group_stats(name: str, instances: dict[str, tuple[int, int, int]], now: int) -> JsonDict:
+    """A ``DeviceGroupStats`` as the nvidia plugin reports a task's GPUs of one model:
+    instance ID → (utilisation %, used MiB, total MiB)."""
+
+    def stat(spec: tuple[str, str, str], numerator: int, denominator: int | None) -> JsonDict:
+        value: JsonDict = {"Desc": spec[2], "IntNumeratorVal": numerator, "Unit": spec[1]}
+        if denominator is not None:
+            value["IntDenominatorVal"] = denominator
+        return value
+
+    stats = {}
+    for instance_id, (busy, used, total) in instances.items():
+        memory = stat(GPU_MEMORY_STATE, used, total)
+        stats[instance_id] = {
+            "Stats": {
+                "Attributes": {
+                    GPU_UTILIZATION[0]: stat(GPU_UTILIZATION, busy, None),
+                    GPU_MEMORY_STATE[0]: memory,
+                },
+                "Nested": {},
+            },
+            "Summary": dict(memory),
+            "Timestamp": rfc3339(now),
+        }
+    return {"InstanceStats": stats, "Name": name, "Type": "gpu", "Vendor": "nvidia"}
+
+
+def task_resource_usage(usage: JsonDict, now: int) -> JsonDict:
+    """A ``structs.TaskResourceUsage``; per-process figures are not kept (``Pids`` null)."""
+    return {"Pids": None, "ResourceUsage": usage, "Timestamp": now}
+
+
+def alloc_resource_usage(tasks: dict[str, JsonDict], now: int) -> JsonDict:
+    """A ``structs.AllocResourceUsage``: the tasks' usage and its sum, as
+    ``ResourceUsage.Add`` sums it (device statistics are listed, not added)."""
+    total = resource_usage(
+        rss=0, swap=0, percent=0.0, user_percent=0.0, system_percent=0.0, ticks=0.0
+    )
+    devices: list[JsonDict] = []
+    for task in tasks.values():
+        usage = task["ResourceUsage"]
+        for group in ("CpuStats", "MemoryStats"):
+            for key, value in usage[group].items():
+                if key != "Measured":
+                    total[group][key] += value
+        devices.extend(usage["DeviceStats"] or [])
+    total["DeviceStats"] = devices or None
+    stamps = [task["Timestamp"] for task in tasks.values()]
+    return {"ResourceUsage": total, "Tasks": tasks, "Timestamp": max(stamps, default=now)}
 
 
 # --- nodes ----------------------------------------------------------------------------

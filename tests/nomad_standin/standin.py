@@ -5,7 +5,7 @@ local processes under a temporary folder) and a uvicorn server on 127.0.0.1 in a
 background thread. Tests talk to ``address`` over HTTP exactly as they would to a
 Nomad agent, and use the methods here for what only an operator or a failure could do
 to a real cluster: add a node, kill one, shrink the event buffer, cut event streams,
-silence heartbeats, write a Variable.
+silence heartbeats, write a Variable, say what a simulated GPU is busy with.
 
     with NomadStandin() as nomad:
         nomad.add_node("standin-1", cpu_mhz=16000, memory_mb=32768)
@@ -251,6 +251,10 @@ class NomadStandin:
     def put_variable(self, path: str, items: dict[str, str], namespace: str = "default") -> None:
         """Write a Nomad Variable, as ``PUT /v1/var/:path`` would."""
         self.write_variable(path, items, namespace)
+
+    def set_gpu_usage(self, instance_id: str, percent: int, used_mib: int) -> None:
+        """What the simulated GPU ``instance_id`` reports in an allocation's statistics."""
+        self.client.gpu_usage[instance_id] = (percent, used_mib)
 
     def task_pids(self) -> list[int]:
         """Process IDs of task processes that are still running."""

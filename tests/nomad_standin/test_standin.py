@@ -2,17 +2,18 @@
 
 Every test gets its own stand-in (``nomad_standin``: one ready node, "standin-1") and
 talks to it over HTTP as a Nomad client would. Shape tests compare answers with the
-samples in ``shared/nomad-api/samples``: the same keys (plus only those the samples'
-README lists as sent by newer agents, or that the job-register schema knows for a
-job's inner objects) and the same JSON type per key, ``null`` matching any type as Go
-encodes nil. Waits for state use blocking queries; the few short sleeps only give
-something the chance to (wrongly) happen.
+documented samples in ``tests/nomad_api`` (``shapes.assert_shape``): the same keys (plus
+only those the samples' README lists as sent by newer agents, or that the job-register
+schema knows for a job's inner objects) and the same JSON type per key, ``null``
+matching any type as Go encodes nil. Waits for state use blocking queries; the few short
+sleeps only give something the chance to (wrongly) happen.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.nomad_api import SAMPLES
+from tests.nomad_api.shapes import ALLOC_STATS_EXTRAS, assert_shape, sample, table_extras
 from tests.nomad_standin import NomadStandin
 from tests.nomad_standin.envfile import EnvParseError, parse_env_file
 from tests.nomad_standin.templates import render_template, replace_env
@@ -144,39 +145,8 @@ def decode_frames(raw: bytes) -> list[JsonDict]:
     return frames
 
 
-def sample(name: str) -> Any:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"{path} is missing; the Nomad API samples live in shared/nomad-api")
-    return json.loads(path.read_text())
-
-
 # --- shape comparison ---------------------------------------------------------------------
 
-# Maps whose keys are data: their values share one shape, compared with the sample's.
-SHAPED_MAPS = {"TaskStates", "TaskResources", "FailedTGAllocs", "Drivers"}
-# Maps (or free-form values) whose contents differ by nature: only the type is compared.
-OPAQUE = {
-    "Meta",
-    "Config",
-    "Env",
-    "Attributes",
-    "Links",
-    "NodesAvailable",
-    "Scores",
-    "ConstraintFiltered",
-    "DimensionExhausted",
-    "ClassFiltered",
-    "ClassExhausted",
-    "QuotaExhausted",
-    "ResourcesExhausted",
-    "Details",
-    "GetterOptions",
-    "HostVolumes",
-    "HostNetworks",
-    "ScoreMetaData",
-    "Payload",
-}
 # Keys newer agents send besides the samples' (shared/nomad-api/samples/README.md).
 JOB_EXTRAS = {
     "Affinities",
@@ -255,61 +225,6 @@ JOB_DEFS = {
 }
 
 
-def _json_type(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}[type(value)]
-
-
-def _merge(samples: list[Any]) -> Any:
-    """One representative of a list's elements: the union of their keys."""
-    dicts = [s for s in samples if isinstance(s, dict)]
-    if not dicts:
-        return samples[0] if samples else None
-    merged: JsonDict = {}
-    for item in dicts:
-        for key, value in item.items():
-            if merged.get(key) is None:
-                merged[key] = value
-    return merged
-
-
-def assert_shape(
-    expected: Any, actual: Any, extras: Callable[[str], set[str]], path: str = "$"
-) -> None:
-    """``actual`` has ``expected``'s keys (plus allowed extras) and JSON types, deeply."""
-    want, got = _json_type(expected), _json_type(actual)
-    if want is None or got is None:
-        return  # Go encodes nil pointers, maps and slices as null
-    assert want == got, f"{path}: sample has {want}, stand-in answers {got}"
-    last = path.rsplit(".", 1)[-1]
-    if last in OPAQUE:
-        return
-    if isinstance(expected, list):
-        representative = _merge(expected)
-        for i, item in enumerate(actual):
-            assert_shape(representative, item, extras, f"{path}[]")
-            del i
-        return
-    if not isinstance(expected, dict):
-        return
-    if last in SHAPED_MAPS:
-        representative = _merge(list(expected.values()))
-        for value in actual.values():
-            assert_shape(representative, value, extras, f"{path}.*")
-        return
-    missing = set(expected) - set(actual)
-    unknown = set(actual) - set(expected) - extras(path)
-    assert not missing, f"{path}: keys missing from the stand-in's answer: {sorted(missing)}"
-    assert not unknown, f"{path}: keys the sample does not have: {sorted(unknown)}"
-    for key in expected:
-        assert_shape(expected[key], actual[key], extras, f"{path}.{key}")
-
-
 def schema_keys(definition: str) -> set[str]:
     schema = json.loads((REPO_ROOT / "jobspecs" / "job-register.schema.json").read_text())
     return set(schema["$defs"][definition]["properties"])
@@ -323,10 +238,6 @@ def job_extras(root: str) -> Callable[[str], set[str]]:
         return schema_keys(definition) if definition else set()
 
     return extras
-
-
-def table_extras(table: dict[str, set[str]]) -> Callable[[str], set[str]]:
-    return lambda path: table.get(path, set())
 
 
 # --- shapes -------------------------------------------------------------------------------
@@ -386,6 +297,54 @@ def test_node_answer_matches_documented_shape_with_gpus(nomad_standin, nomad):
     assert {s["Name"] for s in stubs} == {"standin-1", "gpu-1"}
     assert all("NodeResources" in s for s in stubs)
     assert "NodeResources" not in nomad.get("/v1/nodes").json()[0]
+
+
+def test_allocation_stats_measure_the_running_task_in_the_documented_shape(nomad_standin, nomad):
+    nomad_standin.add_node("gpu-1", gpus=[("Tesla T4", 15360)])
+    busy = f"exec {sys.executable} -c 'b = b\"x\" * (100 << 20); any(iter(int, 1))'"
+    gpu = {"Name": "nvidia/gpu", "Count": 1}
+    register(nomad, batch_job("stats", task("main", busy, Resources={"Devices": [gpu]})))
+    [stub] = wait_allocs(nomad, "stats", running)
+    alloc = read_alloc(nomad, stub["ID"])
+    [device] = alloc["AllocatedResources"]["Tasks"]["main"]["Devices"]
+    [gpu_id] = device["DeviceIDs"]
+    nomad_standin.set_gpu_usage(gpu_id, 87, 3000)
+
+    def busy_task_measured(stats: JsonDict) -> bool:
+        usage = ((stats.get("Tasks") or {}).get("main") or {}).get("ResourceUsage") or {}
+        # On a machine shared with other work the busy process may get little CPU a while.
+        return bool(usage) and (
+            usage["MemoryStats"]["RSS"] >= 100 << 20 and usage["CpuStats"]["Percent"] > 30
+        )
+
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not busy_task_measured(
+        stats := nomad.get(f"/v1/client/allocation/{stub['ID']}/stats").json()
+    ):
+        assert time.monotonic() < deadline, f"the busy task was never measured: {stats}"
+        time.sleep(0.2)  # the client measures once a second, as Nomad's does
+    assert_shape(
+        sample("client_allocation_stats_response.json"), stats, table_extras(ALLOC_STATS_EXTRAS)
+    )
+    usage = stats["Tasks"]["main"]["ResourceUsage"]
+    assert usage["MemoryStats"]["Measured"] == ["RSS", "Swap"]
+    assert usage["CpuStats"]["Measured"] == ["System Mode", "User Mode", "Percent"]
+    assert stats["ResourceUsage"]["MemoryStats"]["RSS"] == usage["MemoryStats"]["RSS"]
+    [group] = usage["DeviceStats"]
+    assert (group["Vendor"], group["Type"], group["Name"]) == ("nvidia", "gpu", "Tesla T4")
+    attributes = group["InstanceStats"][gpu_id]["Stats"]["Attributes"]
+    assert attributes["GPU utilization"]["IntNumeratorVal"] == 87
+    assert (attributes["Memory state"]["IntNumeratorVal"], attributes["Memory state"]["Unit"]) == (
+        3000,
+        "MiB",
+    )
+    assert group["InstanceStats"][gpu_id]["Summary"] == attributes["Memory state"]
+
+    unknown = nomad.get("/v1/client/allocation/00000000-0000-0000-0000-000000000000/stats")
+    assert (unknown.status_code, unknown.text) == (
+        404,
+        'Unknown allocation "00000000-0000-0000-0000-000000000000"',
+    )
 
 
 # --- running tasks ------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The engine never holds a concrete backend: it submits a ``RunSpec`` under a deterministic
 job ID, hears that a job changed through the ``on_event`` callback it passed to
 ``start``, and reads the job's ``JobStatus`` back. Submitting the same job ID twice must
-not start the stage twice; that is what makes the engine restart-safe.
+not start the stage twice; that is what makes the engine restart-safe. While a job runs,
+``usage`` says what its stage uses now, as a ``UsageSample``.
 """
 
 from __future__ import annotations
@@ -101,6 +102,20 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class UsageSample:
+    """What one running job's stage uses at one moment, however the backend measured it."""
+
+    cpu_percent: float
+    """Of one core, over the last few seconds: 250 means two and a half cores busy."""
+    memory_mb: float
+    """Resident memory of all the stage's processes, MB (MiB, as everywhere in Winslow)."""
+    gpu_percent: float | None = None
+    """Mean utilisation of the job's GPUs, 0 to 100; None where it has none or none answer."""
+    gpu_memory_mb: float | None = None
+    """Memory in use on the job's GPUs, summed, MB; None where it has none or none answer."""
+
+
+@dataclass(frozen=True)
 class GpuInfo:
     """One GPU of a node."""
 
@@ -168,4 +183,13 @@ class Backend(Protocol):
 
     def nodes(self) -> list[NodeInfo]:
         """Return the nodes this backend can run stages on."""
+        ...
+
+    def usage(self, job_id: str) -> UsageSample | None:
+        """Return what the job's stage uses now; None while it does not run (pending,
+        staging in or out, ended, unknown) or cannot be measured at the moment.
+
+        May take a fraction of a second (a first CPU reading needs two looks); raises
+        ``BackendUnavailableError`` when the backend does not answer.
+        """
         ...

@@ -1,22 +1,125 @@
-"""Sampling what running runs use (stub)."""
+"""Sample what every running run uses, every few seconds, and keep it with the run.
+
+``UsageSampler`` is a thread beside the reconcile loop: each round it asks the backend
+what the stage of each submitted, running run uses (``Backend.usage``) and stores the
+answers in one transaction (``store/usage.py``, which also keeps each run's samples
+bounded). It only reads the backend and only writes ``run_usage``, so it never races
+the engine over run state. A backend that fails for one run costs that run its sample
+of the round, nothing more: the thread logs and goes on.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+
+from winslow import defaults
 from winslow.backends.base import Backend
-from winslow.store.repo import Store
+from winslow.core.states import StageRunState
+from winslow.store.repo import Store, now
+from winslow.store.usage import UsagePoint, add_samples
+
+log = logging.getLogger(__name__)
+
+STOP_JOIN_SECONDS = 10.0
+"""How long ``stop`` waits for a round under way (``nvidia-smi`` or docker may be slow)."""
 
 
 class UsageSampler:
-    def __init__(self, store: Store, backend: Backend, interval_seconds: float = 5.0) -> None:
+    """Samples every running run's usage each ``interval_seconds`` in a background thread.
+
+    Usage::
+
+        sampler = UsageSampler(store, backend)
+        sampler.start()
+        written = sampler.sample_once()   # a round now, as the thread does (tests)
+        sampler.stop()
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        interval_seconds: float = defaults.USAGE_SAMPLE_SECONDS,
+    ) -> None:
         self.store = store
         self.backend = backend
         self.interval_seconds = interval_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._round_lock = threading.Lock()
+        self._failing: dict[int, str] = {}
+        """Run → the last error sampling it gave, so a lasting failure is logged once."""
 
     def start(self) -> None:
-        pass
+        """Begin sampling in a background thread; a second call does nothing."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="winslow-usage", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        pass
+        """Stop sampling; waits briefly for a round under way."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=STOP_JOIN_SECONDS)
 
     def sample_once(self) -> int:
-        return 0
+        """Sample every submitted, running run once; return how many samples were stored."""
+        with self._round_lock:
+            runs = [
+                (run, run.job_id)
+                for run in self.store.active_runs()
+                if run.submitted and run.job_id and run.state is StageRunState.RUNNING
+            ]
+            points: list[UsagePoint] = []
+            for run, job_id in runs:
+                try:
+                    sample = self.backend.usage(job_id)
+                except Exception as exc:  # one backend failure costs this run this round only
+                    self._report_failure(run.id, job_id, exc)
+                    continue
+                if self._failing.pop(run.id, None) is not None:
+                    log.info("run %d: usage can be sampled again", run.id)
+                if sample is None:
+                    continue
+                points.append(
+                    UsagePoint(
+                        run_id=run.id,
+                        at=now(),
+                        cpu_percent=sample.cpu_percent,
+                        memory_mb=sample.memory_mb,
+                        gpu_percent=sample.gpu_percent,
+                        gpu_memory_mb=sample.gpu_memory_mb,
+                    )
+                )
+            running = {run.id for run, _ in runs}
+            for gone in set(self._failing) - running:
+                del self._failing[gone]
+            return add_samples(self.store, points)
+
+    def _report_failure(self, run_id: int, job_id: str, exc: Exception) -> None:
+        message = str(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
+        if self._failing.get(run_id) == message:
+            log.debug("run %d: usage of job %s still not readable: %s", run_id, job_id, message)
+            return
+        self._failing[run_id] = message
+        log.warning(
+            "run %d: could not sample the usage of job %s (%s); trying again every %g s",
+            run_id,
+            job_id,
+            message,
+            self.interval_seconds,
+        )
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_seconds):
+            try:
+                self.sample_once()
+            except Exception:  # a store hiccup must not end sampling for good
+                log.exception(
+                    "usage sampler: a round failed; the next one comes in %g s",
+                    self.interval_seconds,
+                )

@@ -13,6 +13,7 @@ import logging
 import httpx
 import pytest
 
+from tests.nomad_api import SAMPLES
 from winslow.backends.nomad.client import NomadClient, RetryTransport
 from winslow.backends.nomad.config import NomadConfig
 from winslow.errors import (
@@ -391,3 +392,26 @@ def test_read_at_of_a_missing_file_is_empty():
     client, pauses = client_for(nomad)
     assert client.client_fs.read_at("a1", "alloc/logs/winslow.log", 0, 1024) == b""
     assert pauses == []
+
+
+def test_allocation_stats_read_the_documented_answer_from_the_client_endpoint():
+    documented = json.loads((SAMPLES / "client_allocation_stats_response.json").read_text())
+    nomad = Nomad(httpx.Response(200, json=documented))
+    client, _ = client_for(nomad)
+    stats = client.allocations.stats("5fc98185-17ff-26bc-a802-0c74fa471c99")
+    assert stats == documented
+    [request] = nomad.requests
+    assert request.url.path == "/v1/client/allocation/5fc98185-17ff-26bc-a802-0c74fa471c99/stats"
+    assert request.extensions["timeout"]["read"] == 10.0  # a late figure is a stale one
+
+
+def test_allocation_stats_of_a_gone_allocation_are_none_and_errors_are_not_retried():
+    gone = Nomad(httpx.Response(404, text='Unknown allocation "a1"'))
+    client, _ = client_for(gone)
+    assert client.allocations.stats("a1") is None
+
+    down = Nomad(httpx.Response(500, text="No path to node"))
+    client, pauses = client_for(down)
+    with pytest.raises(BackendUnavailableError, match="No path to node"):
+        client.allocations.stats("a1")
+    assert (len(down.requests), pauses) == (1, [])  # the sampler asks again in a few seconds

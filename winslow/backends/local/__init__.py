@@ -2,7 +2,8 @@
 
 ``LocalBackend`` submits, watches and cancels; ``runner`` is the process that executes one
 job and outlives the server; ``jobfiles`` is the job directory both of them read and
-write; ``container`` builds ``docker run`` command lines; ``gpus`` finds this node's GPUs.
+write; ``container`` builds ``docker run`` command lines; ``gpus`` finds this node's GPUs;
+``usage`` measures what a running stage uses.
 """
 
 from __future__ import annotations

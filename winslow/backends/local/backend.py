@@ -43,10 +43,12 @@ from winslow.backends.base import (
     JobStatus,
     NodeInfo,
     RunSpec,
+    UsageSample,
 )
 from winslow.backends.local import container, jobfiles
 from winslow.backends.local.gpus import detect_gpus
 from winslow.backends.local.jobfiles import JobPaths, JobSpec
+from winslow.backends.local.usage import UsageMeter
 from winslow.errors import BackendUnavailableError, ConflictError, SubmitRejectedError
 
 if TYPE_CHECKING:
@@ -121,6 +123,7 @@ class LocalBackend:
         self._listener: threading.Thread | None = None
         self._gpus: tuple[GpuInfo, ...] | None = None
         self._gpus_at = 0.0
+        self._meter = UsageMeter()
 
     # Watching ----------------------------------------------------------------------------
 
@@ -474,6 +477,32 @@ class LocalBackend:
                 attributes={"container_engine": "docker" if self.container_engine else "none"},
             )
         ]
+
+    def usage(self, job_id: str) -> UsageSample | None:
+        """Return what the job's stage uses now (see ``usage.UsageMeter``); None unless the
+        stage process itself runs: not before or during stage-in, not during stage-out.
+
+        A job seen for the first time takes ``usage.FIRST_CPU_WINDOW_SECONDS`` to measure.
+        """
+        status = self.status(job_id)
+        if status is None or status.state is not JobState.RUNNING:
+            self._meter.forget(job_id)
+            return None
+        paths = self._paths(job_id)
+        stage = jobfiles.read_json(paths.stage)
+        if stage is None or not _is_alive(stage):
+            self._meter.forget(job_id)
+            return None
+        try:
+            spec = jobfiles.job_spec_from_json(jobfiles.read_json(paths.spec) or {}).spec
+        except (ValueError, KeyError, TypeError):
+            return None
+        return self._meter.measure(
+            job_id,
+            int(stage["pid"]),
+            gpu_indices=spec.gpu_indices,
+            container=stage.get("container") or None,
+        )
 
     def _detected_gpus(self) -> tuple[GpuInfo, ...]:
         with self._lock:

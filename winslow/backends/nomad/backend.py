@@ -35,6 +35,7 @@ from winslow.backends.base import (
     JobStatus,
     NodeInfo,
     RunSpec,
+    UsageSample,
 )
 from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
@@ -50,6 +51,7 @@ from winslow.backends.nomad.status import (
     main_started_at,
     node_info,
     timeout_of,
+    usage_of,
 )
 from winslow.backends.nomad.types import (
     NomadAllocationStub,
@@ -291,6 +293,20 @@ class NomadBackend:
         except BackendError as exc:
             log.debug("job %s: log not readable from its node: %s", job_id, exc.message)
         return b"".join(chunks)
+
+    def usage(self, job_id: str) -> UsageSample | None:
+        """Return what the run's ``main`` task uses now, as its node measures it
+        (``/v1/client/allocation/:id/stats``, see ``status.usage_of``); None unless the
+        latest allocation runs its ``main`` task."""
+        allocs, _ = self.client.jobs.allocations(job_id)
+        alloc = latest_allocation(allocs)
+        if alloc is None or alloc.get("ClientStatus") != "running":
+            return None
+        main = (alloc.get("TaskStates") or {}).get(MAIN_TASK) or {}
+        if main.get("State") != "running":
+            return None
+        stats = self.client.allocations.stats(alloc["ID"])
+        return None if stats is None else usage_of(stats, MAIN_TASK)
 
     def nodes(self) -> list[NodeInfo]:
         """Return Nomad's client nodes with their capacity and GPUs, in name order.

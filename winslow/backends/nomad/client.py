@@ -8,6 +8,7 @@ resource (``jobs``, ``allocations``, ``evaluations``, ``nodes``, ``events``,
     nomad = NomadClient(config)
     allocs, index = nomad.jobs.allocations(job_id)
     allocs, index = nomad.jobs.allocations(job_id, index=index, wait=60)  # blocks until a change
+    usage = nomad.allocations.stats(allocs[0]["ID"])  # what it uses now, from its node
 
 One ``httpx.Client`` carries every call, with explicit timeouts; a blocking query's read
 timeout is its ``wait`` plus the jitter Nomad may add (``wait / 16``) plus a margin.
@@ -44,6 +45,7 @@ from winslow.backends.nomad.config import NomadConfig
 from winslow.backends.nomad.types import (
     NomadAllocation,
     NomadAllocationStub,
+    NomadAllocResourceUsage,
     NomadEvaluation,
     NomadEventFrame,
     NomadJob,
@@ -84,6 +86,9 @@ one more attempt than pauses."""
 
 RETRY_AFTER_MAX_SECONDS = 30.0
 """Longest ``Retry-After`` we honour; a larger one is cut to this, seconds."""
+
+STATS_READ_TIMEOUT_SECONDS = 10.0
+"""How long an allocation's resource usage may take; the sampler asks again soon anyway."""
 
 EVENT_STREAM_HEARTBEAT_SECONDS = 30.0
 """Nomad sends ``{}`` on an idle event stream this often (``nomad/event_endpoint.go``), seconds."""
@@ -428,7 +433,8 @@ class Jobs:
 
 
 class Allocations:
-    """The ``/v1/allocations`` and ``/v1/allocation/:id`` endpoints."""
+    """The ``/v1/allocations``, ``/v1/allocation/:id`` and ``/v1/client/allocation/:id/stats``
+    endpoints (Nomad's Go ``api.Allocations`` serves the last one as ``Stats`` too)."""
 
     def __init__(self, client: NomadClient) -> None:
         self._client = client
@@ -455,6 +461,24 @@ class Allocations:
         """GET /v1/allocation/:alloc_id."""
         alloc, index = self._client._read(f"/v1/allocation/{_segment(alloc_id)}")
         return cast(NomadAllocation | None, alloc), index
+
+    def stats(self, alloc_id: str) -> NomadAllocResourceUsage | None:
+        """GET /v1/client/allocation/:alloc_id/stats.
+
+        What the allocation's tasks use now, as the node running it measured; served by
+        that node (a server forwards the call). None when Nomad does not know the
+        allocation (any more). Not retried, with a short read timeout: whoever samples
+        usage asks again in a few seconds, and a late answer is a stale one.
+        """
+        path = f"/v1/client/allocation/{_segment(alloc_id)}/stats"
+        response = self._client._send(
+            "GET", path, read_timeout=STATS_READ_TIMEOUT_SECONDS, retry=False
+        )
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise self._client._error(response, f"GET {path}")
+        return cast(NomadAllocResourceUsage, self._client._json(response, f"GET {path}"))
 
 
 class Evaluations:

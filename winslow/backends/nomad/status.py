@@ -1,8 +1,9 @@
 """Translate what Nomad says about a job, its allocations and its nodes into Winslow's words.
 
-Pure: it takes the JSON Nomad sent (``types``) and the time, and returns ``JobStatus`` or
-``NodeInfo``; no I/O, no clock. This is the one place where Nomad's ``ClientStatus``,
-task states and task events become our ``JobState`` and a reason a person can act on.
+Pure: it takes the JSON Nomad sent (``types``) and the time, and returns ``JobStatus``,
+``NodeInfo`` or ``UsageSample``; no I/O, no clock. This is the one place where Nomad's
+``ClientStatus``, task states and task events become our ``JobState`` and a reason a
+person can act on, and its resource figures our ``UsageSample``.
 
 A stage run is one Nomad batch job with one task group, ``stage``, of three tasks: the
 prestart ``stage-in``, the ``main`` task that runs the stage's command, and the poststop
@@ -29,15 +30,19 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import cast
 
-from winslow.backends.base import GpuInfo, JobState, JobStatus, NodeInfo
+from winslow.backends.base import GpuInfo, JobState, JobStatus, NodeInfo, UsageSample
 from winslow.backends.nomad.jobspec import MAIN_TASK, STAGE_IN_TASK, STAGE_OUT_TASK
 from winslow.backends.nomad.types import (
     NomadAllocationMetric,
     NomadAllocationStub,
+    NomadAllocResourceUsage,
     NomadAttribute,
+    NomadDeviceGroupStats,
     NomadEvaluation,
     NomadJob,
+    NomadMemoryStats,
     NomadNode,
+    NomadStatValue,
     NomadTaskEvent,
     NomadTaskState,
 )
@@ -48,6 +53,12 @@ TIMEOUT_META_KEY = "winslow_timeout_seconds"
 POSTSTOP_START_SECONDS = 60.0
 """How long after an allocation's last change a task that has not started yet may still
 start (the poststop stage-out of a failed allocation), seconds."""
+
+GPU_UTILIZATION_STAT = "GPU utilization"
+"""The nvidia device plugin's statistic of a GPU's busy time, percent."""
+
+GPU_MEMORY_STAT = "Memory state"
+"""The nvidia device plugin's statistic of a GPU's memory, used (numerator) of total, MiB."""
 
 # Task event types (hashicorp/nomad api/tasks.go) that end a task without it running.
 _EVENT_FAILURES: dict[str, str] = {
@@ -346,6 +357,73 @@ def node_info(node: NomadNode) -> NodeInfo:
         status=node_state(node),
         attributes=info,
     )
+
+
+def usage_of(stats: NomadAllocResourceUsage, task: str = MAIN_TASK) -> UsageSample | None:
+    """What ``task`` of an allocation uses, from ``/v1/client/allocation/:id/stats``; None
+    when the node has no figures for it (it does not run, or has not been measured yet).
+
+    CPU is Nomad's ``Percent`` (of one core). Memory is ``RSS`` where the driver measured
+    it; drivers that measure only cgroup totals (docker on cgroup v2) report ``Usage``,
+    from which the page ``Cache`` is taken off, as ``docker stats`` does. GPUs are the
+    task's devices of type ``gpu``, as the nvidia device plugin reports them: the mean of
+    their ``GPU utilization`` and the sum of their used ``Memory state``.
+    """
+    task_usage = (stats.get("Tasks") or {}).get(task)
+    usage = (task_usage or {}).get("ResourceUsage")
+    if not usage:
+        return None
+    cpu = usage.get("CpuStats") or {}
+    gpu_percent, gpu_memory_mb = _gpu_usage(usage.get("DeviceStats") or [])
+    return UsageSample(
+        cpu_percent=round(float(cpu.get("Percent") or 0.0), 2),
+        memory_mb=round(_memory_bytes(usage.get("MemoryStats") or {}) / (1024 * 1024), 2),
+        gpu_percent=None if gpu_percent is None else round(gpu_percent, 2),
+        gpu_memory_mb=gpu_memory_mb,
+    )
+
+
+def _memory_bytes(memory: NomadMemoryStats) -> int:
+    measured = set(memory.get("Measured") or ())
+    if "RSS" in measured or "Usage" not in measured:
+        return int(memory.get("RSS") or 0)
+    cache = int(memory.get("Cache") or 0) if "Cache" in measured else 0
+    return max(int(memory.get("Usage") or 0) - cache, 0)
+
+
+def _gpu_usage(groups: Iterable[NomadDeviceGroupStats]) -> tuple[float | None, float | None]:
+    """Mean utilisation and summed used memory (MB) of the GPUs in ``groups``."""
+    utilisation: list[float] = []
+    memory: list[float] = []
+    for group in groups:
+        if group.get("Type") != "gpu":
+            continue
+        for instance in (group.get("InstanceStats") or {}).values():
+            attributes = (instance.get("Stats") or {}).get("Attributes") or {}
+            busy = _stat_number(attributes.get(GPU_UTILIZATION_STAT))
+            if busy is not None:
+                utilisation.append(busy)
+            # The plugin's summary is its memory state; any other summary has no memory unit.
+            state = attributes.get(GPU_MEMORY_STAT) or instance.get("Summary") or {}
+            used = _stat_number(state)
+            factor = _MIB_PER_UNIT.get((state.get("Unit") or "").upper())
+            if used is not None and factor is not None:
+                memory.append(used * factor)
+    return (
+        sum(utilisation) / len(utilisation) if utilisation else None,
+        sum(memory) if memory else None,
+    )
+
+
+def _stat_number(value: NomadStatValue | None) -> float | None:
+    """A statistic's numerator; None where the device said ``N/A`` or nothing."""
+    if not value:
+        return None
+    for key in ("IntNumeratorVal", "FloatNumeratorVal"):
+        number = cast(Mapping[str, object], value).get(key)
+        if isinstance(number, int | float) and not isinstance(number, bool):
+            return float(number)
+    return None
 
 
 def node_state(node: NomadNode) -> str:

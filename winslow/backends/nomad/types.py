@@ -351,3 +351,97 @@ class NomadVariable(TypedDict, total=False):
     Items: dict[str, str]
     CreateIndex: int
     ModifyIndex: int
+
+
+class NomadStatValue(TypedDict, total=False):
+    """``api.StatValue``: one device statistic; only the ``*Val`` keys that apply are sent."""
+
+    FloatNumeratorVal: float
+    FloatDenominatorVal: float
+    IntNumeratorVal: int
+    IntDenominatorVal: int
+    StringVal: str
+    """``N/A`` (the nvidia plugin's word) when the device cannot say."""
+    BoolVal: bool
+    Unit: str
+    Desc: str
+
+
+class NomadStatObject(TypedDict, total=False):
+    """``api.StatObject``: named statistics, possibly nested."""
+
+    Nested: dict[str, NomadStatObject] | None
+    Attributes: dict[str, NomadStatValue] | None
+    """The nvidia plugin's: ``GPU utilization`` (%), ``Memory state`` (used / total MiB), ..."""
+
+
+class NomadDeviceStats(TypedDict, total=False):
+    """``api.DeviceStats``: one device instance's statistics."""
+
+    Summary: NomadStatValue | None
+    """The nvidia plugin's summary is its ``Memory state``."""
+    Stats: NomadStatObject | None
+    Timestamp: str
+
+
+class NomadDeviceGroupStats(TypedDict, total=False):
+    """``api.DeviceGroupStats``: the statistics of a task's devices of one kind."""
+
+    Vendor: str
+    Type: str
+    """``gpu`` for GPUs."""
+    Name: str
+    InstanceStats: dict[str, NomadDeviceStats] | None
+    """Device instance ID (a GPU's UUID) → its statistics."""
+
+
+class NomadMemoryStats(TypedDict, total=False):
+    """``api.MemoryStats``, in bytes; ``Measured`` names the keys the driver really measured."""
+
+    RSS: int
+    Cache: int
+    Swap: int
+    MappedFile: int
+    Usage: int
+    MaxUsage: int
+    KernelUsage: int
+    KernelMaxUsage: int
+    Measured: list[str] | None
+
+
+class NomadCpuStats(TypedDict, total=False):
+    """``api.CpuStats``; ``Percent`` is of one core, since the client's previous look."""
+
+    SystemMode: float
+    UserMode: float
+    TotalTicks: float
+    ThrottledPeriods: int
+    ThrottledTime: int
+    Percent: float
+    Measured: list[str] | None
+
+
+class NomadResourceUsage(TypedDict, total=False):
+    """``api.ResourceUsage``: what a task (or a whole allocation) uses."""
+
+    MemoryStats: NomadMemoryStats | None
+    CpuStats: NomadCpuStats | None
+    DeviceStats: list[NomadDeviceGroupStats] | None
+
+
+class NomadTaskResourceUsage(TypedDict, total=False):
+    """``api.TaskResourceUsage``: one task's use, with its processes' where measured."""
+
+    ResourceUsage: NomadResourceUsage | None
+    Timestamp: int
+    """Unix time in nanoseconds."""
+    Pids: dict[str, NomadResourceUsage] | None
+
+
+class NomadAllocResourceUsage(TypedDict, total=False):
+    """``api.AllocResourceUsage``: ``GET /v1/client/allocation/:id/stats``. ``Tasks`` lists
+    the tasks the client has figures for; ``ResourceUsage`` is their sum."""
+
+    ResourceUsage: NomadResourceUsage | None
+    Tasks: dict[str, NomadTaskResourceUsage] | None
+    Timestamp: int
