@@ -25,9 +25,15 @@ PAIRS = [
     ("--warn", "--warn-bg", "awaiting input / paused badges"),
     ("--bad", "--bad-bg", "failed badges, error messages"),
     ("--idle", "--idle-bg", "idle badges, labels"),
+    ("--skip", "--skip-bg", "skipped badges"),
+    ("--skip", "--bg", "skipped stage notes"),
 ]
 
 AA_NORMAL_TEXT = 4.5
+AA_GRAPHICS = 3.0
+"""WCAG 1.4.11: lines of a chart against their background."""
+
+CHART_LINES = [f"--chart-{letter}" for letter in "abcdefgh"]
 
 
 def variables() -> dict[str, str]:
@@ -59,3 +65,10 @@ def test_text_meets_wcag_aa(text: str, background: str, what: str) -> None:
     colours = variables()
     ratio = contrast(colours[text], colours[background])
     assert ratio >= AA_NORMAL_TEXT, f"{what}: {text} on {background} is {ratio:.2f}:1"
+
+
+@pytest.mark.parametrize("line", CHART_LINES)
+def test_chart_lines_stand_out_from_the_page(line: str) -> None:
+    colours = variables()
+    ratio = contrast(colours[line], colours["--bg"])
+    assert ratio >= AA_GRAPHICS, f"chart line {line} on --bg is {ratio:.2f}:1"

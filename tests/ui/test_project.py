@@ -98,7 +98,7 @@ def test_project_page_steers_a_pipeline_live(page, console, tmp_path) -> None:
     # current one.
     follow = page.get_by_role("button", name="Follow the current run")
     check(follow).to_be_hidden()
-    old = run_rows(page, "prepare").first.get_by_role("button")
+    old = run_rows(page, "prepare").first.locator(".run-pick")
     old.focus()
     page.keyboard.press("Enter")
     check(old).to_have_attribute("aria-pressed", "true")
@@ -180,12 +180,12 @@ def test_project_page_steers_a_pipeline_live(page, console, tmp_path) -> None:
 
     # A link to one run (the nodes page has them) shows that run, followed or loaded.
     page.goto("/projects/flow#run-1")
-    first = run_rows(page, "prepare").first.get_by_role("button")
+    first = run_rows(page, "prepare").first.locator(".run-pick")
     check(first).to_have_attribute("aria-pressed", "true")
     check(page.locator("#log-run")).to_contain_text("run 1 · prepare")
     page.goto("/projects/flow#run-2")
     page.reload()
-    check(run_rows(page, "work").first.get_by_role("button")).to_have_attribute(
+    check(run_rows(page, "work").first.locator(".run-pick")).to_have_attribute(
         "aria-pressed", "true"
     )
     check(first).to_have_attribute("aria-pressed", "false")

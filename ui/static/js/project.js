@@ -1,21 +1,27 @@
-// The project page: header, controls, the stage timeline with every run, the variables
-// editor and the history, drawn from the JSON the server put in the page and kept live
-// through the project's event stream. The log and files panels are other modules
-// (logview.js, files.js), loaded on their own so the page works without either; this
-// module only tells them which run to show.
-import { api, guarded, el, since, duration, showError } from "./api.js";
+// The project page: header, controls, the stage timeline with every run, the selected
+// run's details, the variables editor and the history, drawn from the JSON the server put
+// in the page and kept live through the project's event stream. The log and files panels
+// are other modules (logview.js, files.js), loaded on their own so the page works without
+// either; so are the run's charts (insights.js) and the redo dialog (redo.js). This module
+// only tells them which run to show.
+import { api, guarded, el, formatSize, since, duration, showError } from "./api.js";
+import { combinationText, mountInsights } from "./insights.js";
+import { mountRedo, overrideWords } from "./redo.js";
 
 const data = JSON.parse(document.getElementById("project-data").textContent);
 let stages = data.stages;
 const declared = data.variables;
 const declaredNames = new Set(declared.map((v) => v.name));
 const nomad = data.nomad;
+const stageSettings = data.stage_settings || {};
+const stageInfo = (name) => stageSettings[name];
 let project = data.project;
 let gone = false;
 
 const ACTIVE = new Set(["pending", "running"]);
 const RESUMABLE = new Set(["paused", "failed", "awaiting_input", "pausing"]);
 const ENDED_BADLY = new Set(["failed", "lost", "cancelled"]);
+const ADVANCING = new Set(["running", "pausing"]);
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const $ = (id) => document.getElementById(id);
@@ -188,6 +194,12 @@ function tailLine(line) {
   return `${at} ${record[2].padEnd(7)} ${record[3]}`;
 }
 
+/** The earlier run ``run`` redoes as it was, if it is one and that run is listed. */
+function likeOf(run) {
+  const id = run.overrides && run.overrides.like_run;
+  return id == null ? null : runs().find((r) => r.id === id) || null;
+}
+
 function runRows(run, columns) {
   const selected = run.id === selectedId;
   const pick = el("button", {
@@ -200,12 +212,24 @@ function runRows(run, columns) {
   if (run.state === "running") state.append(progressEl(run.id, progressOf.get(run.id)));
   const dur = el("td", { className: "duration" }, runDuration(run));
   if (run.started_at && !run.ended_at) dur.dataset.started = run.started_at;
+  const runCell = el("td", { className: "run-cell" }, pick);
+  const combo = combinationText(run.combination);
+  if (combo) runCell.append(" ", el("span", { className: "combination", title: "The sweep values of this run" }, combo));
+  const changed = overrideWords(run.overrides, likeOf(run));
+  if (changed.length || (run.overrides && run.overrides.comment)) {
+    const words = [...changed, run.overrides.comment ? `“${run.overrides.comment}”` : ""].filter(Boolean).join(" · ");
+    runCell.append(" ", el("span", {
+      className: "changed-tag", title: `Changed for this run only: ${words}`, "aria-label": `changed for this run only: ${words}`,
+    }, "changed"));
+  }
+  const nomadJob = nomadLink(run);
+  if (nomadJob) runCell.append(" ", nomadJob);
   const row = el("tr", {
     id: `run-${run.id}`,
     className: ["run", run.superseded ? "superseded" : "", selected ? "selected" : ""].join(" ").trim(),
-    dataset: { run: run.id, state: run.state },
+    dataset: { run: run.id, state: run.state, combination: combo },
   },
-    el("td", {}, pick, " ", nomadLink(run)),
+    runCell,
     el("td", {}, run.attempt),
     el("td", {}, run.node || el("span", { className: "muted" }, "—")),
     el("td", {}, timeEl(run.started_at) || el("span", { className: "muted" }, run.state === "pending" ? "waiting" : "—")),
@@ -257,7 +281,24 @@ function renderTimeline() {
       }, once ? "confirm once" : "gate"));
     }
     if (stage.needs.length) head.append(el("div", { className: "needs" }, `after ${stage.needs.join(", ")}`));
+    const info = stageInfo(stage.name) || {};
+    if (info.when) head.append(el("div", { className: "needs when" }, "runs when ", el("code", {}, info.when)));
+    if (info.sweep && info.sweep.length) head.append(el("div", { className: "needs" }, `sweeps ${info.sweep.join(" × ")}`));
+    // Kept until the next resume, so only worth saying while the project goes on.
+    if (ADVANCING.has(project.state) && (project.hold_after || []).includes(stage.name)) {
+      head.append(el("div", { className: "hold" }, "the project pauses after this stage"));
+    }
+    const next = overrideWords((project.run_overrides || {})[stage.name]);
+    if (next.length) head.append(el("div", { className: "hold" }, `next run: ${next.join(", ")}`));
     if (stage.removed) head.append(el("div", { className: "needs" }, "no longer in the pipeline"));
+    else {
+      const redoButton = el("button", {
+        type: "button", className: "link redo-stage", disabled: gone,
+        dataset: { key: `redo-${stage.name}` }, "aria-label": `Redo stage ${stage.name} with changes`,
+      }, "Redo…");
+      redoButton.addEventListener("click", () => openRedo({ stage: stage.name, from: redoButton }));
+      head.append(el("div", {}, redoButton));
+    }
     if (stage.description) head.title = stage.description;
     const rows = stageRuns.length
       ? stageRuns.flatMap((run) => runRows(run, 8))
@@ -384,9 +425,11 @@ $("follow").addEventListener("click", followCurrent);
 
 function showPanels() {
   const run = selectedRun();
+  const combo = run ? combinationText(run.combination) : "";
   const words = run
-    ? `run ${run.id} · ${run.stage} · attempt ${run.attempt} · ${run.state}${run.superseded ? " · superseded" : ""}`
+    ? `run ${run.id} · ${run.stage}${combo ? ` (${combo})` : ""} · attempt ${run.attempt} · ${run.state}${run.superseded ? " · superseded" : ""}`
     : "";
+  renderRunCard(run);
   $("log-run").textContent = words;
   $("files-run").textContent = words;
   if (logs) {
@@ -437,6 +480,149 @@ async function mountPanels() {
       + `(${fileModule.reason.message}).`;
   }
   showPanels();
+}
+
+// -- the selected run: details, results, metrics, usage ---------------------------------
+
+const runCard = {
+  title: $("run-title"),
+  words: $("run-words"),
+  note: $("run-note"),
+  details: $("run-details"),
+  metrics: $("run-metrics"),
+  usage: $("run-usage"),
+};
+let insights = null;
+let drawnRun = null;
+
+/** A value a stage reported, as text: numbers as they came, booleans as words. */
+function resultText(value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+/** A `name = value` list; `marked` names get a note (e.g. changed for this run). */
+function keyValues(entries, { kind, marked = new Set(), note = "" }) {
+  return el("dl", { className: `kv ${kind}` }, ...entries.map(([k, v]) => el("div", {
+    className: marked.has(k) ? "marked" : "", dataset: { [kind === "results" ? "result" : "variable"]: k },
+  }, el("dt", {}, k), el("dd", {}, resultText(v), marked.has(k) ? el("span", { className: "mark-note" }, note) : null))));
+}
+
+/** `2 CPUs · 8.0 GiB · 1 GPU`: what a run asked its node for. */
+function resourceWords(run) {
+  const words = [`${run.cpus} CPU${run.cpus === 1 ? "" : "s"}`];
+  if (run.memory_mb) words.push(`${formatSize(run.memory_mb * 1024 * 1024)} memory`);
+  if (run.gpus) words.push(`${run.gpus} GPU${run.gpus === 1 ? "" : "s"}`);
+  return words.join(" · ");
+}
+
+function runDetails(run) {
+  const parts = [];
+  const facts = el("dl", { className: "facts run-facts" });
+  const state = el("dd", {}, badge(run.state));
+  if (run.superseded) state.append(" ", el("span", { className: "superseded-tag" }, "superseded"));
+  facts.append(el("dt", {}, "Stage"), el("dd", {}, run.stage), el("dt", {}, "State"), state);
+  const combo = combinationText(run.combination);
+  if (combo) facts.append(el("dt", {}, "Sweep values"), el("dd", { className: "combination-values" }, combo));
+  const stageImage = (stageInfo(run.stage) || {}).image;
+  if (run.image || stageImage) {
+    facts.append(el("dt", {}, "Image"), el("dd", {}, el("code", {}, run.image || stageImage),
+      run.image && run.image !== stageImage ? el("span", { className: "mark-note" }, "changed for this run") : null));
+  }
+  if (run.cpus != null) facts.append(el("dt", {}, "Resources"), el("dd", { className: "resources" }, resourceWords(run)));
+  if (run.started_at) facts.append(el("dt", {}, "Ran"), el("dd", {}, timeEl(run.started_at), run.ended_at ? ` for ${runDuration(run)}` : ""));
+  parts.push(facts);
+  if (run.state === "skipped") {
+    parts.push(el("p", { className: "skip-reason" }, el("strong", {}, "Skipped: "), run.reason || "its condition was false."));
+  } else if (run.reason) {
+    parts.push(el("p", { className: "run-reason" }, run.reason));
+  }
+
+  const overrides = run.overrides || {};
+  const changed = overrideWords(overrides, likeOf(run));
+  if (changed.length || overrides.comment) {
+    const box = el("div", { className: "overrides", id: "run-overrides" }, el("h3", {}, "Changed for this run only"));
+    if (changed.length) box.append(el("ul", { className: "plain changes" }, ...changed.map((w) => el("li", {}, w))));
+    if (overrides.comment) box.append(el("blockquote", { className: "comment" }, overrides.comment));
+    parts.push(box);
+  }
+
+  const results = Object.entries(run.results || {});
+  parts.push(el("h3", {}, "Results"));
+  parts.push(results.length
+    ? keyValues(results, { kind: "results" })
+    : el("p", { className: "muted" }, run.state === "running" || run.state === "pending"
+      ? "None yet: a stage reports results with WINSLOW_RESULT: lines or a results.json."
+      : "None reported."));
+
+  const variables = Object.entries(run.variables || {}).sort(([a], [b]) => a.localeCompare(b));
+  if (variables.length) {
+    parts.push(el("h3", {}, "Variables"));
+    const like = likeOf(run);
+    const marked = Object.entries(overrides.variables || {})
+      .filter(([k, v]) => !like || like.variables[k] !== v).map(([k]) => k);
+    parts.push(keyValues(variables, { kind: "variables", marked: new Set(marked), note: "changed for this run" }));
+  }
+
+  if (stages.some((s) => s.name === run.stage)) {
+    const again = el("button", { type: "button", dataset: { key: "redo-run" }, disabled: gone }, "Redo with changes…");
+    again.addEventListener("click", () => openRedo({ stage: run.stage, from: again }));
+    const like = el("button", { type: "button", dataset: { key: "redo-like" }, disabled: gone || run.state === "skipped" }, `Redo as run ${run.id} was…`);
+    like.addEventListener("click", () => openRedo({ stage: run.stage, likeRun: run.id, from: like }));
+    parts.push(el("div", { className: "run-actions" }, again, " ", like));
+  }
+  return parts;
+}
+
+function renderRunCard(run) {
+  if (!run) {
+    runCard.title.textContent = "Run";
+    runCard.words.textContent = "";
+    runCard.note.hidden = false;
+    runCard.details.hidden = true;
+    drawnRun = null;
+    if (insights) insights.show(null, []);
+    return;
+  }
+  const combo = combinationText(run.combination);
+  runCard.title.textContent = `Run ${run.id} · ${run.stage}`;
+  runCard.words.textContent = [combo, `attempt ${run.attempt}`].filter(Boolean).join(" · ");
+  runCard.note.hidden = true;
+  runCard.details.hidden = false;
+  // Redraw only when the run changed, so a focused button keeps its focus.
+  const drawn = JSON.stringify([run, gone, stageInfo(run.stage)]);
+  if (drawn !== drawnRun) {
+    drawnRun = drawn;
+    const focused = document.activeElement && runCard.details.contains(document.activeElement)
+      ? document.activeElement.dataset.key : null;
+    runCard.details.replaceChildren(...runDetails(run));
+    if (focused) runCard.details.querySelector(`[data-key="${focused}"]`)?.focus();
+  }
+  if (insights) insights.show(run, runs().filter((r) => r.stage === run.stage));
+}
+
+try {
+  insights = mountInsights({ metrics: runCard.metrics, usage: runCard.usage }, { projectPath, stageInfo });
+} catch (error) {
+  runCard.metrics.hidden = false;
+  runCard.metrics.textContent = `The charts failed to start (${error.message}).`;
+}
+
+// -- redo with changes -------------------------------------------------------------------
+
+const redo = mountRedo($("redo-dialog"), {
+  projectPath,
+  project: () => project,
+  stages: () => stages,
+  stageInfo,
+  declared,
+  done: (fresh) => apply(fresh),
+});
+
+function openRedo(how) {
+  if (gone) return;
+  redo.open(how);
 }
 
 // -- variables ---------------------------------------------------------------------------

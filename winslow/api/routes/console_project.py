@@ -1,5 +1,5 @@
 """The console's project page: one project's stages and runs, its controls, variables,
-history, and the log and files of any run.
+history, and the log, files, results, metrics and resource usage of any run.
 
 The page is rendered with everything it shows at first paint as JSON (the project with
 its runs, the pipeline's stages and variables, the history); ``ui/static/js/project.js``
@@ -51,6 +51,29 @@ def stage_rows(pipeline: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def stage_settings(pipeline: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return, per stage, what a redo may change and what its runs report: the image and
+    resources it asks for (the redo dialog's placeholders), its ``when`` condition, the
+    variables it sweeps over and the names of its log parsers.
+
+    Read from the definition the project holds, so the page costs no extra query.
+    """
+    settings: dict[str, dict[str, Any]] = {}
+    for stage in pipeline.get("stages", []):
+        requirements = stage.get("requirements") or {}
+        sweep = stage.get("sweep") or {}
+        settings[stage["name"]] = {
+            "image": stage.get("image"),
+            "cpus": requirements.get("cpus"),
+            "memory_mb": requirements.get("memory"),
+            "gpus": (requirements.get("gpu") or {}).get("count"),
+            "when": stage.get("when"),
+            "sweep": list((sweep.get("over") or {}).keys()),
+            "parsers": [parser["name"] for parser in stage.get("log_parsers") or []],
+        }
+    return settings
+
+
 def confirmation(stage: dict[str, Any]) -> str:
     """When a person must let the stage start: never, once or always (``gate: true``)."""
     return str(stage.get("confirmation") or ("always" if stage.get("gate") else "never"))
@@ -86,6 +109,7 @@ def page_data(context: AppContext, project: Project) -> dict[str, Any]:
     return {
         "project": ProjectPublic.of(project, runs).model_dump(mode="json"),
         "stages": stage_rows(project.pipeline),
+        "stage_settings": stage_settings(project.pipeline),
         "variables": variable_rows(project.pipeline),
         "history": [EventPublic.of(e).model_dump(mode="json") for e in history],
         "nomad": nomad_links(context),
