@@ -459,9 +459,7 @@ def project_resume(
     ] = None,
     gpus: Annotated[int | None, typer.Option(help="GPUs for that run only.")] = None,
     comment: Annotated[str, typer.Option(help="Why; kept with the run.")] = "",
-    only: Annotated[
-        bool, typer.Option("--only", help="Run only this stage, then pause.")
-    ] = False,
+    only: Annotated[bool, typer.Option("--only", help="Run only this stage, then pause.")] = False,
     like: Annotated[
         int | None,
         typer.Option("--like", help="Redo as this earlier run was (its values and resources)."),
@@ -759,9 +757,7 @@ def project_series(
             )
             if points:
                 latest = points[-1]
-                line += f"; latest at {_short_time(latest['at'])}: " + _pairs_text(
-                    latest["values"]
-                )
+                line += f"; latest at {_short_time(latest['at'])}: " + _pairs_text(latest["values"])
             out.print(line, markup=False, highlight=False)
 
     emit(data, as_json, human)

@@ -61,6 +61,7 @@ class OutputCollector(Protocol):
         self, run: Run, stage: Stage, *, started_from: Sequence[str] = ()
     ) -> dict[str, Any]: ...
 
+
 _JOB_TO_RUN = {
     JobState.PENDING: StageRunState.PENDING,
     JobState.RUNNING: StageRunState.RUNNING,

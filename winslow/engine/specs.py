@@ -45,9 +45,7 @@ def run_request(stage: Stage, run: Run) -> ResourceRequest:
     return ResourceRequest(
         cpus=run.cpus or base.cpus,
         memory_mb=run.memory_mb or base.memory_mb,
-        gpu=GpuRequest(
-            count=run.gpus, model=base.gpu.model, min_memory_mb=base.gpu.min_memory_mb
-        ),
+        gpu=GpuRequest(count=run.gpus, model=base.gpu.model, min_memory_mb=base.gpu.min_memory_mb),
     )
 
 

@@ -67,9 +67,7 @@ def referenced_stages(expression: str) -> set[str]:
     return {match.group(1) for match in _RESULT_PATH.finditer(_without_strings(expression))}
 
 
-def evaluate(
-    expression: str, results: Mapping[str, Any], variables: Mapping[str, str]
-) -> Verdict:
+def evaluate(expression: str, results: Mapping[str, Any], variables: Mapping[str, str]) -> Verdict:
     """Evaluate ``expression``; raise ``ConditionError`` when it cannot be."""
     problem = syntax_problem(expression)
     if problem is not None:
