@@ -69,3 +69,41 @@ def test_killing_an_image_stage_stops_its_container(winslow: Harness, stage_imag
         ["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True, check=True
     ).stdout
     assert job not in running
+
+
+def test_a_redo_with_another_image_runs_in_it_for_that_run_only(
+    winslow: Harness, stage_image: str, tmp_path
+) -> None:
+    # A second image: the first plus a marker file, made without a build (no registry here).
+    marker = tmp_path / "version"
+    marker.write_text("v2\n")
+    name = f"winslow-test-marker-{tmp_path.name}"
+    subprocess.run(["docker", "create", "--name", name, stage_image, "true"], check=True)
+    try:
+        subprocess.run(["docker", "cp", str(marker), f"{name}:/version"], check=True)
+        subprocess.run(["docker", "commit", name, f"{stage_image}-v2"], check=True)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], check=False, capture_output=True)
+    winslow.apply_pipeline(f"""
+name: images
+stages:
+  - name: detect
+    image: {stage_image}
+    command: ["sh", "-c", "cat /version 2>/dev/null || echo no marker"]
+""")
+    winslow.create("images", "images", start=True)
+    winslow.engine.run_until_idle(timeout=120)
+    first = winslow.show("images")["runs"][0]
+    winslow.command(
+        "images",
+        "resume",
+        {"from_stage": "detect", "overrides": {"image": f"{stage_image}-v2", "comment": "v2"}},
+    )
+    winslow.engine.run_until_idle(timeout=120)
+    project = winslow.show("images")
+    assert project["state"] == "succeeded", project
+    redo = project["runs"][-1]
+    assert redo["image"] == f"{stage_image}-v2"
+    assert "stdout | v2" in winslow.log("images", redo["id"])
+    assert "stdout | no marker" in winslow.log("images", first["id"])
+    assert project["runs"][0]["image"] is None  # the earlier run ran the stage's image

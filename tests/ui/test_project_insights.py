@@ -72,6 +72,12 @@ def expect():
     return pytest.importorskip("playwright.sync_api").expect
 
 
+@pytest.fixture
+def winslow_server(module_server: Server) -> Server:
+    # Each test here makes its own project, so one server serves them all.
+    return module_server
+
+
 def api(console: Server, method: str, endpoint: str, **kwargs: Any) -> httpx.Response:
     return httpx.request(
         method,
