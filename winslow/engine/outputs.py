@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from winslow.core.models import Run
@@ -48,11 +48,13 @@ def collect_outputs(
     *,
     log_chunks: Iterable[bytes] | None = None,
     started_from: Sequence[str] = (),
+    node_log: Callable[[], Iterable[bytes]] | None = None,
 ) -> dict[str, Any]:
     """Read the ended ``run``'s results; store its log-parser series. Returns the results.
 
     The log is streamed from ``run.log_key``, or taken from ``log_chunks`` when the caller
-    has it already (a backend's copy while the archive is still on its way). Series are
+    has it already (a backend's copy while the archive is still on its way); ``node_log``
+    gives the node's copy where the archive is not there (yet). Series are
     stored only for a stage with log parsers, and only when the whole log was read.
     ``started_from`` names the workspaces the run began with (``specs.workspace_sources``):
     a ``results.json`` it left as it found it there is theirs, not the run's. Never raises
@@ -60,7 +62,10 @@ def collect_outputs(
     """
     where = _where(run)
     scanner = OutputScanner(stage.log_parsers)
-    whole = _scan(objects, run, scanner) if log_chunks is None else _feed(run, scanner, log_chunks)
+    if log_chunks is None:
+        whole = _scan(objects, run, scanner, node_log)
+    else:
+        whole = _feed(run, scanner, log_chunks)
     from_file, problems = read_results_file(objects, run, started_from)
     for problem in [*scanner.problems, *problems]:
         log.warning("%s: %s", where, problem)
@@ -162,14 +167,28 @@ def log_series(parsers: Sequence[LogParser], log_chunks: Iterable[bytes]) -> lis
     return OutputScanner(parsers).feed_all(iter_lines(log_chunks)).series()
 
 
-def _scan(objects: ObjectStore, run: Run, scanner: OutputScanner) -> bool:
-    """Feed the archived log to ``scanner``; True if it was read to its end."""
+def _scan(
+    objects: ObjectStore,
+    run: Run,
+    scanner: OutputScanner,
+    node_log: Callable[[], Iterable[bytes]] | None = None,
+) -> bool:
+    """Feed the archived log to ``scanner`` (else the node's copy); True if it was read to
+    its end."""
     if not run.log_key:
         log.warning("%s: has no log to read", _where(run))
         return False
     try:
         chunks = objects.iter_chunks(run.log_key)
     except NotFoundError:
+        if node_log is not None:
+            # The local runner reports the end first and archives the log right after.
+            log.debug("%s: log not archived yet; reading the node's copy", _where(run))
+            try:
+                return _feed(run, scanner, node_log())
+            except WinslowError as exc:
+                log.warning("%s: could not read the node's log: %s", _where(run), exc.message)
+                return False
         log.warning("%s: no archived log at %s (yet)", _where(run), run.log_key)
         return False
     except WinslowError as exc:

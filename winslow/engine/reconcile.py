@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -55,10 +55,16 @@ log = logging.getLogger(__name__)
 
 class OutputCollector(Protocol):
     """Reads an ended run's results (and keeps its log-parser series); see
-    ``engine/outputs.py``. ``started_from`` are the workspaces the run began with."""
+    ``engine/outputs.py``. ``started_from`` are the workspaces the run began with;
+    ``node_log`` reads the node's copy of the log where it is not archived yet."""
 
     def __call__(
-        self, run: Run, stage: Stage, *, started_from: Sequence[str] = ()
+        self,
+        run: Run,
+        stage: Stage,
+        *,
+        started_from: Sequence[str] = (),
+        node_log: Callable[[], Iterable[bytes]] | None = None,
     ) -> dict[str, Any]: ...
 
 
@@ -265,8 +271,13 @@ class Engine:
         earlier = [r for r in self.store.runs(project.id) if r.id < run.id]
         # A results.json carried over from the workspace it started from is not its own.
         started_from = workspace_sources(pipeline, stage, earlier, run)
+        job_id = run.job_id
+
+        def node_log() -> list[bytes]:
+            return [self.backend.logs(job_id)] if job_id else []
+
         try:
-            return self.collect_outputs(run, stage, started_from=started_from)
+            return self.collect_outputs(run, stage, started_from=started_from, node_log=node_log)
         except WinslowError as exc:
             log.warning("run %s: could not read its results: %s", run.id, exc.message)
             return None

@@ -430,8 +430,9 @@ def execute(paths: JobPaths, signals: Signals) -> int:
     backend_dir = paths.root.parent.parent
     jobfiles.notify(backend_dir, paths.root.name)
     jlog = JobLog(paths.log)
+    store = _LazyStore()
     try:
-        outcome = _execute_started(paths, signals, jlog)
+        outcome = _execute_started(paths, signals, jlog, store)
     except CancelRequestedError:
         outcome = Outcome(JobState.CANCELLED, None, "cancelled")
     except Exception as exc:  # the runner itself broke: record it, never leave the job open
@@ -444,8 +445,6 @@ def execute(paths: JobPaths, signals: Signals) -> int:
         log_key = jobfiles.job_spec_from_json(jobfiles.read_json(paths.spec) or {}).spec.log_key
     except (ValueError, KeyError, TypeError):
         log_key = ""
-    if log_key:
-        archive_log(paths, log_key)
     _write_status(paths, outcome, started_at)
     jobfiles.notify(backend_dir, paths.root.name)
     log.info(
@@ -454,10 +453,34 @@ def execute(paths: JobPaths, signals: Signals) -> int:
         outcome.state.value,
         f" ({outcome.reason})" if outcome.reason else "",
     )
+    if log_key:
+        archive_log(paths, log_key, store)
     return 0
 
 
-def _execute_started(paths: JobPaths, signals: Signals, jlog: JobLog) -> Outcome:
+class _LazyStore:
+    """The runner's one ``ObjectStore``, built on first use: a job without inputs or
+    outputs needs no storage until its log is archived, and a client costs tens of ms."""
+
+    def __init__(self) -> None:
+        self._store: ObjectStore | None = None
+
+    def __call__(self) -> ObjectStore:
+        if self._store is None:
+            from winslow.storage.objects import ObjectStore
+
+            cfg = jobfiles.storage_config_from_env(os.environ)
+            if cfg is None:
+                raise RuntimeError(
+                    "no object storage configured for the runner (WINSLOW_S3_* unset)"
+                )
+            self._store = ObjectStore(cfg)
+        return self._store
+
+
+def _execute_started(
+    paths: JobPaths, signals: Signals, jlog: JobLog, store: Callable[[], ObjectStore]
+) -> Outcome:
     try:
         data = jobfiles.read_json(paths.spec)
         if data is None:
@@ -472,21 +495,6 @@ def _execute_started(paths: JobPaths, signals: Signals, jlog: JobLog) -> Outcome
         f"runner started on node '{job.node}' (pid {os.getpid()}) for stage '{spec.stage}' "
         f"of project '{spec.project_name}', run {spec.run_id}, attempt {spec.attempt}"
     )
-    stores: list[ObjectStore] = []
-
-    def store() -> ObjectStore:
-        # Built on first use: a job without inputs or outputs needs no storage at all.
-        if not stores:
-            from winslow.storage.objects import ObjectStore
-
-            cfg = jobfiles.storage_config_from_env(os.environ)
-            if cfg is None:
-                raise RuntimeError(
-                    "no object storage configured for the runner (WINSLOW_S3_* unset)"
-                )
-            stores.append(ObjectStore(cfg))
-        return stores[0]
-
     try:
         return _stage_in_run_stage_out(job, paths, signals, jlog, store)
     finally:
@@ -552,23 +560,24 @@ def _stage_in_run_stage_out(
     return outcome
 
 
-def archive_log(paths: JobPaths, log_key: str) -> None:
-    """Copy the finished log to storage, before the status is recorded.
+SMALL_LOG_BYTES = 8 * 1024 * 1024
+"""Logs up to this size are archived with one PUT; the transfer manager's threads would
+cost more than the upload itself."""
 
-    The engine reads an ended run's results and series from the archived log, and decides
-    ``when`` conditions on them, so the end is reported only once the log is there (as
-    on Nomad). One try: if it fails, the log is read from the node, where it stays.
+
+def archive_log(paths: JobPaths, log_key: str, store: Callable[[], ObjectStore]) -> None:
+    """Copy the finished log to storage, after the status is recorded.
+
+    The status comes first so the next stage need not wait for this upload; until it
+    lands the log is read from the node, where it stays (the engine reads an ended run's
+    results there too). One try: if it fails, the log stays on the node.
     """
-    from winslow.storage.objects import ObjectStore
-
-    cfg = jobfiles.storage_config_from_env(os.environ)
-    if cfg is None:
-        log.warning(
-            "job %s: no object storage configured; the log stays on the node", paths.root.name
-        )
-        return
     try:
-        ObjectStore(cfg).upload_file(paths.log, log_key)
+        objects = store()
+        if paths.log.stat().st_size <= SMALL_LOG_BYTES:
+            objects.put_bytes(log_key, paths.log.read_bytes())
+        else:
+            objects.upload_file(paths.log, log_key)
     except Exception as exc:
         log.warning(
             "job %s: could not archive the log, it stays on the node: %s",
