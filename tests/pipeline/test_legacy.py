@@ -287,3 +287,11 @@ stages:
     assert files == ["huge.yml (converted)", "huge.yml"]
     assert "requirements.gpu.count" in caught.value.problems[0].field
     assert "does not validate" in caught.value.problems[-1].message
+
+
+def test_java_log_parser_regexes_become_python_ones_with_named_groups() -> None:
+    from winslow.pipeline.legacy import _python_regex
+
+    assert _python_regex(r"x=(\d+)\((\d)\)", "speed") == r"x=(?P<speed_1>\d+)\((?P<speed_2>\d)\)"
+    assert _python_regex(r"b=(?<bee>\d+) [(]x(?:y)", "m") == r"b=(?P<bee>\d+) [(]x(?:y)"
+    assert _python_regex(r"(?<=a)done", "v") == r"(?P<v>(?<=a)done)"

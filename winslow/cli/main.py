@@ -730,6 +730,21 @@ def project_trigger(
     )
 
 
+def _run_part(
+    project: str, stage: str | None, run: int | None, part: str, csv: bool
+) -> dict[str, Any] | None:
+    """Fetch ``part`` (series, usage) of the chosen run; with ``csv``, print its CSV and
+    return None."""
+    with api_client() as api:
+        chosen = _pick_run(api, project, stage, run)
+        path = f"/projects/{project}/runs/{chosen['id']}/{part}"
+        if csv:
+            sys.stdout.write(api.request("GET", path + ".csv").text)
+            return None
+        data: dict[str, Any] = api.get(path)
+        return data
+
+
 @project_app.command("series")
 def project_series(
     project: str,
@@ -739,13 +754,9 @@ def project_series(
     as_json: JsonOpt = False,
 ) -> None:
     """Show what a run's log parsers found: each series, its size and its latest values."""
-    with api_client() as api:
-        chosen = _pick_run(api, project, stage, run)
-        path = f"/projects/{project}/runs/{chosen['id']}/series"
-        if csv:
-            sys.stdout.write(api.request("GET", path + ".csv").text)
-            return
-        data = api.get(path)
+    data = _run_part(project, stage, run, "series", csv)
+    if data is None:
+        return
 
     def human(d: dict[str, Any]) -> None:
         if not d["series"]:
@@ -772,13 +783,9 @@ def project_usage(
     as_json: JsonOpt = False,
 ) -> None:
     """Show what a run used: CPU, memory and GPU, sampled while it ran."""
-    with api_client() as api:
-        chosen = _pick_run(api, project, stage, run)
-        path = f"/projects/{project}/runs/{chosen['id']}/usage"
-        if csv:
-            sys.stdout.write(api.request("GET", path + ".csv").text)
-            return
-        data = api.get(path)
+    data = _run_part(project, stage, run, "usage", csv)
+    if data is None:
+        return
 
     def human(d: dict[str, Any]) -> None:
         samples = d["samples"]

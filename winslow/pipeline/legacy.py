@@ -577,35 +577,27 @@ _INVALID_HINT = (
 def _python_regex(java: str, stem: str) -> str:
     """Java's regex dialect as Python's: ``(?<name>`` becomes ``(?P<name>``, and unnamed
     groups get names (after the parser's file) so their values can become series."""
-    unnamed = _count_unnamed_groups(java)
+    unnamed = sum(1 for _index, kind in _group_openings(java) if kind == "unnamed")
     out: list[str] = []
-    index, number, in_class = 0, 0, False
-    while index < len(java):
-        char = java[index]
-        if char == "\\":
-            out.append(java[index : index + 2])
-            index += 2
-            continue
-        if in_class or char in "[]":
-            in_class = (char == "[") or (in_class and char != "]")
-            out.append(char)
-        elif java.startswith("(?<", index) and not java.startswith(("(?<=", "(?<!"), index):
+    done, number = 0, 0
+    for index, kind in _group_openings(java):
+        out.append(java[done:index])
+        if kind == "named":
             out.append("(?P<")
-            index += 3
-            continue
-        elif char == "(" and not java.startswith("(?", index):
-            number += 1
-            name = stem if unnamed == 1 else f"{stem}_{number}"
-            out.append(f"(?P<{name}>")
+            done = index + 3
         else:
-            out.append(char)
-        index += 1
-    text = "".join(out)
-    return text if unnamed or "(?P<" in text else f"(?P<{stem}>{text})"
+            number += 1
+            out.append(f"(?P<{stem if unnamed == 1 else f'{stem}_{number}'}>")
+            done = index + 1
+    text = "".join(out) + java[done:]
+    return text if "(?P<" in text else f"(?P<{stem}>{text})"
 
 
-def _count_unnamed_groups(java: str) -> int:
-    count, index, in_class = 0, 0, False
+def _group_openings(java: str) -> list[tuple[int, str]]:
+    """Where capturing groups open in ``java``: ``named`` (``(?<name>``) or ``unnamed``,
+    skipping escapes, character classes and the other ``(?`` constructs."""
+    found: list[tuple[int, str]] = []
+    index, in_class = 0, False
     while index < len(java):
         char = java[index]
         if char == "\\":
@@ -613,10 +605,12 @@ def _count_unnamed_groups(java: str) -> int:
             continue
         if in_class or char in "[]":
             in_class = (char == "[") or (in_class and char != "]")
+        elif java.startswith("(?<", index) and not java.startswith(("(?<=", "(?<!"), index):
+            found.append((index, "named"))
         elif char == "(" and not java.startswith("(?", index):
-            count += 1
+            found.append((index, "unnamed"))
         index += 1
-    return count
+    return found
 
 
 def _list(value: Any) -> list[str]:
