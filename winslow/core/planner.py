@@ -193,6 +193,16 @@ def stage_status(stage: Stage, run_set: Mapping[str, Run]) -> StageStatus:
     return StageStatus.FAILED
 
 
+def succeeded_in_sweep_order(stage: Stage, run_set: Mapping[str, Run]) -> list[Run]:
+    """The stage's current succeeded runs, in the order of its combinations."""
+    found = []
+    for combo in stage.combinations:
+        run = run_set.get(combination_key(combo))
+        if run is not None and run.state is StageRunState.SUCCEEDED:
+            found.append(run)
+    return found
+
+
 def results_view(pipeline: Pipeline, current: Mapping[str, RunSet]) -> dict[str, Any]:
     """The ``results`` a ``when`` condition sees: each stage's succeeded results.
 
@@ -201,13 +211,7 @@ def results_view(pipeline: Pipeline, current: Mapping[str, RunSet]) -> dict[str,
     """
     view: dict[str, Any] = {}
     for stage in pipeline.stages:
-        run_set = current.get(stage.name, {})
-        succeeded = [
-            run
-            for combo in stage.combinations
-            if (run := run_set.get(combination_key(combo))) is not None
-            and run.state is StageRunState.SUCCEEDED
-        ]
+        succeeded = succeeded_in_sweep_order(stage, current.get(stage.name, {}))
         if stage.sweep is not None:
             if succeeded:
                 view[stage.name] = [{**run.combination, **run.results} for run in succeeded]

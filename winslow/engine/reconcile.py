@@ -31,7 +31,14 @@ from winslow.core import commands
 from winslow.core.commands import RunOverrides
 from winslow.core.models import Project, Run
 from winslow.core.placement import Allocation, NoFit, place
-from winslow.core.planner import Decision, SkipRun, StartRun, current_run_sets, decide
+from winslow.core.planner import (
+    Decision,
+    RunSet,
+    SkipRun,
+    StartRun,
+    current_run_sets,
+    decide,
+)
 from winslow.core.states import TERMINAL_RUN_STATES, StageRunState
 from winslow.engine.retention import apply_retention
 from winslow.engine.specs import (
@@ -327,8 +334,9 @@ class Engine:
             gates = set(row.approved_gates or ())
             pending = {k: dict(v) for k, v in (row.run_overrides or {}).items()}
             used: set[str] = set()
+            current = current_run_sets(runs)
             for start in decision.starts:
-                overrides = self._overrides_for(start, pending, runs)
+                overrides = self._overrides_for(start, pending, runs, current)
                 if start.stage in pending:
                     used.add(start.stage)
                 self._create_run(session, project, pipeline, start, overrides)
@@ -354,7 +362,10 @@ class Engine:
 
     @staticmethod
     def _overrides_for(
-        start: StartRun, pending: dict[str, dict[str, Any]], runs: list[Run]
+        start: StartRun,
+        pending: dict[str, dict[str, Any]],
+        runs: list[Run],
+        current: dict[str, RunSet],
     ) -> dict[str, Any]:
         """The overrides a new run gets: a retry keeps its run's, a sweep's later
         combinations take their siblings', a first run takes what a person asked for."""
@@ -368,7 +379,7 @@ class Engine:
         if start.stage in pending:
             return pending[start.stage]
         if start.combination:
-            siblings = current_run_sets(runs).get(start.stage, {})
+            siblings = current.get(start.stage, {})
             with_overrides = [run for run in siblings.values() if run.overrides]
             if with_overrides:
                 return dict(max(with_overrides, key=lambda run: run.id).overrides)

@@ -10,15 +10,18 @@ import re
 
 from winslow.backends.base import GpuRequest, ResourceRequest, RunSpec
 from winslow.core.models import Project, Run
-from winslow.core.planner import current_run_sets, current_runs, effective_variables
-from winslow.core.states import StageRunState
+from winslow.core.planner import (
+    current_run_sets,
+    current_runs,
+    effective_variables,
+    succeeded_in_sweep_order,
+)
 from winslow.pipeline.interpolate import interpolate_stage
 from winslow.pipeline.model import (
     Pipeline,
     Stage,
     SweepWorkspace,
     WorkspaceMode,
-    combination_key,
 )
 from winslow.storage.keys import log_key, workspace_prefix
 
@@ -49,13 +52,8 @@ def run_request(stage: Stage, run: Run) -> ResourceRequest:
     )
 
 
-def _succeeded_in_sweep_order(stage: Stage, run_set: dict[str, Run]) -> list[Run]:
-    found = []
-    for combo in stage.combinations:
-        run = run_set.get(combination_key(combo))
-        if run is not None and run.state is StageRunState.SUCCEEDED and run.workspace_prefix:
-            found.append(run)
-    return found
+def _published_in_sweep_order(stage: Stage, run_set: dict[str, Run]) -> list[Run]:
+    return [run for run in succeeded_in_sweep_order(stage, run_set) if run.workspace_prefix]
 
 
 def workspace_sources(
@@ -75,14 +73,14 @@ def workspace_sources(
         and stage.sweep is not None
         and stage.sweep.workspace is SweepWorkspace.SHARED
     ):
-        siblings = _succeeded_in_sweep_order(stage, current.get(stage.name, {}))
+        siblings = _published_in_sweep_order(stage, current.get(stage.name, {}))
         before = [r for r in siblings if r.id < run.id]
         if before:
             return (max(before, key=lambda r: r.id).workspace_prefix,)
     sources: list[str] = []
     for need in pipeline.needs_of(stage.name):
         need_stage = pipeline.stage(need)
-        done = _succeeded_in_sweep_order(need_stage, current.get(need, {}))
+        done = _published_in_sweep_order(need_stage, current.get(need, {}))
         if need_stage.sweep is not None and need_stage.sweep.workspace is SweepWorkspace.SHARED:
             done = [max(done, key=lambda r: r.id)] if done else []
         sources.extend(r.workspace_prefix for r in done)
