@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import ByteMeter, EventClock, parse_size, seaweed_store, write_file  # noqa: E402
-from winslow import stagetools  # noqa: E402
+from winslow.node import stagetools  # noqa: E402
 from winslow.storage import keys  # noqa: E402
 from winslow.storage.objects import ObjectStore  # noqa: E402
 

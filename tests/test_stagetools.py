@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.workspaces import put_workspace, read_workspace
-from winslow.backends.local.jobfiles import storage_env
-from winslow.stagetools import (
+from winslow.node.jobfiles import storage_env
+from winslow.node.stagetools import (
     JobLog,
     ProgressFile,
     exec_environment,

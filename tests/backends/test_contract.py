@@ -24,18 +24,12 @@ import pytest
 
 from tests.backends.events import Events
 from tests.nomad_api.shapes import ALLOC_STATS_EXTRAS, assert_shape, sample, table_extras
-from winslow.backends.base import (
-    TERMINAL_JOB_STATES,
-    Backend,
-    JobState,
-    ResourceRequest,
-    RunSpec,
-    UsageSample,
-)
+from winslow.backends.base import TERMINAL_JOB_STATES, Backend, JobState, RunSpec, UsageSample
 from winslow.backends.local import LocalBackend
 from winslow.backends.nomad.backend import NomadBackend
 from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
+from winslow.core.resources import ResourceRequest
 
 WINSLOW = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "winslow")
 BUSY_MB = 120

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from winslow.backends.base import GpuInfo
 from winslow.backends.local.gpus import detect_gpus, parse_nvidia_smi_csv
+from winslow.core.resources import GpuInfo
 
 TWO_H100 = """\
 0, NVIDIA H100 80GB HBM3, 81559, GPU-1b2c3d4e-0000-1111-2222-333344445555

@@ -23,10 +23,12 @@ import pytest
 
 from tests.backends.events import Events
 from tests.fixtures.workspaces import put_workspace, read_workspace
-from winslow.backends.base import JobState, ResourceRequest, RunSpec
+from winslow.backends.base import JobState, RunSpec
 from winslow.backends.local import LocalBackend
-from winslow.backends.local.container import container_name, docker_run_command
-from winslow.backends.local.jobfiles import (
+from winslow.core.resources import ResourceRequest
+from winslow.errors import ConflictError, SubmitRejectedError
+from winslow.node.container import container_name, docker_run_command
+from winslow.node.jobfiles import (
     JobSpec,
     format_timestamp,
     job_spec_from_json,
@@ -35,9 +37,8 @@ from winslow.backends.local.jobfiles import (
     storage_env,
     write_json_atomic,
 )
-from winslow.backends.local.runner import exit_reason, host_stage_env
-from winslow.errors import ConflictError, SubmitRejectedError
-from winslow.stagetools import LineSplitter
+from winslow.node.runner import exit_reason, host_stage_env
+from winslow.node.stagetools import LineSplitter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30.0
@@ -394,9 +395,10 @@ def test_runner_killed_mid_stage_is_lost_and_takes_the_stage_with_it(backend, ev
 SERVER = """
 import os, sys, time
 from pathlib import Path
-from winslow.backends.base import ResourceRequest, RunSpec
+from winslow.backends.base import RunSpec
+from winslow.core.resources import ResourceRequest
 from winslow.backends.local import LocalBackend
-from winslow.backends.local.jobfiles import storage_config_from_env
+from winslow.node.jobfiles import storage_config_from_env
 
 backend = LocalBackend(Path(sys.argv[1]), storage_config_from_env(os.environ),
                        container_engine=False)

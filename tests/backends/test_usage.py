@@ -21,7 +21,7 @@ from tests.backends.events import Events
 from tests.backends.test_contract import BUSY_MB, BUSY_STAGE, nomad_config
 from tests.fixtures.winslow import Harness
 from tests.nomad_api.shapes import sample
-from winslow.backends.base import GpuRequest, JobState, ResourceRequest, RunSpec, UsageSample
+from winslow.backends.base import JobState, RunSpec, UsageSample
 from winslow.backends.local import LocalBackend
 from winslow.backends.local.usage import (
     CpuLook,
@@ -35,6 +35,7 @@ from winslow.backends.local.usage import (
 )
 from winslow.backends.nomad.backend import NomadBackend
 from winslow.backends.nomad.status import usage_of
+from winslow.core.resources import GpuRequest, ResourceRequest
 from winslow.store.usage import run_samples
 
 WAIT_SECONDS = 30.0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from winslow.backends.base import GpuInfo, GpuRequest, NodeInfo, ResourceRequest
 from winslow.core.placement import Allocation, NoFit, Placement, place
+from winslow.core.resources import GpuInfo, GpuRequest, NodeInfo, ResourceRequest
 
 CPU_NODE = NodeInfo("local", cpus=2, memory_mb=8000)
 GPU_NODE = NodeInfo(

@@ -11,7 +11,7 @@ import pytest
 
 from winslow.core.sizes import human_size
 from winslow.errors import NotFoundError, StorageError
-from winslow.stagetools import stage_in
+from winslow.node.stagetools import stage_in
 from winslow.storage import keys
 from winslow.storage.nodecache import VERIFIED_MTIME_NS, NodeCache
 

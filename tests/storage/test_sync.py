@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.workspaces import put_workspace, read_workspace
-from winslow.backends.local.jobfiles import storage_env
 from winslow.errors import StorageError
+from winslow.node.jobfiles import storage_env
 from winslow.storage import keys, workspaces
 from winslow.storage.manifest import Manifest
 from winslow.storage.nodecache import NodeCache

@@ -10,10 +10,12 @@ not start the stage twice; that is what makes the engine restart-safe. While a j
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Protocol
+
+from winslow.core.resources import NodeInfo, ResourceRequest
 
 
 class JobState(str, Enum):
@@ -30,24 +32,6 @@ class JobState(str, Enum):
 TERMINAL_JOB_STATES = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.LOST, JobState.CANCELLED}
 )
-
-
-@dataclass(frozen=True)
-class GpuRequest:
-    """GPUs a stage asks for: how many, a name pattern, a minimum memory in MB."""
-
-    count: int = 0
-    model: str | None = None
-    min_memory_mb: int | None = None
-
-
-@dataclass(frozen=True)
-class ResourceRequest:
-    """What a stage needs of a node."""
-
-    cpus: float = 1.0
-    memory_mb: int = 512
-    gpu: GpuRequest = GpuRequest()
 
 
 @dataclass(frozen=True)
@@ -113,29 +97,6 @@ class UsageSample:
     """Mean utilisation of the job's GPUs, 0 to 100; None where it has none or none answer."""
     gpu_memory_mb: float | None = None
     """Memory in use on the job's GPUs, summed, MB; None where it has none or none answer."""
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """One GPU of a node."""
-
-    index: int
-    name: str
-    memory_mb: int
-    uuid: str | None = None
-    healthy: bool = True
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """One machine that can run stages, with its whole capacity."""
-
-    name: str
-    cpus: float
-    memory_mb: int
-    gpus: tuple[GpuInfo, ...] = ()
-    status: str = "ready"
-    attributes: dict[str, str] = field(default_factory=dict)
 
 
 JobEventCallback = Callable[[str], None]

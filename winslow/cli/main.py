@@ -1278,8 +1278,8 @@ def stage_in_command(
     """Fill a stage's workspace and inputs from object storage (WINSLOW_S3_*)."""
     import os
 
-    from winslow import stagetools
     from winslow.errors import WinslowError
+    from winslow.node import stagetools
 
     # The stage may run as another user than this task (a docker image's USER): what
     # stage-in creates must stay writable for it. The allocation folder is the job's own.
@@ -1333,7 +1333,7 @@ def stage_out_command(
     """Publish a stage's workspace and archive its log (WINSLOW_S3_*); retries, then exits 1."""
     import os
 
-    from winslow import stagetools
+    from winslow.node import stagetools
 
     events = stagetools.EventLog(log_file)
     delays = _retry_delays(retry_delays)
@@ -1390,7 +1390,7 @@ def stage_exec_command(
     """
     import os
 
-    from winslow import stagetools
+    from winslow.node import stagetools
 
     if (workspace is None) != (inputs is None):
         raise typer.BadParameter("give both or neither", param_hint="--workspace/--inputs")

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from winslow.backends.base import GpuInfo, NodeInfo, ResourceRequest
+from winslow.core.resources import GpuInfo, NodeInfo, ResourceRequest
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from winslow import defaults
-from winslow.backends.base import (
-    TERMINAL_JOB_STATES,
-    Backend,
-    JobState,
-    JobStatus,
-    NodeInfo,
-)
+from winslow.backends.base import TERMINAL_JOB_STATES, Backend, JobState, JobStatus
 from winslow.core import commands
 from winslow.core.commands import RunOverrides
 from winslow.core.models import Project, Run
@@ -39,6 +33,7 @@ from winslow.core.planner import (
     current_run_sets,
     decide,
 )
+from winslow.core.resources import NodeInfo
 from winslow.core.states import TERMINAL_RUN_STATES, StageRunState
 from winslow.engine.retention import apply_retention
 from winslow.engine.specs import (

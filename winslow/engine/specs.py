@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from winslow.backends.base import GpuRequest, ResourceRequest, RunSpec
+from winslow.backends.base import RunSpec
 from winslow.core.models import Project, Run
 from winslow.core.planner import (
     current_run_sets,
@@ -16,6 +16,7 @@ from winslow.core.planner import (
     effective_variables,
     succeeded_in_sweep_order,
 )
+from winslow.core.resources import GpuRequest, ResourceRequest
 from winslow.pipeline.interpolate import interpolate_stage
 from winslow.pipeline.model import (
     Pipeline,

@@ -20,10 +20,11 @@ import pytest
 
 from tests.backends.events import Events
 from tests.fixtures.workspaces import put_workspace, read_workspace
-from winslow.backends.base import GpuRequest, JobState, ResourceRequest, RunSpec
+from winslow.backends.base import JobState, RunSpec
 from winslow.backends.nomad.backend import NomadBackend
 from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
+from winslow.core.resources import GpuRequest, ResourceRequest
 from winslow.errors import ConflictError
 
 WINSLOW = str(Path(__file__).resolve().parents[3] / ".venv" / "bin" / "winslow")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.nomad_standin.envfile import EnvParseError, parse_env_file
-from winslow.backends.base import GpuRequest, ResourceRequest, RunSpec
+from winslow.backends.base import RunSpec
 from winslow.backends.nomad import jobspec
 from winslow.backends.nomad.config import NomadConfig
 from winslow.backends.nomad.jobspec import (
@@ -29,6 +29,7 @@ from winslow.backends.nomad.jobspec import (
 )
 from winslow.core.models import Project, Run
 from winslow.core.planner import effective_variables
+from winslow.core.resources import GpuRequest, ResourceRequest
 from winslow.core.states import ProjectState, StageRunState
 from winslow.engine.specs import build_spec
 from winslow.errors import SubmitRejectedError

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.nomad_api import SAMPLES
-from winslow.backends.base import GpuInfo, JobState
+from winslow.backends.base import JobState
 from winslow.backends.nomad.status import (
     blocked_reason,
     job_status,
@@ -21,6 +21,7 @@ from winslow.backends.nomad.status import (
     node_info,
     node_state,
 )
+from winslow.core.resources import GpuInfo
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

@@ -37,19 +37,18 @@ from winslow import defaults
 from winslow.atomic import write_text_atomic
 from winslow.backends.base import (
     TERMINAL_JOB_STATES,
-    GpuInfo,
     JobEventCallback,
     JobState,
     JobStatus,
-    NodeInfo,
     RunSpec,
     UsageSample,
 )
-from winslow.backends.local import container, jobfiles
 from winslow.backends.local.gpus import detect_gpus
-from winslow.backends.local.jobfiles import JobPaths, JobSpec
 from winslow.backends.local.usage import UsageMeter
+from winslow.core.resources import GpuInfo, NodeInfo
 from winslow.errors import BackendUnavailableError, ConflictError, SubmitRejectedError
+from winslow.node import container, jobfiles
+from winslow.node.jobfiles import JobPaths, JobSpec
 
 if TYPE_CHECKING:
     from winslow.storage.s3 import S3Config
@@ -344,7 +343,7 @@ class LocalBackend:
         try:
             with paths.runner_output.open("ab") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "winslow.backends.local.runner", str(paths.root)],
+                    [sys.executable, "-m", "winslow.node.runner", str(paths.root)],
                     cwd=paths.root,
                     env=env,
                     stdin=subprocess.DEVNULL,

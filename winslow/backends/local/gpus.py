@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from winslow.backends.base import GpuInfo
+from winslow.core.resources import GpuInfo
 
 log = logging.getLogger(__name__)
 

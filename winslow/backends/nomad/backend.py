@@ -33,7 +33,6 @@ from winslow.backends.base import (
     JobEventCallback,
     JobState,
     JobStatus,
-    NodeInfo,
     RunSpec,
     UsageSample,
 )
@@ -60,6 +59,7 @@ from winslow.backends.nomad.types import (
     NomadJob,
     NomadJobListStub,
 )
+from winslow.core.resources import NodeInfo
 from winslow.errors import (
     BackendError,
     BackendUnavailableError,

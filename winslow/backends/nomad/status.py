@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import cast
 
-from winslow.backends.base import GpuInfo, JobState, JobStatus, NodeInfo, UsageSample
+from winslow.backends.base import JobState, JobStatus, UsageSample
 from winslow.backends.nomad.jobspec import MAIN_TASK, STAGE_IN_TASK, STAGE_OUT_TASK
 from winslow.backends.nomad.types import (
     NomadAllocationMetric,
@@ -46,6 +46,7 @@ from winslow.backends.nomad.types import (
     NomadTaskEvent,
     NomadTaskState,
 )
+from winslow.core.resources import GpuInfo, NodeInfo
 
 TIMEOUT_META_KEY = "winslow_timeout_seconds"
 """Job meta key holding the stage's time limit in seconds (the jobspec sets it)."""

@@ -1,6 +1,6 @@
 """The runner: one detached process per local job that stages in, runs, stages out, records.
 
-``python -m winslow.backends.local.runner <job_dir>`` is started by ``LocalBackend.submit``
+``python -m winslow.node.runner <job_dir>`` is started by ``LocalBackend.submit``
 in a session of its own, so it outlives the server: a server killed with ``kill -9`` finds
 its stages still running when it comes back, and reads how the others ended from
 ``status.json``. The runner holds an ``flock`` on ``runner.lock`` for its whole life and
@@ -38,11 +38,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from winslow import stagetools
 from winslow.backends.base import JobState, RunSpec
-from winslow.backends.local import container, jobfiles
-from winslow.backends.local.jobfiles import JobPaths, JobSpec
-from winslow.stagetools import JobLog, pump_lines, signal_group, signal_name
+from winslow.node import container, jobfiles, stagetools
+from winslow.node.jobfiles import JobPaths, JobSpec
+from winslow.node.stagetools import JobLog, pump_lines, signal_group, signal_name
 
 if TYPE_CHECKING:
     from winslow.storage.objects import ObjectStore
@@ -155,7 +154,7 @@ def exit_reason(returncode: int, *, in_container: bool = False, memory_mb: int =
 
 
 # ---------------------------------------------------------------------------------------
-# Stage-in (the log, the input cache and the transfers live in ``winslow.stagetools``)
+# Stage-in (the log, the input cache and the transfers live in ``winslow.node.stagetools``)
 
 
 def stage_in(job: JobSpec, paths: JobPaths, store: Callable[[], ObjectStore], jlog: JobLog) -> None:
@@ -612,10 +611,10 @@ def _message(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m winslow.backends.local.runner <job_dir>``."""
+    """Entry point: ``python -m winslow.node.runner <job_dir>``."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m winslow.backends.local.runner <job_dir>", file=sys.stderr)
+        print("usage: python -m winslow.node.runner <job_dir>", file=sys.stderr)
         return 2
     signals = Signals()
     signals.install()

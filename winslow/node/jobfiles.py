@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from winslow.atomic import fsync_dir, write_text_atomic
-from winslow.backends.base import GpuRequest, ResourceRequest, RunSpec
+from winslow.backends.base import RunSpec
+from winslow.core.resources import GpuRequest, ResourceRequest
 from winslow.defaults import TRANSFER_RETRY_DELAYS
 
 if TYPE_CHECKING:

@@ -32,9 +32,9 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from winslow import defaults
-from winslow.backends.local import jobfiles
 from winslow.core.sizes import human_size
 from winslow.errors import NotFoundError, StorageError, ValidationError, WinslowError
+from winslow.node import jobfiles
 
 if TYPE_CHECKING:
     from winslow.storage.objects import ObjectEntry, ObjectStore
