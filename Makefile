@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # The console's one npm package (MD5 of upload parts in the browser), pinned in
-# ui/package.json and ui/package-lock.json; Node.js and npm come from Debian where missing.
-UI_DEPS := ui/node_modules/.installed
-$(UI_DEPS): ui/package.json ui/package-lock.json
+# winslow/ui/package.json and winslow/ui/package-lock.json; Node.js and npm come from Debian where missing.
+UI_DEPS := winslow/ui/node_modules/.installed
+$(UI_DEPS): winslow/ui/package.json winslow/ui/package-lock.json
 	@command -v npm >/dev/null 2>&1 || (apt-get update && apt-get install -y nodejs npm)
-	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	cd winslow/ui && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: $(STAMP) $(UI_DEPS)
@@ -73,4 +73,4 @@ bench-data: $(STAMP)
 	$(BIN)/python bench/stage_in_cache.py --size $(SIZE)
 
 clean:
-	rm -rf $(VENV) ui/node_modules demo-data test-output .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) winslow/ui/node_modules demo-data test-output .pytest_cache .ruff_cache .mypy_cache

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     """Nomad's web UI, for the console's links to each run's job; default: ``NOMAD_ADDR/ui``."""
     nomad_s3_endpoint: str | None = None
     """The S3 endpoint as tasks on the Nomad clients reach it; default: ``s3_endpoint``."""
-    ui_dir: Path = Path(__file__).resolve().parents[1] / "ui"
+    ui_dir: Path = Path(__file__).resolve().parent / "ui"
     """The console's templates and assets (``ui/`` of the checkout by default)."""
 
     def resolved_database_url(self) -> str:

@@ -226,7 +226,7 @@ JOB_DEFS = {
 
 
 def schema_keys(definition: str) -> set[str]:
-    schema = json.loads((REPO_ROOT / "jobspecs" / "job-register.schema.json").read_text())
+    schema = json.loads((REPO_ROOT / "winslow" / "jobspecs" / "job-register.schema.json").read_text())
     return set(schema["$defs"][definition]["properties"])
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-CSS = Path(__file__).resolve().parents[2] / "ui" / "static" / "console.css"
+CSS = Path(__file__).resolve().parents[2] / "winslow" / "ui" / "static" / "console.css"
 
 PAIRS = [
     # (text, background, what it is)

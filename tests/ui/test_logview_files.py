@@ -22,7 +22,7 @@ from tests.ui.conftest import admin_token, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-UPLOAD_JS = Path(__file__).resolve().parents[2] / "ui" / "static" / "js" / "upload.js"
+UPLOAD_JS = Path(__file__).resolve().parents[2] / "winslow" / "ui" / "static" / "js" / "upload.js"
 
 CHATTY = """
 name: chatty

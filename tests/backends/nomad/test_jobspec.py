@@ -174,7 +174,7 @@ def test_schema_copy_in_jobspecs_is_the_shared_reference():
     shared = jobspec.SHARED_SCHEMA_PATH
     if not shared.is_file():
         pytest.skip(f"no shared reference schema at {shared}")
-    copy = ROOT / "jobspecs" / "job-register.schema.json"
+    copy = ROOT / "winslow" / "jobspecs" / "job-register.schema.json"
     assert copy.read_bytes() == shared.read_bytes()
 
 

@@ -46,7 +46,7 @@ TEMPLATE_NAME = "stage.json.j2"
 SCHEMA_NAME = "job-register.schema.json"
 """JSON Schema of ``POST /v1/jobs``, copied from ``shared/nomad-api/`` into jobspecs."""
 
-DEFAULT_JOBSPECS_DIR = Path(__file__).resolve().parents[3] / "jobspecs"
+DEFAULT_JOBSPECS_DIR = Path(__file__).resolve().parents[2] / "jobspecs"
 """The checkout's ``jobspecs/`` folder, used unless ``NomadConfig.jobspecs_dir`` says another."""
 
 SHARED_SCHEMA_PATH = Path(__file__).resolve().parents[3].parent / "shared/nomad-api" / SCHEMA_NAME
