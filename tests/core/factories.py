@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from winslow.core.models import Project, Run
+from winslow.core.planning.rules import Situation
 from winslow.core.states import ProjectState, StageRunState
 from winslow.pipeline.model import Pipeline
 
@@ -54,3 +56,13 @@ def run(
         created_at=T0,
         **extra,
     )
+
+
+def situation(
+    pipe: Pipeline,
+    runs: Iterable[Run] = (),
+    state: ProjectState = ProjectState.RUNNING,
+    **extra: Any,
+) -> Situation:
+    """What the planner's rules see for a project of ``pipe`` with these runs."""
+    return Situation.of(project(state, pipe, **extra), pipe, list(runs))

@@ -29,6 +29,7 @@ from winslow.pipeline.model import (
     Confirmation,
     Pipeline,
     RetentionPolicy,
+    Stage,
 )
 
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:=/-]{0,62}$"
@@ -234,19 +235,7 @@ def resume(
     """
     overrides = check_overrides(overrides or RunOverrides())
     if like_run is not None:
-        earlier = next((run for run in runs if run.id == like_run), None)
-        if earlier is None:
-            raise ValidationError(f"Project '{project.name}' has no run {like_run}.")
-        if earlier.state is StageRunState.SKIPPED:
-            raise ValidationError(
-                f"Run {like_run} was skipped, so there is nothing to redo as it was; "
-                f"resume from stage '{earlier.stage}' instead."
-            )
-        if from_stage is not None and from_stage != earlier.stage:
-            raise ValidationError(
-                f"Run {like_run} is a run of stage '{earlier.stage}', not '{from_stage}'; "
-                "leave out the stage or name that one."
-            )
+        earlier = _run_to_redo(project, runs, like_run, from_stage)
         from_stage = earlier.stage
         overrides = _merged(blueprint(earlier), overrides)
     if from_stage is None and (only or not overrides.empty):
@@ -261,40 +250,75 @@ def resume(
             raise ConflictError(f"{_running_words(project, active)}; nothing to resume.{hint}")
         raise ConflictError(f"Project '{project.name}' is already running; nothing to resume.")
     if from_stage is None:
-        if project.state is ProjectState.PAUSING:
-            return Change(
-                "resume",
-                "pause cancelled; goes on",
-                state=ProjectState.RUNNING,
-                state_reason="resumed",
-            )
-        gate = project.waiting_for.get("gate")
-        unsuccessful = tuple(
-            run.id for run in current_run_list(runs) if run.state in UNSUCCESSFUL_RUN_STATES
+        return _go_on(project, runs)
+    stage = _stage_to_resume_from(pipeline, from_stage)
+    _check_resumable_from(project, pipeline, runs, from_stage, active)
+    return _resume_from(pipeline, runs, stage, only=only, overrides=overrides)
+
+
+def _run_to_redo(project: Project, runs: list[Run], like_run: int, from_stage: str | None) -> Run:
+    """The earlier run ``like_run`` names, if it can be redone as it was from ``from_stage``."""
+    earlier = next((run for run in runs if run.id == like_run), None)
+    if earlier is None:
+        raise ValidationError(f"Project '{project.name}' has no run {like_run}.")
+    if earlier.state is StageRunState.SKIPPED:
+        raise ValidationError(
+            f"Run {like_run} was skipped, so there is nothing to redo as it was; "
+            f"resume from stage '{earlier.stage}' instead."
         )
-        redone = sorted({r.stage for r in current_run_list(runs) if r.id in unsuccessful})
-        message = "resumed"
-        if redone:
-            message += f"; runs stage {', '.join(redone)} again"
-        if gate:
-            message += f"; let gated stage '{gate}' start"
+    if from_stage is not None and from_stage != earlier.stage:
+        raise ValidationError(
+            f"Run {like_run} is a run of stage '{earlier.stage}', not '{from_stage}'; "
+            "leave out the stage or name that one."
+        )
+    return earlier
+
+
+def _go_on(project: Project, runs: list[Run]) -> Change:
+    """Resume without a stage: cancel a pause, or run again what ended badly and go on."""
+    if project.state is ProjectState.PAUSING:
         return Change(
             "resume",
-            message,
+            "pause cancelled; goes on",
             state=ProjectState.RUNNING,
             state_reason="resumed",
-            approve_gates=frozenset({gate}) if gate else frozenset(),
-            supersede_runs=unsuccessful,
-            hold_after=frozenset(),
-            data={"from_stage": None},
         )
+    gate = project.waiting_for.get("gate")
+    unsuccessful = tuple(
+        run.id for run in current_run_list(runs) if run.state in UNSUCCESSFUL_RUN_STATES
+    )
+    redone = sorted({r.stage for r in current_run_list(runs) if r.id in unsuccessful})
+    message = "resumed"
+    if redone:
+        message += f"; runs stage {', '.join(redone)} again"
+    if gate:
+        message += f"; let gated stage '{gate}' start"
+    return Change(
+        "resume",
+        message,
+        state=ProjectState.RUNNING,
+        state_reason="resumed",
+        approve_gates=frozenset({gate}) if gate else frozenset(),
+        supersede_runs=unsuccessful,
+        hold_after=frozenset(),
+        data={"from_stage": None},
+    )
+
+
+def _stage_to_resume_from(pipeline: Pipeline, from_stage: str) -> Stage:
     try:
-        stage = pipeline.stage(from_stage)
+        return pipeline.stage(from_stage)
     except KeyError:
         names = ", ".join(s.name for s in pipeline.stages)
         raise ValidationError(
             f"Pipeline '{pipeline.name}' has no stage '{from_stage}'; its stages are: {names}."
         ) from None
+
+
+def _check_resumable_from(
+    project: Project, pipeline: Pipeline, runs: list[Run], from_stage: str, active: list[Run]
+) -> None:
+    """Raise ``ConflictError`` unless nothing runs and every need of ``from_stage`` is done."""
     if active:
         raise ConflictError(
             f"{_running_words(project, active)}; wait for it to end or kill it before "
@@ -308,6 +332,13 @@ def resume(
                 f"Stage '{from_stage}' needs stage '{need}', which has no successful run yet; "
                 f"resume from '{need}' instead."
             )
+
+
+def _resume_from(
+    pipeline: Pipeline, runs: list[Run], stage: Stage, *, only: bool, overrides: RunOverrides
+) -> Change:
+    """Supersede ``stage``'s current runs and those after it, and go on from it."""
+    from_stage = stage.name
     redo = set(pipeline.downstream_of(from_stage))
     superseded = tuple(run.id for run in current_run_list(runs) if run.stage in redo)
     message = f"resumed from stage '{from_stage}'"
