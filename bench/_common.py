@@ -22,8 +22,8 @@ from urllib.parse import unquote, urlsplit
 
 from winslow.storage.objects import ObjectStore
 from winslow.storage.seaweed import SeaweedServer
+from winslow.units import MIB, parse_bytes
 
-MIB = 1024 * 1024
 BLOCK = 64 * MIB
 """Random bytes drawn once per file and repeated, bytes."""
 STAMP_EVERY = MIB
@@ -35,11 +35,12 @@ COPY_OPERATIONS = frozenset({"CopyObject", "UploadPartCopy"})
 
 
 def parse_size(text: str) -> int:
-    """``512M``, ``4G``, ``1.5GiB``, ``1000`` -> bytes (binary units)."""
-    units = {"": 1, "K": 1024, "M": MIB, "G": 1024 * MIB, "T": 1024 * 1024 * MIB}
-    text = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = text[-1] if text and text[-1] in units else ""
-    return int(float(text[: len(text) - len(unit)]) * units[unit])
+    """``512M``, ``4G``, ``1.5GiB``, ``1000`` -> bytes, by ``winslow.units.parse_bytes``
+    (binary units; a bare number is bytes). A bad ``--size`` ends the run with its message."""
+    try:
+        return parse_bytes(text)
+    except ValueError as exc:
+        raise SystemExit(f"--size: {exc}") from None
 
 
 def write_file(path: Path, size: int, first_stamp: int = 0) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.server import BIN, Server
+from winslow import __version__
 from winslow.cli.client import ApiClient
 from winslow.cli.transfer import upload_file
 from winslow.settings import ClientSettings
@@ -197,6 +198,56 @@ def test_cli_without_server_says_where_it_looked(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: No Winslow server answers at http://127.0.0.1:9.")
+
+
+def test_version_prints_the_version_and_exits_0() -> None:
+    result = subprocess.run([str(BIN / "winslow"), "--version"], capture_output=True, text=True)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"winslow {__version__}\n", "")
+
+
+CHATTY = """
+name: cli-chatty
+stages:
+  - name: talk
+    command: ["sh", "-c", "for i in 1 2 3 4 5 6; do echo line $i; sleep 0.5; done; exit 3"]
+"""
+
+
+def test_logs_follow_prints_lines_while_the_stage_runs(
+    winslow_server: Server, tmp_path: Path
+) -> None:
+    server = winslow_server
+    (tmp_path / "p.yaml").write_text(CHATTY)
+    server.cli("pipeline", "apply", str(tmp_path / "p.yaml"))
+    server.cli("project", "create", "live", "--pipeline", "cli-chatty", "--start")
+    server.wait_for("live", {"running"})
+    follow = subprocess.Popen(
+        [str(BIN / "winslow"), "logs", "live", "-f"],
+        env=server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follow.stdout is not None
+        printed = [follow.stdout.readline()]
+        while "stdout | " not in printed[-1]:
+            assert printed[-1], "logs -f ended before the stage printed anything"
+            printed.append(follow.stdout.readline())
+        state_at_first_line = server.json("project", "show", "live")["runs"][0]["state"]
+        rest = follow.stdout.read()  # through the same buffer as the lines read so far
+        follow.wait(timeout=60)
+        assert follow.stderr is not None
+        errors = follow.stderr.read()
+    finally:
+        follow.kill()
+    assert state_at_first_line == "running"  # the line came while the stage ran
+    assert (follow.returncode, errors) == (0, "")  # the run failed; following it did not
+    lines = printed + rest.splitlines()
+    assert [line.split("stdout | ")[1].strip() for line in lines if "stdout | " in line] == [
+        f"line {i}" for i in range(1, 7)
+    ]
+    assert server.json("project", "show", "live")["runs"][0]["exit_code"] == 3
 
 
 def test_bad_option_is_usage_error_2(tmp_path: Path) -> None:

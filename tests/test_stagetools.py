@@ -18,13 +18,9 @@ import pytest
 
 from tests.fixtures.workspaces import put_workspace, read_workspace
 from winslow.node.jobfiles import storage_env
-from winslow.node.stagetools import (
-    JobLog,
-    ProgressFile,
-    exec_environment,
-    progress_line,
-    task_log_files,
-)
+from winslow.node.joblog import JobLog
+from winslow.node.progress import ProgressFile, progress_line
+from winslow.node.stagetools import exec_environment, task_log_files
 from winslow.storage import keys
 
 WINSLOW = Path(sys.executable).with_name("winslow")

@@ -50,10 +50,16 @@ MAX_GPUS = 64
 """Largest GPU request a pipeline may state."""
 
 MAX_RETRIES = 100
+"""Largest retry count a pipeline may state."""
 
 MAX_SWEEP_RUNS = 1000
 """The most combinations one stage's sweep may make; more is a validation error."""
-"""Largest retry count a pipeline may state."""
+
+PAGE_SIZE = 100
+"""Items a list endpoint gives when the request names no ``limit``."""
+
+MAX_PAGE_SIZE = 1000
+"""Most items one page of a list endpoint may hold (``limit``)."""
 
 SSE_HEARTBEAT_SECONDS = 15.0
 """Seconds between keep-alive comments on Server-Sent Event streams."""

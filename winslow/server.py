@@ -18,12 +18,18 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from winslow.api.context import AppContext
 from winslow.atomic import write_text_atomic
 from winslow.backends.base import Backend
 from winslow.settings import Settings
 from winslow.storage.s3 import S3Config
+
+if TYPE_CHECKING:
+    # Imported where used: `winslow --help` and the node tools need neither boto3 nor SQL.
+    from winslow.storage.objects import ObjectStore
+    from winslow.store.repo import Store
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +84,8 @@ def s3_config(settings: Settings) -> tuple[S3Config, object | None]:
     return _embedded_s3(settings)
 
 
-def ensure_admin_token(settings: Settings, store: object) -> str | None:
+def ensure_admin_token(settings: Settings, store: Store) -> str | None:
     """Create the admin token on first start; return a note for the person, if any."""
-    from winslow.store.repo import Store
-
-    assert isinstance(store, Store)
     token_file = settings.token_file
     if token_file.is_file() and store.token_owner(token_file.read_text().strip()):
         return f"admin token: {token_file}"
@@ -139,64 +142,77 @@ def nomad_backend(settings: Settings, s3: S3Config) -> Backend:
     return backend
 
 
-def start_services(settings: Settings) -> Running:
-    """Bring up storage, store, backend and engine; return them running."""
+def make_backend(settings: Settings, s3: S3Config) -> Backend:
+    """The backend the settings name: ``local`` (this machine) or ``nomad``."""
+    if settings.backend == "nomad":
+        return nomad_backend(settings, s3)
     from winslow.backends.local.backend import LocalBackend
+
+    return LocalBackend(
+        settings.data_dir / "local",
+        s3,
+        node_name=settings.node_name,
+        cache_max_bytes=settings.node_cache_max_bytes,
+    )
+
+
+def build_context(
+    settings: Settings, objects: ObjectStore, *, backend: Backend | None = None
+) -> AppContext:
+    """Wire one Winslow together: the store (migrated), the pipelines folder, the backend
+    (``backend``, or the one the settings name) and the engine over ``objects``.
+
+    Nothing runs yet: ``start_services`` starts the engine, tests drive it with
+    ``engine.run_until_idle()``. The one place that does this, for both.
+    """
     from winslow.engine.outputs import collect_outputs
     from winslow.engine.reconcile import Engine
     from winslow.pipeline.folder import PipelineFolder
-    from winslow.storage.objects import ObjectStore
+    from winslow.storage.keys import project_prefixes
     from winslow.store.repo import open_store
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    config, seaweed = s3_config(settings)
-    objects = ObjectStore(config)
-    objects.ensure_bucket()
     store = open_store(settings.resolved_database_url())
-    notes = []
-    note = ensure_admin_token(settings, store)
-    if note:
-        notes.append(note)
     pipelines_dir = settings.resolved_pipelines_dir()
     pipelines_dir.mkdir(parents=True, exist_ok=True)
-    pipelines = PipelineFolder(pipelines_dir)
-    backend: Backend
-    if settings.backend == "nomad":
-        backend = nomad_backend(settings, config)
-    else:
-        backend = LocalBackend(
-            settings.data_dir / "local",
-            config,
-            node_name=settings.node_name,
-            cache_max_bytes=settings.node_cache_max_bytes,
-        )
+    backend = backend or make_backend(settings, objects.cfg)
 
     def forget_storage(project_id: str) -> None:
-        from winslow.storage.keys import project_prefixes
-
         for prefix in project_prefixes(project_id):
             objects.delete_prefix(prefix)
-
-    def prune_workspace(prefix: str) -> None:
-        objects.delete_prefix(prefix)
 
     engine = Engine(
         store,
         backend,
         on_project_deleted=forget_storage,
-        prune_workspace=prune_workspace,
+        prune_workspace=objects.delete_prefix,
         collect_outputs=functools.partial(collect_outputs, objects),
         poll_seconds=settings.poll_seconds,
     )
-    context = AppContext(
+    return AppContext(
         settings=settings,
         store=store,
         engine=engine,
         backend=backend,
         objects=objects,
-        pipelines=pipelines,
+        pipelines=PipelineFolder(pipelines_dir),
     )
-    engine.start()
+
+
+def start_services(settings: Settings) -> Running:
+    """Bring up storage, store, backend and engine; return them running."""
+    from winslow.storage.objects import ObjectStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config, seaweed = s3_config(settings)
+    objects = ObjectStore(config)
+    objects.ensure_bucket()
+    context = build_context(settings, objects)
+    notes = []
+    note = ensure_admin_token(settings, context.store)
+    if note:
+        notes.append(note)
+    context.engine.start()
     return Running(context=context, seaweed=seaweed, notes=notes)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -80,13 +81,13 @@ class Settings(BaseSettings):
     nomad_publish_credentials: bool = True
     """Write the S3 keys to the Nomad Variable at start (needs a token that may)."""
     nomad_jobspecs_dir: str | None = None
-    """Folder of the job templates; default: ``jobspecs/`` of the checkout."""
+    """Folder of the job templates, an override; default: ``jobspecs/`` in the package."""
     nomad_ui_url: str | None = None
     """Nomad's web UI, for the console's links to each run's job; default: ``NOMAD_ADDR/ui``."""
     nomad_s3_endpoint: str | None = None
     """The S3 endpoint as tasks on the Nomad clients reach it; default: ``s3_endpoint``."""
-    ui_dir: Path = Path(__file__).resolve().parent / "ui"
-    """The console's templates and assets (``ui/`` of the checkout by default)."""
+    ui_dir: Path | None = None
+    """The console's templates and assets, an override; default: ``ui/`` in the package."""
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'winslow.db'}"
@@ -94,19 +95,24 @@ class Settings(BaseSettings):
     def resolved_pipelines_dir(self) -> Path:
         return self.pipelines_dir or self.data_dir / "pipelines"
 
+    def resolved_ui_dir(self) -> Path:
+        """Return ``ui_dir``, else ``ui/`` of the installed ``winslow`` package."""
+        # The package is installed as files, never zipped, so this is a real folder.
+        return self.ui_dir or Path(str(resources.files("winslow") / "ui"))
+
     @property
     def token_file(self) -> Path:
         return self.data_dir / "admin-token"
 
     @property
     def node_cache_max_bytes(self) -> int:
-        from winslow.pipeline.model import parse_megabytes
+        """``node_cache_max`` in bytes (binary units; a bare number is MiB, as it always was)."""
+        from winslow.units import parse_bytes
 
         try:
-            megabytes = int(parse_megabytes(self.node_cache_max))
+            return parse_bytes(self.node_cache_max, bare="M")
         except ValueError as exc:
             raise ValueError(f"WINSLOW_NODE_CACHE_MAX: {exc}") from None
-        return megabytes * 1024 * 1024
 
 
 class ClientSettings(BaseSettings):

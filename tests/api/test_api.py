@@ -98,6 +98,51 @@ def test_list_filters_by_state_and_label(winslow: Harness) -> None:
     assert winslow.api.get("/api/v1/projects", params={"state": "bogus"}).status_code == 422
 
 
+def test_list_pages_with_skip_and_limit_and_counts_all(winslow: Harness) -> None:
+    winslow.apply_pipeline(TINY)
+    for name in ("e", "a", "d", "b", "c"):
+        winslow.create(name, "tiny", labels=["odd"] if name in "ace" else [])
+
+    def page(**query: int | str) -> tuple[list[str], int]:
+        response = winslow.api.get("/api/v1/projects", params=query)
+        assert response.status_code == 200, response.text
+        return [p["name"] for p in response.json()["data"]], response.json()["count"]
+
+    assert page(limit=2) == (["a", "b"], 5)
+    assert page(skip=2, limit=2) == (["c", "d"], 5)
+    assert page(skip=4, limit=2) == (["e"], 5)
+    assert page(skip=9) == ([], 5)
+    assert page(label="odd", skip=1) == (["c", "e"], 3)  # paging applies after the filter
+    for bad in ({"skip": -1}, {"limit": 0}, {"limit": 100_000}):
+        response = winslow.api.get("/api/v1/projects", params=bad)
+        assert response.status_code == 422, bad
+        assert next(iter(bad)) in response.text  # the error names the parameter
+
+
+def test_the_cli_reads_every_page_of_a_list(winslow: Harness, monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from winslow import defaults
+    from winslow.cli.client import ApiClient
+    from winslow.cli.helpers import all_pages
+    from winslow.settings import ClientSettings
+
+    winslow.apply_pipeline(TINY)
+    for name in ("e", "a", "d", "b", "c"):
+        winslow.create(name, "tiny", labels=["odd"] if name in "ace" else [])
+    api = ApiClient(ClientSettings(addr="http://testserver", token=winslow.token))
+    api.http = TestClient(
+        winslow.api.app,
+        base_url="http://testserver/api/v1",
+        headers={"Authorization": f"Bearer {winslow.token}"},
+    )
+    monkeypatch.setattr(defaults, "MAX_PAGE_SIZE", 2)  # three pages of five projects
+    listed = all_pages(api, "/projects", {})
+    assert ([p["name"] for p in listed["data"]], listed["count"]) == (["a", "b", "c", "d", "e"], 5)
+    odd = all_pages(api, "/projects", {"label": "odd"})
+    assert [p["name"] for p in odd["data"]] == ["a", "c", "e"]
+
+
 def test_rename_and_labels(winslow: Harness) -> None:
     winslow.apply_pipeline(TINY)
     winslow.create("old", "tiny", labels=["a"])

@@ -37,8 +37,8 @@ from winslow.node.jobfiles import (
     storage_env,
     write_json_atomic,
 )
+from winslow.node.joblog import LineSplitter
 from winslow.node.runner import exit_reason, host_stage_env
-from winslow.node.stagetools import LineSplitter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30.0
@@ -653,7 +653,7 @@ def test_line_splitter(chunks, lines, rest):
             137,
             True,
             "exited with code 137 (SIGKILL inside the container; it may have run out "
-            "of its 512 MB memory limit)",
+            "of its 512.0 MiB memory limit)",
         ),
     ],
 )

@@ -28,7 +28,9 @@ from tests.nomad_standin import NomadStandin
 from tests.nomad_standin.envfile import EnvParseError, parse_env_file
 from tests.nomad_standin.templates import render_template, replace_env
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+JOB_SCHEMA = (
+    Path(__file__).resolve().parents[2] / "winslow" / "jobspecs" / "job-register.schema.json"
+)
 WAIT_SECONDS = 15.0
 
 # --- helpers ------------------------------------------------------------------------------
@@ -226,7 +228,7 @@ JOB_DEFS = {
 
 
 def schema_keys(definition: str) -> set[str]:
-    schema = json.loads((REPO_ROOT / "winslow" / "jobspecs" / "job-register.schema.json").read_text())
+    schema = json.loads(JOB_SCHEMA.read_text())
     return set(schema["$defs"][definition]["properties"])
 
 

@@ -247,8 +247,9 @@ def test_bad_size_keeps_the_models_own_message():
         """)
 
     assert problems == [
-        "p.yaml:5:28: stages[detect].requirements.memory: expected a size such as 512M or 8G, "
-        "got 'lots'"
+        "p.yaml:5:28: stages[detect].requirements.memory: 'lots' is not a size; write a number "
+        "with a unit B, K, M, G or T (powers of 1024: G, GB and GiB are all GiB), such as 512M, "
+        "8G or 1.5GiB; a number alone is MiB"
     ]
 
 

@@ -33,11 +33,10 @@ def test_every_kind_of_change_shows_in_the_next_list(tmp_path) -> None:
     assert {p.name: p.state for p in store.list_projects()}["b"] is ProjectState.RUNNING
     assert [p.name for p in store.list_projects(state=ProjectState.RUNNING)] == ["b"]
 
-    with store.transaction() as session:  # what the engine does when a stage fails
-        row = store.lock_project(session, "b")
-        move_project(store, session, row, ProjectState.FAILED, reason="boom", actor="engine")
+    with store.project_transaction("b") as tx:  # what the engine does when a stage fails
+        move_project(tx, ProjectState.FAILED, reason="boom", actor="engine")
     assert {p.name: p.state_reason for p in store.list_projects()}["b"] == "boom"
 
-    with store.transaction() as session:
-        store.delete_project_rows(session, store.get_project("c").id)
+    with store.project_transaction("c") as tx:
+        tx.delete_project()
     assert [p.name for p in store.list_projects(label="x")] == ["b"]

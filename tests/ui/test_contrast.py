@@ -1,7 +1,7 @@
 """Readable contrast: every text colour of the console against its background, by WCAG 2.x.
 
-Computed from the colours ``ui/static/console.css`` defines, so a palette change that makes
-text hard to read fails here before anyone squints at it.
+Computed from the colours ``winslow/ui/static/console.css`` defines, so a palette change that
+makes text hard to read fails here before anyone squints at it.
 """
 
 from __future__ import annotations

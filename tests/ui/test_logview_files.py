@@ -326,7 +326,7 @@ def test_file_browser_browses_downloads_and_refuses_uploads_while_running(
 
 @pytest.mark.skipif(
     not UPLOAD_JS.exists(),
-    reason="ui/static/js/upload.js (the shared uploader) is not there yet; "
+    reason="winslow/ui/static/js/upload.js (the shared uploader) is not there yet; "
     "the file browser loads it only when an upload starts",
 )
 def test_file_browser_uploads_a_fix_as_a_new_version(page, console, tmp_path) -> None:

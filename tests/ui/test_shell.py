@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 import httpx
+import psutil
 import pytest
 
 from tests.ui.conftest import VIEWPORT, admin_token, screenshot
+from winslow.units import format_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -100,4 +102,7 @@ def test_nodes_page_shows_the_node(page, console) -> None:
     page.get_by_role("heading", name="local").wait_for()
     text = page.locator("main").inner_text()
     assert "CPUs" in text and "Memory" in text
+    memory = page.locator("dt:text-is('Memory') + dd").inner_text()
+    total = psutil.virtual_memory().total // (1024 * 1024) * 1024 * 1024
+    assert memory == format_bytes(total)  # as the CLI, the logs and the scripts write it
     screenshot(page, "nodes")

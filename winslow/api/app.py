@@ -126,7 +126,7 @@ def create_app(context: AppContext) -> FastAPI:
         console_pipelines.router,
     ):
         app.include_router(page_router)
-    static = context.settings.ui_dir / "static"
+    static = context.settings.resolved_ui_dir() / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from winslow import defaults
 from winslow.core.commands import RunOverrides
@@ -51,6 +51,10 @@ class ValidationPublic(BaseModel):
 
 
 class RunPublic(BaseModel):
+    """A run as the API shows it: read straight from the core ``Run``'s attributes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     stage: str
     attempt: int
@@ -66,7 +70,8 @@ class RunPublic(BaseModel):
     log_tail: list[str]
     variables: dict[str, str]
     superseded: bool
-    workspace: str
+    workspace: str = Field(validation_alias=AliasChoices("workspace_prefix", "workspace"))
+    """The storage prefix the run's workspace versions are published under."""
     workspace_pruned: bool
     """The retention policy deleted this run's workspace."""
     combination: dict[str, str] = {}
@@ -83,32 +88,7 @@ class RunPublic(BaseModel):
 
     @classmethod
     def of(cls, run: Run) -> RunPublic:
-        return cls(
-            id=run.id,
-            stage=run.stage,
-            attempt=run.attempt,
-            state=run.state,
-            job_id=run.job_id,
-            node=run.node,
-            gpu_indices=list(run.gpu_indices),
-            created_at=run.created_at,
-            started_at=run.started_at,
-            ended_at=run.ended_at,
-            exit_code=run.exit_code,
-            reason=run.reason,
-            log_tail=list(run.log_tail),
-            variables=run.variables,
-            superseded=run.superseded,
-            workspace=run.workspace_prefix,
-            workspace_pruned=run.workspace_pruned,
-            combination=run.combination,
-            results=run.results,
-            image=run.image,
-            cpus=run.cpus,
-            memory_mb=run.memory_mb,
-            gpus=run.gpus,
-            overrides=run.overrides,
-        )
+        return cls.model_validate(run)
 
 
 class ProjectCreate(BaseModel):
@@ -134,16 +114,21 @@ class ProjectUpdate(BaseModel):
 
 
 class ProjectPublic(BaseModel):
+    """A project as the API shows it: the core ``Project``'s attributes, and what follows
+    from its definition and runs (``of``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
-    pipeline: str
+    pipeline: str = Field(validation_alias=AliasChoices("pipeline_name", "pipeline"))
     state: ProjectState
     state_reason: str | None
     waiting_for: dict[str, Any]
     labels: list[str]
     variables: dict[str, str]
-    stages: list[str]
-    current_stages: list[str]
+    stages: list[str] = []
+    current_stages: list[str] = []
     created_at: datetime
     updated_at: datetime
     state_changed_at: datetime | None
@@ -155,32 +140,23 @@ class ProjectPublic(BaseModel):
     """The project pauses once these stages ran ("run only this stage")."""
     runs: list[RunPublic] | None = None
 
+    @field_validator("hold_after", mode="before")
+    @classmethod
+    def _in_order(cls, value: Any) -> Any:
+        return sorted(value) if isinstance(value, set | frozenset) else value
+
     @classmethod
     def of(
         cls, project: Project, runs: list[Run] | None = None, *, with_runs: bool = True
     ) -> ProjectPublic:
         """The project as the API shows it; ``with_runs=False`` leaves the run list out
         (for lists of projects) but still names the stages that run now."""
-        stages = [s["name"] for s in project.pipeline.get("stages", [])]
-        return cls(
-            id=project.id,
-            name=project.name,
-            pipeline=project.pipeline_name,
-            state=project.state,
-            state_reason=project.state_reason,
-            waiting_for=project.waiting_for,
-            labels=list(project.labels),
-            variables=project.variables,
-            stages=stages,
-            current_stages=sorted({r.stage for r in runs if r.active}) if runs else [],
-            created_at=project.created_at,
-            updated_at=project.updated_at,
-            state_changed_at=project.state_changed_at,
-            retention=project.retention,
-            run_overrides=project.run_overrides,
-            hold_after=sorted(project.hold_after),
-            runs=[RunPublic.of(r) for r in runs] if runs is not None and with_runs else None,
-        )
+        public = cls.model_validate(project)
+        public.stages = [stage["name"] for stage in project.pipeline.get("stages", [])]
+        public.current_stages = sorted({r.stage for r in runs if r.active}) if runs else []
+        if runs is not None and with_runs:
+            public.runs = [RunPublic.of(run) for run in runs]
+        return public
 
 
 class OverviewRow(BaseModel):
@@ -208,6 +184,8 @@ class OverviewPublic(BaseModel):
 
 
 class ProjectsPublic(BaseModel):
+    """One page of projects; ``count`` is how many match in all, on every page."""
+
     data: list[ProjectPublic]
     count: int
 
@@ -217,7 +195,7 @@ class ResourceOverrides(BaseModel):
 
     cpus: float | None = Field(default=None, gt=0, le=defaults.MAX_CPUS)
     memory: Megabytes | None = Field(
-        default=None, gt=0, le=defaults.MAX_MEMORY_MB, description="MB, or a size like 8G."
+        default=None, gt=0, le=defaults.MAX_MEMORY_MB, description="MiB, or a size like 8G."
     )
     gpus: int | None = Field(default=None, ge=0, le=defaults.MAX_GPUS)
 
@@ -267,16 +245,11 @@ class EventPublic(BaseModel):
     message: str
     data: dict[str, Any]
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def of(cls, event: HistoryEvent) -> EventPublic:
-        return cls(
-            id=event.id,
-            at=event.at,
-            actor=event.actor,
-            kind=event.kind,
-            message=event.message,
-            data=event.data,
-        )
+        return cls.model_validate(event)
 
 
 class EventsPublic(BaseModel):

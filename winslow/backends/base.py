@@ -109,6 +109,9 @@ class Backend(Protocol):
     name: str
     places_runs: bool
     """True when the engine picks node and GPUs (local); False when the backend does (Nomad)."""
+    purges_killed_jobs: bool
+    """True when the engine should ``remove`` a killed run's job once its end is recorded
+    (Nomad, where a stopped job otherwise lingers); False where nothing lingers (local)."""
 
     def start(self, on_event: JobEventCallback) -> None:
         """Begin watching jobs; call ``on_event(job_id)`` whenever one changes."""
@@ -138,8 +141,21 @@ class Backend(Protocol):
         """Return the job's log from byte ``offset`` on, as far as it is written now."""
         ...
 
+    def log_size(self, job_id: str) -> int | None:
+        """Return how many bytes the job's log holds now, where that is cheap to know;
+        None where it is not (then a reader of the log's end reads it all)."""
+        ...
+
     def cancel(self, job_id: str) -> None:
         """Stop the job now; its status becomes ``CANCELLED`` once it has stopped."""
+        ...
+
+    def remove(self, job_id: str) -> None:
+        """Forget the ended job: delete what the backend keeps of it (its project is being
+        deleted, or it was killed and ``purges_killed_jobs``). An unknown job is fine.
+
+        Raises ``ConflictError`` while the job is pending or running: cancel it first.
+        """
         ...
 
     def nodes(self) -> list[NodeInfo]:

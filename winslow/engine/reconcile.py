@@ -16,41 +16,22 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from winslow import defaults
 from winslow.backends.base import TERMINAL_JOB_STATES, Backend, JobState, JobStatus
 from winslow.core import commands
-from winslow.core.commands import RunOverrides
 from winslow.core.models import Project, Run
 from winslow.core.placement import Allocation, NoFit, place
-from winslow.core.planner import (
-    Decision,
-    RunSet,
-    SkipRun,
-    StartRun,
-    current_run_sets,
-    decide,
-)
+from winslow.core.planner import decide
 from winslow.core.resources import NodeInfo
 from winslow.core.states import TERMINAL_RUN_STATES, StageRunState
+from winslow.engine import transitions
 from winslow.engine.retention import apply_retention
-from winslow.engine.specs import (
-    build_spec,
-    job_id_for,
-    resource_request,
-    run_request,
-    run_values,
-    workspace_sources,
-)
-from winslow.engine.transitions import RunUpdate, move_project, update_run
+from winslow.engine.specs import build_spec, run_request, workspace_sources
+from winslow.engine.transitions import RunUpdate
 from winslow.engine.usage import UsageSampler
 from winslow.errors import BackendUnavailableError, SubmitRejectedError, WinslowError
-from winslow.pipeline.model import Pipeline, Stage, combination_key
-from winslow.storage.keys import log_key, workspace_prefix
-from winslow.store.repo import Store, now, to_project
-from winslow.store.tables import ProjectRow, RunRow
+from winslow.pipeline.model import Pipeline, Stage
+from winslow.store.repo import Store
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +82,7 @@ class Engine:
         backend: Backend,
         *,
         on_project_deleted: Callable[[str], None] | None = None,
-        prune_workspace: Callable[[str], None] | None = None,
+        prune_workspace: Callable[[str], object] | None = None,
         collect_outputs: OutputCollector | None = None,
         poll_seconds: float = defaults.RECONCILE_POLL_SECONDS,
     ) -> None:
@@ -213,12 +194,12 @@ class Engine:
                     StageRunState.LOST,
                     reason=f"the backend no longer knows job {run.job_id}",
                 )
-                changed |= update_run(self.store, run.id, update) is not None
+                changed |= transitions.record_run(self.store, run.id, update) is not None
                 continue
             if status is None:
                 # Submitted in the store but unknown to the backend: the server stopped
                 # between the two. Submitting again is safe; the job ID is the same.
-                self._mark_unsubmitted(run.id)
+                transitions.mark_unsubmitted(self.store, run.id)
                 changed = True
                 continue
             if run.cancel_requested and status.state not in TERMINAL_JOB_STATES:
@@ -231,7 +212,7 @@ class Engine:
         if target is run.state:
             # A backend that places runs itself explains a wait (Nomad's blocked evaluation).
             if target is StageRunState.PENDING and status.reason:
-                return self._set_pending_reason(run, status.reason)
+                return transitions.note_pending(self.store, run, status.reason)
             return False
         tail: tuple[str, ...] = ()
         if target in (StageRunState.FAILED, StageRunState.LOST, StageRunState.CANCELLED):
@@ -253,7 +234,7 @@ class Engine:
             log_tail=tail,
             results=results,
         )
-        recorded = update_run(self.store, run.id, update) is not None
+        recorded = transitions.record_run(self.store, run.id, update) is not None
         if recorded and target is StageRunState.CANCELLED and run.job_id:
             self._purge_killed(run.job_id)
         if recorded and target in TERMINAL_RUN_STATES:
@@ -296,192 +277,27 @@ class Engine:
     def _purge_killed(self, job_id: str) -> None:
         """Purge a killed run's job where the backend wants that (Nomad); its log is
         archived by then, because the backend reports the end only after stage-out."""
-        remove = getattr(self.backend, "remove", None)
-        if not getattr(self.backend, "purges_killed_jobs", False) or remove is None:
+        if not self.backend.purges_killed_jobs:
             return
         try:
-            remove(job_id)
+            self.backend.remove(job_id)
         except WinslowError as exc:
             log.warning("job %s: could not purge it after the kill: %s", job_id, exc.message)
-
-    def _mark_unsubmitted(self, run_id: int) -> None:
-        with self.store.transaction() as session:
-            row = session.get(RunRow, run_id)
-            if row is not None:
-                row.submitted = False
 
     def _advance(self, project_id: str) -> bool:
         project = self.store.get_project(project_id)
         pipeline = Pipeline.model_validate(project.pipeline)
-        runs = self.store.runs(project.id)
-        decision = decide(project, pipeline, runs)
+        decision = decide(project, pipeline, self.store.runs(project.id))
         if decision.empty:
             return False
-        return self._carry_out(project, pipeline, decision, runs)
-
-    def _carry_out(
-        self, project: Project, pipeline: Pipeline, decision: Decision, runs: list[Run]
-    ) -> bool:
-        with self.store.transaction() as session:
-            row = self.store.lock_project(session, project.id)
-            if row.version != project.version:
-                return True  # A command landed meanwhile; decide again on what it left.
-            gates = set(row.approved_gates or ())
-            pending = {k: dict(v) for k, v in (row.run_overrides or {}).items()}
-            used: set[str] = set()
-            current = current_run_sets(runs)
-            for start in decision.starts:
-                overrides = self._overrides_for(start, pending, runs, current)
-                if start.stage in pending:
-                    used.add(start.stage)
-                self._create_run(session, project, pipeline, start, overrides)
-                gates.discard(start.stage)
-            for skip in decision.skips:
-                self._create_skipped_run(session, project, skip)
-            row.approved_gates = sorted(gates)
-            if used:
-                row.run_overrides = {k: v for k, v in pending.items() if k not in used}
-            if decision.move is not None:
-                move_project(
-                    self.store,
-                    session,
-                    row,
-                    decision.move.state,
-                    reason=decision.move.reason,
-                    actor="engine",
-                    waiting_for=dict(decision.move.waiting_for),
-                )
-            else:
-                row.version += 1
+        # Not carried out means a command landed meanwhile: the next round decides again.
+        transitions.carry_out(self.store, project, pipeline, decision)
         return True
 
-    @staticmethod
-    def _overrides_for(
-        start: StartRun,
-        pending: dict[str, dict[str, Any]],
-        runs: list[Run],
-        current: dict[str, RunSet],
-    ) -> dict[str, Any]:
-        """The overrides a new run gets: a retry keeps its run's, a sweep's later
-        combinations take their siblings', a first run takes what a person asked for."""
-        if start.attempt > 1:
-            retried = [
-                run
-                for run in runs
-                if run.stage == start.stage and run.combination == dict(start.combination)
-            ]
-            return dict(retried[-1].overrides) if retried else {}
-        if start.stage in pending:
-            return pending[start.stage]
-        if start.combination:
-            siblings = current.get(start.stage, {})
-            with_overrides = [run for run in siblings.values() if run.overrides]
-            if with_overrides:
-                return dict(max(with_overrides, key=lambda run: run.id).overrides)
-        return {}
-
-    def _create_run(
-        self,
-        session: Session,
-        project: Project,
-        pipeline: Pipeline,
-        start: StartRun,
-        overrides: dict[str, Any],
-    ) -> None:
-        stage = pipeline.stage(start.stage)
-        request = resource_request(stage)
-        resources = overrides.get("resources", {})
-        run_row = RunRow(
-            project_id=project.id,
-            stage=start.stage,
-            attempt=start.attempt,
-            state=StageRunState.PENDING.value,
-            variables={},
-            created_at=now(),
-            cpus=float(resources.get("cpus", request.cpus)),
-            memory_mb=int(resources.get("memory_mb", request.memory_mb)),
-            gpus=int(resources.get("gpus", request.gpu.count)),
-            reason=f"waiting to start ({start.reason})",
-            combination=dict(start.combination),
-            image=overrides.get("image"),
-            overrides=overrides,
-        )
-        session.add(run_row)
-        session.flush()
-        values = run_values(project, pipeline, start.stage, run_row.id)
-        # A sweep's own values win over a person's overrides: they are what the run is for.
-        values.update(overrides.get("variables", {}))
-        values.update(start.combination)
-        run_row.variables = {k: v for k, v in values.items() if not k.startswith("WINSLOW_")}
-        run_row.job_id = job_id_for(project, run_row.id)
-        run_row.workspace_prefix = workspace_prefix(project.id, run_row.id)
-        run_row.log_key = log_key(project.id, run_row.id)
-        which = f"run {run_row.id} of '{start.stage}'"
-        if start.combination:
-            which += f" [{combination_key(dict(start.combination))}]"
-        message = f"{which} (attempt {start.attempt}) created: {start.reason}"
-        if overrides:
-            message += f"; for this run only: {RunOverrides.from_json(overrides).describe()}"
-        self.store.add_event(
-            session,
-            project.id,
-            "engine",
-            "run",
-            message,
-            {
-                "run": run_row.id,
-                "stage": start.stage,
-                "attempt": start.attempt,
-                "combination": dict(start.combination),
-                "overrides": overrides,
-            },
-        )
-        log.info("project %s: %s created", project.name, which)
-
-    def _create_skipped_run(self, session: Session, project: Project, skip: SkipRun) -> None:
-        at = now()
-        run_row = RunRow(
-            project_id=project.id,
-            stage=skip.stage,
-            attempt=1,
-            state=StageRunState.SKIPPED.value,
-            variables={},
-            created_at=at,
-            ended_at=at,
-            reason=skip.reason,
-        )
-        session.add(run_row)
-        session.flush()
-        self.store.add_event(
-            session,
-            project.id,
-            "engine",
-            "run",
-            f"run {run_row.id} of '{skip.stage}': skipped: {skip.reason}",
-            {"run": run_row.id, "stage": skip.stage, "state": "skipped", **dict(skip.data)},
-        )
-        log.info("project %s: stage %s skipped: %s", project.name, skip.stage, skip.reason)
-
-    def _cancel_run(self, run_id: int) -> None:
-        with self.store.transaction() as session:
-            row = session.get(RunRow, run_id)
-            if row is None or row.state not in ("pending", "running"):
-                return
-            submitted, job_id = row.submitted, row.job_id
-            if not submitted:
-                row.state = StageRunState.CANCELLED.value
-                row.ended_at = now()
-                row.reason = "killed before it started"
-                self.store.add_event(
-                    session,
-                    row.project_id,
-                    "engine",
-                    "run",
-                    f"run {row.id} of '{row.stage}': cancelled before it started",
-                    {"run": row.id, "state": "cancelled"},
-                )
-        if submitted and job_id:
-            self.backend.cancel(job_id)
+    def _cancel_unsubmitted(self, run_id: int) -> None:
+        run = transitions.cancel_unsubmitted(self.store, run_id)
+        if run is not None and run.active and run.submitted and run.job_id:
+            self.backend.cancel(run.job_id)
 
     # -- submitting ---------------------------------------------------------------------
 
@@ -502,7 +318,7 @@ class Engine:
             if run.submitted:
                 continue
             if run.cancel_requested:
-                self._cancel_run(run.id)
+                self._cancel_unsubmitted(run.id)
                 changed = True
                 continue
             project = self.store.get_project(run.project_id)
@@ -515,7 +331,7 @@ class Engine:
                 request = run_request(pipeline.stage(run.stage), run)
                 verdict = place(request, self.nodes(), allocations)
                 if isinstance(verdict, NoFit):
-                    changed |= self._set_pending_reason(run, verdict.reason)
+                    changed |= transitions.note_pending(self.store, run, verdict.reason)
                     continue
                 placement_node, gpus = verdict.node, verdict.gpu_indices
                 allocations.append(
@@ -523,25 +339,6 @@ class Engine:
                 )
             changed |= self._submit(project, pipeline, run, placement_node, gpus)
         return changed
-
-    def _set_pending_reason(self, run: Run, reason: str) -> bool:
-        if run.reason == reason:
-            return False
-        with self.store.transaction() as session:
-            row = session.get(RunRow, run.id)
-            if row is None:
-                return False
-            row.reason = reason
-            self.store.add_event(
-                session,
-                run.project_id,
-                "engine",
-                "pending",
-                f"run {run.id} of '{run.stage}' is pending: {reason}",
-                {"run": run.id},
-            )
-        log.info("project %s: run %s pending: %s", run.project_id, run.id, reason)
-        return True
 
     def _submit(
         self,
@@ -551,24 +348,19 @@ class Engine:
         node: str | None,
         gpus: tuple[int, ...],
     ) -> bool:
-        with self.store.transaction() as session:
-            row = session.get(RunRow, run.id)
-            if row is None or row.submitted or row.state != StageRunState.PENDING.value:
-                return False
-            row.submitted = True
-            row.node = node
-            row.gpu_indices = list(gpus)
-            row.reason = None
-        placed = Run(**{**run.__dict__, "node": node, "gpu_indices": gpus, "submitted": True})
+        placed = transitions.mark_submitted(self.store, run.id, node, gpus)
+        if placed is None:
+            return False
         spec = build_spec(project, pipeline, placed, self.store.runs(project.id))
         try:
             self.backend.submit(spec)
         except BackendUnavailableError as exc:
             log.warning("run %s: submit failed, will retry: %s", run.id, exc)
-            self._mark_unsubmitted(run.id)
+            transitions.mark_unsubmitted(self.store, run.id)
             return False
         except SubmitRejectedError as exc:
-            update_run(self.store, run.id, RunUpdate(StageRunState.FAILED, reason=exc.message))
+            update = RunUpdate(StageRunState.FAILED, reason=exc.message)
+            transitions.record_run(self.store, run.id, update)
             return True
         log.info(
             "project %s: run %s of %s submitted as %s", project.name, run.id, run.stage, spec.job_id
@@ -592,21 +384,15 @@ class Engine:
                 if status is None or status.state in TERMINAL_JOB_STATES:
                     break
                 time.sleep(0.1)
-        with self.store.transaction() as session:
-            row = session.scalars(
-                select(ProjectRow).where(ProjectRow.id == project.id).with_for_update()
-            ).first()
-            if row is None:
-                return
-            latest = self.store.runs(project.id, session)
+
+        def still_deletable(latest: Project, latest_runs: list[Run]) -> None:
             if not kill:
-                commands.check_deletable(to_project(row), latest, kill_first=False)
-            self.store.delete_project_rows(session, project.id)
+                commands.check_deletable(latest, latest_runs, kill_first=False)
+
+        transitions.delete_project(self.store, project.id, still_deletable)
         log.info("project %s: deleted by %s", project.name, actor)
         if self.on_project_deleted is not None:
             self.on_project_deleted(project.id)
         for run in runs:
             if run.job_id:
-                remove = getattr(self.backend, "remove", None)
-                if remove is not None:
-                    remove(run.job_id)
+                self.backend.remove(run.job_id)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from winslow.core.retention import effective_retention, pruning_message, runs_to_prune
+from winslow.engine.transitions import mark_workspaces_pruned
 from winslow.pipeline.model import Pipeline, RetentionPolicy
 from winslow.store.repo import Store
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def apply_retention(
-    store: Store, project_id: str, prune_workspace: Callable[[str], None]
+    store: Store, project_id: str, prune_workspace: Callable[[str], object]
 ) -> list[int]:
     """Prune the workspaces the project's retention no longer keeps; return their runs.
 
@@ -40,6 +41,6 @@ def apply_retention(
             prune_workspace(run.workspace_prefix)
     ids = [run.id for run in doomed]
     message = pruning_message(doomed, policy)
-    store.mark_workspaces_pruned(project.id, ids, message, {"runs": ids})
+    mark_workspaces_pruned(store, project.id, ids, message, {"runs": ids})
     log.info("project %s: %s", project.name, message)
     return ids

@@ -7,16 +7,20 @@ same job ID, so a spec rebuilt after a restart matches the one submitted before 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from winslow.backends.base import RunSpec
 from winslow.core.models import Project, Run
 from winslow.core.planner import (
+    RunSet,
+    StartRun,
     current_run_sets,
     current_runs,
     effective_variables,
     succeeded_in_sweep_order,
 )
 from winslow.core.resources import GpuRequest, ResourceRequest
+from winslow.core.states import StageRunState
 from winslow.pipeline.interpolate import interpolate_stage
 from winslow.pipeline.model import (
     Pipeline,
@@ -144,3 +148,69 @@ def build_spec(project: Project, pipeline: Pipeline, run: Run, earlier: list[Run
         gpu_indices=run.gpu_indices,
         preferred_node=preferred_node(pipeline, stage, before),
     )
+
+
+def overrides_for(
+    start: StartRun,
+    pending: dict[str, dict[str, Any]],
+    runs: list[Run],
+    current: dict[str, RunSet],
+) -> dict[str, Any]:
+    """The overrides a new run gets: a retry keeps its run's, a sweep's later
+    combinations take their siblings', a first run takes what a person asked for."""
+    if start.attempt > 1:
+        retried = [
+            run
+            for run in runs
+            if run.stage == start.stage and run.combination == dict(start.combination)
+        ]
+        return dict(retried[-1].overrides) if retried else {}
+    if start.stage in pending:
+        return pending[start.stage]
+    if start.combination:
+        siblings = current.get(start.stage, {})
+        with_overrides = [run for run in siblings.values() if run.overrides]
+        if with_overrides:
+            return dict(max(with_overrides, key=lambda run: run.id).overrides)
+    return {}
+
+
+def new_run_fields(
+    pipeline: Pipeline, start: StartRun, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The fields of a new pending run of ``start``, but those that need its id."""
+    request = resource_request(pipeline.stage(start.stage))
+    resources = overrides.get("resources", {})
+    return {
+        "stage": start.stage,
+        "attempt": start.attempt,
+        "state": StageRunState.PENDING,
+        "cpus": float(resources.get("cpus", request.cpus)),
+        "memory_mb": int(resources.get("memory_mb", request.memory_mb)),
+        "gpus": int(resources.get("gpus", request.gpu.count)),
+        "reason": f"waiting to start ({start.reason})",
+        "combination": dict(start.combination),
+        "image": overrides.get("image"),
+        "overrides": overrides,
+    }
+
+
+def run_identity(
+    project: Project,
+    pipeline: Pipeline,
+    start: StartRun,
+    overrides: dict[str, Any],
+    run_id: int,
+) -> dict[str, Any]:
+    """The fields of a new run that follow from its id: its variables (with a person's
+    overrides and its sweep values), job ID, workspace prefix and log key."""
+    values = run_values(project, pipeline, start.stage, run_id)
+    # A sweep's own values win over a person's overrides: they are what the run is for.
+    values.update(overrides.get("variables", {}))
+    values.update(start.combination)
+    return {
+        "variables": {k: v for k, v in values.items() if not k.startswith("WINSLOW_")},
+        "job_id": job_id_for(project, run_id),
+        "workspace_prefix": workspace_prefix(project.id, run_id),
+        "log_key": log_key(project.id, run_id),
+    }

@@ -16,7 +16,8 @@ import threading
 from winslow import defaults
 from winslow.backends.base import Backend
 from winslow.core.states import StageRunState
-from winslow.store.repo import Store, now
+from winslow.store.repo import Store
+from winslow.store.rows import now
 from winslow.store.usage import UsagePoint, add_samples
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,10 @@ from typing import TYPE_CHECKING
 from winslow.backends.base import JobState, RunSpec
 from winslow.node import container, jobfiles, stagetools
 from winslow.node.jobfiles import JobPaths, JobSpec
-from winslow.node.stagetools import JobLog, pump_lines, signal_group, signal_name
+from winslow.node.joblog import JobLog
+from winslow.node.progress import ProgressFile
+from winslow.node.stagetools import pump_lines, signal_group, signal_name
+from winslow.units import format_megabytes
 
 if TYPE_CHECKING:
     from winslow.storage.objects import ObjectStore
@@ -148,7 +151,7 @@ def exit_reason(returncode: int, *, in_container: bool = False, memory_mb: int =
     if in_container and returncode == 137:
         return (
             "exited with code 137 (SIGKILL inside the container; it may have run out of "
-            f"its {memory_mb} MB memory limit)"
+            f"its {format_megabytes(memory_mb)} memory limit)"
         )
     return f"exited with code {returncode}"
 
@@ -224,60 +227,100 @@ def oom_kill_count() -> int:
     return total
 
 
+@dataclass(frozen=True)
+class _Launch:
+    """How the runner starts one stage: its spec with the node's paths, and the process."""
+
+    spec: RunSpec
+    argv: list[str]
+    env: dict[str, str]
+    in_container: bool
+
+
 def run_stage(job: JobSpec, paths: JobPaths, jlog: JobLog, signals: Signals) -> Outcome:
     """Run the stage to its end, enforcing the timeout and honouring cancel."""
-    in_container = job.spec.image is not None
-    if in_container:
-        spec = with_node_paths(job.spec, container.CONTAINER_WORKSPACE, container.CONTAINER_INPUTS)
+    launch = _launch(job, paths, jlog)
+    oom_before = oom_kill_count()
+    # Looked at before the stage starts: a progress file there now is an earlier stage's.
+    progress = ProgressFile(paths.workspace, jlog)
+    try:
+        proc = _start_process(launch, paths)
+    except OSError as exc:
+        argv = launch.argv
+        what = "docker" if launch.in_container else repr(argv[0]) if argv else "an empty command"
+        reason = f"could not start {what} on node '{job.node}': {exc.strerror or exc}"
+        jlog.event(reason)
+        return Outcome(JobState.FAILED, None, reason)
+    returncode, stopping = _follow(proc, launch, job, paths, jlog, signals, progress)
+    return _outcome(launch, returncode, stopping, oom_before, jlog)
+
+
+def _launch(job: JobSpec, paths: JobPaths, jlog: JobLog) -> _Launch:
+    """Fill in the node's paths and build the stage's process: in a container or on the host."""
+    if job.spec.image is not None:
+        launch = _container_launch(job, paths)
+        name = container.container_name(launch.spec.job_id)
+        jlog.event(f"starting container {name}: {shlex.join(launch.argv)}")
     else:
         spec = with_node_paths(
             job.spec, str(paths.workspace.resolve()), str(paths.inputs.resolve())
         )
-    if in_container:
-        run = container.docker_run_command(
-            job_id=spec.job_id,
-            image=str(spec.image),
-            command=spec.command,
-            env=spec.env,
-            workspace=paths.workspace,
-            inputs=paths.inputs,
-            cpus=spec.resources.cpus,
-            memory_mb=spec.resources.memory_mb,
-            gpu_indices=spec.gpu_indices,
-            docker=shutil.which("docker") or "docker",
-        )
-        argv = list(run.argv)
-        # The docker client reads the -e values from its own environment.
-        env = {k: os.environ[k] for k in HOST_ENV_PASSTHROUGH if k in os.environ}
-        env.update(run.env)
-        name = container.container_name(spec.job_id)
-        jlog.event(f"starting container {name}: {shlex.join(argv)}")
-    else:
-        argv = list(spec.command)
         env = host_stage_env(os.environ, spec, paths.workspace, paths.inputs)
-        jlog.event(f"starting: {shlex.join(argv)}")
-    gpus = ",".join(str(i) for i in spec.gpu_indices) or "none"
+        launch = _Launch(spec, list(spec.command), env, in_container=False)
+        jlog.event(f"starting: {shlex.join(launch.argv)}")
+    gpus = ",".join(str(i) for i in launch.spec.gpu_indices) or "none"
     jlog.event(f"gpus: {gpus}")
-    oom_before = oom_kill_count()
-    # Looked at before the stage starts: a progress file there now is an earlier stage's.
-    progress = stagetools.ProgressFile(paths.workspace, jlog)
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=paths.workspace,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_die_with_runner,
-            close_fds=True,
-        )
-    except OSError as exc:
-        what = "docker" if in_container else repr(argv[0]) if argv else "an empty command"
-        reason = f"could not start {what} on node '{job.node}': {exc.strerror or exc}"
-        jlog.event(reason)
-        return Outcome(JobState.FAILED, None, reason)
+    return launch
+
+
+def _container_launch(job: JobSpec, paths: JobPaths) -> _Launch:
+    spec = with_node_paths(job.spec, container.CONTAINER_WORKSPACE, container.CONTAINER_INPUTS)
+    run = container.docker_run_command(
+        job_id=spec.job_id,
+        image=str(spec.image),
+        command=spec.command,
+        env=spec.env,
+        workspace=paths.workspace,
+        inputs=paths.inputs,
+        cpus=spec.resources.cpus,
+        memory_mb=spec.resources.memory_mb,
+        gpu_indices=spec.gpu_indices,
+        docker=shutil.which("docker") or "docker",
+    )
+    # The docker client reads the -e values from its own environment.
+    env = {k: os.environ[k] for k in HOST_ENV_PASSTHROUGH if k in os.environ}
+    env.update(run.env)
+    return _Launch(spec, list(run.argv), env, in_container=True)
+
+
+def _start_process(launch: _Launch, paths: JobPaths) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        launch.argv,
+        cwd=paths.workspace,
+        env=launch.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_die_with_runner,
+        close_fds=True,
+    )
+
+
+def _follow(
+    proc: subprocess.Popen[bytes],
+    launch: _Launch,
+    job: JobSpec,
+    paths: JobPaths,
+    jlog: JobLog,
+    signals: Signals,
+    progress: ProgressFile,
+) -> tuple[int, str | None]:
+    """Record the started stage, log its output and wait for its end (``_wait``).
+
+    Whatever the stage leaves in its process group dies with it; if the runner fails
+    meanwhile, the stage is killed first.
+    """
     started = time.monotonic()
     pgid = proc.pid  # start_new_session made it the leader of a fresh group
     readers = [
@@ -287,22 +330,14 @@ def run_stage(job: JobSpec, paths: JobPaths, jlog: JobLog, signals: Signals) -> 
     for reader in readers:
         reader.start()
     try:
-        jobfiles.write_json_atomic(
-            paths.stage,
-            jobfiles.StageRecord(
-                pid=proc.pid,
-                pgid=pgid,
-                create_time=_create_time(proc.pid),
-                container=container.container_name(spec.job_id) if in_container else None,
-            ),
-        )
+        _record_stage(paths, proc, launch)
         with progress:
-            returncode, stopping = _wait(proc, job, jlog, signals, started)
+            return _wait(proc, job, jlog, signals, started)
     except BaseException:
         # The runner is failing; the stage must not outlive the record of its run.
         signal_group(pgid, signal.SIGKILL)
-        if in_container:
-            _docker_kill(spec.job_id)
+        if launch.in_container:
+            _docker_kill(launch.spec.job_id)
         raise
     finally:
         # Whatever the stage left behind in its group goes with it; then the pipes reach EOF.
@@ -310,16 +345,33 @@ def run_stage(job: JobSpec, paths: JobPaths, jlog: JobLog, signals: Signals) -> 
         for reader in readers:
             reader.join(READER_JOIN_SECONDS)
 
+
+def _record_stage(paths: JobPaths, proc: subprocess.Popen[bytes], launch: _Launch) -> None:
+    """Write ``stage.json``: the stage's own process, for cleanup after a crash."""
+    name = container.container_name(launch.spec.job_id) if launch.in_container else None
+    record = jobfiles.StageRecord(
+        pid=proc.pid, pgid=proc.pid, create_time=_create_time(proc.pid), container=name
+    )
+    jobfiles.write_json_atomic(paths.stage, record)
+
+
+def _outcome(
+    launch: _Launch, returncode: int, stopping: str | None, oom_before: int, jlog: JobLog
+) -> Outcome:
+    """Log how the stage's process ended and say what that means for the job."""
     if returncode >= 0:
         jlog.event(f"exited with code {returncode}")
     else:
         jlog.event(f"killed by signal {-returncode} ({signal_name(-returncode)})")
     exit_code = returncode if returncode >= 0 else None
+    spec = launch.spec
     if stopping == "cancel":
         return Outcome(JobState.CANCELLED, exit_code, "cancelled")
     if stopping == "timeout":
         return Outcome(JobState.FAILED, exit_code, f"timed out after {spec.timeout_seconds} s")
-    failure = exit_reason(returncode, in_container=in_container, memory_mb=spec.resources.memory_mb)
+    failure = exit_reason(
+        returncode, in_container=launch.in_container, memory_mb=spec.resources.memory_mb
+    )
     if failure is None:
         return Outcome(JobState.SUCCEEDED, 0, None)
     reason = failure

@@ -1,13 +1,11 @@
-"""What runs next to a stage on its node: stage-in, stage-exec, stage-out, and their log.
+"""What runs next to a stage on its node: stage-in, stage-exec, stage-out.
 
 The local runner and the Nomad tasks (``winslow stage-in``, ``stage-exec``,
 ``stage-out``) do the same things around a stage, so they share this module: fill the
 workspace from earlier workspaces and the inputs from the resource pool, run the command
-while copying its output into a timestamped log, and publish the workspace and the log
-afterwards. The log format is one line per record, ``2026-11-25T08:12:03.123Z stdout |
-text``, with ``winslow`` as the stream of our own events, wherever the stage ran.
-Storage comes from ``WINSLOW_S3_*`` in the environment; nothing here takes credentials as
-arguments, so none end up in a process list or a job spec.
+while copying its output into the log (``node/joblog.py``), and publish the workspace
+and the log afterwards. Storage comes from ``WINSLOW_S3_*`` in the environment; nothing
+here takes credentials as arguments, so none end up in a process list or a job spec.
 """
 
 from __future__ import annotations
@@ -32,9 +30,11 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from winslow import defaults
-from winslow.core.sizes import human_size
 from winslow.errors import NotFoundError, StorageError, ValidationError, WinslowError
 from winslow.node import jobfiles
+from winslow.node.joblog import EventLog, JobLog, LineSplitter, log_record
+from winslow.node.progress import ProgressFile
+from winslow.units import format_bytes
 
 if TYPE_CHECKING:
     from winslow.storage.objects import ObjectEntry, ObjectStore
@@ -42,9 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-MAX_LINE_BYTES = 64 * 1024
-"""A line longer than this is logged in pieces, so one runaway line cannot exhaust memory."""
 
 TRANSFER_RETRY_DELAYS = defaults.TRANSFER_RETRY_DELAYS
 
@@ -78,215 +75,6 @@ _PR_SET_PDEATHSIG = 1
 def resolve_node_paths(text: str, workspace: str, inputs: str) -> str:
     """Return ``text`` with ``${WINSLOW_WORKSPACE}`` and ``${WINSLOW_INPUTS}`` replaced."""
     return text.replace(NODE_PATH_TOKENS[0], workspace).replace(NODE_PATH_TOKENS[1], inputs)
-
-
-class LineSplitter:
-    """Cut a byte stream into lines at ``\\n``, ``\\r\\n`` or a bare ``\\r``.
-
-    A bare ``\\r`` ends a line too, so a progress bar that redraws itself shows up in the
-    live log instead of piling up until the stage exits. Lines longer than ``max_bytes``
-    are cut into pieces.
-    """
-
-    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
-        self._buffer = bytearray()
-        self._after_cr = False
-        self._max = max_bytes
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Return the lines completed by ``data``, without their terminators."""
-        lines: list[bytes] = []
-        for byte in data:
-            if byte == 0x0A:  # \n
-                if self._after_cr:
-                    self._after_cr = False  # the \n of a \r\n: its line went out at the \r
-                    continue
-                lines.append(bytes(self._buffer))
-                self._buffer.clear()
-            elif byte == 0x0D:  # \r
-                lines.append(bytes(self._buffer))
-                self._buffer.clear()
-                self._after_cr = True
-                continue
-            else:
-                self._buffer.append(byte)
-                if len(self._buffer) >= self._max:
-                    lines.append(bytes(self._buffer))
-                    self._buffer.clear()
-            self._after_cr = False
-        return lines
-
-    def flush(self) -> list[bytes]:
-        """Return the unterminated last line, if any."""
-        if not self._buffer:
-            return []
-        line = bytes(self._buffer)
-        self._buffer.clear()
-        return [line]
-
-
-def log_record(stream: str, text: bytes | str, stamp: str | None = None) -> bytes:
-    """Return one log line: ``<UTC stamp> <stream> | <text>\\n``."""
-    body = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
-    when = stamp if stamp is not None else jobfiles.now_timestamp()
-    return when.encode() + b" " + stream.encode() + b" | " + body + b"\n"
-
-
-# ---------------------------------------------------------------------------------------
-# The log
-
-
-class JobLog:
-    """Appends timestamped lines to a log file, one ``write`` per line, from any thread.
-
-    The file is opened ``O_APPEND`` and every line is written whole with one system call,
-    so a reader never sees half a line from two writers, and two processes (stage-in,
-    then stage-exec) can share one file.
-    """
-
-    def __init__(self, path: Path, *, shared: bool = False) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if shared:
-            # The tasks of a Nomad job may run as different users (an image's USER, root
-            # for raw_exec); whoever created the file lets the others append. Fails
-            # harmlessly for the others, who do not own it.
-            with contextlib.suppress(OSError):
-                os.fchmod(self._fd, 0o666)
-        self._lock = threading.Lock()
-
-    def line(self, stream: str, text: bytes | str) -> None:
-        record = log_record(stream, text)
-        with self._lock:
-            os.write(self._fd, record)
-
-    def event(self, message: str) -> None:
-        """One line of our own, marked ``winslow``."""
-        self.line("winslow", message)
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
-PROGRESS_FILE = ".winslow/progress"
-"""Where in its workspace a stage may write its progress instead of printing it: a fraction
-(``0.45``), a percentage (``45%`` or ``45``) or ``done/total`` (``450/1000``)."""
-
-PROGRESS_STREAM = "progress"
-"""The log stream the node writes a progress file's values to."""
-
-_DONE_OF_TOTAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
-_BARE_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
-
-
-def progress_line(text: str) -> str | None:
-    """The log line for what a progress file holds, or None when it holds no progress.
-
-    >>> progress_line("450/1000")
-    'WINSLOW_PROGRESS: 0.45'
-    >>> progress_line("45")
-    'WINSLOW_PROGRESS: 45%'
-    """
-    text = text.strip().splitlines()[0].strip() if text.strip() else ""
-    if not text:
-        return None
-    done = _DONE_OF_TOTAL.match(text)
-    if done:
-        total = float(done.group(2))
-        return f"WINSLOW_PROGRESS: {float(done.group(1)) / total:.6g}" if total > 0 else None
-    bare = _BARE_NUMBER.match(text)
-    if bare:
-        value = float(bare.group(1))
-        return f"WINSLOW_PROGRESS: {value:g}" + ("%" if value > 1 else "")
-    return f"WINSLOW_PROGRESS: {text[:40]}"
-
-
-class ProgressFile:
-    """Copies what a stage writes to ``.winslow/progress`` in its workspace into its log.
-
-    Progress is read from the log everywhere (API, CLI, console), so a value written to the
-    file becomes a ``progress`` line whenever it changes. A file carried over from an
-    earlier stage's workspace counts only once this stage writes it; the file is removed
-    when the stage ends, so it is not handed on.
-    """
-
-    def __init__(
-        self,
-        workspace: Path,
-        jlog: JobLog,
-        poll_seconds: float = defaults.PROGRESS_FILE_POLL_SECONDS,
-    ) -> None:
-        self.path = workspace / PROGRESS_FILE
-        self.jlog = jlog
-        self.poll_seconds = poll_seconds
-        self._seen = self._stamp()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="progress-file", daemon=True)
-
-    def __enter__(self) -> ProgressFile:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(self.poll_seconds + 1)
-        self.check()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-            self.path.parent.rmdir()  # only when the stage left nothing else in it
-
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            self.check()
-
-    def check(self) -> None:
-        """Log the file's value if it changed since the last look."""
-        stamp = self._stamp()
-        if stamp is None or stamp == self._seen:
-            return
-        self._seen = stamp
-        try:
-            with self.path.open("rb") as file:
-                text = file.read(256).decode("utf-8", errors="replace")
-        except OSError:
-            return
-        line = progress_line(text)
-        if line is not None:
-            self.jlog.line(PROGRESS_STREAM, line)
-
-
-class EventLog:
-    """Our own events for the CLI tools: to stderr (Nomad keeps it) and to ``--log`` if given.
-
-    ``lines`` keeps what was written, so stage-out can archive events it wrote after it
-    read the log file.
-    """
-
-    def __init__(self, path: Path | None, stream: IO[str] | None = None) -> None:
-        self._file: JobLog | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = JobLog(path, shared=True)
-        self._stream = stream if stream is not None else sys.stderr
-        self.lines: list[bytes] = []
-
-    def __call__(self, message: str) -> None:
-        record = log_record("winslow", message)
-        self.lines.append(record)
-        self._stream.write(f"winslow: {message}\n")
-        self._stream.flush()
-        if self._file is not None:
-            self._file.event(message)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
 
 
 # ---------------------------------------------------------------------------------------
@@ -344,7 +132,7 @@ def stage_in(
     total = sum(entry.size for _, _, entry in planned)
     event(
         f"staging in {len(input_paths)} input{'s' if len(input_paths) != 1 else ''} "
-        f"({len(planned)} files, {human_size(total)})"
+        f"({len(planned)} files, {format_bytes(total)})"
     )
     for path, key, entry in planned:
         if cache is not None:
@@ -355,7 +143,7 @@ def stage_in(
         else:
             store().download_file(key, inputs / path)
             how = "downloaded"
-        event(f"input {path}: {how} ({human_size(entry.size)})")
+        event(f"input {path}: {how} ({format_bytes(entry.size)})")
 
 
 # ---------------------------------------------------------------------------------------
@@ -664,16 +452,7 @@ def run_command(
             message = f"could not start {what}: {exc.strerror or exc}"
             event(message)
             return ExecResult(NOT_STARTED_EXIT_CODE, message)
-        readers = [
-            threading.Thread(
-                target=pump_lines, args=(proc.stdout, "stdout", jlog, out), daemon=True
-            ),
-            threading.Thread(
-                target=pump_lines, args=(proc.stderr, "stderr", jlog, err), daemon=True
-            ),
-        ]
-        for reader in readers:
-            reader.start()
+        readers = _pump_outputs(proc, jlog, out, err)
         try:
             with progress:
                 returncode, why = _supervise(proc, timeout, grace, event)
@@ -681,17 +460,36 @@ def run_command(
             signal_group(proc.pid, signal.SIGKILL)  # whatever it left in its group goes too
             for reader in readers:
                 reader.join(READER_JOIN_SECONDS)
-        if returncode >= 0:
-            event(f"exited with code {returncode}")
-        else:
-            event(f"killed by signal {-returncode} ({signal_name(-returncode)})")
-        if why == "timeout":
-            message = f"timed out after {timeout:g} s"
-            return ExecResult(TIMEOUT_EXIT_CODE, message)
-        return ExecResult(returncode if returncode >= 0 else 128 - returncode)
+        return _command_result(returncode, why, timeout, event)
     finally:
         if jlog is not None:
             jlog.close()
+
+
+def _pump_outputs(
+    proc: subprocess.Popen[bytes], jlog: JobLog | None, out: IO[bytes], err: IO[bytes]
+) -> list[threading.Thread]:
+    """Start copying the command's stdout and stderr to ``out`` and ``err`` and the log."""
+    readers = [
+        threading.Thread(target=pump_lines, args=(proc.stdout, "stdout", jlog, out), daemon=True),
+        threading.Thread(target=pump_lines, args=(proc.stderr, "stderr", jlog, err), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    return readers
+
+
+def _command_result(
+    returncode: int, why: str | None, timeout: float | None, event: Callable[[str], None]
+) -> ExecResult:
+    """Log how the command ended and return the status to exit with."""
+    if returncode >= 0:
+        event(f"exited with code {returncode}")
+    else:
+        event(f"killed by signal {-returncode} ({signal_name(-returncode)})")
+    if why == "timeout":
+        return ExecResult(TIMEOUT_EXIT_CODE, f"timed out after {timeout:g} s")
+    return ExecResult(returncode if returncode >= 0 else 128 - returncode)
 
 
 def _supervise(

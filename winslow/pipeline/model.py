@@ -2,8 +2,9 @@
 
 Pydantic models with ``extra="forbid"`` so a misspelled key is an error, never silently
 dropped. Sizes and durations are parsed from human strings ("8G", "2h") to one unit each
-(megabytes, seconds) so the rest of Winslow never parses them again. Semantic checks that
-span fields (duplicate stages, undefined variables, cycles) live in ``validate.py``.
+(MiB, seconds) by ``winslow.units`` so the rest of Winslow never parses them again.
+Semantic checks that span fields (duplicate stages, undefined variables, cycles) live in
+``validate.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from winslow import defaults
+from winslow import defaults, units
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 """Pipeline and stage names: safe in URLs, file names and Nomad job IDs."""
@@ -22,42 +23,26 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 """Variable names: what a shell accepts as an environment variable."""
 
-_SIZE_UNITS = {
-    "": 1,
-    "m": 1,
-    "mb": 1,
-    "mi": 1,
-    "mib": 1,
-    "g": 1024,
-    "gb": 1024,
-    "gi": 1024,
-    "gib": 1024,
-    "t": 1024 * 1024,
-    "tb": 1024 * 1024,
-    "ti": 1024 * 1024,
-    "tib": 1024 * 1024,
-}
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
 
 def parse_megabytes(value: Any) -> Any:
-    """Turn ``8G``, ``512M``, ``1.5GiB`` or a bare number of megabytes into megabytes."""
+    """Turn ``8G``, ``512M``, ``1.5GiB`` or a bare number of megabytes into MiB.
+
+    Text goes through ``units.parse_megabytes`` (binary units: ``G`` is GiB); YAML's own
+    numbers pass on to pydantic's checks.
+    """
     if isinstance(value, bool) or not isinstance(value, str):
         return value
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", value)
-    if not match or match.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError(f"expected a size such as 512M or 8G, got {value!r}")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    return units.parse_megabytes(value)
 
 
 def parse_seconds(value: Any) -> Any:
-    """Turn ``90s``, ``30m``, ``2h``, ``1d`` or a bare number of seconds into seconds."""
+    """Turn ``90s``, ``30m``, ``2h``, ``1h30m`` or a bare number of seconds into seconds.
+
+    Text goes through ``units.parse_duration``; YAML's own numbers pass on to pydantic.
+    """
     if isinstance(value, bool) or not isinstance(value, str):
         return value
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", value)
-    if not match:
-        raise ValueError(f"expected a duration such as 90s, 30m or 2h, got {value!r}")
-    return int(float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+    return units.parse_duration(value)
 
 
 def scalar_text(value: Any) -> Any:

@@ -23,12 +23,12 @@ from pathlib import Path
 from winslow import defaults
 from winslow.atomic import write_text_atomic
 from winslow.core.paths import clean_relative_path
-from winslow.core.sizes import human_size
 from winslow.errors import StorageError, ValidationError
 from winslow.storage import keys, workspaces
 from winslow.storage.manifest import FileRecord, Manifest, file_mode, merge
 from winslow.storage.nodecache import NodeCache, clone_or_copy, sha256_file
 from winslow.storage.objects import ObjectStore
+from winslow.units import format_bytes
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def materialize(
         manifest = version.manifest
         event(
             f"workspace: version {version.number} of {keys.describe_key(prefix)}: "
-            f"{len(manifest.files)} files, {human_size(manifest.total_size)}"
+            f"{len(manifest.files)} files, {format_bytes(manifest.total_size)}"
         )
         manifests.append(manifest)
     files = merge(manifests)
@@ -149,7 +149,7 @@ def materialize(
         how = (
             ""
             if fetched is None
-            else f", {human_size(fetched)} fetched, the rest from the node cache"
+            else f", {format_bytes(fetched)} fetched, the rest from the node cache"
         )
         event(f"workspace: {len(files)} files in place{how}")
     return len(files)
@@ -266,8 +266,9 @@ def publish_snapshot(
     )
     event(
         f"stage-out: published version {version} of {keys.describe_key(prefix)}: "
-        f"{result.files} files, {human_size(result.total_bytes)}; uploaded {result.uploaded_files} "
-        f"new ({human_size(result.uploaded_bytes)}), the rest was stored already"
+        f"{result.files} files, {format_bytes(result.total_bytes)}; "
+        f"uploaded {result.uploaded_files} new ({format_bytes(result.uploaded_bytes)}), "
+        "the rest was stored already"
     )
     return result
 

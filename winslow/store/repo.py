@@ -1,8 +1,9 @@
 """Reading and writing projects, runs, history, API tokens and project tokens.
 
-``Store`` hands out transactions and turns rows into the frozen values of
-``core/models.py``; nothing outside ``store/`` sees a row. Writes that change state go
-through ``engine/transitions.py``, which uses ``Store.transaction`` and ``lock_project``.
+``Store`` reads rows and hands out the frozen values of ``core/models.py``; nothing
+outside ``store/`` sees a row or a session. A change of a project or its runs happens in a
+``ProjectTransaction`` (``Store.project_transaction``), which ``engine/transitions.py``
+drives: it holds the rules, the store holds the SQL.
 """
 
 from __future__ import annotations
@@ -15,106 +16,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from winslow.core.models import HistoryEvent, Project, Run
 from winslow.core.states import ACTIVE_RUN_STATES, ProjectState, StageRunState
 from winslow.errors import ConflictError, NotFoundError
-from winslow.pipeline.model import RetentionPolicy
 from winslow.store.db import make_engine, make_sessions, migrate
-from winslow.store.tables import (
-    EventRow,
-    ProjectRow,
-    ProjectTokenRow,
-    RunRow,
-    TokenRow,
-    UsageRow,
-)
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """Return ``value`` as an aware UTC datetime (SQLite hands back naive ones)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def to_project(row: ProjectRow) -> Project:
-    return Project(
-        id=row.id,
-        name=row.name,
-        pipeline_name=row.pipeline_name,
-        pipeline=row.pipeline,
-        state=ProjectState(row.state),
-        version=row.version,
-        created_at=utc(row.created_at) or now(),
-        updated_at=utc(row.updated_at) or now(),
-        labels=tuple(row.labels or ()),
-        variables=dict(row.variables or {}),
-        state_reason=row.state_reason,
-        waiting_for=dict(row.waiting_for or {}),
-        approved_gates=frozenset(row.approved_gates or ()),
-        state_changed_at=utc(row.state_changed_at),
-        retention=RetentionPolicy.model_validate(row.retention)
-        if row.retention is not None
-        else None,
-        run_overrides={k: dict(v) for k, v in (row.run_overrides or {}).items()},
-        hold_after=frozenset(row.hold_after or ()),
-    )
-
-
-def to_run(row: RunRow) -> Run:
-    return Run(
-        id=row.id,
-        project_id=row.project_id,
-        stage=row.stage,
-        attempt=row.attempt,
-        state=StageRunState(row.state),
-        created_at=utc(row.created_at) or now(),
-        variables=dict(row.variables or {}),
-        job_id=row.job_id,
-        submitted=row.submitted,
-        node=row.node,
-        gpu_indices=tuple(row.gpu_indices or ()),
-        cpus=row.cpus,
-        memory_mb=row.memory_mb,
-        gpus=row.gpus,
-        started_at=utc(row.started_at),
-        ended_at=utc(row.ended_at),
-        exit_code=row.exit_code,
-        reason=row.reason,
-        log_tail=tuple(row.log_tail or ()),
-        superseded=row.superseded,
-        cancel_requested=row.cancel_requested,
-        workspace_prefix=row.workspace_prefix,
-        log_key=row.log_key,
-        workspace_pruned=bool(row.workspace_pruned),
-        combination=dict(row.combination or {}),
-        results=dict(row.results or {}),
-        image=row.image,
-        overrides=dict(row.overrides or {}),
-    )
-
-
-def to_event(row: EventRow) -> HistoryEvent:
-    return HistoryEvent(
-        id=row.id,
-        project_id=row.project_id,
-        at=utc(row.at) or now(),
-        actor=row.actor,
-        kind=row.kind,
-        message=row.message,
-        data=dict(row.data or {}),
-    )
+from winslow.store.rows import now, to_event, to_project, to_run, utc
+from winslow.store.tables import EventRow, ProjectRow, ProjectTokenRow, RunRow, TokenRow
+from winslow.store.transaction import ProjectTransaction, lock_project_row
 
 
 def hash_token(token: str) -> str:
@@ -179,19 +94,17 @@ class Store:
 
     # -- projects -----------------------------------------------------------------------
 
-    def lock_project(self, session: Session, ref: str) -> ProjectRow:
-        """Return the project row named or numbered ``ref``, locked for this transaction."""
-        row = (
-            session.scalars(
-                select(ProjectRow).where(ProjectRow.id == ref).with_for_update()
-            ).first()
-            or session.scalars(
-                select(ProjectRow).where(ProjectRow.name == ref).with_for_update()
-            ).first()
-        )
-        if row is None:
-            raise NotFoundError(f"No project '{ref}'; `winslow project list` shows them.")
-        return row
+    @contextmanager
+    def project_transaction(self, ref: str) -> Iterator[ProjectTransaction]:
+        """Yield the project named or numbered ``ref``, locked until the block ends; commit
+        then, or roll back if the block raises. Raises ``NotFoundError`` for no project."""
+        with self.transaction() as session:
+            yield ProjectTransaction(session, lock_project_row(session, ref))
+
+    def run_project_id(self, run_id: int) -> str | None:
+        """The id of the project that run ``run_id`` belongs to; ``None`` if no such run."""
+        with self.sessions() as session:
+            return session.scalars(select(RunRow.project_id).where(RunRow.id == run_id)).first()
 
     def create_project(
         self,
@@ -225,9 +138,7 @@ class Store:
             with self.transaction() as session:
                 session.add(row)
                 session.flush()
-                self.add_event(
-                    session,
-                    row.id,
+                ProjectTransaction(session, row).add_event(
                     actor,
                     "create",
                     f"created from pipeline '{pipeline_name}'",
@@ -297,36 +208,13 @@ class Store:
             )
         return sorted(ids)
 
-    def delete_project_rows(self, session: Session, project_id: str) -> None:
-        project_runs = select(RunRow.id).where(RunRow.project_id == project_id)
-        session.execute(delete(UsageRow).where(UsageRow.run_id.in_(project_runs)))
-        session.execute(delete(RunRow).where(RunRow.project_id == project_id))
-        session.execute(delete(ProjectTokenRow).where(ProjectTokenRow.project_id == project_id))
-        session.execute(delete(EventRow).where(EventRow.project_id == project_id))
-        session.execute(delete(ProjectRow).where(ProjectRow.id == project_id))
-
     # -- runs ---------------------------------------------------------------------------
 
-    def runs(self, project_id: str, session: Session | None = None) -> list[Run]:
+    def runs(self, project_id: str) -> list[Run]:
         """Every run of the project, oldest first."""
         query = select(RunRow).where(RunRow.project_id == project_id).order_by(RunRow.id)
-        if session is not None:
+        with self.sessions() as session:
             return [to_run(row) for row in session.scalars(query)]
-        with self.sessions() as own:
-            return [to_run(row) for row in own.scalars(query)]
-
-    def mark_workspaces_pruned(
-        self, project_id: str, run_ids: list[int], message: str, data: dict[str, Any]
-    ) -> None:
-        """Record that the runs' workspaces were pruned, with one history line."""
-        with self.transaction() as session:
-            project = self.lock_project(session, project_id)
-            rows = session.scalars(
-                select(RunRow).where(RunRow.project_id == project.id, RunRow.id.in_(run_ids))
-            )
-            for row in rows:
-                row.workspace_pruned = True
-            self.add_event(session, project.id, "engine", "retention", message, data)
 
     def get_run(self, project_id: str, run_id: int) -> Run:
         with self.sessions() as session:
@@ -365,26 +253,6 @@ class Store:
             return {state: count for state, count in rows}
 
     # -- history ------------------------------------------------------------------------
-
-    def add_event(
-        self,
-        session: Session,
-        project_id: str,
-        actor: str,
-        kind: str,
-        message: str,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        session.add(
-            EventRow(
-                project_id=project_id,
-                at=now(),
-                actor=actor,
-                kind=kind,
-                message=message,
-                data=data or {},
-            )
-        )
 
     def history(self, project_id: str, after: int = 0) -> list[HistoryEvent]:
         with self.sessions() as session:
@@ -449,7 +317,7 @@ class Store:
         """
         token = PROJECT_TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.transaction() as session:
-            project = self.lock_project(session, project_id)
+            project = lock_project_row(session, project_id)
             taken = session.scalars(
                 select(ProjectTokenRow.id).where(
                     ProjectTokenRow.project_id == project.id, ProjectTokenRow.name == name
@@ -469,9 +337,7 @@ class Store:
                     created_at=now(),
                 )
             )
-            self.add_event(
-                session,
-                project.id,
+            ProjectTransaction(session, project).add_event(
                 actor,
                 "token",
                 f"created token '{name}' ({', '.join(capabilities) or 'no capabilities'})",
@@ -496,7 +362,7 @@ class Store:
         project has no such token.
         """
         with self.transaction() as session:
-            project = self.lock_project(session, project_id)
+            project = lock_project_row(session, project_id)
             row = session.scalars(
                 select(ProjectTokenRow).where(
                     ProjectTokenRow.project_id == project.id, ProjectTokenRow.name == name
@@ -510,8 +376,8 @@ class Store:
             if row.revoked_at is not None:
                 return False
             row.revoked_at = now()
-            self.add_event(
-                session, project.id, actor, "token", f"revoked token '{name}'", {"token": name}
+            ProjectTransaction(session, project).add_event(
+                actor, "token", f"revoked token '{name}'", {"token": name}
             )
             return True
 

@@ -19,7 +19,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from winslow.store.repo import Store, utc
+from winslow.store.repo import Store
+from winslow.store.rows import utc
 from winslow.store.tables import RunRow, UsageRow
 
 MAX_SAMPLES_PER_RUN = 10_000

@@ -18,15 +18,10 @@ import pytest
 
 from tests.nomad_standin.envfile import EnvParseError, parse_env_file
 from winslow.backends.base import RunSpec
-from winslow.backends.nomad import jobspec
 from winslow.backends.nomad.config import NomadConfig
-from winslow.backends.nomad.jobspec import (
-    choose_delimiters,
-    deliver_args,
-    encode_env_file,
-    render_jobspec,
-    validate_jobspec,
-)
+from winslow.backends.nomad.envfile import choose_delimiters, deliver_args, encode_env_file
+from winslow.backends.nomad.jobschema import RenderedJobInvalidError, validate_jobspec
+from winslow.backends.nomad.jobspec import render_jobspec
 from winslow.core.models import Project, Run
 from winslow.core.planner import effective_variables
 from winslow.core.resources import GpuRequest, ResourceRequest
@@ -37,6 +32,8 @@ from winslow.pipeline.load import load_pipeline_file
 
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = Path(__file__).parent / "golden"
+SHARED_SCHEMA = ROOT.parent / "shared" / "nomad-api" / "job-register.schema.json"
+"""The reference the package's schema was copied from, where a checkout has it beside it."""
 ACCESS_KEY = "AKIAWINSLOWACCESS0001"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYsecretKEY"
 
@@ -171,11 +168,10 @@ def test_every_variant_matches_nomads_job_schema(variant):
 
 
 def test_schema_copy_in_jobspecs_is_the_shared_reference():
-    shared = jobspec.SHARED_SCHEMA_PATH
-    if not shared.is_file():
-        pytest.skip(f"no shared reference schema at {shared}")
+    if not SHARED_SCHEMA.is_file():
+        pytest.skip(f"{SHARED_SCHEMA} is not beside this checkout")
     copy = ROOT / "winslow" / "jobspecs" / "job-register.schema.json"
-    assert copy.read_bytes() == shared.read_bytes()
+    assert copy.read_bytes() == SHARED_SCHEMA.read_bytes()
 
 
 def test_validate_names_the_misspelled_field():
@@ -195,7 +191,7 @@ def test_template_output_without_tojson_is_refused(tmp_path):
 
 def test_a_template_that_renders_an_invalid_job_is_a_bug_not_a_rejection(tmp_path):
     (tmp_path / "stage.json.j2").write_text('{"ID": {{ job_id | tojson }}, "Bogus": 1}')
-    with pytest.raises(jobspec.RenderedJobInvalidError) as caught:
+    with pytest.raises(RenderedJobInvalidError) as caught:
         render_jobspec(make_spec(), make_config(jobspecs_dir=str(tmp_path)))
     assert caught.value.job_id == "winslow-ulm-0603-p7-run-41"
     assert any("Bogus" in problem for problem in caught.value.problems)

@@ -26,6 +26,7 @@ from winslow.api.deps import SESSION_COOKIE, ContextDep, session_token
 from winslow.api.models import OverviewPublic, OverviewRow
 from winslow.core.states import NEEDS_PERSON_STATES, ProjectState
 from winslow.errors import AuthError, NotFoundError
+from winslow.units import format_bytes, format_duration
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(tags=["console"])
@@ -35,7 +36,7 @@ SESSION_MAX_AGE_SECONDS = 14 * 24 * 3600
 
 SPARK_MD5 = Path("node_modules/spark-md5/spark-md5.min.js")
 """The one npm package the console uses (MD5 of upload parts; browsers have no MD5),
-below ``ui/``; `make` installs it."""
+below ``ui/``; `make` installs it into the checkout, and a wheel built then carries it."""
 
 
 class SignInRequiredError(Exception):
@@ -66,14 +67,17 @@ def sign_in_redirect(next_url: str) -> Response:
 
 @lru_cache(maxsize=4)
 def templates_in(directory: str) -> Jinja2Templates:
-    return Jinja2Templates(directory=directory)
+    templates = Jinja2Templates(directory=directory)
+    # Sizes read the same on a page as in the CLI, the logs and the console's scripts.
+    templates.env.filters["size"] = format_bytes
+    return templates
 
 
 def render(
     request: Request, context: AppContext, template: str, user: str | None, **values: Any
 ) -> HTMLResponse:
     """Render ``template`` with what every page shows (version, backend, who is signed in)."""
-    templates = templates_in(str(context.settings.ui_dir / "templates"))
+    templates = templates_in(str(context.settings.resolved_ui_dir() / "templates"))
     return templates.TemplateResponse(
         request,
         template,
@@ -127,10 +131,11 @@ def sign_in_page(request: Request, context: ContextDep, next: str = "/") -> HTML
 
 @router.get("/vendor/spark-md5.js")
 def spark_md5(context: ContextDep) -> FileResponse:
-    path = context.settings.ui_dir / SPARK_MD5
+    path = context.settings.resolved_ui_dir() / SPARK_MD5
     if not path.is_file():
         raise NotFoundError(
-            f"{path} is missing: run `make` (npm install in ui/) so the console can upload."
+            f"{path} is missing, so the console cannot upload: run `make` in the checkout "
+            "(npm ci in winslow/ui/), and install again if Winslow was installed from it."
         )
     return FileResponse(path, media_type="text/javascript")
 
@@ -188,19 +193,10 @@ def overview_api(request: Request, context: ContextDep) -> OverviewPublic:
 
 
 def since(moment: datetime | None) -> str:
-    """``3 h 12 min``-style time since ``moment``, as the overview shows it."""
+    """``3 h 12 min``-style time since ``moment``, as the overview shows it (and its JS)."""
     if moment is None:
         return ""
-    seconds = int((datetime.now(UTC) - moment).total_seconds())
-    if seconds < 60:
-        return f"{max(seconds, 0)} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min"
-    return f"{hours // 24} d {hours % 24} h"
+    return format_duration((datetime.now(UTC) - moment).total_seconds(), coarse=True)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -137,6 +137,6 @@ def project_page(name: str, request: Request, context: ContextDep, user: PageUse
         panel_styles=[
             sheet
             for sheet in PANEL_STYLES
-            if (context.settings.ui_dir / "static" / sheet).is_file()
+            if (context.settings.resolved_ui_dir() / "static" / sheet).is_file()
         ],
     )

@@ -11,6 +11,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, RedirectResponse
 
+from winslow import defaults
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import (
@@ -58,13 +59,19 @@ def list_projects(
     _user: CurrentUser,
     state: ProjectState | None = None,
     label: str | None = None,
+    skip: Annotated[int, Query(ge=0, description="Leave out this many projects first.")] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=defaults.MAX_PAGE_SIZE, description="Give at most this many.")
+    ] = defaults.PAGE_SIZE,
 ) -> ProjectsPublic:
+    """Projects by name, a page at a time; ``count`` is how many match in all."""
     projects = context.store.list_projects(state=state, label=label)
+    page = projects[skip : skip + limit]
     active: dict[str, list[Run]] = {}
     for run in context.store.active_runs():
         active.setdefault(run.project_id, []).append(run)
-    data = [ProjectPublic.of(p, active.get(p.id, []), with_runs=False) for p in projects]
-    return ProjectsPublic(data=data, count=len(data))
+    data = [ProjectPublic.of(p, active.get(p.id, []), with_runs=False) for p in page]
+    return ProjectsPublic(data=data, count=len(projects))
 
 
 @router.post("", response_model=ProjectPublic, status_code=201)
@@ -238,9 +245,8 @@ def read_log_tail(context: AppContext, run: Run, size: int) -> tuple[int, bytes]
         except WinslowError:
             total = None
     # A backend that knows a live log's size (local) spares reading all of it for its end.
-    log_size = getattr(context.backend, "log_size", None)
-    if total is None and run.job_id and log_size is not None:
-        total = log_size(run.job_id)
+    if total is None and run.job_id:
+        total = context.backend.log_size(run.job_id)
     if total is not None:
         start = max(0, total - size)
         data = read_log(context, run, start)

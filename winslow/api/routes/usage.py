@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
@@ -21,6 +21,8 @@ router = APIRouter(prefix="/projects", tags=["projects"])
 
 
 class UsageSamplePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     at: datetime
     cpu_percent: float
     """Of one core: 250 means two and a half cores busy."""
@@ -54,16 +56,7 @@ def run_usage(ref: str, run_id: int, context: ContextDep, _user: CurrentUser) ->
     return UsagePublic(
         run=run_id,
         interval_seconds=context.engine.usage.interval_seconds,
-        samples=[
-            UsageSamplePublic(
-                at=p.at,
-                cpu_percent=p.cpu_percent,
-                memory_mb=p.memory_mb,
-                gpu_percent=p.gpu_percent,
-                gpu_memory_mb=p.gpu_memory_mb,
-            )
-            for p in points
-        ],
+        samples=[UsageSamplePublic.model_validate(p) for p in points],
         peak=UsagePeakPublic(
             cpu_percent=_peak(p.cpu_percent for p in points),
             memory_mb=_peak(p.memory_mb for p in points),

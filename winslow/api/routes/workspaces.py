@@ -45,11 +45,11 @@ from winslow.api.routes.files import (
 )
 from winslow.core.models import Run
 from winslow.core.paths import clean_relative_path
-from winslow.core.sizes import human_size
 from winslow.errors import ConflictError, NotFoundError, ValidationError
 from winslow.storage import keys, workspaces
 from winslow.storage.manifest import DEFAULT_FILE_MODE, FileRecord, Manifest
 from winslow.storage.objects import ObjectStore, content_disposition
+from winslow.units import format_bytes
 
 router = APIRouter(tags=["workspaces"])
 
@@ -356,10 +356,9 @@ def complete_workspace_upload(
     entry = finish_upload(context.objects, key, s3_id, body.size, body.parts)
     # Under the project's lock: no stage of it can start between the check and the new
     # version, so a stage never starts from a workspace that changes under it.
-    with context.store.transaction() as session:
-        row = context.store.lock_project(session, ref)
-        runs = context.store.runs(row.id, session)
-        _refuse_while_running(row.name, runs, run_id)
+    with context.store.project_transaction(ref) as tx:
+        runs = tx.runs()
+        _refuse_while_running(tx.project.name, runs, run_id)
         run = next(r for r in runs if r.id == run_id)
         _, _, manifest = read_workspace(context.objects, run, None)
         replaced = manifest.files.get(clean)
@@ -372,17 +371,15 @@ def complete_workspace_upload(
             blob=key,
         )
         what = "replaced" if replaced is not None else "added"
-        note = body.note or f"{what} '{clean}' ({human_size(entry.size)})"
+        note = body.note or f"{what} '{clean}' ({format_bytes(entry.size)})"
         updated = manifest.with_file(
             record, created=workspaces.now_iso(), origin="upload", note=note
         )
         number = workspaces.publish(context.objects, run.workspace_prefix, updated)
-        context.store.add_event(
-            session,
-            row.id,
+        tx.add_event(
             user,
             "workspace-upload",
-            f"{what} '{clean}' ({human_size(entry.size)}) in the workspace of run {run_id} "
+            f"{what} '{clean}' ({format_bytes(entry.size)}) in the workspace of run {run_id} "
             f"('{run.stage}'): version {number}",
             {"run": run_id, "path": clean, "size": entry.size, "version": number},
         )

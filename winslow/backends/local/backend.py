@@ -88,6 +88,8 @@ class LocalBackend:
 
     name = "local"
     places_runs = True
+    purges_killed_jobs = False
+    """A killed run's job directory stays until its project is deleted, like any other."""
 
     def __init__(
         self,

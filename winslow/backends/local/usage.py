@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from winslow.backends.base import UsageSample
+from winslow.units import MIB, parse_reported_bytes
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +60,6 @@ DOCKER_STATS_TIMEOUT_SECONDS = 15.0
 """How long ``docker stats --no-stream`` may take (it looks twice, a second apart), seconds."""
 
 PROC = Path("/proc")
-
-_MIB = 1024 * 1024
-_SIZE = re.compile(r"^\s*([0-9.]+)\s*([A-Za-z]*)\s*$")
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "tb": 1000**4,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "tib": 1024**4,
-}
 
 
 @dataclass(frozen=True)
@@ -198,15 +183,11 @@ def parse_gpu_usage(text: str, indices: Sequence[int]) -> tuple[float | None, fl
 
 
 def parse_docker_size(text: str) -> float | None:
-    """Bytes in a size as ``docker stats`` prints it (``1.5GiB``, ``512kB``, ``0B``)."""
-    match = _SIZE.match(text)
-    if match is None:
-        return None
-    factor = _SIZE_UNITS.get(match.group(2).lower())
-    if factor is None:
-        return None
+    """Bytes in a size as ``docker stats`` prints it (``1.5GiB``, ``512kB``, ``0B``); None
+    for text that is not one. Docker's ``kB``/``MB`` are powers of 1000, its ``KiB``/``MiB``
+    powers of 1024 (``units.parse_reported_bytes``)."""
     try:
-        return float(match.group(1)) * factor
+        return parse_reported_bytes(text)
     except ValueError:
         return None
 
@@ -231,7 +212,7 @@ def parse_docker_stats(text: str) -> tuple[float, float] | None:
         used = parse_docker_size(used_text)
         if used is None:
             return None
-        return cpu, used / _MIB
+        return cpu, used / MIB
     return None
 
 
@@ -375,7 +356,7 @@ class UsageMeter:
         if last.percent is not None and after.at - last.look.at < FIRST_CPU_WINDOW_SECONDS:
             # Too soon after the last look for the kernel's 10 ms ticks to say anything:
             # its rate stands, and its look stays the baseline.
-            return last.percent, reading.rss_bytes / _MIB
+            return last.percent, reading.rss_bytes / MIB
         percent = cpu_percent(last.look, after)
         with self._lock:
             self._looks[job_id] = _LastLook(after, percent)
@@ -386,7 +367,7 @@ class UsageMeter:
             ]
             for gone in stale:
                 del self._looks[gone]
-        return percent, reading.rss_bytes / _MIB
+        return percent, reading.rss_bytes / MIB
 
     def _container(self, container: str) -> tuple[float, float] | None:
         text = query_docker_stats(container)

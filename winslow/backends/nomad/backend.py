@@ -38,12 +38,8 @@ from winslow.backends.base import (
 )
 from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
-from winslow.backends.nomad.jobspec import (
-    MAIN_TASK,
-    WINSLOW_LOG,
-    RenderedJobInvalidError,
-    render_jobspec,
-)
+from winslow.backends.nomad.jobschema import RenderedJobInvalidError
+from winslow.backends.nomad.jobspec import MAIN_TASK, WINSLOW_LOG, render_jobspec
 from winslow.backends.nomad.status import (
     job_status,
     latest_allocation,
@@ -339,6 +335,10 @@ class NomadBackend:
         for gone in set(self._node_cache) - live:
             del self._node_cache[gone]
         return sorted(infos, key=lambda n: n.name)
+
+    def log_size(self, job_id: str) -> int | None:
+        """Nomad tells a log's size only by reading it; a reader of its end reads it all."""
+        return None
 
     # Stopping ----------------------------------------------------------------------------
 

@@ -65,5 +65,5 @@ class NomadConfig:
     """Disk each stage job asks for, MB: the workspace, the inputs and the logs live in the
     allocation's folder. Nomad places by it; it does not enforce it."""
     jobspecs_dir: str | None = None
-    """Folder with ``stage.json.j2`` and ``job-register.schema.json``; None: the checkout's
-    ``jobspecs/``."""
+    """Folder with ``stage.json.j2`` (and optionally ``job-register.schema.json``), to try a
+    changed template; None: ``jobspecs/`` inside the installed package."""

@@ -47,6 +47,7 @@ from winslow.backends.nomad.types import (
     NomadTaskState,
 )
 from winslow.core.resources import GpuInfo, NodeInfo
+from winslow.units import MIB, parse_reported_bytes
 
 TIMEOUT_META_KEY = "winslow_timeout_seconds"
 """Job meta key holding the stage's time limit in seconds (the jobspec sets it)."""
@@ -72,17 +73,6 @@ _EVENT_FAILURES: dict[str, str] = {
 }
 _KILL_EVENTS = frozenset({"Killing", "Killed"})
 _GO_ZERO_TIME = "0001-01-01T00:00:00Z"
-_MIB_PER_UNIT = {
-    "B": 1 / (1024 * 1024),
-    "KB": 1 / 1000,
-    "KIB": 1 / 1024,
-    "MB": 1.0,
-    "MIB": 1.0,
-    "GB": 1000.0,
-    "GIB": 1024.0,
-    "TB": 1000.0 * 1000,
-    "TIB": 1024.0 * 1024,
-}
 
 
 def job_status(
@@ -407,7 +397,7 @@ def _gpu_usage(groups: Iterable[NomadDeviceGroupStats]) -> tuple[float | None, f
             # The plugin's summary is its memory state; any other summary has no memory unit.
             state = attributes.get(GPU_MEMORY_STAT) or instance.get("Summary") or {}
             used = _stat_number(state)
-            factor = _MIB_PER_UNIT.get((state.get("Unit") or "").upper())
+            factor = _mib_per_unit(state.get("Unit") or "")
             if used is not None and factor is not None:
                 memory.append(used * factor)
     return (
@@ -637,8 +627,19 @@ def _mib(attribute: NomadAttribute | None) -> int:
     amount = attribute.get("Int")
     if amount is None:
         amount = int(attribute.get("Float", 0))
-    factor = _MIB_PER_UNIT.get((attribute.get("Unit") or "MiB").upper(), 1.0)
-    return int(amount * factor)
+    factor = _mib_per_unit(attribute.get("Unit") or "MiB")
+    return int(amount * (factor if factor is not None else 1.0))
+
+
+def _mib_per_unit(unit: str) -> float | None:
+    """How many MiB one ``unit`` of a Nomad device figure is (``MiB``, ``MB``, ``GiB``...:
+    Nomad's units are decimal or binary as written); None for a unit that is no size."""
+    if not unit.strip():
+        return None
+    try:
+        return parse_reported_bytes(f"1 {unit}") / MIB
+    except ValueError:
+        return None
 
 
 def _attribute_text(attribute: NomadAttribute) -> str:

@@ -74,35 +74,57 @@ export async function guarded(action) {
 
 window.addEventListener("unhandledrejection", (event) => showError(event.reason));
 
-/** `1.2 GiB`-style size. */
+// Sizes and durations read the same as the server's and the CLI's (winslow/units.py):
+// binary units (1 GiB = 1024³ bytes; every `*_mb` field is MiB), and durations of at most
+// two parts, `45 s`, `3 min 05 s`, `1 h 03 min`, `2 d 04 h`. Keep the two in step.
+
+const SIZE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+
+/** `512 B`, `1.0 KiB` … `3.5 TiB`: one decimal from a KiB on; 1 MiB less a byte is `1.0 MiB`. */
 export function formatSize(n) {
   if (n == null) return "";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = n, unit = 0;
-  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+  if (n < 0) return `-${formatSize(-n)}`;
+  if (n < 1024 - 0.5) return `${Math.round(n)} B`;
+  let value = n;
+  for (let unit = 1; unit < SIZE_UNITS.length; unit += 1) {
+    value /= 1024;
+    if (Number(value.toFixed(1)) < 1024 || unit === SIZE_UNITS.length - 1) {
+      return `${value.toFixed(1)} ${SIZE_UNITS[unit]}`;
+    }
+  }
+  return "";
 }
 
-/** `3 h 12 min`-style time since an ISO moment. */
+/** `formatSize` of a number of MiB (a `memory_mb` field): 8192 → `8.0 GiB`. */
+export function formatMegabytes(mb) {
+  return mb == null ? "" : formatSize(mb * 1024 * 1024);
+}
+
+/** `45 s`, `3 min 05 s`, `1 h 03 min`, `2 d 04 h` (from 48 h on); `coarse` drops the
+ * seconds from a minute on (`3 min`), for times that tick only now and then. */
+export function duration(seconds, coarse = false) {
+  if (seconds == null) return "";
+  const total = Math.max(0, Math.round(seconds));
+  if (total < 60) return `${total} s`;
+  const pad = (n) => String(n).padStart(2, "0");
+  const minutes = Math.floor(total / 60);
+  if (minutes < 60) return coarse ? `${minutes} min` : `${minutes} min ${pad(total % 60)} s`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ${pad(minutes % 60)} min`;
+  return `${Math.floor(hours / 24)} d ${pad(hours % 24)} h`;
+}
+
+/** `3 h 12 min`-style time since an ISO moment (the overview's Python `since` says the same). */
 export function since(iso, now = Date.now()) {
   if (!iso) return "";
-  const seconds = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
-  if (seconds < 60) return `${seconds} s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours} h ${minutes % 60} min`;
-  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+  return duration((now - Date.parse(iso)) / 1000, true);
 }
 
-/** `1 h 03 min`-style duration in seconds. */
-export function duration(seconds) {
+/** `about 12 min left`, from a number of seconds; `under a minute left` below one. */
+export function timeLeft(seconds) {
   if (seconds == null) return "";
-  seconds = Math.max(0, Math.round(seconds));
-  if (seconds < 60) return `${seconds} s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${String(seconds % 60).padStart(2, "0")} s`;
-  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+  if (seconds < 60) return "under a minute left";
+  return `about ${duration(Math.round(seconds / 60) * 60, true)} left`;
 }
 
 /** Create an element: el("td", {className: "x"}, "text", child). */

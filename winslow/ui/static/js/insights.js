@@ -8,7 +8,7 @@
 //
 // `projectPath()` is `/projects/<id>` (it follows renames); `stageInfo(name)` is what the
 // page knows of a stage's definition (its log parsers' names), or undefined.
-import { api, el, formatSize } from "./api.js";
+import { api, el, formatMegabytes } from "./api.js";
 import { LINE_STYLES, formatNumber, lineChart, swatch } from "./charts.js";
 
 /** How often a live run's series and usage are fetched again, milliseconds. */
@@ -214,13 +214,12 @@ export function mountInsights({ metrics, usage }, { projectPath, stageInfo }) {
   const usageNote = el("p", { className: "muted note", id: "usage-note", role: "status" });
   usage.replaceChildren(usageHead, peaks, usageCharts, usageNote);
 
-  const megabytes = (mb) => (mb == null ? "" : formatSize(Math.round(mb * 1024 * 1024)));
   const percent = (p) => (p == null ? "" : `${formatNumber(Math.round(p * 10) / 10)} %`);
   const METERS = [
     { field: "cpu_percent", title: "CPU", format: percent, floor: 0, ceiling: 100 },
-    { field: "memory_mb", title: "Memory", format: megabytes, floor: 0 },
+    { field: "memory_mb", title: "Memory", format: formatMegabytes, floor: 0 },
     { field: "gpu_percent", title: "GPU", format: percent, floor: 0, ceiling: 100 },
-    { field: "gpu_memory_mb", title: "GPU memory", format: megabytes, floor: 0 },
+    { field: "gpu_memory_mb", title: "GPU memory", format: formatMegabytes, floor: 0 },
   ];
 
   function drawUsage(answer) {

@@ -4,7 +4,7 @@
 // are other modules (logview.js, files.js), loaded on their own so the page works without
 // either; so are the run's charts (insights.js) and the redo dialog (redo.js). This module
 // only tells them which run to show.
-import { api, guarded, el, formatSize, since, duration, showError } from "./api.js";
+import { api, guarded, el, formatMegabytes, since, duration, showError, timeLeft } from "./api.js";
 import { combinationText, mountInsights } from "./insights.js";
 import { mountRedo, overrideWords } from "./redo.js";
 
@@ -334,14 +334,6 @@ const PROGRESS_POLL_MS = 5000;
 const progressOf = new Map();
 let progressPolling = false;
 
-function timeLeft(seconds) {
-  if (seconds == null) return "";
-  if (seconds < 60) return "under a minute left";
-  const minutes = Math.round(seconds / 60);
-  if (minutes < 90) return `about ${minutes} min left`;
-  return `about ${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min left`;
-}
-
 /** The progress bar of a running run; empty (and hidden) until its stage reports any. */
 function progressEl(runId, seen) {
   const box = el("div", { className: "run-progress", dataset: { progressOf: runId } });
@@ -512,7 +504,7 @@ function keyValues(entries, { kind, marked = new Set(), note = "" }) {
 /** `2 CPUs · 8.0 GiB · 1 GPU`: what a run asked its node for. */
 function resourceWords(run) {
   const words = [`${run.cpus} CPU${run.cpus === 1 ? "" : "s"}`];
-  if (run.memory_mb) words.push(`${formatSize(run.memory_mb * 1024 * 1024)} memory`);
+  if (run.memory_mb) words.push(`${formatMegabytes(run.memory_mb)} memory`);
   if (run.gpus) words.push(`${run.gpus} GPU${run.gpus === 1 ? "" : "s"}`);
   return words.join(" · ");
 }

@@ -11,11 +11,11 @@
 //     const redo = mountRedo($("redo-dialog"), { projectPath, project, stages, stageInfo, declared, done });
 //     redo.open({ stage: "train" });          // from a stage
 //     redo.open({ stage: "train", likeRun: 12 });  // "redo as run 12 was"
-import { api, el } from "./api.js";
+import { api, el, formatMegabytes } from "./api.js";
 import { combinationText } from "./insights.js";
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const MEMORY = /^\s*\d+(\.\d+)?\s*([kmgt]i?b?)?\s*$/i;
+const MEMORY = /^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$/i;
 
 /** The words of an API refusal; a validation error's list becomes "field: problem; …". */
 export function refusalWords(error) {
@@ -44,7 +44,7 @@ export function overrideWords(overrides, like = null) {
   const res = overrides.resources || {};
   if (res.cpus != null) words.push(`${res.cpus} CPUs`);
   const memory = res.memory_mb ?? res.memory;
-  if (memory != null) words.push(typeof memory === "number" ? `${memory} MB memory` : `${memory} memory`);
+  if (memory != null) words.push(`${typeof memory === "number" ? formatMegabytes(memory) : memory} memory`);
   if (res.gpus != null) words.push(`${res.gpus} GPUs`);
   return words;
 }
@@ -111,7 +111,7 @@ export function mountRedo(dialog, { projectPath, project, stages, stageInfo, dec
     const shown = (value, unit = "") => (value != null ? `${value}${unit}` : "");
     image.placeholder = pick(like && like.image, info.image) || "the stage's image";
     cpus.placeholder = shown(pick(like && like.cpus, info.cpus));
-    memory.placeholder = shown(pick(like && like.memory_mb, info.memory_mb), " (MB)");
+    memory.placeholder = formatMegabytes(pick(like && like.memory_mb, info.memory_mb));
     gpus.placeholder = shown(pick(like && like.gpus, info.gpus));
     const p = project();
     const known = new Set([...declared.map((v) => v.name), ...Object.keys(p.variables), ...(info.sweep || [])]);
@@ -189,7 +189,7 @@ export function mountRedo(dialog, { projectPath, project, stages, stageInfo, dec
     }
     if (memory.value.trim()) {
       const text = memory.value.trim();
-      if (!MEMORY.test(text)) return { problem: "Memory is a size such as 8G or 512M, or a number of megabytes.", field: memory };
+      if (!MEMORY.test(text)) return { problem: "Memory is a size such as 8G, 512M or 1.5GiB (G is GiB), or a number of MiB.", field: memory };
       resources.memory = /^\d+$/.test(text) ? Number(text) : text;
     }
     if (gpus.value.trim()) {

@@ -14,7 +14,7 @@
 // is offline); if it lasts, the upload fails but stays resumable.
 //
 // Parts are read as slices (never the whole file): a Web Worker hashes each slice, and
-// the PUT sends the slice itself, so a 100 GB file costs a few parts of memory.
+// the PUT sends the slice itself, so a 100 GiB file costs a few parts of memory.
 import { api, ApiError } from "./api.js";
 
 /** Parts of one file in flight at once. */

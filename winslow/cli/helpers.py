@@ -1,0 +1,143 @@
+"""What every ``winslow`` command shares: the consoles, the error exit, ``--json``, and the
+one way each thing looks on a terminal (times, sizes, ``NAME=VALUE`` pairs, file tables,
+transfer bars).
+
+Results go to stdout, errors to stderr as ``error: <message>`` with exit code 1; a command
+that shows something prints either the API's JSON (``--json``) or words for a person, never
+both. A thing two commands show is formatted here once, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from winslow import defaults
+from winslow.cli.client import ApiClient, CommandError
+from winslow.units import format_bytes
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON only.")]
+"""The ``--json`` option every command that shows something takes."""
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: <message>`` on stderr and exit with ``code``; raises ``typer.Exit``."""
+    err.print(f"error: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def api_client() -> Iterator[ApiClient]:
+    """Yield a client of the Winslow API; a ``CommandError`` inside becomes ``fail``."""
+    api = ApiClient()
+    try:
+        yield api
+    except CommandError as exc:
+        fail(exc.message)
+    finally:
+        api.close()
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+    """Print ``data`` as JSON on stdout with ``as_json``, else hand it to ``human``."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    else:
+        human(data)
+
+
+def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
+    """Return ``NAME=VALUE`` arguments as a dict; raises ``typer.BadParameter`` naming
+    ``option`` for one without ``=`` or a name (a usage error, exit code 2)."""
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint=option)
+        values[name] = value
+    return values
+
+
+def pairs_text(values: dict[str, Any]) -> str:
+    """``a=1, b=2``."""
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def query_flag(value: bool) -> str:
+    """A boolean as the API's query parameters take it: ``true`` or ``false``."""
+    return str(value).lower()
+
+
+def short_time(value: str | None) -> str:
+    """An API timestamp to the second, ``2026-11-25 08:12:03``; empty for none."""
+    return value[:19].replace("T", " ") if value else ""
+
+
+def all_pages(api: ApiClient, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Every item of a paged list endpoint, as one page: ``{"data": [...], "count": n}``."""
+    first = api.get(path, params={**params, "limit": defaults.MAX_PAGE_SIZE})
+    data = list(first["data"])
+    while len(data) < first["count"]:
+        page = api.get(path, params={**params, "skip": len(data), "limit": defaults.MAX_PAGE_SIZE})
+        if not page["data"]:
+            break  # Fewer now than when we began: some were deleted meanwhile.
+        data.extend(page["data"])
+    return {**first, "data": data}
+
+
+def files_table(d: dict[str, Any]) -> None:
+    """Print a folder listing of the resource pool or of a workspace (which also says its
+    run and version)."""
+    if "version" in d:  # a workspace: say which run and version this is
+        versions = ", ".join(map(str, d["versions"])) or "none"
+        note = f" ({d['note']})" if d.get("note") else ""
+        out.print(
+            f"run {d['run']} ('{d['stage']}'), workspace version {d['version']}{note}; "
+            f"versions: {versions}",
+            markup=False,
+        )
+    table = Table("NAME", "SIZE", "MODIFIED", box=None)
+    for f in d["data"]:
+        table.add_row(
+            f["path"]
+            + ("/" if f["is_dir"] else "")
+            + (f" -> {f['link']}" if f.get("link") else ""),
+            "" if f["is_dir"] else format_bytes(f["size"]),
+            short_time(f["modified"]),
+        )
+    out.print(table)
+
+
+@contextmanager
+def transfer_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Yield a function that advances a transfer bar on stderr by a byte count; the bar
+    shows only on a terminal."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)

@@ -1,0 +1,701 @@
+"""``winslow project ...`` and ``winslow logs``: create, steer, inspect and wait for
+projects, their tokens and triggers, and follow what their runs print.
+
+A project is a pipeline applied to one input; steering (start, pause, resume, kill) asks
+the server for a transition and prints the state it answers with. What a run wrote (its
+log, its parsed series, its resource usage) is read from the chosen run: by default the
+project's latest, else the latest of ``--stage`` or the one ``--run`` names.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated, Any
+
+import httpx
+import typer
+from httpx_sse import SSEError, connect_sse
+from rich.table import Table
+
+from winslow.cli.client import ApiClient, CommandError
+from winslow.cli.helpers import (
+    JsonOpt,
+    all_pages,
+    api_client,
+    emit,
+    err,
+    fail,
+    out,
+    pairs_text,
+    parse_pairs,
+    query_flag,
+    short_time,
+)
+from winslow.units import format_duration, format_megabytes
+
+project_app = typer.Typer(no_args_is_help=True, help="Projects: a pipeline applied to one input.")
+project_token_app = typer.Typer(
+    no_args_is_help=True,
+    help="Project tokens: let a script trigger one project (`winslow project trigger`).",
+)
+project_app.add_typer(project_token_app, name="token")
+
+TRIGGER_HEADER = "X-Winslow-Trigger-Token"
+"""The header that carries a project token to the trigger endpoint."""
+
+WAIT_POLL_SECONDS = 0.5
+"""How often ``winslow project wait`` asks for the project's state, seconds."""
+
+# -- how a project looks ------------------------------------------------------------------
+
+
+def _project_line(p: dict[str, Any]) -> list[str]:
+    return [
+        p["name"],
+        p["pipeline"],
+        p["state"],
+        ",".join(p["current_stages"]),
+        ",".join(p["labels"]),
+        p.get("state_reason") or "",
+    ]
+
+
+def _print_state(d: dict[str, Any]) -> None:
+    """Print ``name: state (reason)``: what a steering command or ``wait`` got to."""
+    out.print(f"{d['name']}: {d['state']} ({d.get('state_reason') or ''})", markup=False)
+
+
+def _print_project(p: dict[str, Any]) -> None:
+    out.print(f"[bold]{p['name']}[/bold]  ({p['id']})  pipeline {p['pipeline']}")
+    out.print(f"state: [bold]{p['state']}[/bold]  {p.get('state_reason') or ''}", highlight=False)
+    if p["labels"]:
+        out.print("labels: " + ", ".join(p["labels"]), markup=False)
+    if p["variables"]:
+        out.print("variables: " + pairs_text(p["variables"]), markup=False)
+    _print_runs(p.get("runs") or [])
+    if p.get("hold_after"):
+        out.print(
+            "pauses after stage " + ", ".join(p["hold_after"]) + " (only this stage)",
+            markup=False,
+        )
+    failed = [r for r in p.get("runs") or [] if r["state"] in ("failed", "lost") and r["log_tail"]]
+    if p["state"] == "failed" and failed:
+        out.print(f"last lines of run {failed[-1]['id']}'s log:")
+        for line in failed[-1]["log_tail"]:
+            out.print("  " + line, markup=False, highlight=False)
+
+
+def _print_runs(runs: list[dict[str, Any]]) -> None:
+    """Print the runs' table, then a line per run with results or one-run overrides."""
+    table = Table(
+        "RUN", "STAGE", "ATTEMPT", "STATE", "NODE", "STARTED", "ENDED", "EXIT", "REASON", box=None
+    )
+    for run in runs:
+        state = run["state"] + (" (superseded)" if run["superseded"] else "")
+        combination = run.get("combination") or {}
+        stage = run["stage"] + (f" [{pairs_text(combination)}]" if combination else "")
+        table.add_row(
+            str(run["id"]),
+            stage,
+            str(run["attempt"]),
+            state,
+            run["node"] or "",
+            short_time(run["started_at"]),
+            short_time(run["ended_at"]),
+            "" if run["exit_code"] is None else str(run["exit_code"]),
+            run["reason"] or "",
+        )
+    out.print(table)
+    for run in runs:
+        notes = []
+        if run.get("results"):
+            notes.append("results " + pairs_text(run["results"]))
+        if run.get("overrides"):
+            notes.append("for this run only: " + _overrides_text(run["overrides"]))
+        if notes:
+            line = f"run {run['id']} ({run['stage']}): " + "; ".join(notes)
+            out.print(line, markup=False, highlight=False)
+
+
+def _overrides_text(overrides: dict[str, Any]) -> str:
+    words = []
+    if overrides.get("like_run") is not None:
+        words.append(f"as run {overrides['like_run']} was")
+    if overrides.get("variables"):
+        words.append(pairs_text(overrides["variables"]))
+    if overrides.get("image"):
+        words.append(f"image {overrides['image']}")
+    if overrides.get("resources"):
+        words.append(pairs_text(overrides["resources"]))
+    if overrides.get("comment"):
+        words.append(repr(overrides["comment"]))
+    return ", ".join(words)
+
+
+def _running_progress(api: ApiClient, ref: str, project: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the progress of each running run that reported some; a failed ask is skipped."""
+    found = []
+    for run in project.get("runs") or []:
+        if run["state"] != "running":
+            continue
+        try:
+            seen = api.get(f"/projects/{ref}/runs/{run['id']}/progress")
+        except CommandError:
+            continue  # Progress is extra; the project itself was shown.
+        if seen.get("percent") is not None:
+            found.append(seen | {"stage": run["stage"]})
+    return found
+
+
+def _progress_line(seen: dict[str, Any]) -> str:
+    """``run 7 (detect): 45 % · about 12 min left``."""
+    text = f"run {seen['run']} ({seen['stage']}): {seen['percent']:g} %"
+    left = seen.get("seconds_left")
+    return text if left is None else f"{text} · {_time_left(left)}"
+
+
+def _time_left(seconds: int) -> str:
+    """``about 1 h 15 min left``, to the minute, as the console says it."""
+    if seconds < 60:
+        return "under a minute left"
+    return f"about {format_duration(round(seconds / 60) * 60, coarse=True)} left"
+
+
+def _retention_words(policy: dict[str, Any] | None) -> str:
+    if policy is None:
+        return "the pipeline's (and its stages')"
+    words = []
+    if policy.get("keep_succeeded") is not None:
+        words.append(f"keep the latest {policy['keep_succeeded']} succeeded")
+    if not policy.get("keep_failed", True):
+        words.append("drop failed")
+    return ", ".join(words) or "keep every workspace"
+
+
+# -- create, list, show -------------------------------------------------------------------
+
+
+@project_app.command("create")
+def project_create(
+    name: str,
+    pipeline: Annotated[str, typer.Option("--pipeline", "-p", help="Pipeline to follow.")],
+    label: Annotated[list[str], typer.Option("--label", "-l", help="A label (repeatable).")] = [],
+    var: Annotated[list[str], typer.Option("--var", "-v", help="NAME=VALUE (repeatable).")] = [],
+    start: Annotated[bool, typer.Option(help="Start it at once.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project from a pipeline."""
+    variables = parse_pairs(var, "--var")
+    with api_client() as api:
+        data = api.post(
+            "/projects",
+            {
+                "name": name,
+                "pipeline": pipeline,
+                "labels": label,
+                "variables": variables,
+                "start": start,
+            },
+        )
+    emit(data, as_json, _print_project)
+
+
+@project_app.command("list")
+def project_list(
+    state: Annotated[str | None, typer.Option(help="Only projects in this state.")] = None,
+    label: Annotated[str | None, typer.Option(help="Only projects with this label.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List projects, optionally filtered by state and label."""
+    params = {k: v for k, v in {"state": state, "label": label}.items() if v}
+    with api_client() as api:
+        data = all_pages(api, "/projects", params)
+
+    def human(d: dict[str, Any]) -> None:
+        table = Table("NAME", "PIPELINE", "STATE", "CURRENT", "LABELS", "REASON", box=None)
+        for p in d["data"]:
+            table.add_row(*_project_line(p))
+        out.print(table)
+
+    emit(data, as_json, human)
+
+
+@project_app.command("show")
+def project_show(project: str, as_json: JsonOpt = False) -> None:
+    """Show a project: state, variables, every run, and how far running runs are."""
+    progress: list[dict[str, Any]] = []
+    with api_client() as api:
+        data = api.get(f"/projects/{project}")
+        if not as_json:
+            progress = _running_progress(api, project, data)
+    emit(data, as_json, _print_project)
+    for seen in progress:
+        out.print(_progress_line(seen), markup=False, highlight=False)
+
+
+# -- steering -----------------------------------------------------------------------------
+
+
+def _steer(project: str, verb: str, as_json: bool, body: Any = None) -> None:
+    with api_client() as api:
+        data = api.post(f"/projects/{project}/{verb}", body)
+    emit(data, as_json, _print_state)
+
+
+@project_app.command("start")
+def project_start(project: str, as_json: JsonOpt = False) -> None:
+    """Start an idle project."""
+    _steer(project, "start", as_json)
+
+
+@project_app.command("pause")
+def project_pause(project: str, as_json: JsonOpt = False) -> None:
+    """Pause after the stage that runs now."""
+    _steer(project, "pause", as_json)
+
+
+@project_app.command("resume")
+def project_resume(
+    project: str,
+    from_stage: Annotated[
+        str | None, typer.Option("--from", help="Start again from this stage.")
+    ] = None,
+    var: Annotated[
+        list[str],
+        typer.Option("--var", "-v", help="NAME=VALUE for that stage's next run only (repeatable)."),
+    ] = [],
+    image: Annotated[str | None, typer.Option(help="Image for that run only.")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPUs for that run only.")] = None,
+    memory: Annotated[
+        str | None, typer.Option(help="Memory for that run only: 8G, 512M, or a number of MiB.")
+    ] = None,
+    gpus: Annotated[int | None, typer.Option(help="GPUs for that run only.")] = None,
+    comment: Annotated[str, typer.Option(help="Why; kept with the run.")] = "",
+    only: Annotated[bool, typer.Option("--only", help="Run only this stage, then pause.")] = False,
+    like: Annotated[
+        int | None,
+        typer.Option("--like", help="Redo as this earlier run was (its values and resources)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Go on, or start again from an earlier stage (earlier runs are kept).
+
+    With --var, --image, --cpus, --memory, --gpus or --comment, the stage's next run
+    differs for that run only; the project's own values stay as they are.
+    """
+    body: dict[str, Any] = {"from_stage": from_stage, "only": only, "like_run": like}
+    resources = {
+        key: value
+        for key, value in (("cpus", cpus), ("memory", memory), ("gpus", gpus))
+        if value is not None
+    }
+    if var or image or resources or comment:
+        body["overrides"] = {
+            "variables": parse_pairs(var, "--var"),
+            "image": image,
+            "resources": resources,
+            "comment": comment,
+        }
+    _steer(project, "resume", as_json, body)
+
+
+@project_app.command("kill")
+def project_kill(project: str, as_json: JsonOpt = False) -> None:
+    """Stop the stage that runs now; the project pauses."""
+    _steer(project, "kill", as_json)
+
+
+# -- changing a project -------------------------------------------------------------------
+
+
+@project_app.command("env")
+def project_env(
+    project: str,
+    assign: Annotated[list[str], typer.Argument(help="NAME=VALUE to set.")] = [],
+    unset: Annotated[list[str], typer.Option("--unset", help="Variable to remove.")] = [],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show, set or unset variables (stages started afterwards see them)."""
+    values = parse_pairs(assign, "NAME=VALUE")
+    with api_client() as api:
+        if values or unset:
+            data = api.patch(f"/projects/{project}/variables", {"set": values, "unset": unset})
+        else:
+            data = api.get(f"/projects/{project}")
+
+    def human(d: dict[str, Any]) -> None:
+        for name, value in d["variables"].items():
+            out.print(f"{name}={value}", markup=False, highlight=False)
+
+    emit(data["variables"] if as_json else data, as_json, human)
+
+
+@project_app.command("rename")
+def project_rename(project: str, new_name: str, as_json: JsonOpt = False) -> None:
+    """Give a project a new name."""
+    with api_client() as api:
+        data = api.patch(f"/projects/{project}", {"name": new_name})
+    emit(data, as_json, lambda d: out.print(f"renamed to {d['name']}", markup=False))
+
+
+@project_app.command("label")
+def project_label(
+    project: str,
+    add: Annotated[list[str], typer.Option("--add", help="Label to add.")] = [],
+    remove: Annotated[list[str], typer.Option("--remove", help="Label to remove.")] = [],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or remove labels."""
+    with api_client() as api:
+        data = api.patch(f"/projects/{project}", {"labels_add": add, "labels_remove": remove})
+    emit(data, as_json, lambda d: out.print("labels: " + ", ".join(d["labels"]), markup=False))
+
+
+@project_app.command("pipeline")
+def project_pipeline(project: str, pipeline: str, as_json: JsonOpt = False) -> None:
+    """Make the project follow another (or the updated) pipeline from now on."""
+    with api_client() as api:
+        data = api.patch(f"/projects/{project}", {"pipeline": pipeline})
+    emit(data, as_json, lambda d: out.print(f"follows {d['pipeline']}", markup=False))
+
+
+@project_app.command("retention")
+def project_retention(
+    project: str,
+    keep_succeeded: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-succeeded",
+            min=0,
+            help="Keep the workspaces of this many latest succeeded runs.",
+        ),
+    ] = None,
+    drop_failed: Annotated[
+        bool, typer.Option("--drop-failed", help="Prune failed, lost and cancelled runs too.")
+    ] = False,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Follow the pipeline's retention again.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show or set the project's own workspace retention (it wins over the pipeline's).
+
+    Pruning happens after each run ends; `winslow gc` then frees the unshared contents.
+    """
+    if clear and (keep_succeeded is not None or drop_failed):
+        raise typer.BadParameter(
+            "--clear cannot go with --keep-succeeded or --drop-failed", param_hint="--clear"
+        )
+    with api_client() as api:
+        if clear:
+            data = api.patch(f"/projects/{project}", {"retention": None})
+        elif keep_succeeded is not None or drop_failed:
+            policy = {"keep_succeeded": keep_succeeded, "keep_failed": not drop_failed}
+            data = api.patch(f"/projects/{project}", {"retention": policy})
+        else:
+            data = api.get(f"/projects/{project}")
+    emit(
+        data.get("retention") if as_json else data,
+        as_json,
+        lambda d: out.print(f"retention: {_retention_words(d.get('retention'))}", markup=False),
+    )
+
+
+@project_app.command("history")
+def project_history(project: str, as_json: JsonOpt = False) -> None:
+    """Every command and state change of the project: who, when, what."""
+    with api_client() as api:
+        data = api.get(f"/projects/{project}/history")
+
+    def human(d: dict[str, Any]) -> None:
+        for e in d["data"]:
+            out.print(
+                f"{short_time(e['at'])}  {e['actor']:<10} {e['message']}",
+                markup=False,
+                highlight=False,
+            )
+
+    emit(data, as_json, human)
+
+
+@project_app.command("delete")
+def project_delete(
+    project: str,
+    kill: Annotated[bool, typer.Option("--kill", help="Kill running stages first.")] = False,
+) -> None:
+    """Delete a project with its runs, history, workspaces and logs."""
+    with api_client() as api:
+        api.delete(f"/projects/{project}", params={"kill": query_flag(kill)})
+    out.print(f"project '{project}' deleted", markup=False)
+
+
+# -- project tokens and triggers ----------------------------------------------------------
+
+
+@project_app.command("trigger")
+def project_trigger(
+    project: str,
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="WINSLOW_TRIGGER_TOKEN",
+            help="A project token with the trigger capability.",
+        ),
+    ],
+    from_stage: Annotated[
+        str | None, typer.Option("--from", help="Redo this stage and what follows.")
+    ] = None,
+    comment: Annotated[str, typer.Option(help="Why; it lands in the history.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Resume a project with a project token, as a script outside Winslow would."""
+    with api_client() as api:
+        # The trigger endpoint takes the project token only; an API token must not ride along.
+        api.http.headers.pop("Authorization", None)
+        data = api.post(
+            f"/projects/{project}/trigger",
+            {"from_stage": from_stage, "comment": comment},
+            headers={TRIGGER_HEADER: token},
+        )
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(
+            f"{d['project']}: {d['state']} ({d['message']})", markup=False, highlight=False
+        ),
+    )
+
+
+@project_token_app.command("create")
+def project_token_create(
+    project: str,
+    name: str,
+    capability: Annotated[
+        list[str], typer.Option("--capability", "-c", help="What it may do (repeatable).")
+    ] = ["trigger"],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project token and print it once (stdout); only its hash is kept."""
+    with api_client() as api:
+        data = api.post(f"/projects/{project}/tokens", {"name": name, "capabilities": capability})
+        url = f"{api.base}/projects/{data['project']}/trigger"
+
+    def human(d: dict[str, Any]) -> None:
+        sys.stdout.write(d["token"] + "\n")
+        body = json.dumps({"from_stage": None, "comment": "new data arrived"})
+        err.print(
+            f"Token '{d['name']}' of project '{project}' ({', '.join(d['capabilities'])}). "
+            "It is shown this once; keep it where your script can read it.\n"
+            "Trigger the project with:\n"
+            f"  curl -fsS -X POST -H '{TRIGGER_HEADER}: {d['token']}' "
+            f"-H 'Content-Type: application/json' -d '{body}' {url}\n"
+            f"or: winslow project trigger {project} --token <token> [--from STAGE]",
+            markup=False,
+            highlight=False,
+        )
+
+    emit(data, as_json, human)
+
+
+@project_token_app.command("list")
+def project_token_list(project: str, as_json: JsonOpt = False) -> None:
+    """List the project's tokens (names only; tokens are never shown again)."""
+    with api_client() as api:
+        data = api.get(f"/projects/{project}/tokens")
+
+    def human(d: dict[str, Any]) -> None:
+        table = Table("NAME", "CAPABILITIES", "CREATED", "REVOKED", box=None)
+        for t in d["data"]:
+            table.add_row(
+                t["name"],
+                ", ".join(t["capabilities"]),
+                short_time(t["created_at"]),
+                short_time(t["revoked_at"]),
+            )
+        out.print(table)
+
+    emit(data, as_json, human)
+
+
+@project_token_app.command("revoke")
+def project_token_revoke(project: str, name: str) -> None:
+    """Revoke a project token at once; triggers with it are refused from now on."""
+    with api_client() as api:
+        api.delete(f"/projects/{project}/tokens/{name}")
+    out.print(f"token '{name}' of project '{project}' revoked", markup=False)
+
+
+# -- what a run wrote: series, usage, logs ------------------------------------------------
+
+
+def _pick_run(api: ApiClient, project: str, stage: str | None, run: int | None) -> dict[str, Any]:
+    """Return run ``run``, else the latest run of ``stage``, else the project's latest run;
+    raises ``CommandError`` when there is none."""
+    data = api.get(f"/projects/{project}")
+    runs = data.get("runs") or []
+    if run is not None:
+        chosen = [r for r in runs if r["id"] == run]
+    elif stage is not None:
+        chosen = [r for r in runs if r["stage"] == stage]
+    else:
+        chosen = runs
+    if not chosen:
+        what = (
+            f"run {run}" if run is not None else f"a run of stage '{stage}'" if stage else "a run"
+        )
+        raise CommandError(
+            f"Project '{project}' has no {what} yet; `winslow project show {project}`"
+            " lists its runs."
+        )
+    last: dict[str, Any] = chosen[-1]
+    return last
+
+
+def _run_part(
+    project: str, stage: str | None, run: int | None, part: str, csv: bool
+) -> dict[str, Any] | None:
+    """Fetch ``part`` (series, usage) of the chosen run; with ``csv``, print its CSV and
+    return None."""
+    with api_client() as api:
+        chosen = _pick_run(api, project, stage, run)
+        path = f"/projects/{project}/runs/{chosen['id']}/{part}"
+        if csv:
+            sys.stdout.write(api.request("GET", path + ".csv").text)
+            return None
+        data: dict[str, Any] = api.get(path)
+        return data
+
+
+@project_app.command("series")
+def project_series(
+    project: str,
+    stage: Annotated[str | None, typer.Option(help="The latest run of this stage.")] = None,
+    run: Annotated[int | None, typer.Option(help="This run.")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Print every point as CSV.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what a run's log parsers found: each series, its size and its latest values."""
+    data = _run_part(project, stage, run, "series", csv)
+    if data is None:
+        return
+
+    def human(d: dict[str, Any]) -> None:
+        if not d["series"]:
+            out.print(f"run {d['run']} ({d['stage']}) has no log parsers", markup=False)
+        for series in d["series"]:
+            points = series["points"]
+            line = f"{series['name']}: {len(points)} points" + (
+                " (thinned)" if series.get("truncated") else ""
+            )
+            if points:
+                latest = points[-1]
+                line += f"; latest at {short_time(latest['at'])}: " + pairs_text(latest["values"])
+            out.print(line, markup=False, highlight=False)
+
+    emit(data, as_json, human)
+
+
+@project_app.command("usage")
+def project_usage(
+    project: str,
+    stage: Annotated[str | None, typer.Option(help="The latest run of this stage.")] = None,
+    run: Annotated[int | None, typer.Option(help="This run.")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Print every sample as CSV.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what a run used: CPU, memory and GPU, sampled while it ran."""
+    data = _run_part(project, stage, run, "usage", csv)
+    if data is None:
+        return
+
+    def human(d: dict[str, Any]) -> None:
+        samples = d["samples"]
+        out.print(f"run {d['run']}: {len(samples)} samples", markup=False)
+        peak = d.get("peak") or {}
+        words = []
+        if peak.get("cpu_percent") is not None:
+            words.append(f"CPU {peak['cpu_percent']:.0f} % of one core")
+        if peak.get("memory_mb") is not None:
+            words.append(f"memory {format_megabytes(peak['memory_mb'])}")
+        if peak.get("gpu_percent") is not None:
+            words.append(f"GPU {peak['gpu_percent']:.0f} %")
+        if peak.get("gpu_memory_mb") is not None:
+            words.append(f"GPU memory {format_megabytes(peak['gpu_memory_mb'])}")
+        if words:
+            out.print("peak: " + ", ".join(words), markup=False, highlight=False)
+
+    emit(data, as_json, human)
+
+
+def logs(
+    project: str,
+    stage: Annotated[str | None, typer.Option(help="Latest run of this stage.")] = None,
+    run: Annotated[int | None, typer.Option(help="This run.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+) -> None:
+    """Print a run's log (default: the project's latest run)."""
+    with api_client() as api:
+        chosen = _pick_run(api, project, stage, run)
+        path = f"/projects/{project}/runs/{chosen['id']}/logs"
+        if not follow:
+            sys.stdout.write(api.request("GET", path).text)
+            return
+        try:
+            _follow_log(api, path + "/stream")
+        except KeyboardInterrupt:
+            return
+
+
+def _follow_log(api: ApiClient, path: str) -> None:
+    """Print the lines of the server's ``log`` events as they come, until its ``end`` event
+    (the run ended) or the stream closes; raises ``CommandError`` when the server refuses."""
+    with connect_sse(api.http, "GET", path, timeout=httpx.Timeout(10.0, read=None)) as source:
+        if source.response.status_code >= 400:
+            source.response.read()
+            raise CommandError(source.response.text)
+        try:
+            for event in source.iter_sse():
+                if event.event == "log":
+                    for text in event.json()["lines"]:
+                        sys.stdout.write(text + "\n")
+                    sys.stdout.flush()
+                elif event.event == "end":
+                    return
+        except SSEError as exc:
+            raise CommandError(
+                f"The server's log stream at {path} is no event stream: {exc}"
+            ) from None
+
+
+# -- waiting ------------------------------------------------------------------------------
+
+
+@project_app.command("wait")
+def project_wait(
+    project: str,
+    state: Annotated[
+        list[str], typer.Option("--state", "-s", help="State to wait for (repeatable).")
+    ] = [],
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 3600,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait until the project needs a person or is done (or reaches a given --state).
+
+    Exits 0 when it gets there, 1 on timeout; for scripts that chain projects.
+    """
+    wanted = set(state) or {"paused", "awaiting_input", "failed", "succeeded"}
+    deadline = time.monotonic() + timeout
+    with api_client() as api:
+        while True:
+            data = api.get(f"/projects/{project}")
+            if data["state"] in wanted:
+                break
+            if time.monotonic() > deadline:
+                fail(f"Project '{project}' is still {data['state']} after {timeout:g} s.")
+            time.sleep(WAIT_POLL_SECONDS)
+    emit(data, as_json, _print_state)

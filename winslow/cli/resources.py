@@ -1,0 +1,90 @@
+"""``winslow resources ...``: the resource pool, the shared input files stages read.
+
+Listing and deleting go through the API; the bytes of an upload or a download go straight
+between this machine and object storage through presigned URLs (``cli/transfer.py``), so
+a file of any size can be moved and an interrupted transfer continues when rerun.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from winslow.cli.helpers import (
+    JsonOpt,
+    api_client,
+    emit,
+    fail,
+    files_table,
+    out,
+    query_flag,
+    transfer_progress,
+)
+from winslow.cli.transfer import download_url, upload_file
+from winslow.units import format_bytes
+
+resources_app = typer.Typer(no_args_is_help=True, help="The resource pool (shared input files).")
+
+
+@resources_app.command("ls")
+def resources_ls(
+    path: Annotated[str, typer.Argument()] = "",
+    recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a folder of the resource pool."""
+    with api_client() as api:
+        data = api.get("/resources", params={"path": path, "recursive": query_flag(recursive)})
+    emit(data, as_json, files_table)
+
+
+@resources_app.command("upload")
+def resources_upload(
+    local: Path,
+    dest: Annotated[str | None, typer.Argument(help="Pool path; default: the file's name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload a file of any size (parallel parts; rerun to resume an interrupted upload)."""
+    if not local.is_file():
+        fail(f"No file '{local}'.")
+    target = dest or local.name
+    if target.endswith("/"):
+        target += local.name
+    with (
+        api_client() as api,
+        transfer_progress(f"upload {local.name}", local.stat().st_size) as advance,
+    ):
+        data = upload_file(api, local, target, advance)
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(f"uploaded {d['path']} ({format_bytes(d['size'])})", markup=False),
+    )
+
+
+@resources_app.command("download")
+def resources_download(
+    path: str,
+    local: Annotated[Path | None, typer.Argument(help="Target; default: the file's name.")] = None,
+) -> None:
+    """Download a file from the pool (rerun to continue an interrupted download)."""
+    with api_client() as api:
+        info = api.get("/resources/download", params={"path": path})
+        target = local or Path(info["name"])
+        if target.is_dir():
+            target = target / info["name"]
+        with transfer_progress(f"download {info['name']}", info["size"]) as advance:
+            download_url(info["url"], info["size"], target, advance)
+    out.print(f"downloaded {path} to {target}", markup=False)
+
+
+@resources_app.command("rm")
+def resources_rm(
+    path: str, recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False
+) -> None:
+    """Delete a file (or, with -r, a folder) from the pool."""
+    with api_client() as api:
+        api.delete("/resources", params={"path": path, "recursive": query_flag(recursive)})
+    out.print(f"deleted {path}", markup=False)
