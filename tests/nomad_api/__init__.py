@@ -7,8 +7,16 @@ from pathlib import Path
 SAMPLES = Path(__file__).resolve().parent
 """Folder of the sample JSON files."""
 
-SHARED_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "nomad-api" / "samples"
-"""The reference they were copied from, where a checkout has it beside it."""
+SHARED_API = Path(__file__).resolve().parents[2].parent / "shared" / "nomad-api"
+"""The reference the samples and the job schema were copied from, where a checkout has it
+beside it (``../shared/nomad-api``); nothing else reads outside the checkout."""
+
+SHARED_SAMPLES = SHARED_API / "samples"
+
+SCHEMA_COPY = (
+    Path(__file__).resolve().parents[2] / "winslow" / "jobspecs" / "job-register.schema.json"
+)
+"""The job schema the renderer validates against, shipped in the package."""
 
 LOCAL_SAMPLES = frozenset({"client_allocation_stats_response.json"})
 """Samples extracted here after the shared reference was made, the same way (SAMPLES.md,

@@ -1,4 +1,6 @@
-"""The copied samples are exactly the shared reference; the ones added here are documented."""
+"""The copied samples and job schema are exactly the shared reference; the samples added
+here are documented. The one place that reads outside the checkout, and it skips when the
+reference is not beside it."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import json
 
 import pytest
 
-from tests.nomad_api import LOCAL_SAMPLES, SAMPLES, SHARED_SAMPLES
+from tests.nomad_api import LOCAL_SAMPLES, SAMPLES, SCHEMA_COPY, SHARED_API, SHARED_SAMPLES
 
 
 def test_copies_match_the_shared_reference() -> None:
@@ -16,6 +18,13 @@ def test_copies_match_the_shared_reference() -> None:
     assert sorted(p.name for p in SAMPLES.glob("*.json") if p.name not in LOCAL_SAMPLES) == shared
     for name in shared:
         assert (SAMPLES / name).read_bytes() == (SHARED_SAMPLES / name).read_bytes(), name
+
+
+def test_schema_copy_in_the_package_is_the_shared_reference() -> None:
+    shared = SHARED_API / SCHEMA_COPY.name
+    if not shared.is_file():
+        pytest.skip(f"{shared} is not beside this checkout")
+    assert SCHEMA_COPY.read_bytes() == shared.read_bytes()
 
 
 @pytest.mark.parametrize("name", sorted(LOCAL_SAMPLES))

@@ -32,7 +32,6 @@ from winslow.pipeline.load import load_pipeline_file
 
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = Path(__file__).parent / "golden"
-SHARED_SCHEMA = ROOT.parent / "shared" / "nomad-api" / "job-register.schema.json"
 """The reference the package's schema was copied from, where a checkout has it beside it."""
 ACCESS_KEY = "AKIAWINSLOWACCESS0001"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYsecretKEY"
@@ -165,13 +164,6 @@ def test_every_variant_matches_nomads_job_schema(variant):
     spec, config, options = VARIANTS[variant]
     job = render_jobspec(spec, config, **options)
     assert validate_jobspec(job) == []
-
-
-def test_schema_copy_in_jobspecs_is_the_shared_reference():
-    if not SHARED_SCHEMA.is_file():
-        pytest.skip(f"{SHARED_SCHEMA} is not beside this checkout")
-    copy = ROOT / "winslow" / "jobspecs" / "job-register.schema.json"
-    assert copy.read_bytes() == SHARED_SCHEMA.read_bytes()
 
 
 def test_validate_names_the_misspelled_field():
