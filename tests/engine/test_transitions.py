@@ -3,7 +3,6 @@ tables, under the project's lock, with its history line; a refused one writes no
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import product
 
 import pytest
@@ -15,7 +14,7 @@ from winslow.engine import transitions
 from winslow.engine.transitions import RunUpdate
 from winslow.errors import ConflictError
 from winslow.pipeline.model import Pipeline
-from winslow.store.repo import Store, open_store
+from winslow.store.repo import Store
 
 PIPELINE = {
     "name": "p",
@@ -27,15 +26,6 @@ both_databases = pytest.mark.parametrize(
     ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
     indirect=True,
 )
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = open_store(database_url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def create(store: Store, name: str = "ulm", state: ProjectState = ProjectState.IDLE) -> str:

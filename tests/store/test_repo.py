@@ -3,14 +3,12 @@ back, what a project transaction writes, and what it leaves alone when it fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from winslow.core.states import ProjectState, StageRunState
 from winslow.errors import ConflictError, NotFoundError
 from winslow.pipeline.model import RetentionPolicy
-from winslow.store.repo import Store, open_store
+from winslow.store.repo import Store
 
 pytestmark = pytest.mark.parametrize(
     "database_url",
@@ -19,15 +17,6 @@ pytestmark = pytest.mark.parametrize(
 )
 
 PIPELINE = {"name": "p", "stages": [{"name": "detect", "command": ["true"]}]}
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = open_store(database_url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def create(store: Store, name: str, labels: tuple[str, ...] = ()) -> str:
