@@ -20,7 +20,7 @@ from tests.fixtures.workspaces import put_workspace, read_workspace
 from winslow.node.jobfiles import storage_env
 from winslow.node.joblog import JobLog
 from winslow.node.progress import ProgressFile, progress_line
-from winslow.node.stagetools import exec_environment, task_log_files
+from winslow.node.stagetools import exec_environment, read_end_record, task_log_files
 from winslow.storage import keys
 
 WINSLOW = Path(sys.executable).with_name("winslow")
@@ -455,3 +455,31 @@ def test_task_log_files_come_in_rotation_order(tmp_path):
     (tmp_path / "mainly.stdout.0").write_text("x")
     names = [p.name for p in task_log_files(tmp_path, "main", "stdout")]
     assert names == ["main.stdout.0", "main.stdout.1", "main.stdout.2", "main.stdout.10"]
+
+
+def test_stage_out_writes_the_end_record_with_the_stage_exec_exit_code(
+    object_store, s3_env, tmp_path
+):
+    """The record stage-out leaves last, beside the archived log: what a Winslow that was
+    not watching reads once Nomad has forgotten the job."""
+    workspace, logs = make_alloc(tmp_path, started=False)
+    (logs / "main.stdout.0").write_bytes(b"")  # the task started (Nomad made its log file)
+    log = logs / "winslow.log"
+    exec_result = winslow(
+        "stage-exec", "--workdir", str(workspace), "--log", str(log), "--", "sh", "-c", "exit 3"
+    )
+    assert exec_result.returncode == 3
+    args = ["--workspace", str(workspace), "--prefix", "workspaces/p1/3/", "--log-key"]
+    args += ["logs/p1/3.log", "--log", str(log), "--logs-dir", str(logs), "--task", "main"]
+    assert winslow("stage-out", *args, env=s3_env).returncode == 0
+    record = read_end_record(object_store.get_bytes(keys.end_key("logs/p1/3.log") or ""))
+    assert record is not None
+    assert (record.stage_started, record.exit_code, record.problems) == (True, 3, ())
+    assert record.written_at is not None
+
+    (logs / "main.stdout.0").unlink()
+    log.with_name("winslow.log.exit").unlink()
+    assert winslow("stage-out", *args, env=s3_env).returncode == 0
+    record = read_end_record(object_store.get_bytes("logs/p1/3.end.json"))
+    assert record is not None
+    assert (record.stage_started, record.exit_code) == (False, None)

@@ -28,6 +28,7 @@ from winslow.storage.s3 import S3Config
 
 if TYPE_CHECKING:
     # Imported where used: `winslow --help` and the node tools need neither boto3 nor SQL.
+    from winslow.backends.nomad.config import NomadConfig
     from winslow.storage.objects import ObjectStore
     from winslow.store.repo import Store
 
@@ -98,33 +99,33 @@ def ensure_admin_token(settings: Settings, store: Store) -> str | None:
 
 
 def nomad_backend(settings: Settings, s3: S3Config) -> Backend:
-    """The Nomad backend for these settings; publishes the S3 keys where tasks read them."""
+    """The Nomad backend for these settings; publishes the S3 keys where tasks read them.
+
+    Raises ``SystemExit`` with an ``error:`` line naming the setting when one cannot work:
+    no or no fully qualified ``WINSLOW_NOMAD_IMAGE`` for docker tools, constraints Nomad
+    would refuse, a client certificate without its key.
+    """
     from winslow.backends.nomad.backend import NomadBackend
-    from winslow.backends.nomad.config import NomadConfig
+    from winslow.backends.nomad.config import nomad_config_problem
     from winslow.errors import WinslowError
 
-    config = NomadConfig(
-        address=settings.nomad_addr,
-        token=settings.nomad_token,
-        namespace=settings.nomad_namespace,
-        region=settings.nomad_region,
-        ca_file=settings.nomad_cacert,
-        datacenters=tuple(d.strip() for d in settings.nomad_datacenters.split(",") if d.strip()),
-        winslow_image=settings.nomad_image,
-        allow_host_commands=settings.nomad_allow_host_commands,
-        tools_driver=settings.nomad_tools_driver,
-        winslow_command=settings.nomad_winslow_command,
-        credentials=settings.nomad_credentials,
-        credentials_path=settings.nomad_credentials_path,
-        vault_role=settings.nomad_vault_role,
-        s3_endpoint=settings.nomad_s3_endpoint or s3.endpoint_url,
-        s3_bucket=s3.bucket,
-        s3_region=s3.region,
-        node_cache_dir=settings.nomad_node_cache_dir,
-        node_cache_max_bytes=settings.node_cache_max_bytes,
-        jobspecs_dir=settings.nomad_jobspecs_dir,
-    )
-    backend = NomadBackend(config)
+    try:
+        config = _nomad_config(settings, s3)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    problem = nomad_config_problem(config)
+    if problem is not None:
+        raise SystemExit(f"error: {problem}")
+    if config.skip_verify:
+        log.warning(
+            "nomad: NOMAD_SKIP_VERIFY is set: Winslow accepts any certificate from %s, so "
+            "anyone in between can read its token; set NOMAD_CACERT instead",
+            config.address,
+        )
+    try:
+        backend = NomadBackend(config)
+    except ValueError as exc:  # a TLS file that cannot be used
+        raise SystemExit(f"error: {exc}") from None
     if settings.nomad_publish_credentials and config.credentials == "nomad-variables":
         try:
             backend.client.variables.put(
@@ -140,6 +141,44 @@ def nomad_backend(settings: Settings, s3: S3Config) -> Backend:
                 exc.message,
             )
     return backend
+
+
+def _nomad_config(settings: Settings, s3: S3Config) -> NomadConfig:
+    """``NomadConfig`` from the settings; ``ValueError`` names a setting at fault."""
+    from winslow.backends.nomad.config import (
+        TOOLS_IMAGE_PLACEHOLDER,
+        NomadConfig,
+        parse_constraints,
+    )
+
+    return NomadConfig(
+        address=settings.nomad_addr,
+        token=settings.nomad_token,
+        namespace=settings.nomad_namespace,
+        region=settings.nomad_region,
+        ca_file=settings.nomad_cacert,
+        client_cert=settings.nomad_client_cert,
+        client_key=settings.nomad_client_key,
+        tls_server_name=settings.nomad_tls_server_name,
+        skip_verify=settings.nomad_skip_verify,
+        datacenters=tuple(d.strip() for d in settings.nomad_datacenters.split(",") if d.strip()),
+        node_pool=settings.nomad_node_pool or None,
+        constraints=parse_constraints(settings.nomad_constraints),
+        winslow_image=settings.nomad_image or TOOLS_IMAGE_PLACEHOLDER,
+        allow_host_commands=settings.nomad_allow_host_commands,
+        tools_driver=settings.nomad_tools_driver,
+        winslow_command=settings.nomad_winslow_command,
+        credentials=settings.nomad_credentials,
+        credentials_path=settings.nomad_credentials_path,
+        vault_role=settings.nomad_vault_role,
+        s3_endpoint=settings.nomad_s3_endpoint or s3.endpoint_url,
+        s3_bucket=s3.bucket,
+        s3_region=s3.region,
+        node_cache_dir=settings.nomad_node_cache_dir,
+        node_cache_max_bytes=settings.node_cache_max_bytes,
+        jobspecs_dir=settings.nomad_jobspecs_dir,
+        lost_after_seconds=settings.nomad_lost_after_seconds,
+    )
 
 
 def make_backend(settings: Settings, s3: S3Config) -> Backend:
@@ -165,10 +204,13 @@ def build_context(
     Nothing runs yet: ``start_services`` starts the engine, tests drive it with
     ``engine.run_until_idle()``. The one place that does this, for both.
     """
+    from winslow.core.models import Run
     from winslow.engine.outputs import collect_outputs
-    from winslow.engine.reconcile import Engine
+    from winslow.engine.reconcile import ARCHIVED_TAIL_BYTES, ArchivedEnd, Engine
+    from winslow.errors import NotFoundError
+    from winslow.node.stagetools import read_end_record
     from winslow.pipeline.folder import PipelineFolder
-    from winslow.storage.keys import project_prefixes
+    from winslow.storage.keys import end_key, project_prefixes
     from winslow.store.repo import open_store
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -181,12 +223,31 @@ def build_context(
         for prefix in project_prefixes(project_id):
             objects.delete_prefix(prefix)
 
+    def archived_end(run: Run) -> ArchivedEnd | None:
+        """The run's end record and the end of its archived log; None without either."""
+        record_key = end_key(run.log_key)
+        if record_key is None:
+            return None
+        try:
+            record = read_end_record(objects.get_bytes(record_key))
+        except NotFoundError:
+            record = None
+        try:
+            entry = objects.head(run.log_key)
+        except NotFoundError:
+            if record is None:
+                return None
+            return ArchivedEnd(None, b"", record)
+        start = max(entry.size - ARCHIVED_TAIL_BYTES, 0)
+        return ArchivedEnd(entry.modified, objects.get_range(run.log_key, start), record)
+
     engine = Engine(
         store,
         backend,
         on_project_deleted=forget_storage,
         prune_workspace=objects.delete_prefix,
         collect_outputs=functools.partial(collect_outputs, objects),
+        archived_end=archived_end,
         poll_seconds=settings.poll_seconds,
     )
     return AppContext(

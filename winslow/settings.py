@@ -50,19 +50,45 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("NOMAD_TOKEN", "WINSLOW_NOMAD_TOKEN")
     )
     nomad_namespace: str = Field(
-        default="default",
+        default="winslow",
         validation_alias=AliasChoices("NOMAD_NAMESPACE", "WINSLOW_NOMAD_NAMESPACE"),
     )
+    """Namespace of the stage jobs, one only Winslow uses: every job of a namespace may read
+    its ``nomad/jobs`` Variable, where the S3 keys are (``nomad namespace apply winslow``)."""
     nomad_region: str | None = Field(
         default=None, validation_alias=AliasChoices("NOMAD_REGION", "WINSLOW_NOMAD_REGION")
     )
     nomad_cacert: str | None = Field(
         default=None, validation_alias=AliasChoices("NOMAD_CACERT", "WINSLOW_NOMAD_CACERT")
     )
+    nomad_client_cert: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NOMAD_CLIENT_CERT", "WINSLOW_NOMAD_CLIENT_CERT"),
+    )
+    """PEM certificate shown to Nomad when its agents require client certificates."""
+    nomad_client_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NOMAD_CLIENT_KEY", "WINSLOW_NOMAD_CLIENT_KEY"),
+    )
+    nomad_tls_server_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NOMAD_TLS_SERVER_NAME", "WINSLOW_NOMAD_TLS_SERVER_NAME"),
+    )
+    """Name Nomad's certificate must carry, when not the host of ``NOMAD_ADDR``."""
+    nomad_skip_verify: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("NOMAD_SKIP_VERIFY", "WINSLOW_NOMAD_SKIP_VERIFY"),
+    )
+    """Accept any certificate from Nomad (logged as a warning at start); never in production."""
     nomad_datacenters: str = "*"
     """Comma-separated datacenters stage jobs may run in."""
-    nomad_image: str = "winslow:0.1.0"
-    """Image with Winslow inside, for the stage-in and stage-out tasks."""
+    nomad_node_pool: str | None = None
+    """Node pool stage jobs run in (Nomad 1.6+); unset: Nomad's ``default`` pool."""
+    nomad_constraints: str = ""
+    """Constraints every stage job carries: ``${node.class} = gpu; ${meta.rack} != r1``."""
+    nomad_image: str | None = None
+    """Image with Winslow inside for the stage-in and stage-out tasks, fully qualified
+    (``registry.example:5000/winslow-tools:0.1.0``); required with docker tools."""
     nomad_allow_host_commands: bool = False
     """Let stages without an image (and the stage-in/out tools) run with raw_exec."""
     nomad_credentials: Literal["nomad-variables", "vault"] = "nomad-variables"
@@ -86,6 +112,9 @@ class Settings(BaseSettings):
     """Nomad's web UI, for the console's links to each run's job; default: ``NOMAD_ADDR/ui``."""
     nomad_s3_endpoint: str | None = None
     """The S3 endpoint as tasks on the Nomad clients reach it; default: ``s3_endpoint``."""
+    nomad_lost_after: str = "2m"
+    """How long a stage's Nomad node may stop answering before its run counts as lost and
+    its job is stopped (``90s``, ``5m``); see the README on nodes that die."""
     ui_dir: Path | None = None
     """The console's templates and assets, an override; default: ``ui/`` in the package."""
 
@@ -113,6 +142,17 @@ class Settings(BaseSettings):
             return parse_bytes(self.node_cache_max, bare="M")
         except ValueError as exc:
             raise ValueError(f"WINSLOW_NODE_CACHE_MAX: {exc}") from None
+
+    @property
+    def nomad_lost_after_seconds(self) -> int:
+        """``nomad_lost_after`` in seconds; ``ValueError`` names the setting when it is no
+        duration."""
+        from winslow.units import parse_duration
+
+        try:
+            return parse_duration(self.nomad_lost_after)
+        except ValueError as exc:
+            raise ValueError(f"WINSLOW_NOMAD_LOST_AFTER: {exc}") from None
 
 
 class ClientSettings(BaseSettings):

@@ -5,9 +5,13 @@ Nomad agent does (``command/agent/http.go`` and friends): JSON bodies; errors as
 ``text/plain`` with Nomad's wording (``job not found`` 404, ``Permission denied`` 403,
 ``Enforcing job modify index 0: job already exists`` 500, a job that fails validation
 500 with go-multierror's text); ``X-Nomad-Index``, ``X-Nomad-KnownLeader`` and
-``X-Nomad-LastContact`` on reads. A read with ``?index=N`` blocks until the index it
-reports passes N or ``wait`` (default 5 min, at most 10, plus up to 1/16 jitter) ends,
-then answers the current state either way.
+``X-Nomad-LastContact`` on reads, a 404 for a missing object included. A read with
+``?index=N`` blocks until the index it reports passes N or ``wait`` (default 5 min, at
+most 10, plus up to 1/16 jitter) ends, then answers the current state either way.
+
+Allocations and evaluations are written without their empty fields, as go-msgpack
+encodes the structs Nomad tags ``_struct`` omitempty (answers and events alike); list
+stubs keep every field. ``/v1/allocations`` honours ``task_states`` and ``resources``.
 
 ``/v1/client/allocation/:id/stats`` answers the client's latest measurement of the
 allocation's running tasks (see ``executor``), without an index, as client endpoints do.
@@ -24,10 +28,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import posixpath
 import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -39,7 +46,7 @@ from .scheduler import (
     put_eval,
     put_job,
 )
-from .shapes import canonical_job, job_spec_key, job_stub
+from .shapes import NOMAD_VERSION, canonical_job, job_spec_key, job_stub, omit_empty
 from .state import alloc_terminal, now_ns
 
 if TYPE_CHECKING:
@@ -54,13 +61,52 @@ LOG_FRAME_SIZE = 64 * 1024
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 
 
-class NomadError(Exception):
-    """An error answer: Nomad writes the status and the bare message as text."""
+# Struct-valued (not pointer) fields of ``structs.Allocation``: empty when all theirs are.
+ALLOC_VALUE_STRUCTS = frozenset({"DesiredTransition"})
 
-    def __init__(self, status: int, message: str) -> None:
+
+class NomadError(Exception):
+    """An error answer: Nomad writes the status and the bare message as text.
+
+    ``index``: a read that found nothing still sets its query meta first
+    (``setMeta`` before ``CodedError(404, ...)`` in ``command/agent/*_endpoint.go``), so
+    the answer carries ``X-Nomad-Index`` (the table's index), ``X-Nomad-KnownLeader``
+    and ``X-Nomad-LastContact``.
+    """
+
+    def __init__(self, status: int, message: str, index: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.index = index
+
+
+def query_meta(index: int) -> dict[str, str]:
+    """The headers of ``setMeta`` (``command/agent/http.go``) for a read at ``index``."""
+    return {"X-Nomad-Index": str(index), "X-Nomad-KnownLeader": "true", "X-Nomad-LastContact": "0"}
+
+
+def alloc_json(alloc: JsonDict) -> JsonDict:
+    """A ``structs.Allocation`` as Nomad encodes it: without its empty fields."""
+    return omit_empty(alloc, ALLOC_VALUE_STRUCTS)
+
+
+def eval_json(ev: JsonDict) -> JsonDict:
+    """A ``structs.Evaluation`` as Nomad encodes it: without its empty fields
+    (``RelatedEvals`` included, unless ``?related=true`` filled it)."""
+    return omit_empty(ev)
+
+
+def event_json(event: JsonDict) -> JsonDict:
+    """An event as the stream encodes it: its Allocation or Evaluation payload without
+    empty fields (the allocation's ``Job`` is nil in events, so it is left out too)."""
+    topic = event["Topic"]
+    payload = (event.get("Payload") or {}).get(topic)
+    if topic == "Allocation" and isinstance(payload, dict):
+        return {**event, "Payload": {topic: alloc_json(payload)}}
+    if topic == "Evaluation" and isinstance(payload, dict):
+        return {**event, "Payload": {topic: eval_json(payload)}}
+    return event
 
 
 def parse_go_duration(text: str) -> float:
@@ -144,7 +190,8 @@ def create_app(standin: NomadStandin) -> FastAPI:
 
     @app.exception_handler(NomadError)
     async def nomad_error(_request: Request, exc: NomadError) -> Response:
-        return PlainTextResponse(exc.message, status_code=exc.status)
+        headers = query_meta(exc.index) if exc.index is not None else None
+        return PlainTextResponse(exc.message, status_code=exc.status, headers=headers)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -167,7 +214,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
     def json_response(body: Any, index: int | None = None, status: int = 200) -> Response:
         headers = {"X-Nomad-KnownLeader": "true", "X-Nomad-LastContact": "0"}
         if index is not None:
-            headers["X-Nomad-Index"] = str(index)
+            headers = query_meta(index)
         return Response(
             content=json.dumps(body, separators=(",", ":")),
             status_code=status,
@@ -254,7 +301,11 @@ def create_app(standin: NomadStandin) -> FastAPI:
                     "Region": "global",
                     "Datacenter": "dc1",
                     "NodeName": "standin",
-                    "Version": {"Version": "1.9.7", "Prerelease": "", "Metadata": "standin"},
+                    "Version": {
+                        "Version": NOMAD_VERSION,
+                        "Prerelease": "",
+                        "Metadata": "standin",
+                    },
                     "ACL": {"Enabled": standin.token is not None},
                     "Server": {"Enabled": True},
                     "Client": {"Enabled": True},
@@ -263,7 +314,12 @@ def create_app(standin: NomadStandin) -> FastAPI:
                     "Name": "standin.global",
                     "Addr": "127.0.0.1",
                     "Port": 4648,
-                    "Tags": {"region": "global", "dc": "dc1", "build": "1.9.7", "role": "nomad"},
+                    "Tags": {
+                        "region": "global",
+                        "dc": "dc1",
+                        "build": NOMAD_VERSION,
+                        "role": "nomad",
+                    },
                     "Status": "alive",
                 },
                 "stats": {"nomad": {"leader": "true", "server": "true"}},
@@ -422,7 +478,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
         namespace = namespace_of(request)
         index = await block(request, lambda: state.current_index("evals"))
         with state.lock:
-            evals = [_eval_json(e) for e in state.job_evals(namespace, job_id)]
+            evals = [eval_json(e) for e in state.job_evals(namespace, job_id)]
         return json_response(evals, index)
 
     @app.get("/v1/job/{job_id:path}/summary")
@@ -433,7 +489,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
         with state.lock:
             job = state.job(namespace, job_id)
             if job is None:
-                raise NomadError(404, "job not found")
+                raise NomadError(404, "job not found", index)
             return json_response(_summary(job), index)
 
     @app.get("/v1/job/{job_id:path}")
@@ -449,7 +505,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
         with state.lock:
             job = state.job(namespace, job_id)
             if job is None:
-                raise NomadError(404, "job not found")
+                raise NomadError(404, "job not found", index)
             return json_response(job, index)
 
     @app.post("/v1/job/{job_id:path}")
@@ -506,7 +562,11 @@ def create_app(standin: NomadStandin) -> FastAPI:
 
     # --- allocations and evaluations ----------------------------------------------------
 
-    def _alloc_stub(alloc: JsonDict) -> JsonDict:
+    def _alloc_stub(
+        alloc: JsonDict, *, resources: bool = False, task_states: bool = True
+    ) -> JsonDict:
+        """``Allocation.Stub``: ``AllocatedResources`` only with ``resources``
+        (``json:",omitempty"``), ``TaskStates`` null without ``task_states``."""
         keys = (
             "ID",
             "EvalID",
@@ -525,7 +585,6 @@ def create_app(standin: NomadStandin) -> FastAPI:
             "DeploymentStatus",
             "FollowupEvalID",
             "NextAllocation",
-            "PreviousAllocation",
             "RescheduleTracker",
             "PreemptedAllocations",
             "PreemptedByAllocation",
@@ -537,22 +596,36 @@ def create_app(standin: NomadStandin) -> FastAPI:
         stub = {key: alloc[key] for key in keys}
         stub["JobType"] = alloc["Job"]["Type"]
         stub["JobVersion"] = alloc["Job"]["Version"]
+        if resources:
+            stub["AllocatedResources"] = alloc["AllocatedResources"]
+        if not task_states:
+            stub["TaskStates"] = None
         return stub
 
-    def _eval_json(ev: JsonDict) -> JsonDict:
-        out = dict(ev)
-        out.pop("RelatedEvals", None)
-        return out
+    def query_bool(request: Request, field: str) -> bool | None:
+        """``parseBool`` of ``command/agent/http.go``: None when the parameter is absent."""
+        text = request.query_params.get(field, "")
+        if not text:
+            return None
+        try:
+            return _parse_bool(text)
+        except ValueError as exc:
+            raise NomadError(
+                500, f'Failed to parse value of "{field}" ({text}) as a bool: {exc}'
+            ) from None
 
     @app.get("/v1/allocations")
     async def allocations(request: Request) -> Response:
         check_acl(request)
         namespace = namespace_of(request)
         prefix = request.query_params.get("prefix", "")
+        # Nomad keeps TaskStates unless asked not to (structs.NewAllocStubFields).
+        resources = bool(query_bool(request, "resources"))
+        task_states = query_bool(request, "task_states") is not False
         index = await block(request, lambda: state.current_index("allocs"))
         with state.lock:
             out = [
-                _alloc_stub(a)
+                _alloc_stub(a, resources=resources, task_states=task_states)
                 for a in sorted(state.allocs.values(), key=lambda a: a["CreateIndex"])
                 if (namespace == "*" or a["Namespace"] == namespace) and a["ID"].startswith(prefix)
             ]
@@ -570,8 +643,8 @@ def create_app(standin: NomadStandin) -> FastAPI:
         with state.lock:
             alloc = state.allocs.get(alloc_id)
             if alloc is None:
-                raise NomadError(404, "alloc not found")
-            return json_response(alloc, index)
+                raise NomadError(404, "alloc not found", index)
+            return json_response(alloc_json(alloc), index)
 
     @app.get("/v1/evaluations")
     async def evaluations(request: Request) -> Response:
@@ -580,7 +653,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
         index = await block(request, lambda: state.current_index("evals"))
         with state.lock:
             out = [
-                _eval_json(e)
+                eval_json(e)
                 for e in sorted(state.evals.values(), key=lambda e: e["CreateIndex"])
                 if namespace == "*" or e["Namespace"] == namespace
             ]
@@ -599,8 +672,8 @@ def create_app(standin: NomadStandin) -> FastAPI:
         with state.lock:
             ev = state.evals.get(eval_id)
             if ev is None:
-                raise NomadError(404, "eval not found")
-            out = _eval_json(ev)
+                raise NomadError(404, "eval not found", index)
+            out = dict(ev)
             if related:
                 # Nomad lists the chain this eval belongs to (previous, next, blocked).
                 out["RelatedEvals"] = [
@@ -612,7 +685,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
                         or ev["ID"] in (e["PreviousEval"], e["BlockedEval"], e["NextEval"])
                     )
                 ]
-            return json_response(out, index)
+            return json_response(eval_json(out), index)
 
     # --- nodes ----------------------------------------------------------------------------
 
@@ -642,7 +715,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
         with state.lock:
             found = state.nodes.get(node_id)
             if found is None:
-                raise NomadError(404, "node not found")
+                raise NomadError(404, "node not found", index)
             return json_response(found.to_json(), index)
 
     @app.get("/v1/node/{node_id}/allocations")
@@ -650,7 +723,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
         check_acl(request)
         index = await block(request, lambda: state.current_index("allocs"))
         with state.lock:
-            out = [a for a in state.allocs.values() if a["NodeID"] == node_id]
+            out = [alloc_json(a) for a in state.allocs.values() if a["NodeID"] == node_id]
         return json_response(out, index)
 
     # --- variables ------------------------------------------------------------------------
@@ -682,7 +755,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
         with state.lock:
             var = state.variables.get((namespace, path))
             if var is None:
-                raise NomadError(404, "variable not found")
+                raise NomadError(404, "variable not found", index)
             return json_response(var, index)
 
     @app.put("/v1/var/{path:path}")
@@ -754,7 +827,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
                 if batch is None:
                     return
                 for frame_index, events in batch:
-                    frame = {"Index": frame_index, "Events": events}
+                    frame = {"Index": frame_index, "Events": [event_json(e) for e in events]}
                     yield json.dumps(frame, separators=(",", ":")).encode() + b"\n"
                 now = time.monotonic()
                 if now - last_beat >= standin.heartbeat_interval:
@@ -775,24 +848,41 @@ def create_app(standin: NomadStandin) -> FastAPI:
 
     @app.get("/v1/client/fs/readat/{alloc_id}")
     async def read_at(alloc_id: str, request: Request) -> Response:
-        """Raw bytes of a file in the allocation folder, as Nomad's ``fs readat`` gives."""
+        """Raw bytes of a file in the allocation folder, as Nomad's ``fs readat`` gives.
+
+        The agent checks its parameters first (``command/agent/fs_endpoint.go``
+        FileReadAtRequest: no path 400, an offset or limit that is not an integer 500),
+        then the client streams the file (``client/fs_endpoint.go`` stream): an unknown
+        allocation 404, a path that escapes the allocation folder, does not exist or is
+        a folder 400 (``AllocDir.Stat``), a task's secrets 500 (``AllocDir.ReadAt``).
+        """
         check_acl(request)
         query = request.query_params
-        try:
-            offset = int(query.get("offset") or 0)
-            limit = int(query.get("limit") or 0)
-        except ValueError as exc:
-            raise NomadError(400, str(exc)) from None
         rel = query.get("path", "")
-        if not rel or rel.startswith("/") or ".." in rel.split("/"):
-            raise NomadError(400, "must provide a file path inside the allocation")
+        if not rel:
+            raise NomadError(400, "must provide a file name")
+        offset = _parse_int(query.get("offset", ""), "offset")
+        limit = _parse_int(query["limit"], "limit") if query.get("limit") else 0
         with state.lock:
-            if alloc_id not in state.allocs:
+            alloc = state.allocs.get(alloc_id)
+            if alloc is None:
                 raise NomadError(404, f'Unknown allocation "{alloc_id}"')
-        path = standin.client.alloc_dir(alloc_id) / rel
-        if not path.is_file():
-            # Nomad passes the client's os.Stat error through as a 500.
-            raise NomadError(500, f"stat {rel}: no such file or directory")
+            tasks = [t["Name"] for g in alloc["Job"]["TaskGroups"] for t in g["Tasks"]]
+        # escapingfs.PathEscapesAllocViaRelative: joined (not rooted) under a stand-in base.
+        base = "/alloc-dir/alloc-id"
+        if posixpath.relpath(posixpath.normpath(f"{base}/{rel}"), base).startswith(".."):
+            raise NomadError(400, "Path escapes the alloc directory")
+        root = standin.client.alloc_dir(alloc_id)
+        path = Path(os.path.normpath(root / rel.lstrip("/")))
+        if not path.exists():
+            raise NomadError(400, f"stat {path}: no such file or directory")
+        if path.is_dir():
+            raise NomadError(400, f"file {json.dumps(rel)} is a directory")
+        for task in tasks:
+            for private, what in (("secrets", "secret"), ("private", "private")):
+                folder = str(root / task / private)
+                if str(path).lower().startswith(folder.lower()):
+                    raise NomadError(500, f"Reading {what} file prohibited: {rel}")
         with path.open("rb") as handle:
             handle.seek(offset)
             data = handle.read(limit) if limit > 0 else handle.read()
@@ -908,6 +998,17 @@ def create_app(standin: NomadStandin) -> FastAPI:
         return StreamingResponse(frames(), media_type=media)
 
     return app
+
+
+def _parse_int(text: str, what: str) -> int:
+    """Go's ``strconv.ParseInt(text, 10, 64)``; Nomad answers its error with a 500."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        reason = f'strconv.ParseInt: parsing "{text}": invalid syntax'
+    elif not -(2**63) <= int(text) < 2**63:
+        reason = f'strconv.ParseInt: parsing "{text}": value out of range'
+    else:
+        return int(text)
+    raise NomadError(500, f"error parsing {what}: {reason}")
 
 
 def _parse_bool(value: str | None) -> bool:

@@ -4,9 +4,10 @@ Each allocation gets an alloc runner thread and an alloc dir under the stand-in'
 folder (``alloc/``, ``alloc/logs/``, ``alloc/data/``, ``<task>/local``,
 ``<task>/secrets``, ``<task>/tmp``), as a Nomad client lays it out. ``raw_exec`` and
 ``exec`` tasks run as subprocesses in their own process group; ``exec`` gets no host
-environment (Nomad's chroot would hide it) but is not isolated otherwise. Other
-drivers, ``docker`` included, fail with a ``Driver Failure`` event: the stand-in runs no
-containers.
+environment (Nomad's chroot would hide it) but is not isolated otherwise. ``docker``
+tasks run in the local docker daemon (``docker_driver``); other drivers fail with a
+``Driver Failure`` event. A driver that cannot start a task emits ``Driver Failure``
+and the restart policy decides, as Nomad's task runner does (``runDriver``).
 
 While a task runs, its process tree is measured every ``stats_interval`` (Nomad's
 ``collection_interval``, 1 s) as Nomad's basic executor measures it: RSS and swap of every
@@ -31,6 +32,7 @@ all are dead.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import shutil
@@ -40,10 +42,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import psutil
 
+from . import docker_driver
+from .docker_driver import ConfigValidationError, DockerContainer, DriverStartError
 from .envfile import EnvParseError, parse_env_file
 from .scheduler import new_eval, put_alloc, put_eval, reschedule_delay
 from .shapes import (
@@ -56,7 +60,13 @@ from .shapes import (
     task_resource_usage,
 )
 from .state import State, alloc_terminal, now_ns
-from .templates import MissingVariableError, TemplateError, render_template, replace_env
+from .templates import (
+    MissingVariableError,
+    TemplateError,
+    go_quote,
+    render_template,
+    replace_env,
+)
 
 if TYPE_CHECKING:
     from .shapes import NodeSpec
@@ -115,10 +125,14 @@ class Client:
         self._variable_allowed = variable_allowed
         self._runners: dict[str, _AllocRunner] = {}
         self._lock = threading.Lock()
+        self._partitioned: set[str] = set()
+        """Nodes cut off from the servers (guarded by the state's lock)."""
         self.stats_interval = 1.0
         """Seconds between two measurements of a running task (Nomad's default)."""
         self.gpu_usage: dict[str, tuple[int, int]] = {}
         """GPU instance ID → (utilisation %, used MiB) its statistics report."""
+        self.unpullable_images: dict[str, str] = {}
+        """Image → the docker daemon's error when a node pulls it (``refuse_image``)."""
 
     def alloc_dir(self, alloc_id: str) -> Path:
         return self.root / alloc_id
@@ -133,19 +147,59 @@ class Client:
                 runner.start()
 
     def stop(self, alloc_ids: list[str]) -> None:
-        """The server set DesiredStatus stop: kill the allocations' tasks."""
+        """The server set DesiredStatus stop: kill the allocations' tasks (a node cut off
+        from the servers hears of it only when it reconnects)."""
         for alloc_id in alloc_ids:
             with self._lock:
                 runner = self._runners.get(alloc_id)
-            if runner is not None:
+            with self.state.lock:
+                offline = runner is not None and runner.offline is not None
+            if runner is not None and not offline:
                 runner.request_stop()
 
     def lose_node(self, node_id: str) -> None:
         """The node died: its processes die with it and it reports nothing more."""
-        with self._lock:
-            runners = [r for r in self._runners.values() if r.node_id == node_id]
-        for runner in runners:
+        for runner in self._node_runners(node_id):
             runner.lose()
+
+    def partition_node(self, node_id: str) -> None:
+        """The node is cut off from the servers: its tasks run on, and what they do stays
+        on the node (each runner's own copy of its allocation) until ``reconnect_node``."""
+        with self.state.lock:
+            self._partitioned.add(node_id)
+            for runner in self._node_runners(node_id):
+                alloc = self.state.allocs.get(runner.alloc_id)
+                if alloc is not None and not runner.lost:
+                    runner.offline = copy.deepcopy(alloc)
+
+    def partitioned(self, node_id: str) -> bool:
+        with self.state.lock:
+            return node_id in self._partitioned
+
+    def reconnect_node(self, node_id: str) -> None:
+        """The node reaches the servers again: report every allocation's state as it is on
+        the node (Node.UpdateAlloc), then kill those the servers stopped meanwhile."""
+        stopping = []
+        with self.state.lock:
+            self._partitioned.discard(node_id)
+            reports = []
+            for runner in self._node_runners(node_id):
+                local, runner.offline = runner.offline, None
+                if local is None:
+                    continue
+                reports.append((runner, local["TaskStates"]))
+                alloc = self.state.allocs.get(runner.alloc_id)
+                if alloc is None or alloc["DesiredStatus"] in ("stop", "evict"):
+                    stopping.append(runner)
+        for runner, task_states in reports:
+            if task_states is not None:
+                self.update_alloc(runner, lambda alloc, ts=task_states: alloc.update(TaskStates=ts))
+        for runner in stopping:
+            runner.request_stop()
+
+    def _node_runners(self, node_id: str) -> list[_AllocRunner]:
+        with self._lock:
+            return [r for r in self._runners.values() if r.node_id == node_id]
 
     def shutdown(self) -> None:
         """Kill every task process the stand-in started and wait for the runners."""
@@ -178,6 +232,15 @@ class Client:
         became_terminal = False
         follow_up: tuple[str, int] | None = None
         with state.lock:
+            if runner.offline is not None:
+                # Cut off from the servers: the client keeps its own view until it reconnects.
+                change(runner.offline)
+                if runner.offline["TaskStates"]:
+                    status, description = client_status(runner.offline["TaskStates"])
+                    if runner.finished or status != "complete":
+                        runner.offline["ClientStatus"] = status
+                        runner.offline["ClientDescription"] = description
+                return
             alloc = state.allocs.get(runner.alloc_id)
             if alloc is None or runner.lost:
                 return
@@ -227,7 +290,9 @@ class _AllocRunner:
         self.stop_requested = threading.Event()
         self.lost = False
         self.finished = False
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.offline: JsonDict | None = None
+        """The allocation as the node sees it while cut off from the servers (else None)."""
+        self._procs: dict[str, subprocess.Popen[bytes] | DockerContainer] = {}
         self._killed: set[str] = set()
         self._lock = threading.Lock()
         self._usage: dict[str, JsonDict] = {}
@@ -443,7 +508,8 @@ class _AllocRunner:
 
     def _failed(self, name: str) -> bool:
         with self.client.state.lock:
-            states = self.client.state.allocs[self.alloc_id]["TaskStates"] or {}
+            alloc = self.offline or self.client.state.allocs[self.alloc_id]
+            states = alloc["TaskStates"] or {}
             return bool(states.get(name, {}).get("Failed"))
 
     def _spawn(self, task: JsonDict) -> threading.Thread:
@@ -496,7 +562,8 @@ class _AllocRunner:
     ) -> None:
         name = task["Name"]
         timeout = int(task["KillTimeout"] or 5 * SECOND)
-        sig_name = task["KillSignal"] or "SIGINT"
+        # docker stops a container with SIGTERM (ContainerStop); executors interrupt.
+        sig_name = task["KillSignal"] or ("SIGTERM" if task["Driver"] == "docker" else "SIGINT")
         kill_signal = getattr(signal, sig_name, signal.SIGINT)
         if sibling:
             self._event(
@@ -528,22 +595,20 @@ class _AllocRunner:
             self._not_started(name)
             return False
         driver = task["Driver"]
-        if driver not in HOST_DRIVERS:
+        if driver not in HOST_DRIVERS and driver != "docker":
             message = f"driver {driver} not available in stand-in"
-            self._dead(
-                name,
-                True,
-                task_event(
-                    "Driver Failure",
-                    now_ns(),
-                    DriverError=message,
-                    FailsTask=True,
-                    DisplayMessage=f"Failed to start task: {message}",
-                ),
-            )
+            self._event(name, "Driver Failure", DriverError=message)
+            self._not_restarting(name, self._start_error_reason(task, 0, recoverable=False))
             return False
         config = task["Config"] or {}
-        if not config.get("command"):
+        if driver == "docker":
+            try:
+                docker_driver.validate_config(config)
+            except ConfigValidationError as exc:
+                self._event(name, "Failed Validation", ValidationError=str(exc))
+                self._not_restarting(name, self._start_error_reason(task, 0, recoverable=False))
+                return False
+        elif not config.get("command"):
             message = '1 error occurred:\n\t* Missing required field "command"\n\n'
             self._dead(
                 name,
@@ -583,16 +648,29 @@ class _AllocRunner:
 
     def _base_env(self, task: JsonDict) -> dict[str, str]:
         name = task["Name"]
+        dirs = (
+            str(self.dir / "alloc"),
+            str(self._task_dir(name) / "local"),
+            str(self._task_dir(name) / "secrets"),
+        )
         if task["Driver"] == "raw_exec":
             env = {k: v for k, v in os.environ.items() if k not in ENV_DENYLIST}
+        elif task["Driver"] == "docker":
+            # The container sees its image's environment plus the task's, at its own paths.
+            env = {}
+            dirs = (
+                docker_driver.CONTAINER_ALLOC_DIR,
+                docker_driver.CONTAINER_LOCAL_DIR,
+                docker_driver.CONTAINER_SECRETS_DIR,
+            )
         else:
             env = {"PATH": EXEC_PATH}
         res = task["Resources"]
         index = self.alloc_name.rsplit("[", 1)[-1].rstrip("]")
         env.update(
-            NOMAD_ALLOC_DIR=str(self.dir / "alloc"),
-            NOMAD_TASK_DIR=str(self._task_dir(name) / "local"),
-            NOMAD_SECRETS_DIR=str(self._task_dir(name) / "secrets"),
+            NOMAD_ALLOC_DIR=dirs[0],
+            NOMAD_TASK_DIR=dirs[1],
+            NOMAD_SECRETS_DIR=dirs[2],
             NOMAD_ALLOC_ID=self.alloc_id,
             NOMAD_SHORT_ALLOC_ID=self.alloc_id[:8],
             NOMAD_ALLOC_NAME=self.alloc_name,
@@ -684,54 +762,31 @@ class _AllocRunner:
 
     def _run_process(self, task: JsonDict, env: dict[str, str]) -> bool:
         name = task["Name"]
-        task_dir = self._task_dir(name)
-        attrs = self.node.node_attrs()
-        config = task["Config"]
         policy = task["RestartPolicy"]
         batch = self.job["Type"] in ("batch", "sysbatch")
         restarts = 0
         logs = self.dir / "alloc" / "logs"
         while True:
-            argv = [replace_env(str(config["command"]), attrs, env)]
-            argv += [replace_env(str(arg), attrs, env) for arg in config.get("args") or []]
-            argv[0] = self._resolve_command(argv[0], env, task_dir)
             with (
                 (logs / f"{name}.stdout.0").open("ab") as out,
                 (logs / f"{name}.stderr.0").open("ab") as err,
             ):
                 try:
-                    with self._lock:
-                        if self.lost or (
-                            self.stop_requested.is_set() and not self._is_poststop(task)
-                        ):
-                            raise _TaskKilledError
-                        proc = subprocess.Popen(
-                            argv,
-                            cwd=task_dir,
-                            env=env,
-                            stdin=subprocess.DEVNULL,
-                            stdout=out,
-                            stderr=err,
-                            start_new_session=True,
-                        )
-                        self._procs[name] = proc
+                    proc = self._launch(task, env, out, err)
                 except _TaskKilledError:
                     self._not_started(name)
                     return False
-                except OSError as exc:
-                    message = f"failed to launch command with executor: {exc}"
-                    self._dead(
-                        name,
-                        True,
-                        task_event(
-                            "Driver Failure",
-                            now_ns(),
-                            DriverError=message,
-                            FailsTask=True,
-                            DisplayMessage=f"Failed to start task: {message}",
-                        ),
-                    )
-                    return False
+                except DriverStartError as exc:
+                    # runDriver emits the driver's error; the restart tracker decides.
+                    self._event(name, "Driver Failure", DriverError=exc.message)
+                    reason = self._start_error_reason(task, restarts, exc.recoverable)
+                    if reason is not None:
+                        self._not_restarting(name, reason)
+                        return False
+                    restarts += 1
+                    if not self._restart(task, restarts):
+                        return False
+                    continue
             self._task_update(
                 name,
                 task_event("Started", now_ns(), DisplayMessage="Task started by client"),
@@ -745,13 +800,19 @@ class _AllocRunner:
             sig = -code if code < 0 else 0
             exit_code = 128 + sig if sig else code
             display = f"Exit Code: {exit_code}" + (f", Signal: {sig}" if sig else "")
+            details = {"oom_killed": "false"}
+            exit_message = proc.exit_message() if isinstance(proc, DockerContainer) else ""
+            if exit_message:
+                display += f", Exit Message: {go_quote(exit_message)}"
+                details["exit_message"] = exit_message
             self._event(
                 name,
                 "Terminated",
                 ExitCode=exit_code,
                 Signal=sig,
+                Message=exit_message,
                 DisplayMessage=display,
-                Details={"oom_killed": "false"},
+                Details=details,
             )
             with self._lock:
                 killed = name in self._killed
@@ -790,29 +851,146 @@ class _AllocRunner:
                     ),
                 )
                 return exit_code == 0
-            delay = int(policy.get("Delay", 0))
             restarts += 1
-            self._task_update(
-                name,
-                task_event(
-                    "Restarting",
-                    now_ns(),
-                    RestartReason="Restart within policy",
-                    StartDelay=delay,
-                    DisplayMessage=f"Task restarting in {_go_duration(delay)}",
-                ),
-                Restarts=restarts,
-                LastRestart=rfc3339(now_ns()),
-            )
-            if self.stop_requested.wait(delay / SECOND) and not self._is_poststop(task):
-                self._not_started(name)
+            if not self._restart(task, restarts):
                 return False
+
+    def _launch(
+        self, task: JsonDict, env: dict[str, str], out: IO[bytes], err: IO[bytes]
+    ) -> subprocess.Popen[bytes] | DockerContainer:
+        """Start the task by its driver: a process group, or a container (``docker``).
+        Raises ``DriverStartError`` as the driver's ``StartTask`` fails."""
+        name = task["Name"]
+        if task["Driver"] == "docker":
+            self._refuse_unpullable(task)
+            container = docker_driver.start(self._docker_task(task, env))
+            container.follow_logs(out, err)
+            with self._lock:
+                stopped = self.stop_requested.is_set() and not self._is_poststop(task)
+                if not (self.lost or stopped):
+                    self._procs[name] = container
+                    return container
+            container.send_signal(signal.SIGKILL)
+            container.wait()
+            raise _TaskKilledError
+        task_dir = self._task_dir(name)
+        attrs = self.node.node_attrs()
+        config = task["Config"]
+        argv = [replace_env(str(config["command"]), attrs, env)]
+        argv += [replace_env(str(arg), attrs, env) for arg in config.get("args") or []]
+        argv[0] = self._resolve_command(argv[0], env, task_dir)
+        try:
+            with self._lock:
+                if self.lost or (self.stop_requested.is_set() and not self._is_poststop(task)):
+                    raise _TaskKilledError
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=task_dir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+                self._procs[name] = proc
+                return proc
+        except OSError as exc:
+            raise DriverStartError(f"failed to launch command with executor: {exc}") from None
+
+    def _docker_task(self, task: JsonDict, env: dict[str, str]) -> docker_driver.DockerTask:
+        """What the docker driver needs: the config interpolated as Nomad's HCL does."""
+        name = task["Name"]
+        attrs = self.node.node_attrs()
+        res = task["Resources"]
+        devices = self.devices[name]["Devices"] or []
+
+        def message(text: str, details: dict[str, str]) -> None:
+            self._event(name, "Driver", DriverMessage=text, DisplayMessage=text, Details=details)
+
+        return docker_driver.DockerTask(
+            alloc_id=self.alloc_id,
+            name=name,
+            config=_interpolate(task["Config"] or {}, attrs, env),
+            env=env,
+            user=task["User"],
+            alloc_root=self.dir,
+            memory_mb=int(res["MemoryMB"]),
+            memory_max_mb=int(res["MemoryMaxMB"] or 0),
+            cpu_mhz=int(res["CPU"]),
+            gpu_ids=tuple(i for d in devices if d["Type"] == "gpu" for i in d["DeviceIDs"]),
+            on_message=message,
+        )
+
+    def _refuse_unpullable(self, task: JsonDict) -> None:
+        """A node that cannot pull the image (``refuse_image``) fails as the docker driver
+        does: the ``Driver`` event "Downloading image", then coordinator.go's
+        ``recoverablePullError`` "Failed to pull `<image>`: <daemon's error>", which the
+        caller reports as a ``Driver Failure`` and hands to the restart policy."""
+        image = str(task["Config"].get("image", ""))
+        error = self.client.unpullable_images.get(image)
+        if error is None:
+            return
+        text = "Downloading image"
+        details = {"image": image}
+        name = task["Name"]
+        self._event(name, "Driver", DriverMessage=text, DisplayMessage=text, Details=details)
+        raise DriverStartError(f"Failed to pull `{image}`: {error}", recoverable=True)
+
+    @staticmethod
+    def _start_error_reason(task: JsonDict, restarts: int, recoverable: bool) -> str | None:
+        """Why a task that failed to start is not restarted (``restarts.go`` GetState);
+        None: the policy restarts it."""
+        policy = task["RestartPolicy"]
+        attempts = int(policy.get("Attempts", 0))
+        if attempts == 0:
+            return "Policy allows no restarts"
+        if not recoverable:
+            return "Error was unrecoverable"
+        if restarts >= attempts:
+            interval = _go_duration(int(policy.get("Interval", 0)))
+            return f'Exceeded allowed attempts {attempts} in interval {interval} and mode is "fail"'
+        return None
+
+    def _not_restarting(self, name: str, reason: str | None) -> None:
+        reason = reason or "Error was unrecoverable"
+        self._dead(
+            name,
+            True,
+            task_event(
+                "Not Restarting",
+                now_ns(),
+                RestartReason=reason,
+                FailsTask=True,
+                DisplayMessage=reason,
+            ),
+        )
+
+    def _restart(self, task: JsonDict, restarts: int) -> bool:
+        """Report the restart and wait its delay; False when the task was stopped meanwhile."""
+        name = task["Name"]
+        delay = int(task["RestartPolicy"].get("Delay", 0))
+        self._task_update(
+            name,
+            task_event(
+                "Restarting",
+                now_ns(),
+                RestartReason="Restart within policy",
+                StartDelay=delay,
+                DisplayMessage=f"Task restarting in {_go_duration(delay)}",
+            ),
+            Restarts=restarts,
+            LastRestart=rfc3339(now_ns()),
+        )
+        if self.stop_requested.wait(delay / SECOND) and not self._is_poststop(task):
+            self._not_started(name)
+            return False
+        return True
 
     @staticmethod
     def _is_poststop(task: JsonDict) -> bool:
         return bool((task["Lifecycle"] or {}).get("Hook") == "poststop")
 
-    def _wait(self, task: JsonDict, proc: subprocess.Popen[bytes]) -> None:
+    def _wait(self, task: JsonDict, proc: subprocess.Popen[bytes] | DockerContainer) -> None:
         name = task["Name"]
         next_collection = time.monotonic()
         try:
@@ -844,10 +1022,24 @@ def _swap_bytes(pid: int) -> int:
     return 0
 
 
-def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+def _kill_group(proc: subprocess.Popen[bytes] | DockerContainer, sig: int) -> None:
+    if isinstance(proc, DockerContainer):
+        proc.send_signal(sig)  # docker kill --signal, as the docker driver signals
+        return
     # The group may be gone already: that is the outcome we wanted.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+def _interpolate(value: Any, attrs: dict[str, str], env: dict[str, str]) -> Any:
+    """Every string in a driver config with ``${...}`` replaced, as Nomad's HCL does."""
+    if isinstance(value, str):
+        return replace_env(value, attrs, env)
+    if isinstance(value, list):
+        return [_interpolate(item, attrs, env) for item in value]
+    if isinstance(value, dict):
+        return {key: _interpolate(item, attrs, env) for key, item in value.items()}
+    return value
 
 
 def _go_duration(ns: int) -> str:

@@ -35,13 +35,20 @@ from .state import State, alloc_terminal, now_ns
 if TYPE_CHECKING:
     from .shapes import NodeSpec
 
-__all__ = ["Scheduler", "check_constraint", "new_eval", "refresh_job_status"]
+__all__ = [
+    "Scheduler",
+    "check_constraint",
+    "keeps_unknown_on_down_node",
+    "new_eval",
+    "refresh_job_status",
+]
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 TERMINAL_EVAL_STATUSES = frozenset({"complete", "failed", "canceled"})
 ALLOC_NOT_NEEDED = "alloc not needed due to job update"
 ALLOC_LOST = "alloc is lost since its node is down"
+ALLOC_UNKNOWN = "alloc is unknown since its node is disconnected"
 ALLOC_RESCHEDULED = "alloc was rescheduled because it failed"
 
 # --- evaluations and job status -----------------------------------------------------------
@@ -354,29 +361,168 @@ def _device_matches_name(request: str, model: str) -> bool:
     return parts[:2] == ["nvidia", "gpu"] and parts[2] == model
 
 
-def _device_lookup(model: str, memory_mib: int) -> Callable[[str], Any]:
-    values: dict[str, Any] = {
-        "device.vendor": "nvidia",
-        "device.type": "gpu",
-        "device.model": model,
-        "device.attr.memory": (memory_mib, "MiB"),
-        "device.attr.driver_version": "550.54.15",
-    }
-    return values.get
-
-
 def _group_satisfies(request: JsonDict, model: str, memory_mib: int) -> bool:
+    """Nomad's ``nodeDeviceMatches`` (scheduler/feasible.go): the name, then each
+    constraint with both targets typed (``resolveDeviceTarget``)."""
     if not _device_matches_name(request.get("Name", ""), model):
         return False
-    lookup = _device_lookup(model, memory_mib)
+    attributes = {
+        "memory": Attribute(integer=memory_mib, unit="MiB"),
+        "driver_version": Attribute(text="550.54.15"),
+    }
     for constraint in request.get("Constraints") or []:
-        if not check_constraint(
-            _resolve(constraint.get("LTarget", ""), lookup),
-            constraint.get("Operand", "="),
-            _resolve(constraint.get("RTarget", ""), lookup),
-        ):
+        left = resolve_device_target(constraint.get("LTarget", ""), model, attributes)
+        right = resolve_device_target(constraint.get("RTarget", ""), model, attributes)
+        if not check_attribute_constraint(constraint.get("Operand", "="), left, right):
             return False
     return True
+
+
+# --- typed attributes (device constraints) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """plugins/shared/structs/attribute.go ``Attribute``: exactly one of an integer, a
+    float, a string or a bool; numbers may carry a unit."""
+
+    integer: int | None = None
+    number: float | None = None
+    text: str | None = None
+    flag: bool | None = None
+    unit: str = ""
+
+
+# plugins/shared/structs/units.go: name → (base unit, multiplier); ``mW`` divides.
+ATTRIBUTE_UNITS: dict[str, tuple[str, float]] = {
+    **{u: ("byte", 1024**i) for i, u in enumerate(("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"), 1)},
+    **{u: ("byte", 1000**i) for i, u in enumerate(("kB", "MB", "GB", "TB", "PB", "EB"), 1)},
+    "KB": ("byte", 1000),
+    **{
+        u: ("byte/s", 1024**i)
+        for i, u in enumerate(("KiB/s", "MiB/s", "GiB/s", "TiB/s", "PiB/s", "EiB/s"), 1)
+    },
+    **{
+        u: ("byte/s", 1000**i)
+        for i, u in enumerate(("kB/s", "MB/s", "GB/s", "TB/s", "PB/s", "EB/s"), 1)
+    },
+    "KB/s": ("byte/s", 1000),
+    "MHz": ("hertz", 1000**2),
+    "GHz": ("hertz", 1000**3),
+    "mW": ("watt", 1 / 1000),
+    "W": ("watt", 1),
+    "kW": ("watt", 1000),
+    "MW": ("watt", 1000**2),
+    "GW": ("watt", 1000**3),
+}
+_UNITS_LONGEST_FIRST = sorted(ATTRIBUTE_UNITS, key=len, reverse=True)
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_GO_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_GO_HEX = re.compile(r"[+-]?0[xX][0-9a-fA-F_]*\.?[0-9a-fA-F_]*[pP][+-]?[0-9]+")
+_GO_SPECIAL = re.compile(r"[+-]?(?:inf|infinity)|nan", re.IGNORECASE)
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True}
+_GO_BOOLS |= {"0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def parse_attribute(text: str) -> Attribute:
+    """``ParseAttribute``: a known unit suffix comes off a number; then an int
+    (``strconv.ParseInt`` base 10, int64), a float (``strconv.ParseFloat``), a bool
+    (``strconv.ParseBool``), else the string itself."""
+    if not text:
+        return Attribute(text=text)
+    unit, numeric = "", text
+    if text[-1].isalpha():
+        unit = next((u for u in _UNITS_LONGEST_FIRST if text.endswith(u)), "")
+        if unit:
+            numeric = text.removesuffix(unit).strip()
+    if _GO_INT.fullmatch(numeric) and -(2**63) <= int(numeric) < 2**63:
+        return Attribute(integer=int(numeric), unit=unit)
+    if _GO_DECIMAL.fullmatch(numeric) or _GO_SPECIAL.fullmatch(numeric):
+        return Attribute(number=float(numeric), unit=unit)
+    if _GO_HEX.fullmatch(numeric) and "_" not in numeric:
+        return Attribute(number=float.fromhex(numeric), unit=unit)
+    if text in _GO_BOOLS:
+        return Attribute(flag=_GO_BOOLS[text])
+    return Attribute(text=text)
+
+
+def resolve_device_target(
+    target: str, model: str, attributes: dict[str, Attribute]
+) -> Attribute | None:
+    """``resolveDeviceTarget``: a literal is parsed (so ``"4090"`` is an integer); the
+    device's model, vendor and type are strings; ``${device.attr.X}`` is as fingerprinted."""
+    if not target.startswith("${"):
+        return parse_attribute(target)
+    names = {"${device.model}": model, "${device.vendor}": "nvidia", "${device.type}": "gpu"}
+    if target in names:
+        return Attribute(text=names[target])
+    if target.startswith("${device.attr.") and target.endswith("}"):
+        return attributes.get(target[len("${device.attr.") : -1])
+    return None
+
+
+def _compare_attributes(left: Attribute, right: Attribute) -> int | None:
+    """``Attribute.Compare``: -1, 0 or 1, or None where the two are not comparable
+    (different kinds, or units of different bases)."""
+    left_unit, right_unit = ATTRIBUTE_UNITS.get(left.unit), ATTRIBUTE_UNITS.get(right.unit)
+    if (left_unit is None) != (right_unit is None):
+        return None
+    if left_unit is not None and right_unit is not None and left_unit[0] != right_unit[0]:
+        return None
+    if left.text is not None or right.text is not None:
+        if left.text is None or right.text is None:
+            return None
+        return (left.text > right.text) - (left.text < right.text)
+    if left.flag is not None or right.flag is not None:
+        if left.flag is None or right.flag is None:
+            return None
+        return 0 if left.flag == right.flag else 1
+    a = (left.integer if left.integer is not None else left.number) or 0
+    b = (right.integer if right.integer is not None else right.number) or 0
+    a, b = a * (left_unit or ("", 1))[1], b * (right_unit or ("", 1))[1]
+    return (a > b) - (a < b)
+
+
+def check_attribute_constraint(
+    operand: str, left: Attribute | None, right: Attribute | None
+) -> bool:
+    """scheduler/feasible.go ``checkAttributeConstraint``; ``regexp`` and the set operators
+    need two strings, so a pattern that parsed as a number never matches."""
+    operand = operand or "="
+    if operand in ("distinct_hosts", "distinct_property"):
+        return True
+    if operand == "is_set":
+        return left is not None
+    if operand == "is_not_set":
+        return left is None
+    if operand in ("!=", "not"):
+        if left is None or right is None:
+            return (left is None) != (right is None)
+        order = _compare_attributes(left, right)
+        return order is not None and order != 0
+    if left is None or right is None:
+        return False
+    if operand in ("=", "==", "is", "<", "<=", ">", ">="):
+        order = _compare_attributes(left, right)
+        if order is None:
+            return False
+        return {
+            "=": order == 0,
+            "==": order == 0,
+            "is": order == 0,
+            "<": order == -1,
+            "<=": order != 1,
+            ">": order == 1,
+            ">=": order != -1,
+        }[operand]
+    if operand in ("version", "semver"):
+        have = left.text if left.text is not None else left.integer
+        if have is None or right.text is None:
+            return False
+        return _check_version(str(have), right.text)
+    if left.text is None or right.text is None:
+        return False
+    return check_constraint(left.text, operand, right.text)
 
 
 # --- placement -----------------------------------------------------------------------------
@@ -388,6 +534,7 @@ class _Usage:
     memory: int = 0
     disk: int = 0
     devices: set[str] = field(default_factory=set)
+    cores: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -397,6 +544,34 @@ class Placement:
     node: NodeSpec
     task_devices: dict[str, list[JsonDict]]
     metric: JsonDict
+    task_cores: dict[str, list[int]] = field(default_factory=dict)
+    """Cores reserved for each task that asked for ``Cores``."""
+
+    @property
+    def cores_mhz(self) -> int:
+        """What the reserved cores are worth in MHz (Nomad's ``coreSelector.Select``)."""
+        return sum(len(ids) for ids in self.task_cores.values()) * core_mhz(self.node)
+
+
+def core_mhz(node: NodeSpec) -> int:
+    """One core's MHz on ``node``: ``cpu.totalcompute`` over ``cpu.numcores``."""
+    return node.cpu_mhz // max(int(node.attributes["cpu.numcores"]), 1)
+
+
+def _select_cores(group: JsonDict, node: NodeSpec, used: set[int]) -> dict[str, list[int]] | None:
+    """Whole cores for each task with ``Cores`` > 0, none shared (scheduler/rank.go
+    BinPackIterator: the node's usable cores less those its allocations reserved); None
+    when too few are free, which Nomad counts as the node exhausted on "cores"."""
+    free = [c for c in range(int(node.attributes["cpu.numcores"])) if c not in used]
+    chosen: dict[str, list[int]] = {}
+    for task in group["Tasks"]:
+        wanted = int(task["Resources"].get("Cores") or 0)
+        if wanted <= 0:
+            continue
+        if len(free) < wanted:
+            return None
+        chosen[task["Name"]], free = free[:wanted], free[wanted:]
+    return chosen
 
 
 def _group_asks(group: JsonDict) -> tuple[int, int, int]:
@@ -413,6 +588,7 @@ def node_usage(state: State, node: NodeSpec) -> _Usage:
             continue
         for task in alloc["AllocatedResources"]["Tasks"].values():
             usage.cpu += task["Cpu"]["CpuShares"]
+            usage.cores.update(task["Cpu"].get("ReservedCores") or [])
             usage.memory += task["Memory"]["MemoryMB"]
             for device in task["Devices"] or []:
                 usage.devices.update(device["DeviceIDs"])
@@ -510,7 +686,12 @@ def select_node(
         usage = node_usage(state, node)
         extra = planned.get(node.id, _Usage())
         dimension = None
-        if usage.cpu + extra.cpu + cpu > node.cpu_mhz:
+        # Cores come first, per task, before the allocation's fit (rank.go SELECTCORES).
+        task_cores = _select_cores(group, node, usage.cores | extra.cores)
+        cores_cpu = sum(map(len, (task_cores or {}).values())) * core_mhz(node)
+        if task_cores is None:
+            dimension = "cores"
+        elif usage.cpu + extra.cpu + cpu + cores_cpu > node.cpu_mhz:
             dimension = "cpu"
         elif usage.memory + extra.memory + memory > node.memory_mb:
             dimension = "memory"
@@ -525,10 +706,10 @@ def select_node(
             metric["NodesExhausted"] += 1
             exhausted[dimension] += 1
             continue
-        binpack = (usage.cpu + extra.cpu + cpu) / max(node.cpu_mhz, 1)
+        binpack = (usage.cpu + extra.cpu + cpu + cores_cpu) / max(node.cpu_mhz, 1)
         binpack += (usage.memory + extra.memory + memory) / max(node.memory_mb, 1)
         affinity = _affinity_score(job, group, node)
-        placement = Placement(node, devices or {}, metric)
+        placement = Placement(node, devices or {}, metric, task_cores or {})
         penalty = 1.0 if node.id in penalized else 0.0
         candidates.append(((affinity - penalty, binpack / 2, node.name), placement))
     metric["ConstraintFiltered"] = dict(filtered) or None
@@ -587,14 +768,16 @@ def new_alloc(
     task_resources: JsonDict = {}
     for task in group["Tasks"]:
         res = task["Resources"]
+        cores = placement.task_cores.get(task["Name"], [])
+        cpu_shares = len(cores) * core_mhz(node) if cores else res["CPU"]
         tasks[task["Name"]] = {
-            "Cpu": {"CpuShares": res["CPU"], "ReservedCores": None},
+            "Cpu": {"CpuShares": cpu_shares, "ReservedCores": cores or None},
             "Memory": {"MemoryMB": res["MemoryMB"], "MemoryMaxMB": res["MemoryMaxMB"]},
             "Networks": None,
             "Devices": placement.task_devices.get(task["Name"]),
         }
         task_resources[task["Name"]] = {
-            "CPU": res["CPU"],
+            "CPU": cpu_shares,
             "MemoryMB": res["MemoryMB"],
             "DiskMB": 0,
             "Networks": None,
@@ -648,6 +831,15 @@ def new_alloc(
     }
     alloc.update(fields)
     return alloc
+
+
+def keeps_unknown_on_down_node(group: JsonDict) -> bool:
+    """Whether Nomad leaves the group's running allocations ``unknown`` on a down node
+    rather than losing and replacing them: ``disconnect.replace = false`` (1.8+; ``Replace``
+    defaults to true, structs.go TaskGroup.Replace), or ``prevent_reschedule_on_lost`` before
+    1.10 (structs.go PreventRescheduleOnDisconnect at v1.8.0/v1.9.0)."""
+    disconnect = group.get("Disconnect") or {}
+    return disconnect.get("Replace") is False or bool(group.get("PreventRescheduleOnLost"))
 
 
 def reschedule_delay(group: JsonDict, alloc: JsonDict, now: int) -> int | None:
@@ -862,7 +1054,9 @@ class Scheduler:
                 continue
             usage = planned.setdefault(placement.node.id, _Usage())
             cpu, memory, disk = _group_asks(group)
-            usage.cpu += cpu
+            usage.cpu += cpu + placement.cores_mhz
+            for cores in placement.task_cores.values():
+                usage.cores.update(cores)
             usage.memory += memory
             usage.disk += disk
             for devices in placement.task_devices.values():

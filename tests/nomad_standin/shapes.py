@@ -26,6 +26,7 @@ __all__ = [
     "gpu_group_stats",
     "job_stub",
     "new_task_state",
+    "omit_empty",
     "resource_usage",
     "rfc3339",
     "task_event",
@@ -36,7 +37,9 @@ JsonDict = dict[str, Any]
 SECOND = 1_000_000_000
 HOUR = 3600 * SECOND
 ZERO_TIME = "0001-01-01T00:00:00Z"
-NOMAD_VERSION = "1.9.7"
+WORKLOAD_IDENTITY_DEFAULT = "default"
+WORKLOAD_IDENTITY_DEFAULT_AUDIENCE = "nomadproject.io"
+NOMAD_VERSION = "1.10.5"
 
 
 def rfc3339(ns: int) -> str:
@@ -49,6 +52,21 @@ def rfc3339(ns: int) -> str:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def omit_empty(obj: JsonDict, value_structs: frozenset[str] = frozenset()) -> JsonDict:
+    """``obj`` as Nomad encodes a struct tagged ``_struct bool `codec:",omitempty"```
+    (``structs.Allocation``, ``structs.Evaluation``, ``structs.NetworkResource``): every
+    empty field is left out (go-msgpack ``codec/encode.go`` kStruct, ``isEmptyValue``).
+    Empty is null, ``""``, 0, false, ``[]``, ``{}``, and for the struct-valued (not
+    pointer) fields named in ``value_structs`` a value whose fields are all empty."""
+
+    def empty(key: str, value: Any) -> bool:
+        if isinstance(value, dict) and key in value_structs:
+            return all(empty("", inner) for inner in value.values())
+        return value is None or value in ("", 0, False) or value == [] or value == {}
+
+    return {key: value for key, value in obj.items() if not empty(key, value)}
 
 
 # --- jobs ---------------------------------------------------------------------------------
@@ -116,6 +134,9 @@ def _resources(raw: JsonDict | None) -> JsonDict:
             "SecretsMB": 0,
         },
     )
+    if (raw or {}).get("Cores") and (raw or {}).get("CPU") is None:
+        # api/resources.go Resources.Canonicalize: with cores set, cpu defaults to 0.
+        res["CPU"] = 0
     if res["Devices"]:
         res["Devices"] = [
             _pick(dev, {"Name": "", "Count": 1, "Constraints": None, "Affinities": None})
@@ -179,11 +200,13 @@ def _task(raw: JsonDict, restart: JsonDict) -> JsonDict:
             "KillSignal": "",
             "Kind": "",
             "CSIPluginConfig": None,
+            "Identity": None,
             "Identities": None,
             "Actions": None,
             "Schedule": None,
         },
     )
+    task["Identity"], task["Identities"] = _identities(raw.get("Identities"))
     task["Resources"] = _resources(raw.get("Resources"))
     # Nomad copies the group's restart policy onto each task, task values winning.
     task["RestartPolicy"] = {**restart, **(raw.get("RestartPolicy") or {})}
@@ -195,6 +218,43 @@ def _task(raw: JsonDict, restart: JsonDict) -> JsonDict:
     if raw.get("Templates"):
         task["Templates"] = [_template(t) for t in raw["Templates"]]
     return task
+
+
+def _identity(raw: JsonDict) -> JsonDict:
+    """A canonical ``structs.WorkloadIdentity`` (``WorkloadIdentity.Canonicalize``)."""
+    wid = _pick(
+        raw,
+        {
+            "Name": "",
+            "Audience": None,
+            "ChangeMode": "",
+            "ChangeSignal": "",
+            "Env": False,
+            "File": False,
+            "Filepath": "",
+            "ServiceName": "",
+            "TTL": 0,
+        },
+    )
+    wid["Name"] = wid["Name"] or WORKLOAD_IDENTITY_DEFAULT
+    if wid["Name"] == WORKLOAD_IDENTITY_DEFAULT:
+        wid["Audience"] = [WORKLOAD_IDENTITY_DEFAULT_AUDIENCE]
+    wid["ChangeSignal"] = wid["ChangeSignal"].upper()
+    return wid
+
+
+def _identities(raw: list[JsonDict] | None) -> tuple[JsonDict, list[JsonDict] | None]:
+    """The task's ``Identity`` and ``Identities`` as ``Task.Canonicalize`` leaves them: an
+    identity named "default" moves to ``Identity``, which exists always."""
+    default = None
+    others = []
+    for item in raw or []:
+        wid = _identity(item)
+        if wid["Name"] == WORKLOAD_IDENTITY_DEFAULT:
+            default = wid
+        else:
+            others.append(wid)
+    return default or _identity({}), None if raw is None else others
 
 
 def _group(raw: JsonDict, job_type: str) -> JsonDict:
@@ -274,8 +334,6 @@ def canonical_job(raw: JsonDict, namespace: str, now: int) -> JsonDict:
             "VaultNamespace": "",
             "NomadTokenID": "",
             "Stop": False,
-            "Reschedule": None,
-            "Migrate": None,
             "UI": None,
             "VersionTag": None,
         },
@@ -340,8 +398,8 @@ def job_stub(job: JsonDict, summary: JsonDict, with_meta: bool) -> JsonDict:
         "JobModifyIndex": job["JobModifyIndex"],
         "SubmitTime": job["SubmitTime"],
     }
-    if with_meta:
-        stub["Meta"] = job["Meta"]
+    if with_meta and job["Meta"]:
+        stub["Meta"] = job["Meta"]  # `json:",omitempty"`: an empty Meta is left out
     return stub
 
 
@@ -366,7 +424,6 @@ _EVENT_DEFAULTS: JsonDict = {
     "DownloadError": "",
     "ValidationError": "",
     "DiskLimit": 0,
-    "DiskSize": 0,
     "FailedSibling": "",
     "VaultError": "",
     "TaskSignalReason": "",
@@ -400,8 +457,19 @@ def task_event(event_type: str, now: int, **fields: Any) -> JsonDict:
         details["fails_task"] = "true"
     event["Details"] = details
     if not event["DisplayMessage"]:
-        event["DisplayMessage"] = event["Message"]
+        # structs.TaskEvent.PopulateEventDisplayMessage: the field that says it, per type.
+        shown = _DISPLAY_FIELDS.get(event_type)
+        event["DisplayMessage"] = (event[shown[0]] or shown[1]) if shown else event["Message"]
     return event
+
+
+_DISPLAY_FIELDS = {
+    "Driver Failure": ("DriverError", "Failed to start task"),
+    "Failed Validation": ("ValidationError", "Validation of task failed"),
+    "Setup Failure": ("SetupError", "Task setup failed"),
+    "Driver": ("DriverMessage", ""),
+    "Not Restarting": ("RestartReason", "Task exceeded restart policy"),
+}
 
 
 def new_task_state() -> JsonDict:
@@ -414,15 +482,22 @@ def new_task_state() -> JsonDict:
         "StartedAt": ZERO_TIME,
         "FinishedAt": ZERO_TIME,
         "Events": [],
+        "Paused": "",
     }
 
 
-def alloc_metric(nodes_available: dict[str, int], nodes_in_pool: int) -> JsonDict:
-    """An empty ``structs.AllocMetric``; the scheduler fills the counters in."""
+def alloc_metric(
+    nodes_available: dict[str, int], nodes_in_pool: int, node_pool: str = "default"
+) -> JsonDict:
+    """An empty ``structs.AllocMetric``; the scheduler fills the counters in.
+
+    ``NodePool`` is the job's node pool (``scheduler/generic_sched.go`` sets
+    ``Metrics().NodePool = job.NodePool``)."""
     return {
         "NodesEvaluated": 0,
         "NodesFiltered": 0,
         "NodesInPool": nodes_in_pool,
+        "NodePool": node_pool,
         "NodesAvailable": dict(nodes_available),
         "ClassFiltered": None,
         "ConstraintFiltered": None,
@@ -591,7 +666,7 @@ class NodeSpec:
             "cpu.arch": "amd64",
             "cpu.frequency": "1000",
             "cpu.modelname": "Winslow stand-in CPU",
-            "cpu.numcores": str(max(self.cpu_mhz // 1000, 1)),
+            "cpu.numcores": str(self.cores),
             "cpu.totalcompute": str(self.cpu_mhz),
             "kernel.name": "linux",
             "kernel.version": "6.1.0",
@@ -666,11 +741,38 @@ class NodeSpec:
             }
         return drivers
 
+    @property
+    def cores(self) -> int:
+        """CPU cores, as ``cpu.numcores`` reports them (1000 MHz each)."""
+        return max(self.cpu_mhz // 1000, 1)
+
+    def _processors(self) -> JsonDict:
+        """``NodeProcessorResources`` as the JSON extension writes its topology
+        (``nomad/structs/extensions.go`` numaTopoExt): one NUMA node, one socket."""
+        mhz = self.cpu_mhz // self.cores
+        core = {"SocketID": 0, "NodeID": 0, "Grade": True, "Disable": False}
+        speeds = {"BaseSpeed": mhz, "MaxSpeed": 0, "GuessSpeed": 0}
+        return {
+            "Topology": {
+                "Nodes": [0],
+                "Distances": [[10]],
+                "Cores": [{**core, "ID": i, **speeds} for i in range(self.cores)],
+                "OverrideTotalCompute": 0,
+                "OverrideWitholdCompute": 0,
+            }
+        }
+
     def _node_resources(self) -> JsonDict:
         return {
-            "Cpu": {"CpuShares": self.cpu_mhz},
+            "Cpu": {
+                "CpuShares": self.cpu_mhz,
+                "TotalCpuCores": self.cores,
+                "ReservableCpuCores": list(range(self.cores)),
+            },
+            "Processors": self._processors(),
             "Memory": {"MemoryMB": self.memory_mb},
             "Disk": {"DiskMB": self.disk_mb},
+            # NetworkResource leaves out its empty fields (``_struct`` omitempty, 1.8.2+).
             "Networks": [
                 {
                     "Mode": "host",
@@ -678,9 +780,6 @@ class NodeSpec:
                     "CIDR": "127.0.0.1/32",
                     "IP": "127.0.0.1",
                     "MBits": 1000,
-                    "DNS": None,
-                    "ReservedPorts": None,
-                    "DynamicPorts": None,
                 }
             ],
             "NodeNetworks": [
@@ -708,14 +807,30 @@ class NodeSpec:
     @staticmethod
     def _reserved() -> JsonDict:
         return {
-            "Cpu": {"CpuShares": 0},
+            "Cpu": {"CpuShares": 0, "ReservedCpuCores": None},
             "Memory": {"MemoryMB": 0},
             "Disk": {"DiskMB": 0},
             "Networks": {"ReservedHostPorts": ""},
         }
 
     def to_json(self) -> JsonDict:
-        """``GET /v1/node/:id`` (``structs.Node``); SecretID is redacted as Nomad does."""
+        """``GET /v1/node/:id`` (``structs.Node``); SecretID is redacted as Nomad does.
+
+        ``Drain`` is the field the JSON extension adds (``nodeExt``); ``Resources`` and
+        ``Reserved`` are the legacy, zeroed ``structs.Resources`` a 1.x client registers
+        with (``client/client.go`` setupNode)."""
+        legacy = {
+            "CPU": 0,
+            "Cores": 0,
+            "MemoryMB": 0,
+            "MemoryMaxMB": 0,
+            "DiskMB": 0,
+            "IOPS": 0,
+            "Networks": None,
+            "Devices": None,
+            "NUMA": None,
+            "SecretsMB": 0,
+        }
         return {
             "ID": self.id,
             "SecretID": "",
@@ -744,6 +859,13 @@ class NodeSpec:
             "LastDrain": None,
             "CSIControllerPlugins": None,
             "CSINodePlugins": None,
+            "Resources": dict(legacy),
+            "Reserved": dict(legacy),
+            "CgroupParent": "nomad.slice",
+            "GCVolumesOnNodeGC": False,
+            "NodeMaxAllocs": 0,
+            "LastMissedHeartbeatIndex": 0,
+            "LastAllocUpdateIndex": 0,
             "CreateIndex": self.create_index,
             "ModifyIndex": self.modify_index,
         }

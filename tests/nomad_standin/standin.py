@@ -1,11 +1,13 @@
 """``NomadStandin``: one Nomad server plus client agent in-process, and its test controls.
 
 The object owns the state store, the scheduler thread, the client (which runs tasks as
-local processes under a temporary folder) and a uvicorn server on 127.0.0.1 in a
+local processes under a temporary folder, or as containers of the local docker daemon
+for the ``docker`` driver) and a uvicorn server on 127.0.0.1 (HTTP or HTTPS) in a
 background thread. Tests talk to ``address`` over HTTP exactly as they would to a
 Nomad agent, and use the methods here for what only an operator or a failure could do
-to a real cluster: add a node, kill one, shrink the event buffer, cut event streams,
-silence heartbeats, write a Variable, say what a simulated GPU is busy with.
+to a real cluster: add a node, kill one (or cut it off and reconnect it), shrink the event
+buffer, cut event streams, silence heartbeats, write a Variable, say what a simulated GPU
+is busy with, refuse to pull an image.
 
     with NomadStandin() as nomad:
         nomad.add_node("standin-1", cpu_mhz=16000, memory_mb=32768)
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from types import TracebackType
@@ -29,13 +33,38 @@ import uvicorn
 
 from .app import create_app
 from .executor import Client
-from .scheduler import Scheduler, new_eval, put_alloc, put_eval
+from .scheduler import (
+    ALLOC_LOST,
+    ALLOC_UNKNOWN,
+    Scheduler,
+    keeps_unknown_on_down_node,
+    new_eval,
+    put_alloc,
+    put_eval,
+)
 from .shapes import GpuGroup, NodeSpec, rfc3339
 from .state import State, alloc_terminal, now_ns
 
-__all__ = ["NomadStandin"]
+__all__ = ["NomadStandin", "StandinTls"]
 
 JsonDict = dict[str, Any]
+
+DOCKER_UNREACHABLE_REGISTRY = (
+    'Error response from daemon: Get "https://{registry}/v2/": dial tcp: lookup {registry} '
+    "on 127.0.0.53:53: no such host"
+)
+"""What the docker daemon answers a pull from a registry that does not resolve."""
+
+
+@dataclass(frozen=True)
+class StandinTls:
+    """Serve HTTPS as an agent with a ``tls`` block does: ``cert``/``key`` are the agent's
+    (``cert_file``, ``key_file``); with ``client_ca`` set, a client must show a certificate
+    that CA signed (``ca_file`` with ``verify_https_client = true``)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
 
 
 class NomadStandin:
@@ -60,8 +89,10 @@ class NomadStandin:
         close_finished_log_streams: bool = False,
         variable_paths: tuple[str, ...] = (),
         root: Path | None = None,
+        tls: StandinTls | None = None,
     ) -> None:
         self.token = token
+        self.tls = tls
         self.heartbeat_interval = heartbeat_interval
         self.log_heartbeat_interval = log_heartbeat_interval
         self.close_finished_log_streams = close_finished_log_streams
@@ -88,8 +119,9 @@ class NomadStandin:
 
     @property
     def address(self) -> str:
-        """``http://127.0.0.1:PORT`` once started."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls``) once started."""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the scheduler and the HTTP server; return once it answers."""
@@ -105,6 +137,7 @@ class NomadStandin:
             lifespan="off",
             timeout_graceful_shutdown=1,
             access_log=False,
+            **self._tls_options(),
         )
         self._server = uvicorn.Server(config)
         self.scheduler.start()
@@ -155,6 +188,7 @@ class NomadStandin:
         drivers: tuple[str, ...] = ("raw_exec", "exec"),
         datacenter: str = "dc1",
         node_class: str = "",
+        node_pool: str = "default",
         meta: dict[str, str] | None = None,
     ) -> str:
         """Register a ready node; ``gpus`` lists (model, memory MiB) per card. Returns its ID.
@@ -178,6 +212,7 @@ class NomadStandin:
             meta=dict(meta or {}),
             datacenter=datacenter,
             node_class=node_class,
+            node_pool=node_pool,
             status_updated_at=now // 1_000_000_000,
             registered_at=rfc3339(now),
         )
@@ -189,47 +224,121 @@ class NomadStandin:
         self.scheduler.unblock()
         return node.id
 
-    def kill_node(self, name: str) -> None:
-        """The node stops answering: status down, its processes die, its allocs are lost.
+    def kill_node(self, name: str, *, keep_running: bool = False) -> None:
+        """The node stops heartbeating; the servers mark it down and evaluate its jobs.
 
-        The server then evaluates the affected jobs ("node-update"): allocations on the
-        node become ``lost`` (DesiredStatus stop, "alloc is lost since its node is
-        down") and are replaced elsewhere when the group's reschedule policy allows.
+        By default the machine died and its processes with it. With ``keep_running`` it
+        is only cut off from the servers (a network partition): its tasks run on and it
+        reports nothing until ``reconnect_node``.
+
+        What the servers do, as Nomad 1.10.5 does: the heartbeat timer sets the node
+        ``down`` with the node event "Node heartbeat missed" (nomad/heartbeat.go
+        invalidateHeartbeat → Node.UpdateStatus, a NodeStreamEvent), then one
+        "node-update" evaluation per job with allocations there (nomad/node_endpoint.go
+        createNodeEvals, a separate raft apply). Their plan (scheduler/reconcile_util.go
+        filterByTainted, scheduler/reconcile.go computeGroup):
+
+        - a group with ``disconnect.replace = false`` and no ``lost_after``
+          (``keeps_unknown_on_down_node``): a running allocation becomes ``unknown``,
+          keeps DesiredStatus ``run``, gets ClientDescription "alloc is unknown since its
+          node is disconnected" and an ``AllocStates`` entry
+          (appendUnknownDisconnectingUpdates); it is not replaced. An ``unknown`` one
+          stays as it is; any other (``pending``) is lost.
+        - any other allocation is lost: ClientStatus ``lost``, DesiredStatus ``stop``,
+          "alloc is lost since its node is down", and replaced where ``_place_group``
+          allows.
+
+        Groups with ``lost_after`` (whose node Nomad marks ``disconnected`` instead) are
+        not modelled; they are treated as above.
         """
         with self.state.lock:
             node = self.state.node_by_name(name)
-        self.client.lose_node(node.id)
+        if keep_running:
+            self.client.partition_node(node.id)
+        else:
+            self.client.lose_node(node.id)
         with self.state.lock:
-            affected = {
-                (a["Namespace"], a["JobID"])
-                for a in self.state.allocs.values()
-                if a["NodeID"] == node.id and not alloc_terminal(a)
-            }
-            evals = []
             with self.state.txn("NodeStreamEvent") as index:
                 node.status = "down"
                 node.status_updated_at = now_ns() // 1_000_000_000
                 node.modify_index = index
                 node.events.append(self._node_event("Node heartbeat missed", index))
                 self.state.touch("nodes", "Node", node.id, node.to_json())
-                for namespace, job_id in sorted(affected):
-                    job = self.state.job(namespace, job_id)
-                    if job is None:
-                        continue
-                    ev = new_eval(job, "node-update", index, NodeID=node.id, NodeModifyIndex=index)
-                    put_eval(self.state, ev)
-                    evals.append(ev["ID"])
-            # The node-update evaluation's plan: everything that ran there is lost.
+            evals = self._node_update_evals(node)
+            # The node-update evaluations' plan.
             with self.state.txn("PlanResult"):
-                for alloc in self.state.allocs.values():
+                for alloc in list(self.state.allocs.values()):
                     if alloc["NodeID"] == node.id and not alloc_terminal(alloc):
-                        alloc["ClientStatus"] = "lost"
-                        alloc["ClientDescription"] = "alloc is lost since its node is down"
-                        alloc["DesiredStatus"] = "stop"
-                        alloc["DesiredDescription"] = "alloc is lost since its node is down"
-                        put_alloc(self.state, alloc)
+                        self._disconnect(alloc)
         for eval_id in evals:
             self.scheduler.enqueue(eval_id)
+
+    def reconnect_node(self, name: str) -> None:
+        """The node cut off by ``kill_node(name, keep_running=True)`` heartbeats again.
+
+        As in Nomad 1.10.5: the server marks it ``ready`` with the node event "Node
+        reregistered by heartbeat" and evaluates its jobs (nomad/node_endpoint.go
+        UpdateStatus, createNodeEvals); the client reports what its allocations did
+        meanwhile (Node.UpdateAlloc, AllocationUpdated events) and kills the tasks of
+        those the servers stopped meanwhile (client/allocrunner/alloc_runner.go
+        handleAllocUpdate: a stopping update → killTasks), whose poststop tasks still run.
+        Without ``lost_after`` the reconciler applies no reconnect logic
+        (structs.go SupportsDisconnectedClients), so an allocation still wanted runs on.
+        """
+        with self.state.lock:
+            node = self.state.node_by_name(name)
+            if not self.client.partitioned(node.id):
+                raise ValueError(
+                    f"node {name!r} was not cut off with kill_node(keep_running=True); the "
+                    "stand-in does not model a client restoring allocations whose processes died"
+                )
+            with self.state.txn("NodeStreamEvent") as index:
+                node.status = "ready"
+                node.status_updated_at = now_ns() // 1_000_000_000
+                node.modify_index = index
+                node.events.append(self._node_event("Node reregistered by heartbeat", index))
+                self.state.touch("nodes", "Node", node.id, node.to_json())
+            evals = self._node_update_evals(node)
+        self.client.reconnect_node(node.id)
+        for eval_id in evals:
+            self.scheduler.enqueue(eval_id)
+        self.scheduler.unblock()
+
+    def _node_update_evals(self, node: NodeSpec) -> list[str]:
+        """One pending "node-update" evaluation per job with live allocations on ``node``."""
+        affected = {
+            (a["Namespace"], a["JobID"])
+            for a in self.state.allocs.values()
+            if a["NodeID"] == node.id and not alloc_terminal(a)
+        }
+        evals = []
+        with self.state.txn("EvaluationUpdated") as index:
+            for namespace, job_id in sorted(affected):
+                job = self.state.job(namespace, job_id)
+                if job is None:
+                    continue
+                ev = new_eval(job, "node-update", index, NodeID=node.id, NodeModifyIndex=index)
+                put_eval(self.state, ev)
+                evals.append(ev["ID"])
+        return evals
+
+    def _disconnect(self, alloc: JsonDict) -> None:
+        """What a node-update plan does to a live allocation on a down node."""
+        job = alloc["Job"]
+        group = next(g for g in job["TaskGroups"] if g["Name"] == alloc["TaskGroup"])
+        if keeps_unknown_on_down_node(group) and alloc["ClientStatus"] in ("running", "unknown"):
+            if alloc["ClientStatus"] == "running":
+                alloc["ClientStatus"] = "unknown"
+                alloc["ClientDescription"] = ALLOC_UNKNOWN
+                entry = {"Field": "ClientStatus", "Value": "unknown", "Time": rfc3339(now_ns())}
+                alloc["AllocStates"] = [*(alloc.get("AllocStates") or []), entry]
+                put_alloc(self.state, alloc)
+            return
+        alloc["ClientStatus"] = "lost"
+        alloc["ClientDescription"] = ALLOC_LOST
+        alloc["DesiredStatus"] = "stop"
+        alloc["DesiredDescription"] = ALLOC_LOST
+        put_alloc(self.state, alloc)
 
     def set_event_buffer(self, size: int) -> None:
         """Keep only the newest ``size`` event frames (older indexes fall out)."""
@@ -251,6 +360,14 @@ class NomadStandin:
     def put_variable(self, path: str, items: dict[str, str], namespace: str = "default") -> None:
         """Write a Nomad Variable, as ``PUT /v1/var/:path`` would."""
         self.write_variable(path, items, namespace)
+
+    def refuse_image(self, image: str, error: str | None = None) -> None:
+        """Every node's docker daemon fails to pull ``image`` with ``error`` (by default,
+        its registry's host does not resolve); a task using it fails as in Nomad."""
+        registry = image.split("/", 1)[0]
+        self.client.unpullable_images[image] = error or DOCKER_UNREACHABLE_REGISTRY.format(
+            registry=registry
+        )
 
     def set_gpu_usage(self, instance_id: str, percent: int, used_mib: int) -> None:
         """What the simulated GPU ``instance_id`` reports in an allocation's statistics."""
@@ -288,6 +405,17 @@ class NomadStandin:
         if path in ("nomad/jobs", implicit) or path.startswith(implicit + "/"):
             return True
         return any(fnmatch(path, pattern) for pattern in self.variable_paths)
+
+    def _tls_options(self) -> dict[str, Any]:
+        if self.tls is None:
+            return {}
+        options: dict[str, Any] = {
+            "ssl_certfile": str(self.tls.cert),
+            "ssl_keyfile": str(self.tls.key),
+        }
+        if self.tls.client_ca is not None:
+            options.update(ssl_ca_certs=str(self.tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+        return options
 
     def _stopped(self, alloc_ids: list[str]) -> None:
         self.client.stop(alloc_ids)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -24,7 +26,7 @@ import httpx
 import pytest
 
 from tests.nomad_api.shapes import ALLOC_STATS_EXTRAS, assert_shape, sample, table_extras
-from tests.nomad_standin import NomadStandin
+from tests.nomad_standin import NomadStandin, docker_driver
 from tests.nomad_standin.envfile import EnvParseError, parse_env_file
 from tests.nomad_standin.templates import render_template, replace_env
 
@@ -182,6 +184,28 @@ ALLOC_EXTRAS = {
     "Services",
 }
 TASK_EVENT_EXTRAS = {"Details", "DiskSize", "DisplayMessage", "GenericSource"}
+# Keys of the allocation sample that a placed, finished allocation always has filled.
+ALLOC_ALWAYS = (
+    "ID",
+    "EvalID",
+    "Name",
+    "NodeID",
+    "JobID",
+    "TaskGroup",
+    "Resources",
+    "SharedResources",
+    "TaskResources",
+    "Metrics",
+    "DesiredStatus",
+    "ClientStatus",
+    "ClientDescription",
+    "TaskStates",
+    "CreateIndex",
+    "ModifyIndex",
+    "AllocModifyIndex",
+    "CreateTime",
+    "ModifyTime",
+)
 NODE_EXTRAS = {
     "CSIControllerPlugins",
     "CSINodePlugins",
@@ -190,6 +214,9 @@ NODE_EXTRAS = {
     "NodeMaxAllocs",
     "Reserved",
     "Resources",
+    # In structs.Node (which the server encodes) but not in api.Node.
+    "LastAllocUpdateIndex",
+    "LastMissedHeartbeatIndex",
 }
 EVAL_EXTRAS = {
     "AnnotatePlan",
@@ -263,12 +290,18 @@ def test_job_allocation_and_register_answers_match_documented_shapes(nomad):
     extras = table_extras(
         {
             "$": ALLOC_EXTRAS,
+            "$.TaskStates.*": {"Paused"},  # structs.TaskState since 1.8
             "$.TaskStates.*.Events[]": TASK_EVENT_EXTRAS,
             # The allocation's Metrics is the same AllocMetric an evaluation reports.
             "$.Metrics": set(eval_metric) | {"NodePool"},
         }
     )
-    assert_shape({**alloc_sample, "Job": None}, {**alloc, "Job": None}, extras)
+    # Current agents leave an allocation's empty fields out (``_struct`` omitempty, see
+    # test_allocations_and_evaluations_leave_out_their_empty_fields): compare the keys
+    # the answer has, and require those a placed allocation always fills.
+    present = {key: value for key, value in alloc_sample.items() if key in alloc}
+    assert_shape({**present, "Job": None}, {**alloc, "Job": None}, extras)
+    assert set(ALLOC_ALWAYS) <= set(alloc), sorted(set(ALLOC_ALWAYS) - set(alloc))
     # The embedded job is a job like any other: compare it with the job read sample.
     assert_shape(job_sample, alloc["Job"], job_extras("$"))
     assert alloc["TaskStates"]["main"]["State"] == "dead"
@@ -281,13 +314,23 @@ def test_node_answer_matches_documented_shape_with_gpus(nomad_standin, nomad):
     extras = table_extras(
         {
             "$": NODE_EXTRAS,
-            "$.NodeResources": {"MinDynamicPort", "MaxDynamicPort"},
-            # The newer event-stream sample shows agents also send these per network.
-            "$.NodeResources.Networks[]": {"DNS"},
+            # structs.NodeResources and LegacyNodeCpuResources since 1.7 (NUMA).
+            "$.NodeResources": {"MinDynamicPort", "MaxDynamicPort", "Processors"},
+            "$.NodeResources.Cpu": {"TotalCpuCores", "ReservableCpuCores"},
+            "$.ReservedResources.Cpu": {"ReservedCpuCores"},
+            # NetworkResource fields show when set (see below); DNS per the event sample.
+            "$.NodeResources.Networks[]": {"Mode", "DNS", "ReservedPorts", "DynamicPorts"},
             "$.NodeResources.NodeNetworks[]": {"Speed"},
         }
     )
-    assert_shape(sample("node_read_response.json"), node, extras)
+    documented = sample("node_read_response.json")
+    # structs.NetworkResource is tagged `_struct` omitempty since 1.8.2 (#23540): agents
+    # leave its empty fields out, which the older sample still shows.
+    documented["NodeResources"]["Networks"] = [
+        {key: value for key, value in network.items() if value not in (None, "", 0)}
+        for network in documented["NodeResources"]["Networks"]
+    ]
+    assert_shape(documented, node, extras)
     [gpus] = node["NodeResources"]["Devices"]
     assert (gpus["Vendor"], gpus["Type"], gpus["Name"]) == ("nvidia", "gpu", "Tesla T4")
     assert gpus["Attributes"]["memory"] == {"Int": 15360, "Unit": "MiB"}
@@ -505,7 +548,7 @@ def test_event_stream_delivers_allocation_updates_and_resumes_from_an_index(noma
     events = [e for f in frames for e in f.get("Events", [])]
     assert {e["Topic"] for e in events} == {"Allocation"}
     assert all("events" in e["FilterKeys"] for e in events)
-    assert events[-1]["Payload"]["Allocation"]["Job"] is None  # Nomad strips it from events
+    assert "Job" not in events[-1]["Payload"]["Allocation"]  # nil in events, so left out
     event_frame = next(f for f in frames if f.get("Events"))
     documented = sample("event_stream_frame.json")
     extras = table_extras({})
@@ -732,26 +775,14 @@ def test_kill_node_loses_its_allocations_and_replaces_only_when_policy_allows(no
 
     allocs = wait_allocs(nomad, "moves", lambda allocs: len(allocs) == 2 and running(allocs[1:]))
     replacement = allocs[1]
-    assert replacement["NodeID"] == other and replacement["PreviousAllocation"] == moving["ID"]
+    assert replacement["NodeID"] == other
+    # AllocListStub has no PreviousAllocation; the allocation itself does.
+    assert read_alloc(nomad, replacement["ID"])["PreviousAllocation"] == moving["ID"]
     [event] = replacement["RescheduleTracker"]["Events"]
     assert (event["PrevAllocID"], event["PrevNodeID"]) == (moving["ID"], moving["NodeID"])
     assert read_alloc(nomad, moving["ID"])["NextAllocation"] == replacement["ID"]
     assert len(nomad.get("/v1/job/stays-lost/allocations").json()) == 1  # no replacement
     assert len(nomad_standin.task_pids()) == 1  # only the replacement runs
-
-
-def test_docker_tasks_fail_with_a_driver_failure(nomad_standin, nomad):
-    nomad_standin.add_node("docker-1", drivers=("docker",))
-    job = batch_job("docker", {"Name": "main", "Driver": "docker", "Config": {"image": "alpine"}})
-    register(nomad, job)
-    [stub] = wait_allocs(nomad, "docker", finished)
-    main = read_alloc(nomad, stub["ID"])["TaskStates"]["main"]
-    failure = main["Events"][-1]
-    assert (failure["Type"], failure["FailsTask"]) == ("Driver Failure", True)
-    assert (
-        failure["DisplayMessage"] == "Failed to start task: driver docker not available in stand-in"
-    )
-    assert stub["ClientStatus"] == "failed" and stub["NodeName"] == "docker-1"
 
 
 # --- environment and templates ------------------------------------------------------------
@@ -911,3 +942,761 @@ def test_acl_token_is_required_when_the_standin_has_one():
         assert (wrong.status_code, wrong.text) == (403, "ACL token not found")
         assert httpx.get(url, headers={"X-Nomad-Token": "s3cret"}).json() == []
         assert httpx.get(standin.address + "/v1/status/leader").status_code == 200
+
+
+# --- a node that stops answering: disconnect.replace = false ------------------------------
+
+
+def kept_job(job_id: str, script: str) -> JsonDict:
+    """A batch job whose group must not be replaced on a lost node, as Winslow's stage jobs."""
+    return batch_job(job_id, task("main", script), Disconnect={"Replace": False})
+
+
+def events_until(
+    client: httpx.Client, topics: list[str], done: Callable[[list[JsonDict]], bool]
+) -> list[JsonDict]:
+    """Every buffered event of ``topics`` from the start, read until ``done`` holds."""
+    params = {"topic": topics, "index": 0}
+
+    def enough(frames: list[JsonDict]) -> bool:
+        return done([e for f in frames for e in f.get("Events", [])])
+
+    return [e for f in read_event_frames(client, params, enough) for e in f.get("Events", [])]
+
+
+def test_down_node_leaves_allocations_that_must_not_be_replaced_unknown(nomad_standin, nomad):
+    """Nomad 1.10.5 for a group with ``disconnect.replace = false`` and no ``lost_after``:
+    the heartbeat timer marks the node ``down`` ("Node heartbeat missed",
+    nomad/heartbeat.go invalidateHeartbeat; a NodeStreamEvent on the Node topic,
+    nomad/state/events.go MsgTypeEvents NodeUpdateStatusRequestType); the node-update
+    evaluation then puts the running allocation in the disconnecting set
+    (scheduler/reconcile_util.go filterByTainted: a down node is TerminalStatus and the
+    alloc PreventReplaceOnDisconnect) and appendUnknownDisconnectingUpdates
+    (scheduler/reconcile.go) sets ClientStatus ``unknown``, ClientDescription allocUnknown
+    and appends an AllocState, in a plan (PlanResult on the Allocation topic). No
+    replacement is placed and DesiredStatus stays ``run``: reconcile.go computeGroup only
+    places for lost allocations, and an unknown one on a down node stays untainted."""
+    register(nomad, kept_job("kept", "sleep 60"))
+    [stub] = wait_allocs(nomad, "kept", running)
+    nomad_standin.add_node("standin-2")  # somewhere a replacement could go, were one made
+
+    nomad_standin.kill_node("standin-1")
+    wait_allocs(nomad, "kept", lambda allocs: allocs[0]["ClientStatus"] == "unknown")
+    node = nomad.get(f"/v1/node/{stub['NodeID']}").json()
+    assert node["Status"] == "down"
+    assert node["Events"][-1]["Message"] == "Node heartbeat missed"
+    [update] = [
+        e for e in nomad.get("/v1/job/kept/evaluations").json() if e["TriggeredBy"] == "node-update"
+    ]
+    assert wait_eval(nomad, update["ID"])["Status"] == "complete"
+    time.sleep(0.3)  # a wrong replacement would be placed by now
+
+    [alloc] = nomad.get("/v1/job/kept/allocations").json()
+    full = read_alloc(nomad, alloc["ID"])
+    assert (full["ClientStatus"], full["DesiredStatus"]) == ("unknown", "run")
+    assert full["ClientDescription"] == "alloc is unknown since its node is disconnected"
+    assert full["AllocStates"][-1]["Field"] == "ClientStatus"
+    assert full["AllocStates"][-1]["Value"] == "unknown"
+    assert nomad.get("/v1/job/kept").json()["Status"] == "running"  # not terminal yet
+
+    def node_down(event: JsonDict) -> bool:
+        return event["Topic"] == "Node" and event["Payload"]["Node"]["Status"] == "down"
+
+    def alloc_unknown(event: JsonDict) -> bool:
+        payload = event["Payload"].get("Allocation") or {}
+        return event["Topic"] == "Allocation" and payload.get("ClientStatus") == "unknown"
+
+    events = events_until(
+        nomad,
+        ["Node:*", "Allocation:kept"],
+        lambda got: any(map(node_down, got)) and any(map(alloc_unknown, got)),
+    )
+    [down] = [e for e in events if node_down(e)]
+    assert (down["Type"], down["Key"]) == ("NodeStreamEvent", stub["NodeID"])
+    [unknown] = [e for e in events if alloc_unknown(e)]
+    assert unknown["Type"] == "PlanResult" and unknown["Index"] > down["Index"]
+
+
+def test_partitioned_node_that_comes_back_reconnects_its_allocations_as_nomad_does(
+    nomad_standin, nomad, tmp_path
+):
+    """A node cut off from the servers keeps running its tasks and tells nothing; when it
+    heartbeats again the server marks it ``ready`` ("Node reregistered by heartbeat",
+    nomad/node_endpoint.go UpdateStatus) and the client reports what its allocations did
+    meanwhile (Node.UpdateAlloc, an AllocationUpdated event). Without ``lost_after`` the
+    reconciler applies no reconnect logic (structs.go SupportsDisconnectedClients needs
+    it), so an allocation whose job still wants it simply runs on or ends as it ended.
+    An allocation the server stopped meanwhile (its job was stopped) is killed by the
+    client once it hears of it (client/allocrunner/alloc_runner.go handleAllocUpdate:
+    stopping → killTasks), and the poststop task still runs."""
+    marker = tmp_path / "go"
+    register(nomad, kept_job("resumes", f'while [ ! -e "{marker}" ]; do sleep 0.05; done'))
+    stopped = kept_job("stopped", "sleep 60")
+    stopped["TaskGroups"][0]["Tasks"].append(
+        task("after", "echo cleaned up", Lifecycle={"Hook": "poststop", "Sidecar": False})
+    )
+    register(nomad, stopped)
+    wait_allocs(nomad, "resumes", running)
+    wait_allocs(nomad, "stopped", running)
+
+    nomad_standin.kill_node("standin-1", keep_running=True)
+    for job in ("resumes", "stopped"):
+        wait_allocs(nomad, job, lambda allocs: allocs[0]["ClientStatus"] == "unknown")
+    assert nomad.delete("/v1/job/stopped").status_code == 200
+    wait_allocs(nomad, "stopped", lambda allocs: allocs[0]["DesiredStatus"] == "stop")
+    marker.touch()  # the cut-off node's stage ends; nobody hears of it yet
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(nomad_standin.task_pids()) > 1:  # the stopped job's task still runs there
+        assert time.monotonic() < deadline, nomad_standin.task_pids()
+        time.sleep(0.05)
+    time.sleep(0.3)  # what the node did could reach the server by now, were it connected
+    [resumed] = nomad.get("/v1/job/resumes/allocations").json()
+    assert resumed["ClientStatus"] == "unknown"
+    assert len(nomad_standin.task_pids()) == 1
+
+    nomad_standin.reconnect_node("standin-1")
+    node = nomad.get(f"/v1/node/{resumed['NodeID']}").json()
+    assert node["Status"] == "ready"
+    assert node["Events"][-1]["Message"] == "Node reregistered by heartbeat"
+
+    [resumed] = wait_allocs(nomad, "resumes", finished)
+    assert (resumed["ClientStatus"], resumed["DesiredStatus"]) == ("complete", "run")
+    [killed] = wait_allocs(nomad, "stopped", lambda allocs: all_dead(allocs) and finished(allocs))
+    assert (killed["ClientStatus"], killed["DesiredStatus"]) == ("complete", "stop")
+    main_events = [e["Type"] for e in killed["TaskStates"]["main"]["Events"]]
+    assert "Killed" in main_events
+    after = killed["TaskStates"]["after"]
+    assert (after["State"], after["Failed"]) == ("dead", False)
+    assert nomad_standin.task_pids() == []
+
+    def complete(event: JsonDict) -> bool:
+        return event["Payload"]["Allocation"]["ClientStatus"] == "complete"
+
+    events = events_until(nomad, ["Allocation:resumes"], lambda got: any(map(complete, got)))
+    assert next(e for e in events if complete(e))["Type"] == "AllocationUpdated"
+
+
+# --- typed device constraints, cores, image pulls, TLS ---------------------------------
+
+
+def model_job(job_id: str, pattern: str) -> JsonDict:
+    gpus = {
+        "Name": "nvidia/gpu",
+        "Count": 1,
+        "Constraints": [{"LTarget": "${device.model}", "Operand": "regexp", "RTarget": pattern}],
+    }
+    return batch_job(
+        job_id, task("main", "true", Resources={"CPU": 500, "MemoryMB": 256, "Devices": [gpus]})
+    )
+
+
+def test_device_constraint_targets_are_typed_like_nomad(nomad_standin, nomad):
+    """hashicorp/nomad scheduler/feasible.go: ``nodeDeviceMatches`` resolves a literal
+    target with ``ParseAttribute`` (plugins/shared/structs/attribute.go), which makes
+    "4090" an integer and "24GB" an integer with a unit, and ``checkAttributeConstraint``
+    matches ``regexp`` only between two strings; so such a pattern never matches any GPU
+    and the job stays blocked on "missing devices". ``(?:)4090`` parses as a string."""
+    nomad_standin.add_node("gpu-1", gpus=[("NVIDIA GeForce RTX 4090", 24564)])
+    for job_id, pattern in (("as-number", "4090"), ("with-unit", "24GB")):
+        registered = register(nomad, model_job(job_id, pattern))
+        metric = wait_eval(nomad, registered["EvalID"])["FailedTGAllocs"]["stage"]
+        assert metric["ConstraintFiltered"] == {"missing devices": 2}, pattern
+
+    register(nomad, model_job("as-string", "(?:)4090"))
+    [stub] = wait_allocs(nomad, "as-string", finished)
+    assert (stub["NodeName"], stub["ClientStatus"]) == ("gpu-1", "complete")
+
+    memory = model_job("by-memory", "RTX")
+    memory["TaskGroups"][0]["Tasks"][0]["Resources"]["Devices"][0]["Constraints"] += [
+        # 24564 MiB against 20 GiB: both bytes, compared in the base unit.
+        {"LTarget": "${device.attr.memory}", "Operand": ">=", "RTarget": "20 GiB"},
+    ]
+    register(nomad, memory)
+    [stub] = wait_allocs(nomad, "by-memory", finished)
+    assert stub["NodeName"] == "gpu-1"
+
+
+def cores_job(job_id: str, cores: int) -> JsonDict:
+    return batch_job(job_id, task("main", "sleep 30", Resources={"Cores": cores, "MemoryMB": 256}))
+
+
+def test_cores_are_reserved_whole_and_for_one_task_only(nomad_standin, nomad):
+    """scheduler/rank.go BinPackIterator: a task's ``Cores`` come from the node's usable
+    cores less those other allocations reserved, or the node is exhausted on "cores";
+    the task's CPU shares are what those cores are worth (numa_ce.go ``Select``), and
+    api/resources.go ``Canonicalize`` leaves ``CPU`` 0 beside ``Cores``."""
+    register(nomad, cores_job("ten", 10))
+    [ten] = wait_allocs(nomad, "ten", running)
+    first = read_alloc(nomad, ten["ID"])
+    cpu = first["AllocatedResources"]["Tasks"]["main"]["Cpu"]
+    assert (len(cpu["ReservedCores"]), cpu["CpuShares"]) == (10, 10_000)
+    assert first["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 0
+
+    registered = register(nomad, cores_job("eight", 8))
+    metric = wait_eval(nomad, registered["EvalID"])["FailedTGAllocs"]["stage"]
+    assert metric["DimensionExhausted"] == {"cores": 1}
+
+    register(nomad, cores_job("six", 6))
+    [six] = wait_allocs(nomad, "six", running)
+    second = read_alloc(nomad, six["ID"])["AllocatedResources"]["Tasks"]["main"]["Cpu"]
+    assert len(second["ReservedCores"]) == 6
+    assert not set(second["ReservedCores"]) & set(cpu["ReservedCores"])
+
+
+def test_an_image_no_node_can_pull_fails_the_task_as_nomad_reports_it(nomad_standin, nomad):
+    """drivers/docker/coordinator.go ``recoverablePullError`` wraps the daemon's error as
+    "Failed to pull `<image>`: <error>"; task_runner.go ``runDriver`` emits it as a
+    ``Driver Failure`` event (``SetDriverError``: DriverError and Details.driver_error,
+    not FailsTask), whose display message is that error (structs.go
+    ``PopulateEventDisplayMessage``); with no restart attempts the restart tracker ends
+    the task on "Not Restarting" (restarts.go GetState), the same events the docker
+    driver path produces when a real daemon cannot pull."""
+    nomad_standin.add_node("docker-1", drivers=("docker",))
+    image = "registry.invalid/winslow-tools:0.1.0"
+    nomad_standin.refuse_image(image)
+    job = batch_job("unpullable", {"Name": "main", "Driver": "docker", "Config": {"image": image}})
+    register(nomad, job)
+    [stub] = wait_allocs(nomad, "unpullable", finished)
+    main = read_alloc(nomad, stub["ID"])["TaskStates"]["main"]
+    kinds = [e["Type"] for e in main["Events"]]
+    assert kinds == ["Received", "Task Setup", "Driver", "Driver Failure", "Not Restarting"]
+    failure, final = main["Events"][-2:]
+    expected = (
+        "Failed to pull `registry.invalid/winslow-tools:0.1.0`: Error response from daemon: "
+        'Get "https://registry.invalid/v2/": dial tcp: lookup registry.invalid on '
+        "127.0.0.53:53: no such host"
+    )
+    assert not failure["FailsTask"]
+    assert failure["DriverError"] == failure["DisplayMessage"] == expected
+    assert failure["Details"]["driver_error"] == expected
+    assert (final["FailsTask"], final["DisplayMessage"]) == (True, "Policy allows no restarts")
+    assert (main["State"], main["Failed"], stub["ClientStatus"]) == ("dead", True, "failed")
+
+
+def test_tls_standin_serves_https_and_requires_a_client_certificate(tmp_path):
+    """An agent with ``tls { http = true, verify_https_client = true }`` completes no
+    request without a client certificate its CA signed."""
+    from tests.fixtures.nomad import SERVER_NAME, make_tls
+    from tests.nomad_standin import StandinTls
+
+    files = make_tls(tmp_path / "tls")
+    tls = StandinTls(files.server_cert, files.server_key, client_ca=files.ca)
+    with NomadStandin(tls=tls) as standin:
+        assert standin.address.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(files.ca))
+        context.load_cert_chain(str(files.client_cert), str(files.client_key))
+        ext = {"sni_hostname": SERVER_NAME}
+        with httpx.Client(verify=context) as client:
+            leader = client.get(standin.address + "/v1/status/leader", extensions=ext)
+        assert leader.json() == "127.0.0.1:4647"
+        anonymous = ssl.create_default_context(cafile=str(files.ca))
+        with httpx.Client(verify=anonymous) as client, pytest.raises(httpx.TransportError):
+            client.get(standin.address + "/v1/status/leader", extensions=ext)
+
+
+# --- fidelity: fs readat, list fields, 404 query meta, empty fields, key sets ----------
+
+
+def test_readat_checks_its_parameters_and_the_path_as_nomad_does(nomad_standin, nomad):
+    """command/agent/fs_endpoint.go FileReadAtRequest: no ``path`` is a 400 "must provide
+    a file name"; ``offset`` is required and parsed with strconv.ParseInt, its error a
+    plain 500 "error parsing offset: ..." (so is a bad ``limit``). client/fs_endpoint.go
+    stream: an unknown allocation 404; ``AllocDir.Stat`` errors are 400s: "Path escapes
+    the alloc directory" (helper/escapingfs PathEscapesAllocViaRelative), the os.Stat
+    error with the full path, ``file "..." is a directory``; ``AllocDir.ReadAt`` refuses a
+    task's secrets with a 500 "Reading secret file prohibited: <path>"."""
+    register(nomad, batch_job("files", task("main", 'printf 0123456789 > "$NOMAD_ALLOC_DIR/f"')))
+    [stub] = wait_allocs(nomad, "files", finished)
+    url = f"/v1/client/fs/readat/{stub['ID']}"
+
+    def read(**params: Any) -> tuple[int, str]:
+        response = nomad.get(url, params=params)
+        return response.status_code, response.text
+
+    assert read(path="alloc/f", offset=2, limit=3) == (200, "234")
+    assert read(path="/alloc/f", offset=7) == (200, "789")
+    assert read(offset=0) == (400, "must provide a file name")
+    assert read(path="alloc/f") == (
+        500,
+        'error parsing offset: strconv.ParseInt: parsing "": invalid syntax',
+    )
+    assert read(path="alloc/f", offset="1.5") == (
+        500,
+        'error parsing offset: strconv.ParseInt: parsing "1.5": invalid syntax',
+    )
+    assert read(path="alloc/f", offset=0, limit="x") == (
+        500,
+        'error parsing limit: strconv.ParseInt: parsing "x": invalid syntax',
+    )
+    missing = nomad_standin.client.alloc_dir(stub["ID"]) / "alloc" / "nope"
+    assert read(path="alloc/nope", offset=0) == (
+        400,
+        f"stat {missing}: no such file or directory",
+    )
+    assert read(path="../other/alloc/f", offset=0) == (400, "Path escapes the alloc directory")
+    assert read(path="alloc/logs", offset=0) == (400, 'file "alloc/logs" is a directory')
+    secret = nomad_standin.client.alloc_dir(stub["ID"]) / "main" / "secrets" / "token"
+    secret.write_text("s3cret")
+    assert read(path="main/secrets/token", offset=0) == (
+        500,
+        "Reading secret file prohibited: main/secrets/token",
+    )
+    unknown = nomad.get("/v1/client/fs/readat/0000", params={"path": "alloc/f", "offset": 0})
+    assert (unknown.status_code, unknown.text) == (404, 'Unknown allocation "0000"')
+
+
+def test_allocation_list_selects_task_states_and_resources_as_asked(nomad):
+    """command/agent/alloc_endpoint.go AllocsRequest parses ``resources`` and
+    ``task_states`` (parseBool: a bad value is a 500 "Failed to parse value of ...");
+    structs.go ``Allocation.Stub`` then sets ``TaskStates`` nil unless task_states is
+    true (the default keeps them, NewAllocStubFields) and adds ``AllocatedResources``
+    (``json:",omitempty"``) only with resources=true. ``AllocListStub`` has no
+    ``PreviousAllocation``."""
+    register(nomad, batch_job("listed", task("main", "true")))
+    wait_allocs(nomad, "listed", finished)
+
+    [full] = nomad.get("/v1/allocations").json()
+    assert full["TaskStates"]["main"]["State"] == "dead"
+    assert "AllocatedResources" not in full and "PreviousAllocation" not in full
+    [lean] = nomad.get("/v1/allocations", params={"task_states": "false"}).json()
+    assert "TaskStates" in lean and lean["TaskStates"] is None
+    assert {k: v for k, v in lean.items() if k != "TaskStates"} == {
+        k: v for k, v in full.items() if k != "TaskStates"
+    }
+    [rich] = nomad.get("/v1/allocations", params={"resources": "true"}).json()
+    assert rich["AllocatedResources"]["Tasks"]["main"]["Cpu"]["CpuShares"] == 100
+    bad = nomad.get("/v1/allocations", params={"task_states": "nope"})
+    assert (bad.status_code, bad.text) == (
+        500,
+        'Failed to parse value of "task_states" (nope) as a bool: '
+        'strconv.ParseBool: parsing "nope": invalid syntax',
+    )
+
+
+def test_reads_that_find_nothing_still_carry_the_query_meta(nomad_standin, nomad):
+    """command/agent/{job,alloc,eval,node,variable}_endpoint.go call ``setMeta`` with the
+    RPC's QueryMeta before answering ``CodedError(404, ...)``; for a missing object the
+    RPC reports the table's index (e.g. nomad/alloc_endpoint.go GetAlloc:
+    ``state.Index("allocs")``), so the 404 has ``X-Nomad-Index``, ``X-Nomad-KnownLeader``
+    and ``X-Nomad-LastContact`` like any read."""
+    register(nomad, batch_job("present", task("main", "true")))
+    wait_allocs(nomad, "present", finished)
+    tables = {
+        "/v1/job/absent": ("job not found", "jobs"),
+        "/v1/job/absent/summary": ("job not found", "jobs"),
+        "/v1/allocation/absent": ("alloc not found", "allocs"),
+        "/v1/evaluation/absent": ("eval not found", "evals"),
+        "/v1/node/absent": ("node not found", "nodes"),
+        "/v1/var/absent": ("variable not found", "variables"),
+    }
+    for path, (message, table) in tables.items():
+        response = nomad.get(path)
+        assert (response.status_code, response.text) == (404, message), path
+        index = max(nomad_standin.state.current_index(table), 1)
+        assert response.headers["X-Nomad-Index"] == str(index), path
+        assert response.headers["X-Nomad-KnownLeader"] == "true", path
+        assert response.headers["X-Nomad-LastContact"] == "0", path
+
+
+def test_allocations_and_evaluations_leave_out_their_empty_fields(nomad):
+    """nomad/structs/structs.go tags ``Allocation`` and ``Evaluation`` with
+    ``_struct bool `codec:",omitempty"```, and the agent encodes answers and events with
+    go-msgpack's JSON handle, which then leaves out every empty field
+    (go-msgpack/v2 codec/encode.go kStruct, helper.go isEmptyValue): ``RelatedEvals`` is
+    absent unless ``?related=true`` lists some (the documented evaluation sample shows no
+    ``NextEval``, ``NodeID`` or ``WaitUntil`` either), an allocation has no
+    ``PreviousAllocation: ""``, and the allocation in an event has no ``Job`` (nil in
+    events). The list stubs (``AllocListStub``, ``EvaluationStub``) have no such tag."""
+    registered = register(nomad, batch_job("sparse", task("main", "true")))
+    [stub] = wait_allocs(nomad, "sparse", finished)
+    alloc = read_alloc(nomad, stub["ID"])
+    for key in ("PreviousAllocation", "DeploymentID", "FollowupEvalID", "DesiredDescription"):
+        assert key not in alloc, key
+    assert alloc["Job"]["ID"] == "sparse" and alloc["TaskStates"]["main"]["State"] == "dead"
+    assert all(value not in (None, "", 0, False, [], {}) for value in alloc.values())
+    assert stub["PreemptedByAllocation"] == "" and stub["FollowupEvalID"] == ""
+
+    evaluation = wait_eval(nomad, registered["EvalID"])
+    for key in ("RelatedEvals", "NextEval", "BlockedEval", "NodeID", "WaitUntil", "Wait"):
+        assert key not in evaluation, key
+    assert evaluation["Status"] == "complete" and evaluation["JobID"] == "sparse"
+    listed = nomad.get("/v1/job/sparse/evaluations").json()
+    assert "RelatedEvals" not in listed[0] and "NextEval" not in listed[0]
+
+    events = [
+        e
+        for f in read_event_frames(
+            nomad,
+            {"topic": ["Allocation:sparse", "Evaluation:sparse"], "index": 0},
+            lambda got: sum(len(f.get("Events", [])) for f in got) >= 3,
+        )
+        for e in f.get("Events", [])
+    ]
+    for event in events:
+        payload = event["Payload"][event["Topic"]]
+        assert "Job" not in payload and "RelatedEvals" not in payload
+        assert all(value not in (None, "", 0, False, [], {}) for value in payload.values())
+
+
+# Key sets of the structs a v1.10.5 server encodes (hashicorp/nomad nomad/structs/
+# structs.go at v1.10.5: exported fields without `json:"-"`; Node with the ``Drain`` its
+# JSON extension adds, structs/extensions.go nodeExt).
+NOMAD_1_10_KEYS = {
+    "Job": {
+        "Affinities", "AllAtOnce", "Constraints", "ConsulNamespace", "CreateIndex",
+        "Datacenters", "DispatchIdempotencyToken", "Dispatched", "ID", "JobModifyIndex",
+        "Meta", "ModifyIndex", "Multiregion", "Name", "Namespace", "NodePool",
+        "NomadTokenID", "ParameterizedJob", "ParentID", "Payload", "Periodic", "Priority",
+        "Region", "Spreads", "Stable", "Status", "StatusDescription", "Stop", "SubmitTime",
+        "TaskGroups", "Type", "UI", "Update", "VaultNamespace", "Version", "VersionTag",
+    },
+    "Task": {
+        "Actions", "Affinities", "Artifacts", "CSIPluginConfig", "Config", "Constraints",
+        "Consul", "DispatchPayload", "Driver", "Env", "Identities", "Identity",
+        "KillSignal", "KillTimeout", "Kind", "Leader", "Lifecycle", "LogConfig", "Meta",
+        "Name", "Resources", "RestartPolicy", "ScalingPolicies", "Schedule", "Services",
+        "ShutdownDelay", "Templates", "User", "Vault", "VolumeMounts",
+    },
+    "WorkloadIdentity": {
+        "Audience", "ChangeMode", "ChangeSignal", "Env", "File", "Filepath", "Name",
+        "ServiceName", "TTL",
+    },
+    "TaskState": {
+        "Events", "Failed", "FinishedAt", "LastRestart", "Paused", "Restarts", "StartedAt",
+        "State",
+    },
+    "TaskEvent": {
+        "Details", "DiskLimit", "DisplayMessage", "DownloadError", "DriverError",
+        "DriverMessage", "ExitCode", "FailedSibling", "FailsTask", "GenericSource",
+        "KillError", "KillReason", "KillTimeout", "Message", "RestartReason", "SetupError",
+        "Signal", "StartDelay", "TaskSignal", "TaskSignalReason", "Time", "Type",
+        "ValidationError", "VaultError",
+    },
+    "Allocation": {
+        "AllocModifyIndex", "AllocStates", "AllocatedResources", "ClientDescription",
+        "ClientStatus", "CreateIndex", "CreateTime", "DeploymentID", "DeploymentStatus",
+        "DesiredDescription", "DesiredStatus", "DesiredTransition", "EvalID",
+        "FollowupEvalID", "ID", "Job", "JobID", "Metrics", "ModifyIndex", "ModifyTime",
+        "Name", "Namespace", "NetworkStatus", "NextAllocation", "NodeID", "NodeName",
+        "PreemptedAllocations", "PreemptedByAllocation", "PreviousAllocation",
+        "RescheduleTracker", "Resources", "SharedResources", "SigningKeyID", "TaskGroup",
+        "TaskResources", "TaskStates",
+    },
+    "AllocListStub": {
+        "ClientDescription", "ClientStatus", "CreateIndex", "CreateTime",
+        "DeploymentStatus", "DesiredDescription", "DesiredStatus", "DesiredTransition",
+        "EvalID", "FollowupEvalID", "ID", "JobID", "JobType", "JobVersion", "ModifyIndex",
+        "ModifyTime", "Name", "Namespace", "NextAllocation", "NodeID", "NodeName",
+        "PreemptedAllocations", "PreemptedByAllocation", "RescheduleTracker", "TaskGroup",
+        "TaskStates",
+    },
+    "AllocMetric": {
+        "AllocationTime", "ClassExhausted", "ClassFiltered", "CoalescedFailures",
+        "ConstraintFiltered", "DimensionExhausted", "NodePool", "NodesAvailable",
+        "NodesEvaluated", "NodesExhausted", "NodesFiltered", "NodesInPool",
+        "QuotaExhausted", "ResourcesExhausted", "ScoreMetaData", "Scores",
+    },
+    "Evaluation": {
+        "AnnotatePlan", "BlockedEval", "ClassEligibility", "CreateIndex", "CreateTime",
+        "DeploymentID", "EscapedComputedClass", "FailedTGAllocs", "ID", "JobID",
+        "JobModifyIndex", "ModifyIndex", "ModifyTime", "Namespace", "NextEval",
+        "NodeID", "NodeModifyIndex", "PreviousEval", "Priority", "QueuedAllocations",
+        "QuotaLimitReached", "RelatedEvals", "SnapshotIndex", "Status",
+        "StatusDescription", "TriggeredBy", "Type", "Wait", "WaitUntil",
+    },
+    "Node": {
+        "Attributes", "CSIControllerPlugins", "CSINodePlugins", "CgroupParent",
+        "ComputedClass", "CreateIndex", "Datacenter", "Drain", "DrainStrategy", "Drivers",
+        "Events", "GCVolumesOnNodeGC", "HTTPAddr", "HostNetworks", "HostVolumes", "ID",
+        "LastAllocUpdateIndex", "LastDrain", "LastMissedHeartbeatIndex", "Links", "Meta",
+        "ModifyIndex", "Name", "NodeClass", "NodeMaxAllocs", "NodePool", "NodeResources",
+        "Reserved", "ReservedResources", "Resources", "SchedulingEligibility", "SecretID",
+        "Status", "StatusDescription", "StatusUpdatedAt", "TLSEnabled",
+    },
+    "NodeResources": {
+        "Cpu", "Devices", "Disk", "MaxDynamicPort", "Memory", "MinDynamicPort",
+        "Networks", "NodeNetworks", "Processors",
+    },
+    "LegacyNodeCpuResources": {"CpuShares", "ReservableCpuCores", "TotalCpuCores"},
+    "NodeListStub": {
+        "Address", "CreateIndex", "Datacenter", "Drain", "Drivers", "HostVolumes", "ID",
+        "LastDrain", "ModifyIndex", "Name", "NodeClass", "NodePool",
+        "SchedulingEligibility", "Status", "StatusDescription", "Version",
+    },
+}  # fmt: skip
+
+
+def test_answers_have_the_keys_of_the_structs_nomad_1_10_encodes(nomad_standin, nomad):
+    """Each answer's keys are those of the server's struct (NOMAD_1_10_KEYS): among
+    them the job's ``NodePool``, the task's ``Identity`` (Task.Canonicalize always sets
+    the default identity: name "default", audience "nomadproject.io", workload_id.go
+    DefaultWorkloadIdentity) and ``Identities``, the task state's ``Paused``, the
+    metric's ``NodePool`` (scheduler/generic_sched.go sets the job's), the node's
+    ``Processors``, legacy ``Resources``/``Reserved`` and heartbeat indexes; and not the
+    ``api`` package's job-level ``Reschedule``/``Migrate`` or ``TaskEvent.DiskSize``. The
+    allocation and evaluation keys are a subset: their empty fields are left out."""
+    wid = {"Name": "vault_default", "Audience": ["vault.io"], "TTL": 3_600_000_000_000}
+    job = batch_job("keyed", task("main", "true", Identities=[wid]))
+    job["Meta"] = {"m": "1"}
+    registered = register(nomad, job)
+    [stub] = wait_allocs(nomad, "keyed", finished)
+    read = nomad.get("/v1/job/keyed").json()
+    assert set(read) == NOMAD_1_10_KEYS["Job"]
+    main = read["TaskGroups"][0]["Tasks"][0]
+    assert set(main) == NOMAD_1_10_KEYS["Task"]
+    assert main["Identity"]["Name"] == "default"
+    assert main["Identity"]["Audience"] == ["nomadproject.io"]
+    [vault] = main["Identities"]
+    assert set(main["Identity"]) == set(vault) == NOMAD_1_10_KEYS["WorkloadIdentity"]
+    assert (vault["Name"], vault["Audience"], vault["TTL"]) == (
+        "vault_default",
+        ["vault.io"],
+        3_600_000_000_000,
+    )
+
+    assert set(stub) == NOMAD_1_10_KEYS["AllocListStub"]
+    alloc = read_alloc(nomad, stub["ID"])
+    assert set(alloc) <= NOMAD_1_10_KEYS["Allocation"]
+    assert set(alloc["Metrics"]) == NOMAD_1_10_KEYS["AllocMetric"]
+    assert alloc["Metrics"]["NodePool"] == "default"
+    state = alloc["TaskStates"]["main"]
+    assert set(state) == NOMAD_1_10_KEYS["TaskState"] and state["Paused"] == ""
+    assert all(set(e) == NOMAD_1_10_KEYS["TaskEvent"] for e in state["Events"])
+    assert set(wait_eval(nomad, registered["EvalID"])) <= NOMAD_1_10_KEYS["Evaluation"]
+
+    [node_stub] = nomad.get("/v1/nodes").json()
+    assert set(node_stub) == NOMAD_1_10_KEYS["NodeListStub"]
+    node = nomad.get(f"/v1/node/{node_stub['ID']}").json()
+    assert set(node) == NOMAD_1_10_KEYS["Node"]
+    assert set(node["NodeResources"]) == NOMAD_1_10_KEYS["NodeResources"]
+    assert set(node["NodeResources"]["Cpu"]) == NOMAD_1_10_KEYS["LegacyNodeCpuResources"]
+    cores = node["NodeResources"]["Processors"]["Topology"]["Cores"]
+    assert len(cores) == int(node["Attributes"]["cpu.numcores"]) == 16
+    assert node["Resources"]["CPU"] == 0 and node["Reserved"]["MemoryMB"] == 0
+    assert node["Attributes"]["nomad.version"] == "1.10.5"
+    [job_stub] = nomad.get("/v1/jobs").json()
+    assert "Meta" not in job_stub  # `json:",omitempty"` and only with ?meta=true
+    assert nomad.get("/v1/jobs", params={"meta": "true"}).json()[0]["Meta"] == {"m": "1"}
+
+
+# --- the docker driver --------------------------------------------------------------------
+
+
+def docker_job(job_id: str, config: JsonDict, **fields: Any) -> JsonDict:
+    main = {"Name": "main", "Driver": "docker", "Config": config, "KillTimeout": 1_000_000_000}
+    return batch_job(job_id, {**main, **fields})
+
+
+@pytest.fixture
+def docker_node(nomad_standin: NomadStandin) -> str:
+    """A node whose client offers the docker driver (its daemon as ``DOCKER_HOST`` says)."""
+    return nomad_standin.add_node("docker-1", drivers=("docker",))
+
+
+def task_events(nomad: httpx.Client, job_id: str) -> tuple[JsonDict, list[JsonDict]]:
+    [stub] = wait_allocs(nomad, job_id, all_dead)
+    main = read_alloc(nomad, stub["ID"])["TaskStates"]["main"]
+    return main, main["Events"]
+
+
+def test_docker_task_fails_with_nomads_driver_error_when_the_daemon_does_not_answer(
+    nomad, docker_node, monkeypatch, tmp_path
+):
+    """drivers/docker/driver.go StartTask asks the daemon for its info first and fails
+    with "failed to fetch docker daemon info: <client error>"; the docker client's
+    error for an unreachable daemon is "Cannot connect to the Docker daemon at <host>.
+    Is the docker daemon running?", the host coming from DOCKER_HOST (client.FromEnv).
+    task_runner.go runDriver emits it as a ``Driver Failure`` (SetDriverError: not
+    FailsTask; PopulateEventDisplayMessage shows the driver error), then the restart
+    tracker (restarts.go GetState, no attempts) a ``Not Restarting`` event "Policy allows
+    no restarts" that fails the task."""
+    host = f"unix://{tmp_path}/no-docker.sock"
+    monkeypatch.setenv("DOCKER_HOST", host)
+    register(nomad, docker_job("no-daemon", {"image": "winslow-test/busybox:1"}))
+    main, events = task_events(nomad, "no-daemon")
+    failure, final = events[-2:]
+    message = (
+        f"failed to fetch docker daemon info: Cannot connect to the Docker daemon at {host}. "
+        "Is the docker daemon running?"
+    )
+    assert (failure["Type"], failure["FailsTask"]) == ("Driver Failure", False)
+    assert failure["DriverError"] == failure["DisplayMessage"] == message
+    assert failure["Details"] == {"driver_error": message}
+    assert (final["Type"], final["FailsTask"]) == ("Not Restarting", True)
+    assert final["DisplayMessage"] == "Policy allows no restarts"
+    assert "Started" not in [e["Type"] for e in events]
+    assert (main["State"], main["Failed"]) == ("dead", True)
+
+
+def test_docker_config_is_checked_against_the_drivers_schema(nomad, docker_node):
+    """The task runner decodes the config with the driver's HCL spec before starting it
+    (task_runner.go runDriver, helper/pluginutils/hclutils ParseHclInterface; keys from
+    drivers/docker/config.go taskConfigSpec): a missing ``image`` and an unknown key are
+    hcl diagnostics ("Missing required argument", "Extraneous JSON object property"
+    renamed "Invalid label", with hcl's "Did you mean" suggestion) in a multierror after
+    "failed to parse config: ", emitted as ``Failed Validation``; the error is not
+    recoverable, so the task is not restarted."""
+    register(nomad, docker_job("schema", {"imgae": "winslow-test/busybox:1"}))
+    main, events = task_events(nomad, "schema")
+    invalid, final = events[-2:]
+    expected = (
+        "3 errors occurred:\n"
+        "\t* failed to parse config: \n"
+        '\t* Missing required argument: The argument "image" is required, but no '
+        "definition was found.\n"
+        '\t* Invalid label: No argument or block type is named "imgae". '
+        'Did you mean "image"?\n\n'
+    )
+    assert (invalid["Type"], invalid["ValidationError"]) == ("Failed Validation", expected)
+    assert invalid["DisplayMessage"] == expected and not invalid["FailsTask"]
+    assert (final["Type"], final["RestartReason"]) == (
+        "Not Restarting",
+        "Policy allows no restarts",
+    )
+    assert main["Failed"]
+
+
+@pytest.mark.containers
+def test_docker_image_that_cannot_be_pulled_fails_the_task(nomad, docker_node, stage_image):
+    """driver.go createImage inspects a local image unless its tag is ``latest``, else
+    pulls it: a ``Driver`` event "Downloading image" with the image annotation
+    (alloc_runner.go GetTaskEventHandler: TaskDriverMessage), then coordinator.go
+    pullImageImpl's error "Failed to pull `<image>`: <daemon's error>"
+    (recoverablePullError) as the ``Driver Failure``; with no restart attempts the task
+    ends on "Not Restarting". Nothing can be pulled here, whatever the daemon says why."""
+    image = "winslow-test/never-built:1"
+    register(nomad, docker_job("unpulled", {"image": image}))
+    main, events = task_events(nomad, "unpulled")
+    kinds = [e["Type"] for e in events]
+    assert kinds == ["Received", "Task Setup", "Driver", "Driver Failure", "Not Restarting"]
+    downloading, failure = events[2], events[3]
+    assert (downloading["DriverMessage"], downloading["DisplayMessage"]) == (
+        "Downloading image",
+        "Downloading image",
+    )
+    assert downloading["Details"] == {"image": image}
+    assert failure["DriverError"].startswith(f"Failed to pull `{image}`: ")
+    assert failure["DisplayMessage"] == failure["DriverError"] and not failure["FailsTask"]
+    assert main["Failed"]
+
+
+@pytest.mark.containers
+def test_docker_task_runs_in_its_image_with_nomads_mounts_and_environment(
+    nomad_standin, nomad, docker_node, stage_image
+):
+    """driver.go containerBinds mounts the allocation folder at /alloc and the task's
+    local/ and secrets/ at /local and /secrets (the taskenv paths the task's NOMAD_*_DIR
+    variables name); createContainerConfig sets ``work_dir``, the command and args
+    (interpolated as HCL does, task_runner.go runDriver) and only the task's environment
+    (task.EnvList) on top of the image's. The container's output reaches the task's
+    log files (docklog), and handle.go run reports its exit code with signal 0 and the
+    message "Docker container exited with non-zero exit code: N"."""
+    script = (
+        'echo "dirs=$NOMAD_ALLOC_DIR,$NOMAD_TASK_DIR,$NOMAD_SECRETS_DIR pwd=$(pwd)"; '
+        'echo "greeting=$GREETING job=$1 path=$PATH"; cat /local/note; '
+        "echo from-container > /alloc/data/out; echo oops >&2; exit 3"
+    )
+    job = docker_job(
+        "boxed",
+        {
+            "image": stage_image,
+            "work_dir": "/alloc",
+            "command": "sh",
+            "args": ["-c", script, "arg0", "${NOMAD_JOB_ID}"],
+        },
+        Env={"GREETING": "hello from ${node.unique.name}"},
+        Templates=[{"EmbeddedTmpl": "templated\n", "DestPath": "local/note"}],
+    )
+    register(nomad, job)
+    main, events = task_events(nomad, "boxed")
+    [stub] = nomad.get("/v1/job/boxed/allocations").json()
+    logs = f"/v1/client/fs/logs/{stub['ID']}"
+    out = nomad.get(logs, params={"task": "main", "type": "stdout", "plain": "true"}).text
+    assert out == (
+        "dirs=/alloc,/local,/secrets pwd=/alloc\n"
+        "greeting=hello from docker-1 job=boxed path=/bin\n"
+        "templated\n"
+    )
+    err = nomad.get(logs, params={"task": "main", "type": "stderr", "plain": "true"}).text
+    assert err == "oops\n"
+    data = nomad_standin.client.alloc_dir(stub["ID"]) / "alloc" / "data" / "out"
+    assert data.read_text() == "from-container\n"
+    [terminated] = [e for e in events if e["Type"] == "Terminated"]
+    message = "Docker container exited with non-zero exit code: 3"
+    assert (terminated["ExitCode"], terminated["Signal"], terminated["Message"]) == (3, 0, message)
+    assert terminated["DisplayMessage"] == f'Exit Code: 3, Exit Message: "{message}"'
+    assert terminated["Details"]["exit_message"] == message
+    assert [e["Type"] for e in events][-3:] == ["Started", "Terminated", "Not Restarting"]
+    assert main["Failed"] and stub["ClientStatus"] == "failed"
+    assert docker_driver.wait_until_gone(f"main-{stub['ID']}")
+
+
+@pytest.mark.containers
+def test_docker_task_is_stopped_with_docker_kill_and_its_container_removed(
+    nomad_standin, nomad, docker_node, stage_image
+):
+    """Stopping the job kills the task with its kill signal through the daemon
+    (handle.go Kill: ``Signal`` with kill_signal, then ContainerStop after kill_timeout);
+    the container reports the exit code the signal gave (143 for SIGTERM, signal 0) and
+    is removed. The task ends ``Killed``, not failed."""
+    script = 'trap "echo stopping; exit 143" TERM; echo started; while :; do sleep 0.1; done'
+    config = {"image": stage_image, "command": "sh", "args": ["-c", script]}
+    register(nomad, docker_job("stoppable", config, KillSignal="SIGTERM"))
+    [stub] = wait_allocs(nomad, "stoppable", running)
+    assert nomad_standin.task_pids()
+    assert nomad.delete("/v1/job/stoppable").status_code == 200
+    main, events = task_events(nomad, "stoppable")
+    assert [e["Type"] for e in events][-3:] == ["Killing", "Terminated", "Killed"]
+    terminated = events[-2]
+    assert (terminated["ExitCode"], terminated["Signal"]) == (143, 0)
+    assert (main["State"], main["Failed"]) == ("dead", False)
+    out = nomad.get(
+        f"/v1/client/fs/logs/{stub['ID']}",
+        params={"task": "main", "type": "stdout", "plain": "true"},
+    ).text
+    assert out == "started\nstopping\n"  # nothing the container wrote is lost
+    assert docker_driver.wait_until_gone(f"main-{stub['ID']}")
+    assert nomad_standin.task_pids() == []
+
+
+@pytest.mark.containers
+def test_docker_settings_nomad_refuses_by_default_fail_the_task(nomad_standin, nomad, stage_image):
+    """The plugin's defaults (drivers/docker/config.go: ``volumes.enabled = false``,
+    ``allow_privileged = false``, ``nvidia_runtime = "nvidia"``) make
+    createContainerConfig refuse a host path volume ("volumes are not enabled; cannot
+    mount host paths: %+q", containerBinds), privileged mode ("Docker privileged mode is
+    disabled on this Nomad agent") and GPUs when the daemon has no nvidia runtime
+    ("requested docker runtime \\"nvidia\\" was not found"); StartTask wraps each in
+    "Failed to create container configuration for image %q (%q): %v"."""
+    nomad_standin.add_node("gpu-docker", drivers=("docker",), gpus=[("Tesla T4", 15360)])
+    runtimes = subprocess.run(
+        ["docker", "info", "--format", "{{json .Runtimes}}"], capture_output=True, text=True
+    ).stdout
+    cases = {
+        "volumes": ({"volumes": ["/etc:/host-etc"]}, {}),
+        "privileged": ({"privileged": True}, {}),
+    }
+    if '"nvidia"' not in runtimes:  # with the runtime, the fake GPU IDs would reach it
+        gpu = {"Name": "nvidia/gpu", "Count": 1}
+        cases["gpu"] = ({}, {"Resources": {"Devices": [gpu]}})
+    for job_id, (extra, fields) in cases.items():
+        config = {"image": stage_image, "command": "true", **extra}
+        register(nomad, docker_job(job_id, config, **fields))
+    image_id = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", stage_image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    prefix = f'Failed to create container configuration for image "{stage_image}" ("{image_id}"): '
+    reasons = {
+        "volumes": 'volumes are not enabled; cannot mount host paths: "/etc:/host-etc"',
+        "privileged": "Docker privileged mode is disabled on this Nomad agent",
+        "gpu": 'requested docker runtime "nvidia" was not found',
+    }
+    for job_id in cases:
+        reason = reasons[job_id]
+        main, events = task_events(nomad, job_id)
+        failure = events[-2]
+        assert (failure["Type"], failure["DriverError"]) == ("Driver Failure", prefix + reason)
+        assert main["Failed"], job_id

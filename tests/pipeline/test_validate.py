@@ -276,3 +276,69 @@ def test_unknown_confirmation_mode_lists_the_three():
     assert len(problems) == 1
     assert problems[0].startswith("p.yaml:5:19: stages[review].confirmation: ")
     assert "expected one of: never, once, always; got 'sometimes'" in problems[0]
+
+
+# --- GPU model patterns: Go RE2, as Nomad's regexp constraint compiles them ----------------
+
+
+def test_gpu_model_with_look_ahead_is_located_and_says_nomad_refuses_it():
+    """Nomad compiles a constraint's pattern with Go's regexp (RE2: no look-around, no
+    back-references), hashicorp/nomad nomad/structs/structs.go ``Constraint.Validate``
+    (``regexp.Compile``), and refuses the job at register time; the pipeline says so first."""
+    assert located("""\
+        name: ulm
+        stages:
+          - name: detect
+            image: cv:1
+            requirements:
+              gpu:
+                count: 1
+                model: "A100(?!-40GB)"
+        """) == [
+        "p.yaml:8:16: stages[detect].requirements.gpu.model: 'A100(?!-40GB)' uses a "
+        "negative look-ahead '(?!', which Nomad's regular expressions (Go RE2) do not have; "
+        "write the pattern without it"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "construct"),
+    [
+        ("(?=A)A100", "a look-ahead '(?='"),
+        ("(?<=RTX )4090", "a look-behind '(?<='"),
+        ("(?<!GTX )1080", "a negative look-behind '(?<!'"),
+        (r"(A)\1", r"a back-reference '\1'"),
+        ("(?P<m>A)(?P=m)", "a back-reference '(?P=m)'"),
+        ("A1+0+", None),
+        ("A10*+", "a possessive quantifier '*+'"),
+        ("A10++", "a possessive quantifier '++'"),
+        ("A10?+", "a possessive quantifier '?+'"),
+        ("A10{2}+", "a possessive quantifier '{2}+'"),
+        ("(?>A100)", "an atomic group '(?>'"),
+        ("(A)?(?(1)B|C)", "a conditional '(?('"),
+        ("(?#note)A100", "a comment group '(?#'"),
+        ("(?x)A 100", "the flag 'x' in '(?x)'"),
+        ("(?a)A100", "the flag 'a' in '(?a)'"),
+        (r"A100\Z", r"'\Z' (Go writes '\z')"),
+        ("A{1001}", "a repeat count above 1000 '{1001}'"),
+        (r"[\d]+0", None),
+        (r"\b(A100|H100)\b", None),
+        ("(?i)rtx 40[0-9]0", None),
+        ("(?P<gen>A|H)100", None),
+        (r"A\(100\)", None),
+        (r"[(?=]", None),
+        ("A{2,}", None),
+    ],
+)
+def test_gpu_model_constructs_go_refuses_are_named(pattern, construct):
+    """Go's regexp/syntax (RE2) refuses each named construct that Python's re accepts;
+    the rest compile in both, so the local backend and Nomad read the pattern alike."""
+    value = pipeline({"name": "detect", "image": "cv", "requirements": {"gpu": {"model": pattern}}})
+    problems = messages(value)
+    if construct is None:
+        assert problems == []
+    else:
+        assert problems == [
+            f"stages[detect].requirements.gpu.model: {pattern!r} uses {construct}, which "
+            "Nomad's regular expressions (Go RE2) do not have; write the pattern without it"
+        ]

@@ -101,3 +101,10 @@ def test_blob_keys_are_content_addressed_and_checked():
     with pytest.raises(ValidationError):
         keys.upload_blob_key("../x")
     assert keys.pending_key("workspaces/ulm/4/", "f00") == "pending/ulm/4/f00.json"
+
+
+def test_end_record_sits_beside_the_runs_log():
+    assert keys.end_key(keys.log_key("ulm-0603", 41)) == "logs/ulm-0603/41.end.json"
+    assert keys.end_key("workspaces/ulm/41/out.log") is None
+    described = keys.describe_key("logs/ulm-0603/41.end.json")
+    assert described == "end record of run 41 of project 'ulm-0603'"

@@ -14,7 +14,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from winslow import defaults
 from winslow.backends.base import TERMINAL_JOB_STATES, Backend, JobState, JobStatus
@@ -33,7 +35,59 @@ from winslow.errors import BackendUnavailableError, SubmitRejectedError, Winslow
 from winslow.pipeline.model import Pipeline, Stage
 from winslow.store.repo import Store
 
+if TYPE_CHECKING:
+    from winslow.node.stagetools import EndRecord
+
 log = logging.getLogger(__name__)
+
+
+ARCHIVED_TAIL_BYTES = 64 * 1024
+"""How much of the end of an archived log an ``ArchivedEndReader`` reads for the run's tail."""
+
+
+@dataclass(frozen=True)
+class ArchivedEnd:
+    """What storage keeps of a run that ended: its end record and its archived log, both
+    written by its stage-out after the workspace, so either proves the run ran to its end."""
+
+    archived_at: datetime | None
+    """When the log was archived; None without an archived log."""
+    log_end: bytes
+    """The last ``ARCHIVED_TAIL_BYTES`` (or fewer) of the archived log."""
+    record: EndRecord | None
+    """How the run ended as stage-out saw it; None for a job older than end records."""
+
+
+ArchivedEndReader = Callable[[Run], ArchivedEnd | None]
+"""Looks for the run's end record and archived log (``run.log_key``); None when storage has
+neither. Raises ``WinslowError`` when storage cannot say."""
+
+
+def forgotten_end(archived: ArchivedEnd, where: str) -> RunUpdate:
+    """The end of a run that ended unwatched and that the backend (``where``) forgot.
+
+    The end record decides where it knows: the stage's exit status (from ``stage-exec``)
+    and what stage-out could not do, as ``backends/nomad/status.py`` reads the tasks.
+    Without a record, or for a container stage (no other task sees its exit status), how
+    the stage ended is unknown: the run is lost.
+    """
+    base = f"ended while Winslow was not watching; its job is gone from {where}"
+    record = archived.record
+    ended_at = (record.written_at if record is not None else None) or archived.archived_at
+    tail = tail_lines(archived.log_end)
+    state, exit_code, reason = StageRunState.LOST, None, base
+    if record is not None and not record.stage_started:
+        state, reason = StageRunState.FAILED, f"the stage never started (see its log); {base}"
+    elif record is not None and record.exit_code is not None:
+        exit_code = record.exit_code
+        if exit_code == 0 and not record.problems:
+            state = StageRunState.SUCCEEDED
+        elif exit_code == 0:
+            state, reason = StageRunState.FAILED, f"stage-out failed: {record.problems[0]}; {base}"
+        else:
+            how = record.exit_message or f"exited with code {exit_code}"
+            state, reason = StageRunState.FAILED, f"{how}; {base}"
+    return RunUpdate(state, ended_at=ended_at, exit_code=exit_code, reason=reason, log_tail=tail)
 
 
 class OutputCollector(Protocol):
@@ -84,6 +138,7 @@ class Engine:
         on_project_deleted: Callable[[str], None] | None = None,
         prune_workspace: Callable[[str], object] | None = None,
         collect_outputs: OutputCollector | None = None,
+        archived_end: ArchivedEndReader | None = None,
         poll_seconds: float = defaults.RECONCILE_POLL_SECONDS,
     ) -> None:
         self.store = store
@@ -94,6 +149,9 @@ class Engine:
         """Deletes a workspace's manifests (by prefix); without it nothing is pruned."""
         self.collect_outputs = collect_outputs
         """Reads an ended run's results and stores its log-parser series."""
+        self.archived_end = archived_end
+        """Finds a run's end record and archived log; without it a run whose job the backend
+        forgot before the run was seen to start is submitted again."""
         self.usage = UsageSampler(store, backend)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -197,15 +255,40 @@ class Engine:
                 changed |= transitions.record_run(self.store, run.id, update) is not None
                 continue
             if status is None:
-                # Submitted in the store but unknown to the backend: the server stopped
-                # between the two. Submitting again is safe; the job ID is the same.
-                transitions.mark_unsubmitted(self.store, run.id)
-                changed = True
+                # Submitted in the store but unknown to the backend: either the server
+                # stopped between the two, or the job ran to its end unseen and the backend
+                # has since forgotten it (Nomad collects dead jobs after 4 h).
+                changed |= self._forgotten(run)
                 continue
             if run.cancel_requested and status.state not in TERMINAL_JOB_STATES:
                 self.backend.cancel(run.job_id)
             changed |= self._record(run, status)
         return changed
+
+    def _forgotten(self, run: Run) -> bool:
+        """A submitted run that never recorded a start and whose job the backend does not
+        know: recorded as ended (``forgotten_end``) when its end record or archived log
+        proves it ran, else marked unsubmitted to be submitted again under the same job
+        ID. Nothing is decided while storage cannot answer."""
+        try:
+            archived = self.archived_end(run) if self.archived_end is not None else None
+        except WinslowError as exc:
+            log.warning("run %s: cannot look for its archived log: %s", run.id, exc.message)
+            return False
+        if archived is None:
+            transitions.mark_unsubmitted(self.store, run.id)
+            return True
+        where = "Nomad" if self.backend.name == "nomad" else f"the {self.backend.name} backend"
+        update = replace(forgotten_end(archived, where), results=self._results_of(run))
+        log.warning(
+            "run %s: job %s ended unwatched and is gone; recording its end from its archived log",
+            run.id,
+            run.job_id,
+        )
+        recorded = transitions.record_run(self.store, run.id, update) is not None
+        if recorded:
+            self._apply_retention(run.project_id)
+        return recorded
 
     def _record(self, run: Run, status: JobStatus) -> bool:
         target = _JOB_TO_RUN[status.state]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import re
@@ -34,6 +35,7 @@ from winslow.errors import NotFoundError, StorageError, ValidationError, Winslow
 from winslow.node import jobfiles
 from winslow.node.joblog import EventLog, JobLog, LineSplitter, log_record
 from winslow.node.progress import ProgressFile
+from winslow.storage.keys import end_key
 from winslow.units import format_bytes
 
 if TYPE_CHECKING:
@@ -62,6 +64,10 @@ READER_JOIN_SECONDS = 5.0
 
 NODE_PATH_TOKENS = ("${WINSLOW_WORKSPACE}", "${WINSLOW_INPUTS}")
 """References the engine leaves in commands and env values for the node to resolve."""
+
+EXIT_STATUS_SUFFIX = ".exit"
+"""``stage-exec`` leaves the command's exit status in a file named like the log plus this,
+for ``stage-out``'s end record: a poststop task cannot see how its sibling ended."""
 
 _ARG_VARIABLE = re.compile(r"WINSLOW_ARG_[0-9]+")
 _TASK_LOG = re.compile(r"(?P<task>.+)\.(?P<stream>stdout|stderr)\.(?P<index>[0-9]+)")
@@ -292,8 +298,9 @@ def run_stage_out(
     prestart failed), and its workspace holds no results to publish. The archived log is
     ``log_path`` as it was when stage-out began, then (``merge_task_logs``) the task's
     own output from Nomad's log files, then stage-out's events, spooled to a file beside
-    ``log_path`` rather than held in memory. Each transfer is tried
-    again after each of ``delays``; an empty list means everything was published.
+    ``log_path`` rather than held in memory. Last, the run's ``EndRecord`` goes beside the
+    log. Each transfer is tried again after each of ``delays``; an empty list means
+    everything was published.
     """
     # Only what was there before our own events: those are added after the task's output.
     head_size = log_path.stat().st_size if log_path is not None and log_path.is_file() else 0
@@ -344,7 +351,87 @@ def run_stage_out(
             except (WinslowError, OSError) as exc:
                 problems.append(f"could not archive the log to {log_key}: {error_message(exc)}")
                 events(f"stage-out failed: {problems[-1]}")
+        _write_end_record(log_key, log_path, started, problems, store, events, delays)
     return problems
+
+
+@dataclass(frozen=True)
+class EndRecord:
+    """How a run ended as its stage-out saw it, kept beside its log (``keys.end_key``).
+
+    The one trace of a Nomad run that outlives its job: Nomad garbage-collects a dead job
+    after 4 h, and a Winslow that was not watching then reads this instead.
+    """
+
+    written_at: datetime | None
+    stage_started: bool
+    """Whether the stage's task ever started (it wrote a log file)."""
+    exit_code: int | None
+    """The stage's exit status where ``stage-exec`` ran it; None for a container stage,
+    whose exit status no other task of the allocation can see."""
+    exit_message: str | None
+    """``stage-exec``'s own words where the status is its (timeout, could not start)."""
+    problems: tuple[str, ...]
+    """What stage-out could not do (publish the workspace, archive the log)."""
+
+
+def read_end_record(data: bytes) -> EndRecord | None:
+    """The end record in ``data``; None for anything that is not one."""
+    try:
+        raw = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict) or raw.get("version") != 1:
+        return None
+    exit_code = raw.get("exit_code")
+    message = raw.get("exit_message")
+    try:
+        written = datetime.fromisoformat(str(raw.get("written_at")))
+    except ValueError:
+        written = None
+    return EndRecord(
+        written_at=written,
+        stage_started=raw.get("stage_started") is True,
+        exit_code=exit_code if type(exit_code) is int else None,
+        exit_message=message if isinstance(message, str) else None,
+        problems=tuple(str(p) for p in raw.get("problems") or () if isinstance(p, str)),
+    )
+
+
+def _write_end_record(
+    log_key: str,
+    log_path: Path | None,
+    started: bool,
+    problems: Sequence[str],
+    store: Callable[[], ObjectStore],
+    events: EventLog,
+    delays: Sequence[float],
+) -> None:
+    """Write the end record beside the archived log, last of all stage-out does."""
+    key = end_key(log_key)
+    if key is None:
+        return
+    exit_code: int | None = None
+    message: str | None = None
+    if log_path is not None:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            left = json.loads(log_path.with_name(log_path.name + EXIT_STATUS_SUFFIX).read_text())
+            exit_code, message = int(left["exit_code"]), left.get("message")
+    body = json.dumps(
+        {
+            "version": 1,
+            "written_at": datetime.now(UTC).isoformat(),
+            "stage_started": started,
+            "exit_code": exit_code,
+            "exit_message": message,
+            "problems": list(problems),
+        }
+    ).encode()
+    try:
+        with_retries("stage-out: end record", lambda: store().put_bytes(key, body), events, delays)
+    except (WinslowError, OSError) as exc:
+        # The run itself is unharmed; only a Winslow that missed its end learns less.
+        events(f"stage-out: could not write the end record to {key}: {error_message(exc)}")
 
 
 def _copy_bytes(source: IO[bytes], target: IO[bytes], size: int) -> None:
@@ -451,7 +538,7 @@ def run_command(
             what = repr(argv[0]) if argv else "an empty command"
             message = f"could not start {what}: {exc.strerror or exc}"
             event(message)
-            return ExecResult(NOT_STARTED_EXIT_CODE, message)
+            return _leave_exit_status(log_path, ExecResult(NOT_STARTED_EXIT_CODE, message))
         readers = _pump_outputs(proc, jlog, out, err)
         try:
             with progress:
@@ -460,10 +547,19 @@ def run_command(
             signal_group(proc.pid, signal.SIGKILL)  # whatever it left in its group goes too
             for reader in readers:
                 reader.join(READER_JOIN_SECONDS)
-        return _command_result(returncode, why, timeout, event)
+        return _leave_exit_status(log_path, _command_result(returncode, why, timeout, event))
     finally:
         if jlog is not None:
             jlog.close()
+
+
+def _leave_exit_status(log_path: Path | None, result: ExecResult) -> ExecResult:
+    """Leave ``result`` beside the log for stage-out's end record; return it."""
+    if log_path is not None:
+        status = {"exit_code": result.exit_code, "message": result.message}
+        with contextlib.suppress(OSError):
+            log_path.with_name(log_path.name + EXIT_STATUS_SUFFIX).write_text(json.dumps(status))
+    return result
 
 
 def _pump_outputs(

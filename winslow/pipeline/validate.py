@@ -16,6 +16,7 @@ from typing import Protocol
 from winslow import defaults
 from winslow.errors import PipelineProblem
 from winslow.pipeline.conditions import referenced_stages, syntax_problem
+from winslow.pipeline.goregex import go_regex_problem
 from winslow.pipeline.interpolate import BUILTIN_VARIABLES, references
 from winslow.pipeline.model import (
     NAME_PATTERN,
@@ -106,6 +107,7 @@ def semantic_problems(
         checker.check_condition(index, stage)
         checker.check_sweep(index, stage)
         checker.check_log_parsers(index, stage)
+        checker.check_gpu_model(index, stage)
     return in_reading_order(checker.problems)
 
 
@@ -298,6 +300,16 @@ class _Checker:
                     f"log parser name '{parser.name}' is used twice in stage '{stage.name}'",
                 )
             seen.add(parser.name)
+
+    def check_gpu_model(self, index: int, stage: Stage) -> None:
+        pattern = stage.requirements.gpu.model
+        problem = go_regex_problem(pattern) if pattern is not None else None
+        if problem is not None:
+            self.report(
+                ("stages", index, "requirements", "gpu", "model"),
+                f"{pattern!r} uses {problem}, which Nomad's regular expressions (Go RE2) do "
+                "not have; write the pattern without it",
+            )
 
     def _upstream_of(self, name: str) -> set[str]:
         graph = self._needs_graph()

@@ -9,6 +9,7 @@ The bucket holds these trees::
     pending/<project_id>/<run_id>/<token>.json        blobs a stage-out is about to reference
     logs/<project_id>/<run_id>.log                    one run's combined output
     logs/<project_id>/<run_id>.series.json            its log-parser series, read at its end
+    logs/<project_id>/<run_id>.end.json               how it ended, as its stage-out saw it
 
 A workspace is a manifest (path → blob, size, mode); the manifest is the only thing
 written per run, so handing a workspace to the next stage or redoing a stage copies no
@@ -38,6 +39,9 @@ LOG_SUFFIX = ".log"
 
 SERIES_SUFFIX = ".series.json"
 """Ending of a run's log-parser series object."""
+
+END_SUFFIX = ".end.json"
+"""Ending of a run's end record, which stage-out writes after the log."""
 
 BLOBS = "blobs/"
 """Prefix of all file contents referenced by manifests."""
@@ -125,6 +129,14 @@ def series_key(project_id: str, run_id: int) -> str:
     return f"{LOGS}{_check_project(project_id)}/{_check_run(run_id)}{SERIES_SUFFIX}"
 
 
+def end_key(log_key: str) -> str | None:
+    """Return the key of the end record beside the run log at ``log_key``
+    (``logs/<project_id>/<run_id>.end.json``); None when ``log_key`` is no run's log."""
+    if not log_key.startswith(LOGS) or not log_key.endswith(LOG_SUFFIX):
+        return None
+    return log_key[: -len(LOG_SUFFIX)] + END_SUFFIX
+
+
 def project_prefixes(project_id: str) -> tuple[str, ...]:
     """Return every prefix holding objects of ``project_id``, for deleting the project."""
     project = _check_project(project_id)
@@ -161,10 +173,11 @@ def describe_key(key: str) -> str:
             return f"file '{rest}' in {where}"
     if key.startswith(BLOBS):
         return f"stored content '{key[len(BLOBS) :]}'"
-    if key.startswith(LOGS) and key.endswith(LOG_SUFFIX):
-        parts = key[len(LOGS) : -len(LOG_SUFFIX)].split("/")
-        if len(parts) == 2 and parts[1].isdigit():
-            return f"log of run {parts[1]} of project '{parts[0]}'"
+    for suffix, what in ((LOG_SUFFIX, "log"), (END_SUFFIX, "end record")):
+        if key.startswith(LOGS) and key.endswith(suffix):
+            parts = key[len(LOGS) : -len(suffix)].split("/")
+            if len(parts) == 2 and parts[1].isdigit():
+                return f"{what} of run {parts[1]} of project '{parts[0]}'"
     return f"object '{key}'"
 
 

@@ -9,6 +9,7 @@ fixed while; where a stage must still be running, it waits for a file the test c
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import threading
 import time
@@ -26,6 +27,9 @@ from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
 from winslow.core.resources import GpuRequest, ResourceRequest
 from winslow.errors import ConflictError
+from winslow.server import nomad_backend
+from winslow.settings import Settings
+from winslow.storage.s3 import S3Config
 
 WINSLOW = str(Path(__file__).resolve().parents[3] / ".venv" / "bin" / "winslow")
 WAIT_SECONDS = 60.0
@@ -42,6 +46,12 @@ class GatedTransport(httpx.BaseTransport):
         self.open.set()
         self.refuse_stream = False
         self.stream_opens = 0
+        self.drop_topics: set[str] = set()
+        """Topics left out of every event stream opened from now on."""
+        self.refuse_topics: set[str] = set()
+        """Topics for which the stream is refused with 403, as for a token without them."""
+        self.stream_topics: list[set[str]] = []
+        """The topics of every event stream opened, in order."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/event/stream":
@@ -49,6 +59,16 @@ class GatedTransport(httpx.BaseTransport):
                 return httpx.Response(404, text="Invalid URL path")
             self.open.wait()
             self.stream_opens += 1
+            kept = [
+                (key, value)
+                for key, value in request.url.params.multi_items()
+                if key != "topic" or value.split(":", 1)[0] not in self.drop_topics
+            ]
+            request.url = request.url.copy_with(params=httpx.QueryParams(kept))
+            topics = {value.split(":", 1)[0] for key, value in kept if key == "topic"}
+            self.stream_topics.append(topics)
+            if topics & self.refuse_topics:
+                return httpx.Response(403, text="Permission denied")
         return self._inner.handle_request(request)
 
     def close(self) -> None:
@@ -219,16 +239,90 @@ def test_unplaceable_stage_waits_with_nomads_reason_until_a_gpu_node_joins(
 # Failures and cancel -------------------------------------------------------------------
 
 
-def test_killed_node_makes_the_run_lost_naming_the_node(backend, events, nomad_standin, tmp_path):
+def test_node_that_stops_answering_makes_the_run_lost_after_the_grace_and_stops_its_job(
+    config, events, nomad_standin, tmp_path
+):
+    """Nomad keeps the allocation of a ``disconnect.replace = false`` group ``unknown`` for
+    as long as its node is away and never gives it up itself (scheduler/reconcile.go
+    computeGroup, see the stand-in's ``kill_node``); the backend counts the run lost once
+    ``lost_after_seconds`` passed and stops the job, so the stage cannot end a second time
+    when the node returns."""
+    backend = NomadBackend(dataclasses.replace(config, lost_after_seconds=3))
+    backend.start(events)
+    try:
+        wait, _go = release(tmp_path)
+        spec = make_spec(job_id("lost"), wait)
+        backend.submit(spec)
+        events.wait_for(backend, spec.job_id, JobState.RUNNING)
+        nomad_standin.kill_node("standin-1")
+        waiting = backend.status(spec.job_id)
+        assert (waiting.state, waiting.node) == (JobState.RUNNING, "standin-1")
+        assert waiting.reason.startswith("node standin-1 stopped answering "), waiting.reason
+        assert waiting.reason.endswith("; the run counts as lost unless it answers within 3 s")
+
+        status = events.wait_for(backend, spec.job_id, *ENDED)
+        assert (status.state, status.node) == (JobState.LOST, "standin-1")
+        assert status.reason.startswith("node standin-1 stopped answering at "), status.reason
+        assert status.reason.endswith(" UTC and did not answer within 3 s")
+        job, _ = backend.client.jobs.read(spec.job_id)
+        assert job["Stop"] is True
+        assert backend.status(spec.job_id) == status  # the stopped job stays lost
+    finally:
+        backend.stop()
+
+
+def test_watcher_reports_the_jobs_of_a_node_that_goes_down_from_the_node_topic(
+    backend, events, nomad_standin, transport, tmp_path
+):
+    """Nomad publishes a node's status change on the Node topic (a NodeStreamEvent,
+    nomad/state/events.go); the watcher maps it to the jobs with allocations on that node.
+    With allocation and evaluation events held back, nothing else tells of the node."""
+    transport.drop_topics = {"Allocation", "Evaluation"}
+    nomad_standin.drop_event_streams()
     wait, _go = release(tmp_path)
-    spec = make_spec(job_id("lost"), wait)
+    spec = make_spec(job_id("node"), wait)
     backend.submit(spec)
     events.wait_for(backend, spec.job_id, JobState.RUNNING)
+    seen = events.count(spec.job_id)
     nomad_standin.kill_node("standin-1")
-    status = events.wait_for(backend, spec.job_id, *ENDED)
-    assert status.state is JobState.LOST
-    assert status.reason.startswith("node standin-1 was lost"), status.reason
-    assert status.node == "standin-1"
+    events.wait_until(
+        lambda: events.count(spec.job_id) > seen, "the job reported once its node went down"
+    )
+
+
+def test_token_without_node_read_follows_the_stream_without_the_node_topic(
+    config, events, transport
+):
+    """Nomad checks ``node:read`` for a stream with the Node topic and refuses the whole
+    stream without it (403); the watcher then follows the other topics."""
+    transport.refuse_topics = {"Node"}
+    backend = NomadBackend(config, client=NomadClient(config, transport=transport))
+    backend.start(events)
+    try:
+        spec = make_spec(job_id("nonode"), "echo fine")
+        backend.submit(spec)
+        assert events.wait_for(backend, spec.job_id, *ENDED).state is JobState.SUCCEEDED
+        assert transport.stream_topics[0] == {"Job", "Allocation", "Evaluation", "Node"}
+        assert transport.stream_topics[1:] and all(
+            topics == {"Job", "Allocation", "Evaluation"} for topics in transport.stream_topics[1:]
+        )
+    finally:
+        backend.stop()
+
+
+def test_lost_after_setting_reaches_the_backend_and_a_bad_one_is_named():
+    s3 = S3Config(endpoint_url="http://s3:8333", access_key="a", secret_key="b", bucket="w")
+    base = {
+        "backend": "nomad",
+        "nomad_tools_driver": "raw_exec",
+        "nomad_allow_host_commands": True,
+        "nomad_publish_credentials": False,
+    }
+    backend = nomad_backend(Settings(**base, nomad_lost_after="90s"), s3)
+    assert backend.config.lost_after_seconds == 90
+    assert nomad_backend(Settings(**base), s3).config.lost_after_seconds == 120
+    with pytest.raises(SystemExit, match="WINSLOW_NOMAD_LOST_AFTER: 'soon' is not a duration"):
+        nomad_backend(Settings(**base, nomad_lost_after="soon"), s3)
 
 
 def test_cancel_stops_the_stage_and_reads_cancelled(backend, events, nomad_standin, tmp_path):

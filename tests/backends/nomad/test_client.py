@@ -9,13 +9,23 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.nomad_api import SAMPLES
+from winslow.backends.nomad.backend import NomadBackend
 from winslow.backends.nomad.client import NomadClient, RetryTransport
 from winslow.backends.nomad.config import NomadConfig
+from winslow.backends.nomad.permissions import (
+    NAMESPACE_CAPABILITIES,
+    POLICY_FILE,
+    VARIABLE_CAPABILITIES,
+    NomadPermissionError,
+)
 from winslow.errors import (
     BackendError,
     BackendUnavailableError,
@@ -161,8 +171,7 @@ def test_403_says_the_token_lacks_permission_and_never_shows_the_token(caplog):
     with caplog.at_level(logging.DEBUG), pytest.raises(BackendError) as caught:
         client.jobs.list("winslow-")
     assert not isinstance(caught.value, BackendUnavailableError)
-    assert "lacks permission" in caught.value.message
-    assert "namespace 'vision'" in caught.value.message
+    assert "lacks list-jobs in namespace 'vision'" in caught.value.message
     assert TOKEN not in caught.value.message
     assert TOKEN not in caplog.text
     assert pauses == []
@@ -415,3 +424,125 @@ def test_allocation_stats_of_a_gone_allocation_are_none_and_errors_are_not_retri
     with pytest.raises(BackendUnavailableError, match="No path to node"):
         client.allocations.stats("a1")
     assert (len(down.requests), pauses) == (1, [])  # the sampler asks again in a few seconds
+
+
+# Permissions -------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[3]
+ALLOCATION = {"ID": "a1", "JobID": "winslow-p1-1", "CreateIndex": 5, "ClientStatus": "running"}
+ALLOCATION["TaskStates"] = {"main": {"State": "running", "Events": []}}
+
+CALLS = {
+    "list jobs": (lambda c: c.jobs.list("winslow-"), "list-jobs in namespace 'winslow'"),
+    "register": (lambda c: c.jobs.register({"ID": "winslow-p1-1"}), "submit-job in namespace"),
+    "read a job": (lambda c: c.jobs.read("winslow-p1-1"), "read-job in namespace 'winslow'"),
+    "stop a job": (lambda c: c.jobs.deregister("winslow-p1-1"), "submit-job in namespace"),
+    "allocations": (lambda c: c.allocations.list(), "read-job in namespace 'winslow'"),
+    "usage": (lambda c: c.allocations.stats("a1"), "read-job in namespace 'winslow'"),
+    "events": (lambda c: c.events.stream({"Job": ["*"]}), "read-job in namespace 'winslow'"),
+    "log file": (lambda c: c.client_fs.read_at("a1", "alloc/x", 0, 1), "read-fs in namespace"),
+    "task output": (
+        lambda c: list(c.client_fs.logs("a1", "main", "stdout")),
+        "read-logs in namespace 'winslow'",
+    ),
+    "nodes": (lambda c: c.nodes.list(), 'node policy "read"'),
+    "credentials": (
+        lambda c: c.variables.put("nomad/jobs", {"access_key": "a", "secret_key": "s"}),
+        "variables write at 'nomad/jobs' in namespace 'winslow'",
+    ),
+}
+
+
+@pytest.mark.parametrize("call", CALLS, ids=list(CALLS))
+def test_403_names_the_capability_the_call_needed_and_all_the_policy_grants(call):
+    """Each endpoint's check is hashicorp/nomad's: nomad/job_endpoint.go (Register and
+    Deregister: submit-job; GetJob, Allocations: read-job; List: list-jobs),
+    client/fs_endpoint.go (Logs: read-logs; ReadAt: read-fs), nomad/node_endpoint.go
+    (node read), nomad/variables_endpoint.go ``hasOperationPermissions`` (Set: write),
+    nomad/event_endpoint.go (Job and Allocation topics: read-job)."""
+    run, needed = CALLS[call]
+    nomad = Nomad(httpx.Response(403, text="Permission denied"))
+    client, pauses = client_for(nomad, namespace="winslow")
+    with pytest.raises(NomadPermissionError) as caught:
+        run(client)
+    message = caught.value.message
+    assert f"the token (NOMAD_TOKEN) lacks {needed}" in message
+    assert (
+        "Winslow's policy (deploy/nomad/winslow-policy.hcl) grants submit-job, read-job, "
+        "list-jobs, read-logs, read-fs in namespace 'winslow'; variables write at "
+        "'nomad/jobs'; node policy \"read\"" in message
+    )
+    assert "(Permission denied)" in message and TOKEN not in message
+    assert caught.value.status_code == 403
+    assert pauses == []
+
+
+def test_the_shipped_policy_grants_exactly_what_the_hint_says():
+    """Capability names as hashicorp/nomad acl/policy.go spells them; no alloc-lifecycle,
+    dispatch-job or exec: Winslow never restarts, dispatches or enters an allocation."""
+    text = (ROOT / POLICY_FILE).read_text()
+    namespace = re.search(r'namespace "winslow" \{(.*?)\n\}', text, re.DOTALL)
+    assert namespace is not None
+    body = namespace.group(1)
+    capabilities = re.search(r"^  capabilities = \[(.*?)\]", body, re.MULTILINE)
+    assert capabilities is not None
+    assert tuple(re.findall(r'"([a-z-]+)"', capabilities.group(1))) == NAMESPACE_CAPABILITIES
+    variables = re.search(r'path "nomad/jobs" \{\s*capabilities = \[(.*?)\]', body)
+    assert variables is not None
+    assert tuple(re.findall(r'"([a-z-]+)"', variables.group(1))) == VARIABLE_CAPABILITIES
+    assert re.search(r'^node \{\s*policy = "read"\s*\}', text, re.MULTILINE)
+    assert not re.search(r"^(agent|operator|quota|plugin|host_volume) ", text, re.MULTILINE)
+
+
+def test_live_log_without_read_fs_fails_loudly_and_warns_once(caplog):
+    """``/v1/client/fs/readat`` needs read-fs (client/fs_endpoint.go ``ReadAt``); without
+    it the log is not empty, it is unreadable, and the person is told why."""
+
+    def nomad(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/allocations"):
+            return httpx.Response(200, json=[ALLOCATION], headers={"X-Nomad-Index": "5"})
+        return httpx.Response(403, text="Permission denied")
+
+    config = NomadConfig(address=ADDRESS, token=TOKEN, namespace="winslow")
+    client = NomadClient(config, transport=httpx.MockTransport(nomad), sleep=lambda s: None)
+    backend = NomadBackend(config, client=client)
+    with caplog.at_level(logging.DEBUG, logger="winslow.backends.nomad"):
+        for _ in range(3):
+            with pytest.raises(NomadPermissionError) as caught:
+                backend.logs("winslow-p1-1")
+    assert "lacks read-fs in namespace 'winslow'" in caught.value.message
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        f"job winslow-p1-1: cannot read its log: {caught.value.message}"
+    ]
+
+
+def test_the_api_log_route_reads_the_refusal_not_an_empty_log():
+    """The run's live log goes through ``read_log`` (the logs routes, the console's page):
+    an unreadable log there is the refusal, not a log that has no lines yet."""
+    from winslow.api.context import AppContext
+    from winslow.api.routes.projects import read_log
+    from winslow.core.models import Run
+    from winslow.core.states import StageRunState
+
+    def nomad(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/allocations"):
+            return httpx.Response(200, json=[ALLOCATION], headers={"X-Nomad-Index": "5"})
+        return httpx.Response(403, text="Permission denied")
+
+    config = NomadConfig(address=ADDRESS, token=TOKEN, namespace="winslow")
+    client = NomadClient(config, transport=httpx.MockTransport(nomad), sleep=lambda s: None)
+    backend = NomadBackend(config, client=client)
+    context = AppContext(None, None, None, backend, None, None)  # type: ignore[arg-type]
+    run = Run(
+        id=1,
+        project_id="p1",
+        stage="detect",
+        attempt=1,
+        state=StageRunState.RUNNING,
+        created_at=datetime(2026, 11, 25, tzinfo=UTC),
+        job_id="winslow-p1-1",
+        submitted=True,
+    )
+    with pytest.raises(BackendError, match="lacks read-fs in namespace 'winslow'"):
+        read_log(context, run, 0)

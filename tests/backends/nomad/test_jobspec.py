@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = Path(__file__).parent / "golden"
 """The reference the package's schema was copied from, where a checkout has it beside it."""
 ACCESS_KEY = "AKIAWINSLOWACCESS0001"
+TOOLS_IMAGE = "registry.lab:5000/winslow-tools:0.1.0"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYsecretKEY"
 
 # ---------------------------------------------------------------------------------------
@@ -83,6 +84,7 @@ def make_config(**changes) -> NomadConfig:
         s3_endpoint="http://s3.internal:8333",
         s3_bucket="winslow",
         datacenters=("dc1",),
+        winslow_image=TOOLS_IMAGE,
     )
     return dataclasses.replace(config, **changes)
 
@@ -254,9 +256,9 @@ def test_tasks_run_in_lifecycle_order():
 
 def test_gpu_device_constraints_exact():
     spec = make_spec(resources=ResourceRequest(4, 16384, GpuRequest(2, "A100|H100", 40960)))
-    main = task(render_jobspec(spec, make_config(), mhz_per_cpu=2400), "main")
+    main = task(render_jobspec(spec, make_config()), "main")
     assert main["Resources"] == {
-        "CPU": 9600,
+        "Cores": 4,
         "MemoryMB": 16384,
         "Devices": [
             {
@@ -273,7 +275,85 @@ def test_gpu_device_constraints_exact():
 
 def test_no_gpu_asks_for_no_device():
     main = task(render_jobspec(make_spec(), make_config()), "main")
-    assert main["Resources"] == {"CPU": 2000, "MemoryMB": 2048}
+    assert main["Resources"] == {"Cores": 2, "MemoryMB": 2048}
+
+
+@pytest.mark.parametrize(
+    ("cpus", "cores"), [(0.5, 1), (1, 1), (1.5, 2), (2.0, 2), (2.25, 3), (16, 16)]
+)
+def test_stage_cpus_become_whole_cores_rounded_up(cpus, cores):
+    """Nomad reserves ``resources.cores`` whole and exclusively on whichever node it picks
+    (scheduler/rank.go BinPackIterator: ``task.Resources.Cores`` from the node's usable
+    cores), and refuses ``cpu`` beside ``cores`` (nomad/structs/structs.go
+    ``Resources.Validate``: "Task can only ask for 'cpu' or 'cores' resource, not both").
+    A fraction gets the next whole core: never less than the stage asked for."""
+    spec = make_spec(resources=ResourceRequest(cpus, 1024))
+    main = task(render_jobspec(spec, make_config()), "main")
+    assert main["Resources"] == {"Cores": cores, "MemoryMB": 1024}
+    # The tools share the node's CPU by MHz; they copy bytes, they do not compute.
+    assert task(render_jobspec(spec, make_config()), "stage-in")["Resources"]["CPU"] == 200
+
+
+@pytest.mark.parametrize(
+    ("pattern", "rendered"),
+    [
+        ("4090", "(?:)4090"),
+        ("80GB", "(?:)80GB"),
+        ("40 GiB", "(?:)40 GiB"),
+        ("-1", "(?:)-1"),
+        ("1.5", "(?:)1.5"),
+        ("1e3", "(?:)1e3"),
+        ("0x1p-2", "(?:)0x1p-2"),
+        ("Inf", "(?:)Inf"),
+        ("nan", "(?:)nan"),
+        ("true", "(?:)true"),
+        ("F", "(?:)F"),
+        ("A100", "A100"),
+        ("A100|H100", "A100|H100"),
+        ("RTX 40[0-9]0", "RTX 40[0-9]0"),
+        ("(?i)rtx 4090", "(?i)rtx 4090"),
+        ("4090$", "4090$"),
+    ],
+)
+def test_model_patterns_nomad_would_read_as_numbers_stay_strings(pattern, rendered):
+    """Nomad types a device constraint's right-hand side with ``ParseAttribute``
+    (hashicorp/nomad plugins/shared/structs/attribute.go: an integer, a float, either with
+    a known unit suffix, or a bool before a string), and ``regexp`` matches only two strings
+    (scheduler/feasible.go ``checkAttributeConstraint``), so ``4090`` would never match and
+    the job would stay blocked on "missing devices". An empty group in front parses as none
+    of those and matches the same names."""
+    spec = make_spec(resources=ResourceRequest(1, 1024, GpuRequest(1, pattern)))
+    main = task(render_jobspec(spec, make_config()), "main")
+    [device] = main["Resources"]["Devices"]
+    assert device["Constraints"][0] == {
+        "LTarget": "${device.model}",
+        "RTarget": rendered,
+        "Operand": "regexp",
+    }
+
+
+def test_node_pool_and_extra_constraints_reach_the_job():
+    config = make_config(
+        node_pool="gpu",
+        constraints=(
+            ("${node.class}", "=", "gpu"),
+            ("${attr.unique.hostname}", "regexp", "^gpu-[0-9]+$"),
+            ("${meta.maintenance}", "is_not_set", ""),
+        ),
+    )
+    job = render_jobspec(make_spec(), config)
+    assert job["NodePool"] == "gpu"
+    assert job["Constraints"] == [
+        {"LTarget": "${node.class}", "RTarget": "gpu", "Operand": "="},
+        {"LTarget": "${attr.unique.hostname}", "RTarget": "^gpu-[0-9]+$", "Operand": "regexp"},
+        {"LTarget": "${meta.maintenance}", "RTarget": "", "Operand": "is_not_set"},
+    ]
+    assert validate_jobspec(job) == []
+
+
+def test_without_node_pool_or_constraints_the_job_names_neither():
+    job = render_jobspec(make_spec(), make_config())
+    assert "NodePool" not in job and "Constraints" not in job
 
 
 def test_docker_stage_runs_its_command_in_the_workspace():
@@ -330,7 +410,7 @@ def test_tools_tasks_name_the_transfers():
     job = render_jobspec(make_spec(), make_config())
     stage_in = task(job, "stage-in")
     assert stage_in["Driver"] == "docker"
-    assert stage_in["Config"]["image"] == "winslow:0.1.0"
+    assert stage_in["Config"]["image"] == TOOLS_IMAGE
     assert stage_in["Config"]["command"] == "winslow"
     assert stage_in["Config"]["args"] == [
         "stage-in",

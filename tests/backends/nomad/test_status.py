@@ -20,6 +20,7 @@ from winslow.backends.nomad.status import (
     latest_allocation,
     node_info,
     node_state,
+    unreachable_since,
 )
 from winslow.core.resources import GpuInfo
 
@@ -259,19 +260,64 @@ def test_main_killed_for_memory_says_out_of_memory():
     assert status.reason == "out of memory (OOM killed)"
 
 
-def test_image_that_cannot_be_pulled_is_a_driver_failure_with_nomads_message():
-    message = "Failed to pull `ghcr.io/acme/detect:9`: manifest unknown"
+def pull_failure(image: str, why: str, seconds: float = 4) -> dict:
+    """A docker task whose image cannot be pulled, as Nomad reports it: the driver's error
+    ``Failed to pull `<image>`: <docker's error>`` (hashicorp/nomad drivers/docker/
+    coordinator.go ``recoverablePullError``) in a ``Driver Failure`` event's
+    ``DriverError`` (client/allocrunner/taskrunner/task_runner.go ``runDriver``,
+    ``SetDriverError``), then ``Not Restarting`` under a policy of 0 attempts."""
+    message = f"Failed to pull `{image}`: {why}"
+    return task(
+        "dead",
+        event("Driver", seconds - 1, DriverMessage="Downloading image"),
+        event(
+            "Driver Failure",
+            seconds,
+            DriverError=message,
+            DisplayMessage=message,
+            Details={"driver_error": message},
+        ),
+        event(
+            "Not Restarting", seconds, DisplayMessage="Policy allows no restarts", FailsTask=True
+        ),
+        failed=True,
+    )
+
+
+def test_image_that_cannot_be_pulled_names_the_image_and_dockers_reason():
+    main = pull_failure("ghcr.io/acme/detect:9", "manifest unknown")
+    status = status_of([alloc("failed", {"stage-in": ran(1, 2), "main": main})])
+    assert status.state is JobState.FAILED
+    assert status.reason == (
+        "cannot pull the image ghcr.io/acme/detect:9 on node gpu-3: manifest unknown; "
+        "check the stage's image and that the node can reach its registry"
+    )
+    assert status.exit_code is None
+
+
+def test_tools_image_that_cannot_be_pulled_fails_stage_in_naming_the_setting():
+    why = (
+        'Error response from daemon: Get "https://registry.invalid/v2/": dial tcp: '
+        "lookup registry.invalid on 127.0.0.53:53: no such host"
+    )
+    stage_in = pull_failure("registry.invalid/winslow-tools:0.1.0", why, seconds=2)
+    tasks = {"stage-in": stage_in, "main": task("dead", event("Sibling Task Failed", 2))}
+    status = status_of([alloc("failed", tasks)])
+    assert status.state is JobState.FAILED
+    assert status.reason == (
+        "stage-in failed: cannot pull the image registry.invalid/winslow-tools:0.1.0 on node "
+        f"gpu-3: {why}; set WINSLOW_NOMAD_IMAGE to an image the nodes can pull"
+    )
+
+
+def test_other_driver_failures_keep_nomads_words():
     main = task(
         "dead",
-        event("Driver", 3, DriverMessage="Downloading image"),
-        event("Driver Failure", 4, DriverError=message, FailsTask=True),
-        event("Not Restarting", 4, DisplayMessage="Error was unrecoverable"),
+        event("Driver Failure", 4, DriverError="failed to create container: no space left"),
         failed=True,
     )
     status = status_of([alloc("failed", {"stage-in": ran(1, 2), "main": main})])
-    assert status.state is JobState.FAILED
-    assert status.reason == f"driver failure: {message}"
-    assert status.exit_code is None
+    assert status.reason == "driver failure: failed to create container: no space left"
 
 
 def test_failed_stage_in_fails_the_run_before_main_starts():
@@ -530,3 +576,79 @@ def test_cpus_fall_back_to_compute_shares_without_core_counts():
 )
 def test_node_takes_work_only_when_ready_eligible_and_not_draining(fields, state):
     assert node_state(gpu_node(**fields)) == state
+
+
+# A node that stops answering ------------------------------------------------------------
+
+GRACE = 120.0
+
+
+def unknown_alloc(since: float, **fields) -> dict:
+    """An allocation Nomad marked ``unknown`` at ``since``, as GET /v1/allocation/:id has it."""
+    record = {"Field": "ClientStatus", "Value": "unknown", "Time": rfc3339(since)}
+    return alloc(
+        "unknown",
+        {"main": task("running", start=1)},
+        ClientDescription="alloc is unknown since its node is disconnected",
+        AllocStates=[{"Field": "ClientStatus", "Value": "running", "Time": rfc3339(1)}, record],
+        **fields,
+    )
+
+
+def down_node(seconds: float, status: str = "down") -> dict:
+    updated = int(at(seconds).timestamp())  # Nomad's StatusUpdatedAt: Unix seconds
+    return {"ID": "fb2170a8", "Name": "gpu-3", "Status": status, "StatusUpdatedAt": updated}
+
+
+def away(allocation: dict, now: datetime, job: dict | None = None, node: dict | None = None):
+    return job_status(
+        JOB,
+        [allocation],
+        [],
+        now,
+        job=job or nomad_job(),
+        unreachable=unreachable_since(allocation, node),
+        lost_after=GRACE,
+    )
+
+
+def test_unknown_allocation_counts_from_when_nomad_marked_it_unknown():
+    """Nomad records each ClientStatus change in ``AllocStates``; the last ``unknown`` one
+    is when the node stopped answering (nomad/structs/structs.go Allocation.LastUnknown)."""
+    assert unreachable_since(unknown_alloc(100), down_node(90)) == at(100)
+
+
+def test_allocation_on_a_down_node_counts_from_the_nodes_status_change():
+    running = alloc("running", {"main": task("running", start=1)})
+    assert unreachable_since(running, down_node(90)) == at(90)
+    assert unreachable_since(running, down_node(90, "disconnected")) == at(90)
+    assert unreachable_since(running, down_node(90, "ready")) is None
+    assert unreachable_since(alloc("complete", {"main": ran(1, 5)}), down_node(90)) is None
+
+
+def test_run_whose_node_stopped_answering_runs_on_within_the_grace_and_says_so():
+    status = away(unknown_alloc(100), at(150))
+    assert (status.state, status.node) == (JobState.RUNNING, "gpu-3")
+    assert status.reason == (
+        "node gpu-3 stopped answering 50 s ago; the run counts as lost unless it answers "
+        "within 2 min 00 s"
+    )
+
+
+def test_run_whose_node_stayed_away_past_the_grace_is_lost():
+    status = away(unknown_alloc(100), at(100 + GRACE + 1))
+    assert (status.state, status.node, status.exit_code) == (JobState.LOST, "gpu-3", None)
+    assert status.ended_at == at(100 + GRACE)
+    assert status.reason == (
+        "node gpu-3 stopped answering at 09:01:40 UTC and did not answer within 2 min 00 s"
+    )
+    # Winslow then stops the job; the stopped job still reads as lost, not cancelled.
+    stopped = unknown_alloc(100, DesiredStatus="stop")
+    after_stop = away(stopped, at(400), job=nomad_job(stop=True))
+    assert (after_stop.state, after_stop.ended_at) == (JobState.LOST, at(100 + GRACE))
+
+
+def test_run_cancelled_while_its_node_is_away_is_cancelled():
+    status = away(unknown_alloc(100, DesiredStatus="stop"), at(150), job=nomad_job(stop=True))
+    assert status.state is JobState.CANCELLED
+    assert status.reason == "cancelled while node gpu-3 was not answering"

@@ -30,7 +30,7 @@ from winslow.core import commands
 from winslow.core.models import Run
 from winslow.core.states import ProjectState
 from winslow.engine.transitions import apply_command
-from winslow.errors import NotFoundError, ValidationError, WinslowError
+from winslow.errors import BackendUnavailableError, NotFoundError, ValidationError, WinslowError
 from winslow.pipeline.model import Pipeline
 from winslow.storage.objects import content_disposition
 
@@ -230,8 +230,8 @@ def read_log(context: AppContext, run: Run, offset: int, limit: int | None = Non
     if run.job_id:
         try:
             data = context.backend.logs(run.job_id, offset)
-        except WinslowError:
-            return b""
+        except BackendUnavailableError:
+            return b""  # The node is out of reach; the log is there once it is back.
         return data if limit is None else data[:limit]
     return b""
 

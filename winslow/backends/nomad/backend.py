@@ -17,6 +17,29 @@ index"); so when the first frame after a resume is not the one we asked for, eve
 have been lost and the watcher resyncs: it lists our jobs and reports each. Where the
 stream is unavailable (404 before Nomad 1.0, 403, or failing repeatedly) the watcher
 falls back to blocking queries on ``/v1/allocations``.
+
+A node that stops answering. Stage jobs set ``disconnect { replace = false }``, so Nomad
+neither loses nor replaces the allocation of a node that misses its heartbeats: it marks
+the node ``down`` and the allocation ``unknown`` and keeps it so until the node returns
+(scheduler/reconcile_util.go ``filterByTainted``; scheduler/reconcile.go
+``appendUnknownDisconnectingUpdates``). Nomad's own bound, ``disconnect.lost_after``, cannot
+end such a run safely: in 1.10.5 an allocation past it is "expiring" and, with
+``replace = false``, goes back to the untainted ones (reconcile.go ``computeGroup``: ``if
+!tg.Replace() { untainted = untainted.union(expiring) }``), so it stays ``unknown`` for ever;
+in 1.8.0 and 1.9.0 that branch tests only the deprecated ``PreventRescheduleOnLost``, so the
+expired allocation is lost and ``computePlacements`` places a replacement in the same job,
+which would run the same run's stage a second time; ``replace = true`` does so at once
+(nomad/structs/structs.go ``RescheduleTimeOnDisconnect``). So the bound is ours: ``status``
+counts from when Nomad marked the allocation ``unknown`` (its ``AllocStates``, as
+``Allocation.LastUnknown``) or the node left ``ready`` (``StatusUpdatedAt``), and once
+``config.lost_after_seconds`` passed it stops the job (deregister, no purge) and only then
+reports LOST. The engine's ``retry.on_lost`` starts a new run, a new job, which Nomad
+places only on a ready node (scheduler/util.go ``readyNodesInDCsAndPool``). When the node
+returns, its client hears that the allocation is to stop and kills it
+(client/allocrunner/alloc_runner.go ``handleAllocUpdate``); its poststop ``stage-out``
+archives that run's own log and workspace under that run's keys, never the retry's. The
+watcher follows the ``Node`` topic too (``node:read``; without it, it goes on without),
+so a node going down reaches the engine as a change of every job with an allocation there.
 """
 
 from __future__ import annotations
@@ -25,7 +48,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from winslow.backends.base import (
@@ -40,12 +63,14 @@ from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
 from winslow.backends.nomad.jobschema import RenderedJobInvalidError
 from winslow.backends.nomad.jobspec import MAIN_TASK, WINSLOW_LOG, render_jobspec
+from winslow.backends.nomad.permissions import NomadPermissionError
 from winslow.backends.nomad.status import (
     job_status,
     latest_allocation,
     main_started_at,
     node_info,
     timeout_of,
+    unreachable_since,
     usage_of,
 )
 from winslow.backends.nomad.types import (
@@ -68,9 +93,17 @@ log = logging.getLogger(__name__)
 MANAGED_META_KEY = "winslow_managed"
 """Job meta key every job Winslow renders carries; ``list_jobs`` adopts only those."""
 
-WATCH_TOPICS: dict[str, list[str]] = {"Job": ["*"], "Allocation": ["*"], "Evaluation": ["*"]}
-"""Event stream topics the watcher follows; Nodes are left out: a lost node shows as
-its allocations turning ``lost``, and the Node topic needs another ACL capability."""
+WATCH_TOPICS: dict[str, list[str]] = {
+    "Job": ["*"],
+    "Allocation": ["*"],
+    "Evaluation": ["*"],
+    "Node": ["*"],
+}
+"""Event stream topics the watcher follows. ``Node`` tells of a node going down before
+Nomad marks its allocations; it needs ``node:read``, and is left out where that is refused."""
+
+LIVE_CLIENT_STATUSES = frozenset({"pending", "running", "unknown"})
+"""Allocation client statuses whose tasks may still run on their node."""
 
 RECONNECT_SCHEDULE_SECONDS: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Pauses before reconnecting after the n-th failure in a row (the last repeats), seconds."""
@@ -144,6 +177,9 @@ class NomadBackend:
         self._node_cache: dict[str, tuple[int, float, NodeInfo]] = {}
         self.resyncs = 0
         """How many times the watcher listed every job (at start and after lost events)."""
+        self._node_status: dict[str, str] = {}
+        """Node ID → its ``Status`` as the watcher last heard it (Node events, resyncs)."""
+        self._warned_log_permission = False
 
     # Watching ----------------------------------------------------------------------------
 
@@ -218,9 +254,61 @@ class NomadBackend:
         allocs, _ = self.client.jobs.allocations(job_id)
         evals, _ = self.client.jobs.evaluations(job_id)
         now = datetime.now(UTC)
-        status = job_status(job_id, allocs, evals, now, job=job)
-        if status.state is JobState.RUNNING and not job.get("Stop"):
-            self._enforce_timeout(job, latest_allocation(allocs), now)
+        latest = latest_allocation(allocs)
+        away = self._unreachable(latest)
+        status = job_status(
+            job_id,
+            allocs,
+            evals,
+            now,
+            job=job,
+            unreachable=away,
+            lost_after=self.config.lost_after_seconds,
+        )
+        if away is None and status.state is JobState.RUNNING and not job.get("Stop"):
+            self._enforce_timeout(job, latest, now)
+        if away is not None and status.state is JobState.LOST and not job.get("Stop"):
+            return self._stop_lost(job_id, status)
+        return status
+
+    def _unreachable(self, alloc: NomadAllocationStub | None) -> datetime | None:
+        """When ``alloc``'s node stopped answering (``status.unreachable_since``); None
+        while it answers. Reads the node, and an ``unknown`` allocation in full (for its
+        ``AllocStates``), only when Nomad or the watcher says the node is away."""
+        if alloc is None or alloc.get("ClientStatus") not in LIVE_CLIENT_STATUSES:
+            return None
+        node_id = alloc.get("NodeID", "")
+        unknown = alloc.get("ClientStatus") == "unknown"
+        if not unknown and self._node_status.get(node_id, "ready") == "ready":
+            return None
+        try:
+            node, _ = self.client.nodes.read(node_id)
+        except BackendUnavailableError:
+            raise
+        except BackendError as exc:  # no node:read: go by what the watcher heard
+            log.debug("node %s: not readable: %s", node_id, exc.message)
+            node = {"ID": node_id, "Status": self._node_status.get(node_id, "")}
+        detail: NomadAllocationStub | None = alloc
+        if unknown:
+            detail, _ = self.client.allocations.read(alloc.get("ID", ""))
+        return unreachable_since(detail or alloc, node)
+
+    def _stop_lost(self, job_id: str, status: JobStatus) -> JobStatus:
+        """Stop the job of a run whose node stayed away past the grace; return ``status``
+        (LOST) once Nomad took the stop. Until then the run still reads RUNNING: a retry
+        must not start while the node, were it to return, would be told to go on."""
+        try:
+            self.client.jobs.deregister(job_id, purge=False)
+        except BackendError as exc:
+            log.warning("job %s: could not stop it in Nomad: %s", job_id, exc.message)
+            reason = f"{status.reason}; stopping its job in Nomad failed, trying again"
+            return replace(status, state=JobState.RUNNING, ended_at=None, reason=reason)
+        log.warning(
+            "job %s: %s; stopped it in Nomad so that its stage cannot also finish there "
+            "when the node returns",
+            job_id,
+            status.reason,
+        )
         return status
 
     def _enforce_timeout(
@@ -266,7 +354,8 @@ class NomadBackend:
         the task's raw stdout, ``client_fs.logs``, would not line up with the archive.)
         Read with ``/v1/client/fs/readat``, in chunks, up to ``LOG_READ_MAX_BYTES``.
         Returns ``b""`` before the allocation exists and once it is gone (collected, or
-        its node down): the archive has the log then.
+        its node down): the archive has the log then. Raises ``NomadPermissionError`` when
+        the token lacks ``read-fs`` (logged once at WARNING).
         """
         allocs, _ = self.client.jobs.allocations(job_id)
         alloc = latest_allocation(allocs)
@@ -286,6 +375,13 @@ class NomadBackend:
                 position += len(data)
                 if len(data) < LOG_READ_CHUNK_BYTES:
                     break
+        except NomadPermissionError as exc:
+            # Not "no log yet": the token cannot read logs at all. Say so once, then let
+            # every caller (the API's log routes) show the person why.
+            if not self._warned_log_permission:
+                self._warned_log_permission = True
+                log.warning("job %s: cannot read its log: %s", job_id, exc.message)
+            raise
         except BackendError as exc:
             log.debug("job %s: log not readable from its node: %s", job_id, exc.message)
         return b"".join(chunks)
@@ -397,6 +493,8 @@ class _Watcher:
         """Index of the last event frame handled; a resumed stream must start with it."""
         self.sync_index = 0
         """Index of the last resync; a stream with no frame yet starts after it."""
+        self.topics = dict(WATCH_TOPICS)
+        """The topics followed; ``Node`` goes where the token may not read nodes."""
         self.thread = threading.Thread(target=self.run, name="winslow-nomad-events", daemon=True)
 
     def stop(self) -> None:
@@ -428,6 +526,8 @@ class _Watcher:
                 try:
                     frames = self._open_stream()
                 except BackendError as exc:
+                    if self._without_node_topic(exc):
+                        continue
                     stream_failures += 1
                     permanent = not isinstance(exc, BackendUnavailableError)
                     if not permanent and stream_failures < STREAM_FAILURES_BEFORE_FALLBACK:
@@ -483,7 +583,7 @@ class _Watcher:
             index, check = self.frame_index, True
         else:
             index, check = (self.sync_index + 1 if self.sync_index else 0), False
-        stream = self.backend.client.events.stream(WATCH_TOPICS, index=index)
+        stream = self.backend.client.events.stream(self.topics, index=index)
         with self._lock:
             if self.stopped.is_set():
                 stream.close()
@@ -505,12 +605,20 @@ class _Watcher:
             )
             self.frame_index = 0
             return False
+        events = frame.frame.get("Events") or []
         job_ids = {
             job_id
-            for event in frame.frame.get("Events") or []
+            for event in events
             if (job_id := _job_id(event)) is not None
             and job_id.startswith(self.backend.config.job_prefix)
         }
+        moved = [
+            node_id
+            for event in events
+            if event.get("Topic") == "Node" and (node_id := self._node_moved(event)) is not None
+        ]
+        if moved:
+            job_ids |= self._jobs_on(set(moved))
         for job_id in sorted(job_ids):
             self._emit(job_id)
         self.frame_index = max(self.frame_index, index)
@@ -519,12 +627,58 @@ class _Watcher:
     def _resync(self) -> None:
         """Report every job of ours, and remember the index the list was taken at."""
         jobs, index = self.backend.client.jobs.list(self.backend.config.job_prefix)
+        if "Node" in self.topics:
+            try:
+                nodes, _ = self.backend.client.nodes.list()
+            except BackendUnavailableError:
+                raise
+            except BackendError as exc:
+                log.debug("nomad backend: nodes not listed: %s", exc.message)
+                nodes = []
+            for node in nodes:
+                self.backend._node_status[node.get("ID", "")] = node.get("Status", "")
         self.backend.resyncs += 1
         self.sync_index = index
         self.frame_index = 0
         for stub in jobs:
             if self.backend.is_managed(stub):
                 self._emit(stub["ID"])
+
+    def _node_moved(self, event: NomadEvent) -> str | None:
+        """Note a node's status from a Node event; its ID when that status changed (a node
+        first heard of counts as having been ``ready``)."""
+        node = (event.get("Payload") or {}).get("Node") or {}
+        node_id, status = str(node.get("ID") or event.get("Key") or ""), node.get("Status")
+        if not node_id or not isinstance(status, str):
+            return None
+        before = self.backend._node_status.get(node_id, "ready")
+        self.backend._node_status[node_id] = status
+        return node_id if status != before else None
+
+    def _jobs_on(self, node_ids: set[str]) -> set[str]:
+        """Our jobs with an allocation that may still run on one of ``node_ids``."""
+        allocs, _ = self.backend.client.allocations.list(task_states=False)
+        return {
+            alloc.get("JobID", "")
+            for alloc in allocs
+            if alloc.get("NodeID") in node_ids
+            and alloc.get("ClientStatus") in LIVE_CLIENT_STATUSES
+            and alloc.get("JobID", "").startswith(self.backend.config.job_prefix)
+        }
+
+    def _without_node_topic(self, exc: BackendError) -> bool:
+        """Follow the stream without the Node topic when Nomad refused it for want of
+        ``node:read``; True when the watcher should open the stream again at once."""
+        if not isinstance(exc, NomadPermissionError) or "Node" not in self.topics:
+            return False
+        del self.topics["Node"]
+        log.warning(
+            "nomad backend: the event stream with the Node topic was refused (%s); "
+            "following it without: a node that stops answering shows once Nomad marks its "
+            "allocations unknown. Give the token node:read to see it at once",
+            exc.message,
+        )
+        return True
 
     def _poll_allocations(self, index: int, seen: dict[str, int]) -> int:
         """One blocking query on the namespace's allocations; report our jobs that changed."""

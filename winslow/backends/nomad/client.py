@@ -12,8 +12,9 @@ resource (``jobs``, ``allocations``, ``evaluations``, ``nodes``, ``events``,
 
 One ``httpx.Client`` carries every call, with explicit timeouts; a blocking query's read
 timeout is its ``wait`` plus the jitter Nomad may add (``wait / 16``) plus a margin.
-Retries on 429 and 5xx live in one wrapper transport, ``RetryTransport``, whose backoff
-schedule is data; only idempotent calls repeat, so registering a job is never sent twice.
+Retries on 429 and 5xx live in one wrapper transport, ``RetryTransport``
+(``transport.py``), whose backoff schedule is data; only idempotent calls repeat, so
+registering a job is never sent twice.
 Third-party errors stop here: an unreachable agent or a 5xx after the retries becomes
 ``BackendUnavailableError`` naming ``NOMAD_ADDR``, a refused token ``BackendError``, a job
 Nomad will not take ``SubmitRejectedError``, and a 404 that means "gone" an empty answer.
@@ -26,15 +27,12 @@ import base64
 import builtins
 import codecs
 import contextlib
-import email.utils
 import json
 import logging
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal, cast
 from urllib.parse import quote
 
@@ -42,6 +40,14 @@ import httpx
 
 import winslow
 from winslow.backends.nomad.config import NomadConfig
+from winslow.backends.nomad.permissions import permission_error
+from winslow.backends.nomad.tls import ssl_context, tls_problem
+from winslow.backends.nomad.transport import (
+    RETRY_EXTENSION,
+    RETRY_SCHEDULE_SECONDS,
+    RETRY_STATUSES,
+    RetryTransport,
+)
 from winslow.backends.nomad.types import (
     NomadAllocation,
     NomadAllocationStub,
@@ -80,13 +86,6 @@ MAX_WAIT_SECONDS = 600.0
 CONNECT_RETRIES = 2
 """Failed TCP connects ``httpx.HTTPTransport`` repeats at once, before our own schedule."""
 
-RETRY_SCHEDULE_SECONDS: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
-"""Pauses between attempts of an idempotent call answered 429/5xx or not at all, seconds;
-one more attempt than pauses."""
-
-RETRY_AFTER_MAX_SECONDS = 30.0
-"""Longest ``Retry-After`` we honour; a larger one is cut to this, seconds."""
-
 STATS_READ_TIMEOUT_SECONDS = 10.0
 """How long an allocation's resource usage may take; the sampler asks again soon anyway."""
 
@@ -96,15 +95,6 @@ EVENT_STREAM_HEARTBEAT_SECONDS = 30.0
 BODY_MAX_CHARS = 300
 """Characters of a remote error body quoted in our messages and logs."""
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-"""Answers worth repeating an idempotent call for."""
-
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-"""Methods repeated after a failure; Nomad's job register is a POST and never repeats."""
-
-RETRY_EXTENSION = "winslow.retry"
-"""Request extension that switches the retry loop off (False) for one call."""
-
 ENFORCE_INDEX_ERROR = "Enforcing job modify index"
 """Prefix of Nomad's error when a check-and-set register finds the job exists
 (``api.RegisterEnforceIndexErrPrefix``); Nomad answers it with a plain 500."""
@@ -113,84 +103,6 @@ LogType = Literal["stdout", "stderr"]
 ParamValue = str | int | bool | None
 Params = Mapping[str, ParamValue] | Sequence[tuple[str, ParamValue]]
 """Query parameters; a sequence of pairs where a name repeats (``topic``)."""
-
-
-class RetryTransport(httpx.BaseTransport):
-    """Repeat idempotent requests answered 429 or 5xx, or not answered, on a schedule.
-
-    ``schedule`` holds the pauses between attempts in seconds; a ``Retry-After`` header
-    lengthens a pause (up to ``RETRY_AFTER_MAX_SECONDS``). Each failed attempt that will
-    be repeated is logged as ``attempt #2/5 failed; will retry in 1.0 s: GET /v1/... -> 503``.
-    The last answer, good or bad, is returned; the last transport error is raised.
-    A request whose ``extensions["winslow.retry"]`` is False is sent once.
-    """
-
-    def __init__(
-        self,
-        transport: httpx.BaseTransport,
-        schedule: tuple[float, ...] = RETRY_SCHEDULE_SECONDS,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._transport = transport
-        self.schedule = schedule
-        self._sleep = sleep
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        retriable = request.extensions.get(RETRY_EXTENSION, request.method in IDEMPOTENT_METHODS)
-        attempts = len(self.schedule) + 1 if retriable else 1
-        what = f"{request.method} {request.url.path}"
-        for attempt in range(1, attempts + 1):
-            try:
-                response = self._transport.handle_request(request)
-            except httpx.TransportError as exc:
-                if attempt == attempts:
-                    raise
-                delay = self.schedule[attempt - 1]
-                log.warning(
-                    "attempt #%d/%d failed; will retry in %.1f s: %s -> %s",
-                    attempt,
-                    attempts,
-                    delay,
-                    what,
-                    type(exc).__name__,
-                )
-                self._sleep(delay)
-                continue
-            if response.status_code not in RETRY_STATUSES or attempt == attempts:
-                return response
-            delay = max(self.schedule[attempt - 1], _retry_after(response) or 0.0)
-            response.close()
-            log.warning(
-                "attempt #%d/%d failed; will retry in %.1f s: %s -> %d",
-                attempt,
-                attempts,
-                delay,
-                what,
-                response.status_code,
-            )
-            self._sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def close(self) -> None:
-        self._transport.close()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds the server asked us to wait (delta-seconds or an HTTP date), capped."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), RETRY_AFTER_MAX_SECONDS)
 
 
 class NomadClient:
@@ -214,7 +126,7 @@ class NomadClient:
         inner = (
             transport
             if transport is not None
-            else httpx.HTTPTransport(retries=CONNECT_RETRIES, verify=_verify(config))
+            else httpx.HTTPTransport(retries=CONNECT_RETRIES, verify=ssl_context(config))
         )
         headers = {"User-Agent": f"winslow/{winslow.__version__}"}
         if config.token:
@@ -285,7 +197,10 @@ class NomadClient:
             connect=CONNECT_TIMEOUT_SECONDS,
             read=READ_TIMEOUT_SECONDS if read_timeout is None else read_timeout,
         )
-        extensions = {} if retry is None else {RETRY_EXTENSION: retry}
+        extensions: dict[str, object] = {} if retry is None else {RETRY_EXTENSION: retry}
+        if self.config.tls_server_name:
+            # The name the certificate is checked against, and sent as SNI.
+            extensions["sni_hostname"] = self.config.tls_server_name
         request = self._http.build_request(
             method, path, params=query, json=body, timeout=timeout, extensions=extensions
         )
@@ -297,6 +212,9 @@ class NomadClient:
                 f"({type(exc).__name__}); the engine tries again later."
             ) from exc
         except httpx.TransportError as exc:
+            problem = tls_problem(exc, self.config, self.address)
+            if problem is not None:
+                raise BackendUnavailableError(f"{method} {path}: {problem}") from exc
             raise BackendUnavailableError(
                 f"Cannot reach Nomad at {self.address} (NOMAD_ADDR) for {method} {path}: "
                 f"{exc or type(exc).__name__}. Check that Nomad runs there; the engine tries "
@@ -340,11 +258,14 @@ class NomadClient:
             response.close()
         status = response.status_code
         if status in (401, 403):
-            return BackendError(
-                f"Nomad at {self.address} refused {what}: the token (NOMAD_TOKEN) lacks "
-                f"permission in namespace '{self.config.namespace}' ({body or status}). Give it "
-                "a policy with read-job, submit-job and read-logs there (and node:read), or set "
-                "NOMAD_TOKEN."
+            return permission_error(
+                self.address,
+                response.request.method,
+                response.request.url.path,
+                status,
+                body,
+                namespace=self.config.namespace,
+                variable_path=self.config.credentials_path,
             )
         if status in RETRY_STATUSES or status >= 500:
             return BackendUnavailableError(
@@ -748,12 +669,6 @@ def cut(text: str, limit: int = BODY_MAX_CHARS) -> str:
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
-
-
-def _verify(config: NomadConfig) -> ssl.SSLContext | bool:
-    if config.ca_file:
-        return ssl.create_default_context(cafile=config.ca_file)
-    return True
 
 
 def _is_validation_error(text: str) -> bool:

@@ -53,9 +53,10 @@ class NomadRequestedDevice(TypedDict):
 
 
 class NomadResources(TypedDict, total=False):
-    """api.Resources: CPU in MHz, memory in MB."""
+    """api.Resources: CPU in MHz or whole cores (one of the two), memory in MB."""
 
     CPU: int
+    Cores: int
     MemoryMB: int
     Devices: list[NomadRequestedDevice]
 

@@ -22,6 +22,7 @@ finds the template (in the package) and renders only JSON, ``jobschema`` checks 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,29 @@ VAULT_IDENTITY_TTL_SECONDS = 3600
 NVIDIA_GPU = "nvidia/gpu"
 """Device name the NVIDIA device plugin fingerprints (vendor/type)."""
 
+STRING_PREFIX = "(?:)"
+"""An empty group: put before a model pattern Nomad would read as a number or a bool, it
+keeps the pattern a string and matches the same names."""
+
+ATTRIBUTE_UNITS = (
+    *("KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "kB", "KB", "MB", "GB", "TB", "PB", "EB"),
+    *("KiB/s", "MiB/s", "GiB/s", "TiB/s", "PiB/s", "EiB/s"),
+    *("kB/s", "KB/s", "MB/s", "GB/s", "TB/s", "PB/s", "EB/s"),
+    *("MHz", "GHz", "mW", "W", "kW", "MW", "GW"),
+)
+"""Units Nomad strips off a number (hashicorp/nomad plugins/shared/structs/units.go)."""
+
+GO_BOOLS = frozenset(
+    {"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}
+)
+"""What Go's ``strconv.ParseBool`` reads as a bool."""
+
 _ARG_NAME = re.compile(r"WINSLOW_ARG_[0-9]+")
+_GO_NUMBER = re.compile(
+    r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?"
+    r"|0[xX][0-9a-fA-F_.]*(?:[pP][+-]?[0-9_]*)?|inf|infinity|nan)",
+    re.IGNORECASE,
+)
 _TEMPLATE_PATH = re.compile(r"[A-Za-z0-9._~@/-]+")
 _NODE_TOKENS = ("${WINSLOW_WORKSPACE}", "${WINSLOW_INPUTS}")
 _OWN_ENV = frozenset({"WINSLOW_WORKSPACE", "WINSLOW_INPUTS"})
@@ -136,7 +159,6 @@ def render_jobspec(
     *,
     lost_retries: int = 0,
     affinity_node: str | None = None,
-    mhz_per_cpu: int = 1000,
 ) -> dict[str, Any]:
     """Return the Nomad job (the value of ``{"Job": ...}``) that runs ``spec`` once.
 
@@ -145,15 +167,18 @@ def render_jobspec(
     Nomad's reschedule policy acts on *failed* allocations and lost ones are replaced
     regardless of it: each would run the stage again inside the same run. The engine
     starts a new run instead, counting attempts. ``affinity_node`` is a node name Nomad
-    should prefer (where the earlier workspace is); ``mhz_per_cpu`` turns the stage's
-    CPUs into Nomad's MHz.
+    should prefer (where the earlier workspace is).
+
+    The stage's CPUs become whole ``cores`` (a fraction rounds up), reserved for it alone
+    on the node Nomad picks: MHz would have to be guessed before Nomad picks the node, and
+    a core's MHz differ from node to node.
 
     Raises ``SubmitRejectedError`` when the stage cannot run as given on this cluster
     (a command-only stage without ``allow_host_commands``, an env Nomad cannot carry, a
     setting missing) and ``RenderedJobInvalidError`` when the result does not match
     Nomad's job schema, which is a bug.
     """
-    job_text = _render_text(spec, config, lost_retries, affinity_node, mhz_per_cpu)
+    job_text = _render_text(spec, config, lost_retries, affinity_node)
     job: dict[str, Any] = json.loads(job_text)
     schema = jobspecs_dir(config) / SCHEMA_NAME
     problems = validate_jobspec(job, schema if schema.is_file() else None)
@@ -167,7 +192,6 @@ def _render_text(
     config: NomadConfig,
     lost_retries: int,
     affinity_node: str | None,
-    mhz_per_cpu: int,
 ) -> str:
     if not spec.job_id.startswith(config.job_prefix):
         raise SubmitRejectedError(
@@ -187,6 +211,11 @@ def _render_text(
         "namespace": config.namespace,
         "region": config.region,
         "datacenters": list(config.datacenters),
+        "node_pool": config.node_pool,
+        "constraints": [
+            {"LTarget": left, "RTarget": right, "Operand": operand}
+            for left, operand, right in config.constraints
+        ],
         "priority": JOB_PRIORITY,
         "meta": meta,
         "restart": {
@@ -201,7 +230,7 @@ def _render_text(
         "affinity_node": affinity_node,
         "affinity_weight": AFFINITY_WEIGHT,
         "stage_in": _tool_task(spec, config, own, STAGE_IN_TASK),
-        "main": _main_task(spec, config, own, mhz_per_cpu),
+        "main": _main_task(spec, config, own),
         "stage_out": _tool_task(spec, config, own, STAGE_OUT_TASK),
     }
     return load_template(jobspecs_dir(config)).render(context)
@@ -276,9 +305,7 @@ class _StageLaunch:
     """The stage's env and the arguments Nomad would interpolate, for an env file."""
 
 
-def _main_task(
-    spec: RunSpec, config: NomadConfig, own: _OwnValues, mhz_per_cpu: int
-) -> dict[str, Any]:
+def _main_task(spec: RunSpec, config: NomadConfig, own: _OwnValues) -> dict[str, Any]:
     """The stage itself: in its image with docker, or on the node through stage-exec."""
     user_env = _user_env(spec)
     if spec.image is not None:
@@ -294,7 +321,7 @@ def _main_task(
         "config": launch.config,
         "env": launch.env,
         "templates": templates,
-        "cpu": max(1, round(spec.resources.cpus * mhz_per_cpu)),
+        "cores": max(1, math.ceil(spec.resources.cpus)),
         "memory_mb": spec.resources.memory_mb,
         "gpu": _gpu_device(spec),
         "kill_timeout": MAIN_KILL_TIMEOUT_SECONDS * SECOND_NS,
@@ -386,7 +413,7 @@ def _gpu_device(spec: RunSpec) -> dict[str, Any] | None:
     constraints: list[NomadConstraint] = []
     if gpu.model:
         constraints.append(
-            {"LTarget": "${device.model}", "RTarget": gpu.model, "Operand": "regexp"}
+            {"LTarget": "${device.model}", "RTarget": nomad_string(gpu.model), "Operand": "regexp"}
         )
     if gpu.min_memory_mb:
         # The NVIDIA plugin reports memory with its unit (MiB); Nomad compares units.
@@ -398,6 +425,26 @@ def _gpu_device(spec: RunSpec) -> dict[str, Any] | None:
             }
         )
     return {"name": NVIDIA_GPU, "count": gpu.count, "constraints": constraints}
+
+
+def nomad_string(pattern: str) -> str:
+    """``pattern`` as a device constraint's right-hand side that Nomad keeps a string.
+
+    Nomad types that side with ``ParseAttribute`` (hashicorp/nomad
+    plugins/shared/structs/attribute.go): a number, with or without a unit suffix, or a
+    bool, before a string; ``regexp`` then matches only when both sides are strings
+    (scheduler/feasible.go ``checkAttributeConstraint``). So ``4090`` or ``80GB`` would
+    never match any GPU; ``(?:)4090`` parses as none of those and matches what ``4090``
+    does. Other patterns are left as written.
+    """
+    numeric = pattern
+    if pattern[-1:].isalpha():
+        longest_first = sorted(ATTRIBUTE_UNITS, key=len, reverse=True)
+        unit = next((u for u in longest_first if pattern.endswith(u)), "")
+        numeric = pattern.removesuffix(unit).strip() if unit else pattern
+    if pattern in GO_BOOLS or _GO_NUMBER.fullmatch(numeric):
+        return STRING_PREFIX + pattern
+    return pattern
 
 
 # ---------------------------------------------------------------------------------------

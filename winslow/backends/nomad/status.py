@@ -15,6 +15,9 @@ supersedes the lost one) decides the state:
   CANCELLED when the job was stopped first;
 - ``pending``/``running``: PENDING/RUNNING on the allocation's node; ``unknown`` (the
   node stopped answering, Nomad waits for it): RUNNING, saying so;
+- a live allocation whose node has not answered since a time ``unreachable_since`` reads
+  from Nomad: PENDING/RUNNING while the grace ``lost_after`` lasts, then LOST (the backend
+  stops the job); CANCELLED when the job was stopped within the grace;
 - ``complete``/``failed``: RUNNING while ``stage-out`` still runs (Nomad calls an
   allocation failed as soon as one task failed); then SUCCEEDED only when ``main``
   exited 0 and ``stage-out`` did too, otherwise FAILED with what failed first
@@ -25,9 +28,10 @@ supersedes the lost one) decides the state:
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from winslow.backends.base import JobState, JobStatus, UsageSample
@@ -47,7 +51,7 @@ from winslow.backends.nomad.types import (
     NomadTaskState,
 )
 from winslow.core.resources import GpuInfo, NodeInfo
-from winslow.units import MIB, parse_reported_bytes
+from winslow.units import MIB, format_duration, parse_reported_bytes
 
 TIMEOUT_META_KEY = "winslow_timeout_seconds"
 """Job meta key holding the stage's time limit in seconds (the jobspec sets it)."""
@@ -72,6 +76,16 @@ _EVENT_FAILURES: dict[str, str] = {
     "Disk Resources Exceeded": "disk limit exceeded",
 }
 _KILL_EVENTS = frozenset({"Killing", "Killed"})
+_LIVE = frozenset({"pending", "running", "unknown"})
+"""Client statuses of an allocation whose tasks may still run on its node."""
+_AWAY_NODE_STATUSES = frozenset({"down", "disconnected"})
+# The docker driver's error for an image it cannot pull, in every Nomad since 1.7
+# (drivers/docker/coordinator.go ``recoverablePullError``); it reaches the Driver Failure
+# event's DriverError unchanged (client/allocrunner/taskrunner/task_runner.go).
+_PULL_FAILURE = re.compile(r"Failed to pull `(?P<image>[^`]+)`: (?P<why>.*)", re.DOTALL)
+_CANNOT_PULL = "cannot pull the image "
+_TOOLS_PULL_HINT = "set WINSLOW_NOMAD_IMAGE to an image the nodes can pull"
+_STAGE_PULL_HINT = "check the stage's image and that the node can reach its registry"
 _GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
@@ -82,11 +96,16 @@ def job_status(
     now: datetime,
     *,
     job: NomadJob | None = None,
+    unreachable: datetime | None = None,
+    lost_after: float | None = None,
 ) -> JobStatus:
     """Return our view of the Nomad job ``job_id`` from its allocations and evaluations.
 
     ``job`` (as read from Nomad) tells whether the job was stopped, which is how a
     cancel looks in Nomad; ``now`` stands in for a time Nomad did not record.
+    ``unreachable`` is when the latest allocation's node stopped answering
+    (``unreachable_since``); with ``lost_after`` (seconds) the run is LOST once that long
+    has passed. Without them an ``unknown`` allocation runs on for as long as Nomad waits.
     """
     stopped = bool(job and job.get("Stop"))
     evals = list(evals)
@@ -104,6 +123,8 @@ def job_status(
     started_at = _started_at(states)
     client_status = alloc.get("ClientStatus", "pending")
 
+    if client_status in _LIVE and unreachable is not None and lost_after is not None:
+        return _away(job_id, alloc, evals, now, stopped, unreachable, lost_after, node, started_at)
     if client_status == "pending":
         return JobStatus(job_id, JobState.PENDING, node=node, started_at=started_at)
     if client_status == "running":
@@ -145,6 +166,81 @@ def job_status(
         return JobStatus(job_id, JobState.LOST, node, started_at, ended_at, reason=reason)
 
     return _ended(job_id, alloc, states, stopped, timeout_of(job), node, started_at, ended_at)
+
+
+def unreachable_since(alloc: NomadAllocationStub, node: NomadNode | None) -> datetime | None:
+    """When ``alloc``'s node stopped answering, as Nomad recorded it; None while it answers.
+
+    ``alloc`` is best read in full (``GET /v1/allocation/:id``): an ``unknown`` one counts
+    from the last time Nomad set it ``unknown`` (its ``AllocStates``, as
+    nomad/structs/structs.go ``Allocation.LastUnknown`` reads them), else from when its
+    node left ``ready`` (``StatusUpdatedAt``), else from its last change. A ``pending`` or
+    ``running`` one counts only while its ``node`` is ``down`` or ``disconnected``, or
+    gone (None), from when that status began. Ended allocations never count.
+    """
+    client_status = alloc.get("ClientStatus", "pending")
+    if client_status not in _LIVE:
+        return None
+    node_status = (node or {}).get("Status", "")
+    node_since = _seconds(cast(Mapping[str, object], node or {}).get("StatusUpdatedAt"))
+    if client_status == "unknown":
+        states = cast(Mapping[str, object], alloc).get("AllocStates")
+        marked = [
+            t
+            for entry in (states if isinstance(states, list) else [])
+            if isinstance(entry, dict)
+            and entry.get("Field") == "ClientStatus"
+            and entry.get("Value") == "unknown"
+            and (t := _rfc3339(entry.get("Time"))) is not None
+        ]
+        if marked:
+            return max(marked)
+        if node_status != "ready" and node_since is not None:
+            return node_since
+        return _nanos(alloc.get("ModifyTime"))
+    if node is None:
+        return _nanos(alloc.get("ModifyTime"))
+    if node_status in _AWAY_NODE_STATUSES:
+        return node_since or _nanos(alloc.get("ModifyTime"))
+    return None
+
+
+def _away(
+    job_id: str,
+    alloc: NomadAllocationStub,
+    evals: list[NomadEvaluation],
+    now: datetime,
+    stopped: bool,
+    since: datetime,
+    lost_after: float,
+    node: str | None,
+    started_at: datetime | None,
+) -> JobStatus:
+    """The status of a live allocation whose node has not answered since ``since``.
+
+    Nomad itself never gives such an allocation up (see ``backend.py``): past the grace
+    ``lost_after`` the run is LOST, whatever happened to the job since (the backend stops
+    it then); a job stopped within the grace was cancelled.
+    """
+    grace = format_duration(lost_after)
+    if (now - since).total_seconds() >= lost_after:
+        reason = (
+            f"node {node} stopped answering at {since:%H:%M:%S} UTC and did not answer "
+            f"within {grace}"
+        )
+        ended = since + timedelta(seconds=lost_after)
+        return JobStatus(job_id, JobState.LOST, node, started_at, ended, reason=reason)
+    if stopped:
+        when = _stop_time(evals) or now
+        reason = f"cancelled while node {node} was not answering"
+        return JobStatus(job_id, JobState.CANCELLED, node, started_at, when, reason=reason)
+    state = JobState.PENDING if alloc.get("ClientStatus") == "pending" else JobState.RUNNING
+    waited = format_duration((now - since).total_seconds())
+    reason = (
+        f"node {node} stopped answering {waited} ago; the run counts as lost unless it "
+        f"answers within {grace}"
+    )
+    return JobStatus(job_id, state, node=node, started_at=started_at, reason=reason)
 
 
 def _ended(
@@ -193,20 +289,20 @@ def _ended(
         return status(JobState.CANCELLED, "cancelled")
 
     if stage_in is not None and (stage_in.get("Failed") or _failed_end(stage_in)):
-        return status(JobState.FAILED, f"stage-in failed: {_describe(stage_in)}")
+        why = _pull_hint(_describe(stage_in), node, _TOOLS_PULL_HINT)
+        return status(JobState.FAILED, f"stage-in failed: {why}")
 
+    stage_out_why = _pull_hint(stage_out_failure or _describe(stage_out), node, _TOOLS_PULL_HINT)
     if main_ok:
         if stage_out_failure is None and not (stage_out or {}).get("Failed"):
             return status(JobState.SUCCEEDED, None, 0)
-        return status(
-            JobState.FAILED, f"stage-out failed: {stage_out_failure or _describe(stage_out)}", 0
-        )
+        return status(JobState.FAILED, f"stage-out failed: {stage_out_why}", 0)
 
     main_failure = main_end[0] if main_end is not None else None
     if main_end is not None and main_failure is not None:
-        reason, exit_code = main_failure, main_end[1]
+        reason, exit_code = _pull_hint(main_failure, node, _STAGE_PULL_HINT), main_end[1]
         if stage_out is not None and (stage_out_failure or stage_out.get("Failed")):
-            reason += f"; stage-out failed: {stage_out_failure or _describe(stage_out)}"
+            reason += f"; stage-out failed: {stage_out_why}"
         return status(JobState.FAILED, reason, exit_code)
 
     # Main never ran to an end of its own: say what Nomad says about the allocation.
@@ -457,7 +553,11 @@ def _outcome(state: NomadTaskState) -> tuple[str | None, int | None] | None:
         if kind == "Terminated":
             return _termination(event)
         if kind in _EVENT_FAILURES:
-            return f"{_EVENT_FAILURES[kind]}: {_event_message(event)}", None
+            message = _event_message(event)
+            pull = _PULL_FAILURE.search(message) if kind == "Driver Failure" else None
+            if pull is not None:
+                return f"{_CANNOT_PULL}{pull['image']}: {pull['why'].strip()}", None
+            return f"{_EVENT_FAILURES[kind]}: {message}", None
     if state.get("State") == "dead" and state.get("Failed"):
         return _describe(state), None
     return None
@@ -478,6 +578,16 @@ def _termination(event: NomadTaskEvent) -> tuple[str | None, int | None]:
     if exit_code:
         return f"exited with code {exit_code}", exit_code
     return None, 0
+
+
+def _pull_hint(reason: str, node: str | None, hint: str) -> str:
+    """A failed pull's reason with the node it failed on and what to change: the tools'
+    image is a setting (``hint``), the stage's is the pipeline's."""
+    if not reason.startswith(_CANNOT_PULL):
+        return reason
+    image, _, why = reason.removeprefix(_CANNOT_PULL).partition(": ")
+    where = f" on node {node}" if node else ""
+    return f"{_CANNOT_PULL}{image}{where}: {why}; {hint}"
 
 
 def _failed_end(state: NomadTaskState) -> bool:
@@ -583,6 +693,13 @@ def _rfc3339(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _seconds(value: object) -> datetime | None:
+    """A Unix time in seconds (a node's ``StatusUpdatedAt``); None for none or zero."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value, UTC)
 
 
 def _nanos(value: int | None) -> datetime | None:
