@@ -654,6 +654,10 @@ class NodeSpec:
     node_pool: str = "default"
     status: str = "ready"
     eligibility: str = "eligible"
+    drain_strategy: JsonDict | None = None
+    """``structs.DrainStrategy`` (DrainSpec inlined) while the node drains."""
+    last_drain: JsonDict | None = None
+    """``structs.DrainMetadata`` of the latest drain."""
     create_index: int = 0
     modify_index: int = 0
     status_updated_at: int = 0
@@ -846,8 +850,8 @@ class NodeSpec:
             "NodeClass": self.node_class,
             "NodePool": self.node_pool,
             "ComputedClass": f"v1:{abs(hash((self.node_class, self.drivers))) % 10**18}",
-            "Drain": False,
-            "DrainStrategy": None,
+            "Drain": self.drain_strategy is not None,
+            "DrainStrategy": copy.deepcopy(self.drain_strategy),
             "SchedulingEligibility": self.eligibility,
             "Status": self.status,
             "StatusDescription": "",
@@ -856,7 +860,7 @@ class NodeSpec:
             "Drivers": self._drivers_json(),
             "HostVolumes": None,
             "HostNetworks": None,
-            "LastDrain": None,
+            "LastDrain": copy.deepcopy(self.last_drain),
             "CSIControllerPlugins": None,
             "CSINodePlugins": None,
             "Resources": dict(legacy),
@@ -880,13 +884,13 @@ class NodeSpec:
             "NodeClass": self.node_class,
             "NodePool": self.node_pool,
             "Version": NOMAD_VERSION,
-            "Drain": False,
+            "Drain": self.drain_strategy is not None,
             "SchedulingEligibility": self.eligibility,
             "Status": self.status,
             "StatusDescription": "",
             "Drivers": self._drivers_json(),
             "HostVolumes": None,
-            "LastDrain": None,
+            "LastDrain": copy.deepcopy(self.last_drain),
             "CreateIndex": self.create_index,
             "ModifyIndex": self.modify_index,
         }

@@ -42,7 +42,7 @@ from .scheduler import (
     put_alloc,
     put_eval,
 )
-from .shapes import GpuGroup, NodeSpec, rfc3339
+from .shapes import ZERO_TIME, GpuGroup, NodeSpec, rfc3339
 from .state import State, alloc_terminal, now_ns
 
 __all__ = ["NomadStandin", "StandinTls"]
@@ -303,6 +303,60 @@ class NomadStandin:
         for eval_id in evals:
             self.scheduler.enqueue(eval_id)
         self.scheduler.unblock()
+
+    def drain_node(
+        self, name: str, *, deadline_seconds: float = 3600, ignore_system_jobs: bool = False
+    ) -> None:
+        """``nomad node drain -enable -deadline``: the node takes no new allocations.
+
+        As Nomad 1.10.5 records it (nomad/node_endpoint.go UpdateDrain, state_store.go
+        updateNodeDrainImpl): ``DrainStrategy`` with the DrainSpec inlined, ``StartedAt``
+        now and ``ForceDeadline`` = now + deadline for a positive deadline (Go's zero time
+        for 0, "no deadline", and below 0, "force"); the node becomes ``ineligible``; a
+        node event "Node drain strategy set" (subsystem ``Drain``), ``LastDrain`` with
+        status ``draining``, a ``NodeDrain`` event on the Node topic. What the drainer
+        then does to the allocations on the node (migrate, stop at the deadline) is not
+        modelled.
+        """
+        now = now_ns()
+        deadline_ns = int(deadline_seconds * 1_000_000_000)
+        force_at = rfc3339(now + deadline_ns) if deadline_ns > 0 else ZERO_TIME
+        strategy = {
+            "Deadline": deadline_ns,
+            "IgnoreSystemJobs": ignore_system_jobs,
+            "ForceDeadline": force_at,
+            "StartedAt": rfc3339(now),
+        }
+        with self.state.lock, self.state.txn("NodeDrain") as index:
+            node = self.state.node_by_name(name)
+            node.drain_strategy = strategy
+            node.eligibility = "ineligible"
+            node.last_drain = {
+                "StartedAt": rfc3339(now),
+                "UpdatedAt": rfc3339(now),
+                "Status": "draining",
+                "AccessorID": "",
+                "Meta": None,
+            }
+            node.modify_index = index
+            event = self._node_event("Node drain strategy set", index)
+            node.events.append({**event, "Subsystem": "Drain"})
+            self.state.touch("nodes", "Node", node.id, node.to_json())
+
+    def set_eligibility(self, name: str, *, eligible: bool) -> None:
+        """``nomad node eligibility -enable|-disable``: Node.UpdateEligibility sets
+        ``SchedulingEligibility`` with the node event "Node marked as (in)eligible for
+        scheduling" (subsystem ``Cluster``) and a ``NodeEligibility`` event; an eligible
+        node has its blocked evaluations retried."""
+        text = "eligible" if eligible else "ineligible"
+        with self.state.lock, self.state.txn("NodeEligibility") as index:
+            node = self.state.node_by_name(name)
+            node.eligibility = text
+            node.modify_index = index
+            node.events.append(self._node_event(f"Node marked as {text} for scheduling", index))
+            self.state.touch("nodes", "Node", node.id, node.to_json())
+        if eligible:
+            self.scheduler.unblock()
 
     def _node_update_evals(self, node: NodeSpec) -> list[str]:
         """One pending "node-update" evaluation per job with live allocations on ``node``."""

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -1015,6 +1016,44 @@ def test_down_node_leaves_allocations_that_must_not_be_replaced_unknown(nomad_st
     assert (down["Type"], down["Key"]) == ("NodeStreamEvent", stub["NodeID"])
     [unknown] = [e for e in events if alloc_unknown(e)]
     assert unknown["Type"] == "PlanResult" and unknown["Index"] > down["Index"]
+
+
+def test_drained_node_records_its_strategy_and_takes_no_new_allocations(nomad_standin, nomad):
+    """``nomad node drain -enable -deadline 1h`` (Nomad 1.10.5 nomad/node_endpoint.go
+    UpdateDrain, state_store.go updateNodeDrainImpl): the node gets a DrainStrategy with
+    the DrainSpec inlined, StartedAt and ForceDeadline = StartedAt + Deadline, becomes
+    ``ineligible``, records "Node drain strategy set" (subsystem Drain) and LastDrain
+    ``draining``; the encoder adds ``Drain: true`` (jsonhandles nodeExt); a ``NodeDrain``
+    event goes out on the Node topic. The scheduler places only on eligible nodes
+    (scheduler/feasible.go readyNodesInDCsAndPool), so a new job is blocked until
+    another node joins."""
+    nomad_standin.drain_node("standin-1", deadline_seconds=3600)
+    [stub] = nomad.get("/v1/nodes").json()
+    node = nomad.get(f"/v1/node/{stub['ID']}").json()
+    strategy = node["DrainStrategy"]
+    assert (node["Drain"], stub["Drain"], node["SchedulingEligibility"]) == (
+        True,
+        True,
+        "ineligible",
+    )
+    assert (strategy["Deadline"], strategy["IgnoreSystemJobs"]) == (3_600_000_000_000, False)
+    started = datetime.fromisoformat(strategy["StartedAt"][:26] + "+00:00")
+    forced = datetime.fromisoformat(strategy["ForceDeadline"][:26] + "+00:00")
+    assert round((forced - started).total_seconds()) == 3600
+    assert (node["Events"][-1]["Message"], node["Events"][-1]["Subsystem"]) == (
+        "Node drain strategy set",
+        "Drain",
+    )
+    assert node["LastDrain"]["Status"] == "draining"
+    events = events_until(nomad, ["Node:*"], lambda got: any(e["Type"] == "NodeDrain" for e in got))
+    assert [e["Key"] for e in events if e["Type"] == "NodeDrain"] == [stub["ID"]]
+
+    registered = register(nomad, batch_job("after-drain", task("main", "true")))
+    assert wait_eval(nomad, registered["EvalID"])["BlockedEval"]
+    assert nomad.get("/v1/job/after-drain/allocations").json() == []
+    nomad_standin.add_node("standin-2")
+    [placed] = wait_allocs(nomad, "after-drain", lambda allocs: len(allocs) == 1)
+    assert placed["NodeName"] == "standin-2"
 
 
 def test_partitioned_node_that_comes_back_reconnects_its_allocations_as_nomad_does(

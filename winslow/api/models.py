@@ -398,9 +398,24 @@ class GpuPublic(BaseModel):
     healthy: bool
 
 
+class NodeDrainPublic(BaseModel):
+    """The operator's drain of a node: it takes no new stages; those on it are stopped at
+    ``deadline`` (at once when ``forced``; never when neither)."""
+
+    started_at: datetime | None
+    deadline: datetime | None
+    forced: bool
+    summary: str
+    """"draining since 2026-12-03 13:02 UTC, stages stopped at 2026-12-03 14:02 UTC"."""
+
+
 class NodePublic(BaseModel):
     name: str
     status: str
+    """``ready`` (takes stages), ``draining``, ``ineligible`` or ``down``."""
+    eligible: bool
+    """Whether the scheduler may place new stages there (Nomad's scheduling eligibility)."""
+    drain: NodeDrainPublic | None
     cpus: float
     memory_mb: int
     gpus: list[GpuPublic]

@@ -74,7 +74,7 @@ app.command()(workspaces.gc)
 
 @app.command()
 def nodes(as_json: JsonOpt = False) -> None:
-    """List the nodes stages run on, with their GPUs."""
+    """List the nodes stages run on, with their GPUs; a draining node says until when."""
     with api_client() as api:
         data = api.get("/nodes")
 
@@ -84,9 +84,10 @@ def nodes(as_json: JsonOpt = False) -> None:
             gpus = ", ".join(
                 f"{g['index']}: {g['name']} ({format_megabytes(g['memory_mb'])})" for g in n["gpus"]
             )
+            status = n["drain"]["summary"] if n.get("drain") else n["status"]
             table.add_row(
                 n["name"],
-                n["status"],
+                status,
                 f"{n['cpus']:g}",
                 format_megabytes(n["memory_mb"]),
                 gpus or "none",

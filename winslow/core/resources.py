@@ -7,6 +7,7 @@ Backends report ``NodeInfo`` (with its ``GpuInfo``), stages ask with a ``Resourc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,37 @@ class GpuInfo:
 
 
 @dataclass(frozen=True)
+class NodeDrain:
+    """A node being emptied by its operator: it takes no new stages, and the stages on
+    it are stopped at ``deadline`` (at once when ``forced``; never when neither)."""
+
+    started_at: datetime | None = None
+    deadline: datetime | None = None
+    forced: bool = False
+    ignore_system_jobs: bool = False
+
+    def describe(self) -> str:
+        """What an operator would say of it: "draining since 13:02 UTC, stages stopped
+        at 14:02 UTC"."""
+        since = f" since {_clock(self.started_at)}" if self.started_at else ""
+        if self.forced:
+            return f"draining{since}, stages stopped at once"
+        if self.deadline is None:
+            return f"draining{since}, no deadline: stages finish first"
+        return f"draining{since}, stages stopped at {_clock(self.deadline)}"
+
+
+def _clock(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
 class NodeInfo:
-    """One machine that can run stages, with its whole capacity."""
+    """One machine that can run stages, with its whole capacity.
+
+    ``status`` is ``ready`` only when the node is up, eligible for new stages and not
+    draining; else ``down``, ``draining`` or ``ineligible``. ``eligible`` and ``drain``
+    say the scheduling side on their own (a down node may still be eligible)."""
 
     name: str
     cpus: float
@@ -48,3 +78,5 @@ class NodeInfo:
     gpus: tuple[GpuInfo, ...] = ()
     status: str = "ready"
     attributes: dict[str, str] = field(default_factory=dict)
+    eligible: bool = True
+    drain: NodeDrain | None = None

@@ -504,6 +504,25 @@ def test_nodes_show_the_standin_node_and_its_gpus(backend, nomad_standin):
     assert {n.name: n.status for n in backend.nodes()}["gpu-1"] == "down"
 
 
+def test_nodes_show_eligibility_and_the_drain_an_operator_set(backend, nomad_standin):
+    """A drained node reads ``draining`` with its deadline, an ineligible one
+    ``ineligible``: neither takes new stages (Nomad's DrainStrategy and
+    SchedulingEligibility; there is no Drain field in structs.Node)."""
+    nomad_standin.add_node("gpu-1")
+    nomad_standin.add_node("gpu-2")
+    nomad_standin.drain_node("gpu-1", deadline_seconds=3600)
+    nomad_standin.set_eligibility("gpu-2", eligible=False)
+    nodes = {n.name: n for n in backend.nodes()}
+    drained, ineligible = nodes["gpu-1"], nodes["gpu-2"]
+    assert (drained.status, drained.eligible) == ("draining", False)
+    assert drained.drain is not None and drained.drain.deadline is not None
+    assert drained.drain.started_at is not None
+    assert round((drained.drain.deadline - drained.drain.started_at).total_seconds()) == 3600
+    assert (ineligible.status, ineligible.eligible, ineligible.drain) == ("ineligible", False, None)
+    nomad_standin.set_eligibility("gpu-2", eligible=True)
+    assert {n.name: n.status for n in backend.nodes()}["gpu-2"] == "ready"
+
+
 def test_missing_input_fails_the_run_in_stage_in(backend, events, object_store):
     spec = make_spec(job_id("no-input"), "echo never", inputs=("videos/missing.mp4",))
     backend.submit(spec)

@@ -18,11 +18,8 @@ from winslow.backends.nomad.status import (
     blocked_reason,
     job_status,
     latest_allocation,
-    node_info,
-    node_state,
     unreachable_since,
 )
-from winslow.core.resources import GpuInfo
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -512,70 +509,6 @@ def test_documented_allocation_sample_reads_as_running():
     assert status.state is JobState.RUNNING
     assert status.started_at == datetime(2017, 7, 25, 23, 36, 26, 106431, tzinfo=UTC)
     assert status.node == "fb2170a8"  # the sample predates NodeName: the ID's start
-
-
-# Nodes ----------------------------------------------------------------------------------
-
-
-def gpu_node(**fields) -> dict:
-    node = json.loads((SAMPLES / "node_read_response.json").read_text())
-    node["NodeResources"]["Devices"].append(
-        {
-            "Vendor": "nvidia",
-            "Type": "gpu",
-            "Name": "Tesla T4",
-            "Attributes": {
-                "memory": {"Int": 15360, "Unit": "MiB"},
-                "driver_version": {"String": "550.54.15"},
-            },
-            "Instances": [
-                {"ID": "GPU-aaaa", "Healthy": True, "HealthDescription": ""},
-                {"ID": "GPU-bbbb", "Healthy": False, "HealthDescription": "Xid 79"},
-            ],
-        }
-    )
-    node.update(fields)
-    return node
-
-
-def test_documented_node_has_no_gpus_but_its_capacity_and_drivers():
-    node = json.loads((SAMPLES / "node_read_response.json").read_text())
-    info = node_info(node)
-    assert (info.name, info.cpus, info.memory_mb, info.status) == ("mew", 8.0, 15803, "ready")
-    assert info.gpus == ()  # its devices are "skeleton" ones
-    assert info.attributes["driver.docker.version"] == "18.09.6"
-    assert info.attributes["drivers"] == "docker,raw_exec"
-    assert info.attributes["nomad.version"] == "1.1.0"
-    assert info.attributes["datacenter"] == "dc1"
-
-
-def test_gpu_devices_become_one_gpu_each():
-    info = node_info(gpu_node())
-    assert info.gpus == (
-        GpuInfo(0, "Tesla T4", 15360, "GPU-aaaa", True),
-        GpuInfo(1, "Tesla T4", 15360, "GPU-bbbb", False),
-    )
-    assert info.attributes["gpu.driver_version"] == "550.54.15"
-
-
-def test_cpus_fall_back_to_compute_shares_without_core_counts():
-    node = gpu_node(Attributes={}, NodeResources={"Cpu": {"CpuShares": 4000}, "Memory": {}})
-    assert node_info(node).cpus == 4.0
-
-
-@pytest.mark.parametrize(
-    ("fields", "state"),
-    [
-        ({}, "ready"),
-        ({"Status": "down"}, "down"),
-        ({"Status": "initializing"}, "down"),
-        ({"Drain": True}, "draining"),
-        ({"SchedulingEligibility": "ineligible"}, "ineligible"),
-    ],
-    ids=["ready", "down", "initializing", "draining", "ineligible"],
-)
-def test_node_takes_work_only_when_ready_eligible_and_not_draining(fields, state):
-    assert node_state(gpu_node(**fields)) == state
 
 
 # A node that stops answering ------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from winslow.api.deps import ContextDep, CurrentUser
-from winslow.api.models import GpuPublic, NodePublic, NodesPublic
+from winslow.api.models import GpuPublic, NodeDrainPublic, NodePublic, NodesPublic
 
 router = APIRouter(tags=["nodes"])
 
@@ -18,6 +18,15 @@ def list_nodes(context: ContextDep, _user: CurrentUser) -> NodesPublic:
             NodePublic(
                 name=node.name,
                 status=node.status,
+                eligible=node.eligible,
+                drain=None
+                if node.drain is None
+                else NodeDrainPublic(
+                    started_at=node.drain.started_at,
+                    deadline=node.drain.deadline,
+                    forced=node.drain.forced,
+                    summary=node.drain.describe(),
+                ),
                 cpus=node.cpus,
                 memory_mb=node.memory_mb,
                 gpus=[

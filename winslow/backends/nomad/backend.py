@@ -63,12 +63,12 @@ from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
 from winslow.backends.nomad.jobschema import RenderedJobInvalidError
 from winslow.backends.nomad.jobspec import MAIN_TASK, WINSLOW_LOG, render_jobspec
+from winslow.backends.nomad.nodes import node_info
 from winslow.backends.nomad.permissions import NomadPermissionError
 from winslow.backends.nomad.status import (
     job_status,
     latest_allocation,
     main_started_at,
-    node_info,
     timeout_of,
     unreachable_since,
     usage_of,

@@ -1,9 +1,9 @@
-"""Translate what Nomad says about a job, its allocations and its nodes into Winslow's words.
+"""Translate what Nomad says about a job and its allocations into Winslow's words.
 
-Pure: it takes the JSON Nomad sent (``types``) and the time, and returns ``JobStatus``,
-``NodeInfo`` or ``UsageSample``; no I/O, no clock. This is the one place where Nomad's
-``ClientStatus``, task states and task events become our ``JobState`` and a reason a
-person can act on, and its resource figures our ``UsageSample``.
+Pure: it takes the JSON Nomad sent (``types``) and the time, and returns ``JobStatus`` or
+``UsageSample`` (nodes are ``nodes``' job); no I/O, no clock. This is the one place where
+Nomad's ``ClientStatus``, task states and task events become our ``JobState`` and a
+reason a person can act on, and its resource figures our ``UsageSample``.
 
 A stage run is one Nomad batch job with one task group, ``stage``, of three tasks: the
 prestart ``stage-in``, the ``main`` task that runs the stage's command, and the poststop
@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from winslow.backends.base import JobState, JobStatus, UsageSample
@@ -40,7 +40,6 @@ from winslow.backends.nomad.types import (
     NomadAllocationMetric,
     NomadAllocationStub,
     NomadAllocResourceUsage,
-    NomadAttribute,
     NomadDeviceGroupStats,
     NomadEvaluation,
     NomadJob,
@@ -50,8 +49,15 @@ from winslow.backends.nomad.types import (
     NomadTaskEvent,
     NomadTaskState,
 )
-from winslow.core.resources import GpuInfo, NodeInfo
-from winslow.units import MIB, format_duration, parse_reported_bytes
+from winslow.backends.nomad.values import (
+    from_unix_nanos,
+    from_unix_seconds,
+    int_or_none,
+    mib_per_unit,
+    parse_rfc3339,
+    short_id,
+)
+from winslow.units import format_duration
 
 TIMEOUT_META_KEY = "winslow_timeout_seconds"
 """Job meta key holding the stage's time limit in seconds (the jobspec sets it)."""
@@ -86,7 +92,6 @@ _PULL_FAILURE = re.compile(r"Failed to pull `(?P<image>[^`]+)`: (?P<why>.*)", re
 _CANNOT_PULL = "cannot pull the image "
 _TOOLS_PULL_HINT = "set WINSLOW_NOMAD_IMAGE to an image the nodes can pull"
 _STAGE_PULL_HINT = "check the stage's image and that the node can reach its registry"
-_GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def job_status(
@@ -118,7 +123,7 @@ def job_status(
             )
         return JobStatus(job_id, JobState.PENDING, reason=blocked_reason(evals))
 
-    node = alloc.get("NodeName") or _short(alloc.get("NodeID")) or None
+    node = alloc.get("NodeName") or short_id(alloc.get("NodeID")) or None
     states = alloc.get("TaskStates") or {}
     started_at = _started_at(states)
     client_status = alloc.get("ClientStatus", "pending")
@@ -141,7 +146,7 @@ def job_status(
     if client_status in ("complete", "failed"):
         # Nomad calls an allocation failed the moment one task failed, while the poststop
         # stage-out may still be publishing the workspace and archiving the log.
-        busy = _unfinished(states, _nanos(alloc.get("ModifyTime")), now)
+        busy = _unfinished(states, from_unix_nanos(alloc.get("ModifyTime")), now)
         if busy:
             return JobStatus(
                 job_id,
@@ -151,7 +156,7 @@ def job_status(
                 reason=f"{', '.join(busy)} still running",
             )
 
-    ended_at = _ended_at(states) or _nanos(alloc.get("ModifyTime")) or now
+    ended_at = _ended_at(states) or from_unix_nanos(alloc.get("ModifyTime")) or now
     if client_status == "lost":
         reason = f"node {node} was lost"
         description = alloc.get("ClientDescription") or alloc.get("DesiredDescription")
@@ -182,7 +187,7 @@ def unreachable_since(alloc: NomadAllocationStub, node: NomadNode | None) -> dat
     if client_status not in _LIVE:
         return None
     node_status = (node or {}).get("Status", "")
-    node_since = _seconds(cast(Mapping[str, object], node or {}).get("StatusUpdatedAt"))
+    node_since = from_unix_seconds(cast(Mapping[str, object], node or {}).get("StatusUpdatedAt"))
     if client_status == "unknown":
         states = cast(Mapping[str, object], alloc).get("AllocStates")
         marked = [
@@ -191,17 +196,17 @@ def unreachable_since(alloc: NomadAllocationStub, node: NomadNode | None) -> dat
             if isinstance(entry, dict)
             and entry.get("Field") == "ClientStatus"
             and entry.get("Value") == "unknown"
-            and (t := _rfc3339(entry.get("Time"))) is not None
+            and (t := parse_rfc3339(entry.get("Time"))) is not None
         ]
         if marked:
             return max(marked)
         if node_status != "ready" and node_since is not None:
             return node_since
-        return _nanos(alloc.get("ModifyTime"))
+        return from_unix_nanos(alloc.get("ModifyTime"))
     if node is None:
-        return _nanos(alloc.get("ModifyTime"))
+        return from_unix_nanos(alloc.get("ModifyTime"))
     if node_status in _AWAY_NODE_STATUSES:
-        return node_since or _nanos(alloc.get("ModifyTime"))
+        return node_since or from_unix_nanos(alloc.get("ModifyTime"))
     return None
 
 
@@ -318,7 +323,7 @@ def _ended(
 def timeout_of(job: NomadJob | None) -> int | None:
     """The run's time limit in seconds, as the jobspec recorded it in the job's meta."""
     meta = (job or {}).get("Meta") or {}
-    return _int(meta.get(TIMEOUT_META_KEY))
+    return int_or_none(meta.get(TIMEOUT_META_KEY))
 
 
 def main_started_at(alloc: NomadAllocationStub | None) -> datetime | None:
@@ -392,60 +397,6 @@ def _metric_reasons(metric: NomadAllocationMetric) -> list[str]:
     return reasons
 
 
-def node_info(node: NomadNode) -> NodeInfo:
-    """Our view of one Nomad client node: capacity, GPUs, and whether it takes work."""
-    resources = node.get("NodeResources") or {}
-    attributes = node.get("Attributes") or {}
-    cpu = resources.get("Cpu") or {}
-    cores = cpu.get("TotalCpuCores") or _int(attributes.get("cpu.numcores"))
-    cpus = float(cores) if cores else cpu.get("CpuShares", 0) / 1000
-    gpus: list[GpuInfo] = []
-    driver_versions: set[str] = set()
-    for device in resources.get("Devices") or []:
-        if device.get("Type") != "gpu":
-            continue
-        device_attributes = device.get("Attributes") or {}
-        memory = _mib(device_attributes.get("memory"))
-        version = device_attributes.get("driver_version")
-        if version is not None:
-            driver_versions.add(_attribute_text(version))
-        for instance in device.get("Instances") or []:
-            gpus.append(
-                GpuInfo(
-                    index=len(gpus),
-                    name=device.get("Name") or device.get("Vendor") or "gpu",
-                    memory_mb=memory,
-                    uuid=instance.get("ID"),
-                    healthy=bool(instance.get("Healthy", True)),
-                )
-            )
-    info: dict[str, str] = {}
-    for key in ("nomad.version", "os.name", "kernel.name", "cpu.arch"):
-        if key in attributes:
-            info[key] = attributes[key]
-    for key, value in attributes.items():
-        if key.startswith("driver.") and key.endswith(".version"):
-            info[key] = value
-    drivers = node.get("Drivers") or {}
-    healthy = sorted(name for name, d in drivers.items() if d.get("Detected") and d.get("Healthy"))
-    if healthy:
-        info["drivers"] = ",".join(healthy)
-    if driver_versions:
-        info["gpu.driver_version"] = ",".join(sorted(driver_versions))
-    if node.get("Datacenter"):
-        info["datacenter"] = node.get("Datacenter", "")
-    if node.get("NodePool"):
-        info["node_pool"] = node.get("NodePool", "")
-    return NodeInfo(
-        name=node.get("Name") or _short(node.get("ID")) or "?",
-        cpus=cpus,
-        memory_mb=(resources.get("Memory") or {}).get("MemoryMB", 0),
-        gpus=tuple(gpus),
-        status=node_state(node),
-        attributes=info,
-    )
-
-
 def usage_of(stats: NomadAllocResourceUsage, task: str = MAIN_TASK) -> UsageSample | None:
     """What ``task`` of an allocation uses, from ``/v1/client/allocation/:id/stats``; None
     when the node has no figures for it (it does not run, or has not been measured yet).
@@ -493,7 +444,7 @@ def _gpu_usage(groups: Iterable[NomadDeviceGroupStats]) -> tuple[float | None, f
             # The plugin's summary is its memory state; any other summary has no memory unit.
             state = attributes.get(GPU_MEMORY_STAT) or instance.get("Summary") or {}
             used = _stat_number(state)
-            factor = _mib_per_unit(state.get("Unit") or "")
+            factor = mib_per_unit(state.get("Unit") or "")
             if used is not None and factor is not None:
                 memory.append(used * factor)
     return (
@@ -511,17 +462,6 @@ def _stat_number(value: NomadStatValue | None) -> float | None:
         if isinstance(number, int | float) and not isinstance(number, bool):
             return float(number)
     return None
-
-
-def node_state(node: NomadNode) -> str:
-    """``ready`` only when the node is up, eligible and not draining."""
-    if node.get("Status") != "ready":
-        return "down"
-    if node.get("Drain"):
-        return "draining"
-    if node.get("SchedulingEligibility", "eligible") != "eligible":
-        return "ineligible"
-    return "ready"
 
 
 # Task states --------------------------------------------------------------------------
@@ -565,10 +505,10 @@ def _outcome(state: NomadTaskState) -> tuple[str | None, int | None] | None:
 
 def _termination(event: NomadTaskEvent) -> tuple[str | None, int | None]:
     details = event.get("Details") or {}
-    exit_code = _int(details.get("exit_code"))
+    exit_code = int_or_none(details.get("exit_code"))
     if exit_code is None:
         exit_code = event.get("ExitCode", 0)
-    signum = _int(details.get("signal"))
+    signum = int_or_none(details.get("signal"))
     if signum is None:
         signum = event.get("Signal", 0)
     if details.get("oom_killed") == "true":
@@ -647,24 +587,24 @@ def _started_at(states: Mapping[str, NomadTaskState]) -> datetime | None:
 def _ran_for(state: NomadTaskState) -> float | None:
     """Seconds a task ran, once it has ended."""
     started = _task_started(state)
-    finished = _rfc3339(state.get("FinishedAt"))
+    finished = parse_rfc3339(state.get("FinishedAt"))
     if started is None or finished is None:
         return None
     return (finished - started).total_seconds()
 
 
 def _ended_at(states: Mapping[str, NomadTaskState]) -> datetime | None:
-    times = [t for s in states.values() if (t := _rfc3339(s.get("FinishedAt"))) is not None]
+    times = [t for s in states.values() if (t := parse_rfc3339(s.get("FinishedAt"))) is not None]
     return max(times, default=None)
 
 
 def _task_started(state: NomadTaskState) -> datetime | None:
-    started = _rfc3339(state.get("StartedAt"))
+    started = parse_rfc3339(state.get("StartedAt"))
     if started is not None:
         return started
     for event in state.get("Events") or []:
         if event.get("Type") == "Started":
-            return _nanos(event.get("Time"))
+            return from_unix_nanos(event.get("Time"))
     return None
 
 
@@ -672,54 +612,12 @@ def _stop_time(evals: Iterable[NomadEvaluation]) -> datetime | None:
     times = [
         t
         for e in evals
-        if e.get("TriggeredBy") == "job-deregister" and (t := _nanos(e.get("CreateTime")))
+        if e.get("TriggeredBy") == "job-deregister" and (t := from_unix_nanos(e.get("CreateTime")))
     ]
     return min(times, default=None)
 
 
-def _rfc3339(value: str | None) -> datetime | None:
-    """Parse Go's RFC 3339 with nanoseconds; None for empty or Go's zero time."""
-    if not value or value == _GO_ZERO_TIME or value.startswith("0001-01-01"):
-        return None
-    text = value.replace("Z", "+00:00")
-    date, _, rest = text.partition(".")
-    if rest:
-        # Python parses at most microseconds; Go writes nanoseconds.
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{date}.{digits[:6].ljust(6, '0')}{zone}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _seconds(value: object) -> datetime | None:
-    """A Unix time in seconds (a node's ``StatusUpdatedAt``); None for none or zero."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return None
-    return datetime.fromtimestamp(value, UTC)
-
-
-def _nanos(value: int | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromtimestamp(value / 1e9, UTC)
-
-
 # Small helpers -------------------------------------------------------------------------
-
-
-def _short(value: str | None) -> str | None:
-    return value[:8] if value else None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _nodes(count: int) -> str:
@@ -735,33 +633,3 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return "unknown signal"
-
-
-def _mib(attribute: NomadAttribute | None) -> int:
-    """A device's memory attribute (``{"Int": 16384, "Unit": "MiB"}``) in MiB."""
-    if not attribute:
-        return 0
-    amount = attribute.get("Int")
-    if amount is None:
-        amount = int(attribute.get("Float", 0))
-    factor = _mib_per_unit(attribute.get("Unit") or "MiB")
-    return int(amount * (factor if factor is not None else 1.0))
-
-
-def _mib_per_unit(unit: str) -> float | None:
-    """How many MiB one ``unit`` of a Nomad device figure is (``MiB``, ``MB``, ``GiB``...:
-    Nomad's units are decimal or binary as written); None for a unit that is no size."""
-    if not unit.strip():
-        return None
-    try:
-        return parse_reported_bytes(f"1 {unit}") / MIB
-    except ValueError:
-        return None
-
-
-def _attribute_text(attribute: NomadAttribute) -> str:
-    fields = cast(Mapping[str, object], attribute)
-    for key in ("String", "Int", "Float", "Bool"):
-        if key in fields:
-            return str(fields[key])
-    return ""

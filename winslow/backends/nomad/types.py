@@ -223,8 +223,21 @@ class NomadNodeStub(TypedDict, total=False):
     SchedulingEligibility: str
     """``eligible`` or ``ineligible``."""
     Drain: bool
+    """Added to encoded nodes for older clients (``nodeExt``): DrainStrategy is set."""
     CreateIndex: int
     ModifyIndex: int
+
+
+class NomadDrainStrategy(TypedDict, total=False):
+    """``structs.DrainStrategy`` with its embedded ``DrainSpec`` inlined, as encoded.
+
+    ``Deadline`` (ns): below 0 forces the drain now, 0 waits for ever, above 0 forces it
+    at ``ForceDeadline`` (``DrainStrategy.DeadlineTime``)."""
+
+    Deadline: int
+    IgnoreSystemJobs: bool
+    ForceDeadline: str
+    StartedAt: str
 
 
 class NomadAttribute(TypedDict, total=False):
@@ -302,6 +315,8 @@ class NomadNode(TypedDict, total=False):
     StatusDescription: str
     SchedulingEligibility: str
     Drain: bool
+    DrainStrategy: NomadDrainStrategy | None
+    """Set while the node drains (``nomad node drain -enable``), null otherwise."""
     Attributes: dict[str, str] | None
     Meta: dict[str, str] | None
     NodeResources: NomadNodeResources | None
