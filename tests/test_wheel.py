@@ -105,7 +105,8 @@ def test_installed_wheel_serves_the_console_and_renders_jobs(venv: Path, outside
     assert Path(result["winslow"]).is_relative_to(venv / "lib")  # the wheel, not the checkout
     job = result["job"]
     assert job["ID"] == "winslow-wheel-p1-run-1"
-    assert [t["Name"] for t in job["TaskGroups"][0]["Tasks"]] == ["stage-in", "main", "stage-out"]
+    tasks = [t["Name"] for t in job["TaskGroups"][0]["Tasks"]]
+    assert tasks == ["stage-in", "main", "stage-follow", "stage-out"]  # a container stage
 
     data_dir = outside / "data"
     port, s3_port = free_ports(2)

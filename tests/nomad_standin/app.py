@@ -16,6 +16,14 @@ stubs keep every field. ``/v1/allocations`` honours ``task_states`` and ``resour
 ``/v1/client/allocation/:id/stats`` answers the client's latest measurement of the
 allocation's running tasks (see ``executor``), without an index, as client endpoints do.
 
+Reads take ``?stale`` as every Nomad agent does (``command/agent/http.go``
+``parseConsistency``: empty or a Go bool, anything else a 400). The stand-in is a single
+server, its own leader, so a stale answer is the leader's answer.
+
+``app.state.requests`` (a ``RequestCounter``) counts every request by method and route
+as it arrives, and those that asked for a stale read: what the load benchmark and the
+load tests measure Winslow's requests to Nomad with.
+
 Streams: ``/v1/event/stream`` writes one JSON frame per line and ``{}`` heartbeats;
 ``/v1/client/fs/logs`` writes ``StreamFrame`` objects back to back with no separator
 (base64 ``Data``, ``Offset`` = file offset after the frame's data), ``{}`` heartbeats
@@ -32,13 +40,18 @@ import os
 import posixpath
 import random
 import re
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .scheduler import (
     eval_stub,
@@ -52,7 +65,7 @@ from .state import alloc_terminal, now_ns
 if TYPE_CHECKING:
     from .standin import NomadStandin
 
-__all__ = ["create_app"]
+__all__ = ["RequestCounter", "create_app"]
 
 JsonDict = dict[str, Any]
 MAX_WAIT_SECONDS = 600.0
@@ -79,6 +92,80 @@ class NomadError(Exception):
         self.status = status
         self.message = message
         self.index = index
+
+
+class RequestCounter:
+    """The requests the stand-in was sent, by ``"METHOD /route"`` (the route as the app
+    declares it: ``GET /v1/job/{job_id:path}/allocations``), and how many of them asked
+    for a stale read. Thread-safe: the server counts, a test or a benchmark reads.
+
+        counter = standin.app.state.requests
+        counter.reset()
+        ...
+        counter.total(), counter.counts()["GET /v1/job/{job_id:path}"], counter.stale
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self.stale = 0
+
+    def count(self, route: str, stale: bool) -> None:
+        with self._lock:
+            self._counts[route] += 1
+            self.stale += stale
+
+    def counts(self) -> dict[str, int]:
+        """Requests per route since the last ``reset``."""
+        with self._lock:
+            return dict(self._counts)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self.stale = 0
+
+
+class CountRequests:
+    """ASGI middleware: count each request by its route as it arrives, and answer a
+    ``stale`` that is no bool as Nomad's ``parseConsistency`` does (400)."""
+
+    def __init__(self, app: ASGIApp, counter: RequestCounter, routes: Sequence[BaseRoute]):
+        self.app = app
+        self.counter = counter
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = next(
+            (
+                getattr(r, "path", scope["path"])
+                for r in self.routes
+                if r.matches(scope)[0] is not Match.NONE
+            ),
+            scope["path"],
+        )
+        query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
+        stale = query.get("stale")
+        wanted = False
+        if stale is not None and scope["method"] == "GET" and route != "/v1/event/stream":
+            try:
+                wanted = stale[0] == "" or _parse_bool(stale[0])
+            except ValueError:
+                self.counter.count(f"{scope['method']} {route}", False)
+                message = (
+                    f"Expect `true` or `false` for `stale` query string parameter, got {stale[0]}"
+                )
+                await PlainTextResponse(message, status_code=400)(scope, receive, send)
+                return
+        self.counter.count(f"{scope['method']} {route}", wanted)
+        await self.app(scope, receive, send)
 
 
 def query_meta(index: int) -> dict[str, str]:
@@ -187,6 +274,8 @@ def create_app(standin: NomadStandin) -> FastAPI:
     """The FastAPI app serving ``standin``'s state."""
     app = FastAPI(title="Nomad stand-in", openapi_url=None, docs_url=None, redoc_url=None)
     state = standin.state
+    app.state.requests = RequestCounter()
+    app.add_middleware(CountRequests, counter=app.state.requests, routes=app.router.routes)
 
     @app.exception_handler(NomadError)
     async def nomad_error(_request: Request, exc: NomadError) -> Response:
@@ -195,7 +284,11 @@ def create_app(standin: NomadStandin) -> FastAPI:
 
     # --- helpers ------------------------------------------------------------------------
 
-    def check_acl(request: Request) -> None:
+    def check_acl(request: Request, capability: str | None = None) -> None:
+        if capability is not None and capability in standin.denied_capabilities:
+            # A token whose policy lacks the namespace capability (acl.AllowNsOp fails):
+            # the endpoint answers structs.ErrPermissionDenied.
+            raise NomadError(403, "Permission denied")
         if standin.token is None:
             return
         token = request.headers.get("X-Nomad-Token", "")
@@ -856,7 +949,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
         allocation 404, a path that escapes the allocation folder, does not exist or is
         a folder 400 (``AllocDir.Stat``), a task's secrets 500 (``AllocDir.ReadAt``).
         """
-        check_acl(request)
+        check_acl(request, "read-fs")
         query = request.query_params
         rel = query.get("path", "")
         if not rel:
@@ -911,7 +1004,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
 
     @app.get("/v1/client/fs/logs/{alloc_id}")
     async def logs(alloc_id: str, request: Request) -> Response:
-        check_acl(request)
+        check_acl(request, "read-logs")
         query = request.query_params
         task = query.get("task", "")
         if not task:

@@ -18,8 +18,13 @@ with GPU statistics in the nvidia plugin's shape for their devices: the simulate
 report what a test set with ``NomadStandin.set_gpu_usage``, 0 % and 0 MiB otherwise.
 
 The lifecycle follows Nomad's task runner: ``Received`` and ``Task Setup`` for every
-task, prestart tasks first (all must exit 0), then the main tasks (sidecars alongside),
-then poststop tasks, which run even after a failure or a stop. Each task's environment
+task, prestart tasks first (all must exit 0), then the main tasks (prestart sidecars
+alongside), poststart tasks once every main task has left ``pending``
+(client/allocrunner/tasklifecycle/coordinator.go ``isMainDone``), then poststop tasks,
+which run even after a failure or a stop. Once the main tasks are dead the sidecars get
+``Main Tasks Dead`` and are killed with their kill signal, last of all on a stop too
+(alloc_runner.go ``handleTaskStateUpdates``, ``killTasks``); a sidecar that fails kills
+the main tasks as any failed sibling does (``TaskSiblingFailed``). Each task's environment
 is Nomad's: the ``NOMAD_*`` variables, ``NOMAD_META_*`` from job, group and task meta,
 ``Env`` interpolated against node attributes and that environment, then the variables
 of ``env = true`` templates, which are not interpolated. Templates render before the
@@ -478,10 +483,10 @@ class _AllocRunner:
 
         ok = self._run_phase(prestart)
         if ok and not self.stop_requested.is_set():
-            sidecar_threads = [self._spawn(t) for t in sidecars]
+            sidecar_threads = [self._spawn_sidecar(t, main) for t in sidecars]
             ok = self._run_phase(main)
             for task in sidecars:
-                self._kill_task(task, "Sidecar task stopped with main tasks")
+                self._kill_task(task, "", main_dead=True)
             for thread in sidecar_threads:
                 thread.join()
         else:
@@ -512,10 +517,34 @@ class _AllocRunner:
             states = alloc["TaskStates"] or {}
             return bool(states.get(name, {}).get("Failed"))
 
-    def _spawn(self, task: JsonDict) -> threading.Thread:
-        thread = threading.Thread(target=self._run_task, args=(task,), daemon=True)
+    def _spawn_sidecar(self, task: JsonDict, main: list[JsonDict]) -> threading.Thread:
+        """Run a sidecar beside the main tasks; if it fails, they are killed for it."""
+
+        def run() -> None:
+            name = task["Name"]
+            if self._run_task(task) or self.stop_requested.is_set() or not self._failed(name):
+                return
+            for other in main:
+                self._kill_task(other, f'Task\'s sibling "{name}" failed', sibling=name)
+
+        thread = threading.Thread(target=run, daemon=True)
         thread.start()
         return thread
+
+    def _main_started(self, name: str) -> bool:
+        """Wait until every main task has left ``pending``, as a poststart task does; False
+        when ``name`` was killed or the allocation stopped meanwhile."""
+        main = [t["Name"] for t in self.group["Tasks"] if not (t["Lifecycle"] or {}).get("Hook")]
+        while True:
+            with self._lock:
+                if name in self._killed or self.lost or self.stop_requested.is_set():
+                    return False
+            with self.client.state.lock:
+                alloc = self.offline or self.client.state.allocs[self.alloc_id]
+                states = alloc["TaskStates"] or {}
+                if all(states.get(m, {}).get("State") != "pending" for m in main):
+                    return True
+            time.sleep(0.02)
 
     def _run_phase(self, tasks: list[JsonDict], poststop: bool = False) -> bool:
         """Run ``tasks`` side by side; True when all exited successfully."""
@@ -548,13 +577,17 @@ class _AllocRunner:
             ),
         )
 
-    def _kill_task(self, task: JsonDict, reason: str, sibling: str = "") -> None:
+    def _kill_task(
+        self, task: JsonDict, reason: str, sibling: str = "", main_dead: bool = False
+    ) -> None:
         name = task["Name"]
         with self._lock:
             self._killed.add(name)
             proc = self._procs.get(name)
         if proc is None or proc.poll() is not None:
             return
+        if main_dead:
+            self._event(name, "Main Tasks Dead", DisplayMessage="Main tasks in the group died")
         self._terminate(task, proc, reason, sibling)
 
     def _terminate(
@@ -592,6 +625,9 @@ class _AllocRunner:
         if self.lost:
             return False
         if self.stop_requested.is_set() and not poststop:
+            self._not_started(name)
+            return False
+        if (task["Lifecycle"] or {}).get("Hook") == "poststart" and not self._main_started(name):
             self._not_started(name)
             return False
         driver = task["Driver"]
@@ -867,7 +903,7 @@ class _AllocRunner:
             container.follow_logs(out, err)
             with self._lock:
                 stopped = self.stop_requested.is_set() and not self._is_poststop(task)
-                if not (self.lost or stopped):
+                if not (self.lost or stopped or name in self._killed):
                     self._procs[name] = container
                     return container
             container.send_signal(signal.SIGKILL)
@@ -882,6 +918,8 @@ class _AllocRunner:
         try:
             with self._lock:
                 if self.lost or (self.stop_requested.is_set() and not self._is_poststop(task)):
+                    raise _TaskKilledError
+                if name in self._killed:
                     raise _TaskKilledError
                 proc = subprocess.Popen(
                     argv,
@@ -990,6 +1028,11 @@ class _AllocRunner:
     def _is_poststop(task: JsonDict) -> bool:
         return bool((task["Lifecycle"] or {}).get("Hook") == "poststop")
 
+    @classmethod
+    def _stops_last(cls, task: JsonDict) -> bool:
+        """Poststop tasks run on after a stop; sidecars are killed after the main tasks."""
+        return cls._is_poststop(task) or bool((task["Lifecycle"] or {}).get("Sidecar"))
+
     def _wait(self, task: JsonDict, proc: subprocess.Popen[bytes] | DockerContainer) -> None:
         name = task["Name"]
         next_collection = time.monotonic()
@@ -999,7 +1042,8 @@ class _AllocRunner:
                     _kill_group(proc, signal.SIGKILL)
                     proc.wait()
                     return
-                if self.stop_requested.is_set() and not self._is_poststop(task):
+                # On a stop the sidecars go last, once the main tasks are dead (killTasks).
+                if self.stop_requested.is_set() and not self._stops_last(task):
                     with self._lock:
                         self._killed.add(name)
                     self._terminate(task, proc, "", "")

@@ -92,6 +92,9 @@ class NomadStandin:
         tls: StandinTls | None = None,
     ) -> None:
         self.token = token
+        self.denied_capabilities: set[str] = set()
+        """Namespace capabilities (``read-fs``, ``read-logs``) the caller's policy lacks:
+        the endpoints needing one answer 403 "Permission denied"."""
         self.tls = tls
         self.heartbeat_interval = heartbeat_interval
         self.log_heartbeat_interval = log_heartbeat_interval

@@ -438,6 +438,107 @@ def test_lifecycle_runs_prestart_then_main_then_poststop_and_reports_exit_codes(
     assert nomad.get("/v1/job/lifecycle").json()["Status"] == "dead"
 
 
+def sidecar_job(job_id: str, main_script: str, sidecar_script: str) -> JsonDict:
+    """main, a poststart sidecar that stamps its start and its kill signal, and a poststop
+    task that prints the order everything happened in."""
+    stamp = 'echo "$NOMAD_TASK_NAME $1" >> "$NOMAD_ALLOC_DIR/order"'
+    return batch_job(
+        job_id,
+        task("main", main_script, KillSignal="SIGTERM"),
+        task(
+            "follow",
+            f"s() {{ {stamp}; }}; trap 's killed; exit 0' USR1; s started; {sidecar_script}",
+            Lifecycle={"Hook": "poststart", "Sidecar": True},
+            KillSignal="SIGUSR1",
+        ),
+        task(
+            "after",
+            'cat "$NOMAD_ALLOC_DIR/order"',
+            Lifecycle={"Hook": "poststop", "Sidecar": False},
+        ),
+    )
+
+
+def event_time(state: JsonDict, kind: str) -> int:
+    return next(e["Time"] for e in state["Events"] if e["Type"] == kind)
+
+
+def test_poststart_sidecar_starts_after_main_and_is_killed_with_its_signal_when_main_ends(nomad):
+    """A poststart task may start only once every main task has left ``pending``
+    (client/allocrunner/tasklifecycle/coordinator.go: ``isMainDone`` opens the poststart
+    gates). Once only sidecars are alive, the allocation runner emits ``Main Tasks Dead``
+    to them and kills them (alloc_runner.go handleTaskStateUpdates, ``TaskMainDead``;
+    killTasks emits ``Killing`` and the task's kill signal goes out, task_runner.go
+    handleKill), and a killed task ends ``Killed``, not failed, whatever it exits with
+    (restarts.go GetState: ``SetKilled`` wins; task_runner.go shouldRestart). Poststop
+    tasks start once every other task is dead (coordinator.go ``isAllocDone``)."""
+    job = sidecar_job("sidecar", "sleep 0.5; echo done", "while true; do sleep 0.05; done")
+    register(nomad, job)
+    [stub] = wait_allocs(nomad, "sidecar", all_dead)
+    alloc = read_alloc(nomad, stub["ID"])
+    states = alloc["TaskStates"]
+    assert alloc["ClientStatus"] == "complete"
+    assert {name: (s["State"], s["Failed"]) for name, s in states.items()} == {
+        "main": ("dead", False),
+        "follow": ("dead", False),
+        "after": ("dead", False),
+    }
+    follow = states["follow"]
+    assert [e["Type"] for e in follow["Events"]] == [
+        "Received",
+        "Task Setup",
+        "Started",
+        "Main Tasks Dead",
+        "Killing",
+        "Terminated",
+        "Killed",
+    ]
+    assert event_time(follow, "Started") >= event_time(states["main"], "Started")
+    assert event_time(follow, "Killing") >= event_time(states["main"], "Terminated")
+    log = nomad.get(
+        f"/v1/client/fs/logs/{stub['ID']}",
+        params={"task": "after", "type": "stdout", "plain": "true"},
+    ).text
+    assert log.splitlines() == ["follow started", "follow killed"]  # USR1 reached it
+
+
+def test_failing_sidecar_takes_the_main_task_with_it(nomad):
+    """A dead task that failed makes the allocation runner kill every live task with
+    ``Sibling Task Failed`` naming it (alloc_runner.go handleTaskStateUpdates,
+    ``TaskSiblingFailed``), sidecar or not."""
+    register(nomad, sidecar_job("bad-sidecar", "sleep 30", "exit 7"))
+    [stub] = wait_allocs(nomad, "bad-sidecar", all_dead)
+    states = read_alloc(nomad, stub["ID"])["TaskStates"]
+    assert (states["follow"]["State"], states["follow"]["Failed"]) == ("dead", True)
+    main_events = states["main"]["Events"]
+    [sibling] = [e for e in main_events if e["Type"] == "Sibling Task Failed"]
+    assert sibling["FailedSibling"] == "follow"
+    assert [e["Type"] for e in main_events][-3:] == ["Killing", "Terminated", "Killed"]
+    assert (states["main"]["Failed"], states["after"]["State"]) == (False, "dead")
+
+
+def test_stopped_job_kills_its_sidecars_after_its_main_tasks(nomad):
+    """A stop kills the leader, then the other tasks, and the sidecars last
+    (alloc_runner.go killTasks: "Kill the sidecar tasks last")."""
+    main = 'trap \'sleep 0.3; echo "main killed" >> "$NOMAD_ALLOC_DIR/order"; exit 0\' TERM; '
+    main += "while true; do sleep 0.05; done"
+    register(nomad, sidecar_job("stop-sidecar", main, "while true; do sleep 0.05; done"))
+    wait_allocs(nomad, "stop-sidecar", running)
+    deadline = time.monotonic() + WAIT_SECONDS
+    [stub] = nomad.get("/v1/job/stop-sidecar/allocations").json()
+    while (stub["TaskStates"] or {}).get("follow", {}).get("State") != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        [stub] = nomad.get("/v1/job/stop-sidecar/allocations").json()
+    assert nomad.delete("/v1/job/stop-sidecar").status_code == 200
+    [stub] = wait_allocs(nomad, "stop-sidecar", all_dead)
+    log = nomad.get(
+        f"/v1/client/fs/logs/{stub['ID']}",
+        params={"task": "after", "type": "stdout", "plain": "true"},
+    ).text
+    assert log.splitlines() == ["follow started", "main killed", "follow killed"]
+
+
 def test_log_frames_decode_to_the_task_output(nomad_standin, nomad):
     register(
         nomad, batch_job("logs", task("main", "printf 'line one\\nline two\\n'; echo oops >&2"))

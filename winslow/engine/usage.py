@@ -6,15 +6,26 @@ answers in one transaction (``store/usage.py``, which also keeps each run's samp
 bounded). It only reads the backend and only writes ``run_usage``, so it never races
 the engine over run state. A backend that fails for one run costs that run its sample
 of the round, nothing more: the thread logs and goes on.
+
+A backend for which a sample costs a request to a shared service says how often it
+wants them: ``usage_interval_seconds``, the least time between two samples of one run,
+and ``usage_requests_per_second``, the most samples per second for all runs together
+(the Nomad backend: 15 s and 5). Each round then samples the runs that are due, the
+longest-waiting first, and a run's interval stretches to ``runs / requests per second``,
+so the load stays flat however many runs there are. Other backends are sampled every
+round, as often as the sampler runs.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 
 from winslow import defaults
 from winslow.backends.base import Backend
+from winslow.core.models import Run
 from winslow.core.states import StageRunState
 from winslow.store.repo import Store
 from winslow.store.rows import now
@@ -51,6 +62,8 @@ class UsageSampler:
         self._round_lock = threading.Lock()
         self._failing: dict[int, str] = {}
         """Run → the last error sampling it gave, so a lasting failure is logged once."""
+        self._sampled: dict[int, float] = {}
+        """Run → when (monotonic seconds) it was last sampled."""
 
     def start(self) -> None:
         """Begin sampling in a background thread; a second call does nothing."""
@@ -67,16 +80,20 @@ class UsageSampler:
         if thread is not None:
             thread.join(timeout=STOP_JOIN_SECONDS)
 
-    def sample_once(self) -> int:
-        """Sample every submitted, running run once; return how many samples were stored."""
+    def sample_once(self, *, due_only: bool = False) -> int:
+        """Sample every submitted, running run once, or with ``due_only`` those the
+        backend's schedule says are due (the thread's rounds); return how many samples
+        were stored."""
         with self._round_lock:
-            runs = [
+            running = [
                 (run, run.job_id)
                 for run in self.store.active_runs()
                 if run.submitted and run.job_id and run.state is StageRunState.RUNNING
             ]
+            runs = self._due(running) if due_only else running
             points: list[UsagePoint] = []
             for run, job_id in runs:
+                self._sampled[run.id] = time.monotonic()
                 try:
                     sample = self.backend.usage(job_id)
                 except Exception as exc:  # one backend failure costs this run this round only
@@ -96,10 +113,28 @@ class UsageSampler:
                         gpu_memory_mb=sample.gpu_memory_mb,
                     )
                 )
-            running = {run.id for run, _ in runs}
-            for gone in set(self._failing) - running:
+            ids = {run.id for run, _ in running}
+            for gone in set(self._failing) - ids:
                 del self._failing[gone]
+            for gone in set(self._sampled) - ids:
+                del self._sampled[gone]
             return add_samples(self.store, points)
+
+    def _due(self, runs: list[tuple[Run, str]]) -> list[tuple[Run, str]]:
+        """The runs to sample this round by the backend's ``usage_interval_seconds`` and
+        ``usage_requests_per_second`` (see the module docstring), longest-waiting first."""
+        interval = float(getattr(self.backend, "usage_interval_seconds", self.interval_seconds))
+        budget = getattr(self.backend, "usage_requests_per_second", None)
+        limit = len(runs)
+        if budget:
+            interval = max(interval, len(runs) / float(budget))
+            limit = max(1, round(float(budget) * self.interval_seconds))
+        # Rounds come every interval_seconds: a run due a moment after one waits for the next.
+        ready = time.monotonic() - interval + self.interval_seconds / 2
+        due = [(self._sampled.get(run.id, -math.inf), run, job) for run, job in runs]
+        due = [entry for entry in due if entry[0] <= ready]
+        due.sort(key=lambda entry: entry[0])
+        return [(run, job) for _, run, job in due[:limit]]
 
     def _report_failure(self, run_id: int, job_id: str, exc: Exception) -> None:
         message = str(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
@@ -118,7 +153,7 @@ class UsageSampler:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_seconds):
             try:
-                self.sample_once()
+                self.sample_once(due_only=True)
             except Exception:  # a store hiccup must not end sampling for good
                 log.exception(
                     "usage sampler: a round failed; the next one comes in %g s",

@@ -255,6 +255,8 @@ def test_node_that_stops_answering_makes_the_run_lost_after_the_grace_and_stops_
         backend.submit(spec)
         events.wait_for(backend, spec.job_id, JobState.RUNNING)
         nomad_standin.kill_node("standin-1")
+        # The backend hears of it on the event stream, a moment later.
+        events.wait_until(lambda: backend.status(spec.job_id).reason, "the node reported away")
         waiting = backend.status(spec.job_id)
         assert (waiting.state, waiting.node) == (JobState.RUNNING, "standin-1")
         assert waiting.reason.startswith("node standin-1 stopped answering "), waiting.reason
@@ -378,6 +380,47 @@ def test_log_is_readable_while_the_stage_runs_and_offsets_match_the_archive(
     archived = object_store.get_bytes(spec.log_key)
     assert archived.startswith(live)
     assert backend.logs(spec.job_id, offset=len(live)).startswith(archived[len(live) :][:20])
+
+
+@pytest.mark.containers
+def test_container_stage_log_is_live_and_the_archive_keeps_its_offsets(
+    backend, events, nomad_standin, object_store, stage_image
+):
+    """A container stage has no ``stage-exec`` around it: the ``stage-follow`` sidecar
+    copies its stdout and stderr from Nomad's log files into the run's log as they come.
+    Nomad starts it once the main task runs and kills it once the main task is dead
+    (client/allocrunner/tasklifecycle/coordinator.go ``isMainDone``; alloc_runner.go
+    handleTaskStateUpdates, ``TaskMainDead``), before the poststop stage-out, which
+    archives the log as it then is: every offset read live holds in the archive."""
+    nomad_standin.add_node("docker-1", drivers=("raw_exec", "docker"))
+    script = (
+        "echo line 1; echo warning 1 >&2; "
+        "while [ ! -e /alloc/workspace/go ]; do sleep 0.05; done; "
+        "for i in 2 3 4; do echo line $i; sleep 0.2; done; echo warning 2 >&2; echo done"
+    )
+    spec = make_spec(job_id("container-logs"), script, image=stage_image)
+    backend.submit(spec)
+    events.wait_until(lambda: b"stdout | line 1" in backend.logs(spec.job_id), "a live line")
+    live = backend.logs(spec.job_id)
+    assert backend.status(spec.job_id).state is JobState.RUNNING
+    [alloc], _ = backend.client.jobs.allocations(spec.job_id)
+    (nomad_standin.client.alloc_dir(alloc["ID"]) / "alloc" / "workspace" / "go").touch()
+    events.wait_until(lambda: b"stdout | line 3" in backend.logs(spec.job_id), "later lines")
+    middle = backend.logs(spec.job_id)
+    events.wait_for(backend, spec.job_id, JobState.SUCCEEDED)
+
+    archived = object_store.get_bytes(spec.log_key)
+    assert middle.startswith(live) and archived.startswith(middle)
+    assert backend.logs(spec.job_id, offset=len(middle)) == archived[len(middle) :]
+    texts = [line.split(b" ", 1)[1] for line in archived.splitlines()]
+    assert [t for t in texts if t.startswith(b"stdout")] == [
+        *(f"stdout | line {i}".encode() for i in (1, 2, 3, 4)),
+        b"stdout | done",
+    ]
+    assert [t for t in texts if t.startswith(b"stderr")] == [
+        b"stderr | warning 1",
+        b"stderr | warning 2",
+    ]
 
 
 # Watching ------------------------------------------------------------------------------

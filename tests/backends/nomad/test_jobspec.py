@@ -26,6 +26,7 @@ from winslow.core.models import Project, Run
 from winslow.core.planner import effective_variables
 from winslow.core.resources import GpuRequest, ResourceRequest
 from winslow.core.states import ProjectState, StageRunState
+from winslow.defaults import FOLLOW_DRAIN_SECONDS
 from winslow.engine.specs import build_spec
 from winslow.errors import SubmitRejectedError
 from winslow.pipeline.load import load_pipeline_file
@@ -375,6 +376,42 @@ def test_docker_stage_runs_its_command_in_the_workspace():
     assert "--merge-task-logs" in task(job, "stage-out")["Config"]["args"]
 
 
+def test_container_stage_gets_a_log_follower_sidecar_beside_it():
+    """A poststart sidecar: Nomad starts it once the main task has left ``pending`` and
+    kills it once the main task is dead (client/allocrunner/tasklifecycle/coordinator.go
+    ``isMainDone``; alloc_runner.go ``handleTaskStateUpdates``, ``TaskMainDead``)."""
+    spec = make_spec(image="ghcr.io/acme/detect:1.4", command=("python3", "detect.py"))
+    job = render_jobspec(spec, make_config(allow_host_commands=False))
+    follow = task(job, "stage-follow")
+    assert follow["Lifecycle"] == {"Hook": "poststart", "Sidecar": True}
+    assert (follow["Driver"], follow["Config"]["image"]) == ("docker", TOOLS_IMAGE)
+    assert follow["Config"]["command"] == "winslow"
+    assert follow["Config"]["args"] == [
+        "stage-follow",
+        "--logs-dir",
+        "${NOMAD_ALLOC_DIR}/logs",
+        "--task",
+        "main",
+        "--log",
+        "${NOMAD_ALLOC_DIR}/logs/winslow.log",
+        "--workspace",
+        "${NOMAD_ALLOC_DIR}/workspace",
+    ]
+    assert "volumes" not in follow["Config"]
+    assert follow["Env"] == {} and follow["Templates"] == []  # no S3 keys: it needs none
+    assert "Vault" not in follow and "Identities" not in follow
+    # its drain ends before Nomad's kill timeout
+    assert follow["KillTimeout"] > FOLLOW_DRAIN_SECONDS * 10**9
+    assert "--merge-task-logs" in task(job, "stage-out")["Config"]["args"]  # what it missed
+    assert validate_jobspec(job) == []
+
+
+def test_host_stage_has_no_log_follower():
+    job = render_jobspec(make_spec(), make_config())
+    names = [t["Name"] for t in job["TaskGroups"][0]["Tasks"]]
+    assert names == ["stage-in", "main", "stage-out"]
+
+
 def test_host_stage_runs_through_stage_exec_with_its_timeout():
     main = task(render_jobspec(make_spec(), make_config(host_driver="exec")), "main")
     assert main["Driver"] == "exec"
@@ -596,6 +633,28 @@ def test_engine_paths_resolve_in_containers_and_stay_for_stage_exec_on_hosts():
     }
 
 
+def test_escaped_engine_paths_stay_literal_in_containers_and_for_stage_exec():
+    # Node text from the engine: $${...} is the literal ${...} (pipeline/interpolate.py).
+    env = {"LIT": "$${WINSLOW_WORKSPACE}/x", "OUT": "${WINSLOW_WORKSPACE}/o"}
+    command = ("run", "$${WINSLOW_INPUTS}", "${WINSLOW_INPUTS}", "$$$${WINSLOW_WORKSPACE}")
+    docker = task(
+        render_jobspec(make_spec(image="a:1", env=env, command=command), make_config()), "main"
+    )
+    delivered = [docker["Config"]["command"], *docker["Config"]["args"]]
+    literal = literal_env(docker)
+    delivered = [
+        literal.get(a[2:-1], a) if a.startswith("${WINSLOW_ARG_") else a for a in delivered
+    ]
+    assert delivered == ["run", "${WINSLOW_INPUTS}", "/alloc/inputs", "$${WINSLOW_WORKSPACE}"]
+    assert {k: literal[k] for k in env} == {
+        "LIT": "${WINSLOW_WORKSPACE}/x",
+        "OUT": "/alloc/workspace/o",
+    }
+    # On a host, stage-exec resolves them on the node: the node text reaches it as it is.
+    host = task(render_jobspec(make_spec(env=env, command=command), make_config()), "main")
+    assert {k: literal_env(host)[k] for k in env} == env
+
+
 @pytest.mark.parametrize("image", [False, True], ids=["host", "docker"])
 def test_arguments_nomad_would_interpolate_arrive_literally(image):
     nasty = ["${HOME}", "%{ if x }y%{ endif }", "cost: $5", "{{ .x }}", 'q"uote\nnl', "$${E}"]
@@ -696,6 +755,23 @@ def test_traffic_stage_matches_golden_job(stage):
     golden = GOLDEN / f"traffic-{stage}.json"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+    assert golden.is_file(), f"{golden} is missing; run with UPDATE_GOLDEN=1 to write it"
+    assert text == golden.read_text(encoding="utf-8")
+    assert validate_jobspec(job) == []
+
+
+def test_container_stage_matches_golden_job():
+    """The detect stage of the traffic example run in an image, with docker tools: the
+    stage in its container, and the ``stage-follow`` sidecar that logs its output live."""
+    spec, on_lost = traffic_specs()["detect"]
+    spec = dataclasses.replace(
+        spec, image="registry.lab:5000/traffic-detect:2.1", command=("python3", "detect.py")
+    )
+    job = render_jobspec(spec, make_config(credentials_path="nomad/jobs"), lost_retries=on_lost)
+    text = json.dumps(job, indent=2, ensure_ascii=False) + "\n"
+    golden = GOLDEN / "traffic-detect-container.json"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.write_text(text, encoding="utf-8")
     assert golden.is_file(), f"{golden} is missing; run with UPDATE_GOLDEN=1 to write it"
     assert text == golden.read_text(encoding="utf-8")

@@ -483,6 +483,111 @@ def test_allocation_nomad_stopped_on_its_own_is_lost_not_cancelled():
     assert status.reason == "stopped by Nomad on node gpu-3: Preempted by alloc ID 77"
 
 
+# A container stage's log follower ------------------------------------------------------
+
+
+def follower_killed_with_main(start: float, end: float, exit_code: int = 0) -> dict:
+    """``stage-follow`` as Nomad leaves it once the main task is dead: the allocation
+    runner emits ``Main Tasks Dead`` and kills the sidecar (alloc_runner.go
+    handleTaskStateUpdates, killTasks: ``Killing``); the restart tracker, told it was killed
+    (restarts.go ``SetKilled``), makes it ``Killed``, never failed, whatever it exited
+    with (task_runner.go shouldRestart, ``TaskKilled``)."""
+    return task(
+        "dead",
+        event("Started", start),
+        event("Main Tasks Dead", end - 1),
+        event("Killing", end - 1, KillReason=""),
+        terminated(end, exit_code),
+        event("Killed", end),
+        start=start,
+        end=end,
+    )
+
+
+def test_log_follower_killed_when_the_stage_ends_leaves_a_success_a_success():
+    tasks = {
+        "stage-in": ran(1, 2),
+        "main": ran(3, 50),
+        "stage-follow": follower_killed_with_main(4, 51),
+        "stage-out": ran(52, 55),
+    }
+    status = status_of([alloc("complete", tasks)])
+    assert (status.state, status.exit_code, status.reason) == (JobState.SUCCEEDED, 0, None)
+    assert (status.started_at, status.ended_at) == (at(1), at(55))
+
+
+def test_log_follower_killed_after_its_drain_ran_out_of_time_fails_nothing():
+    # SIGKILL after the kill timeout: 137, still not failed (killed by Nomad).
+    tasks = {
+        "main": ran(3, 50),
+        "stage-follow": follower_killed_with_main(4, 56, exit_code=137),
+        "stage-out": ran(57, 58),
+    }
+    assert status_of([alloc("complete", tasks)]).state is JobState.SUCCEEDED
+
+
+def test_log_follower_that_stopped_early_on_its_own_fails_nothing():
+    """stage-follow exits 0 when it cannot go on (stage-out adds the rest): a batch
+    task that exits 0 is dead, not failed, and not restarted."""
+    tasks = {"main": ran(3, 50), "stage-follow": ran(4, 10), "stage-out": ran(51, 52)}
+    assert status_of([alloc("complete", tasks)]).state is JobState.SUCCEEDED
+
+
+def test_log_follower_killed_with_a_failed_stage_leaves_it_failed():
+    tasks = {
+        "main": ran(3, 50, exit_code=3),
+        "stage-follow": follower_killed_with_main(4, 51),
+        "stage-out": ran(52, 55),
+    }
+    status = status_of([alloc("failed", tasks)])
+    assert (status.state, status.exit_code, status.reason) == (
+        JobState.FAILED,
+        3,
+        "exited with code 3",
+    )
+
+
+def test_failed_stage_waits_for_its_log_follower_and_stage_out():
+    tasks = {
+        "main": ran(3, 50, exit_code=3),
+        "stage-follow": task("running", event("Started", 4), start=4),
+        "stage-out": task("pending"),
+    }
+    just_now = alloc("failed", tasks, ModifyTime=int(NOW.timestamp() * 1e9) - 1 * 10**9)
+    status = status_of([just_now])
+    assert (status.state, status.reason) == (
+        JobState.RUNNING,
+        "stage-follow, stage-out still running",
+    )
+
+
+def test_log_follower_that_failed_and_took_the_stage_with_it_says_so():
+    """A sidecar that fails makes Nomad kill its siblings (alloc_runner.go
+    handleTaskStateUpdates: ``TaskSiblingFailed`` with the failed task's name), which
+    stage-follow avoids by exiting 0; were it killed for its memory, the run fails
+    naming it rather than as a stage killed by SIGTERM."""
+    main = task(
+        "dead",
+        event("Started", 3),
+        event("Sibling Task Failed", 20, FailedSibling="stage-follow"),
+        event("Killing", 20, KillReason=""),
+        terminated(21, 0, signal=15),
+        event("Killed", 21),
+        start=3,
+        end=21,
+    )
+    tasks = {
+        "main": main,
+        "stage-follow": ran(4, 20, exit_code=137, oom=True),
+        "stage-out": ran(22, 23),
+    }
+    status = status_of([alloc("failed", tasks)])
+    assert (status.state, status.exit_code) == (JobState.FAILED, None)
+    assert status.reason == (
+        "stage-follow failed: out of memory (OOM killed); Nomad stopped the stage with it"
+    )
+
+
 # Completeness ---------------------------------------------------------------------------
 
 

@@ -6,17 +6,20 @@ after a restart finds every job again through ``list_jobs``. ``submit`` register
 check-and-set index 0, so a second submit of the same job finds it exists and does
 nothing; the stage never runs twice.
 
-Changes reach the engine through Nomad's event stream: a watcher thread follows
-``/v1/event/stream`` (topics ``Job``, ``Allocation`` and ``Evaluation``; Nomad matches
-topic keys exactly, so our job-ID prefix is filtered here) and calls ``on_event`` with
-the job ID of every change to one of our jobs. It remembers the index of the last frame
-and resumes from it after a break. Nomad starts a resumed stream at the event with that
-index if its buffer still holds it, and otherwise silently at the oldest event it holds
-(``nomad/stream/event_broker.go`` ``Subscribe``: "as close as possible to the requested
-index"); so when the first frame after a resume is not the one we asked for, events may
-have been lost and the watcher resyncs: it lists our jobs and reports each. Where the
-stream is unavailable (404 before Nomad 1.0, 403, or failing repeatedly) the watcher
-falls back to blocking queries on ``/v1/allocations``.
+Changes reach the engine through Nomad's event stream: a watcher thread
+(``watcher.py``) follows ``/v1/event/stream`` and calls ``on_event`` with the job ID of
+every change to one of our jobs, resuming after a break and resyncing when events may
+have been lost. The engine asks for the status of every active run on each event and
+every few seconds, and for the usage of every running one; asking Nomad each time would
+cost about one request per second per running run, all to the leader. So the backend
+keeps Nomad's last answers about each job (``jobcache.py``) and reads a job again only
+when an event touched it, when Winslow itself changed it, or when a sweep every minute
+(two list requests for all jobs) finds it changed without an event; while the stream is
+down it reads on every call, as before. Reads after an event go to any server
+(``stale=true``) and are repeated at the leader when their index shows the server has
+not applied that event yet. The engine samples usage as ``usage_interval_seconds`` and
+``usage_requests_per_second`` say: every 15 s per run, at most 5 requests a second in
+all, so the load stays flat however many stages run.
 
 A node that stops answering. Stage jobs set ``disconnect { replace = false }``, so Nomad
 neither loses nor replaces the allocation of a node that misses its heartbeats: it marks
@@ -47,10 +50,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from winslow import defaults
 from winslow.backends.base import (
     TERMINAL_JOB_STATES,
     JobEventCallback,
@@ -61,6 +65,7 @@ from winslow.backends.base import (
 )
 from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
+from winslow.backends.nomad.jobcache import CONSISTENT, JobCache, Snapshot, Ticket
 from winslow.backends.nomad.jobschema import RenderedJobInvalidError
 from winslow.backends.nomad.jobspec import MAIN_TASK, WINSLOW_LOG, render_jobspec
 from winslow.backends.nomad.nodes import node_info
@@ -73,13 +78,8 @@ from winslow.backends.nomad.status import (
     unreachable_since,
     usage_of,
 )
-from winslow.backends.nomad.types import (
-    NomadAllocationStub,
-    NomadEvent,
-    NomadEventFrame,
-    NomadJob,
-    NomadJobListStub,
-)
+from winslow.backends.nomad.types import NomadAllocationStub, NomadJob, NomadJobListStub
+from winslow.backends.nomad.watcher import LIVE_CLIENT_STATUSES, Watcher
 from winslow.core.resources import NodeInfo
 from winslow.errors import (
     BackendError,
@@ -92,34 +92,6 @@ log = logging.getLogger(__name__)
 
 MANAGED_META_KEY = "winslow_managed"
 """Job meta key every job Winslow renders carries; ``list_jobs`` adopts only those."""
-
-WATCH_TOPICS: dict[str, list[str]] = {
-    "Job": ["*"],
-    "Allocation": ["*"],
-    "Evaluation": ["*"],
-    "Node": ["*"],
-}
-"""Event stream topics the watcher follows. ``Node`` tells of a node going down before
-Nomad marks its allocations; it needs ``node:read``, and is left out where that is refused."""
-
-LIVE_CLIENT_STATUSES = frozenset({"pending", "running", "unknown"})
-"""Allocation client statuses whose tasks may still run on their node."""
-
-RECONNECT_SCHEDULE_SECONDS: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-"""Pauses before reconnecting after the n-th failure in a row (the last repeats), seconds."""
-
-STREAM_FAILURES_BEFORE_FALLBACK = 3
-"""Failures in a row to open the event stream after which the watcher polls instead."""
-
-STREAM_MIN_LIFE_SECONDS = 1.0
-"""A stream that ends sooner without a frame counts as a failure (and backs off), seconds."""
-
-STREAM_RETRY_SECONDS = 300.0
-"""How long the watcher stays on blocking queries before trying the event stream again."""
-
-BLOCKING_WAIT_SECONDS = 30.0
-"""``wait`` of the fallback blocking query; also the longest a fallback watcher takes to
-notice ``stop``, seconds."""
 
 NODE_CACHE_SECONDS = 60.0
 """How long ``nodes`` reuses a node read while its ``ModifyIndex`` stays the same, seconds."""
@@ -137,8 +109,15 @@ TIMEOUT_BACKSTOP_SECONDS = 60.0
 """How long past its limit a host stage may run before the backend stops it; stage-exec
 should have ended it by then, seconds."""
 
-STOP_JOIN_SECONDS = 2.0
-"""How long ``stop`` waits for the watcher thread to end, seconds."""
+USAGE_INTERVAL_SECONDS = 15.0
+"""Least time between two usage samples of one run the engine takes from Nomad, seconds.
+Each sample is a request a server forwards to the run's node; a point every 15 s still
+draws an hours-long stage in detail (the local backend samples every 5 s: no request)."""
+
+USAGE_REQUESTS_PER_SECOND = 5.0
+"""Most usage samples per second the engine takes from Nomad for all runs together: past
+75 running runs each run's interval stretches (200 runs: 40 s; 1,000: 200 s), so the
+load stays flat."""
 
 
 class NomadBackend:
@@ -155,6 +134,10 @@ class NomadBackend:
     ``lost_retries(spec)`` is how often the stage may run again after its node was lost;
     the jobspec records it in the job's meta, while Nomad itself never places a lost run
     again (the engine starts a new run instead). Default 0.
+
+    ``cached=False`` reads Nomad on every ``status`` and ``usage`` call, never ``stale``,
+    and has the engine sample usage every 5 s: how Winslow used Nomad before it kept
+    answers (``bench/nomad_load.py`` measures both).
     """
 
     name = "nomad"
@@ -168,12 +151,27 @@ class NomadBackend:
         config: NomadConfig,
         client: NomadClient | None = None,
         lost_retries: Callable[[RunSpec], int] | None = None,
+        *,
+        cached: bool = True,
     ) -> None:
         self.config = config
         self.client = client or NomadClient(config)
         self._lost_retries = lost_retries or (lambda spec: 0)
         self._lock = threading.Lock()
-        self._watcher: _Watcher | None = None
+        self._watcher: Watcher | None = None
+        self.cached = cached
+        """Answer from what the event stream keeps current (``jobcache.py``)."""
+        self.stale_reads = cached
+        """Let any server answer reads that may lag (``?stale=true``)."""
+        self.cache = JobCache()
+        self.usage_interval_seconds = (
+            USAGE_INTERVAL_SECONDS if cached else defaults.USAGE_SAMPLE_SECONDS
+        )
+        """Least seconds between two usage samples of one run (the engine's sampler)."""
+        self.usage_requests_per_second: float | None = USAGE_REQUESTS_PER_SECOND if cached else None
+        """Most usage samples per second for all runs together; None: no bound."""
+        self.sweeps = 0
+        """How many quiet sweeps checked the kept jobs against Nomad's lists."""
         self._node_cache: dict[str, tuple[int, float, NodeInfo]] = {}
         self.resyncs = 0
         """How many times the watcher listed every job (at start and after lost events)."""
@@ -192,7 +190,7 @@ class NomadBackend:
         with self._lock:
             if self._watcher is not None:
                 raise RuntimeError("NomadBackend.start called twice without stop")
-            self._watcher = _Watcher(self, on_event)
+            self._watcher = Watcher(self, on_event)
             self._watcher.thread.start()
         log.info(
             "nomad backend: watching jobs %s* in namespace %s at %s",
@@ -236,6 +234,7 @@ class NomadBackend:
         except ConflictError:
             log.debug("job %s: already registered with Nomad; not submitting it again", spec.job_id)
             return
+        self.cache.invalidate(spec.job_id)  # the next read must see the job: the leader's
         log.info(
             "job %s: registered with Nomad at %s (evaluation %s)",
             spec.job_id,
@@ -247,29 +246,112 @@ class NomadBackend:
 
     def status(self, job_id: str) -> JobStatus | None:
         """Return the job's status from its allocations and evaluations, or None when
-        Nomad does not know the job (never submitted, or purged)."""
-        job, _ = self.client.jobs.read(job_id)
-        if job is None:
-            return None
-        allocs, _ = self.client.jobs.allocations(job_id)
-        evals, _ = self.client.jobs.evaluations(job_id)
+        Nomad does not know the job (never submitted, or purged).
+
+        Judged with the current time from what the backend keeps of the job while no
+        change was heard of since (see the module docstring), else from a fresh read.
+        A run lost past the grace, or past its time limit, has its job stopped here, and
+        only after a fresh read says so too.
+        """
         now = datetime.now(UTC)
-        latest = latest_allocation(allocs)
-        away = self._unreachable(latest)
+        kept = self._kept(job_id)
+        if kept is not None:
+            status, act = self._judge(job_id, kept, now)
+            if not act:
+                return status
+            self.cache.invalidate(job_id)  # before stopping a job, ask the leader
+        snapshot = self._read(job_id)
+        if snapshot is None:
+            return None
+        status, act = self._judge(job_id, snapshot, now)
+        if not act:
+            return status
+        if snapshot.unreachable is not None:
+            return self._stop_lost(job_id, status)
+        self._stop_timed_out(snapshot.job)
+        return status
+
+    def _streaming(self) -> bool:
+        watcher = self._watcher
+        return watcher is not None and watcher.streaming
+
+    def _kept(self, job_id: str) -> Snapshot | None:
+        """What is kept of ``job_id`` where it may answer: with the cache on, the event
+        stream open and no change heard of since it was read. Sweeps when one is due."""
+        if not self.cached or not self._streaming():
+            return None
+        self._sweep()
+        return self.cache.current(job_id)
+
+    def _read(self, job_id: str) -> Snapshot | None:
+        """Read the job, its allocations and evaluations (and keep them); None when Nomad
+        does not know the job.
+
+        A stale read (any server) whose index falls short of what the change that made
+        the job stale needs (``jobcache.Need``) is repeated at the leader, and so is a
+        stale "no such job": a follower may not have a new job yet.
+        """
+        ticket = self.cache.begin(job_id) if self.cached else Ticket(0, CONSISTENT)
+        need = ticket.need
+        stale = self.stale_reads and self._streaming() and not need.consistent
+        job, job_index = self.client.jobs.read(job_id, stale=stale)
+        if stale and (job is None or job_index < need.job):
+            job, job_index = self.client.jobs.read(job_id)
+        if job is None:
+            self.cache.forget(job_id)
+            return None
+        allocs, allocs_index = self.client.jobs.allocations(job_id, stale=stale)
+        if stale and allocs_index < need.allocs:
+            allocs, allocs_index = self.client.jobs.allocations(job_id)
+        evals, evals_index = self.client.jobs.evaluations(job_id, stale=stale)
+        if stale and evals_index < need.evals:
+            evals, evals_index = self.client.jobs.evaluations(job_id)
+        away = self._unreachable(latest_allocation(allocs))
+        snapshot = Snapshot(job, allocs, evals, away, (job_index, allocs_index, evals_index))
+        if self.cached:
+            self.cache.store(job_id, snapshot, ticket)
+        return snapshot
+
+    def _judge(self, job_id: str, snapshot: Snapshot, now: datetime) -> tuple[JobStatus, bool]:
+        """The job's status at ``now`` by what ``snapshot`` holds, and whether its job is
+        to be stopped: lost past the grace, or past its time limit."""
         status = job_status(
             job_id,
-            allocs,
-            evals,
+            snapshot.allocs,
+            snapshot.evals,
             now,
-            job=job,
-            unreachable=away,
+            job=snapshot.job,
+            unreachable=snapshot.unreachable,
             lost_after=self.config.lost_after_seconds,
         )
-        if away is None and status.state is JobState.RUNNING and not job.get("Stop"):
-            self._enforce_timeout(job, latest, now)
-        if away is not None and status.state is JobState.LOST and not job.get("Stop"):
-            return self._stop_lost(job_id, status)
-        return status
+        if snapshot.job.get("Stop"):
+            return status, False
+        if snapshot.unreachable is not None:
+            return status, status.state is JobState.LOST
+        latest = latest_allocation(snapshot.allocs)
+        timed_out = status.state is JobState.RUNNING and _past_limit(snapshot.job, latest, now)
+        return status, timed_out
+
+    def _sweep(self) -> None:
+        """Once every ``jobcache.QUIET_SWEEP_SECONDS``, list our jobs and the namespace's
+        allocations (two requests, any server) and read again every kept job they show
+        changed without an event reaching us (``JobCache.changed``)."""
+        if not self.cache.claim_sweep():
+            return
+        try:
+            jobs, _ = self.client.jobs.list(self.config.job_prefix, stale=True)
+            allocs, _ = self.client.allocations.list(task_states=False, stale=True)
+        except BackendError as exc:
+            log.debug("nomad backend: quiet sweep skipped: %s", exc.message)
+            return
+        self.sweeps += 1
+        changed = self.cache.changed(jobs, allocs)
+        for job_id in changed:
+            self.cache.invalidate(job_id)
+        if changed:
+            log.debug(
+                "nomad backend: %d jobs changed without an event; reading them again", len(changed)
+            )
 
     def _unreachable(self, alloc: NomadAllocationStub | None) -> datetime | None:
         """When ``alloc``'s node stopped answering (``status.unreachable_since``); None
@@ -301,8 +383,10 @@ class NomadBackend:
             self.client.jobs.deregister(job_id, purge=False)
         except BackendError as exc:
             log.warning("job %s: could not stop it in Nomad: %s", job_id, exc.message)
+            self.cache.invalidate(job_id)
             reason = f"{status.reason}; stopping its job in Nomad failed, trying again"
             return replace(status, state=JobState.RUNNING, ended_at=None, reason=reason)
+        self.cache.invalidate(job_id)
         log.warning(
             "job %s: %s; stopped it in Nomad so that its stage cannot also finish there "
             "when the node returns",
@@ -311,30 +395,22 @@ class NomadBackend:
         )
         return status
 
-    def _enforce_timeout(
-        self, job: NomadJob, alloc: NomadAllocationStub | None, now: datetime
-    ) -> None:
-        """Stop a run past its time limit, which Nomad itself cannot enforce.
-
-        ``stage-exec`` ends a host stage at its limit itself; this is the backstop for
-        it and the only limit a container stage has. The stopped run then reads as
-        FAILED "timed out after N s" (``status.job_status``), after a restart too.
-        """
-        timeout = timeout_of(job)
-        started = main_started_at(alloc)
-        if timeout is None or started is None:
-            return
-        grace = 0.0 if _main_driver(job) == "docker" else TIMEOUT_BACKSTOP_SECONDS
-        if (now - started).total_seconds() < timeout + grace:
-            return
+    def _stop_timed_out(self, job: NomadJob) -> None:
+        """Stop a run past its time limit (``_past_limit``), which Nomad itself cannot
+        enforce. The stopped run then reads as FAILED "timed out after N s"
+        (``status.job_status``), after a restart too."""
+        job_id = job.get("ID", "")
         log.warning(
-            "job %s: ran past its time limit of %d s; stopping it in Nomad", job.get("ID"), timeout
+            "job %s: ran past its time limit of %d s; stopping it in Nomad",
+            job_id,
+            timeout_of(job),
         )
-        self.client.jobs.deregister(job.get("ID", ""), purge=False)
+        self.client.jobs.deregister(job_id, purge=False)
+        self.cache.invalidate(job_id)
 
     def list_jobs(self) -> list[JobStatus]:
         """Return the status of every job of ours Nomad still has, in job ID order."""
-        stubs, _ = self.client.jobs.list(self.config.job_prefix)
+        stubs, _ = self.client.jobs.list(self.config.job_prefix, stale=self.stale_reads)
         statuses: list[JobStatus] = []
         for stub in sorted(stubs, key=lambda s: s.get("ID", "")):
             if not self.is_managed(stub):
@@ -348,14 +424,16 @@ class NomadBackend:
         """Return the run's log from byte ``offset``, as far as it is written now.
 
         The log is the allocation's ``alloc/logs/winslow.log``: the timestamped lines
-        ``stage-in`` and ``winslow stage-exec`` (the stage's stdout and stderr) write, the
-        very file ``stage-out`` archives, so an offset stays valid when the caller goes
-        on in the archive. (A container stage's own output joins it only at stage-out;
-        the task's raw stdout, ``client_fs.logs``, would not line up with the archive.)
-        Read with ``/v1/client/fs/readat``, in chunks, up to ``LOG_READ_MAX_BYTES``.
-        Returns ``b""`` before the allocation exists and once it is gone (collected, or
-        its node down): the archive has the log then. Raises ``NomadPermissionError`` when
-        the token lacks ``read-fs`` (logged once at WARNING).
+        ``stage-in`` writes, then the stage's stdout and stderr as they come, from
+        ``winslow stage-exec`` around a host stage or, for a container stage, from the
+        ``stage-follow`` sidecar that reads them from Nomad's own log files of the task
+        (``node/follow.py``). It is the very file ``stage-out`` archives, after adding
+        what the sidecar had not copied yet, so an offset stays valid when the caller
+        goes on in the archive. (The task's raw stdout, ``client_fs.logs``, would not
+        line up with the archive.) Read with ``/v1/client/fs/readat``, in chunks, up to
+        ``LOG_READ_MAX_BYTES``. Returns ``b""`` before the allocation exists and once it
+        is gone (collected, or its node down): the archive has the log then. Raises
+        ``NomadPermissionError`` when the token lacks ``read-fs`` (logged once at WARNING).
         """
         allocs, _ = self.client.jobs.allocations(job_id)
         alloc = latest_allocation(allocs)
@@ -389,8 +467,13 @@ class NomadBackend:
     def usage(self, job_id: str) -> UsageSample | None:
         """Return what the run's ``main`` task uses now, as its node measures it
         (``/v1/client/allocation/:id/stats``, see ``status.usage_of``); None unless the
-        latest allocation runs its ``main`` task."""
-        allocs, _ = self.client.jobs.allocations(job_id)
+        latest allocation runs its ``main`` task. The allocation is the kept one while
+        nothing changed (then the stats are the only request)."""
+        kept = self._kept(job_id)
+        if kept is not None:
+            allocs = kept.allocs
+        else:
+            allocs, _ = self.client.jobs.allocations(job_id, stale=self.stale_reads)
         alloc = latest_allocation(allocs)
         if alloc is None or alloc.get("ClientStatus") != "running":
             return None
@@ -406,7 +489,7 @@ class NomadBackend:
         A node is read again only when its ``ModifyIndex`` changed or its cached read is
         older than ``NODE_CACHE_SECONDS``.
         """
-        stubs, _ = self.client.nodes.list()
+        stubs, _ = self.client.nodes.list(stale=self.stale_reads)
         now = time.monotonic()
         infos: list[NodeInfo] = []
         live: set[str] = set()
@@ -422,7 +505,7 @@ class NomadBackend:
             ):
                 infos.append(cached[2])
                 continue
-            node, _ = self.client.nodes.read(node_id)
+            node, _ = self.client.nodes.read(node_id, stale=self.stale_reads)
             if node is None:
                 continue  # deregistered between the list and the read
             info = node_info(node)
@@ -443,6 +526,7 @@ class NomadBackend:
         poststop ``stage-out`` still archives the log, and the status turns CANCELLED.
         Cancelling an unknown or ended job does nothing harmful."""
         response = self.client.jobs.deregister(job_id, purge=False)
+        self.cache.invalidate(job_id)
         if response is not None:
             log.info("job %s: stopped in Nomad (evaluation %s)", job_id, response.get("EvalID"))
 
@@ -460,6 +544,7 @@ class NomadBackend:
                 "stop before removing it."
             )
         self.client.jobs.deregister(job_id, purge=True)
+        self.cache.forget(job_id)
         log.info("job %s: purged from Nomad", job_id)
 
     # Helpers -----------------------------------------------------------------------------
@@ -471,287 +556,21 @@ class NomadBackend:
         if "Meta" in stub:
             meta = stub.get("Meta") or {}
         else:
-            job, _ = self.client.jobs.read(stub.get("ID", ""))
+            job, _ = self.client.jobs.read(stub.get("ID", ""), stale=self.stale_reads)
             meta = (job or {}).get("Meta") or {}
         return meta.get(MANAGED_META_KEY, "").lower() in ("true", "1", "yes")
 
 
-class _Watcher:
-    """One watcher thread and its place in Nomad's event stream, from one ``start``.
-
-    A fresh one per ``start``, so a watcher that outlives its ``stop`` (blocked in a
-    fallback query) can never report to, or share an index with, a later one.
-    """
-
-    def __init__(self, backend: NomadBackend, on_event: JobEventCallback) -> None:
-        self.backend = backend
-        self._on_event = on_event
-        self._lock = threading.Lock()
-        self.stopped = threading.Event()
-        self._close_stream: Callable[[], None] | None = None
-        self.frame_index = 0
-        """Index of the last event frame handled; a resumed stream must start with it."""
-        self.sync_index = 0
-        """Index of the last resync; a stream with no frame yet starts after it."""
-        self.topics = dict(WATCH_TOPICS)
-        """The topics followed; ``Node`` goes where the token may not read nodes."""
-        self.thread = threading.Thread(target=self.run, name="winslow-nomad-events", daemon=True)
-
-    def stop(self) -> None:
-        """End the watcher: close its stream (waking its thread) and wait briefly."""
-        with self._lock:
-            self.stopped.set()
-            close = self._close_stream
-        if close is not None:
-            close()
-        if self.thread is not threading.current_thread():
-            self.thread.join(timeout=STOP_JOIN_SECONDS)
-
-    def run(self) -> None:
-        failures = 0  # failures in a row, of any kind: they set the reconnect pause
-        stream_failures = 0  # failures in a row to open the stream
-        fallback_until = 0.0
-        resync = True
-        alloc_index = 0
-        seen: dict[str, int] = {}
-        while not self.stopped.is_set():
-            try:
-                if resync:
-                    self._resync()
-                    resync = False
-                if time.monotonic() < fallback_until:
-                    alloc_index = self._poll_allocations(alloc_index, seen)
-                    failures = 0
-                    continue
-                try:
-                    frames = self._open_stream()
-                except BackendError as exc:
-                    if self._without_node_topic(exc):
-                        continue
-                    stream_failures += 1
-                    permanent = not isinstance(exc, BackendUnavailableError)
-                    if not permanent and stream_failures < STREAM_FAILURES_BEFORE_FALLBACK:
-                        raise
-                    log.warning(
-                        "nomad backend: the event stream is unavailable (%s); following "
-                        "allocations with blocking queries for %.0f s",
-                        exc.message,
-                        STREAM_RETRY_SECONDS,
-                    )
-                    fallback_until = time.monotonic() + STREAM_RETRY_SECONDS
-                    stream_failures = 0
-                    continue
-                stream_failures = 0
-                opened = time.monotonic()
-                got_frame = False
-                for frame in frames:
-                    got_frame = True
-                    failures = 0
-                    if not self._handle_frame(frame):
-                        resync = True
-                        break
-                brief = time.monotonic() - opened < STREAM_MIN_LIFE_SECONDS
-                if brief and not got_frame and not resync and not self.stopped.is_set():
-                    # Reopening at once would spin against an agent that ends every stream.
-                    raise BackendUnavailableError("Nomad ended the event stream at once")
-            except BackendError as exc:
-                if self.stopped.is_set():
-                    break
-                delay = RECONNECT_SCHEDULE_SECONDS[
-                    min(failures, len(RECONNECT_SCHEDULE_SECONDS) - 1)
-                ]
-                failures += 1
-                log.warning(
-                    "nomad backend: %s; reconnecting in %.1f s from index %d",
-                    exc.message,
-                    delay,
-                    self.frame_index or self.sync_index,
-                )
-                self.stopped.wait(delay)
-            except Exception:  # the watcher must outlive a surprise; the engine polls too
-                log.exception("nomad backend: the event watcher failed; restarting it")
-                self.stopped.wait(RECONNECT_SCHEDULE_SECONDS[-1])
-            finally:
-                with self._lock:
-                    self._close_stream = None
-        log.debug("nomad backend: event watcher stopped")
-
-    def _open_stream(self) -> _Frames:
-        """Open the event stream where the last one left off."""
-        if self.frame_index:
-            # Ask for the last frame again: getting exactly it back proves nothing is lost.
-            index, check = self.frame_index, True
-        else:
-            index, check = (self.sync_index + 1 if self.sync_index else 0), False
-        stream = self.backend.client.events.stream(self.topics, index=index)
-        with self._lock:
-            if self.stopped.is_set():
-                stream.close()
-                return _Frames(iter(()), index, check)
-            self._close_stream = stream.close
-        return _Frames(stream, index, check)
-
-    def _handle_frame(self, frame: _Frame) -> bool:
-        """Report the jobs a frame touched; False when the stream skipped events."""
-        index = frame.frame.get("Index", 0)
-        if frame.first and frame.check:
-            if index == frame.requested:
-                return True  # the frame we handled before the break
-            log.warning(
-                "nomad backend: Nomad no longer holds event index %d (the stream resumed at "
-                "%d); listing every job so no change is missed",
-                frame.requested,
-                index,
-            )
-            self.frame_index = 0
-            return False
-        events = frame.frame.get("Events") or []
-        job_ids = {
-            job_id
-            for event in events
-            if (job_id := _job_id(event)) is not None
-            and job_id.startswith(self.backend.config.job_prefix)
-        }
-        moved = [
-            node_id
-            for event in events
-            if event.get("Topic") == "Node" and (node_id := self._node_moved(event)) is not None
-        ]
-        if moved:
-            job_ids |= self._jobs_on(set(moved))
-        for job_id in sorted(job_ids):
-            self._emit(job_id)
-        self.frame_index = max(self.frame_index, index)
-        return True
-
-    def _resync(self) -> None:
-        """Report every job of ours, and remember the index the list was taken at."""
-        jobs, index = self.backend.client.jobs.list(self.backend.config.job_prefix)
-        if "Node" in self.topics:
-            try:
-                nodes, _ = self.backend.client.nodes.list()
-            except BackendUnavailableError:
-                raise
-            except BackendError as exc:
-                log.debug("nomad backend: nodes not listed: %s", exc.message)
-                nodes = []
-            for node in nodes:
-                self.backend._node_status[node.get("ID", "")] = node.get("Status", "")
-        self.backend.resyncs += 1
-        self.sync_index = index
-        self.frame_index = 0
-        for stub in jobs:
-            if self.backend.is_managed(stub):
-                self._emit(stub["ID"])
-
-    def _node_moved(self, event: NomadEvent) -> str | None:
-        """Note a node's status from a Node event; its ID when that status changed (a node
-        first heard of counts as having been ``ready``)."""
-        node = (event.get("Payload") or {}).get("Node") or {}
-        node_id, status = str(node.get("ID") or event.get("Key") or ""), node.get("Status")
-        if not node_id or not isinstance(status, str):
-            return None
-        before = self.backend._node_status.get(node_id, "ready")
-        self.backend._node_status[node_id] = status
-        return node_id if status != before else None
-
-    def _jobs_on(self, node_ids: set[str]) -> set[str]:
-        """Our jobs with an allocation that may still run on one of ``node_ids``."""
-        allocs, _ = self.backend.client.allocations.list(task_states=False)
-        return {
-            alloc.get("JobID", "")
-            for alloc in allocs
-            if alloc.get("NodeID") in node_ids
-            and alloc.get("ClientStatus") in LIVE_CLIENT_STATUSES
-            and alloc.get("JobID", "").startswith(self.backend.config.job_prefix)
-        }
-
-    def _without_node_topic(self, exc: BackendError) -> bool:
-        """Follow the stream without the Node topic when Nomad refused it for want of
-        ``node:read``; True when the watcher should open the stream again at once."""
-        if not isinstance(exc, NomadPermissionError) or "Node" not in self.topics:
-            return False
-        del self.topics["Node"]
-        log.warning(
-            "nomad backend: the event stream with the Node topic was refused (%s); "
-            "following it without: a node that stops answering shows once Nomad marks its "
-            "allocations unknown. Give the token node:read to see it at once",
-            exc.message,
-        )
-        return True
-
-    def _poll_allocations(self, index: int, seen: dict[str, int]) -> int:
-        """One blocking query on the namespace's allocations; report our jobs that changed."""
-        allocs, last = self.backend.client.allocations.list(
-            index=index or None, wait=BLOCKING_WAIT_SECONDS, task_states=False
-        )
-        changed: set[str] = set()
-        for alloc in allocs:
-            job_id = alloc.get("JobID", "")
-            if not job_id.startswith(self.backend.config.job_prefix):
-                continue
-            modified = alloc.get("ModifyIndex", 0)
-            if seen.get(alloc.get("ID", "")) != modified:
-                seen[alloc.get("ID", "")] = modified
-                changed.add(job_id)
-        for job_id in sorted(changed):
-            self._emit(job_id)
-        # Nomad's advice: an index that goes backwards (a restored snapshot) starts over.
-        return last if last >= index else 0
-
-    def _emit(self, job_id: str) -> None:
-        with self._lock:
-            if self.stopped.is_set():
-                return
-            # Under the lock: once ``stop`` returns, no call is under way or follows.
-            try:
-                self._on_event(job_id)
-            except Exception:
-                log.exception("job %s: the on_event callback failed", job_id)
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """One frame read from a stream, with what is needed to check a resume."""
-
-    frame: NomadEventFrame
-    requested: int
-    first: bool
-    check: bool
-
-
-class _Frames:
-    """The frames of one opened stream, marking the first so a resume can be checked."""
-
-    def __init__(self, frames: Iterator[NomadEventFrame], requested: int, check: bool) -> None:
-        self._frames = frames
-        self._requested = requested
-        self._check = check
-        self._first = True
-
-    def __iter__(self) -> _Frames:
-        return self
-
-    def __next__(self) -> _Frame:
-        frame = next(self._frames)
-        first, self._first = self._first, False
-        return _Frame(frame, self._requested, first, self._check)
-
-
-def _job_id(event: NomadEvent) -> str | None:
-    """The ID of the job an event is about."""
-    topic = event.get("Topic")
-    payload = event.get("Payload") or {}
-    if topic == "Job":
-        return event.get("Key") or (payload.get("Job") or {}).get("ID")
-    for key in ("Allocation", "Evaluation", "Deployment"):
-        if topic == key:
-            job_id = (payload.get(key) or {}).get("JobID")
-            if job_id:
-                return str(job_id)
-            keys = event.get("FilterKeys") or []
-            return keys[0] if keys else None
-    return None
+def _past_limit(job: NomadJob, alloc: NomadAllocationStub | None, now: datetime) -> bool:
+    """Whether the run's ``main`` task has run past its time limit by ``now``: at once for
+    a container stage, whose only limit this is; ``TIMEOUT_BACKSTOP_SECONDS`` later for a
+    host stage, which ``stage-exec`` should have ended at its limit itself."""
+    timeout = timeout_of(job)
+    started = main_started_at(alloc)
+    if timeout is None or started is None:
+        return False
+    grace = 0.0 if _main_driver(job) == "docker" else TIMEOUT_BACKSTOP_SECONDS
+    return (now - started).total_seconds() >= timeout + grace
 
 
 def _main_driver(job: NomadJob) -> str | None:

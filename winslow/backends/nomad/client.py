@@ -19,6 +19,13 @@ Third-party errors stop here: an unreachable agent or a 5xx after the retries be
 ``BackendUnavailableError`` naming ``NOMAD_ADDR``, a refused token ``BackendError``, a job
 Nomad will not take ``SubmitRejectedError``, and a 404 that means "gone" an empty answer.
 The token travels in the ``X-Nomad-Token`` header only and is never logged.
+
+Reads that a follower may answer take ``stale=True`` (Nomad's ``?stale``): any server
+answers from its own state instead of forwarding to the leader, which spreads the load
+but may lag behind the leader by a little; the caller decides where that is safe (see
+``jobcache.py``). Every request is logged at DEBUG, once, by this module: httpx's own
+"HTTP Request" line (INFO on the ``httpx`` logger) is dropped for the calls made here, so
+a server at INFO shows what a person acts on, not one line per request.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import base64
 import builtins
 import codecs
 import contextlib
+import contextvars
 import json
 import logging
 import socket
@@ -99,6 +107,22 @@ ENFORCE_INDEX_ERROR = "Enforcing job modify index"
 """Prefix of Nomad's error when a check-and-set register finds the job exists
 (``api.RegisterEnforceIndexErrPrefix``); Nomad answers it with a plain 500."""
 
+_SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("nomad_sending", default=False)
+"""True while this module sends a request, so httpx's line about it can be told apart."""
+
+
+class _WithoutHttpxRequestLines(logging.Filter):
+    """Drops the INFO line httpx logs for each request (``HTTP Request: GET ...``) when
+    the request is one of ours; ``NomadClient._send`` logs it at DEBUG instead. Other
+    users of httpx in the process keep their lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_SENDING.get() and str(record.msg).startswith("HTTP Request:"))
+
+
+# A filter on the logger itself sees only what httpx logs there, whatever the handlers.
+logging.getLogger("httpx").addFilter(_WithoutHttpxRequestLines())
+
 LogType = Literal["stdout", "stderr"]
 ParamValue = str | int | bool | None
 Params = Mapping[str, ParamValue] | Sequence[tuple[str, ParamValue]]
@@ -168,23 +192,17 @@ class NomadClient:
         stream: bool = False,
         read_timeout: float | None = None,
         retry: bool | None = None,
+        stale: bool = False,
     ) -> httpx.Response:
-        """Send one request with namespace, region and blocking-query parameters.
+        """Send one request with namespace, region and blocking-query parameters; with
+        ``stale``, any server may answer (``?stale=true``).
 
         Returns the response whatever its status (streamed, unread, with ``stream``);
         raises ``BackendUnavailableError`` when Nomad does not answer at all.
         """
-        query: list[tuple[str, str | int | float | bool | None]] = [
-            ("namespace", self.config.namespace)
-        ]
-        if self.config.region:
-            query.append(("region", self.config.region))
-        pairs = params.items() if isinstance(params, Mapping) else (params or ())
-        for key, value in pairs:
-            if value is None:
-                continue
-            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-            query.append((key, text))
+        query = self._query(params)
+        if stale:
+            query.append(("stale", "true"))
         if index is not None:
             query.append(("index", str(index)))
         if wait is not None:
@@ -204,8 +222,19 @@ class NomadClient:
         request = self._http.build_request(
             method, path, params=query, json=body, timeout=timeout, extensions=extensions
         )
+        started = time.monotonic()
+        token = _SENDING.set(True)
         try:
-            return self._http.send(request, stream=stream)
+            response = self._http.send(request, stream=stream)
+            log.debug(
+                "%s %s%s -> %d in %.0f ms",
+                method,
+                path,
+                " (stale)" if stale else "",
+                response.status_code,
+                (time.monotonic() - started) * 1000,
+            )
+            return response
         except httpx.TimeoutException as exc:
             raise BackendUnavailableError(
                 f"Nomad at {self.address} (NOMAD_ADDR) did not answer {method} {path} in time "
@@ -220,6 +249,23 @@ class NomadClient:
                 f"{exc or type(exc).__name__}. Check that Nomad runs there; the engine tries "
                 "again later."
             ) from exc
+        finally:
+            _SENDING.reset(token)
+
+    def _query(self, params: Params | None) -> list[tuple[str, str | int | float | bool | None]]:
+        """Namespace, region and ``params`` as query pairs; bools as Go writes them."""
+        query: list[tuple[str, str | int | float | bool | None]] = [
+            ("namespace", self.config.namespace)
+        ]
+        if self.config.region:
+            query.append(("region", self.config.region))
+        pairs = params.items() if isinstance(params, Mapping) else (params or ())
+        for key, value in pairs:
+            if value is None:
+                continue
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            query.append((key, text))
+        return query
 
     def _read(
         self,
@@ -229,9 +275,10 @@ class NomadClient:
         index: int | None = None,
         wait: float | None = None,
         missing: Any = None,
+        stale: bool = False,
     ) -> tuple[Any, int]:
         """GET ``path`` and return its JSON and index; ``missing`` instead on a 404."""
-        response = self._send("GET", path, params=params, index=index, wait=wait)
+        response = self._send("GET", path, params=params, index=index, wait=wait, stale=stale)
         if response.status_code == 404:
             return missing, index_of(response)
         if not response.is_success:
@@ -310,35 +357,64 @@ class Jobs:
             raise SubmitRejectedError(f"Nomad rejected job {job_id}: {cut(text)}")
         raise self._client._error(response, f"POST /v1/jobs ({job_id})")
 
-    def read(self, job_id: str) -> tuple[NomadJob | None, int]:
-        """GET /v1/job/:job_id."""
-        job, index = self._client._read(f"/v1/job/{_segment(job_id)}")
+    def read(self, job_id: str, *, stale: bool = False) -> tuple[NomadJob | None, int]:
+        """GET /v1/job/:job_id. The index is the job's ``ModifyIndex`` (the ``jobs`` table's
+        when Nomad has no such job)."""
+        job, index = self._client._read(f"/v1/job/{_segment(job_id)}", stale=stale)
         return cast(NomadJob | None, job), index
 
     def list(
-        self, prefix: str, index: int | None = None, wait: float | None = None
+        self,
+        prefix: str,
+        index: int | None = None,
+        wait: float | None = None,
+        *,
+        stale: bool = False,
     ) -> tuple[builtins.list[NomadJobListStub], int]:
         """GET /v1/jobs?prefix=:prefix (with ``meta=true``, so stubs carry the job's meta)."""
         jobs, last = self._client._read(
-            "/v1/jobs", params={"prefix": prefix, "meta": True}, index=index, wait=wait, missing=[]
+            "/v1/jobs",
+            params={"prefix": prefix, "meta": True},
+            index=index,
+            wait=wait,
+            missing=[],
+            stale=stale,
         )
         return cast(builtins.list[NomadJobListStub], jobs or []), last
 
     def allocations(
-        self, job_id: str, index: int | None = None, wait: float | None = None
+        self,
+        job_id: str,
+        index: int | None = None,
+        wait: float | None = None,
+        *,
+        stale: bool = False,
     ) -> tuple[builtins.list[NomadAllocationStub], int]:
-        """GET /v1/job/:job_id/allocations."""
+        """GET /v1/job/:job_id/allocations. The index is the ``allocs`` table's."""
         allocs, last = self._client._read(
-            f"/v1/job/{_segment(job_id)}/allocations", index=index, wait=wait, missing=[]
+            f"/v1/job/{_segment(job_id)}/allocations",
+            index=index,
+            wait=wait,
+            missing=[],
+            stale=stale,
         )
         return cast(builtins.list[NomadAllocationStub], allocs or []), last
 
     def evaluations(
-        self, job_id: str, index: int | None = None, wait: float | None = None
+        self,
+        job_id: str,
+        index: int | None = None,
+        wait: float | None = None,
+        *,
+        stale: bool = False,
     ) -> tuple[builtins.list[NomadEvaluation], int]:
-        """GET /v1/job/:job_id/evaluations."""
+        """GET /v1/job/:job_id/evaluations. The index is the ``evals`` table's."""
         evals, last = self._client._read(
-            f"/v1/job/{_segment(job_id)}/evaluations", index=index, wait=wait, missing=[]
+            f"/v1/job/{_segment(job_id)}/evaluations",
+            index=index,
+            wait=wait,
+            missing=[],
+            stale=stale,
         )
         return cast(builtins.list[NomadEvaluation], evals or []), last
 
@@ -366,6 +442,7 @@ class Allocations:
         wait: float | None = None,
         *,
         task_states: bool = True,
+        stale: bool = False,
     ) -> tuple[builtins.list[NomadAllocationStub], int]:
         """GET /v1/allocations (every allocation of the namespace; ``prefix`` would match
         allocation IDs, not job IDs, so callers filter by ``JobID`` themselves)."""
@@ -375,6 +452,7 @@ class Allocations:
             index=index,
             wait=wait,
             missing=[],
+            stale=stale,
         )
         return cast(builtins.list[NomadAllocationStub], allocs or []), last
 
@@ -421,15 +499,17 @@ class Nodes:
         self._client = client
 
     def list(
-        self, index: int | None = None, wait: float | None = None
+        self, index: int | None = None, wait: float | None = None, *, stale: bool = False
     ) -> tuple[builtins.list[NomadNodeStub], int]:
         """GET /v1/nodes."""
-        nodes, last = self._client._read("/v1/nodes", index=index, wait=wait, missing=[])
+        nodes, last = self._client._read(
+            "/v1/nodes", index=index, wait=wait, missing=[], stale=stale
+        )
         return cast(builtins.list[NomadNodeStub], nodes or []), last
 
-    def read(self, node_id: str) -> tuple[NomadNode | None, int]:
+    def read(self, node_id: str, *, stale: bool = False) -> tuple[NomadNode | None, int]:
         """GET /v1/node/:node_id."""
-        node, index = self._client._read(f"/v1/node/{_segment(node_id)}")
+        node, index = self._client._read(f"/v1/node/{_segment(node_id)}", stale=stale)
         return cast(NomadNode | None, node), index
 
 

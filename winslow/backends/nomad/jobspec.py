@@ -44,6 +44,7 @@ from winslow.backends.nomad.jobschema import (
 )
 from winslow.backends.nomad.jobtemplate import jobspecs_dir, load_template
 from winslow.errors import SubmitRejectedError
+from winslow.pipeline.interpolate import resolve_node_paths
 
 if TYPE_CHECKING:
     from winslow.backends.base import RunSpec
@@ -58,6 +59,8 @@ JOB_PRIORITY = 50
 MAIN_TASK = "main"
 STAGE_IN_TASK = "stage-in"
 STAGE_OUT_TASK = "stage-out"
+FOLLOW_TASK = "stage-follow"
+"""The sidecar of a container stage that copies its output into the run's log live."""
 
 SECOND_NS = 1_000_000_000
 """Nanoseconds in a second: Nomad's JSON API takes every duration in nanoseconds."""
@@ -86,6 +89,11 @@ TOOLS_KILL_TIMEOUT_SECONDS = 5
 TOOLS_CPU_MHZ = 200
 TOOLS_MEMORY_MB = 512
 """What the stage-in and stage-out tasks reserve: Python, boto3 and a transfer's buffers."""
+
+FOLLOW_CPU_MHZ = 100
+FOLLOW_MEMORY_MB = 256
+"""What ``stage-follow`` reserves: Python and a megabyte of output at a time. Generous on
+memory: a sidecar killed for its memory would make Nomad stop the stage too."""
 
 MAIN_LOG_MAX_FILES = 10
 MAIN_LOG_MAX_FILE_MB = 50
@@ -140,7 +148,6 @@ _GO_NUMBER = re.compile(
     re.IGNORECASE,
 )
 _TEMPLATE_PATH = re.compile(r"[A-Za-z0-9._~@/-]+")
-_NODE_TOKENS = ("${WINSLOW_WORKSPACE}", "${WINSLOW_INPUTS}")
 _OWN_ENV = frozenset({"WINSLOW_WORKSPACE", "WINSLOW_INPUTS"})
 
 HOST_COMMANDS_HINT = (
@@ -231,6 +238,7 @@ def _render_text(
         "affinity_weight": AFFINITY_WEIGHT,
         "stage_in": _tool_task(spec, config, own, STAGE_IN_TASK),
         "main": _main_task(spec, config, own),
+        "follow": _follow_task(spec, config, own),
         "stage_out": _tool_task(spec, config, own, STAGE_OUT_TASK),
     }
     return load_template(jobspecs_dir(config)).render(context)
@@ -340,8 +348,8 @@ def _container_launch(spec: RunSpec, image: str, user_env: dict[str, str]) -> _S
     workspace = f"{CONTAINER_ALLOC_DIR}/{WORKSPACE_DIR}"
     inputs = f"{CONTAINER_ALLOC_DIR}/{INPUTS_DIR}"
     # The container's paths are known now, so references resolve here.
-    user_env = {k: _resolve_tokens(v, workspace, inputs) for k, v in user_env.items()}
-    argv: list[str | NodeText] = [_resolve_tokens(arg, workspace, inputs) for arg in spec.command]
+    user_env = {k: resolve_node_paths(v, workspace, inputs) for k, v in user_env.items()}
+    argv: list[str | NodeText] = [resolve_node_paths(a, workspace, inputs) for a in spec.command]
     _refuse_nul(spec, argv)
     rendered, literal = deliver_args(argv)
     driver_config: dict[str, Any] = {"image": image, "work_dir": workspace}
@@ -480,6 +488,7 @@ def _tool_task(spec: RunSpec, config: NomadConfig, own: _OwnValues, which: str) 
     return {
         "name": which,
         "hook": hook,
+        "sidecar": False,
         "driver": driver,
         "config": driver_config,
         "env": dict(own.s3_env),
@@ -489,6 +498,48 @@ def _tool_task(spec: RunSpec, config: NomadConfig, own: _OwnValues, which: str) 
         "kill_timeout": TOOLS_KILL_TIMEOUT_SECONDS * SECOND_NS,
         "vault": vault,
         "identities": identities,
+    }
+
+
+def _follow_task(spec: RunSpec, config: NomadConfig, own: _OwnValues) -> dict[str, Any] | None:
+    """A container stage's log follower: ``winslow stage-follow``; None for a host stage.
+
+    Nothing in a stage's own image writes the run's log, so this sidecar copies the
+    stage's stdout and stderr from Nomad's log files into it as they come
+    (``node/follow.py``). Nomad starts a ``poststart`` task once the main task has started,
+    and kills a sidecar once the main task is dead; a sidecar that *fails* would make
+    Nomad kill the stage (client/allocrunner/alloc_runner.go ``handleTaskStateUpdates``),
+    which is why stage-follow always exits 0. Its drain stays below its kill timeout.
+    """
+    if spec.image is None:
+        return None  # stage-exec logs a host stage's output itself
+    alloc = "${NOMAD_ALLOC_DIR}"
+    args: list[str | NodeText] = [
+        "stage-follow",
+        "--logs-dir",
+        NodeText(f"{alloc}/logs"),
+        "--task",
+        MAIN_TASK,
+        "--log",
+        NodeText(WINSLOW_LOG),
+        "--workspace",
+        NodeText(f"{alloc}/{WORKSPACE_DIR}"),
+    ]
+    rendered, _ = deliver_args(args)
+    driver, driver_config = _tool_driver(config, own, rendered, uses_cache=False)
+    return {
+        "name": FOLLOW_TASK,
+        "hook": "poststart",
+        "sidecar": True,
+        "driver": driver,
+        "config": driver_config,
+        "env": {},
+        "templates": [],
+        "cpu": FOLLOW_CPU_MHZ,
+        "memory_mb": FOLLOW_MEMORY_MB,
+        "kill_timeout": TOOLS_KILL_TIMEOUT_SECONDS * SECOND_NS,
+        "vault": None,
+        "identities": [],
     }
 
 
@@ -656,7 +707,3 @@ def _refuse_nul(spec: RunSpec, args: Sequence[str | NodeText]) -> None:
                 f"Stage '{spec.stage}' has a command argument with a NUL character, which "
                 "no process can receive; fix the stage's command."
             )
-
-
-def _resolve_tokens(text: str, workspace: str, inputs: str) -> str:
-    return text.replace(_NODE_TOKENS[0], workspace).replace(_NODE_TOKENS[1], inputs)

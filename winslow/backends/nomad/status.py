@@ -7,7 +7,11 @@ reason a person can act on, and its resource figures our ``UsageSample``.
 
 A stage run is one Nomad batch job with one task group, ``stage``, of three tasks: the
 prestart ``stage-in``, the ``main`` task that runs the stage's command, and the poststop
-``stage-out`` that publishes the workspace and archives the log. The job's latest
+``stage-out`` that publishes the workspace and archives the log; a container stage has a
+fourth, the poststart sidecar ``stage-follow`` that copies its output into the log. That
+one never decides the outcome: Nomad kills it once ``main`` is dead, which fails nothing,
+and it exits 0 on its own; only if it failed anyway would Nomad stop ``main`` with it, and
+the run fails saying so. The job's latest
 allocation (highest ``CreateIndex``: a replacement Nomad placed after a lost node
 supersedes the lost one) decides the state:
 
@@ -303,6 +307,13 @@ def _ended(
             return status(JobState.SUCCEEDED, None, 0)
         return status(JobState.FAILED, f"stage-out failed: {stage_out_why}", 0)
 
+    sibling = _failed_sibling(main, states)
+    if sibling is not None and main is not None and _was_killed(main):
+        # Nomad stops every task when one fails (alloc_runner.go handleTaskStateUpdates,
+        # TaskSiblingFailed): the stage did not fail, it was stopped for that sibling.
+        why = f"{sibling} failed: {_describe(states[sibling])}; Nomad stopped the stage with it"
+        return status(JobState.FAILED, why)
+
     main_failure = main_end[0] if main_end is not None else None
     if main_end is not None and main_failure is not None:
         reason, exit_code = _pull_hint(main_failure, node, _STAGE_PULL_HINT), main_end[1]
@@ -528,6 +539,18 @@ def _pull_hint(reason: str, node: str | None, hint: str) -> str:
     image, _, why = reason.removeprefix(_CANNOT_PULL).partition(": ")
     where = f" on node {node}" if node else ""
     return f"{_CANNOT_PULL}{image}{where}: {why}; {hint}"
+
+
+def _failed_sibling(
+    main: NomadTaskState | None, states: Mapping[str, NomadTaskState]
+) -> str | None:
+    """The task whose failure made Nomad kill ``main`` (its ``Sibling Task Failed`` event);
+    None when none did."""
+    for event in (main or {}).get("Events") or []:
+        name = event.get("FailedSibling") or ""
+        if event.get("Type") == "Sibling Task Failed" and name in states and name != MAIN_TASK:
+            return name
+    return None
 
 
 def _failed_end(state: NomadTaskState) -> bool:
