@@ -73,4 +73,4 @@ bench-data: $(STAMP)
 	$(BIN)/python bench/stage_in_cache.py --size $(SIZE)
 
 clean:
-	rm -rf $(VENV) winslow/ui/node_modules demo-data test-output .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) winslow/ui/node_modules demo-data test-output .pytest_cache .ruff_cache .mypy_cache .hypothesis

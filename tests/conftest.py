@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.winslow",
+    "tests.fixtures.seeded",
     "tests.fixtures.server",
     "tests.fixtures.postgres",
     "tests.fixtures.containers",

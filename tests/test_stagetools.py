@@ -395,6 +395,48 @@ def test_stage_out_publishes_workspace_and_merged_log(object_store, s3_env, tmp_
     ]
 
 
+def test_stage_out_adds_only_what_the_log_follower_did_not_copy(object_store, s3_env, tmp_path):
+    """A container stage's ``stage-follow`` copied part of its output live, then Nomad
+    killed it before it was done: stage-out adds the rest to the log, then archives the
+    log exactly as it is, so offsets read live hold in the archive."""
+    from winslow.node.follow import TaskLogFollower
+
+    workspace, logs = make_alloc(tmp_path)
+    log = logs / "winslow.log"
+    follower = TaskLogFollower(logs, "main", log)
+    follower.poll(budget=8)  # "frame 1\n" and "warning:" (held: no line yet)
+    follower.close()
+    live = log.read_bytes()
+    result = winslow(
+        "stage-out",
+        "--workspace",
+        str(workspace),
+        "--log-key",
+        "logs/p1/3.log",
+        "--log",
+        str(log),
+        "--logs-dir",
+        str(logs),
+        "--task",
+        "main",
+        "--merge-task-logs",
+        env=s3_env,
+    )
+    assert result.returncode == 0, result.stderr
+    archived = object_store.get_bytes("logs/p1/3.log")
+    assert archived == log.read_bytes() and archived.startswith(live)
+    assert [line.split(b" ", 1)[1] for line in archived.splitlines()] == [
+        b"winslow | workspace: 2 files from workspaces/p1/1/",
+        b"stdout | frame 1",
+        b"stdout | frame 2",
+        b"stdout | frame 3",
+        b"stdout | no newline",
+        b"stderr | warning: slow",
+        b"winslow | stage-out: archiving the log to logs/p1/3.log",
+    ]
+    assert live.endswith(b"stdout | frame 1\n")
+
+
 def test_stage_out_does_not_publish_a_stage_that_never_started(object_store, s3_env, tmp_path):
     workspace, logs = make_alloc(tmp_path, started=False)
     result = winslow(

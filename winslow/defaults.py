@@ -15,6 +15,18 @@ PROGRESS_FILE_POLL_SECONDS = 2.0
 KILL_GRACE_SECONDS = 10.0
 """Seconds a stage gets between SIGTERM and SIGKILL when killed."""
 
+FOLLOW_POLL_SECONDS = 0.25
+"""How often ``winslow stage-follow`` looks for new output of a container stage on Nomad,
+seconds: the delay before a line shows in the live log."""
+
+FOLLOW_DRAIN_SECONDS = 3.0
+"""How long ``stage-follow`` goes on reading after Nomad told it to stop, at most, seconds;
+below the tools' kill timeout. Whatever is left then, stage-out adds."""
+
+FOLLOW_QUIET_SECONDS = 0.3
+"""How long a container stage's output files must stay unchanged before ``stage-follow``
+takes them as complete, seconds; above Nomad's logmon flush interval (100 ms)."""
+
 MULTIPART_CHUNK_BYTES = 16 * 1024 * 1024
 """Part size of multipart uploads for files up to 160 GiB, bytes (grown for larger files)."""
 
@@ -39,6 +51,47 @@ PENDING_MAX_AGE_SECONDS = 7 * 24 * 3600
 
 MAX_PATH_LENGTH = 1024
 """Longest resource or workspace path accepted, characters."""
+
+MAX_KEY_BYTES = 1024
+"""Longest object key, bytes of UTF-8: S3's limit (a path's prefix in the bucket counts)."""
+
+MAX_NAME_BYTES = 255
+"""Longest file or folder name in a path, bytes of UTF-8: what file systems (and SeaweedFS's
+filer) take, so a stage can write the file on its node."""
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body the API reads, bytes (1 MiB); ``WINSLOW_MAX_BODY_BYTES``."""
+
+MAX_PIPELINE_BYTES = 2 * 1024 * 1024
+"""Largest body of the routes that take pipeline text, bytes (2 MiB);
+``WINSLOW_MAX_PIPELINE_BYTES``. A pipeline of 200 stages is some 50 KiB."""
+
+UPLOAD_COMPLETE_BODY_BYTES = 2 * 1024 * 1024
+"""Largest body completing an upload takes at least, bytes (2 MiB): the MD5s of 10,000 parts
+are some 1 MiB of JSON."""
+
+MAX_VARIABLES = 256
+"""Most variables one project (or one run's overrides) may set."""
+
+MAX_VARIABLE_BYTES = 32 * 1024
+"""Longest value of one variable, bytes of UTF-8 (32 KiB); a stage sees it in its
+environment, where Linux takes at most 128 KiB per entry."""
+
+MAX_VARIABLES_BYTES = 256 * 1024
+"""Most bytes all of a project's variables may hold together, names and values (256 KiB);
+they are listed with every project and sit in every stage's environment."""
+
+MAX_LABELS = 64
+"""Most labels one project may carry."""
+
+MAX_TEXT_LENGTH = 2000
+"""Longest free text the API takes (a comment, a note), characters."""
+
+MAX_GC_GRACE_SECONDS = 100 * 365 * 24 * 3600
+"""Longest grace period garbage collection takes, seconds (100 years: keep everything)."""
+
+MAX_ID = 2**63 - 1
+"""Largest run ID the API takes: SQL's BIGINT, so a lookup never overflows."""
 
 MAX_CPUS = 1024
 """Largest CPU request a pipeline may state; more is a typo."""
@@ -66,3 +119,14 @@ SSE_HEARTBEAT_SECONDS = 15.0
 
 USAGE_SAMPLE_SECONDS = 5.0
 """How often the CPU, memory and GPU use of every running run is sampled and kept, seconds."""
+
+SESSION_MAX_AGE_SECONDS = 14 * 24 * 3600
+"""How long a console session lasts at most from sign-in, seconds (14 days); the server
+ends it then, whatever the browser's cookie says."""
+
+SESSION_IDLE_SECONDS = 3 * 24 * 3600
+"""A console session unused this long ends, seconds (3 days: a weekend away keeps it)."""
+
+SESSION_TOUCH_SECONDS = 60.0
+"""How often a session's "last seen" is written at most, seconds: a page that polls does
+not write to the database on every request."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from winslow.api.context import AppContext
 from winslow.atomic import write_text_atomic
 from winslow.backends.base import Backend
+from winslow.filemodes import private_dir
 from winslow.settings import Settings
 from winslow.storage.s3 import S3Config
 
@@ -47,6 +48,7 @@ class Running:
 def _embedded_s3(settings: Settings) -> tuple[S3Config, object | None]:
     from winslow.storage.objects import ObjectStore
     from winslow.storage.seaweed import SeaweedServer, load_or_create_credentials
+    from winslow.storage.weedsecurity import SECURITY_FILE
 
     directory = settings.data_dir / "s3"
     credentials = load_or_create_credentials(directory) if directory.exists() else None
@@ -62,6 +64,12 @@ def _embedded_s3(settings: Settings) -> tuple[S3Config, object | None]:
                 "s3: SeaweedFS from an earlier start still answers at %s; using it",
                 config.endpoint_url,
             )
+            if not (directory / SECURITY_FILE).exists():
+                log.warning(
+                    "s3: that SeaweedFS was started by an older Winslow without its locks, "
+                    "so other local users can reach its data; once no stage runs, stop "
+                    "Winslow, end that `weed mini` process and start Winslow again"
+                )
             return config, None
     server = SeaweedServer(directory, settings.s3_port, bucket=settings.s3_bucket, detach=True)
     return server.start(), server
@@ -92,7 +100,9 @@ def ensure_admin_token(settings: Settings, store: Store) -> str | None:
         return f"admin token: {token_file}"
     if store.has_tokens() and not token_file.is_file():
         return "admin token file is gone; create a new token with `winslow token create`."
-    token = store.create_token("admin" if not store.has_tokens() else f"admin-{os.getpid()}")
+    token = store.create_token(
+        "admin" if not store.has_tokens() else f"admin-{os.getpid()}", admin=True
+    )
     token_file.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(token_file, token + "\n", mode=0o600)
     return f"admin token created: {token_file} (the CLI finds it there, or set WINSLOW_TOKEN)"
@@ -213,7 +223,7 @@ def build_context(
     from winslow.storage.keys import end_key, project_prefixes
     from winslow.store.repo import open_store
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = open_store(settings.resolved_database_url())
     pipelines_dir = settings.resolved_pipelines_dir()
     pipelines_dir.mkdir(parents=True, exist_ok=True)
@@ -264,7 +274,7 @@ def start_services(settings: Settings) -> Running:
     """Bring up storage, store, backend and engine; return them running."""
     from winslow.storage.objects import ObjectStore
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     config, seaweed = s3_config(settings)
     objects = ObjectStore(config)
     objects.ensure_bucket()

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from winslow import defaults
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -117,6 +119,10 @@ class Settings(BaseSettings):
     its job is stopped (``90s``, ``5m``); see the README on nodes that die."""
     ui_dir: Path | None = None
     """The console's templates and assets, an override; default: ``ui/`` in the package."""
+    max_body_bytes: int = Field(default=defaults.MAX_BODY_BYTES, ge=1024)
+    """Largest request body the API reads, bytes; a larger one is answered 413 unread."""
+    max_pipeline_bytes: int = Field(default=defaults.MAX_PIPELINE_BYTES, ge=1024)
+    """Largest body of the routes that take pipeline text (validate, apply), bytes."""
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'winslow.db'}"

@@ -197,3 +197,47 @@ def test_a_file_cannot_replace_a_folder(winslow: Harness, at_gate) -> None:
     response = upload(winslow, at_gate["id"], "out", b"x")
     assert response.status_code == 422
     assert "'out' is a folder" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("out/evil\u202egpj.sh", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("out/zero\u200bwidth.txt", "U+200B ZERO WIDTH SPACE"),
+        ("out/" + "n" * 256, "is 256 bytes long"),
+    ],
+    ids=["bidi", "zero-width", "long-name"],
+)
+def test_workspace_names_a_listing_could_not_show_are_refused(
+    winslow: Harness, at_gate, path: str, words: str
+) -> None:
+    base = f"/api/v1/projects/fix/runs/{at_gate['id']}/workspace/uploads"
+    begun = winslow.api.post(base, json={"path": path, "size": 1})
+    assert begun.status_code == 422
+    assert words in begun.json()["detail"]
+
+    # Begun under a plain name, completed under the refused one: refused as well.
+    upload_id = winslow.api.post(base, json={"path": "ok.txt", "size": 1}).json()["upload_id"]
+    parts = [{"part_number": 1, "md5": "0" * 32}]
+    completed = winslow.api.post(
+        f"{base}/{upload_id}/complete", json={"path": path, "size": 1, "parts": parts}
+    )
+    assert completed.status_code == 422
+    assert words in completed.json()["detail"]
+    assert winslow.api.get("/api/v1/projects/fix/workspace").json()["versions"] == [1]
+
+
+@pytest.mark.parametrize("s3_id", ["%2E", "%2E%2E", "a%5Cb"])
+def test_workspace_upload_ids_that_are_dots_or_backslashes_are_422(
+    winslow: Harness, at_gate, s3_id: str
+) -> None:
+    base = f"/api/v1/projects/fix/runs/{at_gate['id']}/workspace/uploads/abc123.{s3_id}"
+    answers = [
+        winslow.api.post(f"{base}/urls", json={"path": "a.txt", "part_numbers": [1]}),
+        winslow.api.get(f"{base}/parts"),
+        winslow.api.post(f"{base}/complete", json={"path": "a.txt", "size": 1, "parts": []}),
+        winslow.api.delete(base),
+    ]
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert "is not an upload ID" in answer.json()["detail"]

@@ -33,8 +33,10 @@ from winslow.node.jobfiles import (
     format_timestamp,
     job_spec_from_json,
     job_spec_to_json,
+    read_storage_handover,
     storage_config_from_env,
     storage_env,
+    storage_handover,
     write_json_atomic,
 )
 from winslow.node.joblog import LineSplitter
@@ -218,6 +220,65 @@ def test_stage_env_has_winslow_paths_and_no_gpus_or_credentials(backend, events,
     assert env["NVIDIA_VISIBLE_DEVICES"] == ""
     assert not [k for k in env if k.startswith("WINSLOW_S3_")]
     assert object_store.cfg.secret_key not in json.dumps(env)
+
+
+SNOOP = """
+import os, sys
+pid, walked, found = os.getppid(), [], []
+while pid > 1:
+    walked.append(str(pid))
+    for name in ("environ", "cmdline", "fd/0"):  # fd/0: the runner's stdin had the keys
+        try:
+            fd = os.open(f"/proc/{pid}/{name}", os.O_RDONLY | os.O_NONBLOCK)
+            found.append(os.read(fd, 1 << 20))
+            os.close(fd)
+        except OSError:
+            pass
+    with open(f"/proc/{pid}/stat") as f:
+        pid = int(f.read().rsplit(")", 1)[1].split()[1])
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\\n".join(found))
+print("walked", " ".join(walked))
+with open(os.environ["WINSLOW_INPUTS"] + "/videos/cam1.txt", "rb") as src:
+    open("out.txt", "wb").write(src.read())
+"""
+
+
+def test_a_host_stage_finds_no_storage_keys_in_its_ancestors(
+    backend, events, object_store, tmp_path, monkeypatch
+):
+    """A host stage runs as Winslow's user and could read its runner's S3 keys in
+    ``/proc/<runner pid>/environ`` (issue 14). It reads the environment, command line and
+    stdin of every ancestor it may (the runner, then this test's process), and the test
+    looks there for either key and for the server's own settings; storage still works
+    both ways."""
+    # /proc/<pid>/environ shows a process's environment as it started, so this setting
+    # reaches it only through the runner's environment.
+    monkeypatch.setenv("WINSLOW_DATABASE_URL", "postgresql://winslow:db-password@db/winslow")
+    object_store.put_bytes("resources/videos/cam1.txt", b"frame-1\n")
+    dump, script = tmp_path / "ancestors.bin", tmp_path / "snoop.py"
+    script.write_text(SNOOP)
+    spec = make_spec(
+        "snoop",
+        [sys.executable, str(script), str(dump)],
+        inputs=("videos/cam1.txt",),
+        workspace_prefix="workspaces/p1/1/",
+    )
+    backend.submit(spec)
+    status = events.wait_for(backend, spec.job_id, JobState.SUCCEEDED, JobState.FAILED)
+    assert status.state is JobState.SUCCEEDED, status.reason
+    stdout = [t for s, t in log_lines(backend.logs(spec.job_id)) if s == "stdout"]
+    walked = stdout[0].split()[1:]
+    assert walked[:2] == [
+        str(read_record(backend, spec.job_id, "runner.json")["pid"]),
+        str(os.getpid()),
+    ]
+    found = dump.read_bytes()
+    assert b"PYTHONPATH=" in found  # the runner's environment was read
+    assert object_store.cfg.secret_key.encode() not in found
+    assert object_store.cfg.access_key.encode() not in found
+    assert b"db-password" not in found
+    assert read_workspace(object_store, "workspaces/p1/1/")["out.txt"] == b"frame-1\n"
 
 
 def test_stage_sees_only_the_gpus_it_was_given(backend, events):
@@ -673,6 +734,13 @@ def test_job_spec_round_trips_through_json():
     )
     job = JobSpec(spec, "local", True, "/cache", 2.5)
     assert job_spec_from_json(json.loads(json.dumps(job_spec_to_json(job)))) == job
+
+
+def test_storage_handover_round_trips_and_anything_else_is_none(object_store):
+    assert read_storage_handover(storage_handover(object_store.cfg)) == object_store.cfg
+    assert read_storage_handover(b"") is None  # a server that died before writing it
+    assert read_storage_handover(b"[]") is None
+    assert read_storage_handover(b'{"WINSLOW_S3_ENDPOINT": "http://s3"}') is None
 
 
 def test_storage_env_round_trips_and_incomplete_env_is_none(object_store):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from winslow import defaults
 from winslow.core import commands
 from winslow.core.states import ProjectState, StageRunState
 from winslow.errors import ConflictError, ValidationError
@@ -117,3 +120,37 @@ def test_rename_and_labels_are_validated() -> None:
     with pytest.raises(ValidationError):
         commands.rename(project(), "no spaces allowed")
     assert commands.relabel(project(labels=("a",)), add=["b"], remove=["a"]).labels == ("b",)
+
+
+def test_winslow_variables_are_refused_but_may_be_unset() -> None:
+    with pytest.raises(ValidationError, match="'WINSLOW_WORKSPACE' starts with WINSLOW_"):
+        commands.check_variables({"WINSLOW_WORKSPACE": "/data"})
+    with pytest.raises(ValidationError, match="'WINSLOW_X' starts with WINSLOW_"):
+        commands.set_variables(project(), {"WINSLOW_X": "1"})
+    with pytest.raises(ValidationError, match="'WINSLOW_RUN' starts with WINSLOW_"):
+        commands.check_overrides(commands.RunOverrides(variables={"WINSLOW_RUN": "7"}))
+    # Stored before the rule: still removable, and a lower-case name is the person's own.
+    stored = project(variables={"WINSLOW_OLD": "1", "winslow_mine": "2"})
+    assert commands.set_variables(stored, {}, ["WINSLOW_OLD"]).variables == {"winslow_mine": "2"}
+
+
+def test_variables_are_bounded_in_count_and_size() -> None:
+    limit = defaults.MAX_VARIABLES
+    with pytest.raises(ValidationError, match=f"would have {limit + 1} variables"):
+        commands.check_variables({f"V{i}": "" for i in range(limit + 1)})
+    with pytest.raises(ValidationError, match=re.escape("'V' is 32.0 KiB long")):
+        commands.check_variables({"V": "é" * (defaults.MAX_VARIABLE_BYTES // 2 + 1)})
+    with pytest.raises(ValidationError, match="NUL character"):
+        commands.check_variables({"V": "a\0b"})
+    full = project(variables={f"V{i}": "x" * 30_000 for i in range(8)})
+    with pytest.raises(ValidationError, match=re.escape("would hold 263.7 KiB together")):
+        commands.set_variables(full, {"W": "x" * 30_000})
+    # Unsetting alone always works, so a project over the limits can be brought back.
+    assert len(commands.set_variables(full, {}, ["V0"]).variables) == 7
+
+
+def test_label_count_is_bounded() -> None:
+    labels = [f"l{i}" for i in range(defaults.MAX_LABELS)]
+    assert len(commands.check_labels(labels)) == defaults.MAX_LABELS
+    with pytest.raises(ValidationError, match=f"at most {defaults.MAX_LABELS} labels"):
+        commands.relabel(project(labels=tuple(labels)), add=["one-more"])

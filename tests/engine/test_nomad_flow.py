@@ -309,3 +309,35 @@ def test_end_of_a_forgotten_run_comes_from_its_end_record(record, expected) -> N
     assert update.reason == prefix + base
     assert update.ended_at == (written if end is not None else archived.archived_at)
     assert update.log_tail == ("a", "last line")
+
+
+LONG = """
+name: long-nomadic
+stages:
+  - name: wait
+    command: ["sh", "-c", "echo started; sleep 60"]
+"""
+
+
+def test_live_log_without_read_fs_says_why_instead_of_staying_empty(
+    winslow_on_nomad: Harness, nomad_standin
+) -> None:
+    """Reading a live log takes ``read-fs`` (client/fs_endpoint.go ReadAt checks
+    NamespaceCapabilityReadFS); a token without it must not make the log look empty: the
+    log route answers 502 naming the capability, and the live stream sends ``refused``
+    and ends instead of waiting for lines that can never come."""
+    winslow = winslow_on_nomad
+    winslow.apply_pipeline(LONG)
+    winslow.create("no-read-fs", "long-nomadic", start=True)
+    run = winslow.wait_until_running("no-read-fs")["id"]
+    nomad_standin.denied_capabilities.add("read-fs")
+
+    path = f"/api/v1/projects/no-read-fs/runs/{run}/logs"
+    response = winslow.api.get(path)
+    assert response.status_code == 502, response.text
+    assert "read-fs" in response.json()["detail"]
+
+    with winslow.api.stream("GET", path + "/stream") as stream:
+        body = "".join(stream.iter_text())
+    assert "event: refused" in body and "read-fs" in body
+    assert "event: end" not in body

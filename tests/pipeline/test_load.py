@@ -9,6 +9,7 @@ import pytest
 
 from winslow.errors import PipelineError
 from winslow.pipeline.load import (
+    MAX_DEPTH,
     MAX_NODES,
     load_pipeline_file,
     load_pipeline_text,
@@ -428,3 +429,74 @@ def test_unreadable_and_non_utf8_files_are_pipeline_errors(tmp_path: Path):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "words"),
+    [
+        ("name: ulm\x01\n", "p.yaml:1:10", "U+0001 (a control character)"),
+        ("name: ulm\r\nstages:\r\n  - name: a\x1b\n", "p.yaml:3:12", "U+001B"),
+        ("name: ulm\ndescription: x\ud800\n", "p.yaml:2:15", "U+D800 (half of a surrogate"),
+    ],
+    ids=["first-line", "crlf", "surrogate"],
+)
+def test_characters_yaml_refuses_are_located(text: str, where: str, words: str) -> None:
+    (problem,) = problems_of(text)
+
+    assert problem.startswith(f"{where}: invalid YAML: {words}")
+    assert "cannot appear in a YAML file; delete it" in problem
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: " + "[" * 1000 + "]" * 1000,
+        "name:\n" + "".join("  " * depth + "- \n" for depth in range(1, 1000)),
+        "".join("  " * depth + f"k{depth}:\n" for depth in range(1000)),
+    ],
+    ids=["flow", "block-list", "block-map"],
+)
+def test_deep_nesting_is_refused_before_the_stack_overflows(text: str) -> None:
+    (problem,) = problems_of(text)
+
+    assert f"values are nested more than {MAX_DEPTH} deep" in problem
+
+
+def test_aliases_cannot_nest_deeper_than_the_file_may() -> None:
+    text = "a: &a " + "[" * 20 + "1" + "]" * 20 + "\nb: " + "[" * 15 + "*a" + "]" * 15 + "\n"
+
+    (problem,) = problems_of(text)
+
+    assert f"aliases (*name) nest values more than {MAX_DEPTH} deep" in problem
+
+
+def test_a_file_of_too_many_values_stops_composing_at_the_limit() -> None:
+    text = "name: [" + "1, " * MAX_NODES + "1]\n"
+
+    (problem,) = problems_of(text)
+
+    assert problem.startswith("p.yaml:1:")
+    assert problem.endswith(
+        f"the file holds more than {MAX_NODES} values; a pipeline needs far fewer"
+    )
+
+
+def test_a_pipeline_may_not_define_winslow_variables() -> None:
+    problems = problems_of("""\
+        name: ulm
+        variables:
+          WINSLOW_WORKSPACE: {default: /data}
+          winslow_mine: {default: ok}
+        stages:
+          - name: a
+            command: [echo]
+            sweep:
+              over:
+                WINSLOW_SEED: [1, 2]
+        """)
+
+    assert [p.split(": '")[0] for p in problems] == [
+        "p.yaml:3:3: variables.WINSLOW_WORKSPACE",
+        "p.yaml:10:9: stages[a].sweep.over.WINSLOW_SEED",
+    ]
+    assert "starts with WINSLOW_, which names Winslow's own variables" in problems[0]

@@ -108,3 +108,48 @@ def test_end_record_sits_beside_the_runs_log():
     assert keys.end_key("workspaces/ulm/41/out.log") is None
     described = keys.describe_key("logs/ulm-0603/41.end.json")
     assert described == "end record of run 41 of project 'ulm-0603'"
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("resources/" + "a" * 1015, "key of 1025 bytes"),
+        ("resources/" + "n" * 256 + "/x", "is 256 bytes long"),
+        ("resources/a//b", "empty, '.' or '..' name"),
+        ("resources/a/./b", "empty, '.' or '..' name"),
+        ("resources/a/..", "empty, '.' or '..' name"),
+        ("resources/a\\b", "backslash"),
+        ("resources/a\x07", r"U\+0007"),
+        ("resources/a\ud800", r"U\+D800"),
+    ],
+    ids=["too-long", "long-name", "empty", "dot", "dotdot", "bs", "bel", "sur"],
+)
+def test_keys_object_storage_cannot_hold_are_refused_before_it_is_asked(key, words):
+    with pytest.raises(ValidationError, match=words):
+        keys.check_key(key)
+
+
+def test_the_key_limit_counts_utf8_bytes():
+    at_limit = "resources/" + ("é" * 100 + "/") * 5 + "a" * 9
+    assert len(at_limit.encode()) == 1024
+    assert keys.check_key(at_limit) == at_limit
+    with pytest.raises(ValidationError, match="key of 1025 bytes"):
+        keys.check_key(at_limit + "b")
+
+
+def test_key_builders_check_what_they_build():
+    assert keys.resource_prefix("a/b") == "resources/a/b/"
+    with pytest.raises(ValidationError, match="bytes long"):
+        keys.resource_key("x" * 300)
+    with pytest.raises(ValidationError, match="bytes long"):
+        keys.resource_prefix("x" * 300)
+    with pytest.raises(ValidationError, match="key of"):
+        keys.workspace_key("ulm", 1, "a/" * 505 + "b")
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u200f", "\u2067", "\u200b", "\u2060", "\u2029"])
+def test_new_names_may_not_hold_invisible_characters(char):
+    with pytest.raises(ValidationError, match=f"U\\+{ord(char):04X}") as caught:
+        keys.check_new_path(f"clips/a{char}b.mp4")
+    assert char not in caught.value.message
+    assert keys.check_new_path("clips/größe/日本.mp4") == "clips/größe/日本.mp4"

@@ -208,7 +208,7 @@ def test_api_tokens_are_kept_hashed_and_revocable(store: Store) -> None:
         store.create_token("ana")
     store.revoke_token("ana")
     assert store.token_owner(token) is None
-    assert [(name, revoked) for name, _, revoked in store.list_tokens()] == [("ana", True)]
+    assert [(t.name, t.revoked, t.admin) for t in store.list_tokens()] == [("ana", True, False)]
     with pytest.raises(NotFoundError, match="No token 'ben'"):
         store.revoke_token("ben")
 

@@ -92,11 +92,10 @@ def mount(page, module: str, factory: str, project: str, css: str) -> None:
 
 
 def api_get(console: Server, endpoint: str, **params: Any) -> httpx.Response:
-    cookies = {"winslow_session": admin_token(console)}
     return httpx.get(
         console.addr + "/api/v1" + endpoint,
         params=params,
-        cookies=cookies,
+        headers={"Authorization": f"Bearer {admin_token(console)}"},
         follow_redirects=True,
         timeout=30,
     )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
 import pytest
 
+from tests.api.test_redirects import ELSEWHERE, KEPT
 from tests.ui.conftest import VIEWPORT, admin_token, screenshot
+from winslow.api.redirects import same_origin_path
 from winslow.units import format_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -49,12 +52,75 @@ def test_pages_redirect_to_sign_in_and_a_wrong_token_is_said_so(browser, console
 
 def test_a_cookie_alone_cannot_change_anything(console) -> None:
     # A cross-site form could carry the cookie but never the console's header.
-    cookies = {"winslow_session": admin_token(console)}
+    session = httpx.post(console.addr + "/api/v1/session", json={"token": admin_token(console)})
+    cookies = {"winslow_session": session.cookies["winslow_session"]}
     assert httpx.get(console.addr + "/api/v1/projects", cookies=cookies).status_code == 200
     refused = httpx.post(
         console.addr + "/api/v1/projects", json={"name": "x", "pipeline": "y"}, cookies=cookies
     )
     assert refused.status_code == 401 and "x-winslow-console" in refused.json()["detail"]
+
+
+def test_signing_out_ends_the_session_so_its_cookie_no_longer_works(page, console) -> None:
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "winslow_session"]
+    assert cookie["value"] != admin_token(console)  # the browser never holds the token
+    assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r".*/signin$"))
+    page.context.add_cookies([cookie])  # a copy kept from before
+    page.goto("/nodes")
+    assert page.url.endswith("/signin?next=/nodes")
+
+
+def test_signing_in_with_a_next_that_leads_elsewhere_lands_on_the_console(browser, console) -> None:
+    context = browser.new_context(base_url=console.addr, viewport=VIEWPORT)
+    elsewhere = []
+
+    def only_here(route) -> None:  # a request to any other host is noted, never sent
+        if urlsplit(route.request.url).hostname != "127.0.0.1":
+            elsewhere.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", only_here)
+    tab = context.new_page()
+    for next_value in ("/%5Cevil.example/x", "%2F%5Cevil.example", "%09/%2Fevil.example"):
+        tab.goto(f"/signin?next={next_value}")
+        tab.get_by_label("Token").fill(admin_token(console))
+        tab.get_by_role("button", name="Sign in").click()
+        tab.wait_for_url(console.addr + "/")
+        assert tab.title() == "Projects · Winslow", next_value
+    tab.goto("/signin?next=/nodes%3Fx%3D1")  # and a path of its own, it goes to
+    tab.get_by_label("Token").fill(admin_token(console))
+    tab.get_by_role("button", name="Sign in").click()
+    tab.wait_for_url(console.addr + "/nodes?x=1")
+    assert elsewhere == []
+    context.close()
+
+
+RESOLVE = """([values, base]) => values.map((value) => {
+  const url = new URL(value, base);
+  return [url.origin, url.pathname + url.search + url.hash];
+})"""
+
+
+def test_the_next_check_agrees_with_the_browsers_own_url_parser(page, console) -> None:
+    values = [*ELSEWHERE, *(v for v, _ in KEPT), "/%2e%2e/%2E/x", "/a/./b?c#d", "/\u00e9t\u00e9"]
+    base = console.addr + "/signin"
+    ours = [same_origin_path(v) for v in values]
+    for value, (origin, target), kept in zip(
+        values, page.evaluate(RESOLVE, [ours, base]), ours, strict=True
+    ):
+        assert origin == console.addr, (value, kept)  # what we keep never leads away
+        assert target == kept, (value, kept)  # and Chromium reads it as we wrote it
+    # A value we keep goes where Chromium would have taken it; the rest (another origin,
+    # or relative like "nodes" and "#x") goes home.
+    for value, (origin, target), kept in zip(
+        values, page.evaluate(RESOLVE, [values, base]), ours, strict=True
+    ):
+        if kept != "/":
+            assert (origin, target) == (console.addr, kept), value
 
 
 def test_overview_lists_projects_live_needing_a_person_first(page, console, tmp_path) -> None:

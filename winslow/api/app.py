@@ -1,6 +1,8 @@
 """The FastAPI application: routers, and domain errors turned into HTTP in one place.
 
-Every error body is ``{"detail": <words for a person>, "code": <machine word>}``.
+Every error body is ``{"detail": <words for a person>, "code": <machine word>}``: Winslow's
+own errors, malformed requests, Starlette's (unknown path, wrong method), bodies over their
+limit (``api/limits.py``), and unexpected exceptions, whose 500 is JSON too.
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from winslow import __version__
 from winslow.api.context import AppContext
+from winslow.api.guard import AuthenticateFirst
+from winslow.api.limits import TOO_LARGE_CODE, BodyLimit, BodyLimits
+from winslow.api.openapi import install_openapi
 from winslow.api.routes import (
     admin,
     console,
@@ -27,6 +35,7 @@ from winslow.api.routes import (
     progress,
     projects,
     series,
+    sessions,
     triggers,
     usage,
     workspaces,
@@ -34,6 +43,7 @@ from winslow.api.routes import (
 from winslow.api.routes.console import SignInRequiredError, sign_in_redirect
 from winslow.errors import (
     AuthError,
+    BackendError,
     BackendUnavailableError,
     ConflictError,
     ForbiddenError,
@@ -54,6 +64,8 @@ STATUS_OF: list[tuple[type[WinslowError], int]] = [
     (AuthError, 401),
     (ForbiddenError, 403),
     (BackendUnavailableError, 503),
+    # Nomad (or S3) refused what Winslow asked: the server's setup, not the caller's.
+    (BackendError, 502),
     (StorageError, 502),
     (WinslowError, 500),
 ]
@@ -90,6 +102,65 @@ async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+HTTP_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: TOO_LARGE_CODE,
+}
+"""The ``code`` of Starlette's and FastAPI's own HTTP errors."""
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    if status < 400:
+        return Response(status_code=status, headers=exc.headers)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    where = f"{request.method} {request.url.path}"
+    if status == 400 and detail == "There was an error parsing the body":
+        detail = f"The body of {where} could not be read; send JSON, in UTF-8."
+    elif status == 404 and detail == "Not Found":
+        detail = f"Nothing answers {where}; /docs lists the API."
+    headers = exc.headers
+    if status == 405:
+        allowed = ", ".join(allowed_methods(request)) or (exc.headers or {}).get("Allow", "")
+        headers = {**(exc.headers or {}), "Allow": allowed}
+        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}."
+    code = HTTP_CODES.get(status, f"http_{status}")
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path. Starlette's 405 names only
+    the methods of the first route whose path matches, and ``GET`` and ``POST`` of
+    ``/projects`` are two routes."""
+    path = request.scope["path"]
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        route_path, route_methods = context.path, context.methods
+        if route_path and route_methods and compile_path(route_path)[0].fullmatch(path):
+            methods |= route_methods
+    return sorted(methods)
+
+
+async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:
+    # The server logs the traceback: Starlette raises the exception again after this answer.
+    return JSONResponse(
+        {
+            "detail": f"{request.method} {request.url.path} failed unexpectedly; the server's "
+            "log has the details. Please report it.",
+            "code": "internal_error",
+        },
+        status_code=500,
+    )
+
+
 def create_app(context: AppContext) -> FastAPI:
     """Return the API application serving ``context``."""
     app = FastAPI(
@@ -102,6 +173,8 @@ def create_app(context: AppContext) -> FastAPI:
     app.state.context = context
     app.add_exception_handler(WinslowError, _winslow_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
     for router in (
         health.router,
         pipelines.router,
@@ -116,9 +189,14 @@ def create_app(context: AppContext) -> FastAPI:
         nodes.router,
         admin.router,
         console.api_router,
+        sessions.router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.add_exception_handler(SignInRequiredError, _sign_in_first)
+    # Credentials before bodies: an unauthenticated request gets its 401 unread.
+    app.add_middleware(AuthenticateFirst)
+    # Outermost: a body over its limit is refused before anything else looks at it.
+    app.add_middleware(BodyLimit, limits=BodyLimits.of(context.settings))
     for page_router in (
         console.router,
         console_project.router,
@@ -129,6 +207,7 @@ def create_app(context: AppContext) -> FastAPI:
     static = context.settings.resolved_ui_dir() / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
+    install_openapi(app)
     return app
 
 

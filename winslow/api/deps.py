@@ -1,13 +1,25 @@
-"""FastAPI dependencies, as ``Annotated`` aliases the routes declare."""
+"""FastAPI dependencies, as ``Annotated`` aliases the routes declare, and who a request is from.
+
+A caller shows who they are with an API token (``Authorization: Bearer``: the CLI,
+scripts) or, from the console, with the cookie of a session the server keeps
+(``store/sessions.py``). A route that declares ``CurrentUser`` or ``CurrentCaller`` is
+authenticated by ``api/guard.py`` before its body is read; the dependency then takes the
+caller the guard found.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from winslow.api.context import AppContext
 from winslow.errors import AuthError
+from winslow.store.sessions import Caller, session_caller, token_caller
+
+if TYPE_CHECKING:
+    from winslow.store.repo import Store
 
 
 def get_context(request: Request) -> AppContext:
@@ -19,43 +31,70 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
 SESSION_COOKIE = "winslow_session"
-"""The console's cookie: the token a person signed in with (HttpOnly, SameSite=Strict)."""
+"""The console's cookie: the secret of a session the server keeps (HttpOnly,
+SameSite=Strict), never an API token."""
 
 CONSOLE_HEADER = "x-winslow-console"
 """Sent by the console's scripts with every change they ask for. A cross-site form cannot
 set it, so a cookie alone never authorises a change (no CSRF)."""
 
+CALLER_STATE = "caller"
+"""Where ``api/guard.py`` leaves the caller it found, in the request's state."""
+
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def session_token(request: Request) -> str | None:
-    """The token of the console's session cookie, if any."""
-    return request.cookies.get(SESSION_COOKIE) or None
+def session_secret(connection: HTTPConnection) -> str | None:
+    """The secret in the console's session cookie, if any."""
+    return connection.cookies.get(SESSION_COOKIE) or None
 
 
-def current_user(request: Request, context: ContextDep) -> str:
-    """Return the name of the caller's token; raise ``AuthError`` without a valid one.
+def authenticate(connection: HTTPConnection, store: Store) -> Caller:
+    """Return who sent ``connection``, from its headers alone; raise ``AuthError`` without
+    a valid API token or console session.
 
-    The token comes as ``Authorization: Bearer`` (CLI, scripts) or, from the console, in
-    its session cookie; a change through the cookie also needs the console's header.
+    ``Authorization`` wins over the cookie; a change through the cookie also needs the
+    console's header.
     """
-    header = request.headers.get("authorization", "")
+    header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if not header and (cookie := session_token(request)):
-        if request.method not in _SAFE_METHODS and CONSOLE_HEADER not in request.headers:
+    if not header and (secret := session_secret(connection)):
+        method = connection.scope.get("method", "GET")
+        if method not in _SAFE_METHODS and CONSOLE_HEADER not in connection.headers:
             raise AuthError(
                 f"A change through the console's session needs the {CONSOLE_HEADER} header."
             )
-        scheme, token = "bearer", cookie
-    if scheme.lower() != "bearer" or not token:
+        caller = session_caller(store, secret)
+        if caller is None:
+            raise AuthError(
+                "Your console session has ended (signed out, expired, or revoked); sign in again."
+            )
+        return caller
+    if scheme.lower() != "bearer" or not token.strip():
         raise AuthError(
             "This endpoint needs a bearer token: send 'Authorization: Bearer <token>'. "
             "`winslow up` printed where the admin token is."
         )
-    owner = context.store.token_owner(token.strip())
-    if owner is None:
+    caller = token_caller(store, token.strip())
+    if caller is None:
         raise AuthError("The bearer token is not valid (wrong or revoked); check WINSLOW_TOKEN.")
-    return owner
+    return caller
+
+
+def current_caller(request: Request, context: ContextDep) -> Caller:
+    """Return who sent the request (the guard's finding); raise ``AuthError`` if nobody."""
+    found = getattr(request.state, CALLER_STATE, None)
+    if isinstance(found, Caller):
+        return found
+    return authenticate(request, context.store)
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def current_user(caller: CurrentCaller) -> str:
+    """Return the name of the caller's token: the actor the history names."""
+    return caller.name
 
 
 CurrentUser = Annotated[str, Depends(current_user)]

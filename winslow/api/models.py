@@ -1,17 +1,67 @@
-"""Bodies the API takes and gives. Pydantic sits here, at the edge."""
+"""Bodies the API takes and gives. Pydantic sits here, at the edge.
+
+Every body the API takes is a ``Body``: besides its fields' own bounds, no string in it may
+hold half of a surrogate pair (JSON's ``"\\ud800"``), which is no text and which neither
+SQL, nor object storage, nor an error message could carry. Bodies are bounded in bytes by
+``api/limits.py`` before they are parsed; counts and sizes that matter after (variables,
+labels) are checked by ``core/commands.py`` in words a person reads.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from fastapi import Path, Query
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from winslow import defaults
 from winslow.core.commands import RunOverrides
 from winslow.core.models import HistoryEvent, Project, Run
 from winslow.core.states import ProjectState, StageRunState
 from winslow.pipeline.model import Megabytes, RetentionPolicy
+
+RunIdPath = Annotated[int, Path(ge=0, le=defaults.MAX_ID, description="Run ID")]
+"""A run's ID in a route's path: an ID the database can hold, so no lookup overflows."""
+
+RunIdQuery = Annotated[
+    int | None,
+    Query(ge=0, le=defaults.MAX_ID, description="Run ID; default: the latest ended run"),
+]
+
+AfterEventQuery = Annotated[
+    int, Query(ge=0, le=defaults.MAX_ID, description="Only events after this event ID.")
+]
+
+
+class Body(BaseModel):
+    """Base of every body the API takes: refuses unpaired surrogates anywhere in it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, value: Any) -> Any:
+        todo = [value]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, str):
+                _refuse_surrogates(item)
+            elif isinstance(item, dict):
+                todo.extend(item.keys())
+                todo.extend(item.values())
+            elif isinstance(item, list):
+                todo.extend(item)
+        return value
+
+
+def _refuse_surrogates(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"the text {text[max(0, exc.start - 20) : exc.start + 20]!a} holds "
+            f"U+{ord(text[exc.start]):04X}, half of a surrogate pair, which is not a "
+            "character; send UTF-8 text"
+        ) from None
 
 
 class Problem(BaseModel):
@@ -20,6 +70,22 @@ class Problem(BaseModel):
     column: int | None
     field: str
     message: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer: words for a person, and a machine word.
+
+    ``code`` is ``invalid_request`` (the body or a parameter breaks the schema),
+    ``invalid_input``, ``invalid_pipeline`` (with ``problems``), ``unauthorized``,
+    ``forbidden``, ``not_found``, ``conflict``, ``too_large``, ``storage_error``,
+    ``backend_unavailable``, ``internal_error``, or another word of ``winslow.errors``.
+    """
+
+    detail: str
+    """What happened, to which thing, and what to do next."""
+    code: str
+    problems: list[Problem] | None = None
+    """Only for ``invalid_pipeline``: every problem, at file, line and column."""
 
 
 class PipelineSummary(BaseModel):
@@ -41,7 +107,7 @@ class PipelinePublic(BaseModel):
     text: str | None = None
 
 
-class PipelineText(BaseModel):
+class PipelineText(Body):
     text: str = Field(description="The pipeline definition as YAML.")
 
 
@@ -91,7 +157,7 @@ class RunPublic(BaseModel):
         return cls.model_validate(run)
 
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(Body):
     name: str
     pipeline: str
     labels: list[str] = []
@@ -99,7 +165,7 @@ class ProjectCreate(BaseModel):
     start: bool = False
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(Body):
     name: str | None = None
     labels_add: list[str] = []
     labels_remove: list[str] = []
@@ -200,15 +266,15 @@ class ResourceOverrides(BaseModel):
     gpus: int | None = Field(default=None, ge=0, le=defaults.MAX_GPUS)
 
 
-class OverridesBody(BaseModel):
+class OverridesBody(Body):
     """What the next run of the stage does differently, for that run only."""
 
     model_config = ConfigDict(extra="forbid")
 
     variables: dict[str, str] = {}
-    image: str | None = None
+    image: str | None = Field(default=None, max_length=defaults.MAX_TEXT_LENGTH)
     resources: ResourceOverrides = ResourceOverrides()
-    comment: str = ""
+    comment: str = Field(default="", max_length=defaults.MAX_TEXT_LENGTH)
 
     def to_core(self) -> RunOverrides:
         return RunOverrides(
@@ -221,18 +287,21 @@ class OverridesBody(BaseModel):
         )
 
 
-class ResumeBody(BaseModel):
+class ResumeBody(Body):
     model_config = ConfigDict(extra="forbid")
 
-    from_stage: str | None = None
+    from_stage: str | None = Field(default=None, max_length=defaults.MAX_TEXT_LENGTH)
     only: bool = Field(default=False, description="Run only this stage, then pause.")
     like_run: int | None = Field(
-        default=None, description="Redo as this earlier run was: its variables, image, resources."
+        default=None,
+        ge=0,
+        le=defaults.MAX_ID,
+        description="Redo as this earlier run was: its variables, image, resources.",
     )
     overrides: OverridesBody | None = None
 
 
-class VariablesBody(BaseModel):
+class VariablesBody(Body):
     set: dict[str, str] = {}
     unset: list[str] = []
 
@@ -278,16 +347,18 @@ class WorkspaceFilePublic(FileEntry):
     version: int
 
 
-class WorkspaceUploadCreate(BaseModel):
+class WorkspaceUploadCreate(Body):
     """Begin uploading ``size`` bytes to ``path`` in a run's workspace."""
 
     path: str
     size: int = Field(ge=0)
 
 
-class GcBody(BaseModel):
+class GcBody(Body):
     dry_run: bool = True
-    grace_seconds: float = Field(default=defaults.GC_GRACE_SECONDS, ge=0)
+    grace_seconds: float = Field(
+        default=defaults.GC_GRACE_SECONDS, ge=0, le=defaults.MAX_GC_GRACE_SECONDS
+    )
     """Unreferenced contents younger than this stay."""
 
 
@@ -321,7 +392,7 @@ class WorkspacePublic(BaseModel):
     data: list[FileEntry]
 
 
-class UploadCreate(BaseModel):
+class UploadCreate(Body):
     """Begin a multipart upload of ``size`` bytes to ``path``."""
 
     path: str
@@ -339,9 +410,9 @@ class UploadPublic(BaseModel):
     part_count: int
 
 
-class PartUrlsBody(BaseModel):
+class PartUrlsBody(Body):
     path: str
-    part_numbers: list[int]
+    part_numbers: list[int] = Field(max_length=defaults.MULTIPART_MAX_PARTS)
 
 
 class PartUrlsPublic(BaseModel):
@@ -374,14 +445,14 @@ class CompletedPart(BaseModel):
     etag: str | None = None
 
 
-class UploadComplete(BaseModel):
+class UploadComplete(Body):
     """Finish an upload: every part 1 to ``part_count`` with its MD5, and the file's
     ``size`` as given when the upload began; both are checked before the file appears."""
 
     path: str
     size: int = Field(ge=0)
-    parts: list[CompletedPart]
-    note: str = Field(default="", max_length=2000)
+    parts: list[CompletedPart] = Field(max_length=defaults.MULTIPART_MAX_PARTS)
+    note: str = Field(default="", max_length=defaults.MAX_TEXT_LENGTH)
     """Workspace uploads only: a person's words for the new version (what the fix is)."""
 
 
@@ -432,7 +503,7 @@ class Health(BaseModel):
     backend: str
 
 
-class ProjectTokenCreate(BaseModel):
+class ProjectTokenCreate(Body):
     """A token for scripts that act on one project; ``capabilities`` say what it may do."""
 
     name: str
@@ -464,10 +535,10 @@ class ProjectTokensPublic(BaseModel):
     data: list[ProjectTokenPublic]
 
 
-class TriggerBody(BaseModel):
+class TriggerBody(Body):
     """Resume the project; with ``from_stage``, redo that stage and what follows it."""
 
-    from_stage: str | None = None
+    from_stage: str | None = Field(default=None, max_length=defaults.MAX_TEXT_LENGTH)
     comment: str = Field(default="", max_length=500)
     """Why, in a person's words; it lands in the project's history."""
 
@@ -479,3 +550,32 @@ class TriggerPublic(BaseModel):
     state: ProjectState
     state_reason: str | None
     message: str
+
+
+class SessionCreate(BaseModel):
+    """Sign in to the console with an API token (the same tokens the CLI uses)."""
+
+    token: str = Field(min_length=1, max_length=500)
+
+
+class SessionPublic(BaseModel):
+    """A console session as listed: who, since when, until when; never its secret.
+
+    ``handle`` names the session to revoke it and signs nobody in. A session ends at
+    ``expires_at``, or at ``idle_expires_at`` unless it is used before.
+    """
+
+    handle: str
+    user: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    idle_expires_at: datetime
+    user_agent: str
+    address: str
+    current: bool = False
+    """Whether this is the session the request came through."""
+
+
+class SessionsPublic(BaseModel):
+    data: list[SessionPublic]

@@ -39,6 +39,15 @@ class Heartbeat:
         return False
 
 
+STREAM_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/event-stream": {}},
+        "description": "Server-Sent Events, until the client leaves.",
+    }
+}
+"""The ``responses`` of a stream route, so its document names the media type it sends."""
+
+
 def stream(body: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(
         body,

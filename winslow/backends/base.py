@@ -38,9 +38,12 @@ TERMINAL_JOB_STATES = frozenset(
 class RunSpec:
     """Everything a backend needs to run one stage execution (one run).
 
-    ``command`` and ``env`` are already interpolated. ``env`` holds the project variables,
-    the stage's env and ``WINSLOW_PROJECT``/``WINSLOW_STAGE``/``WINSLOW_RUN``; the backend
-    adds ``WINSLOW_WORKSPACE`` and ``WINSLOW_INPUTS``, which only it knows.
+    ``command`` and ``env`` are already interpolated, as node text: the backend resolves
+    the ``${WINSLOW_WORKSPACE}`` and ``${WINSLOW_INPUTS}`` left in them where it knows the
+    paths, with ``pipeline.interpolate.resolve_node_paths`` (which turns an escaped
+    ``$${WINSLOW_WORKSPACE}`` into the literal). ``env`` holds the project variables, the
+    stage's env and ``WINSLOW_PROJECT``/``WINSLOW_STAGE``/``WINSLOW_RUN``; the backend adds
+    ``WINSLOW_WORKSPACE`` and ``WINSLOW_INPUTS``, which only it knows.
     """
 
     job_id: str

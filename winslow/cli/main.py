@@ -2,11 +2,11 @@
 commands that belong to no noun hang on (``winslow = "winslow.cli.main:app"``).
 
 Each noun lives in its own module (``pipelines``, ``projects``, ``resources``,
-``workspaces``, ``tokens``), what they share in ``helpers``; the node-side stage tools live
-in ``winslow.node.cli`` and are registered here, hidden. Commands that show something take
-``--json`` and then print only the API's shape on stdout. Errors go to stderr as
-``error: <message>``; exit codes: 0 done (nothing to do included), 1 the operation failed,
-2 bad usage.
+``workspaces``, ``tokens``, ``sessions``), what they share in ``helpers``; the node-side
+stage tools live in ``winslow.node.cli`` and are registered here, hidden. Commands that
+show something take ``--json`` and then print only the API's shape on stdout. Errors go to
+stderr as ``error: <message>``; exit codes: 0 done (nothing to do included), 1 the
+operation failed, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from winslow.cli.helpers import JsonOpt, api_client, emit, out
 from winslow.cli.pipelines import pipeline_app
 from winslow.cli.projects import project_app
 from winslow.cli.resources import resources_app
+from winslow.cli.sessions import session_app
 from winslow.cli.tokens import token_app
 from winslow.cli.workspaces import workspace_app
 from winslow.node import cli as node_cli
@@ -104,12 +105,14 @@ app.command("stage-out", hidden=True)(node_cli.stage_out)
 app.command("stage-exec", hidden=True, context_settings=node_cli.STAGE_EXEC_CONTEXT)(
     node_cli.stage_exec
 )
+app.command("stage-follow", hidden=True)(node_cli.stage_follow)
 
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(project_app, name="project")
 app.add_typer(resources_app, name="resources")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(token_app, name="token")
+app.add_typer(session_app, name="session")
 
 
 def main() -> None:

@@ -653,7 +653,8 @@ def logs(
 
 def _follow_log(api: ApiClient, path: str) -> None:
     """Print the lines of the server's ``log`` events as they come, until its ``end`` event
-    (the run ended) or the stream closes; raises ``CommandError`` when the server refuses."""
+    (the run ended) or the stream closes; raises ``CommandError`` when the server refuses
+    the stream or the log (a ``refused`` event)."""
     with connect_sse(api.http, "GET", path, timeout=httpx.Timeout(10.0, read=None)) as source:
         if source.response.status_code >= 400:
             source.response.read()
@@ -666,6 +667,8 @@ def _follow_log(api: ApiClient, path: str) -> None:
                     sys.stdout.flush()
                 elif event.event == "end":
                     return
+                elif event.event == "refused":
+                    raise CommandError(event.json()["detail"])
         except SSEError as exc:
             raise CommandError(
                 f"The server's log stream at {path} is no event stream: {exc}"

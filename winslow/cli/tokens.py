@@ -8,7 +8,7 @@ be made before any token exists; they work where ``winslow up`` runs (or with
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -39,18 +39,24 @@ def _open_local_store() -> Store:
 
 
 @token_app.command("create")
-def token_create(name: str) -> None:
+def token_create(
+    name: str,
+    admin: Annotated[
+        bool,
+        typer.Option("--admin", help="May also list and end other people's console sessions."),
+    ] = False,
+) -> None:
     """Create an API token and print it once; only its hash is kept."""
     store = _open_local_store()
     try:
-        sys.stdout.write(store.create_token(name) + "\n")
+        sys.stdout.write(store.create_token(name, admin=admin) + "\n")
     except WinslowError as exc:
         fail(exc.message)
 
 
 @token_app.command("revoke")
 def token_revoke(name: str) -> None:
-    """Revoke an API token at once."""
+    """Revoke an API token at once, and end the console sessions made with it."""
     store = _open_local_store()
     try:
         store.revoke_token(name)
@@ -62,7 +68,12 @@ def token_revoke(name: str) -> None:
 @token_app.command("list")
 def token_list() -> None:
     """List API tokens (names only; tokens are never shown again)."""
-    table = Table("NAME", "CREATED", "REVOKED", box=None)
-    for name, created, revoked in _open_local_store().list_tokens():
-        table.add_row(name, created.isoformat(timespec="seconds"), "yes" if revoked else "")
+    table = Table("NAME", "CREATED", "ADMIN", "REVOKED", box=None)
+    for token in _open_local_store().list_tokens():
+        table.add_row(
+            token.name,
+            token.created_at.isoformat(timespec="seconds"),
+            "yes" if token.admin else "",
+            "yes" if token.revoked else "",
+        )
     out.print(table)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from winslow import defaults
 from winslow.core.models import Project, Run
 from winslow.core.planner import (
     StageStatus,
@@ -30,7 +31,9 @@ from winslow.pipeline.model import (
     Pipeline,
     RetentionPolicy,
     Stage,
+    reserved_variable_problem,
 )
+from winslow.units import format_bytes
 
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:=/-]{0,62}$"
 
@@ -180,7 +183,8 @@ class RunOverrides:
 def check_overrides(overrides: RunOverrides) -> RunOverrides:
     """Return ``overrides`` if a person could mean them, else raise ``ValidationError``."""
     for name in overrides.variables:
-        _check_variable_name(name)
+        _check_variable_name(name, defining=True)
+    _check_variable_sizes(overrides.variables, "The run's overrides")
     if overrides.image is not None and not overrides.image.strip():
         raise ValidationError("The image override is empty; leave it out to keep the stage's.")
     if overrides.cpus is not None and overrides.cpus <= 0:
@@ -383,29 +387,70 @@ def kill(project: Project, runs: list[Run]) -> Change:
 
 
 def check_variables(values: Mapping[str, str]) -> dict[str, str]:
-    """Return ``values`` if every name is a valid variable name, else raise."""
+    """Return ``values`` if every name is one a project may define and they stay within the
+    limits of ``defaults`` (count, size of each, size of all), else raise ``ValidationError``."""
     for name in values:
-        _check_variable_name(name)
-    return {name: str(value) for name, value in values.items()}
+        _check_variable_name(name, defining=True)
+    result = {name: str(value) for name, value in values.items()}
+    _check_variable_sizes(result, "The project")
+    return result
 
 
-def _check_variable_name(name: str) -> None:
+def _check_variable_name(name: str, *, defining: bool) -> None:
     if not re.fullmatch(VARIABLE_PATTERN, name):
         raise ValidationError(
             f"{name!r} is not a valid variable name; use letters, digits and '_', "
             "not starting with a digit."
+        )
+    reserved = reserved_variable_problem(name) if defining else None
+    if reserved is not None:
+        raise ValidationError(reserved[:1].upper() + reserved[1:] + ".")
+
+
+def _check_variable_sizes(values: Mapping[str, str], owner: str) -> None:
+    """Refuse what would make every project listing and every stage's environment huge."""
+    if len(values) > defaults.MAX_VARIABLES:
+        raise ValidationError(
+            f"{owner} would have {len(values)} variables; at most {defaults.MAX_VARIABLES} are "
+            "allowed. Keep large settings in a file in the resource pool and pass its path."
+        )
+    total = 0
+    for name, value in values.items():
+        if "\0" in value:
+            raise ValidationError(
+                f"Variable '{name}' contains a NUL character, which no environment variable "
+                "can hold; remove it."
+            )
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > defaults.MAX_VARIABLE_BYTES:
+            raise ValidationError(
+                f"Variable '{name}' is {format_bytes(size)} long; a value may have at most "
+                f"{format_bytes(defaults.MAX_VARIABLE_BYTES)}. Put large values in a file in "
+                "the resource pool and pass its path."
+            )
+        total += len(name) + size
+    if total > defaults.MAX_VARIABLES_BYTES:
+        raise ValidationError(
+            f"{owner}'s variables would hold {format_bytes(total)} together; at most "
+            f"{format_bytes(defaults.MAX_VARIABLES_BYTES)} are allowed. Keep large settings "
+            "in a file in the resource pool and pass its path."
         )
 
 
 def set_variables(project: Project, assign: Mapping[str, str], unset: Iterable[str] = ()) -> Change:
     """Set and unset variables; stages started afterwards see the new values."""
     unset = list(unset)
-    for name in [*assign, *unset]:
-        _check_variable_name(name)
+    for name in assign:
+        _check_variable_name(name, defining=True)
+    for name in unset:
+        # A variable stored before WINSLOW_* was refused can still be unset.
+        _check_variable_name(name, defining=False)
     variables = dict(project.variables)
     variables.update({k: str(v) for k, v in assign.items()})
     for name in unset:
         variables.pop(name, None)
+    if assign:
+        _check_variable_sizes(variables, f"Project '{project.name}'")
     words = [f"{k}={v}" for k, v in assign.items()] + [f"unset {n}" for n in unset]
     return Change(
         "variables",
@@ -434,6 +479,7 @@ def rename(project: Project, new_name: str) -> Change:
 def check_labels(labels: Iterable[str]) -> tuple[str, ...]:
     """Return the labels sorted without repeats, or raise ``ValidationError``."""
     result = sorted(set(labels))
+    _check_label_count(len(result))
     for label in result:
         if not re.fullmatch(LABEL_PATTERN, label):
             raise ValidationError(
@@ -446,7 +492,16 @@ def relabel(project: Project, add: Iterable[str] = (), remove: Iterable[str] = (
     """Add and remove labels."""
     add = check_labels(add)
     labels = tuple(sorted((set(project.labels) | set(add)) - set(remove)))
+    if add:
+        _check_label_count(len(labels))
     return Change("labels", f"labels: {', '.join(labels) or '(none)'}", labels=labels)
+
+
+def _check_label_count(count: int) -> None:
+    if count > defaults.MAX_LABELS:
+        raise ValidationError(
+            f"A project may carry at most {defaults.MAX_LABELS} labels, not {count}; remove some."
+        )
 
 
 def check_deletable(project: Project, runs: list[Run], kill_first: bool) -> None:

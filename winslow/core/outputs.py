@@ -12,8 +12,10 @@ gigabytes, so ``OutputScanner`` takes lines one at a time and keeps only the res
 bounded number of points per parser: past ``MAX_SERIES_POINTS`` it thins what it kept to
 every second point, evenly and the same way every time, and keeps the last point too.
 
-Only ``stdout`` and ``stderr`` lines count; our own ``winslow`` stream never does, so an
-event we log cannot fake a result. Pure: the caller reads the log and the file.
+Only ``stdout`` and ``stderr`` lines count, what the stage printed; Winslow's own lines
+(``winslow``, ``progress``) never do, and they escape their control characters
+(``core/logformat.py``), so no value Winslow logs can fake a result or a point. Pure: the
+caller reads the log and the file.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from winslow.core.progress import PROGRESS_STREAMS
+from winslow.core.logformat import RECORD, STAGE_STREAMS
 from winslow.pipeline.model import LogParser
 
-OUTPUT_STREAMS = PROGRESS_STREAMS
-"""Streams whose lines may report results and series points; ``winslow`` is not one."""
+OUTPUT_STREAMS = STAGE_STREAMS
+"""Streams whose lines may report results and series points: what the stage printed.
+Winslow's own lines (``winslow``, and ``progress``, which it writes from the progress
+file) never do."""
 
 MAX_RESULTS = 200
 """Most result keys one run keeps; keys past it are dropped (``results.json``'s first)."""
@@ -56,7 +60,6 @@ ResultValue = str | int | float | bool
 RESULT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 """A result key: a letter or underscore, then up to 63 letters, digits or underscores."""
 
-_RECORD = re.compile(r"^(?P<stamp>\S+) (?P<stream>\S+) \| (?P<text>.*)$")
 _RESULT_LINE = re.compile(r"^\s*WINSLOW_RESULT:\s*(?P<key>[^=\s]*)\s*=(?P<value>.*)$")
 _INT = re.compile(r"[+-]?\d+")
 # float() alone would also take "nan", "inf" and "1_000", which no one means as a number.
@@ -244,7 +247,7 @@ class OutputScanner:
 
     def feed(self, line: str) -> None:
         """Take one log line (``<stamp> <stream> | <text>``); other lines are skipped."""
-        record = _RECORD.match(line.rstrip("\r\n"))
+        record = RECORD.match(line.rstrip("\r\n"))
         if not record:
             return
         self.lines += 1

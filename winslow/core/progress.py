@@ -21,14 +21,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-PROGRESS_STREAMS = frozenset({"stdout", "stderr", "progress"})
+from winslow.core.logformat import RECORD, STAGE_STREAMS
+
+PROGRESS_STREAMS = STAGE_STREAMS | {"progress"}
 """Streams whose lines may report progress; ``winslow`` (our own events) is not one.
 ``progress`` holds what the stage wrote to its progress file, copied by the node."""
 
 MIN_ESTIMATE_FRACTION = 0.01
 """Below this much progress (a fraction, 1 %) a linear estimate is noise: none is given."""
 
-_RECORD = re.compile(r"^(?P<stamp>\S+) (?P<stream>\S+) \| (?P<text>.*)$")
 _PERCENT = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d+)?) ?%")
 _MARKER = re.compile(r"WINSLOW_PROGRESS:\s*(\d+(?:\.\d+)?)\s*(%?)")
 
@@ -66,10 +67,12 @@ def latest_progress(lines: Iterable[str]) -> Progress | None:
     """Return the last progress report in log lines (``<stamp> <stream> | <text>``), or None.
 
     Lines that are not log records, and records of the ``winslow`` stream, are skipped.
+    Give the log split at ``\\n`` only, as its records are: ``str.splitlines`` also cuts
+    at characters a stage's line may hold (``\\x1c``, ``\\x85``, U+2028).
     """
     latest: Progress | None = None
     for line in lines:
-        record = _RECORD.match(line.rstrip("\r\n"))
+        record = RECORD.match(line.rstrip("\r\n"))
         if not record or record.group("stream") not in PROGRESS_STREAMS:
             continue
         percent = percent_in(record.group("text"))

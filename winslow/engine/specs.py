@@ -21,7 +21,7 @@ from winslow.core.planner import (
 )
 from winslow.core.resources import GpuRequest, ResourceRequest
 from winslow.core.states import StageRunState
-from winslow.pipeline.interpolate import interpolate_stage
+from winslow.pipeline.interpolate import interpolate_stage, node_literal
 from winslow.pipeline.model import (
     Pipeline,
     Stage,
@@ -119,13 +119,10 @@ def build_spec(project: Project, pipeline: Pipeline, run: Run, earlier: list[Run
     values.update(
         {"WINSLOW_PROJECT": project.name, "WINSLOW_STAGE": run.stage, "WINSLOW_RUN": str(run.id)}
     )
-    # The backend fills these in at the node; references stay for it to resolve.
-    passthrough = {
-        "WINSLOW_WORKSPACE": "${WINSLOW_WORKSPACE}",
-        "WINSLOW_INPUTS": "${WINSLOW_INPUTS}",
-    }
-    command, env, inputs = interpolate_stage(stage, {**passthrough, **values})
-    env = {**values, **env}
+    # Command and env are node text: the backend fills in ${WINSLOW_WORKSPACE} and
+    # ${WINSLOW_INPUTS} at the node (resolve_node_paths); values and escapes stay literal.
+    command, env, inputs = interpolate_stage(stage, values, for_node=True)
+    env = {**{name: node_literal(value) for name, value in values.items()}, **env}
     before = [r for r in earlier if r.id < run.id]
     return RunSpec(
         job_id=run.job_id or job_id_for(project, run.id),

@@ -1,5 +1,5 @@
-"""``winslow stage-in``, ``stage-out`` and ``stage-exec``: the commands a Nomad stage job runs
-on its node, around the stage's own command.
+"""``winslow stage-in``, ``stage-out``, ``stage-exec`` and ``stage-follow``: the commands a
+Nomad stage job runs on its node, around the stage's own command.
 
 They are hidden from ``winslow --help``: people never type them, job specs do, so their
 names and options are a contract with every job spec already submitted. Each parses its
@@ -10,6 +10,8 @@ them on the root command.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -177,6 +179,7 @@ def stage_exec(
     Exits with the command's status, 128+n when signal n ended it, 124 after the timeout.
     """
     from winslow.node import stagetools
+    from winslow.pipeline.interpolate import resolve_node_paths
 
     if (workspace is None) != (inputs is None):
         raise typer.BadParameter("give both or neither", param_hint="--workspace/--inputs")
@@ -184,7 +187,7 @@ def stage_exec(
         os.environ, workspace=workspace, inputs=inputs, isolate_gpus=isolate_gpus
     )
     if workspace is not None and inputs is not None:
-        argv = [stagetools.resolve_node_paths(arg, workspace, inputs) for arg in argv]
+        argv = [resolve_node_paths(arg, workspace, inputs) for arg in argv]
     workdir.mkdir(parents=True, exist_ok=True)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -200,3 +203,54 @@ def stage_exec(
     if result.message is not None:
         err.print(f"error: stage {result.message}", markup=False, highlight=False)
     raise typer.Exit(result.exit_code)
+
+
+def stage_follow(
+    logs_dir: Annotated[Path, typer.Option(help="Nomad's log folder of the job.")],
+    task: Annotated[str, typer.Option(help="The stage's task name in that folder.")],
+    log_file: Annotated[
+        Path, typer.Option("--log", help="The run's timestamped log to append to.")
+    ],
+    workspace: Annotated[
+        Path | None, typer.Option(help="The stage's workspace, for its progress file.")
+    ] = None,
+) -> None:
+    """Copy a container stage's stdout and stderr into the run's log as they come.
+
+    Runs until SIGTERM (Nomad's kill once the stage's task is dead), reads what is left,
+    and exits 0 whatever happened: a sidecar that fails makes Nomad stop the stage. What
+    it could not copy, stage-out adds.
+    """
+    from winslow.node import follow
+
+    # The handler only notes the signal: setting an Event from a handler could deadlock
+    # on the lock the interrupted main thread holds. The work runs in a thread of its own.
+    signalled: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: signalled.append(signum))
+    stop = threading.Event()
+    done: list[bool] = []
+
+    def run() -> None:
+        try:
+            done.append(follow.follow_task(logs_dir, task, log_file, stop, workspace=workspace))
+        except Exception as exc:  # any failure here must not fail the stage
+            err.print(
+                f"stage-follow: stopped following the stage's output: {exc!r}",
+                markup=False,
+                highlight=False,
+            )
+
+    worker = threading.Thread(target=run, name="stage-follow", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        if signalled:
+            stop.set()
+        worker.join(0.1)
+    if not done or not done[0]:
+        err.print(
+            "stage-follow: stage-out adds the rest of the stage's output to the log",
+            markup=False,
+            highlight=False,
+        )
+    raise typer.Exit(0)

@@ -5,8 +5,9 @@ A local job is a directory, not a row: ``<data_dir>/jobs/<job_id>/``. The server
 when the stage's process starts, and ``status.json`` when all is over. Each file is written
 once, atomically (temp file, fsync, ``os.replace``), so a reader sees it whole or not at
 all, whichever process dies when. That makes the directory the truth a restarted server
-adopts: the backend and the runner share this module and nothing else, the
-``WINSLOW_S3_*`` variables that hand the runner its storage credentials included.
+adopts: the backend and the runner share this module and nothing else, the storage
+handover included: the S3 credentials go to the runner on its stdin, never in its
+environment or a file, where a host stage of the same user could read them.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ STORAGE_ENV = {
     "bucket": "WINSLOW_S3_BUCKET",
     "region": "WINSLOW_S3_REGION",
 }
-"""S3Config field → the runner's environment variable carrying it."""
+"""S3Config field → the ``WINSLOW_S3_*`` variable carrying it (to a Nomad task, or in the
+runner's storage handover)."""
 
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}")
 
@@ -80,7 +82,8 @@ class StatusRecord(TypedDict):
 class JobSpec:
     """``spec.json``: the run to execute plus what the runner must know of this node.
 
-    S3 credentials are deliberately absent; the runner reads them from its environment.
+    S3 credentials are deliberately absent; the runner reads them on its stdin
+    (``storage_handover``).
     """
 
     spec: RunSpec
@@ -263,8 +266,28 @@ def job_spec_from_json(data: dict[str, Any]) -> JobSpec:
 
 
 def storage_env(cfg: S3Config) -> dict[str, str]:
-    """Return the ``WINSLOW_S3_*`` variables that hand ``cfg`` to a runner."""
+    """Return the ``WINSLOW_S3_*`` variables that describe ``cfg``."""
     return {var: str(getattr(cfg, field)) for field, var in STORAGE_ENV.items()}
+
+
+def storage_handover(cfg: S3Config) -> bytes:
+    """Return what the backend writes on a runner's stdin: ``storage_env(cfg)`` as JSON.
+
+    A pipe, not the environment: any process of the same user, a host stage included,
+    can read ``/proc/<runner pid>/environ`` for as long as the runner lives.
+    """
+    return json.dumps(storage_env(cfg)).encode() + b"\n"
+
+
+def read_storage_handover(data: bytes) -> S3Config | None:
+    """Return the S3Config that ``storage_handover`` encoded; None for anything else."""
+    try:
+        values = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(values, dict):
+        return None
+    return storage_config_from_env({str(k): str(v) for k, v in values.items()})
 
 
 def storage_config_from_env(env: Mapping[str, str]) -> S3Config | None:

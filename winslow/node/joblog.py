@@ -2,9 +2,11 @@
 
 Every line reads ``2026-11-25T08:12:03.123Z stdout | text``, with ``winslow`` as the
 stream of our own events, wherever the stage ran (the local runner, or the tasks of a
-Nomad job). ``LineSplitter`` cuts a stage's output into such lines, ``JobLog`` appends
-them to the log file from any thread or process, and ``EventLog`` is how the node tools
-(``winslow stage-in``, ``stage-out``) report what they do.
+Nomad job); ``core/logformat.py`` has the format. ``LineSplitter`` cuts a stage's output
+into such lines, ``log_record`` makes one record (escaping the text of every line that
+is not the stage's, so one record is one line whatever it says), ``JobLog`` appends
+records to the log file from any thread or process, and ``EventLog`` is how the node
+tools (``winslow stage-in``, ``stage-out``) report what they do.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import IO
 
+from winslow.core.logformat import EVENT_STREAM, STAGE_STREAMS, escape_text
 from winslow.node import jobfiles
 
 MAX_LINE_BYTES = 64 * 1024
@@ -30,10 +33,21 @@ class LineSplitter:
     are cut into pieces.
     """
 
-    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES, *, after_cr: bool = False) -> None:
         self._buffer = bytearray()
-        self._after_cr = False
+        self._after_cr = after_cr
         self._max = max_bytes
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unterminated line held until its end comes (or ``flush``)."""
+        return len(self._buffer)
+
+    @property
+    def after_cr(self) -> bool:
+        """Whether the last byte fed was a ``\\r``, so that a ``\\n`` next ends no line;
+        give it back to a new splitter that goes on where this one stopped."""
+        return self._after_cr
 
     def feed(self, data: bytes) -> list[bytes]:
         """Return the lines completed by ``data``, without their terminators."""
@@ -68,8 +82,21 @@ class LineSplitter:
 
 
 def log_record(stream: str, text: bytes | str, stamp: str | None = None) -> bytes:
-    """Return one log line: ``<UTC stamp> <stream> | <text>\\n``."""
-    body = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+    """Return one log line: ``<UTC stamp> <stream> | <text>\\n``.
+
+    The text of a stage's stream (``stdout``, ``stderr``) is written as the stage printed
+    it, but for a line break, which ``LineSplitter`` has cut at already (one left in
+    becomes ``\\n`` or ``\\r``). The text of every other stream, Winslow's own, gets its
+    control characters escaped (``escape_text``), so a value in it can neither end the
+    line nor start one that reads as the stage's.
+    """
+    if stream in STAGE_STREAMS:
+        body = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+        if b"\n" in body or b"\r" in body:
+            body = body.replace(b"\r", b"\\r").replace(b"\n", b"\\n")
+    else:
+        words = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        body = escape_text(words).encode("utf-8", "replace")
     when = stamp if stamp is not None else jobfiles.now_timestamp()
     return when.encode() + b" " + stream.encode() + b" | " + body + b"\n"
 
@@ -92,14 +119,15 @@ class JobLog:
                 os.fchmod(self._fd, 0o666)
         self._lock = threading.Lock()
 
-    def line(self, stream: str, text: bytes | str) -> None:
-        record = log_record(stream, text)
+    def line(self, stream: str, text: bytes | str, stamp: str | None = None) -> None:
+        """Append one line of ``stream``, stamped now unless ``stamp`` is given."""
+        record = log_record(stream, text, stamp)
         with self._lock:
             os.write(self._fd, record)
 
     def event(self, message: str) -> None:
-        """One line of our own, marked ``winslow``."""
-        self.line("winslow", message)
+        """One line of our own, marked ``winslow``, its control characters escaped."""
+        self.line(EVENT_STREAM, message)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -121,12 +149,13 @@ class EventLog:
         self.lines: list[bytes] = []
 
     def __call__(self, message: str) -> None:
-        record = log_record("winslow", message)
-        self.lines.append(record)
-        self._stream.write(f"winslow: {message}\n")
+        # One stamp for both copies: the archive must hold the very bytes of the file.
+        stamp = jobfiles.now_timestamp()
+        self.lines.append(log_record(EVENT_STREAM, message, stamp))
+        self._stream.write(f"winslow: {escape_text(message)}\n")
         self._stream.flush()
         if self._file is not None:
-            self._file.event(message)
+            self._file.line(EVENT_STREAM, message, stamp)
 
     def close(self) -> None:
         if self._file is not None:

@@ -12,8 +12,9 @@ timeout, SIGKILL after the grace period) and dies with the runner (``PR_SET_PDEA
 so a runner killed outright does not leave a stage holding GPUs that the server already
 counts as free. Its stdout and stderr are read here, line by line, into ``log.txt`` with
 a UTC timestamp each, and the runner's own events go there too, marked ``winslow``.
-S3 credentials come from ``WINSLOW_S3_*`` in the runner's environment and are not passed
-on to the stage.
+S3 credentials come on the runner's stdin (``jobfiles.storage_handover``), read once at
+start, and are in neither its environment nor the stage's: a host stage runs as the
+same user and could read ``/proc/<runner pid>/environ``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -44,10 +46,12 @@ from winslow.node.jobfiles import JobPaths, JobSpec
 from winslow.node.joblog import JobLog
 from winslow.node.progress import ProgressFile
 from winslow.node.stagetools import pump_lines, signal_group, signal_name
+from winslow.pipeline.interpolate import resolve_node_paths
 from winslow.units import format_megabytes
 
 if TYPE_CHECKING:
     from winslow.storage.objects import ObjectStore
+    from winslow.storage.s3 import S3Config
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,9 @@ HOST_ENV_PASSTHROUGH = (
     "CUDA_PATH",
 )
 """Variables a host stage inherits from the runner; everything else comes from the spec."""
+
+STORAGE_HANDOVER_MAX_BYTES = 64 * 1024
+"""Most bytes read from stdin for the storage handover; it is a few hundred."""
 
 READER_JOIN_SECONDS = 5.0
 """How long to wait for the stage's output to drain after its process ended, seconds."""
@@ -127,11 +134,13 @@ def with_node_paths(spec: RunSpec, workspace: str, inputs: str) -> RunSpec:
     """Return ``spec`` with ``${WINSLOW_WORKSPACE}`` and ``${WINSLOW_INPUTS}`` resolved.
 
     Only the node knows these paths, so the engine leaves the references in place in the
-    command and env values, and the runner fills them in here.
+    command and env values, and the runner fills them in here; an escaped
+    ``$${WINSLOW_WORKSPACE}`` becomes the literal ``${WINSLOW_WORKSPACE}``
+    (``resolve_node_paths``).
     """
 
     def resolve(text: str) -> str:
-        return text.replace("${WINSLOW_WORKSPACE}", workspace).replace("${WINSLOW_INPUTS}", inputs)
+        return resolve_node_paths(text, workspace, inputs)
 
     return dataclasses.replace(
         spec,
@@ -443,8 +452,12 @@ def _create_time(pid: int) -> float:
 # The whole job
 
 
-def execute(paths: JobPaths, signals: Signals) -> int:
-    """Run the job in ``paths`` once; return the runner's exit status (0 unless it broke)."""
+def execute(paths: JobPaths, signals: Signals, storage: S3Config | None = None) -> int:
+    """Run the job in ``paths`` once; return the runner's exit status (0 unless it broke).
+
+    ``storage`` is where inputs come from and outputs and the log go; without it a job
+    that needs storage fails saying so.
+    """
     import psutil
 
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -481,7 +494,7 @@ def execute(paths: JobPaths, signals: Signals) -> int:
     backend_dir = paths.root.parent.parent
     jobfiles.notify(backend_dir, paths.root.name)
     jlog = JobLog(paths.log)
-    store = _LazyStore()
+    store = _LazyStore(storage)
     try:
         outcome = _execute_started(paths, signals, jlog, store)
     except CancelRequestedError:
@@ -513,20 +526,39 @@ class _LazyStore:
     """The runner's one ``ObjectStore``, built on first use: a job without inputs or
     outputs needs no storage until its log is archived, and a client costs tens of ms."""
 
-    def __init__(self) -> None:
+    def __init__(self, cfg: S3Config | None) -> None:
+        self._cfg = cfg
         self._store: ObjectStore | None = None
 
     def __call__(self) -> ObjectStore:
         if self._store is None:
             from winslow.storage.objects import ObjectStore
 
-            cfg = jobfiles.storage_config_from_env(os.environ)
-            if cfg is None:
+            if self._cfg is None:
                 raise RuntimeError(
-                    "no object storage configured for the runner (WINSLOW_S3_* unset)"
+                    "no object storage was handed to the runner on its stdin; "
+                    "the server that launched it may have died at that moment"
                 )
-            self._store = ObjectStore(cfg)
+            self._store = ObjectStore(self._cfg)
         return self._store
+
+
+def take_storage_handover() -> S3Config | None:
+    """Read the storage handover from stdin, then put /dev/null in its place.
+
+    Done once, first thing, so the stage finds no pipe to read (it gets /dev/null as its
+    stdin anyway). Returns None when nothing usable came; a terminal is not read.
+    """
+    data = b""
+    with contextlib.suppress(OSError, ValueError):
+        if sys.stdin is not None and stat.S_ISFIFO(os.fstat(0).st_mode):
+            data = sys.stdin.buffer.read(STORAGE_HANDOVER_MAX_BYTES)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        os.dup2(devnull, 0)
+    finally:
+        os.close(devnull)
+    return jobfiles.read_storage_handover(data)
 
 
 def _execute_started(
@@ -675,8 +707,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    storage = take_storage_handover()
     try:
-        return execute(JobPaths(Path(args[0]).resolve()), signals)
+        return execute(JobPaths(Path(args[0]).resolve()), signals, storage)
     except CancelRequestedError:
         log.warning("runner: cancelled before it recorded the job as started")
         return 0

@@ -33,8 +33,10 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from winslow import defaults
 from winslow.errors import NotFoundError, StorageError, ValidationError, WinslowError
 from winslow.node import jobfiles
+from winslow.node.follow import catch_up, task_log_files
 from winslow.node.joblog import EventLog, JobLog, LineSplitter, log_record
 from winslow.node.progress import ProgressFile
+from winslow.pipeline.interpolate import resolve_node_paths
 from winslow.storage.keys import end_key
 from winslow.units import format_bytes
 
@@ -62,25 +64,12 @@ WAIT_STEP_SECONDS = 0.1
 READER_JOIN_SECONDS = 5.0
 """How long to wait for the command's output to drain after it ended, seconds."""
 
-NODE_PATH_TOKENS = ("${WINSLOW_WORKSPACE}", "${WINSLOW_INPUTS}")
-"""References the engine leaves in commands and env values for the node to resolve."""
-
 EXIT_STATUS_SUFFIX = ".exit"
 """``stage-exec`` leaves the command's exit status in a file named like the log plus this,
 for ``stage-out``'s end record: a poststop task cannot see how its sibling ended."""
 
 _ARG_VARIABLE = re.compile(r"WINSLOW_ARG_[0-9]+")
-_TASK_LOG = re.compile(r"(?P<task>.+)\.(?P<stream>stdout|stderr)\.(?P<index>[0-9]+)")
 _PR_SET_PDEATHSIG = 1
-
-
-# ---------------------------------------------------------------------------------------
-# Small pure helpers
-
-
-def resolve_node_paths(text: str, workspace: str, inputs: str) -> str:
-    """Return ``text`` with ``${WINSLOW_WORKSPACE}`` and ``${WINSLOW_INPUTS}`` replaced."""
-    return text.replace(NODE_PATH_TOKENS[0], workspace).replace(NODE_PATH_TOKENS[1], inputs)
 
 
 # ---------------------------------------------------------------------------------------
@@ -190,17 +179,6 @@ def publish_workspace(
     return published.files if published is not None else 0
 
 
-def task_log_files(logs_dir: Path, task: str, stream: str) -> list[Path]:
-    """Return Nomad's rotated log files of ``task`` (``<task>.<stream>.<n>``), oldest first."""
-    found: list[tuple[int, Path]] = []
-    if logs_dir.is_dir():
-        for path in logs_dir.iterdir():
-            match = _TASK_LOG.fullmatch(path.name)
-            if match and match["task"] == task and match["stream"] == stream:
-                found.append((int(match["index"]), path))
-    return [path for _, path in sorted(found)]
-
-
 def write_task_output(logs_dir: Path, task: str, out: IO[bytes]) -> None:
     """Write ``task``'s stdout, then its stderr, to ``out`` as log lines.
 
@@ -295,13 +273,16 @@ def run_stage_out(
     """Publish the workspace to ``prefix`` and the run's log to ``log_key``; return problems.
 
     With ``logs_dir`` and ``task``, a task that never wrote a log file never started (its
-    prestart failed), and its workspace holds no results to publish. The archived log is
-    ``log_path`` as it was when stage-out began, then (``merge_task_logs``) the task's
-    own output from Nomad's log files, then stage-out's events, spooled to a file beside
-    ``log_path`` rather than held in memory. Last, the run's ``EndRecord`` goes beside the
-    log. Each transfer is tried again after each of ``delays``; an empty list means
-    everything was published.
+    prestart failed), and its workspace holds no results to publish. With
+    ``merge_task_logs`` (a container stage) what ``stage-follow`` did not copy of the
+    task's output into ``log_path`` is added first (``follow.catch_up``). The archive is
+    ``log_path`` as it was then, then stage-out's events, which go to ``log_path`` too: the
+    very bytes a live reader saw, at the same offsets; spooled to a file beside
+    ``log_path``. Last, the run's ``EndRecord`` goes beside the log. Each transfer is tried
+    again after each of ``delays``; an empty list means everything was published.
     """
+    if merge_task_logs and logs_dir is not None and task is not None and log_path is not None:
+        _catch_up_task_output(logs_dir, task, log_path, events)
     # Only what was there before our own events: those are added after the task's output.
     head_size = log_path.stat().st_size if log_path is not None and log_path.is_file() else 0
     started = True
@@ -337,8 +318,8 @@ def run_stage_out(
             if head_size and log_path is not None:
                 with log_path.open("rb") as source:
                     _copy_bytes(source, archive, head_size)
-            if merge_task_logs and logs_dir is not None and task is not None:
-                write_task_output(logs_dir, task, archive)
+            if merge_task_logs and log_path is None and logs_dir is not None and task is not None:
+                write_task_output(logs_dir, task, archive)  # no log file to add it to
             archive.writelines(events.lines)
             archive.flush()
             try:
@@ -353,6 +334,18 @@ def run_stage_out(
                 events(f"stage-out failed: {problems[-1]}")
         _write_end_record(log_key, log_path, started, problems, store, events, delays)
     return problems
+
+
+def _catch_up_task_output(logs_dir: Path, task: str, log_path: Path, events: EventLog) -> None:
+    """Append to the run's log what of ``task``'s output is not in it yet. A failure is
+    said in the log, which is then archived as it is: part of it may be in already."""
+    try:
+        catch_up(logs_dir, task, log_path)
+    except OSError as exc:
+        events(
+            f"stage-out: could not add the stage's output to the log from "
+            f"{logs_dir}: {error_message(exc)}"
+        )
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,16 @@ A reference is ``${`` followed by anything up to the next ``}``; ``$${...}`` is 
 produces the literal ``${...}``, so shell code in a command can keep its own ``${HOME}``. A plain
 ``$NAME`` is never touched. Names missing from the values are collected, never raised one at a
 time, so a person fixes them all in one go. Pure: values in, text out.
+
+``${WINSLOW_WORKSPACE}`` and ``${WINSLOW_INPUTS}`` (``NODE_PATH_VARIABLES``) are paths only
+the node knows. For a run, the engine substitutes everything else and writes the command
+and env as *node text* (``interpolate_stage(..., for_node=True)``, ``node_literal``), which
+the node turns into the final text with ``resolve_node_paths``. Node text is the final text
+but for a run of ``n`` dollar signs right before ``{WINSLOW_WORKSPACE}`` or
+``{WINSLOW_INPUTS}``: an odd ``n`` is ``n // 2`` dollar signs and the path, an even ``n``
+is ``n // 2`` dollar signs and the literal ``{NAME}``. So ``${WINSLOW_WORKSPACE}`` is the
+path and ``$${WINSLOW_WORKSPACE}`` the literal ``${WINSLOW_WORKSPACE}``, however the text
+came about: an escape in the pipeline and a variable's value stay literal.
 """
 
 from __future__ import annotations
@@ -22,8 +32,14 @@ BUILTIN_VARIABLES = frozenset(
 )
 """Names Winslow sets for every run; stages may reference them without declaring them."""
 
+NODE_PATH_VARIABLES = ("WINSLOW_WORKSPACE", "WINSLOW_INPUTS")
+"""Built-in names whose values, paths on the node, only the node knows."""
+
 _REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 """Group 1 is ``$`` for an escape; group 2 is the name, unchecked so bad names are reported."""
+
+_NODE_REFERENCE = re.compile(r"(\$+)\{(" + "|".join(NODE_PATH_VARIABLES) + r")\}")
+"""A run of dollar signs before a node path's name, in node text."""
 
 
 class MissingVariableError(ValidationError, KeyError):
@@ -80,20 +96,57 @@ def missing_for_stage(stage: Stage, values: Mapping[str, str]) -> list[str]:
 
 
 def interpolate_stage(
-    stage: Stage, values: Mapping[str, str]
+    stage: Stage, values: Mapping[str, str], *, for_node: bool = False
 ) -> tuple[list[str], dict[str, str], list[str]]:
     """Return the stage's command, env and inputs with references substituted.
 
     A stage without a command (it runs its image's own) gets an empty list. Env keys are
     left as written. Raises ``MissingVariableError`` naming every missing name of the stage.
+
+    With ``for_node`` the ``NODE_PATH_VARIABLES`` need no value: command and env come back
+    as node text in which references to them are left for ``resolve_node_paths`` and all
+    else is literal; in inputs (pool paths, never resolved on the node) they stay as
+    written, ``${WINSLOW_INPUTS}``.
     """
-    missing = missing_for_stage(stage, values)
+    known = {**dict.fromkeys(NODE_PATH_VARIABLES, ""), **values} if for_node else values
+    missing = missing_for_stage(stage, known)
     if missing:
         raise MissingVariableError(missing, stage=stage.name)
-    command = [_substitute(part, values) for part in stage.command or []]
-    env = {key: _substitute(value, values) for key, value in stage.env.items()}
-    inputs = [_substitute(path, values) for path in stage.inputs]
+    if not for_node:
+        command = [_substitute(part, values) for part in stage.command or []]
+        env = {key: _substitute(value, values) for key, value in stage.env.items()}
+        return command, env, [_substitute(path, values) for path in stage.inputs]
+    command = [_node_text(part, values) for part in stage.command or []]
+    env = {key: _node_text(value, values) for key, value in stage.env.items()}
+    as_written = {name: "${" + name + "}" for name in NODE_PATH_VARIABLES}
+    inputs = [_substitute(path, {**as_written, **values}) for path in stage.inputs]
     return command, env, inputs
+
+
+def node_literal(text: str) -> str:
+    """Return the node text that stands for exactly ``text``: no path is filled into it.
+
+    >>> node_literal("${WINSLOW_WORKSPACE}/out $HOME")
+    '$${WINSLOW_WORKSPACE}/out $HOME'
+    """
+    return _NODE_REFERENCE.sub(lambda m: m.group(1) * 2 + "{" + m.group(2) + "}", text)
+
+
+def resolve_node_paths(text: str, workspace: str, inputs: str) -> str:
+    """Return the final text of node ``text``: ``${WINSLOW_WORKSPACE}`` and
+    ``${WINSLOW_INPUTS}`` replaced by the paths, ``$${WINSLOW_WORKSPACE}`` the literal
+    ``${WINSLOW_WORKSPACE}`` (see the module's docstring for longer runs of ``$``).
+
+    >>> resolve_node_paths("${WINSLOW_INPUTS}/a $${WINSLOW_INPUTS}", "/ws", "/in")
+    '/in/a ${WINSLOW_INPUTS}'
+    """
+    paths = dict(zip(NODE_PATH_VARIABLES, (workspace, inputs), strict=True))
+
+    def replace(match: re.Match[str]) -> str:
+        dollars, name = len(match.group(1)), match.group(2)
+        return "$" * (dollars // 2) + (paths[name] if dollars % 2 else "{" + name + "}")
+
+    return _NODE_REFERENCE.sub(replace, text)
 
 
 def _stage_texts(stage: Stage) -> list[str]:
@@ -107,3 +160,28 @@ def _substitute(text: str, values: Mapping[str, str]) -> str:
         return values[match.group(2)]
 
     return _REFERENCE.sub(replace, text)
+
+
+def _node_text(text: str, values: Mapping[str, str]) -> str:
+    """Return ``text`` substituted as node text: references to ``NODE_PATH_VARIABLES``
+    left for the node, everything else (escapes, values, the text between) literal."""
+    done: list[str] = []
+    literal: list[str] = []
+    end = 0
+    for match in _REFERENCE.finditer(text):
+        literal.append(text[end : match.start()])
+        end = match.end()
+        name = match.group(2)
+        if match.group(1):
+            literal.append("${" + name + "}")
+        elif name in NODE_PATH_VARIABLES:
+            # Dollar signs just before the reference are literal: doubled, they stay so.
+            before = node_literal("".join(literal))
+            bare = before.rstrip("$")
+            done += [bare, "$" * (2 * (len(before) - len(bare))), "${" + name + "}"]
+            literal = []
+        else:
+            literal.append(values[name])
+    literal.append(text[end:])
+    done.append(node_literal("".join(literal)))
+    return "".join(done)

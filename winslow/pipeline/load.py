@@ -11,7 +11,9 @@ is raised together in one ``PipelineError`` so a person fixes them all in one pa
 from __future__ import annotations
 
 import difflib
+import re
 import types
+import unicodedata
 from datetime import date
 from enum import Enum
 from pathlib import Path
@@ -21,6 +23,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 
 from winslow import defaults
 from winslow.errors import PipelineError, PipelineProblem
@@ -35,7 +38,12 @@ from winslow.pipeline.validate import (
 )
 
 MAX_NODES = 100_000
-"""Most values one file may expand to; aliases can make a tiny file huge ("billion laughs")."""
+"""Most values one file may hold or expand to; aliases can make a tiny file huge ("billion
+laughs"), and composing more than this many takes PyYAML seconds."""
+
+MAX_DEPTH = 32
+"""Deepest nesting of values a file may have; a pipeline's deepest field is 7 levels down.
+Deeper YAML (``[[[[...``) would overflow Python's stack while it is composed."""
 
 _LIMIT_UNITS: dict[str, str] = {
     "count": "GPUs",
@@ -53,6 +61,9 @@ _YAML_HINTS: dict[str, str] = {
     "found character '\\t' that cannot start any token": "indent YAML with spaces, not tabs",
     "found undefined alias": "define the anchor (&name) before using the alias (*name)",
 }
+
+_LINE_BREAKS = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+"""What YAML counts as a line break, for placing a character the reader refused."""
 
 _DEFAULT_TAGS = {
     MappingNode: "tag:yaml.org,2002:map",
@@ -148,7 +159,10 @@ def load_pipeline_with_source(text: str, file: str = "<text>") -> tuple[Pipeline
 def _parse(text: str, file: str) -> tuple[Any, SourceMap, list[PipelineProblem]]:
     """Return the document as plain data, where it was written, and problems that do not stop
     validation (duplicate keys). Raises ``PipelineError`` for YAML that cannot be read."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _BoundedLoader(text)
+    except ReaderError as exc:
+        raise PipelineError([_reader_problem(exc, text, file)]) from None
     builder = _Builder(loader, file)
     try:
         root = loader.get_single_node()
@@ -158,6 +172,10 @@ def _parse(text: str, file: str) -> tuple[Any, SourceMap, list[PipelineProblem]]
         data = builder.build(root, (), key=None)
     except _Abandon:
         data = None  # its problem is in builder.fatal
+    except _TooLarge as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        raise PipelineError([PipelineProblem(file, line, column, "", str(exc.problem))]) from None
     except yaml.MarkedYAMLError as exc:
         raise PipelineError([_yaml_problem(exc, file)]) from None
     except yaml.YAMLError as exc:
@@ -173,6 +191,60 @@ def _parse(text: str, file: str) -> tuple[Any, SourceMap, list[PipelineProblem]]
     if builder.fatal:
         raise PipelineError(in_reading_order([*builder.fatal, *problems]))
     return data, builder.source, problems
+
+
+class _TooLarge(yaml.MarkedYAMLError):
+    """The file nests or holds more values than a pipeline ever needs; composing stops."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing at most ``MAX_NODES`` values nested at most
+    ``MAX_DEPTH`` deep: its composer recurses once per level and holds every value, so an
+    unbounded file costs the stack or seconds of CPU before any check could run."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+        self._composed = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        self._depth += 1
+        self._composed += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                self._refuse(
+                    f"values are nested more than {MAX_DEPTH} deep; a pipeline needs far "
+                    "fewer levels (is a bracket left open?)"
+                )
+            if self._composed > MAX_NODES:
+                self._refuse(
+                    f"the file holds more than {MAX_NODES} values; a pipeline needs far fewer"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _refuse(self, message: str) -> None:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        raise _TooLarge(problem=message, problem_mark=mark)
+
+
+def _reader_problem(exc: ReaderError, text: str, file: str) -> PipelineProblem:
+    """Where the character PyYAML's reader refused is, and which it is, in words."""
+    position = exc.position if isinstance(exc.position, int) else 0
+    line, line_start = 1, 0
+    for found in _LINE_BREAKS.finditer(text, 0, position):
+        line, line_start = line + 1, found.end()
+    column = position - line_start + 1
+    code = exc.character if isinstance(exc.character, int) else 0
+    char = chr(code)
+    kind = {"Cc": "a control character", "Cs": "half of a surrogate pair, not text"}
+    what = kind.get(unicodedata.category(char)) or unicodedata.name(char, "a character")
+    message = (
+        f"invalid YAML: U+{code:04X} ({what}) cannot appear in a YAML file; delete it "
+        "(pasted text can carry invisible characters)"
+    )
+    return PipelineProblem(file, line, column, "", message)
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError, file: str, field: str = "") -> PipelineProblem:
@@ -225,6 +297,10 @@ class _Builder:
                 "nested too deep?",
                 fatal=True,
             )
+            raise _Abandon
+        if len(path) > MAX_DEPTH:
+            message = f"aliases (*name) nest values more than {MAX_DEPTH} deep"
+            self.problem(node.start_mark, path[:MAX_DEPTH], message, fatal=True)
             raise _Abandon
         self.source.add(path, key=key, value=node.start_mark)
         if isinstance(node, ScalarNode):

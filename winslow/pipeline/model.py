@@ -23,6 +23,21 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 """Variable names: what a shell accepts as an environment variable."""
 
+RESERVED_VARIABLE_PREFIX = "WINSLOW_"
+"""Variable names Winslow keeps for its own (``WINSLOW_PROJECT``, ``WINSLOW_WORKSPACE``...):
+a pipeline or a person may not define one; a stage would see Winslow's value, or none."""
+
+
+def reserved_variable_problem(name: str) -> str | None:
+    """Why ``name`` may not be a variable a pipeline or project defines; None if it may."""
+    if not name.startswith(RESERVED_VARIABLE_PREFIX):
+        return None
+    return (
+        f"'{name}' starts with {RESERVED_VARIABLE_PREFIX}, which names Winslow's own variables "
+        "(WINSLOW_PROJECT, WINSLOW_STAGE, WINSLOW_RUN, WINSLOW_WORKSPACE, WINSLOW_INPUTS), "
+        "which stages see instead; give the variable another name"
+    )
+
 
 def parse_megabytes(value: Any) -> Any:
     """Turn ``8G``, ``512M``, ``1.5GiB`` or a bare number of megabytes into MiB.

@@ -25,6 +25,7 @@ from winslow.pipeline.model import (
     Pipeline,
     Stage,
     SweepRange,
+    reserved_variable_problem,
 )
 
 FieldPath = tuple[str | int, ...]
@@ -149,6 +150,8 @@ class _Checker:
                     f"'{name}' is not a valid variable name; {VARIABLE_NAME_RULE}",
                     at_key=True,
                 )
+            elif (reserved := reserved_variable_problem(name)) is not None:
+                self.report(("variables", name), reserved, at_key=True)
             if variable.required and variable.default is not None:
                 self.report(
                     ("variables", name, "default"),
@@ -276,6 +279,8 @@ class _Checker:
                     f"'{name}' is not a valid variable name; {VARIABLE_NAME_RULE}",
                     at_key=True,
                 )
+            elif (reserved := reserved_variable_problem(name)) is not None:
+                self.report((*base, name), reserved, at_key=True)
             count = len(values.values()) if isinstance(values, SweepRange) else len(values)
             if count == 0:
                 what = "range from min to max" if isinstance(values, SweepRange) else "list"

@@ -18,11 +18,18 @@ data.
 Paths passed in are already cleaned by ``winslow.core.paths.clean_relative_path``;
 project IDs and run IDs are checked here because a slash or a negative number in them
 would let one project's prefix cover another's. Prefixes always end in ``/`` so that
-project ``ulm`` never matches ``ulm-2``'s objects.
+project ``ulm`` never matches ``ulm-2``'s objects. Every key built here is checked against
+what object storage takes (``check_key``: at most 1,024 bytes, names of at most 255), so a
+path too long is a ``ValidationError`` (422) before S3 is asked, not S3's refusal (502).
+Names a person creates are checked once more (``check_new_path``): no invisible character
+that could make a listing show one name for another.
 """
 
 from __future__ import annotations
 
+import unicodedata
+
+from winslow import defaults
 from winslow.errors import ValidationError
 
 RESOURCES = "resources/"
@@ -57,12 +64,12 @@ _SHA256_HEX = frozenset("0123456789abcdef")
 
 def resource_key(path: str) -> str:
     """Return the key of the resource pool file at ``path`` (``resources/<path>``)."""
-    return RESOURCES + _require_path(path)
+    return check_key(RESOURCES + _require_path(path))
 
 
 def resource_prefix(path: str = "") -> str:
     """Return the prefix of the resource pool folder at ``path``; ``""`` is the pool's root."""
-    return RESOURCES + _as_folder(path)
+    return check_key(RESOURCES + _as_folder(path))
 
 
 def workspace_prefix(project_id: str, run_id: int) -> str:
@@ -72,7 +79,7 @@ def workspace_prefix(project_id: str, run_id: int) -> str:
 
 def workspace_key(project_id: str, run_id: int, path: str) -> str:
     """Return the key of the file at ``path`` in one run's workspace."""
-    return workspace_prefix(project_id, run_id) + _require_path(path)
+    return check_key(workspace_prefix(project_id, run_id) + _require_path(path))
 
 
 def manifests_prefix(workspace: str) -> str:
@@ -179,6 +186,83 @@ def describe_key(key: str) -> str:
             if len(parts) == 2 and parts[1].isdigit():
                 return f"{what} of run {parts[1]} of project '{parts[0]}'"
     return f"object '{key}'"
+
+
+_REFUSED_CATEGORIES: dict[str, str] = {
+    "Cc": "a control character",
+    "Cs": "half of a UTF-16 surrogate pair, which is not text",
+}
+"""Characters no key may hold, by Unicode category, in words."""
+
+_INVISIBLE_CATEGORIES: dict[str, str] = {
+    "Cf": "an invisible formatting character (right-to-left or zero-width)",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+"""Characters a new name may not hold: they are invisible or reorder the text around them
+(U+202E RIGHT-TO-LEFT OVERRIDE shows ``gpj.exe`` as ``exe.jpg``), so a listing could show
+one name for another."""
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if object storage can hold it; raise ``ValidationError`` saying why not.
+
+    Refused: keys over ``defaults.MAX_KEY_BYTES`` bytes of UTF-8 (S3's limit), a name (the
+    text between slashes) over ``defaults.MAX_NAME_BYTES`` bytes, empty, ``.`` or ``..``
+    names inside the key, backslashes, control characters and unpaired surrogates. A
+    prefix's trailing ``/`` is allowed.
+    """
+    _refuse_characters(key, _REFUSED_CATEGORIES)
+    if "\\" in key:
+        raise ValidationError(f"{_cut(key)} contains a backslash; use '/' between names.")
+    size = len(key.encode("utf-8"))
+    if size > defaults.MAX_KEY_BYTES:
+        raise ValidationError(
+            f"The path is too long: object storage would need a key of {size} bytes for "
+            f"{_cut(key)}, and takes at most {defaults.MAX_KEY_BYTES} (UTF-8). Shorten the path."
+        )
+    names = key.split("/")
+    for position, name in enumerate(names):
+        if name in (".", "..") or (not name and position < len(names) - 1):
+            raise ValidationError(
+                f"{_cut(key)} has an empty, '.' or '..' name in it; give a plain path."
+            )
+        length = len(name.encode("utf-8"))
+        if length > defaults.MAX_NAME_BYTES:
+            raise ValidationError(
+                f"The name {_cut(name)} is {length} bytes long; a file or folder name may have "
+                f"at most {defaults.MAX_NAME_BYTES} bytes (UTF-8). Shorten it."
+            )
+    return key
+
+
+def check_new_path(path: str) -> str:
+    """Return ``path`` if a new file may be created under it, else raise ``ValidationError``.
+
+    Besides what ``check_key`` refuses, a new name may not hold invisible characters: bidi
+    controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F), zero-width ones (U+200B-U+200D,
+    U+2060, U+FEFF), other formatting characters, and line or paragraph separators.
+    """
+    _refuse_characters(path, {**_REFUSED_CATEGORIES, **_INVISIBLE_CATEGORIES})
+    return path
+
+
+def _refuse_characters(text: str, categories: dict[str, str]) -> None:
+    for char in text:
+        what = categories.get(unicodedata.category(char))
+        if what is not None:
+            name = unicodedata.name(char, "")
+            named = f"U+{ord(char):04X} {name}".rstrip()
+            raise ValidationError(
+                f"The path {_cut(text)} contains {named}, {what}; rename it without that character."
+            )
+
+
+def _cut(text: str, keep: int = 60) -> str:
+    """``text`` quoted for a message, its middle cut when long; ``repr`` escapes what is
+    invisible, and an unpaired surrogate, which no JSON answer could carry."""
+    shown = text if len(text) <= keep else f"{text[: keep // 2]}…{text[-keep // 2 :]}"
+    return repr(shown)
 
 
 def _require_path(path: str) -> str:

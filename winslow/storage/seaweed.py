@@ -7,6 +7,14 @@ same keys. ``weed mini`` starts a master, a volume server, a filer, an S3 gatewa
 admin server, each with an HTTP and a gRPC port; all ten are chosen here (free ones
 unless the S3 port is given), so several servers can run side by side. Data written
 under one set of ports is still there after a restart on another.
+
+Only S3 lets a client in without SeaweedFS's own credentials: ``weedsecurity`` writes the
+``security.toml`` that locks the volume server (JWT), the master's and filer's HTTP APIs
+(off, ``-disableHttp``) and every gRPC port (mutual TLS), and ``start`` refuses to go on if
+a gRPC port still answers in plaintext. The data folder is 0700, and weed runs with umask
+077, its logs in ``weed.log`` (``-logtostderr``) and its temporary files in ``tmp/``.
+What stays outside: the gRPC Unix sockets weed puts in ``/tmp`` under fixed names (owner
+only, TLS like the ports, removed at ``stop``).
 """
 
 from __future__ import annotations
@@ -33,7 +41,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from winslow.errors import StorageError
+from winslow.filemodes import private_dir, private_file
 from winslow.storage.s3 import S3Config, make_client
+from winslow.storage.weedsecurity import (
+    SECURITY_FILE,
+    grpc_answers_plaintext,
+    write_security_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +73,11 @@ CREDENTIALS_FILE = "s3-credentials.json"
 IDENTITIES_FILE = "s3.json"
 LOG_FILE = "weed.log"
 WEED_DATA = "data"
+WEED_TMP = "tmp"
+"""weed's TMPDIR, inside the data folder rather than the machine's shared /tmp."""
+
+WEED_UMASK = 0o077
+"""weed's umask: the files, folders and sockets it makes are its owner's alone."""
 
 PORT_FLAGS = (
     "master.port",
@@ -83,7 +102,8 @@ ADMIN_GRPC_OFFSET = 10_000
 
 GRPC_SOCKET_DIRS = ("/tmp",)
 """Where weed makes ``seaweedfs-<component>-grpc-<port>.sock`` for each gRPC port; no flag
-moves them, and weed leaves some behind, so ``stop`` removes those of its own ports."""
+moves them (weed/command/mini.go hard-codes ``/tmp``), and weed leaves some behind, so
+``stop`` removes those of its own ports. ``WEED_UMASK`` makes them owner-only."""
 
 _UNIX_SOCKET_MAX = 100
 """Longest Unix socket path we hand weed; the kernel's limit is 107 bytes."""
@@ -220,10 +240,11 @@ class SeaweedServer:
         with SeaweedServer(Path("~/.winslow/s3").expanduser(), s3_port=8333) as server:
             store = ObjectStore(server.config)
 
-    ``data_dir`` holds the credentials, ``s3.json`` (weed's identities), ``weed.log`` and
-    weed's own data in ``data/``. Without ``s3_port`` every port is a free one. With
-    ``detach`` weed runs in its own session: a Ctrl+C or a crash of this process does not
-    reach it, and it keeps serving until ``stop`` (or someone) ends it.
+    ``data_dir`` (mode 0700) holds the credentials, ``s3.json`` (weed's identities),
+    ``security.toml`` with the gRPC certificate and key, ``weed.log``, weed's temporary
+    files in ``tmp/`` and its own data in ``data/``. Without ``s3_port`` every port is a
+    free one. With ``detach`` weed runs in its own session: a Ctrl+C or a crash of this
+    process does not reach it, and it keeps serving until ``stop`` (or someone) ends it.
     """
 
     def __init__(
@@ -260,6 +281,11 @@ class SeaweedServer:
         return self.data_dir / LOG_FILE
 
     @property
+    def ports(self) -> dict[str, int]:
+        """weed's ports while running, by flag (``s3.port``, ``filer.port.grpc``, ...)."""
+        return dict(self._ports)
+
+    @property
     def pid(self) -> int | None:
         """The weed process's ID while running."""
         return self._process.pid if self._process is not None else None
@@ -277,10 +303,12 @@ class SeaweedServer:
         if self.is_running():
             return self.config
         weed = self._weed or find_weed()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / WEED_DATA).mkdir(exist_ok=True)
+        private_dir(self.data_dir)
+        private_dir(self.data_dir / WEED_DATA)
+        private_dir(self.data_dir / WEED_TMP)
         credentials = load_or_create_credentials(self.data_dir)
         _write_private(self.data_dir / IDENTITIES_FILE, _identities(credentials))
+        write_security_config(self.data_dir)
         if self.s3_port is not None:
             try:
                 _bind(self.s3_port).close()
@@ -303,6 +331,7 @@ class SeaweedServer:
             offset = self._spawn(weed, ports)
             try:
                 self._wait_ready(config, offset)
+                self._check_grpc_locked()
             except _ExitedEarlyError as exc:
                 # Its sockets may belong to whoever holds the port it wanted: leave them.
                 self._process = None
@@ -365,6 +394,9 @@ class SeaweedServer:
         data = (self.data_dir / WEED_DATA).resolve()
         args = [
             weed,
+            # security.toml is looked for here first (weed/util/config.go).
+            f"-config_dir={self.data_dir.resolve()}",
+            "-logtostderr",
             "mini",
             f"-dir={data}",
             f"-ip={HOST}",
@@ -376,11 +408,14 @@ class SeaweedServer:
             "-admin.ui=false",
             "-webdav=false",
             "-master.telemetry=false",
+            # The master's and the filer's HTTP APIs: S3 needs neither (it speaks gRPC).
+            "-disableHttp",
         ]
         for component in ("s3", "filer"):
             sock = data / f"{component}.sock"
             if len(str(sock)) <= _UNIX_SOCKET_MAX:
                 args.append(f"-{component}.localSocket={sock}")
+        private_file(self.log_path)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         offset = self._log.tell()
         self._log.write(
@@ -388,15 +423,38 @@ class SeaweedServer:
         )
         self._log.flush()
         log.debug("seaweedfs: running %s", " ".join(args))
+        # WEED_* variables would override security.toml (weed reads them first).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WEED_")}
+        env["TMPDIR"] = str((self.data_dir / WEED_TMP).resolve())
         self._process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=self.data_dir,
+            env=env,
+            umask=WEED_UMASK,
             start_new_session=self.detach,
         )
         return offset
+
+    def _check_grpc_locked(self) -> None:
+        """Raise ``StorageError`` if a gRPC port of weed talks to a client without TLS.
+
+        weed falls back to plaintext when it cannot load a certificate (it only logs a
+        warning), and then anyone on the machine could delete any file through the filer.
+        """
+        open_ports = [
+            port
+            for flag, port in self._ports.items()
+            if flag.endswith(".grpc") and grpc_answers_plaintext(HOST, port)
+        ]
+        if open_ports:
+            raise StorageError(
+                f"SeaweedFS serves gRPC without TLS on {HOST} port(s) "
+                f"{', '.join(map(str, open_ports))} although {self.data_dir / SECURITY_FILE} "
+                f"asks for it, so any local user could change the data; see {self.log_path}."
+            )
 
     def _wait_ready(self, config: S3Config, log_offset: int) -> None:
         """Poll ListBuckets until it succeeds, weed exits, or ``startup_timeout`` passes."""

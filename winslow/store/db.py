@@ -18,6 +18,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from winslow.filemodes import private_file
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,6 +35,9 @@ def make_engine(url: str, *, for_writes: bool = True) -> Engine:
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
         )
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            private_file(Path(database))  # token hashes, every variable: owner only (0600)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -3,7 +3,8 @@
 ``Store`` reads rows and hands out the frozen values of ``core/models.py``; nothing
 outside ``store/`` sees a row or a session. A change of a project or its runs happens in a
 ``ProjectTransaction`` (``Store.project_transaction``), which ``engine/transitions.py``
-drives: it holds the rules, the store holds the SQL.
+drives: it holds the rules, the store holds the SQL. Console sign-ins (kept by the
+server, made from API tokens) have their own module, ``store/sessions.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,7 +29,14 @@ from winslow.core.states import ACTIVE_RUN_STATES, ProjectState, StageRunState
 from winslow.errors import ConflictError, NotFoundError
 from winslow.store.db import make_engine, make_sessions, migrate
 from winslow.store.rows import now, to_event, to_project, to_run, utc
-from winslow.store.tables import EventRow, ProjectRow, ProjectTokenRow, RunRow, TokenRow
+from winslow.store.tables import (
+    ConsoleSessionRow,
+    EventRow,
+    ProjectRow,
+    ProjectTokenRow,
+    RunRow,
+    TokenRow,
+)
 from winslow.store.transaction import ProjectTransaction, lock_project_row
 
 
@@ -38,6 +46,16 @@ def hash_token(token: str) -> str:
 
 PROJECT_TOKEN_PREFIX = "wsl_t_"
 """Project tokens start so; API tokens with ``wsl_`` only, so a person tells them apart."""
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token as the store shows it: never the token, never its hash."""
+
+    name: str
+    created_at: datetime
+    revoked: bool
+    admin: bool
 
 
 @dataclass(frozen=True)
@@ -265,12 +283,17 @@ class Store:
 
     # -- tokens -------------------------------------------------------------------------
 
-    def create_token(self, name: str) -> str:
-        """Create a token called ``name`` and return it; only its hash is kept."""
+    def create_token(self, name: str, *, admin: bool = False) -> str:
+        """Create a token called ``name`` and return it; only its hash is kept.
+
+        An ``admin`` token may also list and end other people's console sessions.
+        """
         token = "wsl_" + secrets.token_urlsafe(32)
         try:
             with self.transaction() as session:
-                session.add(TokenRow(name=name, token_hash=hash_token(token), created_at=now()))
+                session.add(
+                    TokenRow(name=name, token_hash=hash_token(token), created_at=now(), admin=admin)
+                )
         except IntegrityError:
             raise ConflictError(f"A token named '{name}' exists already.") from None
         return token
@@ -280,18 +303,32 @@ class Store:
             return session.scalars(select(TokenRow.id).limit(1)).first() is not None
 
     def revoke_token(self, name: str) -> None:
-        """Revoke the token called ``name``; raise ``NotFoundError`` if there is none."""
+        """Revoke the token called ``name`` and end the console sessions made from it;
+        raise ``NotFoundError`` if there is none."""
         with self.transaction() as session:
             row = session.scalars(select(TokenRow).where(TokenRow.name == name)).first()
             if row is None:
                 raise NotFoundError(f"No token '{name}'; `winslow token list` shows them.")
             row.revoked = True
+            session.execute(
+                update(ConsoleSessionRow)
+                .where(ConsoleSessionRow.token_id == row.id, ConsoleSessionRow.revoked_at.is_(None))
+                .values(revoked_at=now())
+            )
 
-    def list_tokens(self) -> list[tuple[str, datetime, bool]]:
-        """Every token's name, creation time and whether it is revoked."""
+    def list_tokens(self) -> list[ApiToken]:
+        """Every API token by name, revoked ones included; never the tokens themselves."""
         with self.sessions() as session:
             rows = session.scalars(select(TokenRow).order_by(TokenRow.name)).all()
-            return [(row.name, utc(row.created_at) or now(), row.revoked) for row in rows]
+            return [
+                ApiToken(
+                    name=row.name,
+                    created_at=utc(row.created_at) or now(),
+                    revoked=row.revoked,
+                    admin=row.admin,
+                )
+                for row in rows
+            ]
 
     def token_owner(self, token: str) -> str | None:
         """Return the name of the valid token ``token``, or ``None``."""

@@ -135,6 +135,8 @@ class TokenRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    """May list and end every person's console sessions, not only its own."""
 
 
 class ProjectTokenRow(Base):
@@ -157,3 +159,31 @@ class ProjectTokenRow(Base):
     capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ConsoleSessionRow(Base):
+    """Console sessions: made from an API token at sign-in, ended by the server.
+
+    The browser's cookie holds a random secret of which only the SHA-256 is kept here;
+    ``handle`` is a second random value that names the session in lists and in a
+    revocation, and never signs anybody in. A session goes with the token it was made
+    from, and ends with its revocation.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handle: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("tokens.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """The absolute end, whatever the use."""
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """The latest request (written at most once a minute); the idle end counts from it."""
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    """The client's address at sign-in."""

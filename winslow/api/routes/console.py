@@ -1,10 +1,12 @@
-"""The web console's shell: signing in and out, the overview and nodes pages.
+"""The web console's shell: the sign-in page, the overview and nodes pages.
 
 Pages are rendered on the server from ``ui/templates`` with the data they show, so a page
 is whole at first paint; small ES modules in ``ui/static/js`` keep the live parts live
 through the same API the CLI uses (the session cookie stands in for the bearer token).
 Other pages live beside this module: ``console_project``, ``console_resources``,
-``console_pipelines``.
+``console_pipelines``; the sessions themselves (signing in and out) live in
+``routes/sessions.py``. After signing in, the console goes where ``next`` says only if
+that is a path of this server (``api/redirects.py``).
 """
 
 from __future__ import annotations
@@ -16,23 +18,21 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
 
-from winslow import __version__
+from winslow import __version__, defaults
 from winslow.api.context import AppContext
-from winslow.api.deps import SESSION_COOKIE, ContextDep, session_token
+from winslow.api.deps import ContextDep, CurrentUser, session_secret
 from winslow.api.models import OverviewPublic, OverviewRow
+from winslow.api.redirects import same_origin_path
 from winslow.core.states import NEEDS_PERSON_STATES, ProjectState
-from winslow.errors import AuthError, NotFoundError
+from winslow.errors import NotFoundError
+from winslow.store.sessions import session_caller
 from winslow.units import format_bytes, format_duration
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(tags=["console"])
-
-SESSION_MAX_AGE_SECONDS = 14 * 24 * 3600
-"""How long a console session lasts without signing in again, seconds."""
 
 SPARK_MD5 = Path("node_modules/spark-md5/spark-md5.min.js")
 """The one npm package the console uses (MD5 of upload parts; browsers have no MD5),
@@ -48,20 +48,22 @@ class SignInRequiredError(Exception):
 
 
 def page_user(request: Request, context: ContextDep) -> str:
-    """The person behind a page request, or ``SignInRequiredError``."""
-    token = session_token(request)
-    owner = context.store.token_owner(token) if token else None
-    if owner is None:
+    """The person behind a page request (by the session cookie), or
+    ``SignInRequiredError``."""
+    secret = session_secret(request)
+    caller = session_caller(context.store, secret) if secret else None
+    if caller is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequiredError(target)
-    return owner
+    return caller.name
 
 
 PageUser = Annotated[str, Depends(page_user)]
 
 
 def sign_in_redirect(next_url: str) -> Response:
-    safe = next_url if next_url.startswith("/") and not next_url.startswith("//") else "/"
+    """303 to the sign-in page, which comes back to ``next_url`` if that is a path here."""
+    safe = same_origin_path(next_url)
     return Response(status_code=303, headers={"Location": f"/signin?next={quote(safe)}"})
 
 
@@ -91,42 +93,22 @@ def render(
     )
 
 
-# -- session ----------------------------------------------------------------------------
-
-
-class SessionBody(BaseModel):
-    token: str = Field(min_length=1, max_length=500)
-
-
-@api_router.post("/session")
-def sign_in(body: SessionBody, request: Request, context: ContextDep) -> JSONResponse:
-    """Start a console session with a token (the same tokens the CLI uses)."""
-    owner = context.store.token_owner(body.token.strip())
-    if owner is None:
-        raise AuthError("That token is not valid (wrong or revoked). Ask for a new one.")
-    response = JSONResponse({"user": owner})
-    response.set_cookie(
-        SESSION_COOKIE,
-        body.token.strip(),
-        max_age=SESSION_MAX_AGE_SECONDS,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
-    return response
-
-
-@api_router.delete("/session", status_code=204)
-def sign_out() -> Response:
-    response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
+# -- signing in --------------------------------------------------------------------------
 
 
 @router.get("/signin", response_class=HTMLResponse)
 def sign_in_page(request: Request, context: ContextDep, next: str = "/") -> HTMLResponse:
-    return render(request, context, "signin.html", None, next=next, title="Sign in")
+    """The sign-in form; ``next`` is where it goes afterwards, if that is a path here."""
+    return render(
+        request,
+        context,
+        "signin.html",
+        None,
+        next=same_origin_path(next),
+        title="Sign in",
+        idle_days=round(defaults.SESSION_IDLE_SECONDS / 86400),
+        max_days=round(defaults.SESSION_MAX_AGE_SECONDS / 86400),
+    )
 
 
 @router.get("/vendor/spark-md5.js")
@@ -179,11 +161,8 @@ def overview_rows(context: AppContext) -> list[OverviewRow]:
 
 
 @api_router.get("/overview", response_model=OverviewPublic)
-def overview_api(request: Request, context: ContextDep) -> OverviewPublic:
+def overview_api(context: ContextDep, _user: CurrentUser) -> OverviewPublic:
     """The overview's rows (the console refreshes with it when projects change)."""
-    from winslow.api.deps import current_user
-
-    current_user(request, context)
     rows = overview_rows(context)
     return OverviewPublic(
         data=rows,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import RedirectResponse
@@ -33,7 +33,7 @@ from winslow.api.models import (
 )
 from winslow.core.paths import clean_relative_path
 from winslow.errors import NotFoundError, StorageError, ValidationError
-from winslow.storage.keys import describe_key, resource_key, resource_prefix
+from winslow.storage.keys import check_new_path, describe_key, resource_key, resource_prefix
 from winslow.storage.objects import ObjectEntry, ObjectStore, UploadedPart, choose_part_size
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,10 @@ router = APIRouter(tags=["files"])
 MAX_UPLOAD_BYTES = 5 * 1024**4
 """Largest file one upload takes, bytes: S3's limit on an object (5 TiB)."""
 
-_UPLOAD_ID = re.compile(r"[\x21-\x7e]{1,1024}")
-"""Upload IDs are S3's, opaque: printable ASCII without spaces, as every S3 server makes them."""
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9._~+=-]{1,1024}")
+"""Upload IDs are S3's, opaque: letters, digits and ``. _ ~ + = -`` as every S3 server makes
+them (SeaweedFS ``<hex>_<hex>``, AWS and MinIO base64, Ceph ``2~...``); never a backslash,
+and with at least one letter or digit, so never ``.`` or ``..``."""
 
 PathQuery = Annotated[str, Query(description="Path relative to the pool or workspace")]
 
@@ -66,6 +68,12 @@ def _listing(context: AppContext, prefix: str, path: str, recursive: bool) -> Fi
             for entry in entries
         ],
     )
+
+
+REDIRECT_ANSWER: dict[int | str, dict[str, Any]] = {
+    307: {"description": "`redirect=true`: to the file's presigned URL in object storage."}
+}
+"""The ``responses`` of a download route that redirects on request."""
 
 
 def _download(
@@ -263,7 +271,7 @@ def _given_parts(parts: list[CompletedPart], count: int) -> dict[int, CompletedP
 
 
 def _check_upload_id(upload_id: str) -> None:
-    if not _UPLOAD_ID.fullmatch(upload_id):
+    if not _UPLOAD_ID.fullmatch(upload_id) or not any(c.isalnum() for c in upload_id):
         raise ValidationError(
             f"{upload_id[:80]!r} is not an upload ID; use the upload_id the upload began with."
         )
@@ -296,7 +304,7 @@ def list_resources(
     return _listing(context, resource_prefix(), path, recursive)
 
 
-@router.get("/resources/download", response_model=DownloadPublic)
+@router.get("/resources/download", response_model=DownloadPublic, responses=REDIRECT_ANSWER)
 def download_resource(
     path: PathQuery, context: ContextDep, _user: CurrentUser, redirect: bool = False
 ) -> Response | DownloadPublic:
@@ -349,7 +357,7 @@ def delete_resource(
 @router.post("/resources/uploads", response_model=UploadPublic, status_code=201)
 def create_upload(body: UploadCreate, context: ContextDep, _user: CurrentUser) -> UploadPublic:
     """Begin a multipart upload; the file appears only once it is completed."""
-    clean = clean_relative_path(body.path)
+    clean = check_new_path(clean_relative_path(body.path))
     return begin_upload(context.objects, resource_key(clean), clean, body.size)
 
 
@@ -358,7 +366,7 @@ def part_urls(
     upload_id: str, body: PartUrlsBody, context: ContextDep, _user: CurrentUser
 ) -> PartUrlsPublic:
     """Presigned URLs to PUT the given parts to (numbers 1 to 10,000)."""
-    key = resource_key(clean_relative_path(body.path))
+    key = resource_key(check_new_path(clean_relative_path(body.path)))
     return presign_upload_parts(context.objects, key, upload_id, body.part_numbers)
 
 
@@ -380,7 +388,7 @@ def complete_upload(
     A mismatch is a 422 naming the part; the upload stays open (send that part again and
     complete again) and a file already at the path is left as it was.
     """
-    clean = clean_relative_path(body.path)
+    clean = check_new_path(clean_relative_path(body.path))
     entry = finish_upload(context.objects, resource_key(clean), upload_id, body.size, body.parts)
     return FileEntry(
         path=clean,

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.models import RunIdPath
 from winslow.api.routes.projects import read_log_tail
 from winslow.core.progress import estimate, latest_progress
 from winslow.core.states import StageRunState
@@ -31,12 +32,14 @@ class ProgressPublic(BaseModel):
 
 
 @router.get("/{ref}/runs/{run_id}/progress", response_model=ProgressPublic)
-def run_progress(ref: str, run_id: int, context: ContextDep, _user: CurrentUser) -> ProgressPublic:
+def run_progress(
+    ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
+) -> ProgressPublic:
     """The latest progress a run's stage printed (``NN %``) and, while it runs, its time left."""
     project = context.store.get_project(ref)
     run = context.store.get_run(project.id, run_id)
     _start, data = read_log_tail(context, run, PROGRESS_TAIL_BYTES)
-    progress = latest_progress(data.decode("utf-8", errors="replace").splitlines())
+    progress = latest_progress(data.decode("utf-8", errors="replace").split("\n"))
     seconds_left = None
     if progress is not None and run.state is StageRunState.RUNNING:
         seconds_left = estimate(progress.percent / 100, run.started_at, datetime.now(UTC))

@@ -9,12 +9,13 @@ from typing import Annotated
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse, StreamingResponse
 
 from winslow import defaults
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import (
+    AfterEventQuery,
     EventPublic,
     EventsPublic,
     ProjectCreate,
@@ -22,10 +23,11 @@ from winslow.api.models import (
     ProjectsPublic,
     ProjectUpdate,
     ResumeBody,
+    RunIdPath,
     RunPublic,
     VariablesBody,
 )
-from winslow.api.sse import POLL_SECONDS, Heartbeat, frame, stream
+from winslow.api.sse import POLL_SECONDS, STREAM_ANSWER, Heartbeat, frame, stream
 from winslow.core import commands
 from winslow.core.models import Run
 from winslow.core.states import ProjectState
@@ -206,13 +208,15 @@ def set_variables(
 
 
 @router.get("/{ref}/history", response_model=EventsPublic)
-def history(ref: str, context: ContextDep, _user: CurrentUser, after: int = 0) -> EventsPublic:
+def history(
+    ref: str, context: ContextDep, _user: CurrentUser, after: AfterEventQuery = 0
+) -> EventsPublic:
     project = context.store.get_project(ref)
     return EventsPublic(data=[EventPublic.of(e) for e in context.store.history(project.id, after)])
 
 
 @router.get("/{ref}/runs/{run_id}", response_model=RunPublic)
-def show_run(ref: str, run_id: int, context: ContextDep, _user: CurrentUser) -> RunPublic:
+def show_run(ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser) -> RunPublic:
     project = context.store.get_project(ref)
     return RunPublic.of(context.store.get_run(project.id, run_id))
 
@@ -261,10 +265,14 @@ def read_log_tail(context: AppContext, run: Run, size: int) -> tuple[int, bytes]
     return start, data
 
 
-@router.get("/{ref}/runs/{run_id}/logs", response_class=PlainTextResponse)
+@router.get(
+    "/{ref}/runs/{run_id}/logs",
+    response_class=PlainTextResponse,
+    responses={307: {"description": "`download=true` of an archived log: to object storage."}},
+)
 def run_logs(
     ref: str,
-    run_id: int,
+    run_id: RunIdPath,
     context: ContextDep,
     _user: CurrentUser,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -312,16 +320,20 @@ def run_logs(
     )
 
 
-@router.get("/{ref}/runs/{run_id}/logs/stream")
+@router.get(
+    "/{ref}/runs/{run_id}/logs/stream", response_class=StreamingResponse, responses=STREAM_ANSWER
+)
 async def stream_logs(
     ref: str,
-    run_id: int,
+    run_id: RunIdPath,
     request: Request,
     context: ContextDep,
     _user: CurrentUser,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    """SSE: ``log`` events carry new lines as they are written; ``end`` when the run ends."""
+    """SSE: ``log`` events carry new lines as they are written; ``end`` when the run ends;
+    ``refused`` (``detail``, ``code``) when the log cannot be read at all (Winslow's Nomad
+    token lacks ``read-fs``), after which the stream ends: retrying would not help."""
     project = await to_thread.run_sync(context.store.get_project, ref)
     await to_thread.run_sync(context.store.get_run, project.id, run_id)
 
@@ -331,7 +343,11 @@ async def stream_logs(
         pending = b""
         while not await request.is_disconnected():
             run = await to_thread.run_sync(context.store.get_run, project.id, run_id)
-            data = await to_thread.run_sync(read_log, context, run, position)
+            try:
+                data = await to_thread.run_sync(read_log, context, run, position)
+            except WinslowError as exc:
+                yield frame("refused", {"detail": exc.message, "code": exc.code})
+                return
             position += len(data)
             pending += data
             if b"\n" in pending:
@@ -357,9 +373,13 @@ async def stream_logs(
     return stream(body())
 
 
-@router.get("/{ref}/events")
+@router.get("/{ref}/events", response_class=StreamingResponse, responses=STREAM_ANSWER)
 async def project_events(
-    ref: str, request: Request, context: ContextDep, _user: CurrentUser, after: int = 0
+    ref: str,
+    request: Request,
+    context: ContextDep,
+    _user: CurrentUser,
+    after: AfterEventQuery = 0,
 ) -> Response:
     """SSE: every new history line of the project (``history``) and its new state
     (``project``) the moment it changes."""
@@ -390,7 +410,7 @@ async def project_events(
     return stream(body())
 
 
-@events_router.get("/events")
+@events_router.get("/events", response_class=StreamingResponse, responses=STREAM_ANSWER)
 async def all_project_events(request: Request, context: ContextDep, _user: CurrentUser) -> Response:
     """SSE: a ``project`` event whenever any project changes (for the overview)."""
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.models import RunIdPath
 from winslow.api.routes.projects import read_log
 from winslow.core.models import Project, Run
 from winslow.core.outputs import Series
@@ -73,15 +74,23 @@ class StageSeriesPublic(BaseModel):
 
 
 @router.get("/{ref}/runs/{run_id}/series", response_model=RunSeriesPublic)
-def run_series(ref: str, run_id: int, context: ContextDep, _user: CurrentUser) -> RunSeriesPublic:
+def run_series(
+    ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
+) -> RunSeriesPublic:
     """The time series the stage's log parsers found in the run's log."""
     project = context.store.get_project(ref)
     run = context.store.get_run(project.id, run_id)
     return _public(context, _parsers_of(project, run.stage), run)
 
 
-@router.get("/{ref}/runs/{run_id}/series.csv", response_class=Response)
-def run_series_csv(ref: str, run_id: int, context: ContextDep, _user: CurrentUser) -> Response:
+@router.get(
+    "/{ref}/runs/{run_id}/series.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "One row per value."}},
+)
+def run_series_csv(
+    ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
+) -> Response:
     """The run's series as CSV (``run,stage,series,at,field,value``), one row per value."""
     project = context.store.get_project(ref)
     run = context.store.get_run(project.id, run_id)

@@ -19,7 +19,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
-from winslow.api.deps import ContextDep, CurrentUser, session_token
+from winslow.api.deps import ContextDep, CurrentUser, session_secret
 from winslow.api.models import (
     ProjectTokenCreate,
     ProjectTokenCreated,
@@ -121,7 +121,7 @@ def trigger(
     the project's state refuses (a stage runs now) is a 409 with the reason.
     """
     if not token:
-        if request.headers.get("authorization") or session_token(request):
+        if request.headers.get("authorization") or session_secret(request):
             raise AuthError(
                 f"A trigger needs a project trigger token in {TRIGGER_HEADER}; an API token "
                 "or console session does not trigger. `winslow project token create` makes one."

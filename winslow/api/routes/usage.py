@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.models import RunIdPath
 from winslow.store.usage import UsagePoint, run_samples
 
 CSV_COLUMNS = ("at", "cpu_percent", "memory_mb", "gpu_percent", "gpu_memory_mb")
@@ -50,7 +51,7 @@ class UsagePublic(BaseModel):
 
 
 @router.get("/{ref}/runs/{run_id}/usage", response_model=UsagePublic)
-def run_usage(ref: str, run_id: int, context: ContextDep, _user: CurrentUser) -> UsagePublic:
+def run_usage(ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser) -> UsagePublic:
     """What a run used while it ran (CPU, memory, GPUs), sampled every few seconds."""
     _name, points = _samples(context, ref, run_id)
     return UsagePublic(
@@ -71,7 +72,7 @@ def run_usage(ref: str, run_id: int, context: ContextDep, _user: CurrentUser) ->
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}, "description": "One sample per line."}},
 )
-def run_usage_csv(ref: str, run_id: int, context: ContextDep, _user: CurrentUser) -> Response:
+def run_usage_csv(ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser) -> Response:
     """The same samples as ``usage``, as CSV: one line each, a GPU figure empty where
     unknown."""
     name, points = _samples(context, ref, run_id)

@@ -29,6 +29,8 @@ from winslow.api.models import (
     FileEntry,
     PartUrlsBody,
     PartUrlsPublic,
+    RunIdPath,
+    RunIdQuery,
     StoredPartsPublic,
     UploadComplete,
     UploadPublic,
@@ -37,6 +39,7 @@ from winslow.api.models import (
     WorkspaceUploadCreate,
 )
 from winslow.api.routes.files import (
+    REDIRECT_ANSWER,
     begin_upload,
     cancel_upload,
     finish_upload,
@@ -54,7 +57,6 @@ from winslow.units import format_bytes
 router = APIRouter(tags=["workspaces"])
 
 PathQuery = Annotated[str, Query(description="Path relative to the workspace")]
-RunQuery = Annotated[int | None, Query(description="Run ID; default: the latest ended run")]
 VersionQuery = Annotated[
     int | None, Query(ge=1, description="Workspace version; default: the latest")
 ]
@@ -121,7 +123,7 @@ def list_workspace(
     ref: str,
     context: ContextDep,
     _user: CurrentUser,
-    run: RunQuery = None,
+    run: RunIdQuery = None,
     version: VersionQuery = None,
     path: PathQuery = "",
     recursive: bool = False,
@@ -162,13 +164,15 @@ def list_workspace(
     )
 
 
-@router.get("/projects/{ref}/workspace/download", response_model=DownloadPublic)
+@router.get(
+    "/projects/{ref}/workspace/download", response_model=DownloadPublic, responses=REDIRECT_ANSWER
+)
 def download_workspace_file(
     ref: str,
     path: PathQuery,
     context: ContextDep,
     _user: CurrentUser,
-    run: RunQuery = None,
+    run: RunIdQuery = None,
     version: VersionQuery = None,
     redirect: bool = False,
 ) -> Response | DownloadPublic:
@@ -191,12 +195,16 @@ def download_workspace_file(
     return DownloadPublic(url=url, size=record.size, name=name)
 
 
-@router.get("/projects/{ref}/workspace/archive")
+@router.get(
+    "/projects/{ref}/workspace/archive",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "A zip archive."}},
+)
 def download_workspace_archive(
     ref: str,
     context: ContextDep,
     _user: CurrentUser,
-    run: RunQuery = None,
+    run: RunIdQuery = None,
     version: VersionQuery = None,
     path: PathQuery = "",
 ) -> StreamingResponse:
@@ -293,6 +301,14 @@ def _refuse_while_running(name: str, runs: list[Run], run_id: int) -> None:
     )
 
 
+def _new_file_path(project_id: str, run_id: int, path: str) -> str:
+    """``path`` cleaned, if a person may create a file there: its key would fit object
+    storage (stages copy workspaces file by file) and no invisible character is in it."""
+    clean = keys.check_new_path(clean_relative_path(path))
+    keys.workspace_key(project_id, run_id, clean)
+    return clean
+
+
 def _split_upload_id(upload_id: str) -> tuple[str, str]:
     """Our upload ID is ``<token>.<S3's upload ID>``; the token names the content's key."""
     token, dot, s3_id = upload_id.partition(".")
@@ -305,11 +321,15 @@ def _split_upload_id(upload_id: str) -> tuple[str, str]:
 
 @router.post(UploadsPrefix, response_model=UploadPublic, status_code=201)
 def create_workspace_upload(
-    ref: str, run_id: int, body: WorkspaceUploadCreate, context: ContextDep, _user: CurrentUser
+    ref: str,
+    run_id: RunIdPath,
+    body: WorkspaceUploadCreate,
+    context: ContextDep,
+    _user: CurrentUser,
 ) -> UploadPublic:
     """Begin uploading a file into a run's workspace (refused while the project runs)."""
-    _, run = _writable_run(context, ref, run_id)
-    clean = clean_relative_path(body.path)
+    project_id, run = _writable_run(context, ref, run_id)
+    clean = _new_file_path(project_id, run_id, body.path)
     _, _, manifest = read_workspace(context.objects, run, None)
     manifest.with_file(FileRecord(path=clean), created="", origin="upload", note="")  # path check
     token = secrets.token_hex(16)
@@ -320,20 +340,23 @@ def create_workspace_upload(
 @router.post(UploadsPrefix + "/{upload_id}/urls", response_model=PartUrlsPublic)
 def workspace_part_urls(
     ref: str,
-    run_id: int,
+    run_id: RunIdPath,
     upload_id: str,
     body: PartUrlsBody,
     context: ContextDep,
     _user: CurrentUser,
 ) -> PartUrlsPublic:
     key, s3_id = _split_upload_id(upload_id)
-    _writable_run(context, ref, run_id)
+    project_id, _ = _writable_run(context, ref, run_id)
+    # The key comes from the upload ID; a path no upload could have begun with is still
+    # the client's mistake, answered as when the upload began.
+    _new_file_path(project_id, run_id, body.path)
     return presign_upload_parts(context.objects, key, s3_id, body.part_numbers)
 
 
 @router.get(UploadsPrefix + "/{upload_id}/parts", response_model=StoredPartsPublic)
 def workspace_stored_parts(
-    ref: str, run_id: int, upload_id: str, context: ContextDep, _user: CurrentUser
+    ref: str, run_id: RunIdPath, upload_id: str, context: ContextDep, _user: CurrentUser
 ) -> StoredPartsPublic:
     key, s3_id = _split_upload_id(upload_id)
     context.store.get_run(context.store.get_project(ref).id, run_id)
@@ -343,7 +366,7 @@ def workspace_stored_parts(
 @router.post(UploadsPrefix + "/{upload_id}/complete", response_model=WorkspaceFilePublic)
 def complete_workspace_upload(
     ref: str,
-    run_id: int,
+    run_id: RunIdPath,
     upload_id: str,
     body: UploadComplete,
     context: ContextDep,
@@ -351,8 +374,8 @@ def complete_workspace_upload(
 ) -> WorkspaceFilePublic:
     """Check the parts, then publish the workspace's next version with the file in it."""
     key, s3_id = _split_upload_id(upload_id)
-    clean = clean_relative_path(body.path)
-    _writable_run(context, ref, run_id)
+    project_id, _ = _writable_run(context, ref, run_id)
+    clean = _new_file_path(project_id, run_id, body.path)
     entry = finish_upload(context.objects, key, s3_id, body.size, body.parts)
     # Under the project's lock: no stage of it can start between the check and the new
     # version, so a stage never starts from a workspace that changes under it.
@@ -396,7 +419,7 @@ def complete_workspace_upload(
 
 @router.delete(UploadsPrefix + "/{upload_id}", status_code=204)
 def abort_workspace_upload(
-    ref: str, run_id: int, upload_id: str, context: ContextDep, _user: CurrentUser
+    ref: str, run_id: RunIdPath, upload_id: str, context: ContextDep, _user: CurrentUser
 ) -> Response:
     key, s3_id = _split_upload_id(upload_id)
     context.store.get_run(context.store.get_project(ref).id, run_id)

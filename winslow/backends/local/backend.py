@@ -67,6 +67,10 @@ CREATE_TIME_TOLERANCE_SECONDS = 1.0
 RUNNER_OUTPUT_TAIL_CHARS = 300
 """Characters of ``runner.out`` quoted when a runner never started."""
 
+WITHHELD_ENV_PREFIX = "WINSLOW_"
+"""The server's own settings (S3 keys, tokens, a database URL with its password) stay out
+of the runner's environment, which a host stage of the same user can read in /proc."""
+
 _MIB = 1024 * 1024
 
 
@@ -335,8 +339,7 @@ class LocalBackend:
         ``runner.json``, and exits), so this never has to be sure no launch is under way.
         """
         self._mark_launch(paths)
-        env = dict(os.environ)
-        env.update(jobfiles.storage_env(self._storage))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(WITHHELD_ENV_PREFIX)}
         # The runner imports winslow from wherever this server did, installed or not.
         package_root = str(Path(winslow.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(
@@ -348,7 +351,7 @@ class LocalBackend:
                     [sys.executable, "-m", "winslow.node.runner", str(paths.root)],
                     cwd=paths.root,
                     env=env,
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.PIPE,  # the storage handover
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     # Its own session: the runner must survive this server's death and
@@ -362,6 +365,7 @@ class LocalBackend:
                 f"Could not start the runner of job {job_id} on node '{self.node_name}': {exc}. "
                 "The engine will try again."
             ) from exc
+        self._hand_over_storage(job_id, proc)
         self._children[job_id] = proc
         self._watched.setdefault(job_id, JobState.PENDING)
         threading.Thread(
@@ -371,6 +375,19 @@ class LocalBackend:
             daemon=True,
         ).start()
         log.info("job %s: runner started as pid %d on node %s", job_id, proc.pid, self.node_name)
+
+    def _hand_over_storage(self, job_id: str, proc: subprocess.Popen[bytes]) -> None:
+        """Write the S3 credentials on the new runner's stdin and close it.
+
+        A few hundred bytes fit the pipe's buffer, so this never waits for the runner.
+        """
+        if proc.stdin is None:
+            return
+        try:
+            with proc.stdin:
+                proc.stdin.write(jobfiles.storage_handover(self._storage))
+        except OSError as exc:  # the runner died at once; status() reports the job
+            log.warning("job %s: could not hand the runner its storage: %s", job_id, exc)
 
     def _launch_is_recent(self, paths: JobPaths) -> bool:
         try:

@@ -287,6 +287,16 @@ export function mountLogViewer(container, { project }) {
       updateRun();
       render();
     });
+    opened.addEventListener("refused", (event) => {
+      // The server cannot read this log at all (say, its Nomad token lacks read-fs):
+      // retrying would not help, so say why and stop.
+      if (gen !== generation) return;
+      closeStream();
+      showError(new Error(JSON.parse(event.data).detail));
+      ended = true;
+      endNote = "live log stopped";
+      updateFollow();
+    });
     opened.addEventListener("error", () => {
       // EventSource would reconnect by itself, but from the first offset: lines would repeat.
       if (gen !== generation || source !== opened) return;

@@ -1,0 +1,112 @@
+"""Console sessions: signing in and out, and seeing and ending the sessions that go on.
+
+Signing in with an API token starts a session the server keeps (``store/sessions.py``);
+the browser gets only the session's random secret, in an HttpOnly, SameSite=Strict
+cookie (Secure over https). Signing out ends the session on the server, so a copy of the
+cookie is worth nothing afterwards. Everyone sees and may end their own sessions; an
+admin token sees and may end everybody's.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from winslow.api.deps import SESSION_COOKIE, ContextDep, CurrentCaller, session_secret
+from winslow.api.models import SessionCreate, SessionPublic, SessionsPublic
+from winslow.errors import AuthError
+from winslow.store.sessions import (
+    ConsoleSession,
+    end_session,
+    list_sessions,
+    revoke_session,
+    start_session,
+)
+
+router = APIRouter(tags=["sessions"])
+
+
+def _public(session: ConsoleSession, current: str | None) -> SessionPublic:
+    return SessionPublic(
+        handle=session.handle,
+        user=session.user,
+        created_at=session.created_at,
+        last_seen_at=session.last_seen_at,
+        expires_at=session.expires_at,
+        idle_expires_at=session.idle_expires_at,
+        user_agent=session.user_agent,
+        address=session.address,
+        current=session.handle == current,
+    )
+
+
+def _forget_cookie(request: Request, response: Response) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+@router.post(
+    "/session",
+    response_model=SessionPublic,
+    # The token comes in the body, so no security scheme says this one answers 401.
+    responses={401: {"description": "The token is wrong or revoked."}},
+)
+def sign_in(
+    body: SessionCreate, request: Request, response: Response, context: ContextDep
+) -> SessionPublic:
+    """Start a console session with an API token; the cookie carries the session's secret,
+    never the token. A session the browser had before ends."""
+    started = start_session(
+        context.store,
+        body.token.strip(),
+        user_agent=request.headers.get("user-agent", ""),
+        address=request.client.host if request.client else "",
+    )
+    if started is None:
+        raise AuthError("That token is not valid (wrong or revoked). Ask for a new one.")
+    if previous := session_secret(request):
+        end_session(context.store, previous)
+    secret, session = started
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int((session.expires_at - session.created_at).total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return _public(session, session.handle)
+
+
+@router.delete("/session", status_code=204)
+def sign_out(request: Request, context: ContextDep) -> Response:
+    """End the console session of this browser on the server, and forget its cookie.
+    Signing out without a session (or of one that has ended) is done too."""
+    if secret := session_secret(request):
+        end_session(context.store, secret)
+    response = Response(status_code=204)
+    _forget_cookie(request, response)
+    return response
+
+
+@router.get("/sessions", response_model=SessionsPublic)
+def sessions(context: ContextDep, caller: CurrentCaller) -> SessionsPublic:
+    """The console sessions that go on, newest first: an admin token sees everybody's,
+    any other only its own."""
+    found = list_sessions(context.store, user=None if caller.admin else caller.name)
+    return SessionsPublic(data=[_public(s, caller.session) for s in found])
+
+
+@router.delete("/sessions/{handle}", status_code=204)
+def revoke(handle: str, request: Request, context: ContextDep, caller: CurrentCaller) -> Response:
+    """End a console session at once: any with an admin token, else only your own."""
+    revoke_session(context.store, handle, user=None if caller.admin else caller.name)
+    response = Response(status_code=204)
+    if handle == caller.session:
+        _forget_cookie(request, response)
+    return response
