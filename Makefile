@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean bench bench-data docker browser nomad-dev test-nomad-live
+.PHONY: demo test lint typecheck install clean bench bench-data docker browser prometheus nomad-dev test-nomad-live
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Winslow needs Python 3.11 or newer"'
@@ -36,13 +36,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck docker browser $(UI_DEPS)
+test: lint typecheck docker browser prometheus $(UI_DEPS)
 	$(BIN)/pytest -q
 
 # The browser tests drive Debian's Chromium (installed here where missing).
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium) || \
 	  echo "chromium could not be installed; the browser tests will skip" >&2
+
+# tests/test_prometheus.py scrapes /metrics with Debian's Prometheus (installed here where missing).
+prometheus:
+	@test -x /usr/bin/prometheus || (apt-get update && apt-get install -y --no-install-recommends prometheus) || \
+	  echo "prometheus could not be installed; the Prometheus test will skip" >&2
 
 # The container tests need a docker daemon; this starts one where it can (root on Debian).
 docker:

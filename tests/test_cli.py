@@ -193,6 +193,7 @@ def test_resources_round_trip_and_resumed_upload(winslow_server: Server, tmp_pat
 
 def test_cli_without_server_says_where_it_looked(tmp_path: Path) -> None:
     env = {**os.environ, "WINSLOW_ADDR": "http://127.0.0.1:9", "WINSLOW_TOKEN": "x"}
+    env["WINSLOW_CLI_RETRY_SECONDS"] = "0"  # else it waits a minute for a server to come
     result = subprocess.run(
         [str(BIN / "winslow"), "project", "list"], env=env, capture_output=True, text=True
     )
@@ -283,9 +284,48 @@ def test_project_wait_returns_when_a_person_is_needed(
     )
     winslow_server.cli("pipeline", "apply", str(tmp_path / "g.yaml"))
     winslow_server.cli("project", "create", "w", "--pipeline", "gate", "--start")
-    waited = winslow_server.json("project", "wait", "w", "--timeout", "60")
-    assert waited["state"] == "awaiting_input"
+    waited = winslow_server.cli("project", "wait", "w", "--timeout", "60", "--json", check=False)
+    # 3: a person is needed; the project's JSON is printed all the same.
+    assert waited.returncode == 3, waited.stderr
+    assert json.loads(waited.stdout)["state"] == "awaiting_input"
+    reached = winslow_server.json("project", "wait", "w", "--state", "awaiting_input")
+    assert reached["state"] == "awaiting_input"  # --state reached: exit 0
     late = winslow_server.cli(
         "project", "wait", "w", "--state", "succeeded", "--timeout", "1", check=False
     )
-    assert late.returncode == 1 and "still awaiting_input" in late.stderr
+    assert late.returncode == 4 and "still awaiting_input" in late.stderr
+    wrong = winslow_server.cli("project", "wait", "w", "--state", "done", check=False)
+    assert wrong.returncode == 2 and "--state" in wrong.stderr
+
+
+def test_project_wait_exits_1_as_soon_as_a_branch_failed(
+    winslow_server: Server, tmp_path: Path
+) -> None:
+    go_on = tmp_path / "go-on"
+    (tmp_path / "b.yaml").write_text(
+        "name: branches\nstages:\n"
+        '  - name: report\n    command: ["sh", "-c", "exit 2"]\n'
+        "  - name: infer\n    needs: []\n"
+        f'    command: ["sh", "-c", "while [ ! -f {go_on} ]; do sleep 0.1; done"]\n'
+    )
+    winslow_server.cli("pipeline", "apply", str(tmp_path / "b.yaml"))
+    winslow_server.cli("project", "create", "b", "--pipeline", "branches", "--start")
+    failing = winslow_server.cli("project", "wait", "b", "--timeout", "60", "--json", check=False)
+    # Returns while 'infer' still runs: the failure needs a person now, not at the end.
+    assert failing.returncode == 1, failing.stderr
+    shown = json.loads(failing.stdout)
+    assert shown["state"] == "failing"
+    assert shown["state_reason"].startswith("stage 'report'")
+    go_on.touch()
+    failed = winslow_server.cli("project", "wait", "b", "--timeout", "60", "--state", "failed")
+    assert failed.returncode == 0 and "b: failed" in failed.stdout
+    again = winslow_server.cli("project", "wait", "b", "--timeout", "60", check=False)
+    assert again.returncode == 1 and "b: failed (stage 'report'" in again.stdout
+
+
+def test_project_wait_exit_codes_cover_every_state_that_needs_a_person() -> None:
+    from winslow.cli.projects import WAIT_EXIT_CODES
+    from winslow.core.states import NEEDS_PERSON_STATES, ProjectState
+
+    assert set(WAIT_EXIT_CODES) == {s.value for s in NEEDS_PERSON_STATES | {ProjectState.SUCCEEDED}}
+    assert {code for state, code in WAIT_EXIT_CODES.items() if state != "succeeded"} == {1, 3}

@@ -3,6 +3,10 @@
 RECONCILE_POLL_SECONDS = 5.0
 """Safety-net poll of the engine, seconds; backend events normally wake it at once."""
 
+PLACEMENT_TIMEOUT_SECONDS = 600
+"""How long a run a backend that places runs itself (Nomad) has not placed may wait before
+it fails, when no node it knows could ever hold it, seconds; nodes may join meanwhile."""
+
 LOCAL_STATUS_POLL_SECONDS = 0.2
 """How often the local backend checks adopted (non-child) runs for their exit, seconds."""
 
@@ -37,8 +41,32 @@ TRANSFER_RETRY_DELAYS: tuple[float, ...] = (2, 5, 10, 20)
 """Seconds to wait before each new attempt of a whole transfer (the S3 client already
 retries each request); one more attempt than delays."""
 
+CHECKPOINT_EVERY_SECONDS = 600
+"""Default of a stage's ``checkpoint.every``: the node publishes the checkpoint folder at
+most this often, seconds."""
+
+INFRASTRUCTURE_EXIT_CODE = 75
+"""``winslow stage-in``'s exit status when object storage or the node failed it after its
+retries (``EX_TEMPFAIL``), as opposed to 1 for the pipeline's mistake (a missing input):
+the Nomad backend reports the first as lost, the second as failed."""
+
+CHECKPOINT_WAIT_SECONDS = 600.0
+"""How long ``winslow checkpoint`` waits for the node to publish, seconds."""
+
 TRANSFER_THREADS = 4
 """Parallel parts per file in uploads and downloads."""
+
+CLI_RETRY_SECONDS = 60.0
+"""How long the CLI keeps repeating an idempotent API call while the server does not
+answer (connection refused or lost, 502, 503, 504), seconds; 0 turns retries off."""
+
+CLI_RETRY_BACKOFF: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
+"""Pauses between the CLI's attempts of one call, seconds, before jitter; the last repeats
+until ``CLI_RETRY_SECONDS`` are spent."""
+
+MULTIPART_GRACE_SECONDS = 24 * 3600
+"""An unfinished multipart upload with no new part for this long is abandoned, and
+garbage collection aborts it, seconds."""
 
 NODE_CACHE_MAX_BYTES = 100 * 1024**3
 """Size cap of each node's cache of workspace contents and inputs, bytes (100 GiB)."""
@@ -119,6 +147,12 @@ SSE_HEARTBEAT_SECONDS = 15.0
 
 USAGE_SAMPLE_SECONDS = 5.0
 """How often the CPU, memory and GPU use of every running run is sampled and kept, seconds."""
+
+TELEMETRY_SAMPLE_SECONDS = 5.0
+"""How often every node's CPU, memory, disk, network and GPUs are sampled, seconds."""
+
+TELEMETRY_ROLLUP_SECONDS = 60.0
+"""How often node samples are rolled up into coarser means and pruned, seconds."""
 
 SESSION_MAX_AGE_SECONDS = 14 * 24 * 3600
 """How long a console session lasts at most from sign-in, seconds (14 days); the server

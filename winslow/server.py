@@ -6,34 +6,57 @@ the admin token (on first start), the local backend, the engine, and the API.
 
 SeaweedFS runs in its own session so it outlives a crashed server: stages keep running
 while the server is down and still need storage to publish their outputs. A restarted
-server finds it answering on its port and uses it again.
+server finds it answering on its port and adopts it: from then on it is this server's, to
+supervise (``storage/supervisor.py`` restarts it when it dies) and to stop at a clean stop.
+
+Ctrl+C and SIGTERM (systemd, docker) stop the same way: the API, the engine, the
+supervisor, then SeaweedFS unless stages still run. A start that fails says why in one
+line, with what to do, and stops what it had started; the traceback is logged at DEBUG.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import logging
 import os
+import signal
+import socket
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from winslow.api.context import AppContext
 from winslow.atomic import write_text_atomic
 from winslow.backends.base import Backend
+from winslow.errors import WinslowError
 from winslow.filemodes import private_dir
 from winslow.settings import Settings
 from winslow.storage.s3 import S3Config
 
 if TYPE_CHECKING:
+    import uvicorn
+
     # Imported where used: `winslow --help` and the node tools need neither boto3 nor SQL.
     from winslow.backends.nomad.config import NomadConfig
+    from winslow.notify.dispatcher import Dispatcher
     from winslow.storage.objects import ObjectStore
+    from winslow.storage.seaweed import SeaweedServer
     from winslow.store.repo import Store
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(WinslowError):
+    """The server cannot start; the message names the cause and what to do."""
+
+
+class StopRequested(Exception):
+    """Ctrl+C or SIGTERM arrived: stop cleanly."""
 
 
 @dataclass
@@ -41,11 +64,12 @@ class Running:
     """What ``start_services`` started, for ``stop_services`` to stop."""
 
     context: AppContext
-    seaweed: object | None = None
+    seaweed: SeaweedServer | None = None
     notes: list[str] = field(default_factory=list)
+    notifier: Dispatcher | None = None
 
 
-def _embedded_s3(settings: Settings) -> tuple[S3Config, object | None]:
+def _embedded_s3(settings: Settings) -> tuple[S3Config, SeaweedServer | None]:
     from winslow.storage.objects import ObjectStore
     from winslow.storage.seaweed import SeaweedServer, load_or_create_credentials
     from winslow.storage.weedsecurity import SECURITY_FILE
@@ -60,22 +84,32 @@ def _embedded_s3(settings: Settings) -> tuple[S3Config, object | None]:
             bucket=settings.s3_bucket,
         )
         if ObjectStore(config).answers():
-            log.info(
-                "s3: SeaweedFS from an earlier start still answers at %s; using it",
-                config.endpoint_url,
-            )
+            adopted = SeaweedServer.adopt(directory, settings.s3_port, bucket=settings.s3_bucket)
+            if adopted is None:
+                log.warning(
+                    "s3: something answers at %s with Winslow's keys but is no `weed mini` "
+                    "of %s; using it, but it cannot be restarted or stopped from here",
+                    config.endpoint_url,
+                    directory,
+                )
+            else:
+                log.info(
+                    "s3: SeaweedFS from an earlier start (pid %s) still answers at %s; adopting it",
+                    adopted.pid,
+                    config.endpoint_url,
+                )
             if not (directory / SECURITY_FILE).exists():
                 log.warning(
                     "s3: that SeaweedFS was started by an older Winslow without its locks, "
                     "so other local users can reach its data; once no stage runs, stop "
                     "Winslow, end that `weed mini` process and start Winslow again"
                 )
-            return config, None
+            return config, adopted
     server = SeaweedServer(directory, settings.s3_port, bucket=settings.s3_bucket, detach=True)
     return server.start(), server
 
 
-def s3_config(settings: Settings) -> tuple[S3Config, object | None]:
+def s3_config(settings: Settings) -> tuple[S3Config, SeaweedServer | None]:
     """Return how to reach object storage, starting SeaweedFS if Winslow owns it."""
     if settings.s3_endpoint:
         if not settings.s3_access_key or not settings.s3_secret_key:
@@ -259,6 +293,8 @@ def build_context(
         collect_outputs=functools.partial(collect_outputs, objects),
         archived_end=archived_end,
         poll_seconds=settings.poll_seconds,
+        telemetry_seconds=settings.telemetry_seconds,
+        placement_timeout=settings.placement_timeout_seconds,
     )
     return AppContext(
         settings=settings,
@@ -271,31 +307,81 @@ def build_context(
 
 
 def start_services(settings: Settings) -> Running:
-    """Bring up storage, store, backend and engine; return them running."""
+    """Bring up storage, store, backend, engine and the storage supervisor; return them
+    running.
+
+    Raises ``StartupError`` when the database stays locked or S3 does not answer, or what
+    a part raises; either way after stopping what it had started (a SeaweedFS it spawned,
+    not one it adopted, which may serve stages).
+    """
+    from winslow import metrics
     from winslow.storage.objects import ObjectStore
+    from winslow.storage.supervisor import S3Probe, StorageSupervisor
+    from winslow.store.sqlitelock import write_lock_problem
 
     private_dir(settings.data_dir)
-    config, seaweed = s3_config(settings)
-    objects = ObjectStore(config)
-    objects.ensure_bucket()
-    context = build_context(settings, objects)
-    notes = []
-    note = ensure_admin_token(settings, context.store)
-    if note:
-        notes.append(note)
-    context.engine.start()
-    return Running(context=context, seaweed=seaweed, notes=notes)
+    problem = write_lock_problem(settings.resolved_database_url())
+    if problem is not None:
+        raise StartupError(problem)
+    undo: list[Callable[[], None]] = []
+    try:
+        config, seaweed = s3_config(settings)
+        if seaweed is not None and not seaweed.adopted:
+            undo.append(seaweed.stop)
+        probe = S3Probe(config)
+        problem = probe()
+        if problem is not None:
+            check = (
+                "check WINSLOW_S3_ENDPOINT, WINSLOW_S3_ACCESS_KEY and WINSLOW_S3_SECRET_KEY"
+                if settings.s3_endpoint
+                else f"see {settings.data_dir / 's3' / 'weed.log'}"
+            )
+            raise StartupError(f"{problem}; {check}, then start again.")
+        objects = ObjectStore(config)
+        objects.ensure_bucket()
+        context = build_context(settings, objects)
+        undo.append(context.store.close)
+        notes = []
+        note = ensure_admin_token(settings, context.store)
+        if note:
+            notes.append(note)
+        supervisor = StorageSupervisor(probe, seaweed)
+        context.supervisor = supervisor
+        metrics.set_s3_probe(supervisor.s3_up)  # winslow_s3_up on /metrics
+        context.engine.start()
+        undo.append(context.engine.stop)
+        supervisor.start()
+        undo.append(supervisor.stop)
+        from winslow.notify.dispatcher import Dispatcher, NotifyConfig
+
+        notifier = Dispatcher(context.store, NotifyConfig.of(settings))
+        notifier.start()
+    except BaseException:
+        for step in reversed(undo):
+            with contextlib.suppress(Exception):
+                step()
+        raise
+    return Running(context=context, seaweed=seaweed, notes=notes, notifier=notifier)
 
 
 def stop_services(running: Running) -> None:
-    """Stop the engine; stop SeaweedFS too unless stages still need it."""
+    """Stop the supervisor and the engine; stop SeaweedFS too unless stages still need it."""
+    if running.notifier is not None:
+        running.notifier.stop()
+    if running.context.supervisor is not None:
+        running.context.supervisor.stop()
     running.context.engine.stop()
     active = [run for run in running.context.store.active_runs() if run.submitted]
     if running.seaweed is not None:
         if active:
-            log.warning("s3: %d stages still run; SeaweedFS stays up for them", len(active))
+            log.warning(
+                "s3: %d stages still run; SeaweedFS (pid %s) stays up for them, and the next "
+                "`winslow up` adopts it",
+                len(active),
+                running.seaweed.pid,
+            )
         else:
-            running.seaweed.stop()  # type: ignore[attr-defined]
+            running.seaweed.stop()
     running.context.store.close()
 
 
@@ -305,33 +391,48 @@ def configure_logging() -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic lists its plugins at INFO on every start, before any error worth reading.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
+
+STOP_GRACE_SECONDS = 5
+"""How long a stop waits for requests in flight before it cuts them, seconds."""
 
 GC_THRESHOLDS = (50_000, 20, 100)
 """The server's garbage collector thresholds (see ``serve``)."""
 
 
 def serve(host: str | None = None, port: int | None = None, data_dir: Path | None = None) -> None:
-    """Run the all-in-one server until interrupted."""
-    import uvicorn
+    """Run the all-in-one server until Ctrl+C or SIGTERM, then stop it cleanly.
 
-    from winslow.api.app import create_app
-
+    A start that fails exits 1 with one ``error:`` line naming the cause and what to do;
+    its traceback is logged only at ``WINSLOW_LOG_LEVEL=DEBUG``.
+    """
     configure_logging()
     # Each request allocates many short-lived objects; at the default threshold (700)
     # the collector runs often and its older generations walk the long-lived project
     # list the overview keeps, adding 50 ms pauses to page loads with thousands of
     # projects. Collecting less often keeps pages steady; memory stays bounded.
     gc.set_threshold(*GC_THRESHOLDS)
-    overrides: dict[str, object] = {}
-    if host:
-        overrides["host"] = host
-    if port:
-        overrides["port"] = port
-    if data_dir:
-        overrides["data_dir"] = data_dir
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    running = start_services(settings)
+    try:
+        _serve(load_settings(host=host, port=port, data_dir=data_dir))
+    except StartupError as exc:
+        log.debug("start-up failed", exc_info=True)
+        raise SystemExit(f"error: {exc.message}") from None
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from winslow.api.app import create_app
+
+    _on_stop_signals(_request_stop)
+    try:
+        listener = listen(settings.host, settings.port)
+        running = _start(settings)
+    except StopRequested:
+        log.info("winslow: stopped while starting")
+        return
     for note in running.notes:
         print(note, file=sys.stderr, flush=True)
     print(
@@ -340,9 +441,130 @@ def serve(host: str | None = None, port: int | None = None, data_dir: Path | Non
         file=sys.stderr,
         flush=True,
     )
-    try:
-        uvicorn.run(
-            create_app(running.context), host=settings.host, port=settings.port, log_level="warning"
+    server = _api_server(
+        uvicorn.Config(
+            create_app(running.context),
+            log_level="warning",
+            timeout_graceful_shutdown=2 * STOP_GRACE_SECONDS,
         )
+    )
+    try:
+        # uvicorn stops on SIGINT or SIGTERM, then raises it again with our handler back.
+        server.run(sockets=[listener])
+    except StopRequested as stop:
+        log.info("winslow: %s received; stopping", stop)
     finally:
+        _on_stop_signals(_already_stopping)
+        listener.close()
         stop_services(running)
+    if not server.started:
+        raise StartupError("The API did not start; the log above says why.")
+    log.info("winslow: stopped")
+
+
+def _api_server(config: uvicorn.Config) -> uvicorn.Server:
+    """A uvicorn server whose stop ends the requests still open after ``STOP_GRACE_SECONDS``
+    as if their clients had gone: event streams (every console tab has one) never end on
+    their own, and uvicorn's own timeout cancels them with a traceback in the log."""
+    import asyncio
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            async def hang_up() -> None:
+                await asyncio.sleep(STOP_GRACE_SECONDS)
+                for connection in list(self.server_state.connections):
+                    transport = getattr(connection, "transport", None)
+                    if transport is not None:
+                        transport.close()
+
+            cutting = asyncio.create_task(hang_up())
+            try:
+                await super().shutdown(sockets)
+            finally:
+                cutting.cancel()
+
+    return Server(config)
+
+
+def load_settings(**options: object) -> Settings:
+    """The settings from the environment and the options given (those not None).
+
+    Raises ``StartupError`` naming each variable whose value does not fit.
+    """
+    from pydantic import ValidationError
+
+    overrides = {name: value for name, value in options.items() if value}
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(_setting_problem(error) for error in exc.errors())
+        raise StartupError(f"Bad setting: {problems}. Fix it and start again.") from exc
+
+
+_SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "URL")
+"""A setting whose name holds one of these is never quoted back: it may be a credential."""
+
+
+def _setting_problem(error: Mapping[str, Any]) -> str:
+    field_name = str(error["loc"][0]) if error.get("loc") else "?"
+    name = field_name if field_name.isupper() else f"WINSLOW_{field_name.upper()}"
+    if any(word in name for word in _SECRET_WORDS):
+        return f"{name}: {error['msg']}"
+    return f"{name}={error.get('input')!r}: {error['msg']}"
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the API's address before anything starts, so a port in use fails first and
+    nothing takes it meanwhile; raises ``StartupError`` saying which setting to change."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise StartupError(
+            f"Cannot listen on '{host}' ({exc}); set --host or WINSLOW_HOST to an address "
+            "of this machine."
+        ) from exc
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(
+            f"Cannot listen on {host} port {port}: {exc.strerror}; is another `winslow up` "
+            "running? Stop it, or choose another port with --port or WINSLOW_PORT."
+        ) from exc
+    return sock
+
+
+def _start(settings: Settings) -> Running:
+    """``start_services``, its failures said in one line (``StartupError``)."""
+    try:
+        return start_services(settings)
+    except StartupError:
+        raise
+    except WinslowError as exc:
+        lines = exc.message.splitlines()
+        more = " (WINSLOW_LOG_LEVEL=DEBUG shows the rest)" if len(lines) > 1 else ""
+        raise StartupError(lines[0].rstrip(":") + more) from exc
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise StartupError(
+            f"Winslow could not start: {type(exc).__name__}: {first[:300]}; "
+            "WINSLOW_LOG_LEVEL=DEBUG shows where."
+        ) from exc
+
+
+def _request_stop(signum: int, _frame: FrameType | None) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
+def _already_stopping(signum: int, _frame: FrameType | None) -> None:
+    # A second Ctrl+C must not cut the stop short and orphan SeaweedFS.
+    log.warning("winslow: %s received; already stopping", signal.Signals(signum).name)
+
+
+def _on_stop_signals(handler: Callable[[int, FrameType | None], None]) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)

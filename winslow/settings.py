@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     """Port of the embedded S3 server when Winslow starts one."""
     poll_seconds: float = 5.0
     """Safety-net poll of the engine, seconds."""
+    telemetry_seconds: float = Field(default=5.0, ge=0)
+    """How often every node's telemetry is sampled, seconds (``WINSLOW_TELEMETRY_SECONDS``);
+    0 turns node telemetry off."""
     nomad_addr: str = Field(
         default="http://127.0.0.1:4646",
         validation_alias=AliasChoices("NOMAD_ADDR", "WINSLOW_NOMAD_ADDR"),
@@ -117,12 +120,28 @@ class Settings(BaseSettings):
     nomad_lost_after: str = "2m"
     """How long a stage's Nomad node may stop answering before its run counts as lost and
     its job is stopped (``90s``, ``5m``); see the README on nodes that die."""
+    placement_timeout: str = "10m"
+    """How long a Nomad run no known node could ever hold waits for one to join before it
+    fails (``90s``, ``30m``); the local backend fails such a run at once."""
     ui_dir: Path | None = None
     """The console's templates and assets, an override; default: ``ui/`` in the package."""
     max_body_bytes: int = Field(default=defaults.MAX_BODY_BYTES, ge=1024)
     """Largest request body the API reads, bytes; a larger one is answered 413 unread."""
     max_pipeline_bytes: int = Field(default=defaults.MAX_PIPELINE_BYTES, ge=1024)
     """Largest body of the routes that take pipeline text (validate, apply), bytes."""
+    metrics_public: bool = False
+    """Let anybody read ``GET /metrics``; unset, it takes an admin API token (bearer)."""
+    public_url: str | None = None
+    """The console's address as people reach it, for links in notifications; default:
+    ``http://host:port``."""
+    smtp_host: str | None = None
+    """Mail server for e-mail notifications; unset: e-mail subscriptions are refused."""
+    smtp_port: int = 25
+    smtp_from: str = "winslow@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    """Upgrade the SMTP connection with STARTTLS before logging in and sending."""
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'winslow.db'}"
@@ -150,6 +169,16 @@ class Settings(BaseSettings):
             raise ValueError(f"WINSLOW_NODE_CACHE_MAX: {exc}") from None
 
     @property
+    def placement_timeout_seconds(self) -> int:
+        """``placement_timeout`` in seconds; ``ValueError`` names the setting."""
+        from winslow.units import parse_duration
+
+        try:
+            return parse_duration(self.placement_timeout)
+        except ValueError as exc:
+            raise ValueError(f"WINSLOW_PLACEMENT_TIMEOUT: {exc}") from None
+
+    @property
     def nomad_lost_after_seconds(self) -> int:
         """``nomad_lost_after`` in seconds; ``ValueError`` names the setting when it is no
         duration."""
@@ -169,3 +198,5 @@ class ClientSettings(BaseSettings):
     addr: str = "http://127.0.0.1:8080"
     token: str | None = None
     data_dir: Path = Field(default_factory=default_data_dir)
+    cli_retry_seconds: float = Field(default=defaults.CLI_RETRY_SECONDS, ge=0)
+    """How long an idempotent call is repeated while the server does not answer, seconds."""

@@ -49,9 +49,15 @@ def winslow(env: dict[str, str], *args: str, capture: bool = False) -> str:
 
 
 def wait_until_settled(env: dict[str, str], expected: str) -> None:
-    """`winslow project wait` returns once the project needs a person or is done."""
-    out = winslow(env, "project", "wait", "ulm-demo", "--timeout", "300", "--json", capture=True)
-    state = json.loads(out)["state"]
+    """`winslow project wait` returns once the project needs a person or is done: exit 0
+    succeeded, 1 failed, 3 a person is needed; each prints the project."""
+    print("$ winslow project wait ulm-demo --timeout 300 --json", flush=True)
+    command = [str(BIN / "winslow"), "project", "wait", "ulm-demo", "--timeout", "300", "--json"]
+    waited = subprocess.run(command, env=env, text=True, capture_output=True)
+    if waited.returncode not in (0, 1, 3):
+        sys.stderr.write(waited.stderr)
+        raise SystemExit("demo: `winslow project wait` gave up")
+    state = json.loads(waited.stdout)["state"]
     if state != expected:
         winslow(env, "project", "show", "ulm-demo")
         raise SystemExit(f"demo: the project is {state}, expected {expected}; see above")

@@ -338,16 +338,16 @@ def test_inputs_are_downloaded_once_and_then_linked_from_the_cache(backend, even
         backend.logs(second.job_id)
     )
     cached = backend.cache_dir / "resources" / "videos" / "cam1.txt"
-    linked = job_file(backend, second.job_id, "inputs/videos/cam1.txt")
-    assert linked.stat().st_ino == cached.stat().st_ino
+    assert cached.read_bytes() == b"frame-1\n"
+    # Once the job ended its links go, so an entry the cache evicts leaves the disk.
+    assert not job_file(backend, second.job_id, "inputs").exists()
 
-    # A new version in the pool is fetched again; the earlier job keeps the old one.
+    # A new version in the pool is fetched again.
     object_store.put_bytes("resources/videos/cam1.txt", b"frame-2\n")
     third = make_spec("in-3", copy, inputs=("videos/cam1.txt",))
     backend.submit(third)
     events.wait_for(backend, third.job_id, JobState.SUCCEEDED)
     assert ("stdout", "frame-2") in log_lines(backend.logs(third.job_id))
-    assert linked.read_bytes() == b"frame-1\n"
 
 
 def test_a_folder_input_brings_every_file_below_it(backend, events, object_store):
@@ -371,7 +371,7 @@ def test_missing_input_fails_the_run_before_the_stage_starts(backend, events, tm
     assert not marker.exists()
 
 
-def test_failed_stage_out_fails_a_stage_that_exited_0(tmp_path, object_store, events):
+def test_failed_stage_out_loses_a_stage_that_exited_0(tmp_path, object_store, events):
     broken = dataclasses.replace(object_store.cfg, secret_key="not-the-secret")
     b = LocalBackend(
         tmp_path / "data", broken, container_engine=False, transfer_retry_delays=(0.1,)
@@ -380,10 +380,10 @@ def test_failed_stage_out_fails_a_stage_that_exited_0(tmp_path, object_store, ev
     try:
         spec = make_spec("out-fails", sh("echo x > out.txt"), workspace_prefix="workspaces/p1/1/")
         b.submit(spec)
-        status = events.wait_for(b, spec.job_id, JobState.SUCCEEDED, JobState.FAILED)
+        status = events.wait_for(b, spec.job_id, JobState.SUCCEEDED, JobState.LOST)
     finally:
         b.stop()
-    assert status.state is JobState.FAILED
+    assert status.state is JobState.LOST  # storage failed, not the stage: on_lost retries
     assert status.exit_code == 0
     assert status.reason.startswith(
         "stage-out failed: could not publish the workspace: Object storage refused"

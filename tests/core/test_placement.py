@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from winslow.core.placement import Allocation, NoFit, Placement, place
+from winslow.core.placement import Allocation, NoFit, Placement, never_fits, place
 from winslow.core.resources import GpuInfo, GpuRequest, NodeInfo, ResourceRequest
 
 CPU_NODE = NodeInfo("local", cpus=2, memory_mb=8000)
@@ -47,3 +47,21 @@ def test_cpu_bound_waits_for_free_cpus() -> None:
 
 def test_cpu_only_stage_prefers_the_node_without_gpus() -> None:
     assert place(ResourceRequest(cpus=1), [GPU_NODE, CPU_NODE], []) == Placement("local", ())
+
+
+def test_unhealthy_gpu_makes_the_run_wait_not_fail() -> None:
+    sick = NodeInfo(
+        "gpu-2", cpus=8, memory_mb=32000, gpus=(GpuInfo(0, "NVIDIA H100", 80000, healthy=False),)
+    )
+    verdict = place(ResourceRequest(gpu=GpuRequest(count=1)), [sick], [])
+    # A GPU that stopped answering may come back; only a GPU the node lacks is never.
+    assert verdict == NoFit("waiting for 1 GPU; 0 free on node gpu-2", ever=True)
+
+
+def test_never_fits_counts_every_known_node_even_one_that_is_down() -> None:
+    request = ResourceRequest(gpu=GpuRequest(count=1, model="H100"))
+    down = NodeInfo("gpu-1", 16, 64000, GPU_NODE.gpus, status="down")
+    # Only a CPU node is ready now, but the GPU node may come back: it can still fit.
+    assert never_fits(request, [CPU_NODE, down]) is None
+    assert never_fits(request, [CPU_NODE]) == "needs 1 GPU matching 'H100'; node local has 0"
+    assert never_fits(request, []) is None  # no node known yet: one may join

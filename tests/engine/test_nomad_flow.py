@@ -282,7 +282,7 @@ stages:
         ),
         (
             dict(stage_started=True, exit_code=0, problems=("could not publish it",)),
-            ("failed", 0, "stage-out failed: could not publish it; "),
+            ("lost", 0, "stage-out failed: could not publish it; "),
         ),
         (dict(stage_started=True, exit_code=0), ("succeeded", 0, "")),
     ],

@@ -14,7 +14,8 @@ encodes the structs Nomad tags ``_struct`` omitempty (answers and events alike);
 stubs keep every field. ``/v1/allocations`` honours ``task_states`` and ``resources``.
 
 ``/v1/client/allocation/:id/stats`` answers the client's latest measurement of the
-allocation's running tasks (see ``executor``), without an index, as client endpoints do.
+allocation's running tasks (see ``executor``), without an index, as client endpoints do;
+``/v1/client/stats?node_id=`` the node's host statistics (``executor.Client.host_stats``).
 
 Reads take ``?stale`` as every Nomad agent does (``command/agent/http.go``
 ``parseConsistency``: empty or a Go bool, anything else a 400). The stand-in is a single
@@ -999,6 +1000,23 @@ def create_app(standin: NomadStandin) -> FastAPI:
             # Placed but not (yet) handed to its client: the client does not know it.
             raise NomadError(404, f'Unknown allocation "{alloc_id}"')
         return json_response(stats)
+
+    @app.get("/v1/client/stats")
+    async def client_stats(request: Request) -> Response:
+        """The node's ``HostStats`` (ACL ``node:read``). Through a server ``node_id`` is
+        required (nomad/client_stats_endpoint.go: "missing NodeID"); an unknown node is a
+        404 (structs.NewErrUnknownNode), one that is not connected has "No path to node"."""
+        check_acl(request)
+        node_id = request.query_params.get("node_id", "")
+        if not node_id:
+            raise NomadError(500, "missing NodeID")
+        with state.lock:
+            node = state.nodes.get(node_id)
+            if node is None:
+                raise NomadError(404, f'Unknown node "{node_id}"')
+            if node.status != "ready" or standin.client.partitioned(node_id):
+                raise NomadError(500, "No path to node")
+        return json_response(standin.client.host_stats(node))
 
     # --- logs ----------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ from .scheduler import new_eval, put_alloc, put_eval, reschedule_delay
 from .shapes import (
     alloc_resource_usage,
     gpu_group_stats,
+    host_stats,
     new_task_state,
     resource_usage,
     rfc3339,
@@ -201,6 +202,45 @@ class Client:
                 self.update_alloc(runner, lambda alloc, ts=task_states: alloc.update(TaskStates=ts))
         for runner in stopping:
             runner.request_stop()
+
+    def host_stats(self, node: NodeSpec) -> JsonDict:
+        """The node's ``HostStats`` as its client measures them: what its running tasks
+        use (their CPU spread over the node's cores, their resident memory, the size of
+        their allocation directories) on a machine of the node's size, and each of its
+        GPUs as ``set_gpu_usage`` says (0 % and 0 MiB otherwise)."""
+        now = now_ns()
+        busy = rss = ticks = 0.0
+        used_disk = 0
+        for runner in self._node_runners(node.id):
+            usage = runner.stats()["ResourceUsage"]
+            busy += float(usage["CpuStats"]["Percent"])
+            ticks += float(usage["CpuStats"]["TotalTicks"])
+            rss += float(usage["MemoryStats"]["RSS"])
+            for path in runner.dir.rglob("*"):
+                with contextlib.suppress(OSError):
+                    if path.is_file():
+                        used_disk += path.stat().st_size
+        per_core = min(busy / node.cores, 100.0)
+        devices = [
+            gpu_group_stats(
+                group.model,
+                {i: (*self.gpu_usage.get(i, (0, 0)), group.memory_mib) for i in group.instance_ids},
+                now,
+            )
+            for group in node.gpus
+        ]
+        return host_stats(
+            cores=[per_core] * node.cores,
+            memory_total=node.memory_mb * 1024 * 1024,
+            memory_used=int(rss),
+            disk_size=node.disk_mb * 1024 * 1024,
+            disk_used=used_disk,
+            devices=devices,
+            # The client's machine came up when the node last became ready.
+            uptime=max(int(time.time()) - node.status_updated_at, 0),
+            ticks=ticks,
+            now=now,
+        )
 
     def _node_runners(self, node_id: str) -> list[_AllocRunner]:
         with self._lock:

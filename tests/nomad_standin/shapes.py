@@ -24,6 +24,7 @@ __all__ = [
     "alloc_resource_usage",
     "canonical_job",
     "gpu_group_stats",
+    "host_stats",
     "job_stub",
     "new_task_state",
     "omit_empty",
@@ -594,6 +595,58 @@ def gpu_group_stats(name: str, instances: dict[str, tuple[int, int, int]], now: 
             "Timestamp": rfc3339(now),
         }
     return {"InstanceStats": stats, "Name": name, "Type": "gpu", "Vendor": "nvidia"}
+
+
+def host_stats(
+    *,
+    cores: list[float],
+    memory_total: int,
+    memory_used: int,
+    disk_size: int,
+    disk_used: int,
+    devices: list[JsonDict],
+    uptime: int,
+    ticks: float,
+    now: int,
+) -> JsonDict:
+    """A ``HostStats`` as ``GET /v1/client/stats`` answers it (client/structs ``HostStats``;
+    the API docs' "Read Stats" sample): ``CPU`` per core in percent (``Total`` = 100 less
+    ``Idle``), ``Memory`` and disks in bytes, ``Uptime`` in seconds, ``Timestamp`` in
+    nanoseconds, and the device plugins' statistics of every device of the node. There
+    are no network or disk I/O figures: Nomad's host stats have none."""
+    disk = {
+        "Available": disk_size - disk_used,
+        "Device": "/dev/standin",
+        "InodesUsedPercent": 0.05,
+        "Mountpoint": "/",
+        "Size": disk_size,
+        "Used": disk_used,
+        "UsedPercent": 100.0 * disk_used / disk_size if disk_size else 0.0,
+    }
+    return {
+        "AllocDirStats": dict(disk, Device="", Mountpoint=""),
+        "CPU": [
+            {
+                "CPU": f"cpu{index}",
+                "Idle": 100.0 - busy,
+                "System": busy * 0.2,
+                "Total": busy,
+                "User": busy * 0.8,
+            }
+            for index, busy in enumerate(cores)
+        ],
+        "CPUTicksConsumed": ticks,
+        "DeviceStats": devices,
+        "DiskStats": [disk],
+        "Memory": {
+            "Available": memory_total - memory_used,
+            "Free": memory_total - memory_used,
+            "Total": memory_total,
+            "Used": memory_used,
+        },
+        "Timestamp": now,
+        "Uptime": uptime,
+    }
 
 
 def task_resource_usage(usage: JsonDict, now: int) -> JsonDict:

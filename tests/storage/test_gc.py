@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -101,3 +102,109 @@ def test_a_damaged_manifest_stops_the_collection_before_anything_goes(three_proj
     with pytest.raises(Exception, match="damaged"):
         collect(store, dry_run=False, grace_seconds=0)
     assert len(blob_keys(store)) == 5
+
+
+# -- leftovers of retried stage-outs and abandoned uploads ---------------------------------
+
+
+def test_pending_records_whose_retry_published_are_removed(three_projects):
+    store = three_projects
+    c_blob = workspaces.read_version(store, "workspaces/c/1/").manifest.files["c.txt"].blob
+    # Attempt 1 of run 5's stage-out recorded its blobs and died; attempt 2 recorded
+    # again, published, and cleared only its own record.
+    left = workspaces.record_pending(store, "workspaces/c/5/", {c_blob})
+    put_workspace(store, "workspaces/c/5/", {"c.txt": b"c"})
+    # Run 6's stage-out is between its record and its manifest: it must stay.
+    in_flight = workspaces.record_pending(store, "workspaces/c/6/", {c_blob})
+    # Run 7 published before this record was written (a later stage-out still in flight).
+    put_workspace(store, "workspaces/c/7/", {"c.txt": b"c"})
+    later = workspaces.record_pending(store, "workspaces/c/7/", {c_blob})
+
+    dry = collect(store, dry_run=True, grace_seconds=0)
+    assert dry.finished_pending == 1
+    assert store.exists(left)  # a dry run removes nothing
+
+    done = collect(store, dry_run=False, grace_seconds=0)
+    assert done.finished_pending == 1 and done.removed == 0
+    assert not store.exists(left)
+    assert store.exists(in_flight) and store.exists(later)
+    assert read_workspace(store, "workspaces/c/5/") == {"c.txt": b"c"}
+
+
+def test_a_record_naming_more_than_the_version_stays(three_projects):
+    store = three_projects
+    c_blob = workspaces.read_version(store, "workspaces/c/1/").manifest.files["c.txt"].blob
+    extra = keys.blob_key("e" * 64)
+    record = workspaces.record_pending(store, "workspaces/c/5/", {c_blob, extra})
+    put_workspace(store, "workspaces/c/5/", {"c.txt": b"c"})
+    assert collect(store, dry_run=False, grace_seconds=0).finished_pending == 0
+    assert store.exists(record)
+
+
+def _begin(store, key: str, part: bytes | None = None) -> str:
+    upload_id = store.create_multipart(key)
+    if part is not None:
+        store.client.upload_part(
+            Bucket=store.bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=part
+        )
+    return upload_id
+
+
+def _unfinished(store) -> set[tuple[str, str]]:
+    return {(u.key, u.upload_id) for u in store.multipart_uploads()}
+
+
+def test_abandoned_uploads_are_aborted_and_active_ones_stay(object_store):
+    """Real SeaweedFS: ListMultipartUploads and ListParts drive it, AbortMultipartUpload ends it."""
+    store = object_store
+    put_workspace(store, "workspaces/a/1/", {"a.txt": b"a"})
+    resource = _begin(store, "resources/videos/big.mp4", b"first part")
+    blob = _begin(store, keys.blob_key("f" * 64))
+    fix = _begin(store, keys.upload_blob_key("abc123"), b"x")
+    assert _unfinished(store) == {
+        ("resources/videos/big.mp4", resource),
+        (keys.blob_key("f" * 64), blob),
+        (keys.upload_blob_key("abc123"), fix),
+    }
+
+    young = collect(store, dry_run=False, grace_seconds=0)
+    assert (young.uploads_active, young.uploads_abandoned, young.uploads_aborted) == (3, [], 0)
+    assert len(_unfinished(store)) == 3
+
+    tomorrow = datetime.now(UTC) + timedelta(hours=25)
+    dry = collect(store, dry_run=True, now=tomorrow)
+    assert sorted(key for key, _ in dry.uploads_abandoned) == sorted(
+        ["resources/videos/big.mp4", keys.blob_key("f" * 64), keys.upload_blob_key("abc123")]
+    )
+    assert len(_unfinished(store)) == 3  # a dry run aborts nothing
+
+    done = collect(store, dry_run=False, now=tomorrow, multipart_grace_seconds=24 * 3600)
+    assert done.uploads_aborted == 3 and _unfinished(store) == set()
+    assert read_workspace(store, "workspaces/a/1/") == {"a.txt": b"a"}
+    assert not store.exists("resources/videos/big.mp4")
+
+
+def test_an_upload_still_being_resumed_stays_within_its_grace(object_store):
+    """Begun longer ago than the grace period, but a part arrived within it: the person
+    (or the console, resuming) is still at it. With a grace of 2 s, 3 s after it began."""
+    store = object_store
+    upload_id = _begin(store, "resources/resumed.bin")
+    time.sleep(3)
+    store.client.upload_part(
+        Bucket=store.bucket,
+        Key="resources/resumed.bin",
+        UploadId=upload_id,
+        PartNumber=1,
+        Body=b"part one",
+    )
+    (initiated,) = [u.initiated for u in store.multipart_uploads()]
+    (part,) = store.list_parts("resources/resumed.bin", upload_id)
+    now = part["LastModified"] + timedelta(seconds=1)
+    assert now - initiated > timedelta(seconds=2)  # began before the grace period
+
+    report = collect(store, dry_run=False, now=now, multipart_grace_seconds=2)
+    assert report.uploads_active == 1 and report.uploads_aborted == 0
+    assert _unfinished(store) == {("resources/resumed.bin", upload_id)}
+
+    later = collect(store, dry_run=False, now=now + timedelta(seconds=3), multipart_grace_seconds=2)
+    assert later.uploads_aborted == 1 and _unfinished(store) == set()

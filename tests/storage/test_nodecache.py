@@ -299,3 +299,90 @@ def test_two_stage_ins_fetching_the_same_file_download_it_once(object_store, tmp
     assert [hit for _, hit in results] == [False, True]
     assert results[0][0] == results[1][0]
     assert results[1][0].read_bytes() == data
+
+
+# ---------------------------------------------------------------------------------------
+# Published workspaces leave the job folder for the cache
+
+
+def test_a_published_workspace_moves_into_the_cache(object_store, tmp_path):
+    from winslow.node.stagetools import publish_workspace
+
+    cache_dir = tmp_path / "cache"
+    workspace = tmp_path / "job1" / "workspace"
+    (workspace / "out").mkdir(parents=True)
+    video = os.urandom(2 * MIB)
+    (workspace / "out" / "tracks.bin").write_bytes(video)
+    (workspace / "note.txt").write_text("made")
+    os.symlink("out/tracks.bin", workspace / "latest")
+    (workspace / ".winslow" / "checkpoint").mkdir(parents=True)
+    (workspace / ".winslow" / "checkpoint" / "state").write_text("frame 12")  # not a result
+    os.mkfifo(workspace / "pipe")  # stage-out skips it: it has no other copy
+    inode = (workspace / "out" / "tracks.bin").stat().st_ino
+
+    files = publish_workspace(
+        workspace,
+        "workspaces/p/1/",
+        lambda: object_store,
+        print,
+        cache_dir=cache_dir,
+        cache_max_bytes=100 * MIB,
+    )
+
+    assert files == 3
+    left = sorted(p.relative_to(workspace).as_posix() for p in workspace.rglob("*"))
+    assert left == [".winslow", ".winslow/checkpoint", ".winslow/checkpoint/state", "pipe"]
+    cached = cache_dir / "blobs" / hashlib.sha256(video).hexdigest()
+    assert cached.stat().st_ino == inode  # moved by a hard link, not copied
+    assert cached.read_bytes() == video
+
+    # The next stage on this node takes the workspace from the cache: nothing is fetched.
+    events: list[str] = []
+    stage_in(
+        tmp_path / "job2" / "workspace",
+        tmp_path / "job2" / "inputs",
+        sources=["workspaces/p/1/"],
+        input_paths=[],
+        store=lambda: object_store,
+        event=events.append,
+        cache_dir=cache_dir,
+    )
+    assert "workspace: 3 files in place, 0 B fetched, the rest from the node cache" in events
+    assert (tmp_path / "job2" / "workspace" / "out" / "tracks.bin").read_bytes() == video
+
+
+def test_a_workspace_that_could_not_be_published_stays(object_store, tmp_path):
+    from winslow.node.stagetools import publish_workspace
+
+    workspace = tmp_path / "job1" / "workspace"
+    workspace.mkdir(parents=True)
+    (workspace / "only-copy.txt").write_text("precious")
+
+    def no_storage():
+        raise StorageError("object storage is down")
+
+    with pytest.raises(StorageError):
+        publish_workspace(
+            workspace, "workspaces/p/1/", no_storage, print, cache_dir=tmp_path / "cache", delays=()
+        )
+    assert (workspace / "only-copy.txt").read_text() == "precious"
+
+
+def test_freeing_a_workspace_keeps_the_cache_under_its_cap(object_store, tmp_path):
+    from winslow.node.stagetools import publish_workspace
+
+    cache_dir = tmp_path / "cache"
+    for run in range(1, 6):
+        workspace = tmp_path / f"job{run}" / "workspace"
+        workspace.mkdir(parents=True)
+        (workspace / "frames.bin").write_bytes(os.urandom(MIB))
+        publish_workspace(
+            workspace,
+            f"workspaces/p/{run}/",
+            lambda: object_store,
+            print,
+            cache_dir=cache_dir,
+            cache_max_bytes=int(2.5 * MIB),
+        )
+        assert list(workspace.iterdir()) == []
+        assert NodeCache(cache_dir).usage() <= 2.5 * MIB

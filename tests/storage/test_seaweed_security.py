@@ -351,7 +351,8 @@ def test_winslow_warns_when_it_finds_a_seaweedfs_running_without_its_locks(tmp_p
         (tmp_path / "s3" / SECURITY_FILE).unlink()  # as an older Winslow left it
         with caplog.at_level(logging.WARNING, logger="winslow.server"):
             config, started = s3_config(Settings(data_dir=tmp_path, s3_port=port))
-        assert (config, started) == (weed.config, None)  # the running one, reused
+        assert config == weed.config  # the running one, reused and owned from now on
+        assert started is not None and started.adopted and started.pid == weed.pid
     assert "started by an older Winslow without its locks" in caplog.text
 
 

@@ -30,12 +30,15 @@ from winslow.api.routes import (
     console_resources,
     files,
     health,
+    metrics,
     nodes,
+    notifications,
     pipelines,
     progress,
     projects,
     series,
     sessions,
+    telemetry,
     triggers,
     usage,
     workspaces,
@@ -187,9 +190,11 @@ def create_app(context: AppContext) -> FastAPI:
         workspaces.router,
         files.router,
         nodes.router,
+        telemetry.router,
         admin.router,
         console.api_router,
         sessions.router,
+        notifications.router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.add_exception_handler(SignInRequiredError, _sign_in_first)
@@ -202,6 +207,7 @@ def create_app(context: AppContext) -> FastAPI:
         console_project.router,
         console_resources.router,
         console_pipelines.router,
+        metrics.router,
     ):
         app.include_router(page_router)
     static = context.settings.resolved_ui_dir() / "static"

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from winslow.pipeline.folder import PipelineFolder
     from winslow.settings import Settings
     from winslow.storage.objects import ObjectStore
+    from winslow.storage.supervisor import Problem, StorageSupervisor
     from winslow.store.repo import Store
 
 
@@ -22,3 +23,9 @@ class AppContext:
     backend: Backend
     objects: ObjectStore
     pipelines: PipelineFolder
+    supervisor: StorageSupervisor | None = None
+    """Watches S3 while ``winslow up`` runs; None where nothing watches (tests)."""
+
+    def problems(self) -> list[Problem]:
+        """What does not work now (S3 down), for health and the console's banner."""
+        return self.supervisor.problems() if self.supervisor is not None else []

@@ -10,7 +10,7 @@ labels) are checked by ``core/commands.py`` in words a person reads.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -360,6 +360,10 @@ class GcBody(Body):
         default=defaults.GC_GRACE_SECONDS, ge=0, le=defaults.MAX_GC_GRACE_SECONDS
     )
     """Unreferenced contents younger than this stay."""
+    multipart_grace_seconds: float = Field(
+        default=defaults.MULTIPART_GRACE_SECONDS, ge=0, le=defaults.MAX_GC_GRACE_SECONDS
+    )
+    """Unfinished uploads begun or added to within this stay; older ones are aborted."""
 
 
 class GcPublic(BaseModel):
@@ -375,6 +379,13 @@ class GcPublic(BaseModel):
     removed: int
     removed_bytes: int
     stale_pending: int
+    finished_pending: int
+    """Records of stage-outs whose retry published, removed (dry: would be)."""
+    uploads_active: int
+    """Unfinished uploads left alone: begun or added to within the grace period."""
+    uploads_abandoned: list[str]
+    """Keys of the unfinished uploads that are (dry: would be) aborted."""
+    uploads_aborted: int
 
 
 class WorkspacePublic(BaseModel):
@@ -497,10 +508,23 @@ class NodesPublic(BaseModel):
     data: list[NodePublic]
 
 
+class HealthProblem(BaseModel):
+    """A part that does not work now; ``reason`` is for a person."""
+
+    component: Literal["s3"] = Field(description="What is down: `s3`, the object storage.")
+    reason: str
+
+
 class Health(BaseModel):
-    status: str
+    """Answered with 200 while the server runs, degraded or not: the problems say what
+    does not work, and a load balancer should keep sending requests."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description="`degraded` while any part in `problems` does not work."
+    )
     version: str
     backend: str
+    problems: list[HealthProblem] = []
 
 
 class ProjectTokenCreate(Body):

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Protocol
 
 from winslow.core.resources import NodeInfo, ResourceRequest
+from winslow.core.telemetry import NodeSample
 
 
 class JobState(str, Enum):
@@ -73,6 +74,14 @@ class RunSpec:
     preferred_node: str | None = None
     """Where the stages this one needs ran, so its data is likely cached there; backends
     that place runs themselves prefer it (an affinity, not a constraint)."""
+    checkpoint_every: int | None = None
+    """Seconds between the node's publishes of the stage's checkpoint folder; None: the
+    stage keeps no checkpoints."""
+    checkpoint_prefix: str = ""
+    """Storage prefix this run's checkpoints are published to."""
+    resume_from: tuple[str, ...] = ()
+    """Checkpoint prefixes of the lost attempts before this one, newest first: stage-in
+    restores the latest checkpoint of the first that has one."""
 
 
 @dataclass(frozen=True)
@@ -172,4 +181,9 @@ class Backend(Protocol):
         May take a fraction of a second (a first CPU reading needs two looks); raises
         ``BackendUnavailableError`` when the backend does not answer.
         """
+        ...
+
+    def node_stats(self, at: datetime) -> list[NodeSample]:
+        """Return what each node that answers uses now, stamped ``at`` (``core.telemetry``);
+        a node that cannot be read is left out. Called every few seconds by one thread."""
         ...

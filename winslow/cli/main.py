@@ -20,6 +20,7 @@ from rich.table import Table
 from winslow import __version__
 from winslow.cli import projects, workspaces
 from winslow.cli.helpers import JsonOpt, api_client, emit, out
+from winslow.cli.notify import notify_app
 from winslow.cli.pipelines import pipeline_app
 from winslow.cli.projects import project_app
 from winslow.cli.resources import resources_app
@@ -63,7 +64,11 @@ def up(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where Winslow keeps its state.")] = None,
 ) -> None:
-    """Start the all-in-one Winslow server (API, engine, local backend, S3)."""
+    """Start the all-in-one Winslow server (API, engine, local backend, S3).
+
+    Ctrl+C or SIGTERM stops it cleanly (exit 0). A start that fails prints one ``error:``
+    line and exits 1; WINSLOW_LOG_LEVEL=DEBUG adds the traceback.
+    """
     from winslow.server import serve
 
     serve(host=host, port=port, data_dir=data_dir)
@@ -106,6 +111,8 @@ app.command("stage-exec", hidden=True, context_settings=node_cli.STAGE_EXEC_CONT
     node_cli.stage_exec
 )
 app.command("stage-follow", hidden=True)(node_cli.stage_follow)
+app.command("stage-checkpoint", hidden=True)(node_cli.stage_checkpoint)
+app.command("checkpoint")(node_cli.checkpoint)
 
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(project_app, name="project")
@@ -113,6 +120,7 @@ app.add_typer(resources_app, name="resources")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(token_app, name="token")
 app.add_typer(session_app, name="session")
+app.add_typer(notify_app, name="notify")
 
 
 def main() -> None:

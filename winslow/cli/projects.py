@@ -33,6 +33,7 @@ from winslow.cli.helpers import (
     query_flag,
     short_time,
 )
+from winslow.core.states import ProjectState
 from winslow.units import format_duration, format_megabytes
 
 project_app = typer.Typer(no_args_is_help=True, help="Projects: a pipeline applied to one input.")
@@ -81,7 +82,7 @@ def _print_project(p: dict[str, Any]) -> None:
             markup=False,
         )
     failed = [r for r in p.get("runs") or [] if r["state"] in ("failed", "lost") and r["log_tail"]]
-    if p["state"] == "failed" and failed:
+    if p["state"] in ("failed", "failing") and failed:
         out.print(f"last lines of run {failed[-1]['id']}'s log:")
         for line in failed[-1]["log_tail"]:
             out.print("  " + line, markup=False, highlight=False)
@@ -678,6 +679,23 @@ def _follow_log(api: ApiClient, path: str) -> None:
 # -- waiting ------------------------------------------------------------------------------
 
 
+WAIT_EXIT_CODES = {
+    "succeeded": 0,
+    "failing": 1,
+    "failed": 1,
+    "paused": 3,
+    "awaiting_input": 3,
+}
+"""Where ``winslow project wait`` stops by default, and the exit code each state gives:
+a failing project (a branch failed, others still run) already needs a person."""
+
+WAIT_TIMEOUT_EXIT = 4
+"""Exit code of ``winslow project wait`` when the project got nowhere in time."""
+
+PROJECT_STATES = tuple(state.value for state in ProjectState)
+"""The states ``--state`` accepts."""
+
+
 @project_app.command("wait")
 def project_wait(
     project: str,
@@ -689,9 +707,18 @@ def project_wait(
 ) -> None:
     """Wait until the project needs a person or is done (or reaches a given --state).
 
-    Exits 0 when it gets there, 1 on timeout; for scripts that chain projects.
+    Exit codes: 0 succeeded; 1 failed, or failing (a branch failed while others still
+    run); 2 bad usage; 3 a person is needed (paused, awaiting_input); 4 timeout. With
+    --state it waits for those states only and exits 0 once one is reached. The project
+    is printed (--json: the API's JSON) whenever it stops waiting before the timeout.
     """
-    wanted = set(state) or {"paused", "awaiting_input", "failed", "succeeded"}
+    unknown = sorted(set(state) - set(PROJECT_STATES))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown state {', '.join(unknown)}; one of: {', '.join(PROJECT_STATES)}",
+            param_hint="--state",
+        )
+    wanted = set(state) or set(WAIT_EXIT_CODES)
     deadline = time.monotonic() + timeout
     with api_client() as api:
         while True:
@@ -699,6 +726,13 @@ def project_wait(
             if data["state"] in wanted:
                 break
             if time.monotonic() > deadline:
-                fail(f"Project '{project}' is still {data['state']} after {timeout:g} s.")
+                fail(
+                    f"Project '{project}' is still {data['state']} after {timeout:g} s; "
+                    "wait again, or see `winslow project show`.",
+                    WAIT_TIMEOUT_EXIT,
+                )
             time.sleep(WAIT_POLL_SECONDS)
     emit(data, as_json, _print_state)
+    code = 0 if state else WAIT_EXIT_CODES[data["state"]]
+    if code:
+        raise typer.Exit(code)

@@ -111,6 +111,8 @@ def upload_file(
     base = f"{uploads_path}/{upload['upload_id']}"
     missing = [n for n in range(1, count + 1) if n not in done]
     done.update(_send_parts(api, local, upload, base, missing, progress, threads))
+    # Completing is idempotent on the server (a repeat answers with the finished file), so
+    # a server restarting right now costs a wait, not the upload.
     result: dict[str, Any] = api.post(
         f"{base}/complete",
         {
@@ -119,6 +121,7 @@ def upload_file(
             "size": size,
             "parts": [{"part_number": n, "md5": done[n]} for n in sorted(done)],
         },
+        idempotent=True,
     )
     state_file.unlink(missing_ok=True)
     if int(result["size"]) != size:
@@ -192,7 +195,9 @@ def _send_parts(
     urls: dict[int, str] = {}
 
     def fetch_urls(wanted: list[int]) -> None:
-        answer = api.post(f"{base}/urls", {"path": upload["path"], "part_numbers": wanted})
+        answer = api.post(
+            f"{base}/urls", {"path": upload["path"], "part_numbers": wanted}, idempotent=True
+        )
         urls.update({int(n): url for n, url in answer["urls"].items()})
 
     def send(http: httpx.Client, number: int) -> tuple[int, str]:

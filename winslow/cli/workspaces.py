@@ -147,15 +147,32 @@ def gc(
     grace: Annotated[
         str, typer.Option(help="Leave unreferenced contents younger than this (30m, 24h, 7d).")
     ] = "24h",
+    multipart_older_than: Annotated[
+        str,
+        typer.Option(
+            help="Abort unfinished uploads that got no new part for this long (30m, 24h, 7d)."
+        ),
+    ] = "24h",
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove stored contents that no workspace version references any more."""
+    """Remove stored contents no workspace version references, and abandoned uploads."""
     try:
         grace_seconds = parse_duration(grace)
     except ValueError as exc:
         fail(f"--grace: {exc}")
+    try:
+        multipart_seconds = parse_duration(multipart_older_than)
+    except ValueError as exc:
+        fail(f"--multipart-older-than: {exc}")
     with api_client() as api:
-        data = api.post("/gc", {"dry_run": dry_run, "grace_seconds": grace_seconds})
+        data = api.post(
+            "/gc",
+            {
+                "dry_run": dry_run,
+                "grace_seconds": grace_seconds,
+                "multipart_grace_seconds": multipart_seconds,
+            },
+        )
 
     def human(d: dict[str, Any]) -> None:
         out.print(
@@ -178,5 +195,27 @@ def gc(
                 f"removed {d['removed']} contents ({format_bytes(d['removed_bytes'])})",
                 markup=False,
             )
+        _uploads_and_records(d, multipart_older_than)
 
     emit(data, as_json, human)
+
+
+def _uploads_and_records(d: dict[str, Any], older_than: str) -> None:
+    """The lines of ``winslow gc`` on unfinished uploads and stage-out records."""
+    if d["dry_run"]:
+        for key in d["uploads_abandoned"]:
+            out.print(f"would abort the upload to {key}", markup=False)
+    done = "would abort" if d["dry_run"] else "aborted"
+    count = len(d["uploads_abandoned"]) if d["dry_run"] else d["uploads_aborted"]
+    out.print(
+        f"{done} {count} unfinished uploads with no new part for {older_than}; "
+        f"{d['uploads_active']} active ones stay",
+        markup=False,
+    )
+    if d["finished_pending"] or d["stale_pending"]:
+        out.print(
+            f"{'would remove' if d['dry_run'] else 'removed'} {d['finished_pending']} "
+            f"records of stage-outs whose retry published and {d['stale_pending']} of "
+            "stage-outs that died long ago",
+            markup=False,
+        )

@@ -89,7 +89,9 @@ def start(project: Project) -> Change:
 
 def pause(project: Project) -> Change:
     """Ask the project to stop after the stages that run now."""
-    if project.state is ProjectState.RUNNING:
+    # A failing project pauses too: its other branches start nothing more, and it ends
+    # failed once they stopped.
+    if project.state in (ProjectState.RUNNING, ProjectState.FAILING):
         return Change(
             "pause",
             "asked to pause after the current stage",
@@ -380,7 +382,9 @@ def kill(project: Project, runs: list[Run]) -> Change:
     return Change(
         "kill",
         f"killed stage {stages}",
-        state=ProjectState.PAUSING if project.state is ProjectState.RUNNING else None,
+        state=ProjectState.PAUSING
+        if project.state in (ProjectState.RUNNING, ProjectState.FAILING)
+        else None,
         state_reason=f"killing stage {stages}",
         cancel_runs=tuple(run.id for run in active),
     )

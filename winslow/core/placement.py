@@ -37,12 +37,14 @@ class NoFit:
     """False when no node could hold the request even if it were idle."""
 
 
-def _matching_gpus(request: ResourceRequest, gpus: Iterable[GpuInfo]) -> list[GpuInfo]:
+def _matching_gpus(
+    request: ResourceRequest, gpus: Iterable[GpuInfo], *, healthy_only: bool = True
+) -> list[GpuInfo]:
     pattern = re.compile(request.gpu.model) if request.gpu.model else None
     return [
         gpu
         for gpu in gpus
-        if gpu.healthy
+        if (gpu.healthy or not healthy_only)
         and (pattern is None or pattern.search(gpu.name))
         and (request.gpu.min_memory_mb is None or gpu.memory_mb >= request.gpu.min_memory_mb)
     ]
@@ -59,7 +61,8 @@ def _gpu_words(request: ResourceRequest) -> str:
 
 def _capacity_problem(request: ResourceRequest, node: NodeInfo) -> str | None:
     if request.gpu.count > 0:
-        usable = _matching_gpus(request, node.gpus)
+        # An unhealthy GPU may recover: the run waits for it rather than failing.
+        usable = _matching_gpus(request, node.gpus, healthy_only=False)
         if len(usable) < request.gpu.count:
             return f"needs {_gpu_words(request)}; node {node.name} has {len(usable)}"
     if request.cpus > node.cpus:
@@ -116,3 +119,15 @@ def place(
     if waiting:
         return NoFit(waiting[0], ever=True)
     return NoFit("; ".join(capacity_problems), ever=False)
+
+
+def never_fits(request: ResourceRequest, nodes: Iterable[NodeInfo]) -> str | None:
+    """Why no node the backend knows could ever hold ``request``, or None when one could.
+
+    Every known node counts, whatever its status now: a node that is down or draining may
+    come back. With no node known at all the answer is None, as one may join.
+    """
+    problems = [_capacity_problem(request, node) for node in nodes]
+    if not problems or any(problem is None for problem in problems):
+        return None
+    return "; ".join(problem for problem in problems if problem)

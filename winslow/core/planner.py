@@ -55,8 +55,9 @@ __all__ = [
 def decide(project: Project, pipeline: Pipeline, runs: list[Run]) -> Decision:
     """Return what ``project`` needs now; an empty decision means nothing.
 
-    Only running and pausing projects ever need anything. Failures come first (a retry is
-    the run's own business, an exhausted one stops the project), then each stage the
-    project may start, then the project's endings: paused, succeeded, or stuck.
+    Only running, pausing and failing projects ever need anything. Failures come first (a
+    retry is the run's own business; an exhausted one makes the project ``failing`` while
+    branches that do not need it go on, then ``failed``), then each stage the project may
+    start, then the project's endings: paused, succeeded, or stuck.
     """
     return apply_rules(Situation.of(project, pipeline, runs))

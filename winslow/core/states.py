@@ -15,6 +15,8 @@ class ProjectState(str, Enum):
     RUNNING = "running"
     PAUSING = "pausing"
     """A pause was asked for; active runs go on, no new stage starts."""
+    FAILING = "failing"
+    """A branch failed beyond its retries; the other branches go on; the project ends failed."""
     PAUSED = "paused"
     AWAITING_INPUT = "awaiting_input"
     """A gate, or variables are missing: the project says which."""
@@ -51,18 +53,23 @@ UNSUCCESSFUL_RUN_STATES = frozenset(
 DONE_RUN_STATES = frozenset({StageRunState.SUCCEEDED, StageRunState.SKIPPED})
 """Ends that let the pipeline go on."""
 
-ADVANCING_PROJECT_STATES = frozenset({ProjectState.RUNNING, ProjectState.PAUSING})
+ADVANCING_PROJECT_STATES = frozenset(
+    {ProjectState.RUNNING, ProjectState.PAUSING, ProjectState.FAILING}
+)
 """States in which the engine moves a project along."""
 
 NEEDS_PERSON_STATES = frozenset(
-    {ProjectState.AWAITING_INPUT, ProjectState.FAILED, ProjectState.PAUSED}
+    {ProjectState.AWAITING_INPUT, ProjectState.FAILING, ProjectState.FAILED, ProjectState.PAUSED}
 )
+"""A person should look now; ``failing`` too, as its failure is known while other branches
+still run."""
 
 PROJECT_TRANSITIONS: dict[ProjectState, frozenset[ProjectState]] = {
     ProjectState.IDLE: frozenset({ProjectState.RUNNING}),
     ProjectState.RUNNING: frozenset(
         {
             ProjectState.PAUSING,
+            ProjectState.FAILING,
             ProjectState.PAUSED,
             ProjectState.AWAITING_INPUT,
             ProjectState.FAILED,
@@ -71,6 +78,18 @@ PROJECT_TRANSITIONS: dict[ProjectState, frozenset[ProjectState]] = {
     ),
     ProjectState.PAUSING: frozenset(
         {ProjectState.PAUSED, ProjectState.RUNNING, ProjectState.FAILED}
+    ),
+    # Resume retries the failed branch (running); pause or kill stops the rest (pausing);
+    # a definition change that drops the failed stage lets the project end as running would.
+    ProjectState.FAILING: frozenset(
+        {
+            ProjectState.RUNNING,
+            ProjectState.PAUSING,
+            ProjectState.PAUSED,
+            ProjectState.AWAITING_INPUT,
+            ProjectState.FAILED,
+            ProjectState.SUCCEEDED,
+        }
     ),
     ProjectState.PAUSED: frozenset({ProjectState.RUNNING}),
     ProjectState.AWAITING_INPUT: frozenset({ProjectState.RUNNING, ProjectState.PAUSED}),

@@ -18,22 +18,25 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from winslow import defaults
+from winslow import defaults, metrics
 from winslow.backends.base import TERMINAL_JOB_STATES, Backend, JobState, JobStatus
 from winslow.core import commands
 from winslow.core.models import Project, Run
-from winslow.core.placement import Allocation, NoFit, place
+from winslow.core.placement import Allocation, NoFit, never_fits, place
 from winslow.core.planner import decide
 from winslow.core.resources import NodeInfo
 from winslow.core.states import TERMINAL_RUN_STATES, StageRunState
 from winslow.engine import transitions
 from winslow.engine.retention import apply_retention
 from winslow.engine.specs import build_spec, run_request, workspace_sources
+from winslow.engine.telemetry import TelemetryCollector
 from winslow.engine.transitions import RunUpdate
 from winslow.engine.usage import UsageSampler
 from winslow.errors import BackendUnavailableError, SubmitRejectedError, WinslowError
 from winslow.pipeline.model import Pipeline, Stage
 from winslow.store.repo import Store
+from winslow.store.rows import now
+from winslow.units import format_duration
 
 if TYPE_CHECKING:
     from winslow.node.stagetools import EndRecord
@@ -83,7 +86,8 @@ def forgotten_end(archived: ArchivedEnd, where: str) -> RunUpdate:
         if exit_code == 0 and not record.problems:
             state = StageRunState.SUCCEEDED
         elif exit_code == 0:
-            state, reason = StageRunState.FAILED, f"stage-out failed: {record.problems[0]}; {base}"
+            # As backends/nomad/status.py: storage failed the run, not the stage.
+            state, reason = StageRunState.LOST, f"stage-out failed: {record.problems[0]}; {base}"
         else:
             how = record.exit_message or f"exited with code {exit_code}"
             state, reason = StageRunState.FAILED, f"{how}; {base}"
@@ -140,10 +144,15 @@ class Engine:
         collect_outputs: OutputCollector | None = None,
         archived_end: ArchivedEndReader | None = None,
         poll_seconds: float = defaults.RECONCILE_POLL_SECONDS,
+        telemetry_seconds: float = defaults.TELEMETRY_SAMPLE_SECONDS,
+        placement_timeout: float = defaults.PLACEMENT_TIMEOUT_SECONDS,
     ) -> None:
         self.store = store
         self.backend = backend
         self.poll_seconds = poll_seconds
+        self.placement_timeout = placement_timeout
+        """Seconds a run the backend has not placed waits before it fails, when no node the
+        backend knows could ever hold it (backends that place runs themselves)."""
         self.on_project_deleted = on_project_deleted
         self.prune_workspace = prune_workspace
         """Deletes a workspace's manifests (by prefix); without it nothing is pruned."""
@@ -153,6 +162,7 @@ class Engine:
         """Finds a run's end record and archived log; without it a run whose job the backend
         forgot before the run was seen to start is submitted again."""
         self.usage = UsageSampler(store, backend)
+        self.telemetry = TelemetryCollector(store, backend, telemetry_seconds)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -169,9 +179,11 @@ class Engine:
         self._thread = threading.Thread(target=self._loop, name="winslow-engine", daemon=True)
         self._thread.start()
         self.usage.start()
+        self.telemetry.start()
 
     def stop(self) -> None:
         self.usage.stop()
+        self.telemetry.stop()
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -182,9 +194,11 @@ class Engine:
 
     def wake(self) -> None:
         """Ask for a reconcile round now (after a command changed a project)."""
+        metrics.note_wake()
         self._wake.set()
 
     def _on_job_event(self, job_id: str) -> None:
+        metrics.note_wake()
         self._wake.set()
 
     def _loop(self) -> None:
@@ -224,7 +238,7 @@ class Engine:
 
     def reconcile_once(self) -> bool:
         """Do one round; return True if anything changed."""
-        with self._lock:
+        with self._lock, metrics.reconcile_round():
             self._nodes = None
             changed = self._observe_runs()
             for project_id in self.store.advancing_project_ids():
@@ -295,6 +309,9 @@ class Engine:
         if target is run.state:
             # A backend that places runs itself explains a wait (Nomad's blocked evaluation).
             if target is StageRunState.PENDING and status.reason:
+                never = self._never_placed(run, status)
+                if never is not None:
+                    return self._fail_unplaceable(run, never)
                 return transitions.note_pending(self.store, run, status.reason)
             return False
         tail: tuple[str, ...] = ()
@@ -323,6 +340,41 @@ class Engine:
         if recorded and target in TERMINAL_RUN_STATES:
             self._apply_retention(run.project_id)
         return recorded
+
+    def _never_placed(self, run: Run, status: JobStatus) -> str | None:
+        """Why a run the backend could not place will never run, once it has waited
+        ``placement_timeout``: no node the backend knows could hold it even idle. None while
+        it may still run (a node may join, or one that fits is only busy)."""
+        if self.backend.places_runs or status.node is not None:
+            return None
+        if (now() - run.created_at).total_seconds() < self.placement_timeout:
+            return None
+        try:
+            project = self.store.get_project(run.project_id)
+            stage = Pipeline.model_validate(project.pipeline).stage(run.stage)
+        except (WinslowError, KeyError):
+            return None
+        never = never_fits(run_request(stage, run), self.nodes())
+        if never is None:
+            return None
+        waited = format_duration(self.placement_timeout)
+        says = f"{self.backend.name.capitalize()}: {status.reason}"
+        return (
+            f"no node could ever run it: {never} (waited {waited}; {says}); "
+            "add such a node, or change the stage's requirements and resume"
+        )
+
+    def _fail_unplaceable(self, run: Run, reason: str) -> bool:
+        """Fail a run no node can ever hold; a submitted one's job is stopped first, so
+        the backend does not place it later behind the project's back."""
+        if run.submitted and run.job_id:
+            try:
+                self.backend.cancel(run.job_id)
+            except WinslowError as exc:
+                log.warning("run %s: could not stop its job: %s", run.id, exc.message)
+                return False
+        update = RunUpdate(StageRunState.FAILED, reason=reason)
+        return transitions.record_run(self.store, run.id, update) is not None
 
     def _results_of(self, run: Run) -> dict[str, Any] | None:
         """Read what an ended run reported, before anything decides on it (``when``)."""
@@ -413,6 +465,12 @@ class Engine:
             if self.backend.places_runs:
                 request = run_request(pipeline.stage(run.stage), run)
                 verdict = place(request, self.nodes(), allocations)
+                never = never_fits(request, self.nodes()) if isinstance(verdict, NoFit) else None
+                if never is not None:
+                    # The engine knows every node here: waiting would be for ever.
+                    reason = f"no node could ever run it: {never}; change the stage's "
+                    changed |= self._fail_unplaceable(run, reason + "requirements and resume")
+                    continue
                 if isinstance(verdict, NoFit):
                     changed |= transitions.note_pending(self.store, run, verdict.reason)
                     continue

@@ -28,7 +28,7 @@ from winslow.pipeline.model import (
     SweepWorkspace,
     WorkspaceMode,
 )
-from winslow.storage.keys import log_key, workspace_prefix
+from winslow.storage.keys import checkpoint_prefix, log_key, workspace_prefix
 
 
 def job_id_for(project: Project, run_id: int) -> str:
@@ -103,6 +103,31 @@ def preferred_node(pipeline: Pipeline, stage: Stage, earlier: list[Run]) -> str 
     return max(nodes)[1] if nodes else None
 
 
+def resume_sources(run: Run, earlier: list[Run]) -> tuple[str, ...]:
+    """Return the checkpoint prefixes a retry of ``run`` resumes from, newest first.
+
+    Only a retry after ``lost`` resumes: the attempts right before ``run`` of the same
+    stage and combination, back to the first that did not end lost (a retry after a
+    failure starts afresh: its checkpoint may be what made it fail). Each is named, not
+    just the last, because a lost attempt may have died before its first checkpoint.
+    """
+    sources: list[str] = []
+    expected = run.attempt - 1
+    siblings = [
+        r
+        for r in earlier
+        if r.id < run.id and r.stage == run.stage and r.combination == run.combination
+    ]
+    for previous in sorted(siblings, key=lambda r: r.id, reverse=True):
+        if expected < 1 or previous.attempt != expected:
+            break
+        if previous.state is not StageRunState.LOST or not previous.workspace_prefix:
+            break
+        sources.append(checkpoint_prefix(previous.workspace_prefix))
+        expected -= 1
+    return tuple(sources)
+
+
 def run_values(project: Project, pipeline: Pipeline, stage: str, run_id: int) -> dict[str, str]:
     """The variables a run sees: pipeline defaults, project values, Winslow's own names."""
     values = effective_variables(pipeline, project.variables)
@@ -124,6 +149,8 @@ def build_spec(project: Project, pipeline: Pipeline, run: Run, earlier: list[Run
     command, env, inputs = interpolate_stage(stage, values, for_node=True)
     env = {**{name: node_literal(value) for name, value in values.items()}, **env}
     before = [r for r in earlier if r.id < run.id]
+    own_prefix = run.workspace_prefix or workspace_prefix(project.id, run.id)
+    checkpoint = stage.checkpoint
     return RunSpec(
         job_id=run.job_id or job_id_for(project, run.id),
         project_id=project.id,
@@ -138,12 +165,15 @@ def build_spec(project: Project, pipeline: Pipeline, run: Run, earlier: list[Run
         image=run.image or stage.image,
         inputs=tuple(inputs),
         workspace_sources=workspace_sources(pipeline, stage, before, run),
-        workspace_prefix=run.workspace_prefix or workspace_prefix(project.id, run.id),
+        workspace_prefix=own_prefix,
         log_key=run.log_key or log_key(project.id, run.id),
         timeout_seconds=stage.timeout,
         node=run.node,
         gpu_indices=run.gpu_indices,
         preferred_node=preferred_node(pipeline, stage, before),
+        checkpoint_every=checkpoint.every if checkpoint is not None else None,
+        checkpoint_prefix=checkpoint_prefix(own_prefix) if checkpoint is not None else "",
+        resume_from=resume_sources(run, before) if checkpoint is not None else (),
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from winslow import metrics
 from winslow.core.commands import Change, Decider, RunOverrides
 from winslow.core.models import Project, Run
 from winslow.core.planner import Decision, SkipRun, StartRun, current_run_sets
@@ -275,7 +276,19 @@ def record_run(store: Store, run_id: int, update: RunUpdate) -> Run | None:
             },
         )
         log.info("project %s: %s", tx.project.name, words)
+        _observe(run, recorded)
         return recorded
+
+
+def _observe(before: Run, after: Run) -> None:
+    """Feed a run's queue time (once it started) and run time (once it ended) to
+    ``/metrics``; ``_run_changes`` gives an ended run a start, so both come once."""
+    if before.started_at is None and after.started_at is not None:
+        queued = (after.started_at - before.created_at).total_seconds()
+        metrics.observe_run_start(after.stage, queued)
+    if before.ended_at is None and after.ended_at is not None and after.started_at is not None:
+        ran = (after.ended_at - after.started_at).total_seconds()
+        metrics.observe_run_end(after.stage, after.state.value, ran)
 
 
 def _run_changes(run: Run, update: RunUpdate) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """``winslow stage-in``, ``stage-out``, ``stage-exec`` and ``stage-follow``: the commands a
-Nomad stage job runs on its node, around the stage's own command.
+Nomad stage job runs on its node, around the stage's own command; and ``winslow
+checkpoint``, which a stage runs itself.
 
 They are hidden from ``winslow --help``: people never type them, job specs do, so their
 names and options are a contract with every job spec already submitted. Each parses its
@@ -12,13 +13,15 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from winslow.errors import WinslowError
+from winslow import defaults
+from winslow.errors import StorageError, WinslowError
 from winslow.node.joblog import EventLog
 
 err = Console(stderr=True, soft_wrap=True)
@@ -75,6 +78,10 @@ def stage_in(
     cache_max: CacheMaxOpt = 0,
     log_file: Annotated[Path | None, typer.Option("--log", help="Log to append to.")] = None,
     retry_delays: RetryDelaysOpt = None,
+    resume_from: Annotated[
+        list[str],
+        typer.Option("--resume-from", help="Checkpoint prefix to resume from (newest first)."),
+    ] = [],
 ) -> None:
     """Fill a stage's workspace and inputs from object storage (WINSLOW_S3_*)."""
     from winslow.node import stagetools
@@ -97,6 +104,7 @@ def stage_in(
                 event=events,
                 cache_dir=cache,
                 cache_max_bytes=cache_max,
+                resume_from=resume_from,
             ),
             events,
             stagetools.TRANSFER_RETRY_DELAYS if delays is None else delays,
@@ -104,7 +112,9 @@ def stage_in(
     except (WinslowError, OSError) as exc:
         message = f"stage-in failed: {stagetools.error_message(exc)}"
         events(message)
-        _fail(message)
+        err.print(f"error: {message}", markup=False, highlight=False)
+        infrastructure = isinstance(exc, (StorageError, OSError))
+        raise typer.Exit(defaults.INFRASTRUCTURE_EXIT_CODE if infrastructure else 1) from None
     finally:
         events.close()
 
@@ -126,6 +136,13 @@ def stage_out(
     cache: CacheOpt = None,
     cache_max: CacheMaxOpt = 0,
     retry_delays: RetryDelaysOpt = None,
+    checkpoints: Annotated[
+        list[str],
+        typer.Option(
+            "--checkpoints",
+            help="Checkpoint prefix to delete once the stage is known to have exited 0.",
+        ),
+    ] = [],
 ) -> None:
     """Publish a stage's workspace and archive its log (WINSLOW_S3_*); retries, then exits 1."""
     from winslow.node import stagetools
@@ -147,10 +164,30 @@ def stage_out(
             cache_max_bytes=cache_max,
             delays=stagetools.TRANSFER_RETRY_DELAYS if delays is None else delays,
         )
+        if not problems and checkpoints and _exited_0(log_file):
+            from winslow.node.checkpoint import drop_checkpoints
+
+            drop_checkpoints(checkpoints, stagetools.storage_from_env(os.environ), events)
     finally:
         events.close()
     if problems:
         _fail("stage-out gave up: " + "; ".join(problems))
+
+
+def _exited_0(log_file: Path | None) -> bool:
+    """Whether stage-exec left exit status 0 beside the log. A container stage's status no
+    other task sees: its checkpoints stay for retention and the project's deletion."""
+    import json
+
+    from winslow.node.stagetools import EXIT_STATUS_SUFFIX
+
+    if log_file is None:
+        return False
+    try:
+        left = json.loads(log_file.with_name(log_file.name + EXIT_STATUS_SUFFIX).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(left, dict) and left.get("exit_code") == 0
 
 
 def stage_exec(
@@ -180,6 +217,7 @@ def stage_exec(
     """
     from winslow.node import stagetools
     from winslow.pipeline.interpolate import resolve_node_paths
+    from winslow.storage.checkpoints import resumed_from
 
     if (workspace is None) != (inputs is None):
         raise typer.BadParameter("give both or neither", param_hint="--workspace/--inputs")
@@ -188,6 +226,9 @@ def stage_exec(
     )
     if workspace is not None and inputs is not None:
         argv = [resolve_node_paths(arg, workspace, inputs) for arg in argv]
+        resumed = resumed_from(Path(workspace))
+        if resumed is not None:
+            env["WINSLOW_RESUMED_FROM"] = resumed
     workdir.mkdir(parents=True, exist_ok=True)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -253,4 +294,72 @@ def stage_follow(
             markup=False,
             highlight=False,
         )
+    raise typer.Exit(0)
+
+
+def checkpoint(
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the node to publish the checkpoint.")
+    ] = defaults.CHECKPOINT_WAIT_SECONDS,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(help="The stage's workspace (default: $WINSLOW_WORKSPACE)."),
+    ] = None,
+) -> None:
+    """Publish the stage's checkpoint folder now ($WINSLOW_WORKSPACE/.winslow/checkpoint/).
+
+    Run inside a stage whose pipeline sets `checkpoint:`, when what it wrote there is
+    complete; returns once the checkpoint is stored, so a retry after a lost node starts
+    from it. Exits 1 when it was not published.
+    """
+    from winslow.node.checkpoint import request_checkpoint
+
+    folder = workspace or (
+        Path(os.environ["WINSLOW_WORKSPACE"]) if os.environ.get("WINSLOW_WORKSPACE") else None
+    )
+    if folder is None:
+        raise typer.BadParameter(
+            "WINSLOW_WORKSPACE is not set: run this inside a stage, or name the workspace",
+            param_hint="--workspace",
+        )
+    try:
+        version = request_checkpoint(folder, timeout)
+    except WinslowError as exc:
+        _fail(exc.message)
+    if version is None:
+        err.print("checkpoint: the checkpoint folder is empty; nothing was published")
+    else:
+        err.print(f"checkpoint: version {version} is published", markup=False, highlight=False)
+
+
+def stage_checkpoint(
+    workspace: Annotated[Path, typer.Option(help="The stage's workspace folder.")],
+    prefix: Annotated[str, typer.Option(help="Storage prefix of the run's checkpoints.")],
+    every: Annotated[float, typer.Option(help="Seconds between publishes, at most.")],
+    log_file: Annotated[
+        Path | None, typer.Option("--log", help="The run's timestamped log to append to.")
+    ] = None,
+) -> None:
+    """Publish a stage's checkpoint folder while it runs (WINSLOW_S3_*), until SIGTERM.
+
+    A sidecar beside the stage, like stage-follow: it exits 0 whatever happened, since a
+    sidecar that fails makes Nomad stop the stage; a publish that failed is in the log.
+    """
+    from winslow.node import stagetools
+    from winslow.node.checkpoint import CheckpointWatcher
+
+    signalled: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: signalled.append(signum))
+    events = EventLog(log_file)
+    store = stagetools.storage_from_env(os.environ)
+    staging = workspace.with_name(f".{workspace.name}.checkpoint-staging")
+    try:
+        with CheckpointWatcher(workspace, prefix, every, staging, store, events):
+            while not signalled:
+                time.sleep(0.2)
+    except Exception as exc:  # any failure here must not fail the stage
+        err.print(f"stage-checkpoint: stopped: {exc!r}", markup=False, highlight=False)
+    finally:
+        events.close()
     raise typer.Exit(0)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -156,6 +157,19 @@ class JobPaths:
         return self.root / "inputs"
 
 
+def free_inputs(paths: JobPaths) -> bool:
+    """Remove an ended job's ``inputs/``; return whether it was there to remove.
+
+    Its files are hard links into the node cache (or copies of pool files), so nothing is
+    lost; left alone, they would keep an entry the cache evicted on disk, outside its cap.
+    Only once ``status.json`` says the job is over: no stage reads them any more.
+    """
+    if not paths.status.is_file() or not paths.inputs.is_dir():
+        return False
+    shutil.rmtree(paths.inputs, ignore_errors=True)
+    return True
+
+
 def is_valid_job_id(job_id: str) -> bool:
     """Return True when ``job_id`` can name a directory (and, cleaned, a container)."""
     return _JOB_ID.fullmatch(job_id) is not None and job_id not in (".", "..")
@@ -251,6 +265,7 @@ def job_spec_from_json(data: dict[str, Any]) -> JobSpec:
             "inputs": tuple(raw["inputs"]),
             "workspace_sources": tuple(raw["workspace_sources"]),
             "gpu_indices": tuple(raw["gpu_indices"]),
+            "resume_from": tuple(raw.get("resume_from", ())),
             "resources": ResourceRequest(**resources, gpu=gpu),
         }
     )

@@ -41,7 +41,8 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from winslow.backends.base import JobState, RunSpec
-from winslow.node import container, jobfiles, stagetools
+from winslow.errors import StorageError
+from winslow.node import checkpoint, container, jobfiles, stagetools
 from winslow.node.jobfiles import JobPaths, JobSpec
 from winslow.node.joblog import JobLog
 from winslow.node.progress import ProgressFile
@@ -169,19 +170,47 @@ def exit_reason(returncode: int, *, in_container: bool = False, memory_mb: int =
 # Stage-in (the log, the input cache and the transfers live in ``winslow.node.stagetools``)
 
 
-def stage_in(job: JobSpec, paths: JobPaths, store: Callable[[], ObjectStore], jlog: JobLog) -> None:
-    """Fill ``workspace/`` from the workspace sources and ``inputs/`` from the pool."""
+def stage_in(
+    job: JobSpec, paths: JobPaths, store: Callable[[], ObjectStore], jlog: JobLog
+) -> JobSpec:
+    """Fill ``workspace/`` from the workspace sources and ``inputs/`` from the pool.
+
+    Tried again after each of the job's retry delays when storage or the disk fails, as
+    stage-out is. Returns the job to run: with ``WINSLOW_RESUMED_FROM`` set when a
+    checkpoint was restored.
+    """
     spec = job.spec
-    stagetools.stage_in(
-        paths.workspace,
-        paths.inputs,
-        sources=spec.workspace_sources,
-        input_paths=spec.inputs,
-        store=store,
-        event=jlog.event,
-        cache_dir=Path(job.cache_dir),
-        cache_max_bytes=job.cache_max_bytes,
+    restored = stagetools.with_retries(
+        "stage-in",
+        lambda: stagetools.stage_in(
+            paths.workspace,
+            paths.inputs,
+            sources=spec.workspace_sources,
+            input_paths=spec.inputs,
+            store=store,
+            event=jlog.event,
+            cache_dir=Path(job.cache_dir),
+            cache_max_bytes=job.cache_max_bytes,
+            resume_from=spec.resume_from,
+        ),
+        jlog.event,
+        job.retry_delays,
     )
+    if restored is None:
+        return job
+    env = {**spec.env, RESUMED_FROM_VARIABLE: restored.label}
+    return dataclasses.replace(job, spec=dataclasses.replace(spec, env=env))
+
+
+RESUMED_FROM_VARIABLE = "WINSLOW_RESUMED_FROM"
+"""Set for a stage that starts from a restored checkpoint (``Checkpoint.label``)."""
+
+
+def infrastructure_failure(exc: BaseException) -> bool:
+    """True when ``exc`` is the node's or storage's failure, never the stage's: storage
+    unreachable or refusing (``StorageError``), or the node's disk (``OSError``). A missing
+    input (``NotFoundError``) or a bad name (``ValidationError``) is the pipeline's."""
+    return isinstance(exc, (StorageError, OSError))
 
 
 # ---------------------------------------------------------------------------------------
@@ -598,18 +627,18 @@ def _stage_in_run_stage_out(
         if signals.cancel_requested or paths.cancel_request.exists():
             raise CancelRequestedError()
         try:
-            stage_in(job, paths, store, jlog)
+            job = stage_in(job, paths, store, jlog)
         except Exception as exc:
-            reason = f"stage-in failed: {_message(exc)}"
-            jlog.event(reason)
-            outcome = Outcome(JobState.FAILED, None, reason)
+            outcome = _stage_in_failed(job, exc)
+            jlog.event(outcome.reason or "")
         else:
             # While the stage runs, SIGTERM only sets the flag; the wait loop forwards it.
             signals.interrupt = False
             if signals.cancel_requested or paths.cancel_request.exists():
                 raise CancelRequestedError()
             ran = True
-            outcome = run_stage(job, paths, jlog, signals)
+            with checkpoint.watching(job.spec, paths.workspace, paths.root, store, jlog.event):
+                outcome = run_stage(job, paths, jlog, signals)
             signals.interrupt = True
     except CancelRequestedError:
         signals.interrupt = True
@@ -638,9 +667,24 @@ def _stage_in_run_stage_out(
         jlog.event(problem)
         outcome = _with_problem(outcome, problem)
 
+    if outcome.state is JobState.SUCCEEDED:
+        checkpoint.drop_checkpoints(checkpoint.checkpoint_prefixes(spec), store, jlog.event)
     summary = outcome.state.value + (f": {outcome.reason}" if outcome.reason else "")
     jlog.event(summary)
     return outcome
+
+
+def _stage_in_failed(job: JobSpec, exc: Exception) -> Outcome:
+    """A stage-in that failed for storage or the node is LOST (retried per ``on_lost``);
+    one that failed for the pipeline (a missing input) FAILED."""
+    if infrastructure_failure(exc):
+        return Outcome(
+            JobState.LOST,
+            None,
+            f"stage-in failed on node '{job.node}' after {len(job.retry_delays) + 1} attempts "
+            f"(object storage or the node, not the stage): {_message(exc)}",
+        )
+    return Outcome(JobState.FAILED, None, f"stage-in failed: {_message(exc)}")
 
 
 SMALL_LOG_BYTES = 8 * 1024 * 1024
@@ -670,9 +714,11 @@ def archive_log(paths: JobPaths, log_key: str, store: Callable[[], ObjectStore])
 
 
 def _with_problem(outcome: Outcome, problem: str) -> Outcome:
-    """A stage-out failure fails a run that succeeded; for others it is added to the reason."""
+    """A stage-out failure makes a run that succeeded LOST: storage failed, not the stage,
+    and a retry (``on_lost``) may publish what this one could not. For others it is added
+    to the reason."""
     if outcome.state is JobState.SUCCEEDED:
-        return Outcome(JobState.FAILED, outcome.exit_code, problem)
+        return Outcome(JobState.LOST, outcome.exit_code, problem)
     return Outcome(outcome.state, outcome.exit_code, f"{outcome.reason}; {problem}")
 
 

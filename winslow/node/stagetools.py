@@ -41,6 +41,7 @@ from winslow.storage.keys import end_key
 from winslow.units import format_bytes
 
 if TYPE_CHECKING:
+    from winslow.storage.checkpoints import Checkpoint
     from winslow.storage.objects import ObjectEntry, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,12 @@ def stage_in(
     event: Callable[[str], None],
     cache_dir: Path | None = None,
     cache_max_bytes: int = 0,
-) -> None:
+    resume_from: Sequence[str] = (),
+) -> Checkpoint | None:
     """Fill ``workspace`` from the workspace ``sources`` in order, ``inputs`` from the pool.
+
+    With ``resume_from`` (checkpoint prefixes, newest first) the latest checkpoint of the
+    first that has one goes on top, into ``.winslow/checkpoint/``; it is returned.
 
     ``store`` is called only when something is to be transferred. With ``cache_dir``
     everything goes through the node's cache there (``NodeCache``, capped at
@@ -96,6 +101,7 @@ def stage_in(
     neither a file nor a folder of the pool, before anything is downloaded from the pool.
     """
     from winslow.core.paths import clean_relative_path
+    from winslow.node.checkpoint import restore_point
     from winslow.storage import keys
     from winslow.storage.nodecache import NodeCache, link_or_copy
     from winslow.storage.sync import materialize
@@ -103,10 +109,12 @@ def stage_in(
     cache = NodeCache(cache_dir, cache_max_bytes) if cache_dir is not None else None
     workspace.mkdir(parents=True, exist_ok=True)
     inputs.mkdir(parents=True, exist_ok=True)
-    if sources:
-        materialize(workspace, sources, store, event, cache)
+    checkpoint = restore_point(workspace, resume_from, store, event)
+    layers = [*sources, checkpoint.prefix] if checkpoint is not None else list(sources)
+    if layers:
+        materialize(workspace, layers, store, event, cache)
     if not input_paths:
-        return
+        return checkpoint
     # Look every input up before fetching any, so a missing one fails the run at once and
     # the log can say how much is coming.
     planned: list[tuple[str, str, ObjectEntry]] = []
@@ -139,6 +147,7 @@ def stage_in(
             store().download_file(key, inputs / path)
             how = "downloaded"
         event(f"input {path}: {how} ({format_bytes(entry.size)})")
+    return checkpoint
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,12 +170,14 @@ def publish_workspace(
     the upload is tried again after each of ``delays``; what storage already holds is
     not sent again.
     """
-    from winslow.storage.nodecache import NodeCache
+    from winslow.storage.checkpoints import is_checkpoint_path
+    from winslow.storage.nodecache import NodeCache, release_published
     from winslow.storage.sync import publish_snapshot, snapshot
 
     if not prefix:
         return 0
-    snap = snapshot(workspace, event)
+    # Checkpoints are the stage's private state, published on their own, never results.
+    snap = snapshot(workspace, event, exclude=is_checkpoint_path)
     if not snap.records:
         return 0
     cache = NodeCache(cache_dir, cache_max_bytes) if cache_dir is not None else None
@@ -176,6 +187,7 @@ def publish_workspace(
         event,
         delays,
     )
+    release_published(workspace, snap.records, cache)  # stored now: free the node's copy
     return published.files if published is not None else 0
 
 

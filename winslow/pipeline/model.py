@@ -232,7 +232,16 @@ class RetryPolicy(Strict):
     on_failure: int = Field(default=0, ge=0, le=defaults.MAX_RETRIES)
     """New attempts after the stage exited non-zero or timed out."""
     on_lost: int = Field(default=1, ge=0, le=defaults.MAX_RETRIES)
-    """New attempts after the node or process running the stage vanished."""
+    """New attempts after the node or process running the stage vanished, or object
+    storage or the node failed its stage-in or stage-out (never the stage's own doing)."""
+
+
+class CheckpointPolicy(Strict):
+    """The stage writes checkpoints to ``$WINSLOW_WORKSPACE/.winslow/checkpoint/``; the node
+    publishes what changed there at most every ``every`` seconds (and at once when the
+    stage runs ``winslow checkpoint``), and a retry after ``lost`` starts from the latest."""
+
+    every: Seconds = Field(default=defaults.CHECKPOINT_EVERY_SECONDS, gt=0)
 
 
 class RetentionPolicy(Strict):
@@ -273,6 +282,8 @@ class Stage(Strict):
     """Stages that must succeed first; ``None`` means the stage before this one."""
     timeout: Seconds | None = Field(default=None, gt=0)
     retry: RetryPolicy = RetryPolicy()
+    checkpoint: CheckpointPolicy | None = None
+    """Checkpoints the node publishes while the stage runs; ``None``: none."""
     retention: RetentionPolicy | None = None
     """Which of this stage's runs keep their workspace; ``None``: the pipeline's policy."""
     when: str | None = None

@@ -4,6 +4,7 @@ The bucket holds these trees::
 
     resources/<path>                                  the resource pool, shared by all projects
     workspaces/<project_id>/<run_id>/manifests/<n>.json  version n of one run's workspace
+    workspaces/<project_id>/<run_id>/checkpoint/manifests/<n>.json  its checkpoint n
     blobs/sha256/<ab>/<sha256>                        file contents, stored once by hash
     blobs/upload/<token>                              contents uploaded by a person (no hash)
     pending/<project_id>/<run_id>/<token>.json        blobs a stage-out is about to reference
@@ -80,6 +81,18 @@ def workspace_prefix(project_id: str, run_id: int) -> str:
 def workspace_key(project_id: str, run_id: int, path: str) -> str:
     """Return the key of the file at ``path`` in one run's workspace."""
     return check_key(workspace_prefix(project_id, run_id) + _require_path(path))
+
+
+CHECKPOINT = "checkpoint/"
+"""Folder below a run's workspace prefix where its checkpoints are published, as versions of
+a workspace of their own: retention, project deletion and garbage collection treat them
+as part of the run's workspace."""
+
+
+def checkpoint_prefix(workspace: str) -> str:
+    """Return the prefix of the checkpoints of the run whose workspace is at ``workspace``."""
+    manifests_prefix(workspace)  # the same check: it must be a workspace prefix
+    return workspace + CHECKPOINT
 
 
 def manifests_prefix(workspace: str) -> str:
@@ -174,6 +187,12 @@ def describe_key(key: str) -> str:
                 version = manifest_version(rest)
                 if version is not None:
                     return f"workspace version {version} of {where}"
+            if rest == CHECKPOINT:
+                return f"checkpoints of {where}"
+            if rest.startswith(CHECKPOINT + MANIFESTS):
+                version = manifest_version(rest)
+                if version is not None:
+                    return f"checkpoint {version} of {where}"
             if not rest or rest.endswith("/"):
                 folder = rest.rstrip("/")
                 return f"folder '{folder}' in {where}" if folder else f"workspace of {where}"

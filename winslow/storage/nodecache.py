@@ -16,6 +16,12 @@ the next stage. One ``flock`` per entry keeps two stage-ins from fetching the sa
 at once and keeps eviction away from an entry being used. Entries reach stages as hard
 links (inputs) or copies (workspaces, which stages may change); replacing or evicting an
 entry unlinks the name, never the inode, so a running stage keeps what it started with.
+
+A workspace, once published, is freed on the node (``release_published``): each published
+file becomes the cache entry of its content by a hard link (its bytes move, they are not
+copied) and its name in the job's folder goes, so the cap bounds the workspaces of ended
+runs too. The next stage on this node still finds them here; one on another node fetches
+them from storage, where they are.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +44,7 @@ from typing import TYPE_CHECKING
 from winslow.errors import StorageError
 
 if TYPE_CHECKING:
+    from winslow.storage.manifest import FileRecord
     from winslow.storage.objects import ObjectEntry, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -300,6 +308,58 @@ class NodeCache:
                 yield True
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def release_published(
+    workspace: Path, records: Mapping[str, FileRecord], cache: NodeCache | None
+) -> int:
+    """Free the node's copy of ``workspace``, just published as ``records``; return the
+    number of files whose names went.
+
+    Only what was published goes: a file stage-out skipped (a name storage cannot hold, a
+    socket) has no other copy and stays, as does anything not in ``records`` (the stage's
+    checkpoints). A regular file with a hash becomes the cache entry of its content first
+    (``NodeCache.adopt``: a hard link, a copy across devices); a file that is no longer
+    what was published (size or type changed) stays. Emptied folders go, ``workspace``
+    itself stays. Afterwards the cache is trimmed to its cap. Best effort: a name that
+    cannot be removed (a container stage's root-owned folder) is logged and kept.
+    """
+    removed = 0
+    kept: list[str] = []
+    for path, record in records.items():
+        local = workspace / path
+        try:
+            st = local.lstat()
+        except OSError:
+            continue
+        if record.link is None:
+            if not stat.S_ISREG(st.st_mode) or st.st_size != record.size:
+                continue
+            if cache is not None and record.sha256:
+                cache.adopt(local, record.sha256)
+        elif not stat.S_ISLNK(st.st_mode):
+            continue
+        try:
+            local.unlink()
+        except OSError as exc:
+            kept.append(f"{path} ({exc.strerror})")
+            continue
+        removed += 1
+    if kept:
+        log.warning(
+            "workspace %s: %d published files could not be freed, e.g. %s",
+            workspace,
+            len(kept),
+            ", ".join(kept[:3]),
+        )
+    for dirpath, _dirs, _files in os.walk(workspace, topdown=False):
+        if Path(dirpath) != workspace:
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)  # only succeeds when empty
+    if cache is not None:
+        cache.evict()
+    log.info("workspace %s: published, %d files freed on this node", workspace, removed)
+    return removed
 
 
 def link_or_copy(source: Path, target: Path) -> None:

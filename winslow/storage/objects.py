@@ -83,6 +83,16 @@ class UploadedPart(TypedDict):
     PartNumber: int
     ETag: str
     Size: int
+    LastModified: datetime | None
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """A multipart upload begun and neither completed nor aborted (ListMultipartUploads)."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None
 
 
 def choose_part_size(size: int) -> int:
@@ -574,11 +584,41 @@ class ObjectStore:
                             PartNumber=int(part["PartNumber"]),
                             ETag=str(part["ETag"]),
                             Size=int(part["Size"]),
+                            LastModified=part.get("LastModified"),
                         )
                     )
         except _TRANSFER_ERRORS as exc:
             raise map_client_error(exc, describe_key(key)) from exc
         return sorted(parts, key=lambda p: p["PartNumber"])
+
+    def multipart_uploads(self) -> builtins.list[MultipartUpload]:
+        """ListMultipartUploads, all pages: every unfinished upload in the bucket.
+
+        S3 pages by key and upload ID; SeaweedFS (4.x) orders uploads by ID and sends only
+        ``NextUploadIdMarker``, which then carries the listing on by itself.
+        """
+        uploads: dict[str, MultipartUpload] = {}
+        markers: dict[str, str] = {}
+        try:
+            while True:
+                page = self._client.list_multipart_uploads(
+                    Bucket=self.bucket, MaxUploads=LIST_PAGE, **markers
+                )
+                before = len(uploads)
+                for upload in page.get("Uploads", []):
+                    found = MultipartUpload(
+                        str(upload["Key"]), str(upload["UploadId"]), upload.get("Initiated")
+                    )
+                    uploads[found.upload_id] = found
+                if not page.get("IsTruncated") or len(uploads) == before:
+                    break
+                markers = {
+                    "KeyMarker": str(page.get("NextKeyMarker") or ""),
+                    "UploadIdMarker": str(page.get("NextUploadIdMarker") or ""),
+                }
+        except _TRANSFER_ERRORS as exc:
+            raise map_client_error(exc, "the bucket's unfinished uploads") from exc
+        return list(uploads.values())
 
     def complete_multipart(
         self, key: str, upload_id: str, parts: builtins.list[tuple[int, str]]

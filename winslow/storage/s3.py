@@ -1,7 +1,8 @@
 """The boto3 client factory and the translation of S3 failures into Winslow's error tree.
 
 Every S3 client Winslow uses comes from ``make_client``, so timeouts, retries, the
-signature version and path-style addressing are decided once. botocore's exceptions stop
+signature version and path-style addressing are decided once, and every call is timed
+and its failures counted for ``GET /metrics``. botocore's exceptions stop
 at ``map_client_error``: a missing key becomes ``NotFoundError``, a failed precondition
 ``ConflictError``, an unreachable endpoint a ``StorageError`` that says what to check, and
 anything else an ``S3RequestError`` (a ``StorageError``) carrying S3's code and status.
@@ -10,6 +11,7 @@ anything else an ``S3RequestError`` (a ``StorageError``) carrying S3's code and 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -19,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from winslow import metrics
 from winslow.errors import ConflictError, NotFoundError, StorageError, WinslowError
 
 if TYPE_CHECKING:
@@ -94,7 +97,44 @@ def make_client(cfg: S3Config, *, overrides: Config | None = None) -> S3Client:
         region_name=cfg.region,
         config=config,
     )
+    _instrument(client)
     return client
+
+
+_TIMING = "winslow_timing"
+"""Where ``_instrument``'s hooks keep an S3 call's operation and start, in botocore's
+per-call context dict."""
+
+
+def _instrument(client: S3Client) -> None:
+    """Time every call of ``client`` and count those that failed, botocore's retries
+    included (``winslow_s3_*`` in ``winslow/metrics.py``): hooks on its events, so no
+    method of ``ObjectStore`` needs to remember it."""
+    events = client.meta.events
+    events.register("before-call.s3", _call_starts)
+    events.register("after-call.s3", _call_answered)
+    events.register("after-call-error.s3", _call_unanswered)
+
+
+def _call_starts(model: Any, context: dict[str, Any], **_: Any) -> None:
+    context[_TIMING] = (str(model.name), time.monotonic())
+
+
+def _call_answered(http_response: Any, parsed: Any, context: dict[str, Any], **_: Any) -> None:
+    if _TIMING not in context:
+        return
+    operation, started = context.pop(_TIMING)
+    error = parsed.get("Error", {}) if isinstance(parsed, dict) else {}
+    code = str(error.get("Code", "") or "")
+    status = getattr(http_response, "status_code", None)
+    metrics.observe_s3(operation, time.monotonic() - started, status, code)
+
+
+def _call_unanswered(exception: Exception, context: dict[str, Any], **_: Any) -> None:
+    if _TIMING not in context:
+        return
+    operation, started = context.pop(_TIMING)
+    metrics.observe_s3(operation, time.monotonic() - started, None, type(exception).__name__)
 
 
 def client_error_code(exc: ClientError) -> tuple[str, int | None]:

@@ -15,6 +15,11 @@ a gRPC port still answers in plaintext. The data folder is 0700, and weed runs w
 077, its logs in ``weed.log`` (``-logtostderr``) and its temporary files in ``tmp/``.
 What stays outside: the gRPC Unix sockets weed puts in ``/tmp`` under fixed names (owner
 only, TLS like the ports, removed at ``stop``).
+
+A started weed's pid is kept in ``weed.pid``. A detached weed outlives the server that
+started it, so the next server ``adopt``s it: found by that file (or, for a weed of an
+older Winslow, by a look through ``/proc``) and checked against its command line, it is
+then stopped and watched like a child, though never waited for, as it is none.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ PORT_ATTEMPTS = 3
 CREDENTIALS_FILE = "s3-credentials.json"
 IDENTITIES_FILE = "s3.json"
 LOG_FILE = "weed.log"
+PID_FILE = "weed.pid"
 WEED_DATA = "data"
 WEED_TMP = "tmp"
 """weed's TMPDIR, inside the data folder rather than the machine's shared /tmp."""
@@ -107,6 +113,8 @@ moves them (weed/command/mini.go hard-codes ``/tmp``), and weed leaves some behi
 
 _UNIX_SOCKET_MAX = 100
 """Longest Unix socket path we hand weed; the kernel's limit is 107 bytes."""
+
+PROC = Path("/proc")
 
 
 @dataclass(frozen=True)
@@ -267,6 +275,36 @@ class SeaweedServer:
         self._log: IO[bytes] | None = None
         self._config: S3Config | None = None
         self._ports: dict[str, int] = {}
+        self._adopted: int | None = None
+        """The pid of a weed this object did not start but owns (see ``adopt``)."""
+
+    @classmethod
+    def adopt(
+        cls, data_dir: Path, s3_port: int, *, bucket: str = "winslow"
+    ) -> SeaweedServer | None:
+        """Own the ``weed mini`` an earlier start left serving ``data_dir`` on ``s3_port``.
+
+        Returns a server that ``stop`` ends and ``is_running`` watches, or None when no such
+        weed of this user runs. Its credentials must be in ``data_dir`` already.
+        """
+        pid = find_weed_process(data_dir)
+        if pid is None:
+            return None
+        ports = _ports_of(pid)
+        if ports.get("s3.port") != s3_port:
+            return None
+        server = cls(data_dir, s3_port, bucket=bucket, detach=True)
+        credentials = load_or_create_credentials(data_dir)
+        server._adopted = pid
+        server._ports = ports
+        server._config = S3Config(
+            endpoint_url=f"http://{HOST}:{s3_port}",
+            access_key=credentials.access_key,
+            secret_key=credentials.secret_key,
+            bucket=bucket,
+        )
+        _write_pid_file(data_dir, pid)
+        return server
 
     @property
     def config(self) -> S3Config:
@@ -288,11 +326,37 @@ class SeaweedServer:
     @property
     def pid(self) -> int | None:
         """The weed process's ID while running."""
+        if self._adopted is not None:
+            return self._adopted
         return self._process.pid if self._process is not None else None
 
+    @property
+    def adopted(self) -> bool:
+        """True when this weed was started by an earlier server and adopted (not a child)."""
+        return self._adopted is not None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The code a child weed exited with (negative: killed by that signal); None while
+        it runs, and always for an adopted weed, whose exit only its parent learns."""
+        return self._process.returncode if self._process is not None else None
+
     def is_running(self) -> bool:
-        """True while the weed process is alive."""
+        """True while the weed process is alive. Reaps a child weed that exited, so none
+        stays a zombie."""
+        if self._adopted is not None:
+            return _is_weed_of(self._adopted, self.data_dir)
         return self._process is not None and self._process.poll() is None
+
+    def restart(self) -> S3Config:
+        """Start weed again after it exited, on the S3 port it had, so clients keep their
+        endpoint; raises what ``start`` raises. A weed still running is left alone."""
+        if self.is_running():
+            return self.config
+        s3_port = self._ports.get("s3.port") or self.s3_port
+        self._forget()
+        self.s3_port = s3_port
+        return self.start()
 
     def start(self) -> S3Config:
         """Start weed, wait until S3 answers, and return how to reach it.
@@ -361,7 +425,9 @@ class SeaweedServer:
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """SIGTERM weed, SIGKILL it after ``timeout`` seconds; safe to call twice."""
         process = self._process
-        if process is not None and process.poll() is None:
+        if self._adopted is not None:
+            _stop_adopted(self._adopted, self.data_dir, timeout)
+        elif process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout)
@@ -372,7 +438,15 @@ class SeaweedServer:
                 process.kill()
                 process.wait()
             log.info("seaweedfs: stopped (pid %s)", process.pid)
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop what belonged to the weed that ran: its pid file, log handle and sockets."""
+        pid = self.pid
+        if pid is not None:
+            _remove_pid_file(self.data_dir, pid)
         self._process = None
+        self._adopted = None
         self._config = None
         self._close_log()
         self._remove_stale_sockets()
@@ -436,6 +510,7 @@ class SeaweedServer:
             umask=WEED_UMASK,
             start_new_session=self.detach,
         )
+        _write_pid_file(self.data_dir, self._process.pid)
         return offset
 
     def _check_grpc_locked(self) -> None:
@@ -526,6 +601,89 @@ class SeaweedServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def find_weed_process(data_dir: Path) -> int | None:
+    """The pid of a live ``weed mini`` of this user serving ``data_dir``, or None.
+
+    ``weed.pid`` is asked first; a weed of a Winslow that wrote none is found in ``/proc``.
+    Either way the process's command line must name ``data_dir``'s data folder, so a pid
+    reused by another program is never taken for weed.
+    """
+    candidates: list[int] = []
+    with contextlib.suppress(OSError, ValueError):
+        candidates.append(int((data_dir / PID_FILE).read_text().split()[0]))
+    with contextlib.suppress(OSError):
+        candidates += sorted(int(entry.name) for entry in PROC.iterdir() if entry.name.isdigit())
+    for pid in candidates:
+        if _is_weed_of(pid, data_dir):
+            return pid
+    return None
+
+
+def _cmdline(pid: int) -> list[str]:
+    """A process's arguments; empty for a zombie, a process gone or another user's."""
+    try:
+        if (PROC / str(pid)).stat().st_uid != os.getuid():
+            return []
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def _is_weed_of(pid: int, data_dir: Path) -> bool:
+    """True if ``pid`` is a live ``weed mini`` whose data folder is ``data_dir``'s."""
+    args = _cmdline(pid)
+    data = f"-dir={(data_dir / WEED_DATA).resolve()}"
+    return "mini" in args and data in args
+
+
+def _ports_of(pid: int) -> dict[str, int]:
+    """A weed's ports by flag, read from its command line (``-s3.port=8333``)."""
+    ports: dict[str, int] = {}
+    for arg in _cmdline(pid):
+        flag, _, value = arg.lstrip("-").partition("=")
+        if (flag in PORT_FLAGS or flag in ("s3.port", "admin.port", "admin.port.grpc")) and (
+            value.isdigit()
+        ):
+            ports[flag] = int(value)
+    return ports
+
+
+def _stop_adopted(pid: int, data_dir: Path, timeout: float) -> None:
+    """SIGTERM a weed that is not our child, SIGKILL it after ``timeout`` seconds.
+
+    Its parent reaps it, not us, so "gone" is read from ``/proc``: a zombie has no
+    command line.
+    """
+    if not _is_weed_of(pid, data_dir):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _is_weed_of(pid, data_dir):
+        if time.monotonic() > deadline:
+            log.warning("seaweedfs: pid %s ignored SIGTERM for %.0f s; killing it", pid, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(PROBE_INTERVAL_SECONDS)
+    log.info("seaweedfs: stopped (pid %s, adopted)", pid)
+
+
+def _write_pid_file(data_dir: Path, pid: int) -> None:
+    path = data_dir / PID_FILE
+    private_file(path)
+    path.write_text(f"{pid}\n")
+
+
+def _remove_pid_file(data_dir: Path, pid: int) -> None:
+    """Delete ``weed.pid`` if it still names ``pid``: another weed may have written it since."""
+    path = data_dir / PID_FILE
+    with contextlib.suppress(OSError, ValueError):
+        if int(path.read_text().split()[0]) == pid:
+            path.unlink()
 
 
 class _ExitedEarlyError(Exception):

@@ -66,7 +66,8 @@ def index_path(workspace: Path) -> Path:
     return workspace.with_name(f".{workspace.name}.index.json")
 
 
-def _stat_key(st: os.stat_result) -> list[int]:
+def stat_key(st: os.stat_result) -> list[int]:
+    """What tells a file unchanged since it was recorded: size, times and inode."""
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
@@ -134,7 +135,7 @@ def materialize(
                 )
             target.chmod(record.mode | base_mode)
         index[record.path] = {
-            "stat": _stat_key(target.stat()),
+            "stat": stat_key(target.stat()),
             "blob": record.blob,
             "sha256": record.sha256,
         }
@@ -159,17 +160,25 @@ def materialize(
 # Stage-out
 
 
-def snapshot(workspace: Path, event: Event) -> Snapshot:
-    """Describe ``workspace`` as a manifest would, hashing only what stage-in did not write."""
+def snapshot(
+    workspace: Path, event: Event, exclude: Callable[[str], bool] | None = None
+) -> Snapshot:
+    """Describe ``workspace`` as a manifest would, hashing only what stage-in did not write.
+
+    Paths for which ``exclude`` is true are left out (a stage's checkpoints, which are
+    published on their own).
+    """
     snap = Snapshot(workspace)
     if not workspace.is_dir():
         return snap
-    index = _read_index(workspace)
+    index = read_index(workspace)
     for dirpath, dirnames, filenames in os.walk(workspace):
         here = Path(dirpath)
         for name in sorted(dirnames + filenames):
             path = here / name
             relative = path.relative_to(workspace).as_posix()
+            if exclude is not None and exclude(relative):
+                continue
             st = path.lstat()
             if stat.S_ISDIR(st.st_mode):
                 continue
@@ -187,7 +196,7 @@ def snapshot(workspace: Path, event: Event) -> Snapshot:
                 event(f"stage-out: skipped {relative!r}: not a regular file")
                 continue
             known = index.get(clean)
-            if known is not None and known.get("stat") == _stat_key(st):
+            if known is not None and known.get("stat") == stat_key(st):
                 blob = str(known["blob"])
                 sha = known.get("sha256")
                 snap.records[clean] = FileRecord(
@@ -218,11 +227,14 @@ def publish_snapshot(
     store: StoreFactory,
     event: Event,
     cache: NodeCache | None = None,
+    *,
+    what: str = "stage-out",
 ) -> Published | None:
     """Upload the contents storage lacks, then write the manifest; None if nothing to publish.
 
     Safe to call again after a failure: blobs already sent are found and not sent again,
-    and the manifest is only written once every blob it names is stored.
+    and the manifest is only written once every blob it names is stored. ``what`` names
+    the publisher in the manifest's ``origin`` and in the event.
     """
     if not snap.records:
         return None
@@ -245,7 +257,7 @@ def publish_snapshot(
     with ThreadPoolExecutor(max_workers=defaults.TRANSFER_THREADS) as pool:
         for future in [pool.submit(send, blob, *where) for blob, where in new.items()]:
             future.result()
-    manifest = Manifest(files=snap.records, created=workspaces.now_iso(), origin="stage-out")
+    manifest = Manifest(files=snap.records, created=workspaces.now_iso(), origin=what)
     version = workspaces.publish(store(), prefix, manifest)
     try:
         workspaces.clear_pending(store(), pending)
@@ -265,7 +277,7 @@ def publish_snapshot(
         uploaded_bytes=sum(uploaded),
     )
     event(
-        f"stage-out: published version {version} of {keys.describe_key(prefix)}: "
+        f"{what}: published version {version} of {keys.describe_key(prefix)}: "
         f"{result.files} files, {format_bytes(result.total_bytes)}; "
         f"uploaded {result.uploaded_files} new ({format_bytes(result.uploaded_bytes)}), "
         "the rest was stored already"
@@ -273,7 +285,8 @@ def publish_snapshot(
     return result
 
 
-def _read_index(workspace: Path) -> dict[str, dict[str, object]]:
+def read_index(workspace: Path) -> dict[str, dict[str, object]]:
+    """Return stage-in's index of the files it wrote: path → stat key, blob, sha256."""
     try:
         data = json.loads(index_path(workspace).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):

@@ -25,7 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from winslow.core.models import HistoryEvent, Project, Run
-from winslow.core.states import ACTIVE_RUN_STATES, ProjectState, StageRunState
+from winslow.core.states import (
+    ACTIVE_RUN_STATES,
+    ADVANCING_PROJECT_STATES,
+    ProjectState,
+    StageRunState,
+)
 from winslow.errors import ConflictError, NotFoundError
 from winslow.store.db import make_engine, make_sessions, migrate
 from winslow.store.rows import now, to_event, to_project, to_run, utc
@@ -215,7 +220,7 @@ class Store:
     def advancing_project_ids(self) -> list[str]:
         """Ids of projects the engine must look at: advancing ones or with active runs."""
         with self.sessions() as session:
-            states = [ProjectState.RUNNING.value, ProjectState.PAUSING.value]
+            states = [state.value for state in ADVANCING_PROJECT_STATES]
             ids = set(session.scalars(select(ProjectRow.id).where(ProjectRow.state.in_(states))))
             ids |= set(
                 session.scalars(
@@ -269,6 +274,12 @@ class Store:
         with self.sessions() as session:
             rows = session.execute(select(RunRow.state, func.count()).group_by(RunRow.state))
             return {state: count for state, count in rows}
+
+    def project_counts(self) -> dict[str, int]:
+        """Project state → how many projects are in it (states with none are left out)."""
+        with self.sessions() as session:
+            query = select(ProjectRow.state, func.count()).group_by(ProjectRow.state)
+            return {state: count for state, count in session.execute(query)}
 
     # -- history ------------------------------------------------------------------------
 

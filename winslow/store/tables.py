@@ -187,3 +187,9 @@ class ConsoleSessionRow(Base):
     user_agent: Mapped[str] = mapped_column(String(200), default="")
     address: Mapped[str] = mapped_column(String(64), default="")
     """The client's address at sign-in."""
+
+
+# Tables kept in modules of their own join ``Base.metadata`` here, so whatever reads the
+# metadata (migrations, schema checks) sees every table.
+from winslow.store import notify_tables as _notify_tables  # noqa: E402, F401
+from winslow.store import telemetry_tables as _telemetry_tables  # noqa: E402, F401

@@ -327,6 +327,20 @@ def test_failed_stage_in_fails_the_run_before_main_starts():
     assert (status.state, status.reason) == (JobState.FAILED, "stage-in failed: exited with code 1")
 
 
+def test_stage_in_that_storage_failed_loses_the_run():
+    tasks = {
+        "stage-in": ran(1, 2, exit_code=75),
+        "main": task("dead", event("Sibling Task Failed", 2)),
+        "stage-out": ran(3, 4),
+    }
+    status = status_of([alloc("failed", tasks)])
+    assert status.state is JobState.LOST
+    assert status.reason == (
+        "stage-in failed on node gpu-3 (object storage or the node, not the stage; "
+        "the run's log says why)"
+    )
+
+
 def test_stage_in_setup_failure_quotes_nomad():
     stage_in = task(
         "dead",
@@ -339,10 +353,10 @@ def test_stage_in_setup_failure_quotes_nomad():
     )
 
 
-def test_stage_out_failure_fails_a_run_whose_stage_succeeded():
+def test_stage_out_failure_loses_a_run_whose_stage_succeeded():
     tasks = {"main": ran(3, 5), "stage-out": ran(6, 7, exit_code=2)}
     status = status_of([alloc("failed", tasks)])
-    assert (status.state, status.exit_code) == (JobState.FAILED, 0)
+    assert (status.state, status.exit_code) == (JobState.LOST, 0)
     assert status.reason == "stage-out failed: exited with code 2"
 
 

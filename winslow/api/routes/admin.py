@@ -16,9 +16,15 @@ def garbage_collect(body: GcBody, context: ContextDep, _user: CurrentUser) -> Gc
     """Remove contents no workspace version references any more (``dry_run``: only say which).
 
     Contents younger than ``grace_seconds`` stay, as does whatever a stage-out in flight
-    is about to reference.
+    is about to reference. Pending records of stage-outs whose retry published go, and
+    unfinished uploads with no new part for ``multipart_grace_seconds`` are aborted.
     """
-    report = collect(context.objects, dry_run=body.dry_run, grace_seconds=body.grace_seconds)
+    report = collect(
+        context.objects,
+        dry_run=body.dry_run,
+        grace_seconds=body.grace_seconds,
+        multipart_grace_seconds=body.multipart_grace_seconds,
+    )
     return GcPublic(
         dry_run=report.dry_run,
         manifests=report.manifests,
@@ -31,4 +37,8 @@ def garbage_collect(body: GcBody, context: ContextDep, _user: CurrentUser) -> Gc
         removed=report.removed,
         removed_bytes=report.removed_bytes,
         stale_pending=report.stale_pending,
+        finished_pending=report.finished_pending,
+        uploads_active=report.uploads_active,
+        uploads_abandoned=[key for key, _ in report.uploads_abandoned],
+        uploads_aborted=report.uploads_aborted,
     )

@@ -78,7 +78,8 @@ def templates_in(directory: str) -> Jinja2Templates:
 def render(
     request: Request, context: AppContext, template: str, user: str | None, **values: Any
 ) -> HTMLResponse:
-    """Render ``template`` with what every page shows (version, backend, who is signed in)."""
+    """Render ``template`` with what every page shows (version, backend, who is signed in,
+    what does not work now)."""
     templates = templates_in(str(context.settings.resolved_ui_dir() / "templates"))
     return templates.TemplateResponse(
         request,
@@ -88,6 +89,7 @@ def render(
             "backend": context.backend.name,
             "user": user,
             "path": request.url.path,
+            "problems": context.problems(),
             **values,
         },
     )

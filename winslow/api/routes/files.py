@@ -8,6 +8,7 @@ server's memory stays flat whatever the file size.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import RedirectResponse
 
-from winslow import defaults
+from winslow import defaults, metrics
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import (
@@ -181,7 +182,11 @@ def finish_upload(
             f"{_numbers('part', missing)} not listed. List every part with its md5."
         )
     by_number: dict[int, list[UploadedPart]] = {}
-    for stored in objects.list_parts(key, upload_id):
+    try:
+        stored_parts = objects.list_parts(key, upload_id)
+    except NotFoundError as gone:
+        return _completed_already(objects, key, size, given, gone)
+    for stored in stored_parts:
         by_number.setdefault(stored["PartNumber"], []).append(stored)
 
     chosen: dict[int, UploadedPart] = {}
@@ -228,6 +233,34 @@ def finish_upload(
             "it was removed. Upload the file again."
         )
     log.info("upload %s: completed, %d bytes in %d parts", key, size, count)
+    metrics.observe_upload(size)
+    return entry
+
+
+def _completed_already(
+    objects: ObjectStore,
+    key: str,
+    size: int,
+    given: dict[int, CompletedPart],
+    gone: NotFoundError,
+) -> ObjectEntry:
+    """The object an earlier ``complete`` of this very upload made; else raise ``gone``.
+
+    Completing twice must succeed: the client's first try may have been done before its
+    answer was lost (a server restart). The upload is gone by then, but the object at
+    ``key`` shows it: S3 and SeaweedFS give a completed upload the ETag
+    ``md5(part MD5s, concatenated)-<part count>``, which only these parts produce, so a
+    file someone else put there, or an aborted upload, is still a 404.
+    """
+    try:
+        entry = objects.head(key)
+    except NotFoundError:
+        raise gone from None
+    digests = b"".join(bytes.fromhex(given[n].md5) for n in sorted(given))
+    expected = f"{hashlib.md5(digests).hexdigest()}-{len(given)}"
+    if entry.size != size or _bare_etag(entry.etag or "") != expected:
+        raise gone
+    log.info("upload %s: completed already, answered again", key)
     return entry
 
 

@@ -6,11 +6,18 @@ from fastapi import APIRouter
 
 from winslow import __version__
 from winslow.api.deps import ContextDep
-from winslow.api.models import Health
+from winslow.api.models import Health, HealthProblem
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health)
 def health(context: ContextDep) -> Health:
-    return Health(status="ok", version=__version__, backend=context.backend.name)
+    """Whether the server runs, and what of it does not work now (``degraded``)."""
+    problems = [HealthProblem(component=p.component, reason=p.reason) for p in context.problems()]
+    return Health(
+        status="degraded" if problems else "ok",
+        version=__version__,
+        backend=context.backend.name,
+        problems=problems,
+    )

@@ -51,7 +51,7 @@ from winslow.core.paths import clean_relative_path
 from winslow.errors import ConflictError, NotFoundError, ValidationError
 from winslow.storage import keys, workspaces
 from winslow.storage.manifest import DEFAULT_FILE_MODE, FileRecord, Manifest
-from winslow.storage.objects import ObjectStore, content_disposition
+from winslow.storage.objects import ObjectEntry, ObjectStore, content_disposition
 from winslow.units import format_bytes
 
 router = APIRouter(tags=["workspaces"])
@@ -383,8 +383,11 @@ def complete_workspace_upload(
         runs = tx.runs()
         _refuse_while_running(tx.project.name, runs, run_id)
         run = next(r for r in runs if r.id == run_id)
-        _, _, manifest = read_workspace(context.objects, run, None)
+        shown, _, manifest = read_workspace(context.objects, run, None)
         replaced = manifest.files.get(clean)
+        if replaced is not None and replaced.blob == key:
+            # A repeated complete (its first answer was lost): that version is published.
+            return _uploaded(clean, entry, run_id, shown)
         record = FileRecord(
             path=clean,
             size=entry.size,
@@ -406,14 +409,18 @@ def complete_workspace_upload(
             f"('{run.stage}'): version {number}",
             {"run": run_id, "path": clean, "size": entry.size, "version": number},
         )
+    return _uploaded(clean, entry, run_id, number)
+
+
+def _uploaded(path: str, entry: ObjectEntry, run_id: int, version: int) -> WorkspaceFilePublic:
     return WorkspaceFilePublic(
-        path=clean,
-        name=clean.rsplit("/", 1)[-1],
+        path=path,
+        name=path.rsplit("/", 1)[-1],
         size=entry.size,
         is_dir=False,
         modified=entry.modified,
         run=run_id,
-        version=number,
+        version=version,
     )
 
 

@@ -44,6 +44,7 @@ from winslow.backends.base import (
     UsageSample,
 )
 from winslow.backends.local.gpus import detect_gpus
+from winslow.backends.local.telemetry import HostSampler
 from winslow.backends.local.usage import UsageMeter
 from winslow.core.resources import GpuInfo, NodeInfo
 from winslow.errors import BackendUnavailableError, ConflictError, SubmitRejectedError
@@ -51,6 +52,9 @@ from winslow.node import container, jobfiles
 from winslow.node.jobfiles import JobPaths, JobSpec
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from winslow.core.telemetry import NodeSample
     from winslow.storage.s3 import S3Config
 
 log = logging.getLogger(__name__)
@@ -128,6 +132,7 @@ class LocalBackend:
         self._listener: threading.Thread | None = None
         self._gpus: tuple[GpuInfo, ...] | None = None
         self._gpus_at = 0.0
+        self._host: HostSampler | None = None
         self._meter = UsageMeter()
 
     # Watching ----------------------------------------------------------------------------
@@ -255,6 +260,8 @@ class LocalBackend:
             else:
                 self._watched[job_id] = state
             callback = self._on_event
+        if changed and state in TERMINAL_JOB_STATES:
+            jobfiles.free_inputs(self._paths(job_id))  # the node's disk stays within its cap
         if changed and callback is not None and not self._stopped.is_set():
             try:
                 callback(job_id)
@@ -521,6 +528,14 @@ class LocalBackend:
             gpu_indices=spec.gpu_indices,
             container=stage.get("container") or None,
         )
+
+    def node_stats(self, at: datetime) -> list[NodeSample]:
+        """This machine's figures (``telemetry.HostSampler``; rates from the second call)."""
+        with self._lock:
+            if self._host is None:
+                self._host = HostSampler(self.node_name, self.data_dir)
+            host = self._host
+        return [host.sample(at)]
 
     def _detected_gpus(self) -> tuple[GpuInfo, ...]:
         with self._lock:

@@ -53,6 +53,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import cast
 
 from winslow import defaults
 from winslow.backends.base import (
@@ -78,14 +79,17 @@ from winslow.backends.nomad.status import (
     unreachable_since,
     usage_of,
 )
+from winslow.backends.nomad.telemetry import NomadHostStats, host_sample
 from winslow.backends.nomad.types import NomadAllocationStub, NomadJob, NomadJobListStub
 from winslow.backends.nomad.watcher import LIVE_CLIENT_STATUSES, Watcher
 from winslow.core.resources import NodeInfo
+from winslow.core.telemetry import NodeSample
 from winslow.errors import (
     BackendError,
     BackendUnavailableError,
     ConflictError,
     SubmitRejectedError,
+    WinslowError,
 )
 
 log = logging.getLogger(__name__)
@@ -514,6 +518,24 @@ class NomadBackend:
         for gone in set(self._node_cache) - live:
             del self._node_cache[gone]
         return sorted(infos, key=lambda n: n.name)
+
+    def node_stats(self, at: datetime) -> list[NodeSample]:
+        """Each ready node's ``HostStats`` (``GET /v1/client/stats``, one request a node,
+        see ``telemetry``); a node that does not answer is left out of this round."""
+        self.nodes()  # fills _node_cache: the IDs, and the GPUs' order
+        samples = []
+        for node_id, (_, _, info) in list(self._node_cache.items()):
+            if info.status == "down":
+                continue  # no client answers for it; draining and ineligible ones do
+            try:
+                stats = self.client.nodes.stats(node_id)
+            except WinslowError as exc:
+                log.debug("telemetry: node %s did not answer (%s)", info.name, exc)
+                continue
+            if stats is not None:
+                order = {g.uuid: g.index for g in info.gpus if g.uuid}
+                samples.append(host_sample(info.name, cast(NomadHostStats, stats), at, order))
+        return samples
 
     def log_size(self, job_id: str) -> int | None:
         """Nomad tells a log's size only by reading it; a reader of its end reads it all."""

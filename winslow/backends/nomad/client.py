@@ -47,6 +47,7 @@ from urllib.parse import quote
 import httpx
 
 import winslow
+from winslow import metrics
 from winslow.backends.nomad.config import NomadConfig
 from winslow.backends.nomad.permissions import permission_error
 from winslow.backends.nomad.tls import ssl_context, tls_problem
@@ -226,6 +227,9 @@ class NomadClient:
         token = _SENDING.set(True)
         try:
             response = self._http.send(request, stream=stream)
+            seconds = time.monotonic() - started
+            # A blocking query waits on purpose; its time says nothing of Nomad's health.
+            metrics.observe_nomad(method, path, None if wait else seconds, response.status_code)
             log.debug(
                 "%s %s%s -> %d in %.0f ms",
                 method,
@@ -236,11 +240,13 @@ class NomadClient:
             )
             return response
         except httpx.TimeoutException as exc:
+            metrics.observe_nomad(method, path, None, None, "timeout")
             raise BackendUnavailableError(
                 f"Nomad at {self.address} (NOMAD_ADDR) did not answer {method} {path} in time "
                 f"({type(exc).__name__}); the engine tries again later."
             ) from exc
         except httpx.TransportError as exc:
+            metrics.observe_nomad(method, path, None, None, "unreachable")
             problem = tls_problem(exc, self.config, self.address)
             if problem is not None:
                 raise BackendUnavailableError(f"{method} {path}: {problem}") from exc
@@ -511,6 +517,24 @@ class Nodes:
         """GET /v1/node/:node_id."""
         node, index = self._client._read(f"/v1/node/{_segment(node_id)}", stale=stale)
         return cast(NomadNode | None, node), index
+
+    def stats(self, node_id: str) -> dict[str, Any] | None:
+        """GET /v1/client/stats?node_id=:node_id: the node's ``HostStats``, as its client
+        measured them; None for a node Nomad does not know. Not retried, like
+        ``Allocations.stats``: a late figure is a stale one."""
+        path = "/v1/client/stats"
+        response = self._client._send(
+            "GET",
+            path,
+            params={"node_id": node_id},
+            read_timeout=STATS_READ_TIMEOUT_SECONDS,
+            retry=False,
+        )
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise self._client._error(response, f"GET {path}")
+        return cast(dict[str, Any], self._client._json(response, f"GET {path}"))
 
 
 class Events:

@@ -61,6 +61,8 @@ STAGE_IN_TASK = "stage-in"
 STAGE_OUT_TASK = "stage-out"
 FOLLOW_TASK = "stage-follow"
 """The sidecar of a container stage that copies its output into the run's log live."""
+CHECKPOINT_TASK = "stage-checkpoint"
+"""The sidecar of a stage with ``checkpoint:`` that publishes its checkpoint folder."""
 
 SECOND_NS = 1_000_000_000
 """Nanoseconds in a second: Nomad's JSON API takes every duration in nanoseconds."""
@@ -239,6 +241,9 @@ def _render_text(
         "stage_in": _tool_task(spec, config, own, STAGE_IN_TASK),
         "main": _main_task(spec, config, own),
         "follow": _follow_task(spec, config, own),
+        "checkpoint": (
+            _tool_task(spec, config, own, CHECKPOINT_TASK) if spec.checkpoint_prefix else None
+        ),
         "stage_out": _tool_task(spec, config, own, STAGE_OUT_TASK),
     }
     return load_template(jobspecs_dir(config)).render(context)
@@ -462,14 +467,17 @@ def nomad_string(pattern: str) -> str:
 def _moves_data(spec: RunSpec, which: str) -> bool:
     """Whether the stage-in or stage-out task of ``spec`` has workspace or input data to move."""
     if which == STAGE_IN_TASK:
-        return bool(spec.inputs or spec.workspace_sources)
-    return bool(spec.workspace_prefix)
+        return bool(spec.inputs or spec.workspace_sources or spec.resume_from)
+    return which == STAGE_OUT_TASK and bool(spec.workspace_prefix)
 
 
 def _tool_task(spec: RunSpec, config: NomadConfig, own: _OwnValues, which: str) -> dict[str, Any]:
-    """stage-in (prestart) or stage-out (poststop): ``winslow`` with the S3 keys."""
+    """stage-in (prestart), stage-out (poststop) or stage-checkpoint (a poststart sidecar,
+    which like stage-follow always exits 0): ``winslow`` with the S3 keys."""
     if which == STAGE_IN_TASK:
         args, hook = _stage_in_args(spec), "prestart"
+    elif which == CHECKPOINT_TASK:
+        args, hook = _checkpoint_args(spec), "poststart"
     else:
         args, hook = _stage_out_args(spec), "poststop"
     uses_cache = own.node_cache_dir is not None and _moves_data(spec, which)
@@ -488,7 +496,7 @@ def _tool_task(spec: RunSpec, config: NomadConfig, own: _OwnValues, which: str) 
     return {
         "name": which,
         "hook": hook,
-        "sidecar": False,
+        "sidecar": which == CHECKPOINT_TASK,
         "driver": driver,
         "config": driver_config,
         "env": dict(own.s3_env),
@@ -559,7 +567,24 @@ def _stage_in_args(spec: RunSpec) -> list[str | NodeText]:
         args += ["--source", source]
     for path in spec.inputs:
         args += ["--input", path]
+    for prefix in spec.resume_from:
+        args += ["--resume-from", prefix]
     return args
+
+
+def _checkpoint_args(spec: RunSpec) -> list[str | NodeText]:
+    """``winslow stage-checkpoint``: the checkpoint folder to the run's checkpoint prefix."""
+    return [
+        "stage-checkpoint",
+        "--workspace",
+        NodeText(f"${{NOMAD_ALLOC_DIR}}/{WORKSPACE_DIR}"),
+        "--prefix",
+        spec.checkpoint_prefix,
+        "--every",
+        str(spec.checkpoint_every or 0),
+        "--log",
+        NodeText(WINSLOW_LOG),
+    ]
 
 
 def _stage_out_args(spec: RunSpec) -> list[str | NodeText]:
@@ -583,6 +608,8 @@ def _stage_out_args(spec: RunSpec) -> list[str | NodeText]:
     if spec.image is not None:
         # Without stage-exec nothing copied the stage's output into the run's log.
         args.append("--merge-task-logs")
+    for prefix in (spec.checkpoint_prefix, *spec.resume_from) if spec.checkpoint_prefix else ():
+        args += ["--checkpoints", prefix]
     return args
 
 

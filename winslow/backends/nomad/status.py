@@ -26,7 +26,10 @@ supersedes the lost one) decides the state:
   allocation failed as soon as one task failed); then SUCCEEDED only when ``main``
   exited 0 and ``stage-out`` did too, otherwise FAILED with what failed first
   (stage-in, main and its exit code, signal or OOM kill, the time limit, stage-out), or
-  CANCELLED when the job was stopped (how ``cancel`` looks in Nomad);
+  CANCELLED when the job was stopped (how ``cancel`` looks in Nomad); storage or the node
+  failing is never the stage's failure: a stage-in that exited
+  ``defaults.INFRASTRUCTURE_EXIT_CODE``, or a stage-out that failed after ``main``
+  succeeded, makes the run LOST;
 - ``lost``: LOST, naming the node (PENDING while Nomad places a replacement).
 """
 
@@ -38,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import cast
 
+from winslow import defaults
 from winslow.backends.base import JobState, JobStatus, UsageSample
 from winslow.backends.nomad.jobspec import MAIN_TASK, STAGE_IN_TASK, STAGE_OUT_TASK
 from winslow.backends.nomad.types import (
@@ -298,14 +302,14 @@ def _ended(
         return status(JobState.CANCELLED, "cancelled")
 
     if stage_in is not None and (stage_in.get("Failed") or _failed_end(stage_in)):
-        why = _pull_hint(_describe(stage_in), node, _TOOLS_PULL_HINT)
-        return status(JobState.FAILED, f"stage-in failed: {why}")
+        return status(*_stage_in_failure(stage_in, node))
 
     stage_out_why = _pull_hint(stage_out_failure or _describe(stage_out), node, _TOOLS_PULL_HINT)
     if main_ok:
         if stage_out_failure is None and not (stage_out or {}).get("Failed"):
             return status(JobState.SUCCEEDED, None, 0)
-        return status(JobState.FAILED, f"stage-out failed: {stage_out_why}", 0)
+        # The stage did its part; storage failed. A retry (on_lost) may publish it.
+        return status(JobState.LOST, f"stage-out failed: {stage_out_why}", 0)
 
     sibling = _failed_sibling(main, states)
     if sibling is not None and main is not None and _was_killed(main):
@@ -328,6 +332,21 @@ def _ended(
     description = alloc.get("ClientDescription") or "no task reported why"
     return status(
         JobState.FAILED, f"Nomad reports the allocation {alloc.get('ClientStatus')}: {description}"
+    )
+
+
+def _stage_in_failure(stage_in: NomadTaskState, node: str | None) -> tuple[JobState, str]:
+    """LOST when stage-in said storage or the node failed it after its retries
+    (``defaults.INFRASTRUCTURE_EXIT_CODE``); FAILED for anything else it said."""
+    end = _outcome(stage_in)
+    if end is not None and end[1] == defaults.INFRASTRUCTURE_EXIT_CODE:
+        return JobState.LOST, (
+            f"stage-in failed on node {node} (object storage or the node, not the stage; "
+            "the run's log says why)"
+        )
+    return (
+        JobState.FAILED,
+        f"stage-in failed: {_pull_hint(_describe(stage_in), node, _TOOLS_PULL_HINT)}",
     )
 
 

@@ -376,7 +376,7 @@ def plan_stages(situation: Situation) -> Plan:
 
 
 def only_advancing_projects_move(situation: Situation) -> Decision | None:
-    """A project that is neither running nor pausing needs nothing."""
+    """A project that is not running, pausing or failing needs nothing."""
     if situation.project.state in ADVANCING_PROJECT_STATES:
         return None
     return Decision()
@@ -402,18 +402,53 @@ def pausing_project_settles(situation: Situation) -> Decision | None:
     return Decision(move=MoveProject(ProjectState.PAUSED, reason))
 
 
+def failed_branch_lets_the_others_go_on(situation: Situation) -> Decision | None:
+    """A branch that failed past its retries shows at once; branches that do not need it go on.
+
+    Applies to a running or failing project whose stopping runs all failed or were lost
+    (a kill stops everything: ``stopped_run_ends_the_project``), while another run is
+    active or another stage can start or be skipped. Answers those starts and skips; a
+    running project moves to ``failing``, naming the failure and what still runs. Stages
+    that need the failed one never start (``stage_waits_for_its_needs``). Once nothing
+    else can happen it does not apply, and the next rule fails the project.
+    """
+    stopped = situation.stopped
+    if not stopped or any(run.state is StageRunState.CANCELLED for run in stopped):
+        return None
+    plan = situation.plan
+    going_on = sorted({run.stage for run in situation.active} | {s.stage for s in plan.starts})
+    if not going_on and not plan.skips:
+        return None
+    move = None
+    if situation.project.state is ProjectState.RUNNING and going_on:
+        move = MoveProject(ProjectState.FAILING, failing_reason(stopped[0], going_on))
+    return Decision(starts=plan.starts, skips=plan.skips, move=move)
+
+
+def failing_reason(failed: Run, going_on: Sequence[str]) -> str:
+    """Say which run failed and which stages go on before the project ends failed: "stage
+    'report' (run 7) failed: exited with code 2; the project ends failed once stage 'infer'
+    has ended"."""
+    names = ", ".join(f"'{name}'" for name in going_on)
+    verb = "has" if len(going_on) == 1 else "have"
+    return f"{describe_end(failed)}; the project ends failed once stage {names} {verb} ended"
+
+
 def stopped_run_ends_the_project(situation: Situation) -> Decision | None:
     """A run that stops the project fails it, or pauses it when the run was killed.
 
     Applies when a current run stops the project (``stops_the_project``). Answers an empty
     decision while other runs are active, so they end first; the first stopped run is the
-    reason.
+    reason, but a failing project ends failed by its first failure.
     """
     if not situation.stopped:
         return None
     if situation.active:
         return Decision()
     first = situation.stopped[0]
+    failures = [run for run in situation.stopped if run.state is not StageRunState.CANCELLED]
+    if situation.project.state is ProjectState.FAILING and failures:
+        first = failures[0]
     state = ProjectState.PAUSED if first.state is StageRunState.CANCELLED else ProjectState.FAILED
     return Decision(move=MoveProject(state, describe_end(first)))
 
@@ -484,6 +519,7 @@ ProjectRule = Callable[[Situation], Decision | None]
 PROJECT_RULES: tuple[ProjectRule, ...] = (
     only_advancing_projects_move,
     pausing_project_settles,
+    failed_branch_lets_the_others_go_on,
     stopped_run_ends_the_project,
     undecidable_condition_fails_the_project,
     ready_stages_start,

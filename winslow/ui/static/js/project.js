@@ -19,9 +19,9 @@ let project = data.project;
 let gone = false;
 
 const ACTIVE = new Set(["pending", "running"]);
-const RESUMABLE = new Set(["paused", "failed", "awaiting_input", "pausing"]);
+const RESUMABLE = new Set(["paused", "failed", "failing", "awaiting_input", "pausing"]);
 const ENDED_BADLY = new Set(["failed", "lost", "cancelled"]);
-const ADVANCING = new Set(["running", "pausing"]);
+const ADVANCING = new Set(["running", "pausing", "failing"]);
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const $ = (id) => document.getElementById(id);
@@ -104,7 +104,7 @@ function renderControls() {
   const running = [...new Set(active.map((r) => r.stage))];
   const off = gone || busy;
   buttons.start.disabled = off || state !== "idle";
-  buttons.pause.disabled = off || state !== "running";
+  buttons.pause.disabled = off || (state !== "running" && state !== "failing");
   buttons.resume.disabled = off || !RESUMABLE.has(state);
   buttons.kill.disabled = off || running.length === 0;
 

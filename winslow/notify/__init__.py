@@ -1,0 +1,1 @@
+"""Notifications: telling a person, by webhook or e-mail, when a project needs one."""
