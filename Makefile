@@ -36,8 +36,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck docker browser prometheus $(UI_DEPS)
-	$(BIN)/pytest -q
+# Two workers, each taking whole test files (module fixtures stay in one process): most
+# tests wait on real processes, so the suite takes about half as long on 2 cores.
+test: lint typecheck docker registry-deps browser prometheus $(UI_DEPS)
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # The browser tests drive Debian's Chromium (installed here where missing).
 browser:
@@ -79,3 +81,75 @@ bench-data: $(STAMP)
 
 clean:
 	rm -rf $(VENV) winslow/ui/node_modules demo-data test-output .pytest_cache .ruff_cache .mypy_cache .hypothesis
+
+# --- Images and the registry (registry/README.md) ---
+# `make images` builds the service, tools, traffic and GPU stage images with the classic
+# builder, each tagged with Winslow's version and the commit; IMAGES= picks some
+# (IMAGES=service,tools,traffic where no CUDA base can be pulled), BASE_IMAGE= and
+# CUDA_BASE= replace the base images (pin them by digest). `make push REGISTRY=host:port`
+# tags them under the registry and pushes them. `make constraints` re-pins
+# registry/constraints.txt from this venv after a dependency changed.
+IMAGES     ?= service,tools,traffic,gpu
+BASE_IMAGE ?=
+CUDA_BASE  ?=
+REGISTRY   ?=
+.PHONY: images push constraints base-image registry-deps
+
+images: $(STAMP) $(UI_DEPS)
+	DOCKER_BUILDKIT=0 $(BIN)/python scripts/images.py build --images $(IMAGES) \
+	  $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE)) $(if $(CUDA_BASE),--cuda-base $(CUDA_BASE))
+
+push: $(STAMP)
+	@test -n "$(REGISTRY)" || { echo "make push needs REGISTRY=host:port" >&2; exit 2; }
+	$(BIN)/python scripts/images.py push --registry $(REGISTRY) --images $(IMAGES)
+
+constraints: $(STAMP)
+	$(BIN)/python scripts/lock_constraints.py registry/constraints.txt
+
+# Debian bookworm with Python, made with debootstrap, for where no image can be pulled:
+#   make images BASE_IMAGE=$$(scripts/build-base-image.sh) IMAGES=service,tools,traffic
+base-image:
+	@scripts/build-base-image.sh
+
+# tests/test_images.py builds that base (debootstrap), runs Debian's Distribution registry
+# (docker-registry) with htpasswd auth (apache2-utils); installed here where missing.
+registry-deps:
+	@{ command -v debootstrap && command -v docker-registry && command -v htpasswd; } >/dev/null 2>&1 || \
+	  (apt-get update && apt-get install -y --no-install-recommends debootstrap docker-registry apache2-utils) || \
+	  echo "debootstrap/docker-registry could not be installed; the image tests will skip" >&2
+
+# --- The cluster: Winslow, PostgreSQL, storage and the registry as Nomad jobs (deploy/README.md) ---
+# No nomad binary needed: `winslow deploy` talks to NOMAD_ADDR with NOMAD_TOKEN (and the
+# NOMAD_CACERT/NOMAD_CLIENT_* TLS settings). `make deploy` registers the jobs of
+# deploy/nomad/jobs/ in order (database and storage before the server) and waits until
+# each is healthy; `make deploy-plan` shows what it would change; `make undeploy` stops
+# and purges them (host volumes keep their data); `make cluster-status` says each job's
+# health and where its services answer. STORAGE=minio|minio-distributed|seaweedfs,
+# REGISTRY= and TAG= name Winslow's images, VAULT_ADDR= gives the server Vault,
+# DEPLOY_ONLY=registry deploys one role (the registry first, before `make push`), and
+# DEPLOY_ARGS= passes more to deploy and deploy-plan (--override FILE, --datacenter dc1,
+# --timeout 900).
+STORAGE     ?= minio
+TAG         ?=
+VAULT_ADDR  ?=
+DEPLOY_ONLY ?=
+DEPLOY_ARGS ?=
+DEPLOY_OPTS  = --storage $(STORAGE) $(foreach o,$(subst $(comma), ,$(DEPLOY_ONLY)),--only $(o))
+DEPLOY_VARS  = $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(TAG),--tag $(TAG)) \
+               $(if $(VAULT_ADDR),--vault-addr $(VAULT_ADDR))
+comma := ,
+# Passed through when given on the command line or in the environment.
+NOMAD_ENV    = $(if $(NOMAD_ADDR),NOMAD_ADDR=$(NOMAD_ADDR))
+.PHONY: deploy deploy-plan undeploy cluster-status
+
+deploy: $(STAMP)
+	$(NOMAD_ENV) $(BIN)/winslow deploy up $(DEPLOY_OPTS) $(DEPLOY_VARS) $(DEPLOY_ARGS)
+
+deploy-plan: $(STAMP)
+	$(NOMAD_ENV) $(BIN)/winslow deploy plan $(DEPLOY_OPTS) $(DEPLOY_VARS) $(DEPLOY_ARGS)
+
+undeploy: $(STAMP)
+	$(NOMAD_ENV) $(BIN)/winslow deploy down $(DEPLOY_OPTS)
+
+cluster-status: $(STAMP)
+	$(NOMAD_ENV) $(BIN)/winslow deploy status $(DEPLOY_OPTS)

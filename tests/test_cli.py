@@ -245,9 +245,10 @@ def test_logs_follow_prints_lines_while_the_stage_runs(
     assert state_at_first_line == "running"  # the line came while the stage ran
     assert (follow.returncode, errors) == (0, "")  # the run failed; following it did not
     lines = printed + rest.splitlines()
+    runs = server.json("project", "show", "live")["runs"]
     assert [line.split("stdout | ")[1].strip() for line in lines if "stdout | " in line] == [
         f"line {i}" for i in range(1, 7)
-    ]
+    ], [(r["id"], r["attempt"], r["state"], r["reason"]) for r in runs]
     assert server.json("project", "show", "live")["runs"][0]["exit_code"] == 3
 
 

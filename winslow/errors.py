@@ -13,7 +13,8 @@ in one place (``api/app.py``)::
     ├── BackendError
     │   ├── BackendUnavailableError   transient: the engine retries later
     │   └── SubmitRejectedError       permanent: becomes the run's reason
-    └── StorageError
+    ├── StorageError
+    └── DeployError                   `winslow deploy`: a job file, or a job not healthy
 
 A message says what happened, to which thing, and what the person can do next.
 """
@@ -115,3 +116,15 @@ class StorageError(WinslowError):
     """Object storage failed or refused a request."""
 
     code = "storage_error"
+
+
+class DeployError(WinslowError):
+    """``winslow deploy`` stopped: a job file is wrong, or a job did not become healthy.
+    ``job`` and ``allocation`` name what failed where known."""
+
+    code = "deploy_error"
+
+    def __init__(self, message: str, job: str = "", allocation: str = "") -> None:
+        super().__init__(message)
+        self.job = job
+        self.allocation = allocation

@@ -25,7 +25,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     # Imported where used: `winslow --help` and the node tools need neither boto3 nor SQL.
     from winslow.backends.nomad.config import NomadConfig
     from winslow.notify.dispatcher import Dispatcher
+    from winslow.secrets.wiring import ServerSecrets
     from winslow.storage.objects import ObjectStore
     from winslow.storage.seaweed import SeaweedServer
     from winslow.store.repo import Store
@@ -67,6 +68,7 @@ class Running:
     seaweed: SeaweedServer | None = None
     notes: list[str] = field(default_factory=list)
     notifier: Dispatcher | None = None
+    secrets: ServerSecrets | None = None
 
 
 def _embedded_s3(settings: Settings) -> tuple[S3Config, SeaweedServer | None]:
@@ -123,8 +125,10 @@ def s3_config(settings: Settings) -> tuple[S3Config, SeaweedServer | None]:
             secret_key=settings.s3_secret_key,
             bucket=settings.s3_bucket,
             region=settings.s3_region,
+            public_endpoint_url=settings.s3_public_endpoint,
         ), None
-    return _embedded_s3(settings)
+    config, seaweed = _embedded_s3(settings)
+    return replace(config, public_endpoint_url=settings.s3_public_endpoint), seaweed
 
 
 def ensure_admin_token(settings: Settings, store: Store) -> str | None:
@@ -212,8 +216,8 @@ def _nomad_config(settings: Settings, s3: S3Config) -> NomadConfig:
         allow_host_commands=settings.nomad_allow_host_commands,
         tools_driver=settings.nomad_tools_driver,
         winslow_command=settings.nomad_winslow_command,
-        credentials=settings.nomad_credentials,
-        credentials_path=settings.nomad_credentials_path,
+        credentials=settings.resolved_nomad_credentials(),
+        credentials_path=settings.resolved_nomad_credentials_path(),
         vault_role=settings.nomad_vault_role,
         s3_endpoint=settings.nomad_s3_endpoint or s3.endpoint_url,
         s3_bucket=s3.bucket,
@@ -315,16 +319,18 @@ def start_services(settings: Settings) -> Running:
     not one it adopted, which may serve stages).
     """
     from winslow import metrics
+    from winslow.storage.features import check_features
     from winslow.storage.objects import ObjectStore
     from winslow.storage.supervisor import S3Probe, StorageSupervisor
     from winslow.store.sqlitelock import write_lock_problem
 
     private_dir(settings.data_dir)
-    problem = write_lock_problem(settings.resolved_database_url())
-    if problem is not None:
-        raise StartupError(problem)
-    undo: list[Callable[[], None]] = []
+    settings, secrets = _read_secrets(settings)
+    undo: list[Callable[[], None]] = [] if secrets is None else [secrets.close]
     try:
+        problem = write_lock_problem(settings.resolved_database_url())
+        if problem is not None:
+            raise StartupError(problem)
         config, seaweed = s3_config(settings)
         if seaweed is not None and not seaweed.adopted:
             undo.append(seaweed.stop)
@@ -339,6 +345,7 @@ def start_services(settings: Settings) -> Running:
             raise StartupError(f"{problem}; {check}, then start again.")
         objects = ObjectStore(config)
         objects.ensure_bucket()
+        check_features(objects)
         context = build_context(settings, objects)
         undo.append(context.store.close)
         notes = []
@@ -352,6 +359,10 @@ def start_services(settings: Settings) -> Running:
         undo.append(context.engine.stop)
         supervisor.start()
         undo.append(supervisor.stop)
+        if secrets is not None:
+            from winslow.secrets.wiring import watch_server_secrets
+
+            watch_server_secrets(secrets, context, probe)
         from winslow.notify.dispatcher import Dispatcher, NotifyConfig
 
         notifier = Dispatcher(context.store, NotifyConfig.of(settings))
@@ -361,11 +372,27 @@ def start_services(settings: Settings) -> Running:
             with contextlib.suppress(Exception):
                 step()
         raise
-    return Running(context=context, seaweed=seaweed, notes=notes, notifier=notifier)
+    return Running(
+        context=context, seaweed=seaweed, notes=notes, notifier=notifier, secrets=secrets
+    )
+
+
+def _read_secrets(settings: Settings) -> tuple[Settings, ServerSecrets | None]:
+    """The settings with Winslow's credentials from Vault, when ``WINSLOW_VAULT_ADDR`` is
+    set (``secrets/wiring.py``); ``StartupError`` when Vault refuses or lacks them."""
+    from winslow.secrets.vault import VaultError
+    from winslow.secrets.wiring import read_server_secrets
+
+    try:
+        return read_server_secrets(settings)
+    except VaultError as exc:
+        raise StartupError(exc.message) from exc
 
 
 def stop_services(running: Running) -> None:
     """Stop the supervisor and the engine; stop SeaweedFS too unless stages still need it."""
+    if running.secrets is not None:
+        running.secrets.close()
     if running.notifier is not None:
         running.notifier.stop()
     if running.context.supervisor is not None:

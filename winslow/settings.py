@@ -6,8 +6,9 @@ import os
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from winslow import defaults
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_port: int = 8333
     """Port of the embedded S3 server when Winslow starts one."""
+    s3_public_endpoint: str | None = None
+    """The S3 endpoint as browsers and CLIs on other machines reach it
+    (``https://s3.lab:9000``); presigned URLs are signed for it. Unset: ``s3_endpoint``."""
     poll_seconds: float = 5.0
     """Safety-net poll of the engine, seconds."""
     telemetry_seconds: float = Field(default=5.0, ge=0)
@@ -96,10 +100,13 @@ class Settings(BaseSettings):
     (``registry.example:5000/winslow-tools:0.1.0``); required with docker tools."""
     nomad_allow_host_commands: bool = False
     """Let stages without an image (and the stage-in/out tools) run with raw_exec."""
-    nomad_credentials: Literal["nomad-variables", "vault"] = "nomad-variables"
-    nomad_credentials_path: str = "nomad/jobs"
-    """Nomad Variable (or Vault KV v2) path of access_key and secret_key; every job in the
-    namespace may read `nomad/jobs` without an extra ACL policy."""
+    nomad_credentials: Literal["nomad-variables", "vault"] | None = None
+    """Where stage jobs read the S3 keys: a Nomad Variable, or Vault through workload
+    identity; default ``vault`` with ``WINSLOW_VAULT_ADDR``, else ``nomad-variables``."""
+    nomad_credentials_path: str | None = None
+    """Nomad Variable (or Vault KV v2 API) path of access_key and secret_key; default
+    ``nomad/jobs``, which every job in the namespace may read without an extra ACL policy,
+    or with Vault ``<vault_mount>/data/<vault_path>/s3`` (``secret/data/winslow/s3``)."""
     nomad_vault_role: str | None = None
     nomad_tools_driver: Literal["docker", "raw_exec"] = "docker"
     """How the stage-in/out tasks run: in ``nomad_image``, or the node's own `winslow`."""
@@ -142,6 +149,59 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     """Upgrade the SMTP connection with STARTTLS before logging in and sending."""
+    vault_addr: str | None = None
+    """Vault (or OpenBao) to read Winslow's own S3, database and Nomad credentials from
+    (KV v2, see ``winslow/secrets/``); unset: they come from these settings."""
+    vault_token: str | None = Field(default=None, repr=False)
+    """A Vault token; else AppRole login with ``vault_role_id`` and ``vault_secret_id``."""
+    vault_token_file: Path | None = None
+    """A file holding the token, read again when renewal fails (in a Nomad job with a
+    ``vault`` block: ``${NOMAD_SECRETS_DIR}/vault_token``, which Nomad keeps fresh)."""
+    vault_role_id: str | None = None
+    vault_role_id_file: Path | None = None
+    vault_secret_id: str | None = Field(default=None, repr=False)
+    vault_secret_id_file: Path | None = None
+    """A file holding the AppRole secret_id (a mounted secret), read at each login."""
+    vault_approle_mount: str = "approle"
+    vault_mount: str = "secret"
+    """Mount of the KV v2 secrets engine."""
+    vault_path: str = "winslow"
+    """Folder under ``vault_mount`` with the secrets ``s3``, ``database`` and ``nomad``."""
+    vault_namespace: str | None = None
+    """Vault Enterprise namespace; unset: none."""
+    vault_cacert: Path | None = None
+    """PEM bundle to verify Vault's certificate; unset: the system's trust store."""
+    vault_watch_seconds: float = Field(default=60.0, gt=0)
+    """How often the secrets are read again to pick up rotated credentials, seconds."""
+
+    def resolved_nomad_credentials(self) -> Literal["nomad-variables", "vault"]:
+        """``nomad_credentials``, else Vault where Winslow reads its own keys from Vault."""
+        if self.nomad_credentials is not None:
+            return self.nomad_credentials
+        return "vault" if self.vault_addr else "nomad-variables"
+
+    def resolved_nomad_credentials_path(self) -> str:
+        """``nomad_credentials_path``, else the default of the credential source: the
+        Variable ``nomad/jobs``, or the KV v2 API path of ``<vault_mount>/<vault_path>/s3``
+        (``secret/data/winslow/s3``), the secret Winslow's own S3 keys come from."""
+        if self.nomad_credentials_path:
+            return self.nomad_credentials_path
+        if self.resolved_nomad_credentials() == "vault":
+            mount, path = self.vault_mount.strip("/"), self.vault_path.strip("/")
+            return "/".join(part for part in (mount, "data", path, "s3") if part)
+        return "nomad/jobs"
+
+    @field_validator("s3_public_endpoint")
+    @classmethod
+    def _scheme_and_host(cls, value: str | None) -> str | None:
+        # SigV4 signs the host: a path, query or missing scheme would sign a URL no
+        # browser can send, so it is refused here rather than at the first upload.
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise ValueError("give scheme, host and port only, like https://s3.lab:9000")
+        return f"{parts.scheme}://{parts.netloc}"
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'winslow.db'}"
@@ -200,3 +260,21 @@ class ClientSettings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     cli_retry_seconds: float = Field(default=defaults.CLI_RETRY_SECONDS, ge=0)
     """How long an idempotent call is repeated while the server does not answer, seconds."""
+
+
+class RegistrySettings(BaseSettings):
+    """What ``winslow images`` needs to list a container registry (``winslow/cli/images.py``)."""
+
+    model_config = SettingsConfigDict(env_prefix="WINSLOW_", extra="ignore")
+
+    registry: str | None = None
+    """``host:port`` or URL of the Distribution registry the images are pushed to."""
+    registry_user: str | None = None
+    registry_password: str | None = Field(default=None, repr=False)
+    """Basic auth; unset: what ``docker login`` stored in ``$DOCKER_CONFIG/config.json``."""
+    registry_ca_file: Path | None = None
+    """PEM bundle for the registry's TLS; unset: ``/etc/docker/certs.d/<host>/ca.crt`` where
+    docker keeps one, else the system's trust store."""
+    docker_config: Path = Field(
+        default_factory=lambda: Path.home() / ".docker", validation_alias="DOCKER_CONFIG"
+    )

@@ -93,6 +93,11 @@ BODIES: dict[str, dict[str, Any]] = {
     "UploadComplete": {"path": POOL_UPLOAD, "size": 3, "parts": []},
     "GcBody": {},
     "SessionCreate": {"token": "wsl_wrong"},
+    "SubscriptionCreate": {
+        "name": "fresh",
+        "webhook": "http://127.0.0.1:9/hook",
+        "pipeline": "tiny",
+    },
 }
 """A body each operation takes, naming real things, by its schema's name."""
 

@@ -210,7 +210,9 @@ def test_runs_of_one_stage_side_by_side(winslow: Harness) -> None:
 
     latest = get(winslow, "compare/stages/train/series")
     assert latest["stage"] == "train"
-    assert [r["run"] for r in latest["runs"]] == [first["id"], second["id"]]
+    assert [r["run"] for r in latest["runs"]] == [first["id"], second["id"]], [
+        (r["id"], r["stage"], r["attempt"], r["state"], r["reason"]) for r in runs
+    ]
     for one in latest["runs"]:
         assert one["stage"] == "train" and one["state"] == "succeeded"
         assert without_times(one["series"])[0]["points"] == TRAIN_POINTS

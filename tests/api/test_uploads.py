@@ -1,7 +1,8 @@
 """Presigned multipart uploads through the API: resume, checksums, sizes, paths, downloads.
 
 The API runs in the test process (``winslow`` fixture), object storage is a real
-SeaweedFS, and the parts go to it over HTTP as a browser or the CLI sends them.
+SeaweedFS (and moto's S3 server for the tests marked ``ANY_S3``), and the parts go to it
+over HTTP as a browser or the CLI sends them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fixtures.s3 import ANY_S3
 from tests.fixtures.winslow import Harness
 from winslow.cli.client import ApiClient, CommandError
 from winslow.cli.transfer import upload_file
@@ -118,6 +120,7 @@ def upload_whole(winslow: Harness, path: str, data: bytes) -> None:
 # -- resume ---------------------------------------------------------------------------------
 
 
+@ANY_S3
 def test_interrupted_upload_resumes_sending_only_what_is_missing(
     winslow: Harness, cli_api: ApiClient, puts: list[int], tmp_path: Path
 ) -> None:
@@ -149,6 +152,7 @@ def test_interrupted_upload_resumes_sending_only_what_is_missing(
     assert list((tmp_path / "cache" / "winslow" / "uploads").iterdir()) == []
 
 
+@ANY_S3
 def test_rerun_after_the_upload_was_aborted_begins_again(
     winslow: Harness, cli_api: ApiClient, puts: list[int], tmp_path: Path
 ) -> None:
@@ -175,6 +179,7 @@ def test_rerun_after_the_upload_was_aborted_begins_again(
     assert download(winslow, "a.bin").content == data
 
 
+@ANY_S3
 def test_parallel_cli_upload_with_extra_fields_and_an_empty_file(
     winslow: Harness, cli_api: ApiClient, tmp_path: Path
 ) -> None:
@@ -304,6 +309,7 @@ def test_completion_body_is_checked(winslow: Harness) -> None:
     assert winslow.api.post(url, json=upper).json()["size"] == 3
 
 
+@ANY_S3
 def test_abort_drops_the_parts_and_keeps_the_file(winslow: Harness) -> None:
     upload_whole(winslow, "keep.txt", b"keep me")
     upload = begin(winslow, "keep.txt", 4)
@@ -317,6 +323,7 @@ def test_abort_drops_the_parts_and_keeps_the_file(winslow: Harness) -> None:
     assert download(winslow, "keep.txt").content == b"keep me"
 
 
+@ANY_S3
 def test_stored_parts_list_each_part_with_its_md5(winslow: Harness) -> None:
     upload = begin(winslow, "p.bin", PART + 1)
     put_part(winslow, upload, 2, b"z")

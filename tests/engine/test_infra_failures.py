@@ -209,6 +209,7 @@ def test_nomad_stage_in_that_cannot_reach_storage_loses_the_run(
         tools_driver="raw_exec",
         winslow_command=WINSLOW,
         s3_endpoint=f"http://127.0.0.1:{gate.port}",  # shut for the whole test
+        transfer_retry_delays=(0.2, 0.2),
         s3_bucket=s3.bucket,
         s3_region=s3.region,
     )

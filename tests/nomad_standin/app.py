@@ -60,6 +60,7 @@ from .scheduler import (
     put_eval,
     put_job,
 )
+from .service_routes import add_service_routes
 from .shapes import NOMAD_VERSION, canonical_job, job_spec_key, job_stub, omit_empty
 from .state import alloc_terminal, now_ns
 
@@ -585,6 +586,16 @@ def create_app(standin: NomadStandin) -> FastAPI:
             if job is None:
                 raise NomadError(404, "job not found", index)
             return json_response(_summary(job), index)
+
+    add_service_routes(
+        app,
+        standin,
+        check_acl=check_acl,
+        json_response=json_response,
+        block=block,
+        read_body=read_body,
+        error=NomadError,
+    )
 
     @app.get("/v1/job/{job_id:path}")
     async def job_read(job_id: str, request: Request) -> Response:

@@ -55,6 +55,7 @@ from . import docker_driver
 from .docker_driver import ConfigValidationError, DockerContainer, DriverStartError
 from .envfile import EnvParseError, parse_env_file
 from .scheduler import new_eval, put_alloc, put_eval, reschedule_delay
+from .services import port_env
 from .shapes import (
     alloc_resource_usage,
     gpu_group_stats,
@@ -353,6 +354,7 @@ class _AllocRunner:
             )
             self.alloc_name: str = alloc["Name"]
             self.devices: JsonDict = alloc["AllocatedResources"]["Tasks"]
+            self.ports: list[JsonDict] | None = alloc["AllocatedResources"]["Shared"]["Ports"]
             self.node: NodeSpec = client.state.nodes[self.node_id]
         self.dir = client.alloc_dir(alloc_id)
         self._thread = threading.Thread(target=self._run, name=f"alloc-{alloc_id[:8]}", daemon=True)
@@ -767,6 +769,7 @@ class _AllocRunner:
             clean = "".join(c if c.isalnum() or c == "_" else "_" for c in key)
             env[f"NOMAD_META_{clean}"] = value
             env[f"NOMAD_META_{clean.upper()}"] = value
+        env.update(port_env(self.ports))
         device_ids = [i for d in self.devices[name]["Devices"] or [] for i in d["DeviceIDs"]]
         if device_ids:
             # What Nomad's nvidia device plugin hands the task.
@@ -811,6 +814,26 @@ class _AllocRunner:
                 var = state.variables.get((namespace, path))
                 return dict(var["Items"]) if var else None
 
+        def services(name: str, namespace: str) -> list[JsonDict]:
+            # Rendered once at task start: the stand-in does not re-render on a change.
+            with state.lock:
+                return [
+                    {
+                        "ID": r["ID"],
+                        "Name": r["ServiceName"],
+                        "Namespace": r["Namespace"],
+                        "Node": r["NodeID"],
+                        "Datacenter": r["Datacenter"],
+                        "JobID": r["JobID"],
+                        "AllocID": r["AllocID"],
+                        "Address": r["Address"],
+                        "Port": r["Port"],
+                        "Tags": r["Tags"],
+                    }
+                    for r in sorted(state.services.values(), key=lambda r: r["CreateIndex"])
+                    if r["ServiceName"] == name and r["Namespace"] == namespace
+                ]
+
         while True:
             try:
                 return render_template(
@@ -821,6 +844,7 @@ class _AllocRunner:
                     left=template["LeftDelim"],
                     right=template["RightDelim"],
                     err_missing_key=bool(template["ErrMissingKey"]),
+                    services=services,
                 )
             except MissingVariableError:
                 # consul-template blocks until the variable exists; so does the task.

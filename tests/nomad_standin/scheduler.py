@@ -744,6 +744,10 @@ def _infeasible(job: JsonDict, group: JsonDict, node: NodeSpec) -> str | None:
     drivers = {task["Driver"] for task in group["Tasks"]}
     if not drivers <= set(node.drivers):
         return "missing drivers"
+    for volume in (group.get("Volumes") or {}).values():
+        # scheduler/feasible.go HostVolumeChecker: the node must offer the host volume.
+        if volume.get("Type") == "host" and volume.get("Source") not in node.host_volumes:
+            return "missing compatible host volumes"
     for constraint in group["Constraints"] or []:
         if not constraint_ok(constraint, node):
             return constraint_string(constraint)
@@ -935,6 +939,9 @@ class Scheduler:
             queued: dict[str, int] = {}
             with state.txn("PlanResult"):
                 if job is None or job["Stop"]:
+                    from .services import cancel_deployments  # services imports us
+
+                    cancel_deployments(state, ev["Namespace"], ev["JobID"])
                     for alloc in state.job_allocs(ev["Namespace"], ev["JobID"]):
                         if alloc["DesiredStatus"] == "run":
                             alloc["DesiredStatus"] = "stop"
@@ -1076,6 +1083,10 @@ class Scheduler:
                 ]
                 fields = {"PreviousAllocation": previous["ID"], "RescheduleTracker": tracker}
             alloc = new_alloc(job, group, name, ev["ID"], placement, **fields)
+            from .services import assign_ports, attach_deployment  # services imports us
+
+            assign_ports(alloc, group)
+            attach_deployment(state, job, alloc)
             put_alloc(state, alloc)
             placed.append(alloc["ID"])
             if previous is not None:

@@ -716,6 +716,15 @@ class NodeSpec:
     status_updated_at: int = 0
     events: list[JsonDict] = field(default_factory=list)
     registered_at: str = ""
+    host_volumes: dict[str, str] = field(default_factory=dict)
+    """The client's ``host_volume`` blocks: name → path."""
+
+    def host_volumes_json(self) -> JsonDict | None:
+        """``Node.HostVolumes`` (``structs.ClientHostVolumeConfig`` by name); null if none."""
+        return {
+            name: {"Name": name, "Path": path, "ReadOnly": False}
+            for name, path in sorted(self.host_volumes.items())
+        } or None
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -911,7 +920,7 @@ class NodeSpec:
             "StatusUpdatedAt": self.status_updated_at,
             "Events": copy.deepcopy(self.events),
             "Drivers": self._drivers_json(),
-            "HostVolumes": None,
+            "HostVolumes": self.host_volumes_json(),
             "HostNetworks": None,
             "LastDrain": copy.deepcopy(self.last_drain),
             "CSIControllerPlugins": None,
@@ -942,7 +951,7 @@ class NodeSpec:
             "Status": self.status,
             "StatusDescription": "",
             "Drivers": self._drivers_json(),
-            "HostVolumes": None,
+            "HostVolumes": self.host_volumes_json(),
             "LastDrain": copy.deepcopy(self.last_drain),
             "CreateIndex": self.create_index,
             "ModifyIndex": self.modify_index,

@@ -42,6 +42,7 @@ from .scheduler import (
     put_alloc,
     put_eval,
 )
+from .services import HealthWatcher
 from .shapes import ZERO_TIME, GpuGroup, NodeSpec, rfc3339
 from .state import State, alloc_terminal, now_ns
 
@@ -113,6 +114,8 @@ class NomadStandin:
             variable_allowed=self._variable_allowed,
         )
         self.scheduler = Scheduler(self.state, self.client.start, self._stopped)
+        self.health = HealthWatcher(self.state)
+        """Service registrations, checks and deployment health (``services``)."""
         self.app = create_app(self)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -144,6 +147,7 @@ class NomadStandin:
         )
         self._server = uvicorn.Server(config)
         self.scheduler.start()
+        self.health.start()
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="nomad-standin", daemon=True
         )
@@ -157,6 +161,7 @@ class NomadStandin:
     def stop(self) -> None:
         """Kill every task process, stop serving, and remove the temp folder."""
         self.closing = True
+        self.health.stop()
         self.client.shutdown()
         self.scheduler.stop()
         if self._server is not None:
@@ -193,8 +198,10 @@ class NomadStandin:
         node_class: str = "",
         node_pool: str = "default",
         meta: dict[str, str] | None = None,
+        host_volumes: dict[str, str] | None = None,
     ) -> str:
-        """Register a ready node; ``gpus`` lists (model, memory MiB) per card. Returns its ID.
+        """Register a ready node; ``gpus`` lists (model, memory MiB) per card,
+        ``host_volumes`` the client's ``host_volume`` blocks (name → path). Returns its ID.
 
         Blocked evaluations are retried, as when a real client joins.
         """
@@ -218,6 +225,7 @@ class NomadStandin:
             node_pool=node_pool,
             status_updated_at=now // 1_000_000_000,
             registered_at=rfc3339(now),
+            host_volumes=dict(host_volumes or {}),
         )
         with self.state.lock, self.state.txn("NodeRegistration") as index:
             node.create_index = node.modify_index = index

@@ -82,6 +82,9 @@ class State:
         self.nodes: dict[str, NodeSpec] = {}
         self.variables: dict[tuple[str, str], JsonDict] = {}
         self.namespaces: set[str] = {"default"}
+        self.deployments: dict[str, JsonDict] = {}
+        self.services: dict[str, JsonDict] = {}
+        """Nomad service registrations by ID (``services``)."""
         self._frames: deque[EventFrame] = deque(maxlen=event_buffer_size)
         self._next_seq = 0
         self._txn: _Txn | None = None

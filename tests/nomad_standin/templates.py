@@ -9,10 +9,10 @@ templates need, with the template's own delimiters: text outside actions is copi
 byte for byte (so a template with custom delimiters and no actions renders
 literally), ``{{- ... -}}`` trim markers, comments, ``with``/``range``/``if``/``else``/
 ``end``, variables (``$k, $v :=``), field access (``.key``, ``.Key``, ``.Value``) and the
-functions ``nomadVar``, ``env``, ``index``, ``toJSON``, ``toUpper``, ``toLower``,
-``trimSpace`` and ``printf`` (``%s %d %q %v``). ``nomadVar`` answers consul-template's
-``NomadVarItems``: a map of items whose text is the value and whose JSON
-(``toJSON``) is Go's ``%q`` of the value (``NomadVarItem.MarshalJSON``). A variable
+functions ``nomadVar``, ``nomadService``, ``env``, ``index``, ``toJSON``, ``toUpper``,
+``toLower``, ``trimSpace`` and ``printf`` (``%s %d %q %v``). ``nomadVar`` answers
+consul-template's ``NomadVarItems``: a map of items whose text is the value and whose
+JSON (``toJSON``) is Go's ``%q`` of the value (``NomadVarItem.MarshalJSON``). A variable
 that does not exist yet raises ``MissingVariableError``: consul-template waits for it
 rather than rendering.
 """
@@ -78,6 +78,9 @@ class VarItems(dict[str, VarItem]):
 
 
 VariableLookup = Callable[[str, str], Mapping[str, str] | None]
+ServiceLookup = Callable[[str, str], list[dict[str, Any]]]
+"""(service name, namespace) → its registrations, as consul-template's ``NomadService``
+(``Name``, ``Address``, ``Port``, ``Tags``, ...)."""
 
 
 @dataclass
@@ -87,6 +90,7 @@ class _Context:
     namespace: str
     err_missing_key: bool
     scopes: list[dict[str, Any]] = field(default_factory=list)
+    services: ServiceLookup | None = None
 
 
 def render_template(
@@ -98,6 +102,7 @@ def render_template(
     left: str = "{{",
     right: str = "}}",
     err_missing_key: bool = False,
+    services: ServiceLookup | None = None,
 ) -> str:
     """Render ``source`` like consul-template inside a Nomad client.
 
@@ -106,7 +111,7 @@ def render_template(
     variable that does not exist yet.
     """
     nodes = _Parser(_lex(source, left or "{{", right or "}}")).parse()
-    ctx = _Context(env, variables, namespace, err_missing_key, scopes=[{"$": None}])
+    ctx = _Context(env, variables, namespace, err_missing_key, [{"$": None}], services)
     out: list[str] = []
     _execute(nodes, None, ctx, out)
     return "".join(out)
@@ -447,6 +452,12 @@ def _call(name: str, args: list[Any], ctx: _Context, line: int) -> Any:
         if items is None:
             raise MissingVariableError(path, namespace)
         return VarItems({key: VarItem(key, value) for key, value in items.items()})
+    if name == "nomadService":
+        # Registrations of the service; none yet renders an empty range, and the template
+        # renders again when one appears (consul-template watches the query).
+        need(1)
+        service, _, namespace = str(args[0]).partition("@")
+        return ctx.services(service, namespace or ctx.namespace) if ctx.services else []
     if name == "env":
         need(1)
         return ctx.env.get(str(args[0]), "")

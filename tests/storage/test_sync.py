@@ -1,4 +1,4 @@
-"""Stage-in and stage-out by manifest against a real SeaweedFS.
+"""Stage-in and stage-out by manifest against a real SeaweedFS (and moto, ``ANY_S3``).
 
 What a user pays for and relies on: a redo or a continuing run uploads only what its
 stage changed, every file comes back byte for byte (links and modes too), damaged
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.s3 import ANY_S3
 from tests.fixtures.workspaces import put_workspace, read_workspace
 from winslow.errors import StorageError
 from winslow.node.jobfiles import storage_env
@@ -79,6 +80,7 @@ def sha(data: bytes) -> str:
 # Only what changed is uploaded
 
 
+@ANY_S3
 def test_a_continuing_run_uploads_only_what_its_stage_changed(object_store, tmp_path):
     big = os.urandom(20 * MIB)
     first = {"big.bin": big, "a.txt": b"a" * 100, "b.txt": b"b" * 200, "sub/c.txt": b"c" * 300}
@@ -126,6 +128,7 @@ def test_a_continuing_run_uploads_only_what_its_stage_changed(object_store, tmp_
     assert cache.downloaded_bytes == fetched  # the redos fetched nothing: all node cache hits
 
 
+@ANY_S3
 def test_an_unchanged_workspace_publishes_without_uploading(object_store, tmp_path):
     files = {"model.pt": os.urandom(MIB), "cfg/params.yaml": b"lr: 0.1\n", "log.txt": b""}
     put_workspace(object_store, "workspaces/p/1/", files)
@@ -150,6 +153,7 @@ def test_an_unchanged_workspace_publishes_without_uploading(object_store, tmp_pa
     assert blob_keys(object_store) == before
 
 
+@ANY_S3
 def test_two_files_with_the_same_content_upload_once(object_store, tmp_path):
     data = os.urandom(MIB)
     write_files(tmp_path / "ws", {"cam1/frame.raw": data, "cam2/frame.raw": data, "x": b"x"})
@@ -166,6 +170,7 @@ def test_two_files_with_the_same_content_upload_once(object_store, tmp_path):
 # What comes back
 
 
+@ANY_S3
 def test_links_and_modes_survive_a_round_trip(object_store, tmp_path):
     source = tmp_path / "run1"
     write_files(source, {"bin/run.sh": b"#!/bin/sh\necho hi\n", "data/a.txt": b"a"})
@@ -201,6 +206,7 @@ def test_links_and_modes_survive_a_round_trip(object_store, tmp_path):
     assert latest(object_store, "workspaces/p/2/").files == files
 
 
+@ANY_S3
 def test_damaged_content_is_refused_naming_the_file(object_store, tmp_path):
     frames = b"frames" * 1000
     put_workspace(object_store, "workspaces/p/1/", {"good.txt": b"good", "data/f.bin": frames})
@@ -226,6 +232,7 @@ def test_damaged_content_is_refused_naming_the_file(object_store, tmp_path):
 # Versions
 
 
+@ANY_S3
 def test_a_second_version_never_overwrites_the_first(object_store):
     prefix = "workspaces/p/7/"
     assert put_workspace(object_store, prefix, {"a.txt": b"first"}) == 1
@@ -242,6 +249,7 @@ def test_a_second_version_never_overwrites_the_first(object_store):
     assert read_workspace(object_store, prefix) == {"a.txt": b"second", "b.txt": b"b"}
 
 
+@ANY_S3
 def test_concurrent_publishes_each_get_their_own_version(object_store):
     prefix = "workspaces/p/8/"
     count = 6

@@ -18,7 +18,8 @@ import typer
 from rich.table import Table
 
 from winslow import __version__
-from winslow.cli import projects, workspaces
+from winslow.cli import images, projects, workspaces
+from winslow.cli.deploy import deploy_app
 from winslow.cli.helpers import JsonOpt, api_client, emit, out
 from winslow.cli.notify import notify_app
 from winslow.cli.pipelines import pipeline_app
@@ -76,6 +77,7 @@ def up(
 
 app.command()(projects.logs)
 app.command()(workspaces.gc)
+app.command()(images.images)
 
 
 @app.command()
@@ -121,6 +123,7 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(token_app, name="token")
 app.add_typer(session_app, name="session")
 app.add_typer(notify_app, name="notify")
+app.add_typer(deploy_app, name="deploy")
 
 
 def main() -> None:

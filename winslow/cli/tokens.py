@@ -30,6 +30,15 @@ def _open_local_store() -> Store:
     from winslow.store.repo import open_store
 
     settings = Settings()
+    if settings.vault_addr:  # the database URL (its password) may be in Vault
+        from winslow.secrets.wiring import read_server_secrets
+
+        try:
+            settings, secrets = read_server_secrets(settings)
+        except WinslowError as exc:
+            fail(exc.message)
+        if secrets is not None:
+            secrets.close()
     if settings.database_url is None and not (settings.data_dir / "winslow.db").exists():
         fail(
             f"No Winslow data in {settings.data_dir}; run this where `winslow up` runs, "

@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -138,11 +138,27 @@ class ObjectStore:
         self.cfg = cfg
         self.bucket = cfg.bucket
         self._client: S3Client = make_client(cfg)
+        public = cfg.public_endpoint_url
+        # SigV4 signs the Host header, so a URL for a browser elsewhere has to be signed
+        # for the host that browser sends: rewriting an internal URL afterwards breaks it.
+        self._presigner: S3Client = (
+            make_client(replace(cfg, endpoint_url=public))
+            if public and public != cfg.endpoint_url
+            else self._client
+        )
 
     @property
     def client(self) -> S3Client:
         """The underlying boto3 client, for what this class does not cover."""
         return self._client
+
+    def use_credentials(self, access_key: str, secret_key: str) -> None:
+        """Sign every later request with these keys (rotated ones, from Vault).
+
+        The new clients are built whole before they replace the old: a request under way
+        ends with the old keys, none is ever signed with half of each."""
+        fresh = ObjectStore(replace(self.cfg, access_key=access_key, secret_key=secret_key))
+        self._client, self._presigner, self.cfg = fresh._client, fresh._presigner, fresh.cfg
 
     # Bucket ----------------------------------------------------------------------------
 
@@ -165,7 +181,12 @@ class ObjectStore:
         return True
 
     def ensure_bucket(self) -> None:
-        """HeadBucket, CreateBucket if missing, then PutBucketCors (browser uploads)."""
+        """HeadBucket, CreateBucket if missing, then PutBucketCors (browser uploads).
+
+        A server without bucket CORS (MinIO's community edition answers PutBucketCors
+        with 501 NotImplemented; its CORS is server-wide, ``MINIO_API_CORS_ALLOW_ORIGIN``,
+        every origin by default) is logged as a warning, not refused.
+        """
         what = f"bucket '{self.bucket}'"
         try:
             self._client.head_bucket(Bucket=self.bucket)
@@ -176,6 +197,9 @@ class ObjectStore:
             self._create_bucket()
         except BotoCoreError as exc:
             raise map_client_error(exc, what) from exc
+        self._put_cors(what)
+
+    def _put_cors(self, what: str) -> None:
         try:
             self._client.put_bucket_cors(
                 Bucket=self.bucket,
@@ -191,7 +215,19 @@ class ObjectStore:
                     ]
                 },
             )
-        except _TRANSFER_ERRORS as exc:
+        except ClientError as exc:
+            code, status = client_error_code(exc)
+            if code != "NotImplemented" and status != 501:
+                raise map_client_error(exc, what) from exc
+            log.warning(
+                "%s: object storage at %s has no bucket CORS (PutBucketCors: %s); the "
+                "console's uploads need its server-wide CORS to allow the console's origin "
+                "and expose ETag",
+                what,
+                self.cfg.endpoint_url,
+                code,
+            )
+        except BotoCoreError as exc:
             raise map_client_error(exc, what) from exc
 
     def _create_bucket(self) -> None:
@@ -669,7 +705,7 @@ class ObjectStore:
 
     def _presign(self, operation: str, params: dict[str, Any], expires: int) -> str:
         try:
-            url: str = self._client.generate_presigned_url(
+            url: str = self._presigner.generate_presigned_url(
                 operation, Params={"Bucket": self.bucket, **params}, ExpiresIn=expires
             )
         except _TRANSFER_ERRORS as exc:

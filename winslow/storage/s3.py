@@ -57,6 +57,9 @@ class S3Config:
     secret_key: str = field(repr=False)
     bucket: str
     region: str = "us-east-1"
+    public_endpoint_url: str | None = None
+    """The endpoint as browsers and CLIs on other machines reach it (a name, a TLS proxy);
+    presigned URLs carry it, because SigV4 signs the host. ``None``: ``endpoint_url``."""
 
 
 class S3RequestError(StorageError):

@@ -73,11 +73,16 @@ class S3Probe:
 
     def __init__(self, config: S3Config, timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
         self.endpoint = config.endpoint_url
+        self._timeout = timeout
+        self.use_config(config)
+
+    def use_config(self, config: S3Config) -> None:
+        """Probe with ``config`` from now on (rotated keys); the client is replaced whole."""
         self._client = make_client(
             config,
             overrides=Config(
-                connect_timeout=timeout,
-                read_timeout=timeout,
+                connect_timeout=self._timeout,
+                read_timeout=self._timeout,
                 retries={"mode": "standard", "total_max_attempts": 1},
             ),
         )

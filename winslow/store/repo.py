@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, event, func, make_url, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -101,6 +101,8 @@ class Store:
         """Sessions for reading; every write goes through ``transaction``."""
         self._projects_lock = threading.Lock()
         self._projects_cache: tuple[tuple[Any, ...], list[Project]] | None = None
+        self._password: str | None = None
+        self._password_hooked = False
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -108,6 +110,35 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+
+    def use_database_url(self, url: str) -> None:
+        """Connect with the password of ``url`` from now on: a rotated one, from Vault.
+
+        Pooled connections are dropped (those in use end their transaction first) and new
+        ones log in with the new password through a ``do_connect`` hook. Raises
+        ``ConflictError`` when more than the password changed: that needs a restart.
+        """
+        new, old = make_url(url), make_url(self.url)
+        fields = ("drivername", "username", "host", "port", "database", "query")
+        if any(getattr(new, name) != getattr(old, name) for name in fields):
+            raise ConflictError(
+                "The database URL changed in more than its password; restart Winslow to "
+                "connect to the new database."
+            )
+        if not self._password_hooked:
+            for engine in {self.engine, self.read_engine}:
+                event.listen(engine, "do_connect", self._use_current_password)
+            self._password_hooked = True
+        self._password = new.password
+        self.url = url
+        for engine in {self.engine, self.read_engine}:
+            engine.dispose()
+
+    def _use_current_password(
+        self, _dialect: Any, _record: Any, _args: Any, params: dict[str, Any]
+    ) -> None:
+        if self._password is not None:
+            params["password"] = self._password
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

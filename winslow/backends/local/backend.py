@@ -383,6 +383,10 @@ class LocalBackend:
         ).start()
         log.info("job %s: runner started as pid %d on node %s", job_id, proc.pid, self.node_name)
 
+    def use_storage(self, storage: S3Config) -> None:
+        """Hand ``storage`` (rotated keys) to every runner started from now on."""
+        self._storage = storage
+
     def _hand_over_storage(self, job_id: str, proc: subprocess.Popen[bytes]) -> None:
         """Write the S3 credentials on the new runner's stdin and close it.
 

@@ -173,6 +173,17 @@ class NomadClient:
     def close(self) -> None:
         self._http.close()
 
+    def set_token(self, token: str | None) -> None:
+        """Send ``token`` from now on (a rotated one); a blocking query or event stream
+        already open keeps the old one until it ends."""
+        headers = self._http.headers.copy()
+        if token:
+            headers["X-Nomad-Token"] = token
+        else:
+            headers.pop("X-Nomad-Token", None)
+        # One assignment: a request being built sees the old headers or the new, whole.
+        self._http.headers = headers
+
     def __enter__(self) -> NomadClient:
         return self
 

@@ -21,7 +21,7 @@ Constraint = tuple[str, str, str]
 """``(LTarget, Operand, RTarget)`` of a Nomad constraint; RTarget ``""`` where it has none."""
 
 TOOLS_IMAGE_REPOSITORY = "winslow-tools"
-"""Repository name of the stage-in/stage-out image in a registry (``registry/Dockerfile``)."""
+"""Repository name of the stage-in/stage-out image in a registry (``registry/Dockerfile.tools``)."""
 
 TOOLS_IMAGE_PLACEHOLDER = f"registry.invalid/{TOOLS_IMAGE_REPOSITORY}:{__version__}"
 """What ``winslow_image`` is until someone names a real registry: fully qualified, so a job
@@ -89,6 +89,9 @@ class NomadConfig:
     fetched once per node; None: each run downloads its inputs. With docker tools it is
     bind-mounted, which needs ``volumes { enabled = true }`` in the nodes' docker plugin."""
     node_cache_max_bytes: int = 0
+    transfer_retry_delays: tuple[float, ...] | None = None
+    """Seconds before each new attempt of a stage-in or stage-out transfer; None: the
+    tools' own (about 40 s in all). Tests shorten them."""
     """Size cap of the node cache, bytes; 0: no cap."""
     ephemeral_disk_mb: int = 10_240
     """Disk each stage job asks for, MB: the workspace, the inputs and the logs live in the
@@ -196,8 +199,9 @@ def nomad_config_problem(config: NomadConfig) -> str | None:
         if config.winslow_image == TOOLS_IMAGE_PLACEHOLDER:
             return (
                 "WINSLOW_NOMAD_IMAGE is not set; the stage-in and stage-out tasks run "
-                "`winslow` from that image with Nomad's docker driver. Build "
-                "registry/Dockerfile, push it to a registry your Nomad nodes pull from and "
+                "`winslow` from that image with Nomad's docker driver. Build it (`make "
+                "images`), push it to a registry your Nomad nodes pull from (`make push "
+                "REGISTRY=host:port`) and "
                 f"set WINSLOW_NOMAD_IMAGE=<registry>/{TOOLS_IMAGE_REPOSITORY}:{__version__}, "
                 "or set WINSLOW_NOMAD_TOOLS_DRIVER=raw_exec to run the nodes' own `winslow`."
             )
@@ -211,6 +215,14 @@ def nomad_config_problem(config: NomadConfig) -> str | None:
             else ("NOMAD_CLIENT_KEY", "NOMAD_CLIENT_CERT")
         )
         return f"{have} is set but {lack} is not; set both, or neither."
+    if config.credentials == "vault" and "/data/" not in config.credentials_path:
+        # The template reads `.Data.data`, which only a KV v2 API path answers.
+        return (
+            f"WINSLOW_NOMAD_CREDENTIALS_PATH={config.credentials_path!r} is no KV v2 API "
+            "path; with WINSLOW_NOMAD_CREDENTIALS=vault write <mount>/data/<path> "
+            "(secret/data/winslow/s3), or leave it unset to use WINSLOW_VAULT_MOUNT and "
+            "WINSLOW_VAULT_PATH."
+        )
     return None
 
 

@@ -486,6 +486,8 @@ def _tool_task(spec: RunSpec, config: NomadConfig, own: _OwnValues, which: str) 
         args += ["--cache", cache]
         if config.node_cache_max_bytes:
             args += ["--cache-max", str(config.node_cache_max_bytes)]
+    if config.transfer_retry_delays is not None and which != CHECKPOINT_TASK:
+        args += ["--retry-delays", ",".join(f"{d:g}" for d in config.transfer_retry_delays)]
     _refuse_nul(spec, args)
     rendered, literal = deliver_args(args)
     driver, driver_config = _tool_driver(config, own, rendered, uses_cache)

@@ -1,0 +1,327 @@
+"""``winslow deploy`` with the real job files of ``deploy/nomad/jobs/``.
+
+Every job file must pass Nomad's job schema as written and as ``winslow deploy`` fills it
+in. Against the Nomad stand-in, the real files are registered; the only thing changed is
+what the stand-in cannot run, through ``--override`` as an operator would: each task runs
+``fake_service.py`` with ``raw_exec`` instead of a docker image it cannot pull, the ports
+are dynamic so parallel tests do not collide, and ``min_healthy_time`` and the check
+intervals are 1 s instead of 10 s. Templates, variables, services, checks and update
+blocks stay as the files say.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.nomad_standin import NomadStandin
+from winslow.backends.nomad.jobschema import validate_jobspec
+from winslow.deploy.jobs import (
+    DeployVars,
+    fill_job,
+    load_jobs,
+    needed_variables,
+    order_jobs,
+    select_jobs,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+JOBS_DIR = ROOT / "deploy" / "nomad" / "jobs"
+BIN = Path(sys.executable).parent
+FAKE = Path(__file__).with_name("fake_service.py")
+NAMESPACE = "winslow-system"
+SECOND = 1_000_000_000
+SECRETS = {
+    "db_password": "pg-secret",
+    "s3_access_key": "winslow",
+    "s3_secret_key": "s3-secret",
+    "nomad_token": "nomad-secret",
+}
+REGISTRY_SECRETS = {"htpasswd": "winslow:$2y$05$x", "tls_crt": "CERT", "tls_key": "KEY"}
+JOB_FILES = sorted(JOBS_DIR.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", JOB_FILES, ids=lambda p: p.name)
+def test_every_job_file_fits_nomads_job_schema(path: Path) -> None:
+    job = json.loads(path.read_text())["Job"]
+    assert validate_jobspec(job) == []
+    with_vault = fill_job(job, DeployVars(registry="reg.example:5000", vault_addr="https://v:8200"))
+    assert validate_jobspec(with_vault) == []
+    assert validate_jobspec(fill_job(job, DeployVars(datacenters=("dc1",)))) == []
+
+
+def test_the_job_files_cover_what_a_cluster_needs() -> None:
+    jobs = load_jobs(JOBS_DIR)
+    assert {j.role for j in jobs} == {"database", "storage", "registry", "server"}
+    assert {j.variant for j in jobs if j.role == "storage"} == {
+        "minio",
+        "minio-distributed",
+        "seaweedfs",
+    }
+    server = next(j.job for j in jobs if j.role == "server")
+    group = server["TaskGroups"][0]
+    assert group["Services"][0]["Checks"][0]["Path"] == "/api/v1/health"
+    assert group["RestartPolicy"]["Attempts"] > 0
+    task = group["Tasks"][0]
+    assert task["Env"]["WINSLOW_BACKEND"] == "nomad"
+    assert task["Vault"]["Role"] == "winslow-server"
+    assert server["Namespace"] == NAMESPACE
+
+
+def test_database_and_storage_come_before_the_server() -> None:
+    ordered = order_jobs(select_jobs(load_jobs(JOBS_DIR), "seaweedfs"))
+    ids = [j.id for j in ordered]
+    assert ids == ["winslow-postgres", "winslow-seaweedfs", "winslow-registry", "winslow-server"]
+
+
+def test_filling_in_touches_only_winslows_images_and_the_vault_parts() -> None:
+    server = next(j.job for j in load_jobs(JOBS_DIR) if j.id == "winslow-server")
+    registry = next(j.job for j in load_jobs(JOBS_DIR) if j.id == "winslow-registry")
+    values = DeployVars(registry="registry.example:5000", tag="abc123", namespace="ops")
+    filled = fill_job(server, values)
+    task = filled["TaskGroups"][0]["Tasks"][0]
+    assert task["Config"]["image"] == "registry.example:5000/winslow:abc123"
+    assert filled["Namespace"] == "ops"
+    assert "Vault" not in task and "Identities" not in task  # no Vault address given
+    assert not [k for k in task["Env"] if k.startswith("WINSLOW_VAULT_")]
+    assert task["Env"]["WINSLOW_NOMAD_IMAGE"] == "registry.example:5000/winslow-tools:abc123"
+    assert (
+        fill_job(registry, values)["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == "registry:2"
+    )
+    kept = fill_job(server, DeployVars(vault_addr="https://vault.example:8200"))
+    kept_task = kept["TaskGroups"][0]["Tasks"][0]
+    assert kept_task["Vault"]["Role"] == "winslow-server"
+    assert kept_task["Env"]["WINSLOW_VAULT_ADDR"] == "https://vault.example:8200"
+    assert server["TaskGroups"][0]["Tasks"][0]["Vault"] is not None  # the loaded job is untouched
+
+
+def test_the_secrets_each_job_reads_are_known_before_registering() -> None:
+    jobs = {j.id: j.job for j in load_jobs(JOBS_DIR)}
+    assert needed_variables(jobs["winslow-server"]) == {
+        "nomad/jobs": {"db_password", "s3_access_key", "s3_secret_key", "nomad_token"}
+    }
+    assert needed_variables(jobs["winslow-registry"]) == {
+        "nomad/jobs/winslow-registry": {"htpasswd", "tls_crt", "tls_key"}
+    }
+
+
+# --- against the stand-in -----------------------------------------------------------------
+
+
+def stand_in_override(extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Per job: tasks run fake_service.py with raw_exec, ports dynamic, 1 s to healthy."""
+    override: dict[str, Any] = {}
+    for job in load_jobs(JOBS_DIR):
+        groups: dict[str, Any] = {}
+        for group in job.job["TaskGroups"]:
+            labels = [p["Label"] for n in group["Networks"] for p in n["ReservedPorts"]]
+            update = {**group["Update"], "MinHealthyTime": SECOND}
+            services = [
+                {**s, "Checks": [{**c, "Interval": SECOND} for c in s["Checks"]]}
+                for s in group["Services"]
+            ]
+            tasks = {
+                task["Name"]: {
+                    "Driver": "raw_exec",
+                    "Config": {
+                        "command": sys.executable,
+                        "args": [str(FAKE), f"NOMAD_PORT_{labels[0]}"],
+                    },
+                }
+                for task in group["Tasks"]
+            }
+            groups[group["Name"]] = {
+                "Networks": [
+                    {"Mode": "host", "DynamicPorts": [{"Label": label} for label in labels]}
+                ],
+                "Update": update,
+                "Services": services,
+                "Tasks": tasks,
+            }
+            for key, value in ((extra or {}).get(job.id) or {}).items():
+                if key == "Env":
+                    for task in tasks.values():
+                        task["Env"] = {**(group["Tasks"][0].get("Env") or {}), **value}
+                else:
+                    groups[group["Name"]][key] = {**groups[group["Name"]].get(key, {}), **value}
+        override[job.id] = {"TaskGroups": groups}
+    return override
+
+
+HOST_VOLUMES = (
+    "winslow-server",
+    "winslow-postgres",
+    "winslow-minio",
+    "winslow-registry",
+    "winslow-seaweedfs",
+)
+
+
+@pytest.fixture
+def cluster(nomad_standin: NomadStandin, tmp_path: Path) -> NomadStandin:
+    """The stand-in with Winslow's namespace, its secrets, and a second node that offers
+    the host volumes of deploy/nomad/client/host-volumes.hcl (standin-1 offers none)."""
+    volumes = {name: str(tmp_path / "volumes" / name) for name in HOST_VOLUMES}
+    nomad_standin.add_node("storage-1", host_volumes=volumes)
+    nomad_standin.add_namespace(NAMESPACE)
+    nomad_standin.put_variable("nomad/jobs", SECRETS, namespace=NAMESPACE)
+    nomad_standin.put_variable("nomad/jobs/winslow-registry", REGISTRY_SECRETS, namespace=NAMESPACE)
+    return nomad_standin
+
+
+def deploy(
+    standin: NomadStandin, tmp_path: Path, *args: str, override: dict[str, Any] | None = None
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "override.json"
+    path.write_text(json.dumps(override if override is not None else stand_in_override()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "WINSLOW_"))}
+    env.update(NOMAD_ADDR=standin.address, WINSLOW_DATA_DIR=str(tmp_path / "data"))
+    command = [str(BIN / "winslow"), "deploy", *args, "--jobs-dir", str(JOBS_DIR)]
+    if args[0] in ("up", "plan"):
+        command += ["--override", str(path)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+
+
+def nomad_get(standin: NomadStandin, path: str) -> httpx.Response:
+    return httpx.get(f"{standin.address}{path}", params={"namespace": NAMESPACE}, timeout=10)
+
+
+def test_deploy_up_registers_in_order_and_waits_until_each_is_healthy(
+    cluster: NomadStandin, tmp_path: Path
+) -> None:
+    result = deploy(cluster, tmp_path, "up", "--timeout", "90")
+    assert result.returncode == 0, result.stderr + result.stdout
+    lines = result.stdout.splitlines()
+    registering = [line for line in lines if "registering" in line]
+    assert registering == [
+        "[1/4] winslow-postgres: registering (database)",
+        "[2/4] winslow-minio: registering (storage)",
+        "[3/4] winslow-registry: registering (registry)",
+        "[4/4] winslow-server: registering (server)",
+    ]
+    job_ids = ["winslow-postgres", "winslow-minio", "winslow-registry", "winslow-server"]
+    for position, job_id in enumerate(job_ids):
+        healthy_at = lines.index(f"  {job_id}: 1/1 healthy (deployment successful)")
+        if position + 1 < len(job_ids):  # each is healthy before the next is registered
+            assert healthy_at < lines.index(registering[position + 1])
+        deployment = nomad_get(cluster, f"/v1/job/{job_id}/deployment").json()
+        assert deployment["Status"] == "successful"
+    # The server found PostgreSQL and storage through Nomad's service registrations.
+    postgres = nomad_get(cluster, "/v1/service/winslow-postgres").json()
+    server_alloc = nomad_get(cluster, "/v1/job/winslow-server/allocations").json()[0]
+    env = json.loads(
+        (cluster.client.alloc_dir(server_alloc["ID"]) / "alloc" / "env.json").read_text()
+    )
+    assert env["WINSLOW_DATABASE_URL"] == (
+        f"postgresql+psycopg://winslow:pg-secret@127.0.0.1:{postgres[0]['Port']}/winslow"
+    )
+    assert env["WINSLOW_BACKEND"] == "nomad"
+
+    status = deploy(cluster, tmp_path, "status")
+    assert status.returncode == 0, status.stderr
+    assert "winslow-server: 1/1 healthy (deployment successful)" in status.stdout
+    assert "winslow 127.0.0.1:" in status.stdout
+
+
+def test_plan_shows_the_diff_of_a_change_and_down_removes_the_jobs(
+    cluster: NomadStandin, tmp_path: Path
+) -> None:
+    first = deploy(
+        cluster, tmp_path, "up", "--only", "database", "--only", "server", "--timeout", "90"
+    )
+    assert first.returncode == 0, first.stderr + first.stdout
+
+    same = deploy(cluster, tmp_path, "plan", "--only", "database", "--only", "server")
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.splitlines() == [
+        'Job: "winslow-postgres" (no changes)',
+        'Job: "winslow-server" (no changes)',
+    ]
+
+    override = stand_in_override({"winslow-server": {"Env": {"WINSLOW_POLL_SECONDS": "2"}}})
+    changed = deploy(
+        cluster, tmp_path, "plan", "--only", "database", "--only", "server", override=override
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert 'Job: "winslow-postgres" (no changes)' in changed.stdout
+    assert '+/- Job: "winslow-server"' in changed.stdout
+    assert '+/- Task Group: "server" (1 create/destroy update)' in changed.stdout
+    assert '+ WINSLOW_POLL_SECONDS: "2"' in changed.stdout
+    assert (
+        nomad_get(cluster, "/v1/job/winslow-server").json()["Version"] == 0
+    )  # a plan changes nothing
+
+    down = deploy(cluster, tmp_path, "down", "--only", "database", "--only", "server")
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.splitlines() == ["winslow-server: purged", "winslow-postgres: purged"]
+    for job_id in ("winslow-server", "winslow-postgres"):
+        assert nomad_get(cluster, f"/v1/job/{job_id}").status_code == 404
+    stopped = nomad_get(cluster, "/v1/allocations").json()
+    assert stopped and all(a["DesiredStatus"] == "stop" for a in stopped)
+
+
+def test_a_job_that_never_becomes_healthy_fails_the_deploy_naming_job_allocation_and_reason(
+    cluster: NomadStandin, tmp_path: Path
+) -> None:
+    override = stand_in_override(
+        {
+            "winslow-server": {
+                "Env": {"FAKE_STATUS": "503"},
+                "Update": {"HealthyDeadline": 3 * SECOND},
+            }
+        }
+    )
+    result = deploy(
+        cluster, tmp_path, "up", "--only", "server", "--timeout", "60", override=override
+    )
+    assert result.returncode == 1
+    alloc = nomad_get(cluster, "/v1/job/winslow-server/allocations").json()[0]
+    error = result.stderr.strip()
+    assert error.startswith(f"error: Job winslow-server, allocation {alloc['ID'][:8]} failed: ")
+    assert "Failed due to unhealthy allocations" in error
+    assert "Services not healthy by deadline" in error
+    assert "check api-health of service winslow is failure: nomad: http response code 503" in error
+
+
+def test_a_missing_secret_stops_the_deploy_before_anything_is_registered(
+    nomad_standin: NomadStandin, tmp_path: Path
+) -> None:
+    nomad_standin.add_namespace(NAMESPACE)
+    nomad_standin.put_variable("nomad/jobs", {"db_password": "x"}, namespace=NAMESPACE)
+    result = deploy(nomad_standin, tmp_path, "up", "--only", "server")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: Job winslow-server reads the Nomad Variable nomad/jobs (namespace "
+        "winslow-system), which lacks nomad_token, s3_access_key, s3_secret_key. Create it: "
+        "nomad var put -namespace winslow-system nomad/jobs db_password=... nomad_token=... "
+        "s3_access_key=... s3_secret_key=..."
+    )
+    assert nomad_get(nomad_standin, "/v1/job/winslow-server").status_code == 404
+
+
+def test_a_missing_namespace_says_how_to_create_it(
+    nomad_standin: NomadStandin, tmp_path: Path
+) -> None:
+    result = deploy(nomad_standin, tmp_path, "up", "--only", "database")
+    assert result.returncode == 1
+    assert "Nomad has no namespace 'winslow-system'" in result.stderr
+
+
+def test_a_job_no_node_can_take_fails_after_the_timeout_saying_why(
+    nomad_standin: NomadStandin, tmp_path: Path
+) -> None:
+    nomad_standin.add_namespace(NAMESPACE)
+    nomad_standin.put_variable("nomad/jobs", SECRETS, namespace=NAMESPACE)
+    result = deploy(nomad_standin, tmp_path, "up", "--only", "database", "--timeout", "3")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(
+        "error: Job winslow-postgres is not healthy after 3 s: group postgres: no node can "
+        "take it (1 evaluated; missing compatible host volumes (1 nodes))."
+    )
