@@ -79,14 +79,16 @@ def parse_nvidia_smi_csv(text: str) -> tuple[GpuInfo, ...]:
     return tuple(sorted(gpus, key=lambda g: g.index))
 
 
-def _detect_with_nvidia_smi() -> tuple[GpuInfo, ...]:
+def run_nvidia_smi(query: list[str] | tuple[str, ...], purpose: str) -> str | None:
+    """nvidia-smi's output for ``query``; None, logged for ``purpose`` ("gpus",
+    "telemetry"), where it is missing, fails or exits non-zero."""
     binary = shutil.which("nvidia-smi")
     if binary is None:
-        log.debug("gpus: no NVML and no nvidia-smi on PATH; this node has no GPUs")
-        return ()
+        log.debug("%s: no nvidia-smi on PATH", purpose)
+        return None
     try:
         done = subprocess.run(
-            [binary, *NVIDIA_SMI_QUERY],
+            [binary, *query],
             capture_output=True,
             text=True,
             timeout=NVIDIA_SMI_TIMEOUT_SECONDS,
@@ -94,17 +96,23 @@ def _detect_with_nvidia_smi() -> tuple[GpuInfo, ...]:
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("gpus: nvidia-smi failed (%s); reporting no GPUs", exc)
-        return ()
+        log.warning("%s: nvidia-smi failed (%s)", purpose, exc)
+        return None
     if done.returncode != 0:
         # nvidia-smi exits non-zero when no driver is loaded, which is a normal CPU node.
         log.info(
-            "gpus: nvidia-smi exited with %d (%s); reporting no GPUs",
+            "%s: nvidia-smi exited with %d (%s)",
+            purpose,
             done.returncode,
             (done.stderr or done.stdout).strip()[:300],
         )
-        return ()
-    return parse_nvidia_smi_csv(done.stdout)
+        return None
+    return done.stdout
+
+
+def _detect_with_nvidia_smi() -> tuple[GpuInfo, ...]:
+    output = run_nvidia_smi(NVIDIA_SMI_QUERY, "gpus")
+    return () if output is None else parse_nvidia_smi_csv(output)
 
 
 def _detect_with_nvml() -> tuple[GpuInfo, ...] | None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -28,7 +26,7 @@ from typing import Any
 
 import psutil
 
-from winslow.backends.local.gpus import NVIDIA_SMI_TIMEOUT_SECONDS
+from winslow.backends.local.gpus import run_nvidia_smi
 from winslow.core.telemetry import Counters, GpuSample, NodeSample, rates, with_rates
 
 log = logging.getLogger(__name__)
@@ -172,25 +170,8 @@ def _read_nvml_gpu(nvml: Any, index: int, handle: Any) -> GpuSample:
 
 
 def _read_nvidia_smi() -> tuple[GpuSample, ...]:
-    binary = shutil.which("nvidia-smi")
-    if binary is None:
-        return ()
-    try:
-        done = subprocess.run(
-            [binary, *NVIDIA_SMI_STATS_QUERY],
-            capture_output=True,
-            text=True,
-            timeout=NVIDIA_SMI_TIMEOUT_SECONDS,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("telemetry: nvidia-smi failed (%s); no GPU figures this round", exc)
-        return ()
-    if done.returncode != 0:
-        log.debug("telemetry: nvidia-smi exited with %d", done.returncode)
-        return ()
-    return parse_nvidia_smi_stats(done.stdout)
+    output = run_nvidia_smi(NVIDIA_SMI_STATS_QUERY, "telemetry")
+    return () if output is None else parse_nvidia_smi_stats(output)
 
 
 def _counters() -> Counters:
