@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean bench bench-data docker browser prometheus nomad-dev test-nomad-live
+.PHONY: demo console test lint typecheck install clean bench bench-data docker browser prometheus nomad-dev test-nomad-live
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Winslow needs Python 3.11 or newer"'
@@ -29,6 +29,10 @@ install: $(STAMP) $(UI_DEPS)
 demo: $(STAMP) $(UI_DEPS)
 	$(BIN)/python examples/traffic/demo.py
 
+# The data of the last `make demo` served again, until Ctrl-C (WINSLOW_PORT, default 8080).
+console: $(STAMP) $(UI_DEPS)
+	$(BIN)/python examples/traffic/demo.py --console
+
 lint: $(STAMP)
 	$(BIN)/ruff check winslow tests examples bench
 	$(BIN)/lint-imports
@@ -39,7 +43,7 @@ typecheck: $(STAMP)
 # Two workers, each taking whole test files (module fixtures stay in one process): most
 # tests wait on real processes, so the suite takes about half as long on 2 cores.
 test: lint typecheck docker registry-deps browser prometheus $(UI_DEPS)
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 # The browser tests drive Debian's Chromium (installed here where missing).
 browser:

@@ -208,9 +208,17 @@ def test_version_prints_the_version_and_exits_0() -> None:
 
 CHATTY = """
 name: cli-chatty
+variables:
+  GATE: {required: true}
 stages:
   - name: talk
-    command: ["sh", "-c", "for i in 1 2 3 4 5 6; do echo line $i; sleep 0.5; done; exit 3"]
+    command:
+      - sh
+      - -c
+      - >-
+        for i in 1 2 3; do echo line $i; sleep 0.2; done;
+        while [ ! -e ${GATE} ]; do sleep 0.05; done;
+        for i in 4 5 6; do echo line $i; sleep 0.2; done; exit 3
 """
 
 
@@ -220,7 +228,12 @@ def test_logs_follow_prints_lines_while_the_stage_runs(
     server = winslow_server
     (tmp_path / "p.yaml").write_text(CHATTY)
     server.cli("pipeline", "apply", str(tmp_path / "p.yaml"))
-    server.cli("project", "create", "live", "--pipeline", "cli-chatty", "--start")
+    # The stage holds its last lines until the test has seen the first one: however slow
+    # the machine, the line came while the stage ran.
+    gate = tmp_path / "gate"
+    server.cli(
+        "project", "create", "live", "--pipeline", "cli-chatty", "--var", f"GATE={gate}", "--start"
+    )
     server.wait_for("live", {"running"})
     follow = subprocess.Popen(
         [str(BIN / "winslow"), "logs", "live", "-f"],
@@ -236,6 +249,7 @@ def test_logs_follow_prints_lines_while_the_stage_runs(
             assert printed[-1], "logs -f ended before the stage printed anything"
             printed.append(follow.stdout.readline())
         state_at_first_line = server.json("project", "show", "live")["runs"][0]["state"]
+        gate.touch()
         rest = follow.stdout.read()  # through the same buffer as the lines read so far
         follow.wait(timeout=60)
         assert follow.stderr is not None

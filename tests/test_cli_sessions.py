@@ -23,7 +23,7 @@ def test_an_admin_lists_and_ends_console_sessions_from_the_cli(winslow_server: S
     ana_token = server.cli("token", "create", "ana").stdout.strip()
     listed = server.cli("token", "list").stdout.splitlines()
     assert listed[0].split() == ["NAME", "CREATED", "ADMIN", "REVOKED"]
-    assert {line.split()[0]: line.split()[2:] for line in listed[1:]} == {
+    assert {line.split()[0]: line.split()[3:] for line in listed[1:]} == {
         "admin": ["yes"],
         "ana": [],
     }

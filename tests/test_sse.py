@@ -19,7 +19,7 @@ PIPELINE = """
 name: chatty
 stages:
   - name: talk
-    command: ["sh", "-c", "for i in 1 2 3 4 5 6; do echo line $i; sleep 0.5; done"]
+    command: ["sh", "-c", "for i in 1 2 3 4 5 6; do echo line $i; sleep 1; done"]
 """
 
 

@@ -13,8 +13,12 @@ import tempfile
 from pathlib import Path
 
 
-def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``text`` (UTF-8, newlines as given) in one step."""
+def write_text_atomic(path: Path, text: str, mode: int = 0o644, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``text`` (UTF-8, newlines as given) in one step.
+
+    ``durable=False`` skips both fsyncs, for a file no one needs after a power cut (one
+    that names processes, which the cut ended too): readers still never see half of it.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp creates the file owner-only; callers say who may read it.
@@ -22,13 +26,15 @@ def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -145,6 +145,18 @@ MAX_PAGE_SIZE = 1000
 SSE_HEARTBEAT_SECONDS = 15.0
 """Seconds between keep-alive comments on Server-Sent Event streams."""
 
+SSE_BUFFER = 256
+"""Changes a live stream holds for a client that reads slower than projects change; past
+that it drops them and reads the store afresh (a resync), so memory stays bounded."""
+
+SSE_SAFETY_SECONDS = 5.0
+"""How often the live streams' publisher looks for changes nobody published (another
+server on the same database), seconds."""
+
+SSE_POLL_SECONDS = 0.25
+"""How often a run's log watcher asks the backend whether the log grew, and how often a
+stream reads the store with pushed updates off (``WINSLOW_SSE_PUSH=false``), seconds."""
+
 USAGE_SAMPLE_SECONDS = 5.0
 """How often the CPU, memory and GPU use of every running run is sampled and kept, seconds."""
 
@@ -164,3 +176,7 @@ SESSION_IDLE_SECONDS = 3 * 24 * 3600
 SESSION_TOUCH_SECONDS = 60.0
 """How often a session's "last seen" is written at most, seconds: a page that polls does
 not write to the database on every request."""
+
+SQLITE_CACHE_KIB = 256
+"""SQLite page cache of each pooled connection, KiB (SQLite's own default is 2,000): the
+server's memory then stays flat as the database grows."""

@@ -160,6 +160,18 @@ UPLOADS = Counter(
 )
 
 
+DB_QUERIES = Counter(
+    "winslow_db_queries",
+    "SQL statements this server sent to its database.",
+    registry=REGISTRY,
+)
+
+
+def count_query() -> None:
+    """The store sent one SQL statement."""
+    DB_QUERIES.inc()
+
+
 def request_failed(status: int | None) -> bool:
     """Whether a request that got HTTP ``status`` (``None``: no answer) failed because of the
     server asked, not because of what was asked: a missing key or a refused condition is an

@@ -240,6 +240,7 @@ def make_backend(settings: Settings, s3: S3Config) -> Backend:
         s3,
         node_name=settings.node_name,
         cache_max_bytes=settings.node_cache_max_bytes,
+        warm_runner=settings.warm_runner,
     )
 
 
@@ -380,6 +381,8 @@ def start_services(settings: Settings) -> Running:
 def _read_secrets(settings: Settings) -> tuple[Settings, ServerSecrets | None]:
     """The settings with Winslow's credentials from Vault, when ``WINSLOW_VAULT_ADDR`` is
     set (``secrets/wiring.py``); ``StartupError`` when Vault refuses or lacks them."""
+    if not settings.vault_addr:
+        return settings, None  # and hvac, never imported, costs no memory
     from winslow.secrets.vault import VaultError
     from winslow.secrets.wiring import read_server_secrets
 

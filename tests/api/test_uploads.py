@@ -11,6 +11,8 @@ import base64
 import hashlib
 import json
 import os
+import threading
+import tracemalloc
 import unicodedata
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlparse
@@ -21,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from tests.fixtures.s3 import ANY_S3
 from tests.fixtures.winslow import Harness
+from winslow.cli import transfer
 from winslow.cli.client import ApiClient, CommandError
 from winslow.cli.transfer import upload_file
 from winslow.settings import ClientSettings
@@ -194,6 +197,76 @@ def test_parallel_cli_upload_with_extra_fields_and_an_empty_file(
     empty.write_bytes(b"")
     assert upload_file(cli_api, empty, "x/empty")["size"] == 0
     assert download(winslow, "x/empty").content == b""
+
+
+def test_cli_upload_streams_its_parts_instead_of_holding_them(
+    winslow: Harness, cli_api: ApiClient, tmp_path: Path
+) -> None:
+    """Four parts go at once, yet the upload holds far less than two of them (about 10
+    MiB here): each part is hashed and then sent from the file in pieces. Reading parts
+    whole held four and their copies on the way to the socket (113 MiB here; issue 17:
+    480 MB for 1 GiB)."""
+    local = tmp_path / "big.bin"
+    with local.open("wb") as handle:
+        for _ in range(6):
+            handle.write(os.urandom(PART))
+    tracemalloc.start()
+    try:
+        result = upload_file(cli_api, local, "big.bin", threads=4)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result["size"] == 6 * PART
+    assert peak < 2 * PART, f"{peak / MIB:.1f} MiB allocated at the peak"
+
+
+def test_next_part_is_hashed_while_a_part_is_sent(
+    winslow: Harness, cli_api: ApiClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PUT needs its part's MD5 first; hashing it in the sender, after the part before
+    had gone, left every sender idle while it hashed (issue 17: hashing on the critical
+    path). Even with one thread, part 2 is hashed while part 1 is on its way."""
+    data = os.urandom(2 * PART + 1)
+    local = tmp_path / "f.bin"
+    local.write_bytes(data)
+    hashing = {n: threading.Event() for n in (1, 2, 3)}
+    real_md5 = transfer._md5_of_part
+
+    def watched_md5(path: Path, number: int, part_size: int, size: int) -> bytes:
+        hashing[number].set()
+        return real_md5(path, number, part_size, size)
+
+    real_put = httpx.Client.put
+    next_hashed: list[bool] = []
+
+    def put_once_the_next_part_is_hashing(self, url, *args, **kwargs):
+        number = int(parse_qs(urlparse(str(url)).query)["partNumber"][0])
+        if number < 3:
+            next_hashed.append(hashing[number + 1].wait(timeout=10))
+        return real_put(self, url, *args, **kwargs)
+
+    monkeypatch.setattr(transfer, "_md5_of_part", watched_md5)
+    monkeypatch.setattr(httpx.Client, "put", put_once_the_next_part_is_hashing)
+    assert upload_file(cli_api, local, "f.bin", threads=1)["size"] == len(data)
+    assert next_hashed == [True, True]
+    assert sha256(download(winslow, "f.bin").content) == sha256(data)
+
+
+def test_a_file_cut_short_while_it_uploads_stops_the_upload(
+    winslow: Harness, cli_api: ApiClient, tmp_path: Path
+) -> None:
+    """Parts are read from the file as they go, so a file that shrinks meanwhile is
+    noticed (short read) and the upload stops rather than storing a mix."""
+    local = tmp_path / "f.bin"
+    local.write_bytes(os.urandom(3 * PART))
+
+    def truncate(_moved: int) -> None:
+        with local.open("r+b") as handle:
+            handle.truncate(PART + 10)
+
+    with pytest.raises(CommandError, match="changed while it was uploaded"):
+        upload_file(cli_api, local, "f.bin", truncate, threads=1)
+    assert winslow.api.get("/api/v1/resources").json()["data"] == []
 
 
 # -- checksums and sizes --------------------------------------------------------------------

@@ -227,7 +227,10 @@ import os, sys
 pid, walked, found = os.getppid(), [], []
 while pid > 1:
     walked.append(str(pid))
-    for name in ("environ", "cmdline", "fd/0"):  # fd/0: the runner's stdin had the keys
+    names = ["environ", "cmdline", "fd/0"]  # fd/0: a cold runner's stdin had the keys
+    if len(walked) <= 2:  # the runner and the warm runner: every descriptor they hold
+        names += [f"fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
+    for name in names:
         try:
             fd = os.open(f"/proc/{pid}/{name}", os.O_RDONLY | os.O_NONBLOCK)
             found.append(os.read(fd, 1 << 20))
@@ -249,9 +252,11 @@ def test_a_host_stage_finds_no_storage_keys_in_its_ancestors(
 ):
     """A host stage runs as Winslow's user and could read its runner's S3 keys in
     ``/proc/<runner pid>/environ`` (issue 14). It reads the environment, command line and
-    stdin of every ancestor it may (the runner, then this test's process), and the test
-    looks there for either key and for the server's own settings; storage still works
-    both ways."""
+    stdin of every ancestor it may (the runner, the warm runner that forked it, then this
+    test's process), and every descriptor of the first two it can open (the warm
+    runner's control socket carries the keys, and cannot be opened), and the test looks
+    there for either key and for the server's own settings; storage still works both
+    ways."""
     # /proc/<pid>/environ shows a process's environment as it started, so this setting
     # reaches it only through the runner's environment.
     monkeypatch.setenv("WINSLOW_DATABASE_URL", "postgresql://winslow:db-password@db/winslow")
@@ -269,8 +274,10 @@ def test_a_host_stage_finds_no_storage_keys_in_its_ancestors(
     assert status.state is JobState.SUCCEEDED, status.reason
     stdout = [t for s, t in log_lines(backend.logs(spec.job_id)) if s == "stdout"]
     walked = stdout[0].split()[1:]
-    assert walked[:2] == [
+    assert backend._warm is not None and backend._warm._process is not None
+    assert walked[:3] == [
         str(read_record(backend, spec.job_id, "runner.json")["pid"]),
+        str(backend._warm._process.pid),
         str(os.getpid()),
     ]
     found = dump.read_bytes()
@@ -555,10 +562,42 @@ def test_image_without_a_container_engine_is_refused_at_submit(backend):
     with pytest.raises(SubmitRejectedError) as caught:
         backend.submit(spec)
     assert caught.value.message == (
-        "stage 'detect' names image 'x' but no container engine (docker) is available on "
-        "node 'local'; install docker or remove `image:` to run `command` on the host"
+        "stage 'detect' names image 'x' but no container engine (docker) answers on node "
+        "'local'; start docker (`sudo systemctl start docker`) and resume the project, which "
+        "looks for it again, or remove `image:` to run `command` on the host"
     )
     assert backend.status(spec.job_id) is None
+
+
+@pytest.mark.containers
+def test_a_docker_daemon_that_answers_later_is_found_when_an_image_stage_comes(
+    tmp_path, object_store, events, stage_image, monkeypatch
+):
+    """Issue 18: docker was asked only when the server started; a daemon started a
+    minute later stayed unknown and image stages were refused with no hint. It is asked
+    again when an image stage is submitted, and the refusal says what docker said."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-daemon-here.sock")
+    monkeypatch.setattr("winslow.backends.local.backend.ENGINE_RECHECK_SECONDS", 0.0)
+    late = LocalBackend(tmp_path / "data", object_store.cfg, kill_grace_seconds=1.0)
+    late.start(events)
+    try:
+        assert late.nodes()[0].attributes["container_engine"] == "none"
+        early = make_spec("too-early", ["sh", "-c", "echo hi"], image=stage_image)
+        with pytest.raises(SubmitRejectedError) as caught:
+            late.submit(early)
+        assert "no-daemon-here.sock" in caught.value.message  # docker's own words
+        assert "start docker" in caught.value.message
+
+        monkeypatch.delenv("DOCKER_HOST")  # the daemon "starts"
+        spec = make_spec("in-time", ["sh", "-c", "echo from-the-container"], image=stage_image)
+        late.submit(spec)
+        status = events.wait_for(late, spec.job_id, JobState.SUCCEEDED, JobState.FAILED)
+        assert status.state is JobState.SUCCEEDED, status.reason
+        assert ("stdout", "from-the-container") in log_lines(late.logs(spec.job_id))
+        assert late.nodes()[0].attributes["container_engine"] == "docker"
+    finally:
+        late.stop()
+        _stop_leftovers(late, events)
 
 
 @pytest.mark.parametrize("job_id", ["", "../escape", "a/b", ".hidden"])

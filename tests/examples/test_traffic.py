@@ -284,3 +284,35 @@ def test_detect_rejects_a_min_area_that_is_not_a_number(tmp_path):
 
     assert result.returncode == 2
     assert result.stderr.startswith("detect: MIN_AREA='big' is not a number")
+
+
+def load_demo():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("traffic_demo", EXAMPLE / "demo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_the_demo_prints_each_drawn_speed_beside_the_measured_one(traffic_run, capsys):
+    """Issue 18: `make demo` printed only the count; it pairs each vehicle the generator
+    drew with the track measured for it, and prints both speeds."""
+    demo = load_demo()
+    truth = traffic_run["truth"]
+    rows = demo.speed_rows(truth, traffic_run["summary"])
+    assert [row["vehicle"] for row in sorted(rows, key=lambda r: r["vehicle"])] == [
+        v["id"] for v in sorted(truth["vehicles"], key=lambda v: v["id"])
+    ]
+    drawn = {v["id"]: v["speed_kmh"] for v in truth["vehicles"]}
+    for row in rows:
+        assert row["drawn_kmh"] == drawn[row["vehicle"]]
+        assert row["measured_kmh"] == pytest.approx(row["drawn_kmh"], rel=SPEED_TOLERANCE), row
+    demo.print_speeds(rows)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["vehicle", "lane", "direction", "drawn", "measured", "error"]
+    first = rows[0]
+    assert f"{first['drawn_kmh']:.1f} km/h" in printed[1]
+    assert f"{first['measured_kmh']:.1f} km/h" in printed[1]

@@ -18,8 +18,6 @@ SCHEMA_COPY = (
 )
 """The job schema the renderer validates against, shipped in the package."""
 
-LOCAL_SAMPLES = frozenset(
-    {"client_allocation_stats_response.json", "client_stats_response.json"}
-)
+LOCAL_SAMPLES = frozenset({"client_allocation_stats_response.json", "client_stats_response.json"})
 """Samples extracted here after the shared reference was made, the same way (SAMPLES.md,
 last section); they have no copy in ``shared/nomad-api`` to match."""

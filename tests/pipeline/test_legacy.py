@@ -21,7 +21,8 @@ userInput:
 environment:
   FPS: "25"
 deletionPolicy:
-  keepWorkspaceOfFailedStage: true
+  keepWorkspaceOfFailedStage: false
+  numberOfWorkspacesOfSucceededStagesToKeep: 2
 stages:
   - Worker:
       id: "prepare-id"
@@ -176,7 +177,7 @@ def test_import_names_every_part_it_could_not_map(converted) -> None:
         for n in notes
     )
     assert any(n.startswith("stage 'Report': privileged is not carried over") for n in notes)
-    assert any(n.startswith("the pipeline's deletionPolicy is not carried over") for n in notes)
+    assert any(n.startswith("the pipeline's deletionPolicy kept the workspaces") for n in notes)
     # A vendor of 'nvidia' and the AND gateways lose nothing, so they are not mentioned.
     assert not any("vendor" in n or "Split" in n or "Join" in n for n in notes)
     assert notes[0] == (
@@ -275,7 +276,7 @@ def test_import_refuses_a_file_without_a_list_of_stages(text) -> None:
     assert str(caught.value).startswith("odd.yml: ")
 
 
-def test_import_refuses_what_winslow_would_not_accept_naming_both_files() -> None:
+def test_import_refuses_what_winslow_would_not_accept_at_the_original_line() -> None:
     text = """
 name: huge
 stages:
@@ -284,7 +285,8 @@ stages:
     with pytest.raises(PipelineError) as caught:
         convert(text, "huge.yml")
     files = [p.file for p in caught.value.problems]
-    assert files == ["huge.yml (converted)", "huge.yml"]
+    assert files == ["huge.yml", "huge.yml"]
+    assert (caught.value.problems[0].line, caught.value.problems[0].column) == (4, 64)
     assert "requirements.gpu.count" in caught.value.problems[0].field
     assert "does not validate" in caught.value.problems[-1].message
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from winslow import defaults
 from winslow.core import commands
 from winslow.core.states import ProjectState
 from winslow.engine.transitions import apply_command, move_project
@@ -40,3 +41,34 @@ def test_every_kind_of_change_shows_in_the_next_list(tmp_path) -> None:
     with store.project_transaction("c") as tx:
         tx.delete_project()
     assert [p.name for p in store.list_projects(label="x")] == ["b"]
+
+
+def test_the_kept_list_holds_one_copy_of_equal_pipeline_snapshots(tmp_path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    for name in ("a", "b"):
+        make(store, name)
+    other = {"name": "p", "stages": [{"name": "z", "command": ["true"]}]}
+    store.create_project(
+        name="c", pipeline_name="p", pipeline=other, labels=(), variables={}, actor="t"
+    )
+    a, b, c = store.list_projects()
+    assert a.pipeline is b.pipeline and a.pipeline == PIPELINE
+    assert c.pipeline == other  # a changed definition keeps its own
+
+
+def test_the_kept_tuple_is_the_same_until_a_project_changes(tmp_path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    make(store, "a")
+    kept = store.kept_projects()
+    assert store.kept_projects() is kept  # what callers derive from it stays good
+    apply_command(store, "a", lambda project, _p, _r: commands.start(project), "t")
+    assert store.kept_projects() is not kept
+    assert store.kept_projects()[0].state is ProjectState.RUNNING
+
+
+def test_each_sqlite_connection_keeps_a_small_page_cache(tmp_path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    for engine in (store.engine, store.read_engine):
+        with engine.connect() as connection:
+            size = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+        assert size == -defaults.SQLITE_CACHE_KIB  # not SQLite's 2 MB per connection

@@ -116,6 +116,14 @@ def test_succeeded_stages_count_only_current_runs(store: Store) -> None:
     assert store.run_counts() == {"succeeded": 1, "skipped": 1, "failed": 1}
 
 
+def test_succeeded_stages_of_some_projects_read_only_theirs(store: Store) -> None:
+    first, second = create(store, "ulm"), create(store, "bonn")
+    add_run(store, first, StageRunState.SUCCEEDED)
+    add_run(store, second, StageRunState.SUCCEEDED, stage="track")
+    assert store.succeeded_stages([second]) == {second: {"track"}}
+    assert store.succeeded_stages([]) == {}
+
+
 def test_history_after_gives_only_newer_lines(store: Store) -> None:
     project = create(store, "ulm")
     with store.project_transaction(project) as tx:

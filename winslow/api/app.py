@@ -20,6 +20,7 @@ from starlette.routing import compile_path
 from winslow import __version__
 from winslow.api.context import AppContext
 from winslow.api.guard import AuthenticateFirst
+from winslow.api.hub import Hub
 from winslow.api.limits import TOO_LARGE_CODE, BodyLimit, BodyLimits
 from winslow.api.openapi import install_openapi
 from winslow.api.routes import (
@@ -174,6 +175,7 @@ def create_app(context: AppContext) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
     )
     app.state.context = context
+    app.state.hub = Hub(context.store, push=context.settings.sse_push)
     app.add_exception_handler(WinslowError, _winslow_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)

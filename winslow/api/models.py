@@ -92,6 +92,8 @@ class PipelineSummary(BaseModel):
     name: str
     description: str
     stages: list[str]
+    needs: dict[str, list[str]] = {}
+    """The stages each stage waits for, the default (the stage before) resolved."""
     file: str | None = None
 
 
@@ -244,7 +246,10 @@ class OverviewRow(BaseModel):
 
 
 class OverviewPublic(BaseModel):
+    """One page of the overview; ``count`` is how many projects match in all."""
+
     data: list[OverviewRow]
+    count: int
     needs_person: int
     states: list[str]
 

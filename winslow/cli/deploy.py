@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 import typer
 
-from winslow.cli.helpers import JsonOpt, emit, fail, out
+from winslow.cli.helpers import JsonOpt, WinslowTyper, emit, fail, out
 from winslow.errors import BackendError, DeployError
 
-deploy_app = typer.Typer(
+deploy_app = WinslowTyper(
     help="Deploy Winslow, its database, storage and registry as Nomad jobs.",
     no_args_is_help=True,
 )

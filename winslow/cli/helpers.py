@@ -26,6 +26,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandFunctionType
 
 from winslow import defaults
 from winslow.cli.client import ApiClient, CommandError
@@ -36,6 +38,42 @@ err = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON only.")]
 """The ``--json`` option every command that shows something takes."""
+
+TIME_WIDTH = len("2026-11-25 08:12:03")
+"""Columns a ``short_time`` takes: a table column of times is never narrower."""
+
+
+class _FlagsTakeNoValue:
+    """Typer's rich help prints each option's type beside it, so a flag read as if it took
+    one (``--help <bool>``); an empty metavar leaves the type out for flags alone."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class WinslowCommand(_FlagsTakeNoValue, TyperCommand):
+    """Every ``winslow`` command: flags show without a type in ``--help``."""
+
+
+class WinslowGroup(_FlagsTakeNoValue, TyperGroup):
+    """Every ``winslow`` noun: flags show without a type in ``--help``."""
+
+
+class WinslowTyper(typer.Typer):
+    """A typer app whose commands and groups are ``WinslowCommand`` and ``WinslowGroup``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=WinslowGroup, **kwargs)
+
+    def command(
+        self, name: str | None = None, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        kwargs.setdefault("cls", WinslowCommand)
+        return super().command(name, **kwargs)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -56,7 +94,7 @@ def api_client() -> Iterator[ApiClient]:
         api.close()
 
 
-def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+def emit(data: Any, as_json: bool, human: Callable[[Any], object]) -> None:
     """Print ``data`` as JSON on stdout with ``as_json``, else hand it to ``human``."""
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
@@ -86,9 +124,27 @@ def query_flag(value: bool) -> str:
     return str(value).lower()
 
 
+def add_time_column(table: Table, title: str) -> None:
+    """Add a column of ``short_time`` values that a narrow terminal never wraps or cuts."""
+    table.add_column(title, no_wrap=True, min_width=TIME_WIDTH)
+
+
+def done(data: dict[str, Any], as_json: bool, words: str) -> None:
+    """Report a command that changed something and has nothing else to show: ``data``
+    (what it did to which thing) with ``--json``, else ``words``."""
+    emit(data, as_json, lambda _: out.print(words, markup=False, highlight=False))
+
+
 def short_time(value: str | None) -> str:
     """An API timestamp to the second, ``2026-11-25 08:12:03``; empty for none."""
     return value[:19].replace("T", " ") if value else ""
+
+
+def time_after(value: str | None, earlier: str | None) -> str:
+    """``short_time`` of ``value``, only the time of day when it falls on the day of
+    ``earlier``: so a table row of several times fits 80 columns without cutting one."""
+    shown, reference = short_time(value), short_time(earlier)
+    return shown[11:] if shown and shown[:10] == reference[:10] else shown
 
 
 def all_pages(api: ApiClient, path: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +170,8 @@ def files_table(d: dict[str, Any]) -> None:
             f"versions: {versions}",
             markup=False,
         )
-    table = Table("NAME", "SIZE", "MODIFIED", box=None)
+    table = Table("NAME", "SIZE", box=None)
+    add_time_column(table, "MODIFIED")
     for f in d["data"]:
         table.add_row(
             f["path"]

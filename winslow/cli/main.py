@@ -18,9 +18,9 @@ import typer
 from rich.table import Table
 
 from winslow import __version__
-from winslow.cli import images, projects, workspaces
+from winslow.cli import images, logs, workspaces
 from winslow.cli.deploy import deploy_app
-from winslow.cli.helpers import JsonOpt, api_client, emit, out
+from winslow.cli.helpers import JsonOpt, WinslowTyper, api_client, emit, out
 from winslow.cli.notify import notify_app
 from winslow.cli.pipelines import pipeline_app
 from winslow.cli.projects import project_app
@@ -31,9 +31,11 @@ from winslow.cli.workspaces import workspace_app
 from winslow.node import cli as node_cli
 from winslow.units import format_megabytes
 
-app = typer.Typer(
+app = WinslowTyper(
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion: typer's completion for bash, zsh, fish and
+    # PowerShell, which asks this CLI for the commands and options as one types.
+    add_completion=True,
     help="Winslow: long GPU pipelines with a person in the loop.",
 )
 
@@ -75,7 +77,7 @@ def up(
     serve(host=host, port=port, data_dir=data_dir)
 
 
-app.command()(projects.logs)
+app.command()(logs.logs)
 app.command()(workspaces.gc)
 app.command()(images.images)
 

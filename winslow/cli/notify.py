@@ -15,10 +15,20 @@ from urllib.parse import quote
 import typer
 from rich.table import Table
 
-from winslow.cli.helpers import JsonOpt, api_client, emit, fail, out, short_time
+from winslow.cli.helpers import (
+    JsonOpt,
+    WinslowTyper,
+    add_time_column,
+    api_client,
+    done,
+    emit,
+    fail,
+    out,
+    short_time,
+)
 from winslow.units import parse_duration
 
-notify_app = typer.Typer(
+notify_app = WinslowTyper(
     no_args_is_help=True,
     help="Notifications: webhooks and e-mails when a project needs a person.",
 )
@@ -114,18 +124,19 @@ def notify_list(as_json: JsonOpt = False) -> None:
 
 
 @notify_app.command("remove")
-def notify_remove(name: str) -> None:
+def notify_remove(name: str, as_json: JsonOpt = False) -> None:
     """Remove a subscription and its deliveries."""
     with api_client() as api:
         api.delete(f"/notifications/subscriptions/{quote(name, safe='')}")
-    out.print(f"subscription '{name}' removed", markup=False)
+    done({"name": name, "removed": True}, as_json, f"subscription '{name}' removed")
 
 
 def _deliveries_table(data: dict[str, Any]) -> None:
     if not data["data"]:
         out.print("no deliveries", markup=False)
         return
-    table = Table("ID", "SUBSCRIPTION", "EVENT", "PROJECT", "STATUS", "TRIES", "WHEN", box=None)
+    table = Table("ID", "SUBSCRIPTION", "EVENT", "PROJECT", "STATUS", "TRIES", box=None)
+    add_time_column(table, "WHEN")
     table.add_column("LAST ERROR", overflow="fold")
     for d in data["data"]:
         when = d["delivered_at"] or d["next_attempt_at"] or d["created_at"]

@@ -15,10 +15,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from winslow.cli.helpers import JsonOpt, api_client, emit, err, fail, out
-from winslow.errors import PipelineError
+from winslow.cli.helpers import JsonOpt, WinslowTyper, api_client, done, emit, err, fail, out
+from winslow.errors import PipelineError, PipelineProblem
 
-pipeline_app = typer.Typer(no_args_is_help=True, help="Pipeline definitions.")
+pipeline_app = WinslowTyper(no_args_is_help=True, help="Pipeline definitions.")
 
 
 def _problem_words(problem: dict[str, Any]) -> str:
@@ -30,6 +30,31 @@ def _problem_words(problem: dict[str, Any]) -> str:
             where += f":{problem['column']}"
     field = f" {problem['field']}:" if problem.get("field") else ""
     return f"{where}:{field} {problem['message']}"
+
+
+def stage_graph_lines(stages: list[str], needs: dict[str, list[str]] | None) -> list[str]:
+    """Draw a pipeline's stages as text: each line a chain of stages that run one after the
+    other, ``detect → track (after prepare)``, so branches and joins show as they are and a
+    plain chain stays one line. Without ``needs`` (an older server) the stages in order."""
+    if needs is None:
+        return [" → ".join(stages)]
+    dependents = {name: [s for s in stages if name in needs.get(s, [])] for name in stages}
+    chains: list[list[str]] = []
+    chain_ending_in: dict[str, list[str]] = {}
+    for stage in stages:
+        before = needs.get(stage, [])
+        chain = chain_ending_in.pop(before[0], None) if len(before) == 1 else None
+        if chain is None or dependents[before[0]] != [stage]:
+            chain = []
+            chains.append(chain)
+        chain.append(stage)
+        chain_ending_in[stage] = chain
+    lines = []
+    for chain in chains:
+        before = needs.get(chain[0], [])
+        after = f" (after {', '.join(before)})" if before else ""
+        lines.append(" → ".join(chain) + (after or (" (at start)" if len(chains) > 1 else "")))
+    return lines
 
 
 def _refuse(exc: PipelineError) -> typer.Exit:
@@ -44,13 +69,18 @@ def pipeline_validate(
     files: Annotated[list[Path], typer.Argument(help="Pipeline YAML files.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Check pipeline files; print every problem with file, line and field."""
+    """Check pipeline files; print every problem with file, line and field.
+
+    Every file is checked, a missing one too; exits 1 if any has a problem.
+    """
     from winslow.pipeline.load import load_pipeline_file
 
     report: dict[str, list[dict[str, Any]]] = {}
     for file in files:
         if not file.is_file():
-            fail(f"No file '{file}'.")
+            what = "a folder, not a file" if file.is_dir() else "no such file"
+            report[str(file)] = [PipelineProblem(str(file), None, None, "", what).__dict__]
+            continue
         try:
             load_pipeline_file(file)
             report[str(file)] = []
@@ -79,7 +109,8 @@ def pipeline_list(as_json: JsonOpt = False) -> None:
     def human(d: dict[str, Any]) -> None:
         table = Table("NAME", "STAGES", "DESCRIPTION", box=None)
         for p in d["data"]:
-            table.add_row(p["name"], " → ".join(p["stages"]), p["description"])
+            drawing = "\n".join(stage_graph_lines(p["stages"], p.get("needs")))
+            table.add_row(p["name"], drawing, p["description"])
         out.print(table)
         for file, problems in d["errors"].items():
             for problem in problems:
@@ -129,6 +160,12 @@ def pipeline_import(
     apply: Annotated[
         bool, typer.Option("--apply", help="Also apply it, like `winslow pipeline apply`.")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print JSON only: the YAML (unless --output), warnings, applied."
+        ),
+    ] = False,
 ) -> None:
     """Convert a first-Winslow pipeline file to Winslow's format; warn about what is lost."""
     from winslow.pipeline.legacy import convert
@@ -142,9 +179,9 @@ def pipeline_import(
         raise _refuse(exc) from None
     for sentence in conversion.unmapped:
         err.print(f"warning: {sentence}", markup=False, highlight=False)
-    if output is None:
+    if output is None and not as_json:
         sys.stdout.write(conversion.yaml)
-    else:
+    elif output is not None:
         output.write_text(conversion.yaml, encoding="utf-8")
         err.print(f"wrote {output}", markup=False, highlight=False)
     if apply:
@@ -152,11 +189,20 @@ def pipeline_import(
         with api_client() as api:
             data = api.put(f"/pipelines/{name}", {"text": conversion.yaml})
         err.print(f"pipeline '{data['name']}' applied", markup=False, highlight=False)
+    if as_json:
+        report = {
+            "name": conversion.pipeline["name"],
+            "yaml": conversion.yaml if output is None else None,
+            "output": None if output is None else str(output),
+            "warnings": list(conversion.unmapped),
+            "applied": apply,
+        }
+        emit(report, True, print)
 
 
 @pipeline_app.command("delete")
-def pipeline_delete(name: str) -> None:
+def pipeline_delete(name: str, as_json: JsonOpt = False) -> None:
     """Delete a pipeline definition (projects keep the definition they follow)."""
     with api_client() as api:
         api.delete(f"/pipelines/{name}")
-    out.print(f"pipeline '{name}' deleted", markup=False)
+    done({"name": name, "deleted": True}, as_json, f"pipeline '{name}' deleted")

@@ -14,16 +14,18 @@ import sys
 import time
 from typing import Annotated, Any
 
-import httpx
 import typer
-from httpx_sse import SSEError, connect_sse
 from rich.table import Table
+from rich.text import Text
 
 from winslow.cli.client import ApiClient, CommandError
 from winslow.cli.helpers import (
     JsonOpt,
+    WinslowTyper,
+    add_time_column,
     all_pages,
     api_client,
+    done,
     emit,
     err,
     fail,
@@ -32,12 +34,14 @@ from winslow.cli.helpers import (
     parse_pairs,
     query_flag,
     short_time,
+    time_after,
 )
+from winslow.cli.logs import pick_run
 from winslow.core.states import ProjectState
 from winslow.units import format_duration, format_megabytes
 
-project_app = typer.Typer(no_args_is_help=True, help="Projects: a pipeline applied to one input.")
-project_token_app = typer.Typer(
+project_app = WinslowTyper(no_args_is_help=True, help="Projects: a pipeline applied to one input.")
+project_token_app = WinslowTyper(
     no_args_is_help=True,
     help="Project tokens: let a script trigger one project (`winslow project trigger`).",
 )
@@ -89,14 +93,22 @@ def _print_project(p: dict[str, Any]) -> None:
 
 
 def _print_runs(runs: list[dict[str, Any]]) -> None:
-    """Print the runs' table, then a line per run with results or one-run overrides."""
-    table = Table(
-        "RUN", "STAGE", "ATTEMPT", "STATE", "NODE", "STARTED", "ENDED", "EXIT", "REASON", box=None
-    )
+    """Print the runs' table, then a line per run with its reason, results or one-run
+    overrides: free text, which a column of an 80-column table would squeeze to nothing."""
+    table = Table(box=None, pad_edge=False)
+    table.add_column("RUN", no_wrap=True)
+    table.add_column("STAGE", overflow="fold")
+    table.add_column("TRY", no_wrap=True)
+    table.add_column("STATE", overflow="fold", min_width=len("succeeded"))
+    table.add_column("NODE", overflow="fold")
+    add_time_column(table, "STARTED")
+    table.add_column("ENDED", no_wrap=True)
+    table.add_column("EXIT", no_wrap=True)
     for run in runs:
         state = run["state"] + (" (superseded)" if run["superseded"] else "")
         combination = run.get("combination") or {}
-        stage = run["stage"] + (f" [{pairs_text(combination)}]" if combination else "")
+        # Text, not markup: a sweep's `[fps=25]` would read as a style tag and vanish.
+        stage = Text(run["stage"] + (f" [{pairs_text(combination)}]" if combination else ""))
         table.add_row(
             str(run["id"]),
             stage,
@@ -104,13 +116,12 @@ def _print_runs(runs: list[dict[str, Any]]) -> None:
             state,
             run["node"] or "",
             short_time(run["started_at"]),
-            short_time(run["ended_at"]),
+            time_after(run["ended_at"], run["started_at"]),
             "" if run["exit_code"] is None else str(run["exit_code"]),
-            run["reason"] or "",
         )
     out.print(table)
     for run in runs:
-        notes = []
+        notes = [run["reason"]] if run["reason"] else []
         if run.get("results"):
             notes.append("results " + pairs_text(run["results"]))
         if run.get("overrides"):
@@ -425,11 +436,12 @@ def project_history(project: str, as_json: JsonOpt = False) -> None:
 def project_delete(
     project: str,
     kill: Annotated[bool, typer.Option("--kill", help="Kill running stages first.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete a project with its runs, history, workspaces and logs."""
     with api_client() as api:
         api.delete(f"/projects/{project}", params={"kill": query_flag(kill)})
-    out.print(f"project '{project}' deleted", markup=False)
+    done({"project": project, "deleted": True}, as_json, f"project '{project}' deleted")
 
 
 # -- project tokens and triggers ----------------------------------------------------------
@@ -508,7 +520,9 @@ def project_token_list(project: str, as_json: JsonOpt = False) -> None:
         data = api.get(f"/projects/{project}/tokens")
 
     def human(d: dict[str, Any]) -> None:
-        table = Table("NAME", "CAPABILITIES", "CREATED", "REVOKED", box=None)
+        table = Table("NAME", "CAPABILITIES", box=None)
+        add_time_column(table, "CREATED")
+        add_time_column(table, "REVOKED")
         for t in d["data"]:
             table.add_row(
                 t["name"],
@@ -522,37 +536,18 @@ def project_token_list(project: str, as_json: JsonOpt = False) -> None:
 
 
 @project_token_app.command("revoke")
-def project_token_revoke(project: str, name: str) -> None:
+def project_token_revoke(project: str, name: str, as_json: JsonOpt = False) -> None:
     """Revoke a project token at once; triggers with it are refused from now on."""
     with api_client() as api:
         api.delete(f"/projects/{project}/tokens/{name}")
-    out.print(f"token '{name}' of project '{project}' revoked", markup=False)
+    done(
+        {"project": project, "name": name, "revoked": True},
+        as_json,
+        f"token '{name}' of project '{project}' revoked",
+    )
 
 
 # -- what a run wrote: series, usage, logs ------------------------------------------------
-
-
-def _pick_run(api: ApiClient, project: str, stage: str | None, run: int | None) -> dict[str, Any]:
-    """Return run ``run``, else the latest run of ``stage``, else the project's latest run;
-    raises ``CommandError`` when there is none."""
-    data = api.get(f"/projects/{project}")
-    runs = data.get("runs") or []
-    if run is not None:
-        chosen = [r for r in runs if r["id"] == run]
-    elif stage is not None:
-        chosen = [r for r in runs if r["stage"] == stage]
-    else:
-        chosen = runs
-    if not chosen:
-        what = (
-            f"run {run}" if run is not None else f"a run of stage '{stage}'" if stage else "a run"
-        )
-        raise CommandError(
-            f"Project '{project}' has no {what} yet; `winslow project show {project}`"
-            " lists its runs."
-        )
-    last: dict[str, Any] = chosen[-1]
-    return last
 
 
 def _run_part(
@@ -561,7 +556,7 @@ def _run_part(
     """Fetch ``part`` (series, usage) of the chosen run; with ``csv``, print its CSV and
     return None."""
     with api_client() as api:
-        chosen = _pick_run(api, project, stage, run)
+        chosen = pick_run(api, project, stage, run)
         path = f"/projects/{project}/runs/{chosen['id']}/{part}"
         if csv:
             sys.stdout.write(api.request("GET", path + ".csv").text)
@@ -629,51 +624,6 @@ def project_usage(
             out.print("peak: " + ", ".join(words), markup=False, highlight=False)
 
     emit(data, as_json, human)
-
-
-def logs(
-    project: str,
-    stage: Annotated[str | None, typer.Option(help="Latest run of this stage.")] = None,
-    run: Annotated[int | None, typer.Option(help="This run.")] = None,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
-    ] = False,
-) -> None:
-    """Print a run's log (default: the project's latest run)."""
-    with api_client() as api:
-        chosen = _pick_run(api, project, stage, run)
-        path = f"/projects/{project}/runs/{chosen['id']}/logs"
-        if not follow:
-            sys.stdout.write(api.request("GET", path).text)
-            return
-        try:
-            _follow_log(api, path + "/stream")
-        except KeyboardInterrupt:
-            return
-
-
-def _follow_log(api: ApiClient, path: str) -> None:
-    """Print the lines of the server's ``log`` events as they come, until its ``end`` event
-    (the run ended) or the stream closes; raises ``CommandError`` when the server refuses
-    the stream or the log (a ``refused`` event)."""
-    with connect_sse(api.http, "GET", path, timeout=httpx.Timeout(10.0, read=None)) as source:
-        if source.response.status_code >= 400:
-            source.response.read()
-            raise CommandError(source.response.text)
-        try:
-            for event in source.iter_sse():
-                if event.event == "log":
-                    for text in event.json()["lines"]:
-                        sys.stdout.write(text + "\n")
-                    sys.stdout.flush()
-                elif event.event == "end":
-                    return
-                elif event.event == "refused":
-                    raise CommandError(event.json()["detail"])
-        except SSEError as exc:
-            raise CommandError(
-                f"The server's log stream at {path} is no event stream: {exc}"
-            ) from None
 
 
 # -- waiting ------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ import typer
 
 from winslow.cli.helpers import (
     JsonOpt,
+    WinslowTyper,
     api_client,
+    done,
     emit,
     fail,
     files_table,
@@ -25,7 +27,7 @@ from winslow.cli.helpers import (
 from winslow.cli.transfer import download_url, upload_file
 from winslow.units import format_bytes
 
-resources_app = typer.Typer(no_args_is_help=True, help="The resource pool (shared input files).")
+resources_app = WinslowTyper(no_args_is_help=True, help="The resource pool (shared input files).")
 
 
 @resources_app.command("ls")
@@ -68,6 +70,7 @@ def resources_upload(
 def resources_download(
     path: str,
     local: Annotated[Path | None, typer.Argument(help="Target; default: the file's name.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Download a file from the pool (rerun to continue an interrupted download)."""
     with api_client() as api:
@@ -77,14 +80,20 @@ def resources_download(
             target = target / info["name"]
         with transfer_progress(f"download {info['name']}", info["size"]) as advance:
             download_url(info["url"], info["size"], target, advance)
-    out.print(f"downloaded {path} to {target}", markup=False)
+    done(
+        {"path": path, "file": str(target), "size": info["size"]},
+        as_json,
+        f"downloaded {path} to {target}",
+    )
 
 
 @resources_app.command("rm")
 def resources_rm(
-    path: str, recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False
+    path: str,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete a file (or, with -r, a folder) from the pool."""
     with api_client() as api:
         api.delete("/resources", params={"path": path, "recursive": query_flag(recursive)})
-    out.print(f"deleted {path}", markup=False)
+    done({"path": path, "deleted": True}, as_json, f"deleted {path}")

@@ -10,12 +10,21 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import typer
 from rich.table import Table
 
-from winslow.cli.helpers import JsonOpt, api_client, emit, out, short_time
+from winslow.cli.helpers import (
+    JsonOpt,
+    WinslowTyper,
+    add_time_column,
+    api_client,
+    done,
+    emit,
+    out,
+    short_time,
+    time_after,
+)
 
-session_app = typer.Typer(
+session_app = WinslowTyper(
     no_args_is_help=True, help="Console sessions: who is signed in to the web console."
 )
 
@@ -27,23 +36,28 @@ def _sessions_table(data: dict[str, Any]) -> None:
     if not data["data"]:
         out.print("no console sessions", markup=False)
         return
-    table = Table(box=None)
+    table = Table(box=None, pad_edge=False)
     # The handle is what a person copies into `winslow session revoke`: never cut.
     table.add_column("HANDLE", no_wrap=True, min_width=16)
-    for title in ("USER", "SIGNED IN", "LAST SEEN", "ENDS", "FROM"):
-        table.add_column(title)
-    table.add_column("BROWSER", no_wrap=True, overflow="ellipsis", max_width=BROWSER_CHARS)
+    table.add_column("USER", overflow="fold")
+    add_time_column(table, "SIGNED IN")
+    # Later times on the sign-in's day show as times of day: the row fits 80 columns.
+    table.add_column("LAST SEEN", no_wrap=True)
+    table.add_column("ENDS", no_wrap=True)
     for s in data["data"]:
         table.add_row(
             s["handle"],
             s["user"],
             short_time(s["created_at"]),
-            short_time(s["last_seen_at"]),
-            short_time(min(s["expires_at"], s["idle_expires_at"])),
-            s["address"],
-            s["user_agent"],
+            time_after(s["last_seen_at"], s["created_at"]),
+            time_after(min(s["expires_at"], s["idle_expires_at"]), s["created_at"]),
         )
     out.print(table)
+    for s in data["data"]:
+        browser = s["user_agent"]
+        if len(browser) > BROWSER_CHARS:
+            browser = browser[: BROWSER_CHARS - 1] + "…"
+        out.print(f"{s['handle']}: from {s['address']}, {browser}", markup=False, highlight=False)
 
 
 @session_app.command("list")
@@ -55,8 +69,8 @@ def session_list(as_json: JsonOpt = False) -> None:
 
 
 @session_app.command("revoke")
-def session_revoke(handle: str) -> None:
+def session_revoke(handle: str, as_json: JsonOpt = False) -> None:
     """End a console session at once; its browser has to sign in again."""
     with api_client() as api:
         api.delete(f"/sessions/{quote(handle, safe='')}")
-    out.print(f"session {handle} ended", markup=False)
+    done({"handle": handle, "revoked": True}, as_json, f"session {handle} ended")

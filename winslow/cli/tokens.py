@@ -8,18 +8,27 @@ be made before any token exists; they work where ``winslow up`` runs (or with
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from winslow.cli.helpers import fail, out
+from winslow.cli.helpers import (
+    JsonOpt,
+    WinslowTyper,
+    add_time_column,
+    done,
+    emit,
+    fail,
+    out,
+    short_time,
+)
 from winslow.errors import WinslowError
 
 if TYPE_CHECKING:
     from winslow.store.repo import Store
 
-token_app = typer.Typer(
+token_app = WinslowTyper(
     no_args_is_help=True, help="API tokens (run on the server's machine: uses its data folder)."
 )
 
@@ -54,35 +63,58 @@ def token_create(
         bool,
         typer.Option("--admin", help="May also list and end other people's console sessions."),
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create an API token and print it once; only its hash is kept."""
     store = _open_local_store()
     try:
-        sys.stdout.write(store.create_token(name, admin=admin) + "\n")
+        token = store.create_token(name, admin=admin)
     except WinslowError as exc:
         fail(exc.message)
+    # Without --json the token alone, so `$(winslow token create ci)` captures it.
+    emit(
+        {"name": name, "admin": admin, "token": token},
+        as_json,
+        lambda d: sys.stdout.write(d["token"] + "\n"),
+    )
 
 
 @token_app.command("revoke")
-def token_revoke(name: str) -> None:
+def token_revoke(name: str, as_json: JsonOpt = False) -> None:
     """Revoke an API token at once, and end the console sessions made with it."""
     store = _open_local_store()
     try:
         store.revoke_token(name)
     except WinslowError as exc:
         fail(exc.message)
-    out.print(f"token '{name}' revoked", markup=False)
+    done({"name": name, "revoked": True}, as_json, f"token '{name}' revoked")
 
 
 @token_app.command("list")
-def token_list() -> None:
+def token_list(as_json: JsonOpt = False) -> None:
     """List API tokens (names only; tokens are never shown again)."""
-    table = Table("NAME", "CREATED", "ADMIN", "REVOKED", box=None)
-    for token in _open_local_store().list_tokens():
-        table.add_row(
-            token.name,
-            token.created_at.isoformat(timespec="seconds"),
-            "yes" if token.admin else "",
-            "yes" if token.revoked else "",
-        )
-    out.print(table)
+    tokens = [
+        {
+            "name": token.name,
+            "created_at": token.created_at.isoformat(timespec="seconds"),
+            "admin": token.admin,
+            "revoked": token.revoked,
+        }
+        for token in _open_local_store().list_tokens()
+    ]
+
+    def human(d: dict[str, Any]) -> None:
+        table = Table("NAME", box=None)
+        add_time_column(table, "CREATED")
+        table.add_column("ADMIN")
+        table.add_column("REVOKED")
+        for t in d["data"]:
+            table.add_row(
+                t["name"],
+                short_time(t["created_at"]),
+                "yes" if t["admin"] else "",
+                "yes" if t["revoked"] else "",
+            )
+        out.print(table)
+
+    emit({"data": tokens, "count": len(tokens)}, as_json, human)

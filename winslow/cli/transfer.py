@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,10 @@ PUT_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0)
 """Pauses before the 2nd, 3rd, ... attempt of a part that failed; its length bounds them."""
 
 HASH_CHUNK_BYTES = 1024 * 1024
-"""Read size when hashing a part already stored, to check it is this file's."""
+"""Read size when hashing a part, before sending it or to check a stored one is this file's."""
+
+SEND_CHUNK_BYTES = 1024 * 1024
+"""Read size of a part's body as it is sent, bytes: what one part in flight holds in memory."""
 
 _PUT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=10.0)
 
@@ -81,9 +86,9 @@ def upload_file(
     ``uploads_path`` is the API's uploads endpoint (the resource pool by default; a
     workspace's for workspace uploads), ``extra`` is merged into the body that creates
     the upload and ``complete_extra`` into the one that completes it. Parts go ``threads``
-    at a time, each read once and sent with its Content-MD5, so object storage refuses
-    bytes damaged on the way; completion sends every part's MD5 and the size, which the
-    server checks before the file appears.
+    at a time, each streamed from the file (never held whole) with its Content-MD5, so
+    object storage refuses bytes damaged on the way; completion sends every part's MD5
+    and the size, which the server checks before the file appears.
 
     Run again with the same arguments after an interruption, it continues the same upload
     (its ID is kept in the user's cache): a part already stored is kept only if its size
@@ -169,7 +174,7 @@ def _kept_parts(
             etags.setdefault(number, set()).add(str(part["etag"]).strip('"').lower())
 
     def check(number: int) -> tuple[int, str | None]:
-        md5 = _md5_of_part(local, number, part_size, size)
+        md5 = _md5_of_part(local, number, part_size, size).hex()
         return number, md5 if md5 in etags[number] else None
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
@@ -187,75 +192,118 @@ def _send_parts(
 ) -> dict[int, str]:
     """PUT ``numbers`` to presigned URLs, ``threads`` at a time; return number → MD5.
 
-    At most ``threads`` parts are read or in flight at once, so memory stays at
-    ``threads`` parts, and a failure stops the upload after the parts already on the way.
+    At most ``threads`` parts are in flight at once, each read from the file in
+    ``SEND_CHUNK_BYTES`` pieces as it is sent, so memory stays at a few MiB whatever the
+    part size. A part's MD5 (its Content-MD5) is hashed from the file while the parts
+    before it are sent, at most ``threads`` parts ahead, so a sender rarely waits for it.
+    A failure stops the upload after the parts already on the way.
     """
     size = int(upload["size"])
     part_size = int(upload["part_size"])
-    urls: dict[int, str] = {}
+    width = max(1, threads)
+    urls = _PartUrls(api, base, str(upload["path"]))
 
-    def fetch_urls(wanted: list[int]) -> None:
-        answer = api.post(
-            f"{base}/urls", {"path": upload["path"], "part_numbers": wanted}, idempotent=True
-        )
-        urls.update({int(n): url for n, url in answer["urls"].items()})
-
-    def send(http: httpx.Client, number: int) -> tuple[int, str]:
+    def send(http: httpx.Client, number: int, digest: Future[bytes]) -> tuple[int, str]:
         length = _part_length(number, part_size, size)
-        with local.open("rb") as handle:
-            handle.seek((number - 1) * part_size)
-            data = handle.read(length)
-        if len(data) != length:
-            raise CommandError(f"'{local}' changed while it was uploaded; run the command again.")
-        digest = hashlib.md5(data)
-        md5 = digest.hexdigest()
-        # SeaweedFS and S3 check a Content-MD5 sent with a presigned PUT even though the
-        # URL is not signed with it (400 BadDigest when the bytes do not match).
-        headers = {"Content-MD5": base64.b64encode(digest.digest()).decode()}
-        etag = _put_part(http, number, local, data, headers, lambda: fresh_url(number))
-        if etag and etag != md5:
-            raise CommandError(
-                f"Object storage stored part {number} of '{local}' with checksum {etag}, but "
-                f"the bytes sent have {md5}; run the same command again to resend it."
-            )
+        body = _PartBody(local, (number - 1) * part_size, length)
+        md5 = _send_part(http, number, body, digest.result(), urls)
         if progress:
             progress(length)
         return number, md5
 
-    def fresh_url(number: int) -> str:
-        if number not in urls:
-            fetch_urls([number])
-        return urls.pop(number)
-
     done: dict[int, str] = {}
-    queue = list(numbers)
-    with (
-        httpx.Client(timeout=_PUT_TIMEOUT) as http,
-        ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
-    ):
-        running: set[Future[tuple[int, str]]] = set()
+    queue = deque(numbers)
+    hashed: dict[int, Future[bytes]] = {}
+    running: set[Future[tuple[int, str]]] = set()
+    with ThreadPoolExecutor(max_workers=width) as hashers:
+
+        def hash_ahead(count: int) -> None:
+            for number in itertools.islice(queue, count):
+                if number not in hashed:
+                    hashed[number] = hashers.submit(_md5_of_part, local, number, part_size, size)
+
+        # The first parts are hashed while the HTTP client (its TLS context takes tens of
+        # milliseconds) and the first URLs are made ready.
+        hash_ahead(2 * width)
         try:
-            while queue or running:
-                while queue and len(running) < max(1, threads):
-                    number = queue.pop(0)
-                    if number not in urls:
-                        fetch_urls([number, *queue[: URL_BATCH - 1]])
-                    running.add(pool.submit(send, http, number))
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    number, md5 = future.result()
-                    done[number] = md5
+            with (
+                httpx.Client(timeout=_PUT_TIMEOUT) as http,
+                ThreadPoolExecutor(max_workers=width) as senders,
+            ):
+                try:
+                    while queue or running:
+                        while queue and len(running) < width:
+                            hash_ahead(1)
+                            number = queue.popleft()
+                            urls.ensure(number, queue)
+                            running.add(senders.submit(send, http, number, hashed.pop(number)))
+                        hash_ahead(width)
+                        finished, running = wait(running, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            number, md5 = future.result()
+                            done[number] = md5
+                finally:
+                    for future in running:
+                        future.cancel()
         finally:
-            for future in running:
-                future.cancel()
+            for digest in hashed.values():
+                digest.cancel()
     return done
+
+
+def _send_part(
+    http: httpx.Client, number: int, body: _PartBody, digest: bytes, urls: _PartUrls
+) -> str:
+    """PUT one part with its Content-MD5 and check what object storage stored; return
+    the part's MD5."""
+    md5 = digest.hex()
+    # SeaweedFS and S3 check a Content-MD5 sent with a presigned PUT even though the
+    # URL is not signed with it (400 BadDigest when the bytes do not match).
+    headers = {
+        "Content-MD5": base64.b64encode(digest).decode(),
+        "Content-Length": str(len(body)),
+    }
+    etag = _put_part(http, number, body.local, body, headers, lambda: urls.fresh(number))
+    if etag and etag != md5:
+        raise CommandError(
+            f"Object storage stored part {number} of '{body.local}' with checksum {etag}, but "
+            f"the bytes sent have {md5}; run the same command again to resend it."
+        )
+    return md5
+
+
+class _PartUrls:
+    """Presigned PUT URLs of an upload's parts, asked for ``URL_BATCH`` at a time; each is
+    used once (a retried PUT asks again: the one before may have expired)."""
+
+    def __init__(self, api: ApiClient, base: str, path: str) -> None:
+        self.api = api
+        self.base = base
+        self.path = path
+        self.urls: dict[int, str] = {}
+
+    def ensure(self, number: int, following: Iterable[int]) -> None:
+        """Have a URL for ``number``, asking for the next parts' with it if need be."""
+        if number not in self.urls:
+            self._fetch([number, *itertools.islice(following, URL_BATCH - 1)])
+
+    def fresh(self, number: int) -> str:
+        if number not in self.urls:
+            self._fetch([number])
+        return self.urls.pop(number)
+
+    def _fetch(self, wanted: list[int]) -> None:
+        answer = self.api.post(
+            f"{self.base}/urls", {"path": self.path, "part_numbers": wanted}, idempotent=True
+        )
+        self.urls.update({int(n): url for n, url in answer["urls"].items()})
 
 
 def _put_part(
     http: httpx.Client,
     number: int,
     local: Path,
-    data: bytes,
+    body: _PartBody,
     headers: dict[str, str],
     next_url: Callable[[], str],
 ) -> str:
@@ -268,7 +316,7 @@ def _put_part(
             time.sleep(PUT_BACKOFF_SECONDS[attempt - 1])
         last = attempt == attempts - 1
         try:
-            response = http.put(url, content=data, headers=headers)
+            response = http.put(url, content=body, headers=headers)
         except httpx.TransportError:
             if last:
                 raise CommandError(
@@ -298,18 +346,51 @@ def _s3_error(response: httpx.Response) -> str:
     return text[start + len("<Message>") : end] if 0 <= start < end else text[:200]
 
 
-def _md5_of_part(local: Path, number: int, part_size: int, size: int) -> str:
+class _PartBody:
+    """A part of a file as a PUT body: read in ``SEND_CHUNK_BYTES`` pieces while it is
+    sent, from the start again on every iteration (a retried PUT sends it anew).
+
+    Each piece is a fresh ``bytes`` that h11 passes to the socket uncopied; ``len`` is the
+    part's length (the PUT's Content-Length). A whole part as one ``bytes`` cost a part of
+    memory per thread and more: h11 copies the body once more, and httpcore slices the
+    rest off after every partial ``send``, copying what is left each time."""
+
+    def __init__(self, local: Path, offset: int, length: int) -> None:
+        self.local = local
+        self.offset = offset
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[bytes]:
+        left = self.length
+        with self.local.open("rb", buffering=0) as handle:
+            handle.seek(self.offset)
+            while left > 0:
+                chunk = handle.read(min(SEND_CHUNK_BYTES, left))
+                if not chunk:
+                    raise _changed(self.local)
+                left -= len(chunk)
+                yield chunk
+
+
+def _changed(local: Path) -> CommandError:
+    return CommandError(f"'{local}' changed while it was uploaded; run the command again.")
+
+
+def _md5_of_part(local: Path, number: int, part_size: int, size: int) -> bytes:
     digest = hashlib.md5()
     left = _part_length(number, part_size, size)
-    with local.open("rb") as handle:
+    with local.open("rb", buffering=0) as handle:
         handle.seek((number - 1) * part_size)
         while left > 0:
             chunk = handle.read(min(HASH_CHUNK_BYTES, left))
             if not chunk:
-                break
+                raise _changed(local)
             digest.update(chunk)
             left -= len(chunk)
-    return digest.hexdigest()
+    return digest.digest()
 
 
 def _part_length(number: int, part_size: int, size: int) -> int:

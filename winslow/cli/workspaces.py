@@ -16,6 +16,7 @@ import typer
 from winslow.cli.client import ApiClient, CommandError
 from winslow.cli.helpers import (
     JsonOpt,
+    WinslowTyper,
     api_client,
     emit,
     fail,
@@ -27,7 +28,7 @@ from winslow.cli.helpers import (
 from winslow.cli.transfer import download_url, upload_file
 from winslow.units import format_bytes, parse_duration
 
-workspace_app = typer.Typer(no_args_is_help=True, help="Workspaces of a project's runs.")
+workspace_app = WinslowTyper(no_args_is_help=True, help="Workspaces of a project's runs.")
 
 VersionOpt = Annotated[
     int | None, typer.Option(help="Workspace version (1: what the stage wrote); default: latest.")
@@ -102,14 +103,20 @@ def workspace_download(
     local: Annotated[Path | None, typer.Argument()] = None,
     run: Annotated[int | None, typer.Option(help="Run id; default: latest finished.")] = None,
     version: VersionOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Download a file (or with a folder path, every file below it) from a workspace."""
     params = _run_params(run, version, path=path)
+    files = []
     with api_client() as api:
         for info, target in _download_targets(api, project, path, local, params):
             with transfer_progress(f"download {info['name']}", info["size"]) as advance:
                 download_url(info["url"], info["size"], target, advance)
-            out.print(f"downloaded {target}", markup=False)
+            if not as_json:
+                out.print(f"downloaded {target}", markup=False)
+            files.append({"file": str(target), "size": info["size"]})
+    if as_json:
+        emit({"project": project, "path": path, "files": files}, True, print)
 
 
 def _download_targets(

@@ -1,7 +1,13 @@
 """The reconcile loop: observe the backend and the store, decide, act.
 
 Backend events wake the loop at once, so the next stage starts the moment one ends; a
-slow poll is the safety net. Every round is idempotent: a run is created in the store
+slow poll is the safety net. A round looks only at what changed since the last one: the
+projects whose jobs the backend reported and those whose rows were written (every write
+bumps a project's version and update time), plus any waiting run that the room freed on
+the nodes could now hold. So its cost follows the changes, not the number of projects.
+Once a poll the backend's status of every submitted run is read (a status may change
+with no event), and a full round over every project, every ``full_round_seconds``,
+catches whatever else no event told of. Every round is idempotent: a run is created in the store
 (with its deterministic job ID) before it is submitted, and the backend ignores a second
 submit of the same job, so a restart at any point never runs a stage twice. On start the
 engine simply reconciles: runs the store believes active are looked up in the backend
@@ -15,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from winslow import defaults, metrics
@@ -34,7 +40,7 @@ from winslow.engine.transitions import RunUpdate
 from winslow.engine.usage import UsageSampler
 from winslow.errors import BackendUnavailableError, SubmitRejectedError, WinslowError
 from winslow.pipeline.model import Pipeline, Stage
-from winslow.store.repo import Store
+from winslow.store.repo import RunRoom, Store
 from winslow.store.rows import now
 from winslow.units import format_duration
 
@@ -43,6 +49,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+FULL_ROUND_SECONDS = 60.0
+"""Time between two full rounds, at least the poll, seconds: the safety net for changes no
+backend event or project write told of (a node that came back, a Nomad wait that ran out)."""
+
+CHANGE_MARGIN = timedelta(seconds=5)
+"""How far before the previous round a round looks for written projects: a transaction
+stamps its project's update time before it commits, so a write may become visible after
+a round that began later than its stamp. Versions already seen are not looked at twice."""
+
+WAITING_BATCH = 64
+"""Waiting runs read per query while submitting."""
 
 ARCHIVED_TAIL_BYTES = 64 * 1024
 """How much of the end of an archived log an ``ArchivedEndReader`` reads for the run's tail."""
@@ -125,6 +143,29 @@ def tail_lines(log_bytes: bytes, count: int = defaults.LOG_TAIL_LINES) -> tuple[
     return tuple(lines[-count:])
 
 
+def room_on(nodes: Sequence[NodeInfo], allocations: Sequence[Allocation]) -> RunRoom:
+    """The most any ready node has free of CPUs, memory and GPUs: a run asking for more
+    of any of them cannot be placed now (``place`` would say why)."""
+    cpus, memory, gpus = 0.0, 0, 0
+    for node in nodes:
+        if node.status != "ready":
+            continue
+        mine = [a for a in allocations if a.node == node.name]
+        taken = {index for a in mine for index in a.gpu_indices}
+        cpus = max(cpus, node.cpus - sum(a.cpus for a in mine))
+        memory = max(memory, node.memory_mb - sum(a.memory_mb for a in mine))
+        gpus = max(gpus, sum(1 for g in node.gpus if g.healthy and g.index not in taken))
+    return RunRoom(cpus=cpus, memory_mb=memory, gpus=gpus)
+
+
+def _fits(run: Run, room: RunRoom) -> bool:
+    return (
+        (run.cpus <= room.cpus + 1e-9 or run.cpus == 0)
+        and (run.memory_mb <= room.memory_mb or run.memory_mb == 0)
+        and run.gpus <= room.gpus
+    )
+
+
 def _moving(run: Run) -> bool:
     """Whether a run is expected to change by itself: it was handed to the backend and
     does not wait with a stated reason (such as Nomad finding no node for it)."""
@@ -146,10 +187,12 @@ class Engine:
         poll_seconds: float = defaults.RECONCILE_POLL_SECONDS,
         telemetry_seconds: float = defaults.TELEMETRY_SAMPLE_SECONDS,
         placement_timeout: float = defaults.PLACEMENT_TIMEOUT_SECONDS,
+        full_round_seconds: float = FULL_ROUND_SECONDS,
     ) -> None:
         self.store = store
         self.backend = backend
         self.poll_seconds = poll_seconds
+        self.full_round_seconds = max(full_round_seconds, poll_seconds)
         self.placement_timeout = placement_timeout
         """Seconds a run the backend has not placed waits before it fails, when no node the
         backend knows could ever hold it (backends that place runs themselves)."""
@@ -169,6 +212,12 @@ class Engine:
         self._lock = threading.Lock()
         self._nodes: list[NodeInfo] | None = None
         self._watching = False
+        self._woken_lock = threading.Lock()
+        self._woken_jobs: set[str] = set()
+        self._last_full: float | None = None
+        self._last_sweep = 0.0
+        self._seen_since: datetime | None = None
+        self._seen_versions: dict[str, int] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -199,6 +248,8 @@ class Engine:
 
     def _on_job_event(self, job_id: str) -> None:
         metrics.note_wake()
+        with self._woken_lock:
+            self._woken_jobs.add(job_id)
         self._wake.set()
 
     def _loop(self) -> None:
@@ -236,48 +287,94 @@ class Engine:
 
     # -- one round ----------------------------------------------------------------------
 
-    def reconcile_once(self) -> bool:
-        """Do one round; return True if anything changed."""
+    def reconcile_once(self, *, full: bool | None = None) -> bool:
+        """Do one round; return True if anything changed.
+
+        A full round looks at every project and active run; the others only at what
+        changed since the previous round. ``full`` None: full when one is due.
+        """
         with self._lock, metrics.reconcile_round():
             self._nodes = None
-            changed = self._observe_runs()
-            for project_id in self.store.advancing_project_ids():
-                try:
-                    changed |= self._advance(project_id)
-                except WinslowError as exc:
-                    log.warning("project %s: could not advance: %s", project_id, exc)
-            changed |= self._submit_pending()
-            return changed
-
-    def _observe_runs(self) -> bool:
-        changed = False
-        for run in self.store.active_runs():
-            if not run.submitted or run.job_id is None:
-                continue
+            woken = self._take_woken()
+            due = self._last_full is None or (
+                time.monotonic() - self._last_full >= self.full_round_seconds
+            )
+            scope: set[str] | None = woken
+            if full or (full is None and due):
+                self._last_full = time.monotonic()
+                scope = None
+            # A backend may change a status with no event (Nomad's grace for a node
+            # that stopped answering runs out): every submitted run is read each poll.
+            sweep = scope is None or time.monotonic() - self._last_sweep >= self.poll_seconds
+            if sweep:
+                self._last_sweep = time.monotonic()
             try:
-                status = self.backend.status(run.job_id)
-            except BackendUnavailableError as exc:
-                log.warning("run %s: backend did not answer: %s", run.id, exc)
+                return self._round(scope, sweep)
+            except BaseException:
+                self._last_full = None  # what this round was told of is not lost
+                raise
+
+    def _round(self, scope: set[str] | None, sweep: bool) -> bool:
+        changed, touched = self._observe_runs(None if sweep else scope)
+        if scope is not None:
+            scope |= touched
+        for project_id in self.store.advancing_project_ids(scope):
+            try:
+                changed |= self._advance(project_id)
+            except WinslowError as exc:
+                log.warning("project %s: could not advance: %s", project_id, exc)
+        return self._submit_pending(scope) | changed
+
+    def _take_woken(self) -> set[str]:
+        """Ids of the projects that changed since the last round: those whose jobs the
+        backend reported, and those written since (versions seen before left out)."""
+        with self._woken_lock:
+            jobs, self._woken_jobs = self._woken_jobs, set()
+        started = now()
+        since = (self._seen_since or started) - CHANGE_MARGIN
+        versions = self.store.changed_projects(since)
+        woken = {
+            pid for pid, version in versions.items() if self._seen_versions.get(pid) != version
+        }
+        self._seen_versions, self._seen_since = versions, started
+        return woken | self.store.job_project_ids(jobs)
+
+    def _observe_runs(self, scope: set[str] | None) -> tuple[bool, set[str]]:
+        """Read the backend's status of the submitted active runs (of the projects in
+        ``scope``; all without); return whether any changed, and their projects."""
+        changed = False
+        touched: set[str] = set()
+        for run in self.store.active_runs(scope, submitted=True):
+            if run.job_id is None:
                 continue
-            if status is None and run.started_at is not None:
-                # It ran, and now the backend has no record of it (purged by hand, or
-                # the node's files wiped): submitting again would run it twice.
-                update = RunUpdate(
-                    StageRunState.LOST,
-                    reason=f"the backend no longer knows job {run.job_id}",
-                )
-                changed |= transitions.record_run(self.store, run.id, update) is not None
-                continue
-            if status is None:
-                # Submitted in the store but unknown to the backend: either the server
-                # stopped between the two, or the job ran to its end unseen and the backend
-                # has since forgotten it (Nomad collects dead jobs after 4 h).
-                changed |= self._forgotten(run)
-                continue
-            if run.cancel_requested and status.state not in TERMINAL_JOB_STATES:
-                self.backend.cancel(run.job_id)
-            changed |= self._record(run, status)
-        return changed
+            if self._observe_run(run):
+                changed = True
+                touched.add(run.project_id)
+        return changed, touched
+
+    def _observe_run(self, run: Run) -> bool:
+        job_id = run.job_id or ""
+        try:
+            status = self.backend.status(job_id)
+        except BackendUnavailableError as exc:
+            log.warning("run %s: backend did not answer: %s", run.id, exc)
+            return False
+        if status is None and run.started_at is not None:
+            # It ran, and now the backend has no record of it (purged by hand, or
+            # the node's files wiped): submitting again would run it twice.
+            update = RunUpdate(
+                StageRunState.LOST,
+                reason=f"the backend no longer knows job {job_id}",
+            )
+            return transitions.record_run(self.store, run.id, update) is not None
+        if status is None:
+            # Submitted in the store but unknown to the backend: either the server
+            # stopped between the two, or the job ran to its end unseen and the backend
+            # has since forgotten it (Nomad collects dead jobs after 4 h).
+            return self._forgotten(run)
+        if run.cancel_requested and status.state not in TERMINAL_JOB_STATES:
+            self.backend.cancel(job_id)
+        return self._record(run, status)
 
     def _forgotten(self, run: Run) -> bool:
         """A submitted run that never recorded a start and whose job the backend does not
@@ -441,45 +538,61 @@ class Engine:
             self._nodes = self.backend.nodes()
         return self._nodes
 
-    def _submit_pending(self) -> bool:
+    def _submit_pending(self, scope: set[str] | None) -> bool:
+        """Submit the waiting runs that can run now, oldest first: every one in a full
+        round (``scope`` None); else those of the projects in ``scope`` and, where the
+        engine places runs, only those the nodes' free room could hold."""
         changed = False
-        active = self.store.active_runs()
         allocations = [
             Allocation(run.node, run.cpus, run.memory_mb, run.gpu_indices)
-            for run in active
-            if run.submitted and run.node
+            for run in self.store.active_runs(submitted=True)
+            if run.node
         ]
-        for run in active:
-            if run.submitted:
-                continue
-            if run.cancel_requested:
-                self._cancel_unsubmitted(run.id)
-                changed = True
-                continue
-            project = self.store.get_project(run.project_id)
-            pipeline = Pipeline.model_validate(project.pipeline)
-            if run.stage not in {s.name for s in pipeline.stages}:
-                continue
-            placement_node: str | None = None
-            gpus: tuple[int, ...] = ()
-            if self.backend.places_runs:
-                request = run_request(pipeline.stage(run.stage), run)
-                verdict = place(request, self.nodes(), allocations)
-                never = never_fits(request, self.nodes()) if isinstance(verdict, NoFit) else None
-                if never is not None:
-                    # The engine knows every node here: waiting would be for ever.
-                    reason = f"no node could ever run it: {never}; change the stage's "
-                    changed |= self._fail_unplaceable(run, reason + "requirements and resume")
-                    continue
-                if isinstance(verdict, NoFit):
-                    changed |= transitions.note_pending(self.store, run, verdict.reason)
-                    continue
-                placement_node, gpus = verdict.node, verdict.gpu_indices
-                allocations.append(
-                    Allocation(verdict.node, request.cpus, request.memory_mb, verdict.gpu_indices)
-                )
-            changed |= self._submit(project, pipeline, run, placement_node, gpus)
-        return changed
+        among = scope if scope is not None else set()
+        after = 0
+        while True:
+            room = None
+            if scope is not None and self.backend.places_runs:
+                room = room_on(self.nodes(), allocations)
+            batch = self.store.waiting_runs(among, room, after=after, limit=WAITING_BATCH)
+            for run in batch:
+                after = run.id
+                if room is not None and run.project_id not in among and not run.cancel_requested:
+                    # The batch was read before this round's placements took room.
+                    room = room_on(self.nodes(), allocations)
+                    if not _fits(run, room):
+                        continue
+                changed |= self._submit_waiting(run, allocations)
+            if len(batch) < WAITING_BATCH:
+                return changed
+
+    def _submit_waiting(self, run: Run, allocations: list[Allocation]) -> bool:
+        """Place (where the engine places) and submit one waiting run; a placed run's
+        allocation is added to ``allocations``."""
+        if run.cancel_requested:
+            self._cancel_unsubmitted(run.id)
+            return True
+        project = self.store.get_project(run.project_id)
+        pipeline = Pipeline.model_validate(project.pipeline)
+        if run.stage not in {s.name for s in pipeline.stages}:
+            return False
+        placement_node: str | None = None
+        gpus: tuple[int, ...] = ()
+        if self.backend.places_runs:
+            request = run_request(pipeline.stage(run.stage), run)
+            verdict = place(request, self.nodes(), allocations)
+            never = never_fits(request, self.nodes()) if isinstance(verdict, NoFit) else None
+            if never is not None:
+                # The engine knows every node here: waiting would be for ever.
+                reason = f"no node could ever run it: {never}; change the stage's "
+                return self._fail_unplaceable(run, reason + "requirements and resume")
+            if isinstance(verdict, NoFit):
+                return transitions.note_pending(self.store, run, verdict.reason)
+            placement_node, gpus = verdict.node, verdict.gpu_indices
+            allocations.append(
+                Allocation(verdict.node, request.cpus, request.memory_mb, verdict.gpu_indices)
+            )
+        return self._submit(project, pipeline, run, placement_node, gpus)
 
     def _submit(
         self,

@@ -117,10 +117,16 @@ def docker_kill_command(job_id: str, docker: str = "docker") -> tuple[str, ...]:
 
 def detect_container_engine() -> bool:
     """Return True when ``docker`` is on PATH and its daemon answers ``docker info``."""
+    return probe_container_engine() is None
+
+
+def probe_container_engine() -> str | None:
+    """Ask ``docker info``; return None when the daemon answers, else why it does not."""
     binary = shutil.which("docker")
     if binary is None:
-        log.info("container engine: docker is not on PATH; stages with image: will be refused")
-        return False
+        problem = "docker is not installed (not on PATH)"
+        log.info("container engine: %s; stages with image: will be refused", problem)
+        return problem
     try:
         done = subprocess.run(
             [binary, "info", "--format", "{{.ServerVersion}}"],
@@ -131,19 +137,18 @@ def detect_container_engine() -> bool:
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning(
-            "container engine: docker info failed (%s); stages with image: will be refused", exc
-        )
-        return False
+        problem = f"docker info failed: {exc}"
+        log.warning("container engine: %s; stages with image: will be refused", problem)
+        return problem
     if done.returncode != 0:
-        log.info(
-            "container engine: docker info exited with %d (%s); stages with image: will be refused",
-            done.returncode,
-            done.stderr.strip()[:300],
+        said = done.stderr.strip().splitlines()
+        problem = f"docker info exited with {done.returncode}" + (
+            f": {said[-1][:300]}" if said else ""
         )
-        return False
+        log.info("container engine: %s; stages with image: will be refused", problem)
+        return problem
     log.info("container engine: docker %s answers", done.stdout.strip()[:50])
-    return True
+    return None
 
 
 def _format_cpus(cpus: float) -> str:

@@ -192,13 +192,15 @@ def now_timestamp() -> str:
     return format_timestamp(datetime.now(UTC))
 
 
-def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
+def write_json_atomic(path: Path, data: Any, mode: int = 0o644, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the whole new one.
 
     The temp file is fsync-ed before the rename and the directory after it, so after a
-    power cut the name never points at an empty file.
+    power cut the name never points at an empty file; ``durable=False`` skips that for
+    a record only a running process needs.
     """
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_text_atomic(path, text, mode, durable=durable)
 
 
 def write_json_exclusive(path: Path, data: Any, mode: int = 0o644) -> bool:

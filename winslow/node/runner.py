@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from winslow.backends.base import JobState, RunSpec
 from winslow.errors import StorageError
@@ -83,9 +83,6 @@ READER_JOIN_SECONDS = 5.0
 
 WAIT_STEP_SECONDS = 0.1
 """How often the runner checks for cancel and timeout while the stage runs, seconds."""
-
-DOCKER_KILL_TIMEOUT_SECONDS = 15.0
-"""How long ``docker kill`` may take when the grace period is over, seconds."""
 
 
 class CancelRequestedError(BaseException):
@@ -248,23 +245,6 @@ class Signals:
 _die_with_runner = stagetools.die_with_parent
 
 
-def oom_kill_count() -> int:
-    """Return the kernel's OOM-kill count (system-wide plus this cgroup), 0 if unreadable."""
-    total = 0
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/vmstat").read_text().splitlines():
-            if line.startswith("oom_kill "):
-                total += int(line.split()[1])
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            if line.startswith("0::"):
-                events = Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "memory.events"
-                for event in events.read_text().splitlines():
-                    if event.startswith("oom_kill "):
-                        total += int(event.split()[1])
-    return total
-
-
 @dataclass(frozen=True)
 class _Launch:
     """How the runner starts one stage: its spec with the node's paths, and the process."""
@@ -278,7 +258,7 @@ class _Launch:
 def run_stage(job: JobSpec, paths: JobPaths, jlog: JobLog, signals: Signals) -> Outcome:
     """Run the stage to its end, enforcing the timeout and honouring cancel."""
     launch = _launch(job, paths, jlog)
-    oom_before = oom_kill_count()
+    oom_before = stagetools.oom_kill_count()
     # Looked at before the stage starts: a progress file there now is an earlier stage's.
     progress = ProgressFile(paths.workspace, jlog)
     try:
@@ -375,7 +355,7 @@ def _follow(
         # The runner is failing; the stage must not outlive the record of its run.
         signal_group(pgid, signal.SIGKILL)
         if launch.in_container:
-            _docker_kill(launch.spec.job_id)
+            stagetools.docker_kill(launch.spec.job_id)
         raise
     finally:
         # Whatever the stage left behind in its group goes with it; then the pipes reach EOF.
@@ -388,9 +368,13 @@ def _record_stage(paths: JobPaths, proc: subprocess.Popen[bytes], launch: _Launc
     """Write ``stage.json``: the stage's own process, for cleanup after a crash."""
     name = container.container_name(launch.spec.job_id) if launch.in_container else None
     record = jobfiles.StageRecord(
-        pid=proc.pid, pgid=proc.pid, create_time=_create_time(proc.pid), container=name
+        pid=proc.pid,
+        pgid=proc.pid,
+        create_time=stagetools.process_create_time(proc.pid),
+        container=name,
     )
-    jobfiles.write_json_atomic(paths.stage, record)
+    # Not durable: it names a process, and a power cut ends the process too.
+    jobfiles.write_json_atomic(paths.stage, record, durable=False)
 
 
 def _outcome(
@@ -413,7 +397,7 @@ def _outcome(
     if failure is None:
         return Outcome(JobState.SUCCEEDED, 0, None)
     reason = failure
-    if returncode == -signal.SIGKILL and oom_kill_count() > oom_before:
+    if returncode == -signal.SIGKILL and stagetools.oom_kill_count() > oom_before:
         reason += "; the kernel's OOM killer ran meanwhile, so it most likely ran out of memory"
     return Outcome(JobState.FAILED, exit_code, reason)
 
@@ -427,54 +411,35 @@ def _wait(
     stopping: str | None = None  # "cancel" or "timeout", once we started killing it
     stop_began = 0.0
     killed = False
-    while True:
-        try:
-            returncode = proc.wait(timeout=WAIT_STEP_SECONDS)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        now = time.monotonic()
-        if stopping is None:
-            if signals.cancel_requested:
-                stopping = "cancel"
-                jlog.event("cancel requested; sending SIGTERM to the stage")
-            elif spec.timeout_seconds is not None and now - started >= spec.timeout_seconds:
-                stopping = "timeout"
+    with stagetools.ExitWaiter(proc) as ended:
+        while True:
+            try:
+                returncode = ended(WAIT_STEP_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if stopping is None:
+                if signals.cancel_requested:
+                    stopping = "cancel"
+                    jlog.event("cancel requested; sending SIGTERM to the stage")
+                elif spec.timeout_seconds is not None and now - started >= spec.timeout_seconds:
+                    stopping = "timeout"
+                    jlog.event(
+                        f"timed out after {spec.timeout_seconds} s; sending SIGTERM to the stage"
+                    )
+                if stopping is not None:
+                    stop_began = now
+                    signal_group(pgid, signal.SIGTERM)
+            elif not killed and now - stop_began >= job.kill_grace_seconds:
+                killed = True
                 jlog.event(
-                    f"timed out after {spec.timeout_seconds} s; sending SIGTERM to the stage"
+                    f"still running {job.kill_grace_seconds:g} s after SIGTERM; sending SIGKILL"
                 )
-            if stopping is not None:
-                stop_began = now
-                signal_group(pgid, signal.SIGTERM)
-        elif not killed and now - stop_began >= job.kill_grace_seconds:
-            killed = True
-            jlog.event(f"still running {job.kill_grace_seconds:g} s after SIGTERM; sending SIGKILL")
-            signal_group(pgid, signal.SIGKILL)
-            if spec.image is not None:
-                _docker_kill(spec.job_id)
+                signal_group(pgid, signal.SIGKILL)
+                if spec.image is not None:
+                    stagetools.docker_kill(spec.job_id)
     return returncode, stopping
-
-
-def _docker_kill(job_id: str) -> None:
-    """SIGKILL to the docker client does not stop its container; ask the daemon."""
-    argv = container.docker_kill_command(job_id, shutil.which("docker") or "docker")
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=DOCKER_KILL_TIMEOUT_SECONDS,
-            check=False,
-        )
-
-
-def _create_time(pid: int) -> float:
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return 0.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -740,22 +705,24 @@ def _message(exc: BaseException) -> str:
     return str(message) if message else f"{type(exc).__name__}: {exc}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m winslow.node.runner <job_dir>``."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m winslow.node.runner <job_dir>", file=sys.stderr)
-        return 2
+def run_job(job_dir: Path, take_storage: Callable[[], S3Config | None]) -> int:
+    """Run the job in ``job_dir`` as this process's whole work; return its exit status.
+
+    Both runners end here: the cold one (``main``) and the child a warm runner forks
+    (``winslow.node.warm``). ``take_storage`` is called once the signal handlers are in
+    place, so a cancel that comes while the storage is handed over is not lost.
+    """
     signals = Signals()
     signals.install()
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
     )
-    storage = take_storage_handover()
+    storage = take_storage()
     try:
-        return execute(JobPaths(Path(args[0]).resolve()), signals, storage)
+        return execute(JobPaths(job_dir.resolve()), signals, storage)
     except CancelRequestedError:
         log.warning("runner: cancelled before it recorded the job as started")
         return 0
@@ -764,11 +731,26 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    code = main()
+def exit_now(code: int) -> NoReturn:
+    """Flush what was said and leave without waiting for threads.
+
+    ``os._exit``: transfer threads of a stage-in cut short by cancel must not keep a
+    finished runner alive; everything that matters is on disk by now.
+    """
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    # os._exit: transfer threads of a stage-in cut short by cancel must not keep a
-    # finished runner alive; everything that matters is on disk by now.
     os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m winslow.node.runner <job_dir>``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m winslow.node.runner <job_dir>", file=sys.stderr)
+        return 2
+    return run_job(Path(args[0]), take_storage_handover)
+
+
+if __name__ == "__main__":
+    exit_now(main())

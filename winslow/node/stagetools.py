@@ -16,7 +16,9 @@ import json
 import logging
 import os
 import re
+import select
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from winslow import defaults
 from winslow.errors import NotFoundError, StorageError, ValidationError, WinslowError
 from winslow.node import jobfiles
+from winslow.node.container import docker_kill_command
 from winslow.node.follow import catch_up, task_log_files
 from winslow.node.joblog import EventLog, JobLog, LineSplitter, log_record
 from winslow.node.progress import ProgressFile
@@ -686,3 +689,80 @@ def die_with_parent() -> None:
     """In a child before exec: be killed when the process that started it dies (Linux)."""
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+# The stage's process, as the runner watches it ---------------------------------------
+
+DOCKER_KILL_TIMEOUT_SECONDS = 15.0
+"""How long ``docker kill`` may take when the grace period is over, seconds."""
+
+
+def oom_kill_count() -> int:
+    """Return the kernel's OOM-kill count (system-wide plus this cgroup), 0 if unreadable."""
+    total = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/vmstat").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                total += int(line.split()[1])
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                events = Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "memory.events"
+                for event in events.read_text().splitlines():
+                    if event.startswith("oom_kill "):
+                        total += int(event.split()[1])
+    return total
+
+
+class ExitWaiter:
+    """A wait with a timeout that returns the moment the stage exits.
+
+    ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms, which a stage of a few
+    milliseconds would feel; a pidfd (Linux 5.3+) becomes readable when the process
+    ends, so ``select`` wakes at once. Elsewhere the polling wait stays.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        try:
+            self.pidfd: int | None = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None
+
+    def __call__(self, timeout: float) -> int:
+        if self.pidfd is None:
+            return self.proc.wait(timeout=timeout)
+        readable, _, _ = select.select([self.pidfd], [], [], timeout)
+        if not readable:
+            raise subprocess.TimeoutExpired(self.proc.args, timeout)
+        return self.proc.wait()
+
+    def __enter__(self) -> ExitWaiter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+
+
+def docker_kill(job_id: str) -> None:
+    """SIGKILL to the docker client does not stop its container; ask the daemon."""
+    argv = docker_kill_command(job_id, shutil.which("docker") or "docker")
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=DOCKER_KILL_TIMEOUT_SECONDS,
+            check=False,
+        )
+
+
+def process_create_time(pid: int) -> float:
+    """psutil's create time of ``pid``; 0.0 for a process that is gone."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return 0.0

@@ -1,14 +1,18 @@
 """Conversion of a first-Winslow pipeline file into Winslow's pipeline format.
 
 The first Winslow wrote a pipeline as a list of ``Worker``, ``AndGateway`` and ``XorGateway``
-items linked by ``nextStages`` ids. Winslow has stages only, each naming the stages it
-``needs``; so gateways dissolve into edges: a stage needs every worker that reaches it
-directly or through gateways. Regex log parsers become ``log_parsers`` (their groups named).
+items linked by ``nextStages`` ids (its older plain-list format and its TOML drafts are read
+into that form first, by ``legacy_formats``). Winslow has stages only, each naming the stages
+it ``needs``; so gateways dissolve into edges: a stage needs every worker that reaches it
+directly or through gateways. A file without any ``nextStages`` ran its stages in order, so
+it becomes a chain. ``deletionPolicy`` and ``discardable`` become ``retention``. Regex log
+parsers become ``log_parsers`` (their groups named).
 What has no counterpart (XOR's JsonLogic conditions, shm size, node tags, ...) is not guessed
 at: each such part becomes one sentence in
 ``Conversion.unmapped``, naming the stage and the field, so a person knows what to re-add.
 The result is checked with ``load_pipeline_text`` before it is returned, so a conversion is
-always a pipeline Winslow accepts. Pure: text in, text and data out.
+always a pipeline Winslow accepts; its problems point at the lines of the original file.
+Pure: text in, text and data out.
 """
 
 from __future__ import annotations
@@ -21,19 +25,20 @@ import yaml
 
 from winslow.errors import PipelineError, PipelineProblem
 from winslow.pipeline.interpolate import references
+from winslow.pipeline.legacy_formats import (
+    FORMAT_NAMES,
+    STAGE_KINDS,
+    LegacySource,
+    Path,
+    positions,
+    read_legacy,
+)
 from winslow.pipeline.load import load_pipeline_text
 from winslow.pipeline.model import NAME_PATTERN, VARIABLE_PATTERN, LogParser
-
-STAGE_KINDS = ("Worker", "AndGateway", "XorGateway")
-"""The wrapper keys of the first Winslow's stage items."""
 
 _CONFIRMATIONS = {"NEVER": "never", "ONCE": "once", "ALWAYS": "always"}
 
 _WORKER_UNSUPPORTED: dict[str, str] = {
-    "discardable": (
-        "its workspace could be deleted once later stages finished; Winslow keeps every "
-        "workspace until `winslow gc` removes unreferenced contents"
-    ),
     "privileged": (
         "it ran as a privileged container; Winslow never runs stages privileged, so check that "
         "it still works without"
@@ -47,7 +52,6 @@ _WORKER_UNSUPPORTED: dict[str, str] = {
 """Worker fields with no Winslow counterpart, and why, reported only when set."""
 
 _PIPELINE_UNSUPPORTED: dict[str, str] = {
-    "deletionPolicy": "Winslow keeps workspaces until `winslow gc` removes unreferenced contents",
     "groups": "access in Winslow is by API token, not by group",
     "charts": "Winslow has no charts of log-parser output",
     "belongsToProject": "Winslow's pipelines are all shared; apply it under a name of its own",
@@ -65,6 +69,7 @@ _KNOWN_WORKER_KEYS = {
     "userInput",
     "environment",
     "logParsers",
+    "discardable",
     *_WORKER_UNSUPPORTED,
 }
 _KNOWN_PIPELINE_KEYS = {
@@ -74,6 +79,7 @@ _KNOWN_PIPELINE_KEYS = {
     "userInput",
     "stages",
     "environment",
+    "deletionPolicy",
     *_PIPELINE_UNSUPPORTED,
 }
 
@@ -98,18 +104,20 @@ class _Item:
 
 
 def convert(text: str, file: str) -> Conversion:
-    """Convert the first Winslow's pipeline YAML ``text``; ``file`` names it in messages.
+    """Convert a first-Winslow pipeline ``text`` (record format, plain-list format or TOML
+    draft); ``file`` names it in messages.
 
     Returns a ``Conversion`` whose YAML loads with ``load_pipeline_text``. Raises
-    ``PipelineError`` when ``text`` is not YAML, has no list of stages, links to an unknown
-    ``nextStages`` id, or links stages in a cycle::
+    ``PipelineError`` when ``text`` is none of those formats, has no list of stages, links to
+    an unknown ``nextStages`` id, links stages in a cycle, or converts to a pipeline Winslow
+    refuses (each problem at the original's line)::
 
         conversion = convert(Path("old.yml").read_text(), "old.yml")
         Path("new.yaml").write_text(conversion.yaml)
         for sentence in conversion.unmapped:
             print("warning:", sentence)
     """
-    return _Converter(file).run(text)
+    return _Converter(file, read_legacy(text, file)).run()
 
 
 def _error(file: str, message: str, line: int | None = None, column: int | None = None) -> NoReturn:
@@ -124,8 +132,9 @@ def _text(value: Any) -> str:
 
 
 def _literal(value: str) -> str:
-    """``value`` with each ``${X}`` escaped, so Winslow passes it on as written."""
-    return re.sub(r"(?<!\$)\$\{", "$${", value)
+    """``value`` with each ``${`` escaped, so Winslow passes it on as written: ``$${Z}``
+    becomes ``$$${Z}``, which Winslow turns back into ``$${Z}``."""
+    return value.replace("${", "$${")
 
 
 def _valid_name(raw: str) -> str:
@@ -134,15 +143,20 @@ def _valid_name(raw: str) -> str:
 
 
 class _Converter:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, source: LegacySource) -> None:
         self.file = file
-        self.unmapped: list[str] = []
+        self.source = source
+        self.unmapped: list[str] = list(source.notes)
         self.variables: dict[str, dict[str, Any]] = {}
+        self.variable_origin: dict[str, Path] = {}
+        self.stage_origin: dict[int, Path] = {}
 
-    def run(self, text: str) -> Conversion:
-        data = self._parse(text)
+    def run(self) -> Conversion:
+        data = self.source.data
         items = self._items(data)
         successors = self._resolve_links(items)
+        if len(items) > 1 and not any(item.next_refs for item in items):
+            successors = self._chain(items)
         order = self._topological_order(items, successors)
         pipeline: dict[str, Any] = {"name": self._pipeline_name(data)}
         names = self._stage_names(items)
@@ -153,7 +167,7 @@ class _Converter:
         position = {index: rank for rank, index in enumerate(order)}
 
         self._pipeline_fields(data)
-        stages = []
+        stages: list[dict[str, Any]] = []
         for index in order:
             item = items[index]
             if item.kind == "Worker":
@@ -162,6 +176,7 @@ class _Converter:
                 )
                 stage = self._stage(item, names[index])
                 stage["needs"] = [names[n] for n in needs]
+                self.stage_origin[len(stages)] = ("stages", item.index, item.kind)
                 stages.append(stage)
             else:
                 self._gateway(item, [items[s].label for s in successors[index]])
@@ -170,37 +185,63 @@ class _Converter:
 
         if data.get("description"):
             pipeline["description"] = _text(data["description"])
+        retention = self._retention(data.get("deletionPolicy"))
+        if retention:
+            pipeline["retention"] = retention
         if self.variables:
             pipeline["variables"] = self.variables
         pipeline["stages"] = stages
         text_out = self._dump(pipeline)
+        self._check(text_out)
+        return Conversion(pipeline=pipeline, yaml=text_out, unmapped=list(self.unmapped))
+
+    def _chain(self, items: list[_Item]) -> dict[int, list[int]]:
+        """Links each item to the next in the file: how the first Winslow ran a pipeline
+        whose stages name no ``nextStages``."""
+        self.unmapped.append(
+            "no stage names nextStages, so the stages run one after another in the file's "
+            "order, as the first Winslow ran them: " + " -> ".join(i.label for i in items)
+        )
+        return {
+            item.index: [item.index + 1] if item.index + 1 < len(items) else [] for item in items
+        }
+
+    def _check(self, text_out: str) -> None:
+        """Validate the converted text; its problems are told at the original's lines, the
+        ones a person can open, with Winslow's field names."""
         try:
             load_pipeline_text(text_out, f"{self.file} (converted)")
         except PipelineError as exc:
-            raise PipelineError(
-                [*exc.problems, PipelineProblem(self.file, None, None, "", _INVALID_HINT)]
-            ) from None
-        return Conversion(pipeline=pipeline, yaml=text_out, unmapped=list(self.unmapped))
+            deepest: dict[int, Path] = {}
+            for path, (row, _column) in positions(text_out).items():
+                if len(path) >= len(deepest.get(row, ())):
+                    deepest[row] = path
+            problems = []
+            for problem in exc.problems:
+                found = deepest.get(problem.line) if problem.line is not None else None
+                at = self.source.locate(self._origin(found)) if found is not None else None
+                line, column = at if at is not None else (None, None)
+                problems.append(
+                    PipelineProblem(self.file, line, column, problem.field, problem.message)
+                )
+            problems.append(PipelineProblem(self.file, None, None, "", _INVALID_HINT))
+            raise PipelineError(problems) from None
+
+    def _origin(self, path: Path) -> Path:
+        """The original's path that converted ``path`` was made from (or the nearest part)."""
+        if len(path) >= 2 and path[0] == "stages" and isinstance(path[1], int):
+            base = self.stage_origin.get(path[1], ())
+            rest = path[2:]
+            for length in range(len(rest), 0, -1):
+                mapped = _STAGE_ORIGINS.get(rest[:length])
+                if mapped is not None:
+                    return (*base, *mapped, *rest[length:])
+            return base
+        if len(path) >= 2 and path[0] == "variables":
+            return self.variable_origin.get(str(path[1]), ())
+        return _PIPELINE_ORIGINS.get(path[:1], path[:1])
 
     # --- reading --------------------------------------------------------------------------
-
-    def _parse(self, text: str) -> dict[str, Any]:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            line = mark.line + 1 if mark is not None else None
-            column = mark.column + 1 if mark is not None else None
-            _error(self.file, f"invalid YAML: {exc.problem}", line, column)
-        except yaml.YAMLError as exc:
-            _error(self.file, f"invalid YAML: {exc}")
-        if not isinstance(data, dict) or not isinstance(data.get("stages"), list):
-            _error(
-                self.file,
-                "expected a first-Winslow pipeline: a mapping with `stages`, a list of "
-                "`- Worker:`, `- AndGateway:` or `- XorGateway:` items",
-            )
-        return data
 
     def _items(self, data: dict[str, Any]) -> list[_Item]:
         items = []
@@ -339,15 +380,19 @@ class _Converter:
         if isinstance(environment, dict):
             for key, value in environment.items():
                 if self._variable_name_ok(str(key), "the pipeline's environment"):
+                    # A variable's value is never read for references, so it stays unescaped.
                     self._declare(
                         str(key),
                         description="pipeline environment of the first Winslow",
-                        default=_literal(_text(value)),
+                        default=_text(value),
                     )
+                    self.variable_origin[str(key)] = ("environment", key)
         user_input = _mapping(data.get("userInput"))
-        for key in _list(user_input.get("requiredEnvVariables")):
+        for number, key in enumerate(_list(user_input.get("requiredEnvVariables"))):
             if self._variable_name_ok(key, "the pipeline's userInput.requiredEnvVariables"):
                 self._declare(key, description="required by the pipeline", required=True)
+                origin = ("userInput", "requiredEnvVariables", number)
+                self.variable_origin.setdefault(key, origin)
         confirmation = _text(user_input.get("confirmation")).upper()
         if confirmation and confirmation != "NEVER":
             self.unmapped.append(
@@ -397,7 +442,14 @@ class _Converter:
         if env:
             stage["env"] = env
         self._user_input(_mapping(raw.get("userInput")), label, stage)
+        for key in stage.get("required_variables", []):
+            origin = ("stages", item.index, item.kind, "userInput", "requiredEnvVariables")
+            self.variable_origin.setdefault(key, origin)
         self._log_parsers(raw.get("logParsers"), label, stage)
+        if _text(raw.get("discardable")) == "true":
+            # Discardable workspaces were pruned once later stages had them, failed or not;
+            # Winslow keeps a stage's current and latest run however few it is told to keep.
+            stage["retention"] = {"keep_succeeded": 0, "keep_failed": False}
         for key, reason in _WORKER_UNSUPPORTED.items():
             if raw.get(key) not in (None, False, [], {}):
                 self.unmapped.append(f"stage '{label}': {key} is not carried over: {reason}")
@@ -411,12 +463,13 @@ class _Converter:
 
     def _requirements(self, raw: dict[str, Any], label: str) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        if raw.get("cpus"):
+        # The first Winslow read zero or less (`cpus: -1`) as "not set": no requirement.
+        if _set(raw.get("cpus")):
             result["cpus"] = raw["cpus"]
-        if raw.get("megabytesOfRam"):
+        if _set(raw.get("megabytesOfRam")):
             result["memory"] = raw["megabytesOfRam"]
         gpu = _mapping(raw.get("gpu"))
-        if gpu.get("count"):
+        if _set(gpu.get("count")):
             result["gpu"] = {"count": gpu["count"]}
             vendor = _text(gpu.get("vendor"))
             # Winslow's GPUs are the ones nvidia-smi reports, so 'nvidia' asks for nothing more.
@@ -494,6 +547,7 @@ class _Converter:
         return False
 
     def _literal_noted(self, value: str, label: str, where: str) -> str:
+        # Only a plain `${X}` could be meant for Winslow to fill; a written `$${Z}` stays so.
         names = sorted(references(value))
         if names:
             listed = ", ".join(f"${{{n}}}" for n in names)
@@ -537,6 +591,29 @@ class _Converter:
                 f"(API, CSV, console charts); the CSV formatters and files{where} are not kept"
             )
 
+    def _retention(self, policy: Any) -> dict[str, Any]:
+        """The pipeline's ``deletionPolicy`` as Winslow's ``retention`` (empty: keep all)."""
+        if not isinstance(policy, dict):
+            return {}
+        retention: dict[str, Any] = {}
+        keep = policy.get("numberOfWorkspacesOfSucceededStagesToKeep")
+        if keep is not None:
+            retention["keep_succeeded"] = keep
+            self.unmapped.append(
+                f"the pipeline's deletionPolicy kept the workspaces of the latest {keep} "
+                f"succeeded stages of the whole pipeline; retention keeps the latest {keep} "
+                "succeeded runs of each stage"
+            )
+        if _text(policy.get("keepWorkspaceOfFailedStage")) == "false":
+            retention["keep_failed"] = False
+        if _text(policy.get("alwaysKeepMostRecentWorkspace")) == "false":
+            self.unmapped.append(
+                "the pipeline's deletionPolicy.alwaysKeepMostRecentWorkspace false is not "
+                "carried over: Winslow always keeps the workspace of each stage's current "
+                "and latest run"
+            )
+        return retention
+
     def _gateway(self, item: _Item, successors: list[str]) -> None:
         if item.kind != "XorGateway":
             return  # an AND split or join is exactly what `needs` express
@@ -558,7 +635,7 @@ class _Converter:
 
     def _dump(self, pipeline: dict[str, Any]) -> str:
         header = [
-            f"# Converted from {self.file} (a first-Winslow pipeline) by"
+            f"# Converted from {self.file} ({FORMAT_NAMES[self.source.kind]}) by"
             " `winslow pipeline import`.",
         ]
         if self.unmapped:
@@ -569,9 +646,26 @@ class _Converter:
 
 
 _INVALID_HINT = (
-    "the converted pipeline does not validate (problems above); fix the original file or "
-    "edit the converted YAML by hand"
+    "the converted pipeline does not validate (problems above, at the lines of this file they "
+    "come from, named by Winslow's fields); fix this file, or convert it and edit the YAML"
 )
+
+_STAGE_ORIGINS: dict[Path, Path] = {
+    ("name",): ("name",),
+    ("description",): ("description",),
+    ("image",): ("image", "name"),
+    ("command",): ("image", "args"),
+    ("requirements", "memory"): ("requirements", "megabytesOfRam"),
+    ("requirements",): ("requirements",),
+    ("env",): ("environment",),
+    ("confirmation",): ("userInput", "confirmation"),
+    ("required_variables",): ("userInput", "requiredEnvVariables"),
+    ("log_parsers",): ("logParsers",),
+    ("retention",): ("discardable",),
+}
+"""Where a converted stage's fields come from in its first-Winslow item."""
+
+_PIPELINE_ORIGINS: dict[Path, Path] = {("retention",): ("deletionPolicy",)}
 
 
 def _python_regex(java: str, stem: str) -> str:
@@ -611,6 +705,16 @@ def _group_openings(java: str) -> list[tuple[int, str]]:
             found.append((index, "unnamed"))
         index += 1
     return found
+
+
+def _set(value: Any) -> bool:
+    """Whether a first-Winslow number is set: present and, if a number, above zero. Other
+    values are kept, for validation to point at."""
+    if value is None or value == "" or value is False:
+        return False
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value > 0
+    return True
 
 
 def _list(value: Any) -> list[str]:

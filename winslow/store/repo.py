@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import logging
 import secrets
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, event, func, make_url, select, update
+from sqlalchemy import Engine, Text, and_, cast, event, func, make_url, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
+from winslow import metrics
 from winslow.core.models import HistoryEvent, Project, Run
 from winslow.core.states import (
     ACTIVE_RUN_STATES,
@@ -42,7 +45,13 @@ from winslow.store.tables import (
     RunRow,
     TokenRow,
 )
-from winslow.store.transaction import ProjectTransaction, lock_project_row
+from winslow.store.transaction import CHANGED_PROJECTS, ProjectTransaction, lock_project_row
+
+log = logging.getLogger(__name__)
+
+
+def _count_query(*_args: Any) -> None:
+    metrics.count_query()
 
 
 def hash_token(token: str) -> str:
@@ -51,6 +60,16 @@ def hash_token(token: str) -> str:
 
 PROJECT_TOKEN_PREFIX = "wsl_t_"
 """Project tokens start so; API tokens with ``wsl_`` only, so a person tells them apart."""
+
+
+@dataclass(frozen=True)
+class RunRoom:
+    """The most any one node has free of each amount; a run asking for more of any of
+    them cannot be placed now."""
+
+    cpus: float
+    memory_mb: int
+    gpus: int
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,31 @@ def to_project_token(row: ProjectTokenRow) -> ProjectToken:
     )
 
 
+LIST_BATCH_ROWS = 200
+"""Project rows read at a time when the kept list is read again: the peak of a rebuild
+(decoded rows not yet turned into projects) stays this small, whatever the count."""
+
+
+class SharedSnapshots:
+    """Decodes each distinct pipeline snapshot once and hands out that one copy.
+
+    Projects made from one pipeline hold equal copies of its definition, the largest part
+    of a project; the kept project list would otherwise hold one decoded copy per project,
+    and a rebuild would decode them all. Equal text, one dict.
+    """
+
+    def __init__(self) -> None:
+        self._decoded: dict[str, dict[str, Any]] = {}
+
+    def of(self, text: str | None) -> dict[str, Any]:
+        if text is None:
+            return {}
+        found = self._decoded.get(text)
+        if found is None:
+            found = self._decoded[text] = json.loads(text)
+        return found
+
+
 class Store:
     """The SQL store of one Winslow server."""
 
@@ -100,9 +144,12 @@ class Store:
         self.sessions: sessionmaker[Session] = make_sessions(self.read_engine)
         """Sessions for reading; every write goes through ``transaction``."""
         self._projects_lock = threading.Lock()
-        self._projects_cache: tuple[tuple[Any, ...], list[Project]] | None = None
+        self._projects_cache: tuple[tuple[Any, ...], tuple[Project, ...]] | None = None
         self._password: str | None = None
         self._password_hooked = False
+        self._commit_listeners: list[Callable[[Collection[str]], None]] = []
+        for engine in {self.engine, self.read_engine}:
+            event.listen(engine, "before_cursor_execute", _count_query)
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -145,6 +192,22 @@ class Store:
         """Yield a session inside one transaction; commit on success, roll back on error."""
         with self.write_sessions() as session, session.begin():
             yield session
+        changed = session.info.get(CHANGED_PROJECTS)
+        if changed:
+            self._committed(changed)
+
+    def on_commit(self, listener: Callable[[Collection[str]], None]) -> None:
+        """Call ``listener`` with the ids of the projects each transaction changed (runs
+        and history included), after it committed, in the writer's thread; it must not
+        block. The live streams hear of changes so, instead of asking."""
+        self._commit_listeners.append(listener)
+
+    def _committed(self, project_ids: Collection[str]) -> None:
+        for listener in self._commit_listeners:
+            try:
+                listener(project_ids)
+            except Exception:  # A listener's trouble must not fail a committed write.
+                log.exception("a commit listener failed")
 
     # -- projects -----------------------------------------------------------------------
 
@@ -217,7 +280,16 @@ class Store:
     def list_projects(
         self, state: ProjectState | None = None, label: str | None = None
     ) -> list[Project]:
-        """Every project by name (of ``state``, with ``label``).
+        """Every project by name (of ``state``, with ``label``), from ``kept_projects``."""
+        return [
+            p
+            for p in self.kept_projects()
+            if (state is None or p.state is state) and (label is None or label in p.labels)
+        ]
+
+    def kept_projects(self) -> tuple[Project, ...]:
+        """Every project by name, as kept between calls: the very same tuple until a
+        project changes, so a caller may keep what it derives from it along with it.
 
         The whole list is read again only when a project changed: every write to a
         project row bumps its version (and a new one adds a row), so the count, the sum
@@ -236,31 +308,54 @@ class Store:
             with self._projects_lock:
                 cached = self._projects_cache
             if cached is not None and cached[0] == stamp:
-                projects = cached[1]
-            else:
-                query = select(ProjectRow).order_by(ProjectRow.name)
-                projects = [to_project(row) for row in session.scalars(query)]
-                with self._projects_lock:
-                    self._projects_cache = (stamp, projects)
-        if state is not None:
-            projects = [p for p in projects if p.state is state]
-        if label is not None:
-            projects = [p for p in projects if label in p.labels]
-        return list(projects)
-
-    def advancing_project_ids(self) -> list[str]:
-        """Ids of projects the engine must look at: advancing ones or with active runs."""
-        with self.sessions() as session:
-            states = [state.value for state in ADVANCING_PROJECT_STATES]
-            ids = set(session.scalars(select(ProjectRow.id).where(ProjectRow.state.in_(states))))
-            ids |= set(
-                session.scalars(
-                    select(RunRow.project_id).where(
-                        RunRow.state.in_([s.value for s in ACTIVE_RUN_STATES])
-                    )
-                )
+                return cached[1]
+            # The snapshot comes as text, so equal ones are decoded once; rows come in
+            # batches, so the rebuild's peak does not grow with the count.
+            query = (
+                select(ProjectRow, cast(ProjectRow.pipeline, Text))
+                .options(defer(ProjectRow.pipeline))
+                .order_by(ProjectRow.name)
+                .execution_options(yield_per=LIST_BATCH_ROWS)
             )
+            shared = SharedSnapshots()
+            projects = tuple(
+                to_project(row, shared.of(text)) for row, text in session.execute(query)
+            )
+        with self._projects_lock:
+            self._projects_cache = (stamp, projects)
+        return projects
+
+    def advancing_project_ids(self, among: Collection[str] | None = None) -> list[str]:
+        """Ids of projects the engine must look at: advancing ones or with active runs
+        (only those ``among`` these ids, when given)."""
+        states = [state.value for state in ADVANCING_PROJECT_STATES]
+        projects = select(ProjectRow.id).where(ProjectRow.state.in_(states))
+        runs = select(RunRow.project_id).where(
+            RunRow.state.in_([s.value for s in ACTIVE_RUN_STATES])
+        )
+        if among is not None:
+            if not among:
+                return []
+            projects = projects.where(ProjectRow.id.in_(list(among)))
+            runs = runs.where(RunRow.project_id.in_(list(among)))
+        with self.sessions() as session:
+            ids = set(session.scalars(projects)) | set(session.scalars(runs))
         return sorted(ids)
+
+    def changed_projects(self, since: datetime) -> dict[str, int]:
+        """Id → version of every project written at or after ``since``: what the engine
+        looks at between its full rounds, so a round costs what changed, not what exists."""
+        query = select(ProjectRow.id, ProjectRow.version).where(ProjectRow.updated_at >= since)
+        with self.sessions() as session:
+            return {project_id: version for project_id, version in session.execute(query)}
+
+    def job_project_ids(self, job_ids: Collection[str]) -> set[str]:
+        """Ids of the projects whose runs have these backend job IDs."""
+        if not job_ids:
+            return set()
+        query = select(RunRow.project_id).where(RunRow.job_id.in_(list(job_ids)))
+        with self.sessions() as session:
+            return set(session.scalars(query))
 
     # -- runs ---------------------------------------------------------------------------
 
@@ -279,26 +374,66 @@ class Store:
                 )
             return to_run(row)
 
-    def active_runs(self) -> list[Run]:
-        """Every pending or running run of every project."""
+    def active_runs(
+        self, among: Collection[str] | None = None, *, submitted: bool | None = None
+    ) -> list[Run]:
+        """Every pending or running run of every project (of those ``among`` these ids;
+        only submitted or unsubmitted ones, when ``submitted`` says), oldest first."""
+        query = select(RunRow).where(RunRow.state.in_([s.value for s in ACTIVE_RUN_STATES]))
+        if among is not None:
+            query = query.where(RunRow.project_id.in_(list(among)))
+        if submitted is not None:
+            query = query.where(RunRow.submitted.is_(submitted))
         with self.sessions() as session:
-            query = select(RunRow).where(RunRow.state.in_([s.value for s in ACTIVE_RUN_STATES]))
             return [to_run(row) for row in session.scalars(query.order_by(RunRow.id))]
 
-    def succeeded_stages(self) -> dict[str, set[str]]:
-        """Project ID → the stages done: a current (not superseded) run succeeded or skipped."""
-        with self.sessions() as session:
-            rows = session.execute(
-                select(RunRow.project_id, RunRow.stage)
-                .where(
-                    RunRow.state.in_((StageRunState.SUCCEEDED.value, StageRunState.SKIPPED.value)),
-                    RunRow.superseded.is_(False),
-                )
-                .distinct()
+    def waiting_runs(
+        self, among: Collection[str], room: RunRoom | None, *, after: int = 0, limit: int = 64
+    ) -> list[Run]:
+        """Unsubmitted active runs after run ``after``, oldest first, at most ``limit``: those
+        of the projects ``among``, and those of any project that ``room`` could hold (every
+        one without ``room``). The filter runs in SQL, so runs that cannot fit now cost
+        the engine nothing however many wait."""
+        query = select(RunRow).where(
+            RunRow.state.in_([s.value for s in ACTIVE_RUN_STATES]),
+            RunRow.submitted.is_(False),
+            RunRow.id > after,
+        )
+        if room is not None:
+            # A run created with no amount asks for its stage's: it may fit.
+            fits = and_(
+                or_(RunRow.cpus <= room.cpus + 1e-9, RunRow.cpus == 0),
+                or_(RunRow.memory_mb <= room.memory_mb, RunRow.memory_mb == 0),
+                RunRow.gpus <= room.gpus,
             )
+            query = query.where(
+                or_(fits, RunRow.project_id.in_(list(among)), RunRow.cancel_requested.is_(True))
+            )
+        with self.sessions() as session:
+            rows = session.scalars(query.order_by(RunRow.id).limit(limit))
+            return [to_run(row) for row in rows]
+
+    def succeeded_stages(self, project_ids: Collection[str] | None = None) -> dict[str, set[str]]:
+        """Project ID → the stages done: a current (not superseded) run succeeded or skipped.
+
+        Of every project, or of ``project_ids`` only (a page of the overview: its cost
+        then follows the page, not the history of all projects).
+        """
+        states = (StageRunState.SUCCEEDED.value, StageRunState.SKIPPED.value)
+        query = select(RunRow.project_id, RunRow.stage, RunRow.state).where(
+            RunRow.superseded.is_(False)
+        )
+        if project_ids is None:
+            query = query.where(RunRow.state.in_(states))
+        else:
+            # Chosen by project only: given the state too, SQLite walks the state index
+            # through the ended runs of every project (100 ms at 100,000 runs).
+            query = query.where(RunRow.project_id.in_(list(project_ids)))
+        with self.sessions() as session:
             done: dict[str, set[str]] = {}
-            for project_id, stage in rows:
-                done.setdefault(project_id, set()).add(stage)
+            for project_id, stage, state in session.execute(query.distinct()):
+                if state in states:
+                    done.setdefault(project_id, set()).add(stage)
             return done
 
     def run_counts(self) -> dict[str, int]:
@@ -313,6 +448,11 @@ class Store:
             return {state: count for state, count in session.execute(query)}
 
     # -- history ------------------------------------------------------------------------
+
+    def latest_event_id(self) -> int:
+        """The id of the newest history line of any project; 0 for none."""
+        with self.sessions() as session:
+            return session.scalar(select(func.max(EventRow.id))) or 0
 
     def history(self, project_id: str, after: int = 0) -> list[HistoryEvent]:
         with self.sessions() as session:

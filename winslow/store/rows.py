@@ -7,6 +7,7 @@ outside ``store/`` sees a row.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from winslow.core.models import HistoryEvent, Project, Run
 from winslow.core.states import ProjectState, StageRunState
@@ -25,12 +26,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_project(row: ProjectRow) -> Project:
+def to_project(row: ProjectRow, pipeline: dict[str, Any] | None = None) -> Project:
+    """The project of ``row``; with ``pipeline``, that one instead of the row's (a list
+    shares one decoded copy of equal snapshots, and does not load the row's)."""
     return Project(
         id=row.id,
         name=row.name,
         pipeline_name=row.pipeline_name,
-        pipeline=row.pipeline,
+        pipeline=row.pipeline if pipeline is None else pipeline,
         state=ProjectState(row.state),
         version=row.version,
         created_at=utc(row.created_at) or now(),

@@ -40,6 +40,11 @@ def column_value(value: Any) -> Any:
     return value
 
 
+CHANGED_PROJECTS = "winslow.changed_projects"
+"""``Session.info`` key: ids of the projects a transaction wrote, told to the store's
+commit listeners (the live streams) once it committed."""
+
+
 def _set_fields(row: Any, kind: type[Project] | type[Run], changes: dict[str, Any]) -> None:
     for name, value in changes.items():
         if name not in kind.__dataclass_fields__ or not hasattr(type(row), name):
@@ -68,6 +73,9 @@ class ProjectTransaction:
         self._row = row
         self._touched = False
 
+    def _changed(self) -> None:
+        self._session.info.setdefault(CHANGED_PROJECTS, set()).add(self._row.id)
+
     @property
     def project(self) -> Project:
         """The project as it is now in this transaction, changes included."""
@@ -95,6 +103,7 @@ class ProjectTransaction:
         which is how readers (the engine, the project list) see that it changed.
         """
         _set_fields(self._row, Project, changes)
+        self._changed()
         if not self._touched:
             self._row.version += 1
             self._row.updated_at = now()
@@ -107,6 +116,7 @@ class ProjectTransaction:
         if row is None:
             raise NotFoundError(f"Project '{self._row.name}' has no run {run_id}.")
         _set_fields(row, Run, changes)
+        self._changed()
         return to_run(row)
 
     def update_runs(self, run_ids: Iterable[int], **changes: Any) -> None:
@@ -114,6 +124,7 @@ class ProjectTransaction:
         query = select(RunRow).where(
             RunRow.project_id == self._row.id, RunRow.id.in_(list(run_ids))
         )
+        self._changed()
         for row in self._session.scalars(query):
             _set_fields(row, Run, changes)
 
@@ -122,6 +133,7 @@ class ProjectTransaction:
         with its new id. ``created_at`` defaults to now."""
         row = RunRow(project_id=self._row.id, created_at=now())
         _set_fields(row, Run, fields)
+        self._changed()
         self._session.add(row)
         self._session.flush()
         return to_run(row)
@@ -130,6 +142,7 @@ class ProjectTransaction:
         self, actor: str, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> None:
         """Append one line to the project's history."""
+        self._changed()
         self._session.add(
             EventRow(
                 project_id=self._row.id,
@@ -144,6 +157,7 @@ class ProjectTransaction:
     def delete_project(self) -> None:
         """Delete the project with its runs, their usage, its tokens and its history."""
         project_id = self._row.id
+        self._changed()
         runs = select(RunRow.id).where(RunRow.project_id == project_id)
         self._session.execute(delete(UsageRow).where(UsageRow.run_id.in_(runs)))
         self._session.execute(delete(RunRow).where(RunRow.project_id == project_id))

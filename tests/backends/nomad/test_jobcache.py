@@ -163,3 +163,24 @@ def test_jobs_nobody_asks_about_are_forgotten_at_a_sweep():
     assert len(cache) == 1
     assert cache.current("winslow-old") is None
     assert cache.current("winslow-asked") is not None
+
+
+def test_an_ended_job_is_answered_once_then_only_its_indexes_are_kept():
+    """Issue 17: at 15 stages a second the cache held ~9,000 ended jobs whole (about
+    600 MB) until nobody had asked for ten minutes. An ended job's snapshot is let go
+    once it was handed out; a read after that may still not go back in time."""
+    cache = JobCache(clock=Clock())
+    ended = snapshot(job_modify=30)
+    ended = Snapshot(
+        job={**ended.job, "Status": "dead"}, allocs=ended.allocs, evals=[], indexes=(30, 31, 32)
+    )
+    kept(cache, "winslow-a", ended)
+    assert cache.current("winslow-a") is ended  # the engine records the end from it
+    assert cache.current("winslow-a") is None  # then Nomad is asked again, if ever
+    assert cache._entries["winslow-a"].snapshot is None
+    assert cache.begin("winslow-a").need == Need(job=30, allocs=31, evals=32)
+
+    running = snapshot()
+    kept(cache, "winslow-b", running)
+    assert cache.current("winslow-b") is running
+    assert cache.current("winslow-b") is running  # a live job stays kept

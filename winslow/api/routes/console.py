@@ -11,13 +11,16 @@ that is a path of this server (``api/redirects.py``).
 
 from __future__ import annotations
 
+import functools
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
@@ -26,6 +29,7 @@ from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser, session_secret
 from winslow.api.models import OverviewPublic, OverviewRow
 from winslow.api.redirects import same_origin_path
+from winslow.core.models import Project
 from winslow.core.states import NEEDS_PERSON_STATES, ProjectState
 from winslow.errors import NotFoundError
 from winslow.store.sessions import session_caller
@@ -127,48 +131,152 @@ def spark_md5(context: ContextDep) -> FileResponse:
 # -- overview ---------------------------------------------------------------------------
 
 
-def overview_rows(context: AppContext) -> list[OverviewRow]:
-    """Every project as the overview shows it: those needing a person first, then by name.
+@dataclass(frozen=True)
+class OverviewQuery:
+    """Which projects the overview shows: a name search, a state, a label, and a page."""
 
-    Three queries whatever the number of projects: projects, active runs, succeeded stages.
-    """
-    projects = context.store.list_projects()
-    active: dict[str, list[str]] = {}
-    for run in context.store.active_runs():
-        active.setdefault(run.project_id, []).append(run.stage)
-    done = context.store.succeeded_stages()
-    rows = []
-    for project in projects:
-        stages = [s["name"] for s in project.pipeline.get("stages", [])]
-        current = sorted(set(active.get(project.id, [])))
-        if not current and project.waiting_for.get("stage"):
-            current = [str(project.waiting_for["stage"])]
-        rows.append(
-            OverviewRow(
-                id=project.id,
-                name=project.name,
-                labels=list(project.labels),
-                pipeline=project.pipeline_name,
-                state=project.state,
-                state_reason=project.state_reason,
-                needs_person=project.state in NEEDS_PERSON_STATES,
-                current_stages=current,
-                stages_total=len(stages),
-                stages_done=len(done.get(project.id, set()) & set(stages)),
-                state_since=project.state_changed_at or project.updated_at,
-            )
+    search: str = ""
+    state: ProjectState | None = None
+    label: str | None = None
+    skip: int = 0
+    limit: int = defaults.PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class OverviewPage:
+    rows: list[OverviewRow]
+    count: int
+    """Projects that match the query, on every page."""
+    needs_person: int
+    """Projects that need a person, whatever the query (the tab's title counts them)."""
+    labels: list[str]
+    """Every label of every project (the label filter offers them)."""
+
+
+def overview_query(
+    q: Annotated[str, Query(max_length=200, description="Part of a project's name.")] = "",
+    state: ProjectState | None = None,
+    label: str | None = None,
+    skip: Annotated[int, Query(ge=0, description="Leave out this many projects first.")] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=defaults.MAX_PAGE_SIZE, description="Give at most this many.")
+    ] = defaults.PAGE_SIZE,
+) -> OverviewQuery:
+    return OverviewQuery(q.strip(), state, label or None, skip, limit)
+
+
+OverviewQueryDep = Annotated[OverviewQuery, Depends(overview_query)]
+
+
+@dataclass(frozen=True)
+class ProjectIndex:
+    """What every overview request derives from the kept project list, derived once."""
+
+    projects: tuple[Project, ...]
+    ordered: list[tuple[str, Project]]
+    """Lower-cased name and project: those needing a person first, each part by name."""
+    needs_person: int
+    labels: list[str]
+
+    @classmethod
+    def of(cls, projects: tuple[Project, ...]) -> ProjectIndex:
+        first = [p for p in projects if p.state in NEEDS_PERSON_STATES]
+        rest = [p for p in projects if p.state not in NEEDS_PERSON_STATES]
+        return cls(
+            projects=projects,
+            ordered=[(p.name.lower(), p) for p in first + rest],
+            needs_person=len(first),
+            labels=sorted({label for p in projects for label in p.labels}),
         )
-    rows.sort(key=lambda r: (not r.needs_person, r.name))
-    return rows
+
+
+_index_lock = threading.Lock()
+_index: ProjectIndex | None = None
+
+
+def project_index(projects: tuple[Project, ...]) -> ProjectIndex:
+    """The index of ``projects``, the store's kept tuple: built again only when the store
+    hands out another tuple (a project changed), not on every request."""
+    global _index
+    with _index_lock:
+        index = _index
+    if index is None or index.projects is not projects:
+        index = ProjectIndex.of(projects)
+        with _index_lock:
+            _index = index
+    return index
+
+
+def select_projects(index: ProjectIndex, query: OverviewQuery) -> list[Project]:
+    """The projects ``query`` matches, those needing a person first, each part by name."""
+    text = query.search.lower()
+    return [
+        p
+        for name, p in index.ordered
+        if (not text or text in name)
+        and (query.state is None or p.state is query.state)
+        and (query.label is None or query.label in p.labels)
+    ]
+
+
+def overview_page_of(context: AppContext, query: OverviewQuery) -> OverviewPage:
+    """One page of the overview, from the kept project list the project list API reads.
+
+    Runs are read for the page's projects only, so a page costs the same with ten or ten
+    thousand projects and their history behind it.
+    """
+    index = project_index(context.store.kept_projects())
+    window = slice(query.skip, query.skip + query.limit)
+    if query.search or query.state or query.label:
+        selected = select_projects(index, query)
+        count, page = len(selected), selected[window]
+    else:  # the page as first shown: no pass over every project
+        count, page = len(index.ordered), [p for _, p in index.ordered[window]]
+    ids = {p.id for p in page}
+    active: dict[str, set[str]] = {}
+    for run in context.store.active_runs():
+        if run.project_id in ids:
+            active.setdefault(run.project_id, set()).add(run.stage)
+    done = context.store.succeeded_stages(ids) if ids else {}
+    return OverviewPage(
+        rows=[overview_row(p, active.get(p.id, set()), done.get(p.id, set())) for p in page],
+        count=count,
+        needs_person=index.needs_person,
+        labels=index.labels,
+    )
+
+
+def overview_row(project: Project, active: set[str], done: set[str]) -> OverviewRow:
+    stages = [s["name"] for s in project.pipeline.get("stages", [])]
+    current = sorted(active)
+    if not current and project.waiting_for.get("stage"):
+        current = [str(project.waiting_for["stage"])]
+    return OverviewRow(
+        id=project.id,
+        name=project.name,
+        labels=list(project.labels),
+        pipeline=project.pipeline_name,
+        state=project.state,
+        state_reason=project.state_reason,
+        needs_person=project.state in NEEDS_PERSON_STATES,
+        current_stages=current,
+        stages_total=len(stages),
+        stages_done=len(done & set(stages)),
+        state_since=project.state_changed_at or project.updated_at,
+    )
 
 
 @api_router.get("/overview", response_model=OverviewPublic)
-def overview_api(context: ContextDep, _user: CurrentUser) -> OverviewPublic:
-    """The overview's rows (the console refreshes with it when projects change)."""
-    rows = overview_rows(context)
+def overview_api(
+    context: ContextDep, _user: CurrentUser, query: OverviewQueryDep
+) -> OverviewPublic:
+    """A page of the overview's rows (the console refreshes with it when projects change,
+    and searches with it when not every project is on the page)."""
+    page = overview_page_of(context, query)
     return OverviewPublic(
-        data=rows,
-        needs_person=sum(r.needs_person for r in rows),
+        data=page.rows,
+        count=page.count,
+        needs_person=page.needs_person,
         states=[state.value for state in ProjectState],
     )
 
@@ -181,22 +289,38 @@ def since(moment: datetime | None) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview_page(request: Request, context: ContextDep, user: PageUser) -> HTMLResponse:
-    rows = overview_rows(context)
-    labels = sorted({label for row in rows for label in row.labels})
+def overview_page(
+    request: Request, context: ContextDep, user: PageUser, query: OverviewQueryDep
+) -> HTMLResponse:
+    page = overview_page_of(context, query)
     return render(
         request,
         context,
         "overview.html",
         user,
         title="Projects",
-        rows=rows,
-        labels=labels,
+        rows=page.rows,
+        count=page.count,
+        query=query,
+        labels=page.labels,
         states=[state.value for state in ProjectState],
-        needs_person=sum(r.needs_person for r in rows),
+        needs_person=page.needs_person,
         pipelines=sorted(context.pipelines.load_all()[0]),
         since=since,
+        page_link=functools.partial(page_link, query),
     )
+
+
+def page_link(query: OverviewQuery, skip: int) -> str:
+    """The overview's address for the page starting at ``skip``, filters kept."""
+    values = {
+        "q": query.search,
+        "state": query.state.value if query.state else "",
+        "label": query.label or "",
+        "skip": str(skip) if skip else "",
+        "limit": str(query.limit) if query.limit != defaults.PAGE_SIZE else "",
+    }
+    return "/?" + urlencode({k: v for k, v in values.items() if v})
 
 
 # -- nodes ------------------------------------------------------------------------------

@@ -29,7 +29,10 @@ def list_pipelines(context: ContextDep, _user: CurrentUser) -> PipelinesPublic:
     return PipelinesPublic(
         data=[
             PipelineSummary(
-                name=p.name, description=p.description, stages=[s.name for s in p.stages]
+                name=p.name,
+                description=p.description,
+                stages=[s.name for s in p.stages],
+                needs={s.name: p.needs_of(s.name) for s in p.stages},
             )
             for p in sorted(good.values(), key=lambda p: p.name)
         ],

@@ -3,17 +3,25 @@ runs and their logs, and live streams of all of it."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from typing import Annotated
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from winslow import defaults
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.hub import (
+    ALL,
+    Hub,
+    Message,
+    history_message,
+    project_key,
+    project_message,
+)
 from winslow.api.models import (
     AfterEventQuery,
     EventPublic,
@@ -27,7 +35,7 @@ from winslow.api.models import (
     RunPublic,
     VariablesBody,
 )
-from winslow.api.sse import POLL_SECONDS, STREAM_ANSWER, Heartbeat, frame, stream
+from winslow.api.sse import STREAM_ANSWER, frame, hub_of, last_event_id, message_frame, stream
 from winslow.core import commands
 from winslow.core.models import Run
 from winslow.core.states import ProjectState
@@ -321,7 +329,9 @@ def run_logs(
 
 
 @router.get(
-    "/{ref}/runs/{run_id}/logs/stream", response_class=StreamingResponse, responses=STREAM_ANSWER
+    "/{ref}/runs/{run_id}/logs/stream",
+    response_class=EventSourceResponse,
+    responses=STREAM_ANSWER,
 )
 async def stream_logs(
     ref: str,
@@ -331,18 +341,26 @@ async def stream_logs(
     _user: CurrentUser,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    """SSE: ``log`` events carry new lines as they are written; ``end`` when the run ends;
-    ``refused`` (``detail``, ``code``) when the log cannot be read at all (Winslow's Nomad
-    token lacks ``read-fs``), after which the stream ends: retrying would not help."""
+    """SSE: ``log`` events carry new lines as they are written, each with the byte offset
+    after its lines as ``id:`` (a ``Last-Event-ID`` goes on from there, before ``offset``);
+    ``end`` when the run ends; ``refused`` (``detail``, ``code``) when the log cannot be
+    read at all (Winslow's Nomad token lacks ``read-fs``), after which the stream ends:
+    retrying would not help."""
     project = await to_thread.run_sync(context.store.get_project, ref)
-    await to_thread.run_sync(context.store.get_run, project.id, run_id)
+    run = await to_thread.run_sync(context.store.get_run, project.id, run_id)
+    resume = last_event_id(request)
+    hub = hub_of(request)
+    return stream(_log_events(context, hub, run, offset if resume is None else resume))
 
-    async def body() -> AsyncIterator[str]:
-        position = offset
-        heartbeat = Heartbeat()
-        pending = b""
-        while not await request.is_disconnected():
-            run = await to_thread.run_sync(context.store.get_run, project.id, run_id)
+
+async def _log_events(
+    context: AppContext, hub: Hub, run: Run, position: int
+) -> AsyncIterator[ServerSentEvent]:
+    pending = b""
+    watcher = hub.log_watcher(run.project_id, run, context.backend)
+    with watcher.listen() as wake:
+        while not watcher.gone:
+            run = watcher.run
             try:
                 data = await to_thread.run_sync(read_log, context, run, position)
             except WinslowError as exc:
@@ -352,28 +370,21 @@ async def stream_logs(
             pending += data
             if b"\n" in pending:
                 complete, _, pending = pending.rpartition(b"\n")
-                yield frame(
-                    "log",
-                    {
-                        "offset": position - len(pending),
-                        "lines": complete.decode("utf-8", "replace").split("\n"),
-                    },
-                )
+                lines = complete.decode("utf-8", "replace").split("\n")
+                end = position - len(pending)
+                yield frame("log", {"offset": end, "lines": lines}, end)
             if not run.active and not data:
                 if pending:
-                    yield frame(
-                        "log", {"offset": position, "lines": [pending.decode("utf-8", "replace")]}
-                    )
+                    lines = [pending.decode("utf-8", "replace")]
+                    yield frame("log", {"offset": position, "lines": lines}, position)
                 yield frame("end", {"state": run.state.value, "exit_code": run.exit_code})
                 return
-            if heartbeat.due():
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(POLL_SECONDS)
-
-    return stream(body())
+            if not data:  # Read out: wait until the log grew or the run changed.
+                await wake.wait()
+                wake.clear()
 
 
-@router.get("/{ref}/events", response_class=StreamingResponse, responses=STREAM_ANSWER)
+@router.get("/{ref}/events", response_class=EventSourceResponse, responses=STREAM_ANSWER)
 async def project_events(
     ref: str,
     request: Request,
@@ -381,55 +392,78 @@ async def project_events(
     _user: CurrentUser,
     after: AfterEventQuery = 0,
 ) -> Response:
-    """SSE: every new history line of the project (``history``) and its new state
-    (``project``) the moment it changes."""
+    """SSE: every new history line of the project (``history``, its id as ``id:``, so a
+    ``Last-Event-ID`` goes on after it) and its new state (``project``) the moment it
+    changes; ``deleted`` when it is gone."""
     project = await to_thread.run_sync(context.store.get_project, ref)
-
-    async def body() -> AsyncIterator[str]:
-        last = after
-        heartbeat = Heartbeat()
-        version = -1
-        while not await request.is_disconnected():
-            events = await to_thread.run_sync(context.store.history, project.id, last)
-            for event in events:
-                last = event.id
-                yield frame("history", EventPublic.of(event).model_dump(mode="json"), event.id)
-            try:
-                current = await to_thread.run_sync(_show, context, project.id)
-            except NotFoundError:
-                yield frame("deleted", {"id": project.id})
-                return
-            fingerprint = hash((current.state, current.updated_at, len(current.runs or [])))
-            if fingerprint != version:
-                version = fingerprint
-                yield frame("project", current.model_dump(mode="json"))
-            if heartbeat.due():
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(POLL_SECONDS)
-
-    return stream(body())
+    resume = last_event_id(request)
+    start = after if resume is None else max(after, resume)
+    return stream(_project_events(context, hub_of(request), project.id, start))
 
 
-@events_router.get("/events", response_class=StreamingResponse, responses=STREAM_ANSWER)
+def _project_now(context: AppContext, project_id: str, after: int) -> list[Message]:
+    """The project's history after ``after`` and its state, read from the store."""
+    events = context.store.history(project_id, after)
+    try:
+        project = context.store.get_project(project_id)
+    except NotFoundError:
+        return [*map(history_message, events), Message("deleted", {"id": project_id})]
+    now = project_message(project, context.store.runs(project_id))
+    return [*map(history_message, events), now]
+
+
+async def _project_events(
+    context: AppContext, hub: Hub, project_id: str, last: int
+) -> AsyncIterator[ServerSentEvent]:
+    shown: Hashable = None
+    with hub.subscribe(project_id, last) as news:
+        while True:
+            resync, messages = await news.wait(hub.wait_seconds())
+            if resync or not hub.push:
+                messages = await to_thread.run_sync(_project_now, context, project_id, last)
+            for message in messages:
+                if message.event == "history":
+                    if message.id is None or message.id <= last:
+                        continue  # Sent already: read by a resync and pushed too.
+                    last = message.id
+                elif message.event == "project":
+                    if message.key == shown:
+                        continue
+                    shown = message.key
+                yield message_frame(message)
+                if message.event == "deleted":
+                    return
+
+
+@events_router.get("/events", response_class=EventSourceResponse, responses=STREAM_ANSWER)
 async def all_project_events(request: Request, context: ContextDep, _user: CurrentUser) -> Response:
-    """SSE: a ``project`` event whenever any project changes (for the overview)."""
+    """SSE: a ``project`` event whenever any project changes (for the overview), each
+    project once at the start; ``deleted`` when one is gone."""
+    return stream(_all_project_events(context, hub_of(request)))
 
-    async def body() -> AsyncIterator[str]:
-        seen: dict[str, object] = {}
-        heartbeat = Heartbeat()
-        while not await request.is_disconnected():
-            projects = await to_thread.run_sync(context.store.list_projects)
-            for project in projects:
-                fingerprint = (project.state, project.updated_at)
-                if seen.get(project.id) != fingerprint:
-                    seen[project.id] = fingerprint
-                    yield frame("project", ProjectPublic.of(project).model_dump(mode="json"))
-            gone = set(seen) - {p.id for p in projects}
-            for project_id in gone:
-                seen.pop(project_id)
-                yield frame("deleted", {"id": project_id})
-            if heartbeat.due():
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(POLL_SECONDS)
 
-    return stream(body())
+def _changed_projects(context: AppContext, seen: dict[str, Hashable]) -> list[Message]:
+    """What changed of the list since ``seen`` (project id → key of what was sent)."""
+    projects = context.store.list_projects()
+    messages = [project_message(p) for p in projects if seen.get(p.id) != project_key(p)]
+    gone = seen.keys() - {p.id for p in projects}
+    return messages + [Message("deleted", {"id": project_id}) for project_id in gone]
+
+
+async def _all_project_events(context: AppContext, hub: Hub) -> AsyncIterator[ServerSentEvent]:
+    seen: dict[str, Hashable] = {}
+    with hub.subscribe(ALL, None) as news:
+        while True:
+            resync, messages = await news.wait(hub.wait_seconds())
+            if resync or not hub.push:
+                messages = await to_thread.run_sync(_changed_projects, context, seen)
+            for message in messages:
+                project_id = message.data["id"]
+                if message.event == "deleted":
+                    if seen.pop(project_id, None) is None:
+                        continue
+                elif seen.get(project_id) == message.key:
+                    continue
+                else:
+                    seen[project_id] = message.key
+                yield message_frame(message)

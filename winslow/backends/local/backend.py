@@ -24,7 +24,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -32,9 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-import winslow
 from winslow import defaults
-from winslow.atomic import write_text_atomic
 from winslow.backends.base import (
     TERMINAL_JOB_STATES,
     JobEventCallback,
@@ -44,6 +41,7 @@ from winslow.backends.base import (
     UsageSample,
 )
 from winslow.backends.local.gpus import detect_gpus
+from winslow.backends.local.launch import Runner, WarmRunner, launch_cold
 from winslow.backends.local.telemetry import HostSampler
 from winslow.backends.local.usage import UsageMeter
 from winslow.core.resources import GpuInfo, NodeInfo
@@ -68,12 +66,12 @@ GPU_DETECT_CACHE_SECONDS = 60.0
 CREATE_TIME_TOLERANCE_SECONDS = 1.0
 """How far a live pid's create time may differ from the recorded one and still be ours."""
 
+ENGINE_RECHECK_SECONDS = 5.0
+"""Shortest time between two ``docker info`` calls while docker does not answer, seconds:
+a burst of image stages asks once."""
+
 RUNNER_OUTPUT_TAIL_CHARS = 300
 """Characters of ``runner.out`` quoted when a runner never started."""
-
-WITHHELD_ENV_PREFIX = "WINSLOW_"
-"""The server's own settings (S3 keys, tokens, a database URL with its password) stay out
-of the runner's environment, which a host stage of the same user can read in /proc."""
 
 _MIB = 1024 * 1024
 
@@ -90,8 +88,9 @@ class LocalBackend:
         backend.stop()                    # the stages keep running
 
     ``container_engine`` says whether ``docker`` may be used; None asks ``docker info``
-    once, now. ``kill_grace_seconds`` is the time between SIGTERM and SIGKILL when a
-    stage is cancelled or times out.
+    now, and again when a stage with an image is submitted while it did not answer (a
+    daemon started after the server is found). ``kill_grace_seconds`` is the time between
+    SIGTERM and SIGKILL when a stage is cancelled or times out.
     """
 
     name = "local"
@@ -108,6 +107,7 @@ class LocalBackend:
         kill_grace_seconds: float = defaults.KILL_GRACE_SECONDS,
         cache_max_bytes: int = defaults.NODE_CACHE_MAX_BYTES,
         transfer_retry_delays: tuple[float, ...] = defaults.TRANSFER_RETRY_DELAYS,
+        warm_runner: bool = True,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.cache_max_bytes = cache_max_bytes
@@ -116,14 +116,20 @@ class LocalBackend:
         self.cache_dir = self.data_dir / "cache"
         self.node_name = node_name
         self.kill_grace_seconds = kill_grace_seconds
-        self.container_engine = (
-            container.detect_container_engine() if container_engine is None else container_engine
-        )
+        self._engine_problem: str | None = None
+        self._engine_checked = 0.0
+        self._engine_auto = container_engine is None
+        if container_engine is None:
+            self._engine_problem = container.probe_container_engine()
+            self._engine_checked = time.monotonic()
+            container_engine = self._engine_problem is None
+        self.container_engine = container_engine
         self._storage = storage
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._children: dict[str, Runner] = {}
+        self._warm = WarmRunner(self.jobs_dir, self._runner_exited) if warm_runner else None
         self._watched: dict[str, JobState | None] = {}
         self._on_event: JobEventCallback | None = None
         self._stopped = threading.Event()
@@ -140,15 +146,21 @@ class LocalBackend:
     def start(self, on_event: JobEventCallback) -> None:
         """Adopt every unfinished job on disk and begin calling ``on_event`` on changes.
 
-        Runners this instance launched are waited on by a thread each, so their end is
-        reported at once; the others (left by an earlier server) are polled every
-        ``defaults.LOCAL_STATUS_POLL_SECONDS``, as is the start of every stage.
+        The warm runner (``launch.WarmRunner``) is started here. The end of a runner
+        this instance launched is reported at once; the others (left by an earlier
+        server) are polled every ``defaults.LOCAL_STATUS_POLL_SECONDS``, as is the start
+        of every stage.
         """
         with self._lock:
             if self._poller is not None:
                 raise RuntimeError("LocalBackend.start called twice without stop")
             self._on_event = on_event
             self._stopped.clear()
+            if self._warm is not None:
+                try:
+                    self._warm.start()  # it imports while the engine gets going
+                except OSError as exc:
+                    log.warning("local backend: no warm runner (%s); runners start cold", exc)
             self._finish_interrupted_launches()
             adopted = 0
             for status in self.list_jobs():
@@ -171,10 +183,13 @@ class LocalBackend:
         )
 
     def stop(self) -> None:
-        """Stop watching; runners and stages keep running and a later ``start`` adopts them."""
+        """Stop watching and end the warm runner; runners and stages keep running and a
+        later ``start`` adopts them."""
         with self._lock:
             poller, self._poller = self._poller, None
             self._stopped.set()
+        if self._warm is not None:
+            self._warm.close()
         if poller is not None:
             poller.join(timeout=5 * defaults.LOCAL_STATUS_POLL_SECONDS + 1)
         listener, self._listener = self._listener, None
@@ -225,7 +240,7 @@ class LocalBackend:
             if paths.runner.exists() or paths.status.exists():
                 continue
             child = self._children.get(entry.name)
-            if child is not None and child.poll() is None:
+            if child is not None and child.running():
                 continue
             log.warning(
                 "job %s: written by an earlier server that stopped before starting its runner; "
@@ -268,11 +283,11 @@ class LocalBackend:
             except Exception:
                 log.exception("job %s: the on_event callback failed", job_id)
 
-    def _wait_for_runner(self, job_id: str, proc: subprocess.Popen[bytes]) -> None:
-        """Reap our own runner the moment it exits (no zombie) and report the job."""
-        proc.wait()
+    def _runner_exited(self, job_id: str) -> None:
+        """A runner we launched ended (and was reaped): report its job at once."""
         with self._lock:
-            if self._children.get(job_id) is proc:
+            child = self._children.get(job_id)
+            if child is not None and not child.running():
                 del self._children[job_id]
         if not self._stopped.is_set():
             self._observe(job_id, force=True)
@@ -291,11 +306,13 @@ class LocalBackend:
                 f"Job ID {spec.job_id!r} cannot name a job directory on node "
                 f"'{self.node_name}'; use letters, digits and . _ : @ + = - (at most 200)."
             )
-        if spec.image is not None and not self.container_engine:
+        if spec.image is not None and not self._container_engine_now():
+            problem = f" ({self._engine_problem})" if self._engine_problem else ""
             raise SubmitRejectedError(
                 f"stage '{spec.stage}' names image '{spec.image}' but no container engine "
-                f"(docker) is available on node '{self.node_name}'; install docker or "
-                "remove `image:` to run `command` on the host"
+                f"(docker) answers on node '{self.node_name}'{problem}; start docker "
+                "(`sudo systemctl start docker`) and resume the project, which looks for it "
+                "again, or remove `image:` to run `command` on the host"
             )
         paths = self._paths(spec.job_id)
         with self._lock:
@@ -324,81 +341,71 @@ class LocalBackend:
             )
             # 0600: the stage's env may carry a project's secrets.
             jobfiles.write_json_atomic(paths.spec, jobfiles.job_spec_to_json(job), mode=0o600)
-            self._launch(spec.job_id, paths)
+            self._launch(spec.job_id, paths, marked=True)
+
+    def _container_engine_now(self) -> bool:
+        """Whether docker answers; asked again (at most every few seconds) while it did not."""
+        if self.container_engine or not self._engine_auto:
+            return self.container_engine
+        with self._lock:
+            if time.monotonic() - self._engine_checked < ENGINE_RECHECK_SECONDS:
+                return False
+            self._engine_checked = time.monotonic()
+        problem = container.probe_container_engine()
+        with self._lock:
+            self._engine_problem = problem
+            self.container_engine = problem is None
+        if problem is None:
+            log.info("node %s: docker answers now; stages with image: run", self.node_name)
+        return self.container_engine
 
     def _needs_relaunch(self, job_id: str, paths: JobPaths) -> bool:
         """True when the job was written but its runner never got going (a crash between)."""
         if paths.runner.exists() or paths.status.exists():
             return False
         child = self._children.get(job_id)
-        if child is not None and child.poll() is None:
+        if child is not None and child.running():
             return False
         return not self._launch_is_recent(paths)
 
     def _mark_launch(self, paths: JobPaths) -> None:
-        """Stamp ``launch.lock`` with now. Only a mark: the runner's flock is the mutex."""
-        write_text_atomic(paths.launch_lock, f"{os.getpid()} {time.time()}\n")
+        """Stamp ``launch.lock`` with now. Only a mark: the runner's flock is the mutex.
 
-    def _launch(self, job_id: str, paths: JobPaths) -> None:
+        Not fsync-ed: a mark a power cut takes away makes the job look never launched,
+        and submitting it again launches it once, as after any crash.
+        """
+        paths.launch_lock.write_text(f"{os.getpid()} {time.time()}\n")
+
+    def _launch(self, job_id: str, paths: JobPaths, *, marked: bool = False) -> None:
         """Start the job's runner; the caller holds ``self._lock``.
 
         Launching twice is harmless (the second runner finds the first's flock, or its
         ``runner.json``, and exits), so this never has to be sure no launch is under way.
+        The warm runner forks it when it can; a fresh process is the fallback.
         """
-        self._mark_launch(paths)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(WITHHELD_ENV_PREFIX)}
-        # The runner imports winslow from wherever this server did, installed or not.
-        package_root = str(Path(winslow.__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_root, env.get("PYTHONPATH", "")) if p
-        )
-        try:
-            with paths.runner_output.open("ab") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "winslow.node.runner", str(paths.root)],
-                    cwd=paths.root,
-                    env=env,
-                    stdin=subprocess.PIPE,  # the storage handover
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    # Its own session: the runner must survive this server's death and
-                    # signals meant for the server's process group.
-                    start_new_session=True,
-                    close_fds=True,
-                )
-        except OSError as exc:
-            paths.launch_lock.unlink(missing_ok=True)
-            raise BackendUnavailableError(
-                f"Could not start the runner of job {job_id} on node '{self.node_name}': {exc}. "
-                "The engine will try again."
-            ) from exc
-        self._hand_over_storage(job_id, proc)
-        self._children[job_id] = proc
+        if not marked:
+            self._mark_launch(paths)
+        storage = jobfiles.storage_handover(self._storage)
+        runner: Runner | None = None
+        if self._warm is not None:
+            try:
+                runner = self._warm.launch(job_id, paths, storage)
+            except OSError as exc:
+                log.warning("job %s: %s; starting a cold runner instead", job_id, exc)
+        if runner is None:
+            try:
+                runner = launch_cold(job_id, paths, storage, self.node_name, self._runner_exited)
+            except BackendUnavailableError:
+                paths.launch_lock.unlink(missing_ok=True)
+                raise
+        if runner.running():
+            self._children[job_id] = runner
         self._watched.setdefault(job_id, JobState.PENDING)
-        threading.Thread(
-            target=self._wait_for_runner,
-            args=(job_id, proc),
-            name=f"winslow-local-wait-{job_id}",
-            daemon=True,
-        ).start()
-        log.info("job %s: runner started as pid %d on node %s", job_id, proc.pid, self.node_name)
+        log.info("job %s: runner started as pid %d on node %s", job_id, runner.pid, self.node_name)
 
     def use_storage(self, storage: S3Config) -> None:
         """Hand ``storage`` (rotated keys) to every runner started from now on."""
         self._storage = storage
-
-    def _hand_over_storage(self, job_id: str, proc: subprocess.Popen[bytes]) -> None:
-        """Write the S3 credentials on the new runner's stdin and close it.
-
-        A few hundred bytes fit the pipe's buffer, so this never waits for the runner.
-        """
-        if proc.stdin is None:
-            return
-        try:
-            with proc.stdin:
-                proc.stdin.write(jobfiles.storage_handover(self._storage))
-        except OSError as exc:  # the runner died at once; status() reports the job
-            log.warning("job %s: could not hand the runner its storage: %s", job_id, exc)
 
     def _launch_is_recent(self, paths: JobPaths) -> bool:
         try:
@@ -446,7 +453,7 @@ class LocalBackend:
             )
         with self._lock:
             child = self._children.get(job_id)
-        if (child is not None and child.poll() is None) or self._launch_is_recent(paths):
+        if (child is not None and child.running()) or self._launch_is_recent(paths):
             return JobStatus(job_id, JobState.PENDING, self.node_name)
         # Look once more: the runner may have started (or even finished) just now.
         ended = self._read_status(job_id, paths)

@@ -168,13 +168,24 @@ class JobCache:
             return len(self._entries)
 
     def current(self, job_id: str) -> Snapshot | None:
-        """The kept snapshot while no change has been heard of since it was read; else None."""
+        """The kept snapshot while no change has been heard of since it was read; else None.
+
+        The snapshot of a job that has ended (Nomad's ``dead``) is handed out once more and
+        then let go, keeping only its indexes (a later read still may not go back in
+        time): the engine reads an ended job once, to record its end, and kept whole,
+        thousands of them (tens of KB each) held the server's memory for the ten
+        minutes before ``forget_after``.
+        """
         with self._lock:
             entry = self._entries.get(job_id)
             if entry is None:
                 return None
             entry.used_at = self._clock()
-            return entry.snapshot if entry.stored == entry.generation else None
+            snapshot = entry.snapshot if entry.stored == entry.generation else None
+            if snapshot is not None and snapshot.job.get("Status") == "dead":
+                entry.snapshot, entry.stored = None, -1
+                entry.need = entry.need.merge(Need(*snapshot.indexes))
+            return snapshot
 
     def begin(self, job_id: str) -> Ticket:
         """Start a read of ``job_id``; the ticket says what its answers must reflect: the

@@ -19,8 +19,6 @@ export const PAGE_BYTES = 128 * 1024;
 export const MAX_LINES = 5000;
 /** Bytes "Load earlier" reads at most looking for the start of one (very long) line. */
 const MAX_PAGE_BYTES = 8 * 1024 * 1024;
-/** Seconds before the live stream is opened again after it broke off. */
-const RECONNECT_SECONDS = 2;
 /** Pixels from the bottom that still count as "at the end". */
 const AT_END_SLACK = 24;
 
@@ -129,8 +127,6 @@ export function mountLogViewer(container, { project }) {
   let unseen = 0; // lines that arrived while the window did not reach the end
   let following = true;
   let source = null;
-  let reconnect = null;
-  let failures = 0;
   let ended = false;
   let endNote = "";
   let interrupted = false;
@@ -249,9 +245,10 @@ export function mountLogViewer(container, { project }) {
   // -- the stream -----------------------------------------------------------------------
   function closeStream() {
     if (source) { source.close(); source = null; }
-    if (reconnect) { clearTimeout(reconnect); reconnect = null; }
   }
 
+  // A broken stream is opened again by EventSource itself, which sends the id of the last
+  // `log` event (the byte offset after its lines) as Last-Event-ID: it goes on from there.
   function openStream(gen) {
     closeStream();
     if (gen !== generation || ended) return;
@@ -259,13 +256,11 @@ export function mountLogViewer(container, { project }) {
     source = opened;
     opened.addEventListener("open", () => {
       if (gen !== generation || !interrupted) return;
-      failures = 0;
       interrupted = false;
       updateFollow();
     });
     opened.addEventListener("log", (event) => {
       if (gen !== generation) return;
-      failures = 0;
       interrupted = false;
       const data = JSON.parse(event.data);
       if (atEnd()) {
@@ -298,38 +293,32 @@ export function mountLogViewer(container, { project }) {
       updateFollow();
     });
     opened.addEventListener("error", () => {
-      // EventSource would reconnect by itself, but from the first offset: lines would repeat.
       if (gen !== generation || source !== opened) return;
-      closeStream();
-      retry(gen);
-    });
-  }
-
-  /** Open the stream again from where it stopped, after a pause that grows with failures. */
-  function retry(gen) {
-    failures += 1;
-    interrupted = true;
-    updateFollow();
-    if (failures === 3) {
-      showError(new Error(`The live log of run ${run.id} keeps breaking off; still trying. Reload the page if no new lines appear.`));
-    }
-    reconnect = setTimeout(async () => {
-      reconnect = null;
-      try {
-        // Ask plainly first, so a refusal (gone, signed out) reaches the person in words.
-        await api(`${base(run)}?offset=${end}&limit=1`, { raw: true });
-      } catch (error) {
-        if (gen !== generation) return;
-        if (error.status === 0 || error.status >= 500) { retry(gen); return; } // passing
-        showError(error);
-        interrupted = false;
-        ended = true;
-        endNote = "live log stopped";
+      if (opened.readyState !== EventSource.CLOSED) {
+        interrupted = true; // EventSource reconnects by itself
         updateFollow();
         return;
       }
-      openStream(gen);
-    }, RECONNECT_SECONDS * 1000 * Math.min(failures, 5));
+      // Refused outright (signed out, run gone): ask plainly, so the words reach the person.
+      closeStream();
+      stopped(gen);
+    });
+  }
+
+  async function stopped(gen) {
+    try {
+      await api(`${base(run)}?offset=${end}&limit=1`, { raw: true });
+      if (gen !== generation) return;
+      showError(new Error(`The live log of run ${run.id} stopped; reload the page to follow it again.`));
+    } catch (error) {
+      if (gen !== generation) return;
+      showError(error);
+    }
+    if (gen !== generation) return;
+    interrupted = false;
+    ended = true;
+    endNote = "live log stopped";
+    updateFollow();
   }
 
   // -- loading --------------------------------------------------------------------------
@@ -490,7 +479,6 @@ export function mountLogViewer(container, { project }) {
       ended = false;
       endNote = "";
       interrupted = false;
-      failures = 0;
       lines.replaceChildren();
       if (!run) { render(); return; }
       updateRun();

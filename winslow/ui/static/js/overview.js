@@ -1,5 +1,7 @@
 // The overview: filters and search in the page, live rows through Server-Sent Events,
-// and the tab title counting the projects that need a person.
+// and the tab title counting the projects that need a person. The server sends one page
+// of projects; when not every project is on it, a search or filter asks the server too,
+// so a person with ten thousand projects still finds the one they look for.
 import { api, guarded, el, since, showError } from "./api.js";
 
 const rows = document.getElementById("project-rows");
@@ -7,6 +9,34 @@ const search = document.getElementById("search");
 const stateFilter = document.getElementById("state-filter");
 const labelFilter = document.getElementById("label-filter");
 const summary = document.getElementById("needs-summary");
+const pager = document.getElementById("pager");
+
+// What the server was asked for: the rows on the page and how many match in all.
+let shown = { skip: Number(rows.dataset.skip || 0), limit: Number(rows.dataset.limit || 100), count: Number(rows.dataset.count || 0) };
+// Whether the rows in the page are every project (no filter on the server, one page).
+const filtering = () => Boolean(search.value.trim() || stateFilter.value || labelFilter.value);
+shown.whole = !filtering() && !shown.skip && shown.count <= rows.querySelectorAll("tr[data-name]").length;
+
+function overviewQuery(skip = shown.skip) {
+  const params = new URLSearchParams();
+  const text = search.value.trim();
+  if (text) params.set("q", text);
+  if (stateFilter.value) params.set("state", stateFilter.value);
+  if (labelFilter.value) params.set("label", labelFilter.value);
+  if (skip) params.set("skip", String(skip));
+  if (shown.limit !== 100) params.set("limit", String(shown.limit));
+  return params.toString();
+}
+
+function renderPager(loaded) {
+  const link = (text, id, skip) => el("a", { id, href: `/?${overviewQuery(skip)}` }, text);
+  const parts = [el("span", { id: "pager-text" }, loaded
+    ? `${shown.skip + 1}–${shown.skip + loaded} of ${shown.count}` : `none of ${shown.count}`)];
+  if (shown.skip) parts.push(link("Previous", "pager-prev", Math.max(shown.skip - shown.limit, 0)));
+  if (shown.skip + loaded < shown.count) parts.push(link("Next", "pager-next", shown.skip + shown.limit));
+  pager.replaceChildren(...parts);
+  pager.hidden = !shown.skip && loaded >= shown.count;
+}
 
 function applyFilters() {
   const text = search.value.trim().toLowerCase();
@@ -43,8 +73,10 @@ function render(data) {
     return tr;
   });
   if (!fresh.length) {
-    fresh.push(el("tr", { className: "empty" }, el("td", { colSpan: 7 }, "No projects yet.")));
+    fresh.push(el("tr", { className: "empty" }, el("td", { colSpan: 7 }, filtering() ? "No project matches." : "No projects yet.")));
   }
+  shown = { ...shown, count: data.count };
+  renderPager(data.data.length);
   rows.replaceChildren(...fresh);
   const known = new Set([...labelFilter.options].map((o) => o.value));
   for (const label of new Set(data.data.flatMap((r) => r.labels))) {
@@ -56,16 +88,40 @@ function render(data) {
   applyFilters();
 }
 
+// Only the answer to the latest question is shown: an older one may come back later.
+let asked = 0;
+async function load() {
+  const query = overviewQuery();
+  const mine = ++asked;
+  const filtered = filtering();
+  const data = await api(`/overview?${query}`);
+  if (mine !== asked) return;
+  render(data);
+  shown.whole = !filtered && !shown.skip && data.count <= data.data.length;
+  history.replaceState(null, "", query ? `/?${query}` : "/");
+}
+
 let pending = null;
 function refreshSoon() {
   if (pending) return;
   pending = setTimeout(async () => {
     pending = null;
-    await guarded(async () => render(await api("/overview")));
+    await guarded(load);
   }, 250);
 }
 
-for (const input of [search, stateFilter, labelFilter]) input.addEventListener("input", applyFilters);
+// Rows on the page are filtered at once; the server is asked only when some projects
+// are not on the page (another page, or more than one page in all).
+let searching = null;
+function filtersChanged() {
+  applyFilters();
+  if (shown.whole) return;
+  shown = { ...shown, skip: 0 };
+  clearTimeout(searching);
+  searching = setTimeout(() => guarded(load), 200);
+}
+
+for (const input of [search, stateFilter, labelFilter]) input.addEventListener("input", filtersChanged);
 
 // Times in state tick on their own.
 setInterval(() => {
