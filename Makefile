@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo console test lint typecheck install clean bench bench-data docker browser prometheus nomad-dev test-nomad-live
+.PHONY: demo console bench-scale test lint typecheck install clean bench bench-data docker browser prometheus nomad-dev test-nomad-live
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Winslow needs Python 3.11 or newer"'
@@ -73,7 +73,15 @@ test-nomad-live: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/stage_overhead.py
-	$(BIN)/python bench/console.py
+	$(BIN)/python bench/console.py --size 1k
+	$(BIN)/python bench/console.py --size 10k
+	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/sse.py
+
+# The engine at 100 and 1,000 projects x 10 stages, local and Nomad stand-in (hours on 2
+# cores; `--projects 200 --baseline-projects 20 --stages 2` for a look).
+bench-scale: $(STAMP)
+	$(BIN)/python bench/engine_scale.py
 
 # The storage benchmarks at 4 GiB (about 5 minutes and 15 GB of free disk on 2 cores);
 # SIZE=512M for a quick look.

@@ -5,6 +5,7 @@ httpx clients in threads."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import queue
 import socket
@@ -316,7 +317,10 @@ def test_a_client_that_does_not_read_blocks_no_writer(tmp_path: Any) -> None:
             return took, stuck.held, stuck.resync, seen
 
     try:
-        took, held, resync, seen = asyncio.run(scenario())
+        # A thread of its own: a test before this one in the worker may have left an
+        # event loop running on the main thread, where asyncio.run refuses to start.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            took, held, resync, seen = pool.submit(asyncio.run, scenario()).result()
     finally:
         store.close()
     # The writes did not wait for the stuck client (generous: SQLite commits dominate).

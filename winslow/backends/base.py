@@ -124,6 +124,10 @@ class Backend(Protocol):
     purges_killed_jobs: bool
     """True when the engine should ``remove`` a killed run's job once its end is recorded
     (Nomad, where a stopped job otherwise lingers); False where nothing lingers (local)."""
+    logs_on_this_machine: bool
+    """True when ``logs`` reads a file on the engine's own machine (local): an ended run's
+    results are then read from it, not from storage, where the runner archives the log
+    only after it recorded the end."""
 
     def start(self, on_event: JobEventCallback) -> None:
         """Begin watching jobs; call ``on_event(job_id)`` whenever one changes."""

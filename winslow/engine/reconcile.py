@@ -123,6 +123,7 @@ class OutputCollector(Protocol):
         stage: Stage,
         *,
         started_from: Sequence[str] = (),
+        log_chunks: Iterable[bytes] | None = None,
         node_log: Callable[[], Iterable[bytes]] | None = None,
     ) -> dict[str, Any]: ...
 
@@ -491,7 +492,14 @@ class Engine:
         def node_log() -> list[bytes]:
             return [self.backend.logs(job_id)] if job_id else []
 
+        # The node's copy, where it is on this machine: complete once the end is recorded,
+        # and a file read instead of a request to storage on every stage's end.
+        local = self.backend.logs(job_id) if job_id and self.backend.logs_on_this_machine else b""
         try:
+            if local:
+                return self.collect_outputs(
+                    run, stage, started_from=started_from, log_chunks=[local]
+                )
             return self.collect_outputs(run, stage, started_from=started_from, node_log=node_log)
         except WinslowError as exc:
             log.warning("run %s: could not read its results: %s", run.id, exc.message)

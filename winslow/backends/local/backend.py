@@ -97,6 +97,7 @@ class LocalBackend:
     places_runs = True
     purges_killed_jobs = False
     """A killed run's job directory stays until its project is deleted, like any other."""
+    logs_on_this_machine = True
 
     def __init__(
         self,

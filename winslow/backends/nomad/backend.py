@@ -147,6 +147,7 @@ class NomadBackend:
     name = "nomad"
     places_runs = False
     purges_killed_jobs = True
+    logs_on_this_machine = False
     """A killed run's job is purged once its log is archived; ended jobs are left to
     Nomad's garbage collector, so a person can still look at them in the Nomad UI."""
 
