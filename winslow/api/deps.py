@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from starlette.requests import HTTPConnection
 
+from winslow import defaults
 from winslow.api.context import AppContext
 from winslow.errors import AuthError
 from winslow.store.sessions import Caller, session_caller, token_caller
@@ -98,3 +99,11 @@ def current_user(caller: CurrentCaller) -> str:
 
 
 CurrentUser = Annotated[str, Depends(current_user)]
+
+
+PageSkip = Annotated[int, Query(ge=0, description="Leave out this many projects first.")]
+"""``skip`` of a paged list: the same words on every list route."""
+PageLimit = Annotated[
+    int, Query(ge=1, le=defaults.MAX_PAGE_SIZE, description="Give at most this many.")
+]
+"""``limit`` of a paged list; its default is ``defaults.PAGE_SIZE``."""

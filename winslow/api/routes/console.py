@@ -26,7 +26,7 @@ from fastapi.templating import Jinja2Templates
 
 from winslow import __version__, defaults
 from winslow.api.context import AppContext
-from winslow.api.deps import ContextDep, CurrentUser, session_secret
+from winslow.api.deps import ContextDep, CurrentUser, PageLimit, PageSkip, session_secret
 from winslow.api.models import OverviewPublic, OverviewRow
 from winslow.api.redirects import same_origin_path
 from winslow.core.models import Project
@@ -157,10 +157,8 @@ def overview_query(
     q: Annotated[str, Query(max_length=200, description="Part of a project's name.")] = "",
     state: ProjectState | None = None,
     label: str | None = None,
-    skip: Annotated[int, Query(ge=0, description="Leave out this many projects first.")] = 0,
-    limit: Annotated[
-        int, Query(ge=1, le=defaults.MAX_PAGE_SIZE, description="Give at most this many.")
-    ] = defaults.PAGE_SIZE,
+    skip: PageSkip = 0,
+    limit: PageLimit = defaults.PAGE_SIZE,
 ) -> OverviewQuery:
     return OverviewQuery(q.strip(), state, label or None, skip, limit)
 

@@ -13,7 +13,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from winslow import defaults
 from winslow.api.context import AppContext
-from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.deps import ContextDep, CurrentUser, PageLimit, PageSkip
 from winslow.api.hub import (
     ALL,
     Hub,
@@ -69,10 +69,8 @@ def list_projects(
     _user: CurrentUser,
     state: ProjectState | None = None,
     label: str | None = None,
-    skip: Annotated[int, Query(ge=0, description="Leave out this many projects first.")] = 0,
-    limit: Annotated[
-        int, Query(ge=1, le=defaults.MAX_PAGE_SIZE, description="Give at most this many.")
-    ] = defaults.PAGE_SIZE,
+    skip: PageSkip = 0,
+    limit: PageLimit = defaults.PAGE_SIZE,
 ) -> ProjectsPublic:
     """Projects by name, a page at a time; ``count`` is how many match in all."""
     projects = context.store.list_projects(state=state, label=label)
