@@ -200,15 +200,8 @@ def _nomad_config(settings: Settings, s3: S3Config) -> NomadConfig:
     )
 
     return NomadConfig(
-        address=settings.nomad_addr,
-        token=settings.nomad_token,
+        **settings.nomad_connection(),
         namespace=settings.nomad_namespace,
-        region=settings.nomad_region,
-        ca_file=settings.nomad_cacert,
-        client_cert=settings.nomad_client_cert,
-        client_key=settings.nomad_client_key,
-        tls_server_name=settings.nomad_tls_server_name,
-        skip_verify=settings.nomad_skip_verify,
         datacenters=tuple(d.strip() for d in settings.nomad_datacenters.split(",") if d.strip()),
         node_pool=settings.nomad_node_pool or None,
         constraints=parse_constraints(settings.nomad_constraints),

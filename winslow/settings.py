@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
@@ -223,6 +223,20 @@ class Settings(BaseSettings):
     @property
     def token_file(self) -> Path:
         return self.data_dir / "admin-token"
+
+    def nomad_connection(self) -> dict[str, Any]:
+        """How to reach Nomad (address, token, region, TLS), as ``NomadConfig`` takes it:
+        the server's backend and ``winslow deploy`` connect alike."""
+        return {
+            "address": self.nomad_addr,
+            "token": self.nomad_token,
+            "region": self.nomad_region,
+            "ca_file": self.nomad_cacert,
+            "client_cert": self.nomad_client_cert,
+            "client_key": self.nomad_client_key,
+            "tls_server_name": self.nomad_tls_server_name,
+            "skip_verify": self.nomad_skip_verify,
+        }
 
     @property
     def node_cache_max_bytes(self) -> int:

@@ -98,17 +98,7 @@ def _deployer(
     )
     jobs = order_jobs(select_jobs(load_jobs(jobs_dir), storage, only or ()))
     settings = Settings()
-    config = NomadConfig(
-        address=settings.nomad_addr,
-        token=settings.nomad_token,
-        namespace=namespace,
-        region=settings.nomad_region,
-        ca_file=settings.nomad_cacert,
-        client_cert=settings.nomad_client_cert,
-        client_key=settings.nomad_client_key,
-        tls_server_name=settings.nomad_tls_server_name,
-        skip_verify=settings.nomad_skip_verify,
-    )
+    config = NomadConfig(**settings.nomad_connection(), namespace=namespace)
     deployer = Deployer(
         NomadClient(config), values, say=lambda line: out.print(line, markup=False, highlight=False)
     )

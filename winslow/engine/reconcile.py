@@ -62,6 +62,9 @@ a round that began later than its stamp. Versions already seen are not looked at
 WAITING_BATCH = 64
 """Waiting runs read per query while submitting."""
 
+LOCAL_LOG_READ_MAX_BYTES = 8 * 1024 * 1024
+"""Largest log of an ended run read whole from the node for its results, bytes."""
+
 ARCHIVED_TAIL_BYTES = 64 * 1024
 """How much of the end of an archived log an ``ArchivedEndReader`` reads for the run's tail."""
 
@@ -493,8 +496,13 @@ class Engine:
             return [self.backend.logs(job_id)] if job_id else []
 
         # The node's copy, where it is on this machine: complete once the end is recorded,
-        # and a file read instead of a request to storage on every stage's end.
-        local = self.backend.logs(job_id) if job_id and self.backend.logs_on_this_machine else b""
+        # and a file read instead of a request to storage on every stage's end. A big log
+        # is streamed from storage in chunks instead of read into memory whole.
+        local = b""
+        if job_id and self.backend.logs_on_this_machine:
+            size = self.backend.log_size(job_id)
+            if size is not None and size <= LOCAL_LOG_READ_MAX_BYTES:
+                local = self.backend.logs(job_id)
         try:
             if local:
                 return self.collect_outputs(
