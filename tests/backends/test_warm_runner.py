@@ -187,3 +187,19 @@ def test_a_forked_runner_left_by_a_dead_warm_runner_is_asked_of_the_kernel():
 def test_the_warm_runner_refuses_a_bad_command_line(capsys):
     assert warm.main([]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_the_object_store_is_built_once_before_the_forks_not_in_every_child(object_store):
+    """Building a boto3 client cost each forked runner more CPU than its whole stage-out;
+    the warm runner builds one per storage setting and the children inherit it. A bad
+    handover builds nothing: the child then says what is missing, as a cold runner does."""
+    from winslow.node.jobfiles import storage_handover
+
+    warm._READY_STORES.clear()
+    handover = storage_handover(object_store.cfg)
+    first = warm._ready_store(handover)
+    assert first is not None and first.cfg == object_store.cfg
+    assert warm._ready_store(handover) is first
+    assert warm._ready_store(b"not json") is None
+    first.put_bytes("ready/probe.txt", b"works")  # a usable store, not only an object
+    assert object_store.get_bytes("ready/probe.txt") == b"works"

@@ -237,3 +237,29 @@ def test_project_tokens_belong_to_one_project_and_leave_history(store: Store) ->
         "created token 'ci' (trigger)",
         "revoked token 'ci'",
     ]
+
+
+def test_kept_project_and_runs_follow_every_committed_change(store: Store) -> None:
+    """``get_project`` and ``runs`` keep what they read between calls (the engine asks
+    several times per run end), and a committed write is seen at the next call."""
+    project_id = create(store, "kept")
+    assert store.runs(project_id) == []
+    before = store.get_project(project_id)
+    run_id = add_run(store, project_id, StageRunState.PENDING)
+    assert [r.id for r in store.runs(project_id)] == [run_id]
+    with store.project_transaction(project_id) as tx:
+        tx.update_run(run_id, state=StageRunState.RUNNING)
+        tx.update_project(state=ProjectState.RUNNING)
+    assert [r.state for r in store.runs(project_id)] == [StageRunState.RUNNING]
+    after = store.get_project(project_id)
+    assert (after.state, after.version) == (ProjectState.RUNNING, before.version + 1)
+    # A rolled-back transaction changes nothing, kept or read.
+    with pytest.raises(RuntimeError), store.project_transaction(project_id) as tx:
+        tx.update_run(run_id, state=StageRunState.FAILED)
+        raise RuntimeError("the writer broke off")
+    assert [r.state for r in store.runs(project_id)] == [StageRunState.RUNNING]
+    with store.project_transaction(project_id) as tx:
+        tx.delete_project()
+    with pytest.raises(NotFoundError):
+        store.get_project(project_id)
+    assert store.runs(project_id) == []

@@ -446,11 +446,17 @@ def _wait(
 # The whole job
 
 
-def execute(paths: JobPaths, signals: Signals, storage: S3Config | None = None) -> int:
+def execute(
+    paths: JobPaths,
+    signals: Signals,
+    storage: S3Config | None = None,
+    ready_store: ObjectStore | None = None,
+) -> int:
     """Run the job in ``paths`` once; return the runner's exit status (0 unless it broke).
 
     ``storage`` is where inputs come from and outputs and the log go; without it a job
-    that needs storage fails saying so.
+    that needs storage fails saying so. ``ready_store``, a store already built for it,
+    saves building a client.
     """
     import psutil
 
@@ -488,7 +494,7 @@ def execute(paths: JobPaths, signals: Signals, storage: S3Config | None = None) 
     backend_dir = paths.root.parent.parent
     jobfiles.notify(backend_dir, paths.root.name)
     jlog = JobLog(paths.log)
-    store = _LazyStore(storage)
+    store = _LazyStore(storage, ready_store)
     try:
         outcome = _execute_started(paths, signals, jlog, store)
     except CancelRequestedError:
@@ -520,9 +526,10 @@ class _LazyStore:
     """The runner's one ``ObjectStore``, built on first use: a job without inputs or
     outputs needs no storage until its log is archived, and a client costs tens of ms."""
 
-    def __init__(self, cfg: S3Config | None) -> None:
+    def __init__(self, cfg: S3Config | None, ready: ObjectStore | None = None) -> None:
         self._cfg = cfg
-        self._store: ObjectStore | None = None
+        # A warm runner builds the store before it forks: the child only sends requests.
+        self._store: ObjectStore | None = ready if ready is not None and ready.cfg == cfg else None
 
     def __call__(self) -> ObjectStore:
         if self._store is None:
@@ -705,7 +712,11 @@ def _message(exc: BaseException) -> str:
     return str(message) if message else f"{type(exc).__name__}: {exc}"
 
 
-def run_job(job_dir: Path, take_storage: Callable[[], S3Config | None]) -> int:
+def run_job(
+    job_dir: Path,
+    take_storage: Callable[[], S3Config | None],
+    ready_store: ObjectStore | None = None,
+) -> int:
     """Run the job in ``job_dir`` as this process's whole work; return its exit status.
 
     Both runners end here: the cold one (``main``) and the child a warm runner forks
@@ -722,7 +733,7 @@ def run_job(job_dir: Path, take_storage: Callable[[], S3Config | None]) -> int:
     )
     storage = take_storage()
     try:
-        return execute(JobPaths(job_dir.resolve()), signals, storage)
+        return execute(JobPaths(job_dir.resolve()), signals, storage, ready_store)
     except CancelRequestedError:
         log.warning("runner: cancelled before it recorded the job as started")
         return 0

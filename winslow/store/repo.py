@@ -36,6 +36,7 @@ from winslow.core.states import (
 )
 from winslow.errors import ConflictError, NotFoundError
 from winslow.store.db import make_engine, make_sessions, migrate
+from winslow.store.generations import GenerationCache
 from winslow.store.rows import now, to_event, to_project, to_run, utc
 from winslow.store.tables import (
     ConsoleSessionRow,
@@ -105,6 +106,10 @@ def to_project_token(row: ProjectTokenRow) -> ProjectToken:
     )
 
 
+KEPT_PROJECTS = 64
+"""Projects whose row and runs are kept between reads (``get_project``, ``runs``): the
+ones the engine is busy with; a bigger count of busy projects only reads more often."""
+
 LIST_BATCH_ROWS = 200
 """Project rows read at a time when the kept list is read again: the peak of a rebuild
 (decoded rows not yet turned into projects) stays this small, whatever the count."""
@@ -148,6 +153,8 @@ class Store:
         self._password: str | None = None
         self._password_hooked = False
         self._commit_listeners: list[Callable[[Collection[str]], None]] = []
+        self._kept_projects = GenerationCache[Project](KEPT_PROJECTS)
+        self._kept_runs = GenerationCache[tuple[Run, ...]](KEPT_PROJECTS)
         for engine in {self.engine, self.read_engine}:
             event.listen(engine, "before_cursor_execute", _count_query)
 
@@ -203,6 +210,8 @@ class Store:
         self._commit_listeners.append(listener)
 
     def _committed(self, project_ids: Collection[str]) -> None:
+        self._kept_projects.changed(project_ids)
+        self._kept_runs.changed(project_ids)
         for listener in self._commit_listeners:
             try:
                 listener(project_ids)
@@ -268,6 +277,11 @@ class Store:
         return to_project(row)
 
     def get_project(self, ref: str) -> Project:
+        """The project with id or name ``ref``; by id, as kept since its last change."""
+        kept = self._kept_projects.get(ref)
+        if kept is not None:
+            return kept
+        generation = self._kept_projects.generation(ref)
         with self.sessions() as session:
             row = (
                 session.get(ProjectRow, ref)
@@ -275,7 +289,10 @@ class Store:
             )
             if row is None:
                 raise NotFoundError(f"No project '{ref}'; `winslow project list` shows them.")
-            return to_project(row)
+            project = to_project(row)
+        if project.id == ref:
+            self._kept_projects.put(ref, generation, project)
+        return project
 
     def list_projects(
         self, state: ProjectState | None = None, label: str | None = None
@@ -360,10 +377,16 @@ class Store:
     # -- runs ---------------------------------------------------------------------------
 
     def runs(self, project_id: str) -> list[Run]:
-        """Every run of the project, oldest first."""
+        """Every run of the project, oldest first, as kept since the project's last change."""
+        kept = self._kept_runs.get(project_id)
+        if kept is not None:
+            return list(kept)
+        generation = self._kept_runs.generation(project_id)
         query = select(RunRow).where(RunRow.project_id == project_id).order_by(RunRow.id)
         with self.sessions() as session:
-            return [to_run(row) for row in session.scalars(query)]
+            runs = [to_run(row) for row in session.scalars(query)]
+        self._kept_runs.put(project_id, generation, tuple(runs))
+        return runs
 
     def get_run(self, project_id: str, run_id: int) -> Run:
         with self.sessions() as session:
