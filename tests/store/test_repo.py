@@ -240,9 +240,14 @@ def test_project_tokens_belong_to_one_project_and_leave_history(store: Store) ->
 
 
 def test_kept_project_and_runs_follow_every_committed_change(store: Store) -> None:
-    """``get_project`` and ``runs`` keep what they read between calls (the engine asks
-    several times per run end), and a committed write is seen at the next call."""
+    """Within ``kept_reads`` (the engine's round), ``get_project`` and ``runs`` keep what
+    they read between calls, and a committed write is seen at the next call."""
     project_id = create(store, "kept")
+    with store.kept_reads():
+        kept_reads_follow_commits(store, project_id)
+
+
+def kept_reads_follow_commits(store: Store, project_id: str) -> None:
     assert store.runs(project_id) == []
     before = store.get_project(project_id)
     run_id = add_run(store, project_id, StageRunState.PENDING)
@@ -263,3 +268,25 @@ def test_kept_project_and_runs_follow_every_committed_change(store: Store) -> No
     with pytest.raises(NotFoundError):
         store.get_project(project_id)
     assert store.runs(project_id) == []
+
+
+def test_a_write_by_another_server_is_read_at_once_and_by_the_next_round(
+    store: Store,
+) -> None:
+    """Another server on the same database commits without this store hearing of it:
+    outside ``kept_reads`` nothing is kept, and a new block forgets what was kept."""
+    project_id = create(store, "shared")
+    other = Store(store.url)
+    try:
+        with store.kept_reads():
+            assert store.runs(project_id) == []
+        run_id = add_run(other, project_id, StageRunState.PENDING)
+        assert [r.id for r in store.runs(project_id)] == [run_id]
+        with store.kept_reads():
+            assert [r.id for r in store.runs(project_id)] == [run_id]
+            with other.project_transaction(project_id) as tx:
+                tx.update_project(state_reason="moved elsewhere")
+        with store.kept_reads():
+            assert store.get_project(project_id).state_reason == "moved elsewhere"
+    finally:
+        other.close()

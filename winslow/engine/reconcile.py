@@ -313,7 +313,8 @@ class Engine:
             if sweep:
                 self._last_sweep = time.monotonic()
             try:
-                return self._round(scope, sweep)
+                with self.store.kept_reads():
+                    return self._round(scope, sweep)
             except BaseException:
                 self._last_full = None  # what this round was told of is not lost
                 raise

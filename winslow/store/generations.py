@@ -10,7 +10,9 @@ be stale afterwards.
 A reader takes the project's generation *before* it reads the database and stores what
 it read under that generation; a commit bumps the generation after it committed. So a
 read that raced a commit is stored under a generation that is already old and never
-served. Only this process's writes are seen: one server writes each database.
+served. Only this process's commits are heard, so the store keeps values only inside
+``Store.kept_reads`` (the engine's round), and forgets them all when one begins: a write
+by another server on the same database is seen by the next round.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class GenerationCache(Generic[V]):
             self._values.move_to_end(key)
             while len(self._values) > self.capacity:
                 self._values.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
 
     def changed(self, keys: Collection[str]) -> None:
         """Called once a transaction that wrote these projects committed."""

@@ -155,6 +155,7 @@ class Store:
         self._commit_listeners: list[Callable[[Collection[str]], None]] = []
         self._kept_projects = GenerationCache[Project](KEPT_PROJECTS)
         self._kept_runs = GenerationCache[tuple[Run, ...]](KEPT_PROJECTS)
+        self._keeping = threading.local()
         for engine in {self.engine, self.read_engine}:
             event.listen(engine, "before_cursor_execute", _count_query)
 
@@ -202,6 +203,27 @@ class Store:
         changed = session.info.get(CHANGED_PROJECTS)
         if changed:
             self._committed(changed)
+
+    @contextmanager
+    def kept_reads(self) -> Iterator[None]:
+        """Within the block, in this thread, ``get_project`` (by id) and ``runs`` keep
+        what they read until this process commits a change to that project.
+
+        The engine's round reads a project and its runs four or five times for every
+        run that ends. Whatever was kept is forgotten when a block begins, so a write by
+        another server on the same database is read by the next round; within a round
+        the engine's transitions check under the project's lock anyway.
+        """
+        self._kept_projects.clear()
+        self._kept_runs.clear()
+        self._keeping.on = True
+        try:
+            yield
+        finally:
+            self._keeping.on = False
+
+    def _keeps(self) -> bool:
+        return bool(getattr(self._keeping, "on", False))
 
     def on_commit(self, listener: Callable[[Collection[str]], None]) -> None:
         """Call ``listener`` with the ids of the projects each transaction changed (runs
@@ -277,8 +299,9 @@ class Store:
         return to_project(row)
 
     def get_project(self, ref: str) -> Project:
-        """The project with id or name ``ref``; by id, as kept since its last change."""
-        kept = self._kept_projects.get(ref)
+        """The project with id or name ``ref`` (by id, as kept, within ``kept_reads``)."""
+        keeps = self._keeps()
+        kept = self._kept_projects.get(ref) if keeps else None
         if kept is not None:
             return kept
         generation = self._kept_projects.generation(ref)
@@ -290,7 +313,7 @@ class Store:
             if row is None:
                 raise NotFoundError(f"No project '{ref}'; `winslow project list` shows them.")
             project = to_project(row)
-        if project.id == ref:
+        if keeps and project.id == ref:
             self._kept_projects.put(ref, generation, project)
         return project
 
@@ -377,15 +400,17 @@ class Store:
     # -- runs ---------------------------------------------------------------------------
 
     def runs(self, project_id: str) -> list[Run]:
-        """Every run of the project, oldest first, as kept since the project's last change."""
-        kept = self._kept_runs.get(project_id)
+        """Every run of the project, oldest first (as kept, within ``kept_reads``)."""
+        keeps = self._keeps()
+        kept = self._kept_runs.get(project_id) if keeps else None
         if kept is not None:
             return list(kept)
         generation = self._kept_runs.generation(project_id)
         query = select(RunRow).where(RunRow.project_id == project_id).order_by(RunRow.id)
         with self.sessions() as session:
             runs = [to_run(row) for row in session.scalars(query)]
-        self._kept_runs.put(project_id, generation, tuple(runs))
+        if keeps:
+            self._kept_runs.put(project_id, generation, tuple(runs))
         return runs
 
     def get_run(self, project_id: str, run_id: int) -> Run:
