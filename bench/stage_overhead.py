@@ -200,8 +200,12 @@ def scenario(base: Path, stages: int, projects: int, warm: bool, own: float) -> 
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine spent busy so far: server, runners, SeaweedFS, all."""
     times = psutil.cpu_times()
-    return times.user + times.nice + times.system + getattr(times, "irq", 0.0) + getattr(
-        times, "softirq", 0.0
+    return (
+        times.user
+        + times.nice
+        + times.system
+        + getattr(times, "irq", 0.0)
+        + getattr(times, "softirq", 0.0)
     )
 
 

@@ -180,6 +180,41 @@ def test_sigterm_is_passed_on_and_the_childs_code_comes_back(tmp_path):
     assert (tmp_path / "got-term").read_text() == str(int(signal.SIGTERM))
 
 
+def test_a_sigterm_that_comes_as_the_command_starts_is_passed_on(tmp_path, monkeypatch):
+    """The handlers were installed only after the command started: a SIGTERM in between
+    (seen under load) ended stage-exec at once and left the stage running, unsupervised.
+    Here the signal comes the moment the command's process exists."""
+    from winslow.node import stagetools
+
+    real_popen = subprocess.Popen
+    seen: list[object] = []
+
+    def popen_then_sigterm(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        assert proc.stdout.readline() == b"ready\n"
+        handler = signal.getsignal(signal.SIGTERM)
+        seen.append(handler)
+        # Raised only when caught: the default would end this test process.
+        if handler not in (signal.SIG_DFL, signal.SIG_IGN, None):
+            signal.raise_signal(signal.SIGTERM)
+        return proc
+
+    monkeypatch.setattr(stagetools.subprocess, "Popen", popen_then_sigterm)
+    script = (
+        "import signal,sys,time\n"
+        "signal.signal(signal.SIGTERM, lambda n, f: sys.exit(3))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    before = signal.getsignal(signal.SIGTERM)
+    result = stagetools.run_command(
+        [PY, "-c", script], workdir=tmp_path, env=os.environ, timeout=30, grace=5
+    )
+    assert seen[0] not in (signal.SIG_DFL, signal.SIG_IGN, None), "no handler as it started"
+    assert result.exit_code == 3
+    assert signal.getsignal(signal.SIGTERM) == before  # put back as it was
+
+
 def test_sigint_is_passed_on_and_a_signal_death_exits_128_plus_n(tmp_path):
     script = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
     proc = start_exec(tmp_path, script)

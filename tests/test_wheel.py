@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_MD5 = ROOT / "winslow" / "ui" / "node_modules" / "spark-md5" / "spark-md5.min.js"
+DAGRE = ROOT / "winslow" / "ui" / "node_modules" / "@dagrejs" / "dagre" / "dist" / "dagre.min.js"
 
 RENDER = """
 import json, sys
@@ -129,6 +130,7 @@ def test_installed_wheel_serves_the_console_and_renders_jobs(venv: Path, outside
             signin = client.get("/signin")
             css = client.get("/static/console.css")
             spark = client.get("/vendor/spark-md5.js")
+            dagre = client.get("/vendor/dagre.js")
     finally:
         _interrupt(server)
         left = _processes_under(data_dir)
@@ -141,6 +143,7 @@ def test_installed_wheel_serves_the_console_and_renders_jobs(venv: Path, outside
     assert 'id="signin-form"' in signin.text
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert spark.status_code == 200 and spark.content == SPARK_MD5.read_bytes()
+    assert dagre.status_code == 200 and dagre.content == DAGRE.read_bytes()
     assert left == [], f"still running after SIGINT: {left}\n{log_path.read_text()[-2000:]}"
 
 

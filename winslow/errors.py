@@ -65,9 +65,17 @@ class PipelineError(WinslowError):
 
 
 class ValidationError(WinslowError):
-    """Input other than a pipeline file is malformed (a path, a variable name, a label)."""
+    """Input other than a pipeline file is malformed (a path, a variable name, a label).
+
+    ``field`` names the input at fault where there is one, as a dotted path ending in the
+    request's own names (``variables.LR``, ``resources.memory``), so a form can mark it.
+    """
 
     code = "invalid_input"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFoundError(WinslowError):

@@ -3,8 +3,8 @@
 Everything goes through the real pieces a user would touch: `winslow up` (server,
 engine, local backend, SeaweedFS), then the `winslow` CLI over HTTP: apply the pipeline,
 upload the video into the resource pool, create and start the project, stop at the
-review gate, resume, and fetch the results. The demo's state lives in ./demo-data and
-is started fresh each time.
+review gate, answer its questions while resuming, and fetch the results. The demo's state
+lives in ./demo-data and is started fresh each time.
 
 At the end the server keeps running, with the demo's project in the console, until
 Ctrl-C; where nobody can press it (no terminal) it stops, and `make console`
@@ -258,8 +258,17 @@ def main() -> None:
         print("A person would now look at detections.csv in the detect run's workspace:")
         winslow(env, "workspace", "ls", "ulm-demo")
 
-        say("the detections look right: resuming past the gate")
-        winslow(env, "project", "resume", "ulm-demo")
+        say("the detections look right: answering the gate's questions and going on")
+        winslow(
+            env,
+            "project",
+            "resume",
+            "ulm-demo",
+            "--set",
+            "MIN_TRACK_FRAMES=8",
+            "--set",
+            "TRACK_GATE=30",
+        )
         wait_until_settled(env, "succeeded")
         winslow(env, "project", "show", "ulm-demo")
         say("the speeds analyze printed, as a series of its run (its log parser)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -86,7 +87,11 @@ def call(app: Any, method: str, path: str, headers: dict[str, str], body: Stream
         elif message["type"] == "http.response.body":
             answer["body"] += message.get("body", b"")
 
-    asyncio.run(asyncio.wait_for(app(scope, body.receive, send), timeout=120))
+    # In a thread of its own: a browser test earlier in this worker may leave Playwright's
+    # event loop running on the main thread, where asyncio.run refuses to start.
+    with ThreadPoolExecutor(1) as pool:
+        answering = asyncio.wait_for(app(scope, body.receive, send), timeout=120)
+        pool.submit(asyncio.run, answering).result()
     return answer
 
 

@@ -92,6 +92,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "PartUrlsBody": {"path": POOL_UPLOAD, "part_numbers": [1]},
     "UploadComplete": {"path": POOL_UPLOAD, "size": 3, "parts": []},
     "GcBody": {},
+    "BulkCommand": {"action": "pause", "projects": ["fresh"]},
     "SessionCreate": {"token": "wsl_wrong"},
     "SubscriptionCreate": {
         "name": "fresh",

@@ -45,6 +45,10 @@ def fill(text: str, variables: dict[str, str]) -> str:
 def project_variables(pipeline: Pipeline, **values: str) -> dict[str, str]:
     """The pipeline's defaults, overridden by ``values``, as a project would hold them."""
     merged = {name: v.default for name, v in pipeline.variables.items() if v.default is not None}
+    # What the review gate sets when approved with its defaults.
+    for stage in pipeline.stages:
+        for item in stage.ask.inputs if stage.ask else []:
+            merged[item.name] = item.default_text() or ""
     merged.update(values)
     return merged
 
@@ -131,13 +135,46 @@ def test_pipeline_file_is_valid_and_declares_what_it_uses():
     assert pipeline.stage("detect").inputs == ["${INPUT_VIDEO}"]
     assert pipeline.stage("review").gate is True
     assert pipeline.variables["INPUT_VIDEO"].required is True
+    ask = pipeline.stage("review").ask
+    assert ask is not None and "results.detect.detections" in ask.description
+    answered = {item.name for item in ask.inputs}
+    assert answered == {"MIN_TRACK_FRAMES", "TRACK_GATE"}
     used = {
         name
         for stage in pipeline.stages
         for text in [*(stage.command or []), *stage.env.values(), *stage.inputs]
         for name in re.findall(r"\$\{(\w+)\}", text)
     }
-    assert used == set(pipeline.variables)
+    assert used == set(pipeline.variables) | answered
+    assert set(pipeline.stage("track").env) == answered  # the track stage uses the answers
+
+
+def test_detect_writes_the_busiest_frames_with_their_boxes_for_the_review_gate(traffic_run):
+    frames_dir = traffic_run["workspace"] / "frames"
+    frames = sorted(frames_dir.glob("frame-*.jpg"))
+    detections = (traffic_run["workspace"] / "detections.csv").read_text().splitlines()[1:]
+    frames_with_boxes = {int(line.split(",")[0]) for line in detections}
+
+    assert 1 <= len(frames) <= 4
+    for path in frames:
+        assert int(path.stem.split("-")[1]) in frames_with_boxes
+        image = cv2.imread(str(path))
+        red = (image[:, :, 2] > 180) & (image[:, :, 1] < 80) & (image[:, :, 0] < 80)
+        assert red.sum() > 20, f"{path.name} has no box drawn"
+
+
+def test_the_gate_answers_change_what_track_keeps(traffic_run, tmp_path):
+    pipeline = load_pipeline()
+    workspace = tmp_path / "ws"
+    shutil.copytree(traffic_run["workspace"], workspace)
+    variables = project_variables(
+        pipeline, INPUT_VIDEO=POOL_PATH, EXAMPLES_DIR=str(EXAMPLE), MIN_TRACK_FRAMES="100"
+    )
+
+    result = run_stage(pipeline, "track", variables, workspace, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"track: 0 tracks .* shorter than 100 frames dropped", result.stdout)
 
 
 @pytest.mark.slow

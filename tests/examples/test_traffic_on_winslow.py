@@ -38,10 +38,32 @@ def test_traffic_pipeline_on_winslow_counts_and_times_every_vehicle(
     at_gate = winslow.show("ulm")
     assert (at_gate["state"], at_gate["waiting_for"].get("gate")) == ("awaiting_input", "review")
 
-    winslow.command("ulm", "resume")
+    card = winslow.api.get("/api/v1/projects/ulm/gate").json()
+    detections = winslow.show("ulm")["runs"][0]["results"]["detections"]
+    assert f"found <strong>{detections}</strong> vehicle detections" in card["description_html"]
+    assert [i["name"] for i in card["inputs"]] == ["MIN_TRACK_FRAMES", "TRACK_GATE"]
+    detect_run = winslow.show("ulm")["runs"][0]["id"]
+    assert card["review"][0] == {
+        "path": "videos/road.mp4",
+        "run": detect_run,
+        "stage": "detect",
+        "source": "pool",
+    }
+    reviewed = [f["path"] for f in card["review"][1:]]
+    assert reviewed[0].startswith("frames/frame-") and reviewed[0].endswith(".jpg")
+    assert reviewed[-2:] == ["detections.csv", "video.json"]
+    # The pool video's preview draws detect's boxes on its frames (the previews API).
+    preview = winslow.api.get(
+        "/api/v1/projects/ulm/workspace/preview",
+        params={"run": detect_run, "path": "videos/road.mp4", "source": "pool", "kind": "video"},
+    )
+    assert preview.status_code == 200, preview.text
+
+    winslow.command("ulm", "resume", {"answers": {"MIN_TRACK_FRAMES": 8, "TRACK_GATE": 30}})
     winslow.engine.run_until_idle(timeout=120)
     project = winslow.show("ulm")
     assert project["state"] == "succeeded", project
+    assert project["variables"]["MIN_TRACK_FRAMES"] == "8"
     assert [r["stage"] for r in project["runs"]] == ["detect", "review", "track", "analyze"]
 
     analyze = project["runs"][-1]

@@ -63,6 +63,7 @@ from .scheduler import (
 from .service_routes import add_service_routes
 from .shapes import NOMAD_VERSION, canonical_job, job_spec_key, job_stub, omit_empty
 from .state import alloc_terminal, now_ns
+from .ui_routes import add_ui_routes
 
 if TYPE_CHECKING:
     from .standin import NomadStandin
@@ -587,6 +588,7 @@ def create_app(standin: NomadStandin) -> FastAPI:
                 raise NomadError(404, "job not found", index)
             return json_response(_summary(job), index)
 
+    add_ui_routes(app, standin)
     add_service_routes(
         app,
         standin,

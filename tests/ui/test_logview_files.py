@@ -206,7 +206,7 @@ def test_log_viewer_shows_the_end_first_follows_live_filters_and_downloads(
 
     # Download gives the whole log, as the CLI prints it.
     with page.expect_download() as download_info:
-        page.get_by_role("link", name=re.compile("Download the whole log")).click()
+        page.get_by_role("link", name=re.compile("Download whole log of run")).click()
     downloaded = Path(download_info.value.path()).read_text()
     whole = console.cli("logs", "chatty", "--stage", "talk").stdout
     assert downloaded == whole

@@ -37,6 +37,13 @@ def run_rows(page, stage: str):
     return page.locator(f'#timeline tbody[data-stage="{stage}"] tr.run')
 
 
+def show_tab(page, name: str) -> None:
+    """Open one of the project page's tabs (Overview, Log, Files, Run details, ...)."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    tab.click()
+    expect()(tab).to_have_attribute("aria-selected", "true")
+
+
 def test_project_page_steers_a_pipeline_live(page, console, tmp_path) -> None:
     check = expect()
     file = tmp_path / "ui-flow.yaml"
@@ -47,6 +54,7 @@ def test_project_page_steers_a_pipeline_live(page, console, tmp_path) -> None:
     state = page.locator("#project-state")
     check(state).to_have_text("idle")
     assert page.title() == "flow · idle · Winslow"
+    show_tab(page, "Variables")
 
     # The required TARGET is flagged; a bad new name is refused before asking the server.
     target = page.locator('#variable-rows tr[data-variable="TARGET"]')
@@ -69,7 +77,9 @@ def test_project_page_steers_a_pipeline_live(page, console, tmp_path) -> None:
     # Start; the log panel follows the running stage and shows its lines live.
     page.get_by_role("button", name="Start", exact=True).click()
     check(state).to_have_text("running")
+    show_tab(page, "Log")
     check(page.locator("#log-panel")).to_contain_text("step 2", timeout=20_000)
+    show_tab(page, "Overview")
     work = run_rows(page, "work")
     check(work.get_by_role("button", name=re.compile(r"^Run \d+$"))).to_have_attribute(
         "aria-pressed", "true"
@@ -109,6 +119,7 @@ def test_project_page_steers_a_pipeline_live(page, console, tmp_path) -> None:
     check(follow).to_be_hidden()
 
     # New values for the stages still to come: `finish` will fail with exit code 3.
+    show_tab(page, "Variables")
     page.get_by_label("Value of GREETING").fill("hi")
     page.get_by_label("Name", exact=True).fill("FAIL")
     page.get_by_label("Value", exact=True).fill("1")
@@ -118,6 +129,7 @@ def test_project_page_steers_a_pipeline_live(page, console, tmp_path) -> None:
     check(page.locator("#variables-status")).to_contain_text("Saved: GREETING=hi, FAIL=1")
 
     check(state).to_have_text("failed", timeout=40_000)
+    show_tab(page, "Overview")
     failed = run_rows(page, "finish").last
     check(failed.locator(".state")).to_have_text("failed")
     check(failed.locator("td.exit")).to_have_text("3")
@@ -137,6 +149,7 @@ def test_project_page_steers_a_pipeline_live(page, console, tmp_path) -> None:
     screenshot(page, "project-failed")
 
     # Every command is in the history, newest first.
+    show_tab(page, "History")
     history = page.locator("#history-rows li")
     check(history.first).not_to_have_text("started")
     texts = history.all_inner_texts()
@@ -211,7 +224,11 @@ def test_a_project_waiting_for_variables_says_which(page, console, tmp_path) -> 
     )
     check(page.locator("#log-note")).to_contain_text("No run yet")
 
-    # A change made elsewhere shows up live; the person's own edit is kept.
+    # The message's "Variables" opens that tab; a change made elsewhere shows up live, and
+    # the person's own edit is kept.
+    page.locator("#project-waiting").get_by_role("button", name="Variables").click()
+    check(page.get_by_role("tab", name="Variables")).to_be_focused()
+    check(page.get_by_role("tab", name="Variables")).to_have_attribute("aria-selected", "true")
     page.get_by_label("Value of TARGET").fill("world")
     console.cli("project", "env", "waits", "GREETING=servus")
     check(page.get_by_label("Value of GREETING")).to_have_value("servus")

@@ -104,6 +104,13 @@ def loss_chart(page):
     return page.locator('#metric-charts figure[data-chart="train/loss"]')
 
 
+def show_tab(page, name: str) -> None:
+    """Open one of the project page's tabs: the run's details and charts are on their own."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    tab.click()
+    expect()(tab).to_have_attribute("aria-selected", "true")
+
+
 def test_a_stage_that_prints_losses_charts_every_point(page, console, tmp_path) -> None:
     check = expect()
     errors: list[str] = []
@@ -113,6 +120,7 @@ def test_a_stage_that_prints_losses_charts_every_point(page, console, tmp_path) 
     train = runs_of(console, "charts", "train")[-1]
 
     page.goto(f"/projects/charts#run-{train['id']}")
+    show_tab(page, "Run details")
     check(page.locator("#run-title")).to_have_text(f"Run {train['id']} · train")
     chart = loss_chart(page)
     check(chart.locator("circle.series-point")).to_have_count(len(LOSSES))
@@ -148,6 +156,7 @@ def test_two_runs_of_a_stage_compared_show_two_lines_and_a_legend(page, console,
     first, second = (r["id"] for r in runs_of(console, "compare", "train"))
 
     page.goto(f"/projects/compare#run-{second}")
+    show_tab(page, "Run details")
     check(loss_chart(page).locator("circle.series-point")).to_have_count(len(LOSSES))
     page.locator("#compare").get_by_label(re.compile(rf"^Run {first} ")).check()
     chart = loss_chart(page)
@@ -175,6 +184,7 @@ def test_redo_with_changes_overrides_one_run_only(page, console, tmp_path) -> No
     first = before[0]["id"]
 
     page.goto(f"/projects/redo#run-{first}")
+    show_tab(page, "Run details")
     page.locator("#run-details").get_by_role("button", name="Redo with changes…").click()
     dialog = page.get_by_role("dialog")
     check(dialog).to_be_visible()
@@ -213,6 +223,7 @@ def test_redo_with_changes_overrides_one_run_only(page, console, tmp_path) -> No
     assert len(polish) == 1, "only train ran again, then the project paused"
 
     second = after[1]["id"]
+    show_tab(page, "Overview")
     check(rows.nth(1).locator(".changed-tag")).to_be_visible()
     check(rows.nth(0).locator(".changed-tag")).to_have_count(0)
     page.locator(f'#timeline [data-key="run-{second}"]').click()
@@ -236,6 +247,7 @@ def test_redo_as_an_earlier_run_was(page, console, tmp_path) -> None:
     console.wait_for("like", {"succeeded", "failed", "paused"}, timeout=60)
 
     page.goto(f"/projects/like#run-{first}")
+    show_tab(page, "Run details")
     page.locator("#run-details").get_by_role("button", name=f"Redo as run {first} was…").click()
     dialog = page.get_by_role("dialog")
     check(dialog.get_by_role("heading")).to_have_text(f"Redo as run {first} was")
@@ -250,6 +262,7 @@ def test_redo_as_an_earlier_run_was(page, console, tmp_path) -> None:
     assert latest["overrides"]["like_run"] == first
 
     # The new run says what it redoes; variables it got back from that run are no news.
+    show_tab(page, "Overview")
     page.locator(f'#timeline [data-key="run-{latest["id"]}"]').click()
     details = page.locator("#run-details")
     check(details.locator("#run-overrides")).to_contain_text(f"as run {first} was")
@@ -296,6 +309,7 @@ def test_a_sweep_shows_each_runs_values_and_compares_them(page, console, tmp_pat
     check(page.locator('#timeline tbody[data-stage="train"] th.stage')).to_contain_text(
         "sweeps LR \u00d7 BATCH"
     )
+    show_tab(page, "Run details")
     page.get_by_role("button", name="All 2 current runs").click()
     chart = loss_chart(page)
     check(chart.locator("path.series-line")).to_have_count(2)
@@ -315,7 +329,7 @@ def test_a_running_stage_charts_its_series_and_usage_live(page, console, tmp_pat
     console.cli("pipeline", "apply", str(file))
     console.cli("project", "create", "busy", "--pipeline", "ui-slow", "--start")
     console.wait_for("busy", {"running"})
-    page.goto("/projects/busy")
+    page.goto("/projects/busy#details")  # a link to the tab of the run's charts
     check(page.locator("#run-metrics .live-tag")).to_be_visible()
     # The chart follows the log while the stage runs.
     loss = page.locator('#metric-charts figure[data-chart="crunch/loss"]')

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -25,16 +26,23 @@ from winslow.api.limits import TOO_LARGE_CODE, BodyLimit, BodyLimits
 from winslow.api.openapi import install_openapi
 from winslow.api.routes import (
     admin,
+    bulk,
     console,
     console_pipelines,
     console_project,
     console_resources,
     files,
+    gates,
+    graph,
     health,
+    logsearch,
     metrics,
     nodes,
+    nodes_live,
+    nomad_ui,
     notifications,
     pipelines,
+    previews,
     progress,
     projects,
     series,
@@ -57,6 +65,7 @@ from winslow.errors import (
     ValidationError,
     WinslowError,
 )
+from winslow.storage.keys import name_projects
 
 log = logging.getLogger(__name__)
 
@@ -82,26 +91,57 @@ def status_for(exc: WinslowError) -> int:
     return 500
 
 
-async def _winslow_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _winslow_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, WinslowError)
     status = status_for(exc)
-    body: dict[str, object] = {"detail": exc.message, "code": exc.code}
+    detail = exc.message
+    if "project '" in detail:
+        detail = await to_thread.run_sync(_with_project_names, request, detail)
+    body: dict[str, object] = {"detail": detail, "code": exc.code}
     if isinstance(exc, PipelineError):
         body["problems"] = [problem.__dict__ for problem in exc.problems]
+    fields = getattr(exc, "fields", None)
+    if not isinstance(fields, dict) and isinstance(exc, ValidationError) and exc.field:
+        fields = {exc.field: exc.message}
+    if isinstance(fields, dict):
+        # Where in the request each problem sits, for a form to mark its fields.
+        body["fields"] = fields
     if status >= 500:
         log.error("request failed: %s", exc.message)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _with_project_names(request: Request, words: str) -> str:
+    """``words`` naming projects by name where storage keys named them by id."""
+    store = request.app.state.context.store
+
+    def name_of(project_id: str) -> str | None:
+        try:
+            project = store.get_project(project_id)
+        except NotFoundError:
+            return None
+        return project.name if project.id == project_id else None
+
+    return name_projects(words, name_of)
+
+
 async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     words = []
+    fields: dict[str, str] = {}
     for error in exc.errors():
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
         words.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+        if where:
+            # The first problem of each field, for a form to show beside it.
+            fields.setdefault(where, str(error.get("msg")))
     return JSONResponse(
-        {"detail": "The request is malformed: " + "; ".join(words), "code": "invalid_request"},
+        {
+            "detail": "The request is malformed: " + "; ".join(words),
+            "code": "invalid_request",
+            "fields": fields,
+        },
         status_code=422,
     )
 
@@ -183,20 +223,27 @@ def create_app(context: AppContext) -> FastAPI:
     for router in (
         health.router,
         pipelines.router,
+        bulk.router,
         projects.router,
         projects.events_router,
+        logsearch.router,
         progress.router,
+        nomad_ui.router,
         series.router,
         usage.router,
         triggers.router,
         workspaces.router,
+        previews.router,
         files.router,
         nodes.router,
+        nodes_live.router,
         telemetry.router,
         admin.router,
         console.api_router,
         sessions.router,
         notifications.router,
+        graph.router,
+        gates.router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.add_exception_handler(SignInRequiredError, _sign_in_first)

@@ -86,6 +86,9 @@ class ErrorPublic(BaseModel):
     code: str
     problems: list[Problem] | None = None
     """Only for ``invalid_pipeline``: every problem, at file, line and column."""
+    fields: dict[str, str] | None = None
+    """Where a problem sits in the request, as a dotted path (``overrides.resources.memory``,
+    ``answers.NAME``, ``variables.LR``), and what is wrong there: a form marks those fields."""
 
 
 class PipelineSummary(BaseModel):
@@ -227,6 +230,18 @@ class ProjectPublic(BaseModel):
         return public
 
 
+class RunPlacement(BaseModel):
+    """One active run of a project: its stage, the node it runs on, the GPUs it holds."""
+
+    run: int
+    stage: str
+    node: str | None
+    gpus: list[int]
+    """The GPUs' indices on the node; empty where the scheduler picked them (Nomad)."""
+    gpu_count: int = 0
+    """How many GPUs the run holds, whether or not their indices are known."""
+
+
 class OverviewRow(BaseModel):
     """One project as the console's overview shows it."""
 
@@ -243,6 +258,9 @@ class OverviewRow(BaseModel):
     stages_total: int
     stages_done: int
     state_since: datetime | None
+    updated_at: datetime | None = None
+    placements: list[RunPlacement] = []
+    """Where the project's active runs run: node and GPUs (pending ones not yet placed)."""
 
 
 class OverviewPublic(BaseModel):
@@ -251,6 +269,7 @@ class OverviewPublic(BaseModel):
     data: list[OverviewRow]
     count: int
     needs_person: int
+    """Projects matching the query that wait for a person (at a gate, paused, failed)."""
     states: list[str]
 
 
@@ -304,6 +323,12 @@ class ResumeBody(Body):
         description="Redo as this earlier run was: its variables, image, resources.",
     )
     overrides: OverridesBody | None = None
+    answers: dict[str, str | bool | int | float] | None = Field(
+        default=None,
+        description="Answers to the questions of the gate this resume passes, by input name; "
+        "they become project variables. A 422 with code `invalid_answers` lists each wrong "
+        "one under `fields` as `answers.NAME`.",
+    )
 
 
 class VariablesBody(Body):

@@ -153,8 +153,9 @@ class Backend(Protocol):
         """Return every job this backend still knows, for adoption after a restart."""
         ...
 
-    def logs(self, job_id: str, offset: int = 0) -> bytes:
-        """Return the job's log from byte ``offset`` on, as far as it is written now."""
+    def logs(self, job_id: str, offset: int = 0, limit: int | None = None) -> bytes:
+        """Return the job's log from byte ``offset`` on, as far as it is written now, at
+        most ``limit`` bytes (a reader of a long log goes through it in bounded pieces)."""
         ...
 
     def log_size(self, job_id: str) -> int | None:

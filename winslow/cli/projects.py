@@ -238,13 +238,50 @@ def project_list(
 def project_show(project: str, as_json: JsonOpt = False) -> None:
     """Show a project: state, variables, every run, and how far running runs are."""
     progress: list[dict[str, Any]] = []
+    gate: dict[str, Any] | None = None
     with api_client() as api:
         data = api.get(f"/projects/{project}")
         if not as_json:
             progress = _running_progress(api, project, data)
+            if data["state"] == "awaiting_input" and (data.get("waiting_for") or {}).get("gate"):
+                gate = api.get(f"/projects/{project}/gate")
     emit(data, as_json, _print_project)
     for seen in progress:
         out.print(_progress_line(seen), markup=False, highlight=False)
+    if gate is not None:
+        _print_gate(project, gate)
+
+
+def _print_gate(project: str, gate: dict[str, Any]) -> None:
+    """The gate's description and questions, and the command that answers them."""
+    out.print(f"gate '{gate['stage']}' waits for a person:", markup=False)
+    for line in gate["description"].strip().splitlines():
+        out.print("  " + line, markup=False, highlight=False)
+    for item in gate["inputs"]:
+        kind = item["type"]
+        if kind == "number" and (item["min"] is not None or item["max"] is not None):
+            low = "" if item["min"] is None else f"{item['min']:g}"
+            high = "" if item["max"] is None else f"{item['max']:g}"
+            kind += f" {low}..{high}"
+        elif kind == "choice":
+            kind += " " + "|".join(item["choices"])
+        value = "required" if item["value"] is None else f"now {item['value']!r}"
+        help_text = f": {item['help']}" if item["help"] else ""
+        out.print(f"  {item['name']} ({kind}, {value}){help_text}", markup=False, highlight=False)
+    if gate["review"]:
+        paths = [("pool:" if f["source"] == "pool" else "") + f["path"] for f in gate["review"]]
+        out.print("  review: " + ", ".join(paths), markup=False)
+    required = " ".join(f"--set {item['name']}=..." for item in gate["inputs"] if item["required"])
+    if required:
+        out.print(f"answer and go on: winslow project resume {project} {required}", markup=False)
+    elif gate["inputs"]:
+        out.print(
+            f"go on with these answers: winslow project resume {project} "
+            "(--set NAME=VALUE changes one)",
+            markup=False,
+        )
+    else:
+        out.print(f"go on: winslow project resume {project}", markup=False)
 
 
 # -- steering -----------------------------------------------------------------------------
@@ -290,14 +327,26 @@ def project_resume(
         int | None,
         typer.Option("--like", help="Redo as this earlier run was (its values and resources)."),
     ] = None,
+    answer: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            "-s",
+            help="NAME=VALUE: answer a question of the gate this resume passes (repeatable); "
+            "it becomes a project variable.",
+        ),
+    ] = [],
     as_json: JsonOpt = False,
 ) -> None:
     """Go on, or start again from an earlier stage (earlier runs are kept).
 
     With --var, --image, --cpus, --memory, --gpus or --comment, the stage's next run
-    differs for that run only; the project's own values stay as they are.
+    differs for that run only; the project's own values stay as they are. At a gate that
+    asks questions, --set answers them (`winslow project show` lists them).
     """
     body: dict[str, Any] = {"from_stage": from_stage, "only": only, "like_run": like}
+    if answer:
+        body["answers"] = parse_pairs(answer, "--set")
     resources = {
         key: value
         for key, value in (("cpus", cpus), ("memory", memory), ("gpus", gpus))

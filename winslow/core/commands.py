@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from winslow import defaults
@@ -24,6 +24,7 @@ from winslow.core.planner import (
 from winslow.core.retention import describe_retention
 from winslow.core.states import UNSUCCESSFUL_RUN_STATES, ProjectState, StageRunState
 from winslow.errors import ConflictError, ValidationError
+from winslow.pipeline.gate import GateAsk, check_answers
 from winslow.pipeline.model import (
     NAME_PATTERN,
     VARIABLE_PATTERN,
@@ -33,7 +34,7 @@ from winslow.pipeline.model import (
     Stage,
     reserved_variable_problem,
 )
-from winslow.units import format_bytes
+from winslow.units import format_bytes, format_megabytes
 
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:=/-]{0,62}$"
 
@@ -171,7 +172,7 @@ class RunOverrides:
         if self.cpus is not None:
             words.append(f"{self.cpus:g} CPUs")
         if self.memory_mb is not None:
-            words.append(f"{self.memory_mb} MB memory")
+            words.append(f"{format_megabytes(self.memory_mb)} memory")
         if self.gpus is not None:
             words.append(f"{self.gpus} GPUs")
         if self.like_run is not None:
@@ -188,15 +189,19 @@ def check_overrides(overrides: RunOverrides) -> RunOverrides:
         _check_variable_name(name, defining=True)
     _check_variable_sizes(overrides.variables, "The run's overrides")
     if overrides.image is not None and not overrides.image.strip():
-        raise ValidationError("The image override is empty; leave it out to keep the stage's.")
+        raise ValidationError(
+            "The image override is empty; leave it out to keep the stage's.", field="image"
+        )
     if overrides.cpus is not None and overrides.cpus <= 0:
-        raise ValidationError("A run needs more than 0 CPUs.")
+        raise ValidationError("A run needs more than 0 CPUs.", field="resources.cpus")
     if overrides.memory_mb is not None and overrides.memory_mb <= 0:
-        raise ValidationError("A run needs more than 0 MB of memory.")
+        raise ValidationError("A run needs more than 0 MiB of memory.", field="resources.memory")
     if overrides.gpus is not None and overrides.gpus < 0:
-        raise ValidationError("A run cannot have fewer than 0 GPUs.")
+        raise ValidationError("A run cannot have fewer than 0 GPUs.", field="resources.gpus")
     if len(overrides.comment) > 2000:
-        raise ValidationError("The comment is longer than 2000 characters; shorten it.")
+        raise ValidationError(
+            "The comment is longer than 2000 characters; shorten it.", field="comment"
+        )
     return overrides
 
 
@@ -233,11 +238,14 @@ def resume(
     only: bool = False,
     like_run: int | None = None,
     overrides: RunOverrides | None = None,
+    answers: Mapping[str, Any] | None = None,
 ) -> Change:
     """Go on, or start again from ``from_stage`` (its earlier runs stay in the history).
 
     ``overrides`` change that stage's next run only; ``like_run`` redoes an earlier run as
-    it was; ``only`` runs that stage and then pauses instead of going on.
+    it was; ``only`` runs that stage and then pauses instead of going on. ``answers`` answer
+    the questions of the gate the resume lets pass; they become project variables, and a
+    gate with questions does not pass without its required answers (``AnswersError``).
     """
     overrides = check_overrides(overrides or RunOverrides())
     if like_run is not None:
@@ -256,10 +264,53 @@ def resume(
             raise ConflictError(f"{_running_words(project, active)}; nothing to resume.{hint}")
         raise ConflictError(f"Project '{project.name}' is already running; nothing to resume.")
     if from_stage is None:
-        return _go_on(project, runs)
+        gate = project.waiting_for.get("gate")
+        return _answered(project, pipeline, gate, answers, _go_on(project, runs))
     stage = _stage_to_resume_from(pipeline, from_stage)
     _check_resumable_from(project, pipeline, runs, from_stage, active)
-    return _resume_from(pipeline, runs, stage, only=only, overrides=overrides)
+    change = _resume_from(pipeline, runs, stage, only=only, overrides=overrides)
+    gate = from_stage if from_stage in change.approve_gates else None
+    return _answered(project, pipeline, gate, answers, change)
+
+
+def _answered(
+    project: Project,
+    pipeline: Pipeline,
+    gate: str | None,
+    answers: Mapping[str, Any] | None,
+    change: Change,
+) -> Change:
+    """``change``, with the answers to the questions of ``gate`` (the gate it lets pass)
+    set as variables and named in its history line."""
+    ask = _ask_of(pipeline, gate)
+    if ask is None or not ask.inputs:
+        if answers:
+            where = f"gate '{gate}' asks nothing" if gate else "this resume passes no gate"
+            raise ValidationError(
+                f"Project '{project.name}': {where}, so there is nothing to answer; "
+                "leave out the answers."
+            )
+        return change
+    assert gate is not None
+    values = check_answers(gate, ask, answers or {}, previous=project.variables)
+    variables = {**project.variables, **values}
+    _check_variable_sizes(variables, f"Project '{project.name}'")
+    words = ", ".join(f"{name}={value}" for name, value in values.items())
+    return replace(
+        change,
+        message=f"answered gate '{gate}': {words}; {change.message}",
+        variables=variables,
+        data={**change.data, "gate": gate, "answers": values},
+    )
+
+
+def _ask_of(pipeline: Pipeline, gate: str | None) -> GateAsk | None:
+    if gate is None:
+        return None
+    try:
+        return pipeline.stage(gate).ask
+    except KeyError:
+        return None
 
 
 def _run_to_redo(project: Project, runs: list[Run], like_run: int, from_stage: str | None) -> Run:
@@ -404,11 +455,12 @@ def _check_variable_name(name: str, *, defining: bool) -> None:
     if not re.fullmatch(VARIABLE_PATTERN, name):
         raise ValidationError(
             f"{name!r} is not a valid variable name; use letters, digits and '_', "
-            "not starting with a digit."
+            "not starting with a digit.",
+            field=f"variables.{name}",
         )
     reserved = reserved_variable_problem(name) if defining else None
     if reserved is not None:
-        raise ValidationError(reserved[:1].upper() + reserved[1:] + ".")
+        raise ValidationError(reserved[:1].upper() + reserved[1:] + ".", field=f"variables.{name}")
 
 
 def _check_variable_sizes(values: Mapping[str, str], owner: str) -> None:
@@ -423,14 +475,16 @@ def _check_variable_sizes(values: Mapping[str, str], owner: str) -> None:
         if "\0" in value:
             raise ValidationError(
                 f"Variable '{name}' contains a NUL character, which no environment variable "
-                "can hold; remove it."
+                "can hold; remove it.",
+                field=f"variables.{name}",
             )
         size = len(value.encode("utf-8", "surrogatepass"))
         if size > defaults.MAX_VARIABLE_BYTES:
             raise ValidationError(
                 f"Variable '{name}' is {format_bytes(size)} long; a value may have at most "
                 f"{format_bytes(defaults.MAX_VARIABLE_BYTES)}. Put large values in a file in "
-                "the resource pool and pass its path."
+                "the resource pool and pass its path.",
+                field=f"variables.{name}",
             )
         total += len(name) + size
     if total > defaults.MAX_VARIABLES_BYTES:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from winslow.core.resources import GpuInfo, NodeInfo, ResourceRequest
+from winslow.units import format_megabytes
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def _gpu_words(request: ResourceRequest) -> str:
     if request.gpu.model:
         words += f" matching '{request.gpu.model}'"
     if request.gpu.min_memory_mb:
-        words += f" with at least {request.gpu.min_memory_mb} MB"
+        words += f" with at least {format_megabytes(request.gpu.min_memory_mb)}"
     return words
 
 
@@ -68,7 +69,10 @@ def _capacity_problem(request: ResourceRequest, node: NodeInfo) -> str | None:
     if request.cpus > node.cpus:
         return f"needs {request.cpus:g} CPUs; node {node.name} has {node.cpus:g}"
     if request.memory_mb > node.memory_mb:
-        return f"needs {request.memory_mb} MB of memory; node {node.name} has {node.memory_mb} MB"
+        return (
+            f"needs {format_megabytes(request.memory_mb)} of memory; "
+            f"node {node.name} has {format_megabytes(node.memory_mb)}"
+        )
     return None
 
 
@@ -107,8 +111,8 @@ def place(
             )
         elif request.memory_mb > free_memory:
             waiting.append(
-                f"waiting for {request.memory_mb} MB of memory; {max(free_memory, 0)} MB free "
-                f"on node {node.name}"
+                f"waiting for {format_megabytes(request.memory_mb)} of memory; "
+                f"{format_megabytes(max(free_memory, 0))} free on node {node.name}"
             )
         else:
             chosen = tuple(g.index for g in free_gpus[: request.gpu.count])

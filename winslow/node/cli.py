@@ -22,7 +22,7 @@ from rich.console import Console
 
 from winslow import defaults
 from winslow.errors import StorageError, WinslowError
-from winslow.node.joblog import EventLog
+from winslow.node.joblog import EventLog, project_from_env
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -89,7 +89,7 @@ def stage_in(
     # The stage may run as another user than this task (a docker image's USER): what
     # stage-in creates must stay writable for it. The allocation folder is the job's own.
     os.umask(0)
-    events = EventLog(log_file)
+    events = EventLog(log_file, project=project_from_env(os.environ))
     store = stagetools.storage_from_env(os.environ)
     delays = _retry_delays(retry_delays)
     try:
@@ -147,7 +147,7 @@ def stage_out(
     """Publish a stage's workspace and archive its log (WINSLOW_S3_*); retries, then exits 1."""
     from winslow.node import stagetools
 
-    events = EventLog(log_file)
+    events = EventLog(log_file, project=project_from_env(os.environ))
     delays = _retry_delays(retry_delays)
     try:
         problems = stagetools.run_stage_out(
@@ -351,7 +351,7 @@ def stage_checkpoint(
     signalled: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: signalled.append(signum))
-    events = EventLog(log_file)
+    events = EventLog(log_file, project=project_from_env(os.environ))
     store = stagetools.storage_from_env(os.environ)
     staging = workspace.with_name(f".{workspace.name}.checkpoint-staging")
     try:

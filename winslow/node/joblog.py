@@ -15,11 +15,13 @@ import contextlib
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
 from winslow.core.logformat import EVENT_STREAM, STAGE_STREAMS, escape_text
 from winslow.node import jobfiles
+from winslow.storage.keys import name_projects
 
 MAX_LINE_BYTES = 64 * 1024
 """A line longer than this is logged in pieces, so one runaway line cannot exhaust memory."""
@@ -118,6 +120,8 @@ class JobLog:
             with contextlib.suppress(OSError):
                 os.fchmod(self._fd, 0o666)
         self._lock = threading.Lock()
+        self.project: tuple[str, str] | None = None
+        """The job's project as (id, name), once known: our lines name it by its name."""
 
     def line(self, stream: str, text: bytes | str, stamp: str | None = None) -> None:
         """Append one line of ``stream``, stamped now unless ``stamp`` is given."""
@@ -127,10 +131,27 @@ class JobLog:
 
     def event(self, message: str) -> None:
         """One line of our own, marked ``winslow``, its control characters escaped."""
-        self.line(EVENT_STREAM, message)
+        self.line(EVENT_STREAM, named(message, self.project))
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def named(message: str, project: tuple[str, str] | None) -> str:
+    """``message`` with the job's project named by its name where storage words named it
+    by id ("version 1 of workspace of run 4 of project 'flow'", as a person knows it)."""
+    if project is None:
+        return message
+    project_id, name = project
+    return name_projects(message, lambda found: name if found == project_id else None)
+
+
+def project_from_env(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The job's project as (id, name) from Nomad's ``NOMAD_META_*`` variables, which
+    every task of a Winslow job has (``jobspec._meta``); None elsewhere."""
+    project_id = environ.get("NOMAD_META_winslow_project_id")
+    name = environ.get("NOMAD_META_winslow_project")
+    return (project_id, name) if project_id and name else None
 
 
 class EventLog:
@@ -140,7 +161,13 @@ class EventLog:
     read the log file.
     """
 
-    def __init__(self, path: Path | None, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        stream: IO[str] | None = None,
+        project: tuple[str, str] | None = None,
+    ) -> None:
+        self.project = project
         self._file: JobLog | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,6 +178,7 @@ class EventLog:
     def __call__(self, message: str) -> None:
         # One stamp for both copies: the archive must hold the very bytes of the file.
         stamp = jobfiles.now_timestamp()
+        message = named(message, self.project)
         self.lines.append(log_record(EVENT_STREAM, message, stamp))
         self._stream.write(f"winslow: {escape_text(message)}\n")
         self._stream.flush()

@@ -575,6 +575,7 @@ def _execute_started(
         jlog.event(reason)
         return Outcome(JobState.FAILED, None, reason)
     spec = job.spec
+    jlog.project = (spec.project_id, spec.project_name)
     jlog.event(
         f"runner started on node '{job.node}' (pid {os.getpid()}) for stage '{spec.stage}' "
         f"of project '{spec.project_name}', run {spec.run_id}, attempt {spec.attempt}"

@@ -530,6 +530,9 @@ def run_command(
             if jlog is not None
             else contextlib.nullcontext()
         )
+        # Handlers go in before the command starts: a SIGTERM that comes as it starts (a
+        # cancel, a node draining) is passed on once it has a process group, not lost.
+        forwarder = _SignalForwarder()
         try:
             proc = subprocess.Popen(
                 list(argv),
@@ -543,15 +546,18 @@ def run_command(
                 close_fds=True,
             )
         except OSError as exc:
+            forwarder.restore()
             what = repr(argv[0]) if argv else "an empty command"
             message = f"could not start {what}: {exc.strerror or exc}"
             event(message)
             return _leave_exit_status(log_path, ExecResult(NOT_STARTED_EXIT_CODE, message))
+        forwarder.started(proc.pid)  # start_new_session made it the leader of a fresh group
         readers = _pump_outputs(proc, jlog, out, err)
         try:
             with progress:
-                returncode, why = _supervise(proc, timeout, grace, event)
+                returncode, why = _supervise(proc, timeout, grace, event, forwarder)
         finally:
+            forwarder.restore()
             signal_group(proc.pid, signal.SIGKILL)  # whatever it left in its group goes too
             for reader in readers:
                 reader.join(READER_JOIN_SECONDS)
@@ -596,42 +602,66 @@ def _command_result(
     return ExecResult(returncode if returncode >= 0 else 128 - returncode)
 
 
+class _SignalForwarder:
+    """Passes SIGTERM and SIGINT on to the command's process group, from the moment it is
+    made (before the command starts) until ``restore``; one that comes before the group
+    exists is held and passed on by ``started``. ``stopping`` is (why, when) of the first."""
+
+    def __init__(self) -> None:
+        self.stopping: list[tuple[str, float]] = []
+        self._pgid: int | None = None
+        self._held: list[int] = []
+        self._previous = {
+            sig: signal.signal(sig, self._forward) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        if self._pgid is None:
+            self._held.append(signum)
+        else:
+            signal_group(self._pgid, signum)
+        if not self.stopping:
+            self.stopping.append((f"signal {signal_name(signum)}", time.monotonic()))
+
+    def started(self, pgid: int) -> None:
+        self._pgid = pgid
+        held, self._held = self._held, []
+        for signum in held:
+            signal_group(pgid, signum)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
 def _supervise(
     proc: subprocess.Popen[bytes],
     timeout: float | None,
     grace: float,
     event: Callable[[str], None],
+    forwarder: _SignalForwarder,
 ) -> tuple[int, str | None]:
-    """Wait for ``proc``; pass signals on; enforce the timeout. Return code and why we stopped."""
-    pgid = proc.pid  # start_new_session made it the leader of a fresh group
+    """Wait for ``proc`` (signals go on through ``forwarder``); enforce the timeout. Return
+    its code and why we stopped it."""
+    pgid = proc.pid
     started = time.monotonic()
-    stopping: list[tuple[str, float]] = []  # (why, when), set once we began stopping it
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        signal_group(pgid, signum)
-        if not stopping:
-            stopping.append((f"signal {signal_name(signum)}", time.monotonic()))
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stopping = forwarder.stopping
     killed = False
-    try:
-        while True:
-            try:
-                return proc.wait(timeout=WAIT_STEP_SECONDS), (stopping[0][0] if stopping else None)
-            except subprocess.TimeoutExpired:
-                pass
-            now = time.monotonic()
-            if not stopping and timeout is not None and now - started >= timeout:
-                event(f"timed out after {timeout:g} s; sending SIGTERM to the stage")
-                stopping.append(("timeout", now))
-                signal_group(pgid, signal.SIGTERM)
-            elif stopping and not killed and now - stopping[0][1] >= grace:
-                killed = True
-                event(f"still running {grace:g} s after SIGTERM; sending SIGKILL")
-                signal_group(pgid, signal.SIGKILL)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    while True:
+        try:
+            return proc.wait(timeout=WAIT_STEP_SECONDS), (stopping[0][0] if stopping else None)
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if not stopping and timeout is not None and now - started >= timeout:
+            event(f"timed out after {timeout:g} s; sending SIGTERM to the stage")
+            stopping.append(("timeout", now))
+            signal_group(pgid, signal.SIGTERM)
+        elif stopping and not killed and now - stopping[0][1] >= grace:
+            killed = True
+            event(f"still running {grace:g} s after SIGTERM; sending SIGKILL")
+            signal_group(pgid, signal.SIGKILL)
 
 
 def pump_lines(stream: Any, name: str, jlog: JobLog | None, out: IO[bytes] | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from winslow import defaults, units
+from winslow.pipeline.gate import GateAsk
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 """Pipeline and stage names: safe in URLs, file names and Nomad job IDs."""
@@ -273,6 +274,9 @@ class Stage(Strict):
     """The pipeline stops for a person before this stage starts (``confirmation: always``)."""
     confirmation: Confirmation | None = None
     """When a person must let the stage start; default ``always`` with ``gate``, else never."""
+    ask: GateAsk | None = None
+    """What the gate shows and asks before the stage starts: a description, typed inputs
+    whose answers become variables, files to review."""
     required_variables: list[str] = []
     """Variables this stage cannot start without (beyond the pipeline's required ones)."""
     inputs: list[str] = []

@@ -16,6 +16,13 @@ from typing import Protocol
 from winslow import defaults
 from winslow.errors import PipelineProblem
 from winslow.pipeline.conditions import referenced_stages, syntax_problem
+from winslow.pipeline.gate import (
+    GateAsk,
+    GateInput,
+    InputType,
+    description_problem,
+    quoted_stages,
+)
 from winslow.pipeline.goregex import go_regex_problem
 from winslow.pipeline.interpolate import BUILTIN_VARIABLES, references
 from winslow.pipeline.model import (
@@ -109,6 +116,7 @@ def semantic_problems(
         checker.check_sweep(index, stage)
         checker.check_log_parsers(index, stage)
         checker.check_gpu_model(index, stage)
+        checker.check_ask(index, stage)
     return in_reading_order(checker.problems)
 
 
@@ -316,6 +324,51 @@ class _Checker:
                 "not have; write the pattern without it",
             )
 
+    def check_ask(self, index: int, stage: Stage) -> None:
+        if stage.ask is None:
+            return
+        base: FieldPath = ("stages", index, "ask")
+        if stage.confirm is Confirmation.NEVER:
+            self.report(
+                base,
+                f"stage '{stage.name}' asks (`ask:`) but never waits for a person; add "
+                "`gate: true` (or `confirmation: once`), or remove `ask:`",
+                at_key=True,
+            )
+        self._check_description(stage, stage.ask, (*base, "description"))
+        seen: set[str] = set()
+        for position, item in enumerate(stage.ask.inputs):
+            path: FieldPath = (*base, "inputs", position)
+            if not re.fullmatch(VARIABLE_PATTERN, item.name):
+                self.report(
+                    (*path, "name"),
+                    f"'{item.name}' is not a valid variable name; {VARIABLE_NAME_RULE}",
+                )
+            elif (reserved := reserved_variable_problem(item.name)) is not None:
+                self.report((*path, "name"), reserved)
+            elif item.name in seen:
+                self.report((*path, "name"), f"gate '{stage.name}' asks '{item.name}' twice")
+            seen.add(item.name)
+            for key, message in _input_problems(item):
+                self.report((*path, key), message, at_key=key == "type")
+
+    def _check_description(self, stage: Stage, ask: GateAsk, path: FieldPath) -> None:
+        problem = description_problem(ask.description)
+        if problem is not None:
+            self.report(path, f"stage '{stage.name}': {problem}")
+            return
+        before = self._upstream_of(stage.name)
+        for name in sorted(quoted_stages(ask.description)):
+            if name not in self.stage_names:
+                hint = _did_you_mean(name, self.stage_names)
+                self.report(path, f"the description quotes results of unknown stage '{name}'{hint}")
+            elif name not in before:
+                self.report(
+                    path,
+                    f"the description quotes results of stage '{name}', which need not have run "
+                    f"before '{stage.name}'; add '{name}' to its needs (or to a stage it needs)",
+                )
+
     def _upstream_of(self, name: str) -> set[str]:
         graph = self._needs_graph()
         found: set[str] = set()
@@ -333,8 +386,14 @@ class _Checker:
             *(((*base, "command", i), part) for i, part in enumerate(stage.command or [])),
             *(((*base, "env", key), value) for key, value in stage.env.items()),
             *(((*base, "inputs", i), path) for i, path in enumerate(stage.inputs)),
+            *(
+                ((*base, "ask", "review", i), p)
+                for i, p in enumerate(stage.ask.review if stage.ask else [])
+            ),
         ]
+        # A sweep's values and a gate's answers are variables too: they declare theirs.
         swept = set(stage.sweep.over) if stage.sweep is not None else set()
+        swept |= {item.name for s in self.pipeline.stages if s.ask for item in s.ask.inputs}
         declared = sorted(set(self.pipeline.variables) | swept)
         for path, text in texts:
             for name in sorted(references(text)):
@@ -433,3 +492,47 @@ def _cycle_through(start: str, graph: dict[str, list[str]], within: set[str]) ->
                 following.append(successor)
         frontier = following
     return [start, start]
+
+
+def _input_problems(item: GateInput) -> list[tuple[str, str]]:
+    """Where a gate input contradicts itself: (its key, the problem)."""
+    problems: list[tuple[str, str]] = []
+    number = item.type is InputType.NUMBER
+    for key, value in (("min", item.min), ("max", item.max)):
+        if value is not None and not number:
+            problems.append(
+                (key, f"`{key}` applies to a number; '{item.name}' is a {item.type.value}")
+            )
+    if item.choices and item.type is not InputType.CHOICE:
+        problems.append(
+            ("choices", f"`choices` apply to a choice; '{item.name}' is a {item.type.value}")
+        )
+    if item.type is InputType.CHOICE:
+        if not item.choices:
+            problems.append(("type", f"choice '{item.name}' has no `choices`; list what it may be"))
+        elif len(set(item.choices)) != len(item.choices):
+            problems.append(("choices", f"choice '{item.name}' lists a value twice"))
+    if number and item.min is not None and item.max is not None and item.min > item.max:
+        problems.append(("max", f"max {item.max:g} is below min {item.min:g}"))
+    if item.default is not None:
+        problem = _default_problem(item)
+        if problem is not None:
+            problems.append(("default", problem))
+    return problems
+
+
+def _default_problem(item: GateInput) -> str | None:
+    default = item.default
+    if item.type is InputType.BOOLEAN:
+        return None if isinstance(default, bool) else f"expected true or false, got {default!r}"
+    if item.type is InputType.CHOICE and str(default) not in item.choices:
+        return f"default {default!r} is not one of the choices: {', '.join(item.choices)}"
+    if item.type is not InputType.NUMBER:
+        return None
+    if isinstance(default, bool) or not isinstance(default, float | int):
+        return f"expected a number, got {default!r}"
+    if item.min is not None and default < item.min:
+        return f"default {default:g} is below min {item.min:g}"
+    if item.max is not None and default > item.max:
+        return f"default {default:g} is above max {item.max:g}"
+    return None

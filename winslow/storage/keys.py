@@ -28,7 +28,9 @@ that could make a listing show one name for another.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Callable
 
 from winslow import defaults
 from winslow.errors import ValidationError
@@ -205,6 +207,22 @@ def describe_key(key: str) -> str:
             if len(parts) == 2 and parts[1].isdigit():
                 return f"{what} of run {parts[1]} of project '{parts[0]}'"
     return f"object '{key}'"
+
+
+_PROJECT_BY_ID = re.compile(r"project '([0-9a-f]{12})'")
+"""How ``describe_key`` names a project (keys hold its id: names change, ids do not)."""
+
+
+def name_projects(words: str, name_of: Callable[[str], str | None]) -> str:
+    """Return ``words`` with every ``project '<id>'`` that ``describe_key`` wrote naming
+    the project by its name, as ``name_of(id)`` gives it: "run 4 of project 'flow'", not
+    "run 4 of project '990e8f025390'". Ids ``name_of`` does not know (None) stay."""
+
+    def named(found: re.Match[str]) -> str:
+        name = name_of(found.group(1))
+        return f"project '{name}'" if name else found.group(0)
+
+    return _PROJECT_BY_ID.sub(named, words)
 
 
 _REFUSED_CATEGORIES: dict[str, str] = {

@@ -108,6 +108,21 @@ def read_view(
     return tier, rebucket(samples, view.step)
 
 
+def latest_sample(store: Store, node: str, since: datetime) -> NodeSample | None:
+    """The node's newest raw sample taken at ``since`` or later, or None (the nodes page
+    shows what a node uses now, not what it used before it stopped answering)."""
+    query = (
+        select(NodeTelemetryRow)
+        .where(NodeTelemetryRow.node == node, NodeTelemetryRow.step == TIERS[0].step)
+        .where(NodeTelemetryRow.at >= since)
+        .order_by(NodeTelemetryRow.at.desc(), NodeTelemetryRow.id.desc())
+        .limit(1)
+    )
+    with store.sessions() as session:
+        row = session.scalars(query).first()
+        return None if row is None else from_json(row.node, utc(row.at) or row.at, row.data)
+
+
 def known_nodes(store: Store) -> set[str]:
     """The names of every node with a kept sample."""
     with store.sessions() as session:

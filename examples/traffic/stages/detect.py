@@ -9,8 +9,10 @@ a light blur), thresholded, cleaned with an opening (removes noise specks) and a
 
 Reads ``$WINSLOW_INPUTS/$INPUT_VIDEO``. Settings: ``MIN_AREA`` (px², default 150),
 ``DIFF_THRESHOLD`` (grey levels, default 30), ``BACKGROUND_SAMPLES`` (frames, default 50).
-Writes ``detections.csv`` (frame, x, y, w, h, cx, cy, area), ``background.png`` and
-``video.json`` (fps, size and frame count, for the later stages).
+Writes ``detections.csv`` (frame, x, y, w, h, cx, cy, area), ``background.png``,
+``video.json`` (fps, size and frame count, for the later stages) and, for the person at the
+review gate, ``frames/frame-NNNNN.jpg``: the busiest frame of each of ``REVIEW_FRAMES``
+equal parts of the video with its detections' boxes drawn.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ STAGE = "detect"
 DETECTION_FIELDS = ["frame", "x", "y", "w", "h", "cx", "cy", "area"]
 OPEN_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 CLOSE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))
+REVIEW_FRAMES = 4
+"""Frames with boxes drawn that the review gate shows, one per equal part of the video."""
+REVIEW_DIR = "frames"
+BOX_COLOUR = (0, 0, 255)
+"""Red in OpenCV's BGR: stands out on grey roads and on any vehicle colour."""
 
 
 def find_video() -> Path:
@@ -121,6 +128,23 @@ def detect_frame(
     return sorted(blobs, key=lambda blob: -blob["area"])
 
 
+def with_boxes(frame: np.ndarray, blobs: list[dict[str, float]]) -> np.ndarray:
+    """A copy of ``frame`` with a rectangle around every blob."""
+    drawn = frame.copy()
+    for blob in blobs:
+        x, y, w, h = int(blob["x"]), int(blob["y"]), int(blob["w"]), int(blob["h"])
+        cv2.rectangle(drawn, (x, y), (x + w - 1, y + h - 1), BOX_COLOUR, 2)
+    return drawn
+
+
+def write_review_frames(out: Path, busiest: dict[int, tuple[int, int, np.ndarray]]) -> None:
+    """Write each part's busiest frame (count, index, drawn frame) as a JPEG."""
+    folder = out / REVIEW_DIR
+    folder.mkdir(exist_ok=True)
+    for _count, index, drawn in sorted(busiest.values(), key=lambda kept: kept[1]):
+        cv2.imwrite(str(folder / f"frame-{index:05d}.jpg"), drawn)
+
+
 def main() -> None:
     video = find_video()
     min_area = env_float("MIN_AREA", 150, minimum=0)
@@ -145,6 +169,7 @@ def main() -> None:
 
     rows = []
     frames_with_detections = 0
+    busiest: dict[int, tuple[int, int, np.ndarray]] = {}
     capture = open_video(video)
     for index in range(frames):
         ok, frame = capture.read()
@@ -152,11 +177,15 @@ def main() -> None:
             break
         blobs = detect_frame(frame, background_blurred, threshold, min_area)
         frames_with_detections += bool(blobs)
+        part = index * REVIEW_FRAMES // frames
+        if blobs and len(blobs) > busiest.get(part, (0, 0, None))[0]:
+            busiest[part] = (len(blobs), index, with_boxes(frame, blobs))
         rows.extend({"frame": index, **blob} for blob in blobs)
         progress.update(frames + index + 1)
     capture.release()
 
     write_csv(out / DETECTIONS_FILE, DETECTION_FIELDS, rows)
+    write_review_frames(out, busiest)
     info = {
         "video": os.environ["INPUT_VIDEO"],
         "fps": fps,

@@ -742,6 +742,9 @@ def traffic_specs() -> dict[str, tuple[RunSpec, int]]:
             ended_at=T0,
         )
         runs.append(done)
+        if stage == "review":
+            # What the review gate's questions set, as a person answering with the defaults.
+            values = {**values, "MIN_TRACK_FRAMES": "8", "TRACK_GATE": "30"}
     return specs
 
 

@@ -11,8 +11,10 @@ that is a path of this server (``api/redirects.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -27,11 +29,20 @@ from fastapi.templating import Jinja2Templates
 from winslow import __version__, defaults
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser, PageLimit, PageSkip, session_secret
-from winslow.api.models import OverviewPublic, OverviewRow
+from winslow.api.models import OverviewPublic, OverviewRow, RunPlacement
 from winslow.api.redirects import same_origin_path
-from winslow.core.models import Project
+from winslow.api.routes.nodes_live import nodes_live
+from winslow.core.models import Project, Run
+from winslow.core.overview import (
+    WAITING_STATES,
+    OverviewSort,
+    SortOrder,
+    sort_projects,
+    stage_names,
+)
 from winslow.core.states import NEEDS_PERSON_STATES, ProjectState
 from winslow.errors import NotFoundError
+from winslow.store.repo import Store
 from winslow.store.sessions import session_caller
 from winslow.units import format_bytes, format_duration
 
@@ -41,6 +52,10 @@ api_router = APIRouter(tags=["console"])
 SPARK_MD5 = Path("node_modules/spark-md5/spark-md5.min.js")
 """The one npm package the console uses (MD5 of upload parts; browsers have no MD5),
 below ``ui/``; `make` installs it into the checkout, and a wheel built then carries it."""
+
+DAGRE = Path("node_modules/@dagrejs/dagre/dist/dagre.min.js")
+"""The layout library the pipeline graph is drawn with (``static/js/graph.js``); an IIFE
+that defines the global ``dagre``, installed and carried as ``SPARK_MD5`` is."""
 
 
 class SignInRequiredError(Exception):
@@ -128,18 +143,46 @@ def spark_md5(context: ContextDep) -> FileResponse:
     return FileResponse(path, media_type="text/javascript")
 
 
+@router.get("/vendor/dagre.js")
+def dagre(context: ContextDep) -> FileResponse:
+    path = context.settings.resolved_ui_dir() / DAGRE
+    if not path.is_file():
+        raise NotFoundError(
+            f"{path} is missing, so the console cannot draw pipeline graphs: run `make` in the "
+            "checkout (npm ci in winslow/ui/), and install again if Winslow was installed from it."
+        )
+    return FileResponse(path, media_type="text/javascript")
+
+
 # -- overview ---------------------------------------------------------------------------
+
+
+PROGRESS_BY_ID_UP_TO = 500
+"""Sorting by progress reads the done stages of the matching projects by ID up to this
+many; beyond it one pass over every project's done stages costs less than the ID list."""
+
+PROGRESS_KEPT_SECONDS = 10.0
+"""How long the done stages of every project are kept for sorting by progress, seconds:
+that pass costs 100 ms at 10,000 runs, and a person pages through the sorted list. The
+rows shown read their own progress afresh; only their order may be this much behind."""
 
 
 @dataclass(frozen=True)
 class OverviewQuery:
-    """Which projects the overview shows: a name search, a state, a label, and a page."""
+    """Which projects the overview shows: a name search, a state, a label, an order, and a
+    page. Without ``sort``, those that need a person come first, each part by name."""
 
     search: str = ""
     state: ProjectState | None = None
     label: str | None = None
     skip: int = 0
     limit: int = defaults.PAGE_SIZE
+    sort: OverviewSort | None = None
+    order: SortOrder = "asc"
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.search or self.state or self.label)
 
 
 @dataclass(frozen=True)
@@ -148,7 +191,8 @@ class OverviewPage:
     count: int
     """Projects that match the query, on every page."""
     needs_person: int
-    """Projects that need a person, whatever the query (the tab's title counts them)."""
+    """Projects matching the query that wait for a person (the counter and the tab's title
+    show it, so it never counts a project the filters hide)."""
     labels: list[str]
     """Every label of every project (the label filter offers them)."""
 
@@ -159,8 +203,12 @@ def overview_query(
     label: str | None = None,
     skip: PageSkip = 0,
     limit: PageLimit = defaults.PAGE_SIZE,
+    sort: Annotated[
+        OverviewSort | None, Query(description="Sort by this column, on the server.")
+    ] = None,
+    order: Annotated[SortOrder, Query(description="Ascending or descending.")] = "asc",
 ) -> OverviewQuery:
-    return OverviewQuery(q.strip(), state, label or None, skip, limit)
+    return OverviewQuery(q.strip(), state, label or None, skip, limit, sort, order)
 
 
 OverviewQueryDep = Annotated[OverviewQuery, Depends(overview_query)]
@@ -173,7 +221,8 @@ class ProjectIndex:
     projects: tuple[Project, ...]
     ordered: list[tuple[str, Project]]
     """Lower-cased name and project: those needing a person first, each part by name."""
-    needs_person: int
+    waiting: int
+    """Projects that wait for a person, of all."""
     labels: list[str]
 
     @classmethod
@@ -183,13 +232,14 @@ class ProjectIndex:
         return cls(
             projects=projects,
             ordered=[(p.name.lower(), p) for p in first + rest],
-            needs_person=len(first),
+            waiting=sum(p.state in WAITING_STATES for p in projects),
             labels=sorted({label for p in projects for label in p.labels}),
         )
 
 
 _index_lock = threading.Lock()
 _index: ProjectIndex | None = None
+_done_kept: tuple[Store, float, dict[str, set[str]]] | None = None
 
 
 def project_index(projects: tuple[Project, ...]) -> ProjectIndex:
@@ -217,36 +267,63 @@ def select_projects(index: ProjectIndex, query: OverviewQuery) -> list[Project]:
     ]
 
 
+def done_stages(store: Store, ids: list[str]) -> dict[str, set[str]]:
+    """The done stages of the projects ``ids``: read by ID up to ``PROGRESS_BY_ID_UP_TO``,
+    else those of every project, kept for ``PROGRESS_KEPT_SECONDS``."""
+    global _done_kept
+    if len(ids) <= PROGRESS_BY_ID_UP_TO:
+        return store.succeeded_stages(ids)
+    with _index_lock:
+        kept = _done_kept
+    if kept is None or kept[0] is not store or time.monotonic() - kept[1] > PROGRESS_KEPT_SECONDS:
+        kept = (store, time.monotonic(), store.succeeded_stages())
+        with _index_lock:
+            _done_kept = kept
+    return kept[2]
+
+
 def overview_page_of(context: AppContext, query: OverviewQuery) -> OverviewPage:
     """One page of the overview, from the kept project list the project list API reads.
 
     Runs are read for the page's projects only, so a page costs the same with ten or ten
-    thousand projects and their history behind it.
+    thousand projects and their history behind it (sorting by progress reads the done
+    stages of every matching project: a person asks for it, the first page does not).
     """
     index = project_index(context.store.kept_projects())
     window = slice(query.skip, query.skip + query.limit)
-    if query.search or query.state or query.label:
-        selected = select_projects(index, query)
+    if query.filtered or query.sort is not None:
+        selected = select_projects(index, query) if query.filtered else list(index.projects)
+        if query.sort is not None:
+            store = context.store
+            selected = sort_projects(
+                selected,
+                query.sort,
+                query.order,
+                functools.partial(done_stages, store),
+            )
         count, page = len(selected), selected[window]
+        waiting = (
+            sum(p.state in WAITING_STATES for p in selected) if query.filtered else index.waiting
+        )
     else:  # the page as first shown: no pass over every project
         count, page = len(index.ordered), [p for _, p in index.ordered[window]]
+        waiting = index.waiting
     ids = {p.id for p in page}
-    active: dict[str, set[str]] = {}
-    for run in context.store.active_runs():
-        if run.project_id in ids:
-            active.setdefault(run.project_id, set()).add(run.stage)
+    active: dict[str, list[Run]] = {}
+    for run in context.store.active_runs(ids) if ids else []:
+        active.setdefault(run.project_id, []).append(run)
     done = context.store.succeeded_stages(ids) if ids else {}
     return OverviewPage(
-        rows=[overview_row(p, active.get(p.id, set()), done.get(p.id, set())) for p in page],
+        rows=[overview_row(p, active.get(p.id, []), done.get(p.id, set())) for p in page],
         count=count,
-        needs_person=index.needs_person,
+        needs_person=waiting,
         labels=index.labels,
     )
 
 
-def overview_row(project: Project, active: set[str], done: set[str]) -> OverviewRow:
-    stages = [s["name"] for s in project.pipeline.get("stages", [])]
-    current = sorted(active)
+def overview_row(project: Project, active: list[Run], done: set[str]) -> OverviewRow:
+    stages = stage_names(project)
+    current = sorted({run.stage for run in active})
     if not current and project.waiting_for.get("stage"):
         current = [str(project.waiting_for["stage"])]
     return OverviewRow(
@@ -256,11 +333,22 @@ def overview_row(project: Project, active: set[str], done: set[str]) -> Overview
         pipeline=project.pipeline_name,
         state=project.state,
         state_reason=project.state_reason,
-        needs_person=project.state in NEEDS_PERSON_STATES,
+        needs_person=project.state in WAITING_STATES,
         current_stages=current,
         stages_total=len(stages),
-        stages_done=len(done & set(stages)),
+        stages_done=len(done & stages),
         state_since=project.state_changed_at or project.updated_at,
+        updated_at=project.updated_at,
+        placements=[
+            RunPlacement(
+                run=run.id,
+                stage=run.stage,
+                node=run.node,
+                gpus=list(run.gpu_indices),
+                gpu_count=len(run.gpu_indices) or run.gpus,
+            )
+            for run in active
+        ],
     )
 
 
@@ -306,7 +394,15 @@ def overview_page(
         pipelines=sorted(context.pipelines.load_all()[0]),
         since=since,
         page_link=functools.partial(page_link, query),
+        sort_link=functools.partial(sort_link, query),
     )
+
+
+def sort_link(query: OverviewQuery, column: str) -> str:
+    """The overview sorted by ``column``: ascending, or descending when it is so already."""
+    sort = OverviewSort(column)
+    order: SortOrder = "desc" if query.sort is sort and query.order == "asc" else "asc"
+    return page_link(dataclasses.replace(query, sort=sort, order=order), 0)
 
 
 def page_link(query: OverviewQuery, skip: int) -> str:
@@ -317,6 +413,8 @@ def page_link(query: OverviewQuery, skip: int) -> str:
         "label": query.label or "",
         "skip": str(skip) if skip else "",
         "limit": str(query.limit) if query.limit != defaults.PAGE_SIZE else "",
+        "sort": query.sort.value if query.sort else "",
+        "order": query.order if query.sort and query.order != "asc" else "",
     }
     return "/?" + urlencode({k: v for k, v in values.items() if v})
 
@@ -326,17 +424,9 @@ def page_link(query: OverviewQuery, skip: int) -> str:
 
 @router.get("/nodes", response_class=HTMLResponse)
 def nodes_page(request: Request, context: ContextDep, user: PageUser) -> HTMLResponse:
-    active = context.store.active_runs()
-    names = {p.id: p.name for p in context.store.list_projects()}
-    nodes = [
-        {
-            "node": node,
-            "runs": [
-                {"run": run, "project": names.get(run.project_id, run.project_id)}
-                for run in active
-                if run.node == node.name
-            ],
-        }
-        for node in context.backend.nodes()
-    ]
-    return render(request, context, "nodes.html", user, title="Nodes", nodes=nodes)
+    """Every node: what it holds, has free and uses now, per GPU too, and what runs where
+    (``nodes.js`` keeps it live with ``GET /api/v1/nodes/live``)."""
+    live = nodes_live(context)
+    return render(
+        request, context, "nodes.html", user, title="Nodes", live=live, nodes=live.data, since=since
+    )

@@ -177,7 +177,8 @@ def resume_project(
     """Go on; with ``from_stage``, start again from that stage (earlier runs are kept).
 
     ``overrides`` change that stage's next run only, ``like_run`` redoes an earlier run as
-    it was, ``only`` pauses once that stage ran instead of going on.
+    it was, ``only`` pauses once that stage ran instead of going on. ``answers`` answer the
+    questions of the gate it lets pass (``GET .../gate`` shows them).
     """
     body = body or ResumeBody()
     overrides = body.overrides.to_core() if body.overrides is not None else None
@@ -192,6 +193,7 @@ def resume_project(
             only=body.only,
             like_run=body.like_run,
             overrides=overrides,
+            answers=body.answers,
         ),
         user,
     )
@@ -239,7 +241,7 @@ def read_log(context: AppContext, run: Run, offset: int, limit: int | None = Non
             pass  # Not archived (yet): the node still has it.
     if run.job_id:
         try:
-            data = context.backend.logs(run.job_id, offset)
+            data = context.backend.logs(run.job_id, offset, limit)
         except BackendUnavailableError:
             return b""  # The node is out of reach; the log is there once it is back.
         return data if limit is None else data[:limit]

@@ -482,15 +482,15 @@ class LocalBackend:
                     statuses.append(status)
         return statuses
 
-    def logs(self, job_id: str, offset: int = 0) -> bytes:
-        """Return ``log.txt`` from byte ``offset`` on; ``b""`` before the first line or for
-        a job this backend does not know."""
+    def logs(self, job_id: str, offset: int = 0, limit: int | None = None) -> bytes:
+        """Return ``log.txt`` from byte ``offset`` on (at most ``limit`` bytes); ``b""``
+        before the first line or for a job this backend does not know."""
         if not jobfiles.is_valid_job_id(job_id):
             return b""
         try:
             with self._paths(job_id).log.open("rb") as f:
                 f.seek(max(offset, 0))
-                return f.read()
+                return f.read(-1 if limit is None else limit)
         except FileNotFoundError:
             return b""
 

@@ -425,7 +425,7 @@ class NomadBackend:
                 statuses.append(status)
         return statuses
 
-    def logs(self, job_id: str, offset: int = 0) -> bytes:
+    def logs(self, job_id: str, offset: int = 0, limit: int | None = None) -> bytes:
         """Return the run's log from byte ``offset``, as far as it is written now.
 
         The log is the allocation's ``alloc/logs/winslow.log``: the timestamped lines
@@ -449,14 +449,14 @@ class NomadBackend:
             return b""
         chunks: list[bytes] = []
         position = max(offset, 0)
+        most = LOG_READ_MAX_BYTES if limit is None else min(limit, LOG_READ_MAX_BYTES)
         try:
-            while position - offset < LOG_READ_MAX_BYTES:
-                data = self.client.client_fs.read_at(
-                    alloc["ID"], LOG_PATH, position, LOG_READ_CHUNK_BYTES
-                )
+            while position - offset < most:
+                size = min(LOG_READ_CHUNK_BYTES, most - (position - offset))
+                data = self.client.client_fs.read_at(alloc["ID"], LOG_PATH, position, size)
                 chunks.append(data)
                 position += len(data)
-                if len(data) < LOG_READ_CHUNK_BYTES:
+                if len(data) < size:
                     break
         except NomadPermissionError as exc:
             # Not "no log yet": the token cannot read logs at all. Say so once, then let

@@ -274,13 +274,26 @@ def condition_decides(situation: Situation, stage: Stage) -> StageAnswer | None:
 
 
 def stage_waits_for_variables(situation: Situation, stage: Stage) -> StageAnswer | None:
-    """A stage that lacks variables waits for a person to set them, naming them."""
+    """A stage that lacks variables waits for a person to set them, naming them.
+
+    Those its own gate asks for are left to the gate, which asks before the stage starts.
+    """
     missing = situation.missing_variables(stage)
+    if stage.ask is not None and gate_will_ask(situation, stage):
+        asked = {item.name for item in stage.ask.inputs}
+        missing = [name for name in missing if name not in asked]
     if not missing:
         return None
     reason = f"stage '{stage.name}' needs the variables {', '.join(missing)}; set them, then resume"
     waiting_for = {"stage": stage.name, "variables": missing}
     return StageAnswer(wait=MoveProject(ProjectState.AWAITING_INPUT, reason, waiting_for))
+
+
+def gate_will_ask(situation: Situation, stage: Stage) -> bool:
+    """Whether the stage's gate stops it for a person before its next start."""
+    if situation.run_set(stage) or stage.name in situation.project.approved_gates:
+        return False
+    return needs_confirmation(stage, situation.runs)
 
 
 def gate_waits_for_a_person(situation: Situation, stage: Stage) -> StageAnswer | None:
@@ -289,9 +302,7 @@ def gate_waits_for_a_person(situation: Situation, stage: Stage) -> StageAnswer |
     Applies before the stage's first current run (a sweep asks once for all its
     combinations), when its confirmation mode asks now and no approval is waiting for it.
     """
-    if situation.run_set(stage) or stage.name in situation.project.approved_gates:
-        return None
-    if not needs_confirmation(stage, situation.runs):
+    if not gate_will_ask(situation, stage):
         return None
     reason = f"stage '{stage.name}' waits for a person; resume to start it"
     waiting_for = {"stage": stage.name, "gate": stage.name}

@@ -4,10 +4,13 @@
 //
 // Listing reads the API's workspace listing one folder at a time; the bytes of a download
 // never pass through this page (links go to the API, which redirects to object storage).
+// Images, tables, JSON and videos get a Preview button that shows, below the table, what
+// the server makes of them (previews.js): nothing to download to judge a result.
 //
 //     const files = mountFileBrowser(container, { project: "ulm-0603" });
 //     files.show(run, project.state);   // again on every change: keeps the folder shown
 import { api, el, formatSize, showError } from "./api.js";
+import { previewKind, renderPreview } from "./previews.js";
 
 /** Project states in which a workspace may take a fix (nothing of the project runs). */
 export const UPLOAD_PROJECT_STATES = new Set(["paused", "failed", "awaiting_input", "succeeded", "idle"]);
@@ -67,7 +70,8 @@ export function mountFileBrowser(container, { project }) {
     el("thead", {}, el("tr", {},
       el("th", { scope: "col" }, "Name"),
       el("th", { scope: "col", className: "files-size" }, "Size"),
-      el("th", { scope: "col" }, "Modified"))),
+      el("th", { scope: "col" }, "Modified"),
+      el("th", { scope: "col", className: "files-look" }, "Preview"))),
     tbody);
 
   const fileInput = el("input", { type: "file", id: `${uid}-file`, required: true });
@@ -92,7 +96,12 @@ export function mountFileBrowser(container, { project }) {
   const form = el("form", { className: "files-upload" }, fields, cancelRow, reason);
   submit.setAttribute("aria-describedby", reason.id);
 
-  const root = el("section", { className: "files", "aria-label": "Workspace files" }, top, bar, table, form);
+  const previewTitle = el("h3", { className: "files-preview-title", tabIndex: -1 });
+  const previewClose = el("button", { type: "button" }, "Close preview");
+  const previewBox = el("div", { className: "files-preview-box" });
+  const previewPanel = el("section", { className: "files-preview card", hidden: true, "aria-label": "File preview" },
+    el("div", { className: "files-preview-head" }, previewTitle, previewClose), previewBox);
+  const root = el("section", { className: "files", "aria-label": "Workspace files" }, top, bar, table, previewPanel, form);
   container.replaceChildren(root);
 
   // -- the state ------------------------------------------------------------------------
@@ -157,11 +166,18 @@ export function mountFileBrowser(container, { project }) {
         title: `Download ${entry.path}`,
       }, entry.name));
     }
+    const look = el("td", { className: "files-look" });
+    if (!entry.is_dir && entry.link == null && previewKind(entry.path)) {
+      const button = el("button", { type: "button", className: "link files-preview-open", "aria-label": `Preview ${entry.name}` }, "Preview");
+      button.addEventListener("click", () => showPreview(entry.path));
+      look.append(button);
+    }
     const modified = entry.modified ? new Date(entry.modified) : null;
     return el("tr", { className: entry.is_dir ? "files-folder" : "", dataset: { path: entry.path } },
       name,
       el("td", { className: "files-size" }, entry.link != null ? "" : formatSize(entry.size)),
-      el("td", { className: "muted" }, modified ? el("time", { dateTime: entry.modified }, when.format(modified)) : ""));
+      el("td", { className: "muted" }, modified ? el("time", { dateTime: entry.modified }, when.format(modified)) : ""),
+      look);
   }
 
   function render() {
@@ -176,7 +192,7 @@ export function mountFileBrowser(container, { project }) {
     const rows = listing.data.map(entryRow);
     if (!rows.length) {
       const empty = listing.version ? "This folder is empty." : "No files.";
-      rows.push(el("tr", { className: "empty" }, el("td", { colSpan: 3 }, empty)));
+      rows.push(el("tr", { className: "empty" }, el("td", { colSpan: 4 }, empty)));
     }
     tbody.replaceChildren(...rows);
     if (!destEdited && !fileInput.files.length) destInput.value = path ? `${path}/` : "";
@@ -217,6 +233,18 @@ export function mountFileBrowser(container, { project }) {
     load();
   }
 
+  function showPreview(file) {
+    previewPanel.hidden = false;
+    previewTitle.textContent = `Preview of ${file}`;
+    previewTitle.focus();
+    renderPreview(previewBox, { project, run: run.id, path: file, version: listing.version });
+  }
+
+  function hidePreview() {
+    previewPanel.hidden = true;
+    previewBox.replaceChildren();
+  }
+
   // -- uploading ------------------------------------------------------------------------
   fileInput.addEventListener("change", () => {
     const file = fileInput.files[0];
@@ -224,8 +252,10 @@ export function mountFileBrowser(container, { project }) {
   });
   destInput.addEventListener("input", () => { destEdited = destInput.value !== ""; });
   cancel.addEventListener("click", () => { if (uploading) uploading.abort(); });
+  previewClose.addEventListener("click", hidePreview);
   versionSelect.addEventListener("change", () => {
     version = Number(versionSelect.value) || null;
+    hidePreview();
     load();
   });
 
@@ -298,6 +328,7 @@ export function mountFileBrowser(container, { project }) {
       const justEnded = run && !switched && ACTIVE_RUN_STATES.has(run.state) && !ACTIVE_RUN_STATES.has(next.state);
       run = next;
       if (switched) {
+        hidePreview();
         path = "";
         version = null;
         destEdited = false;

@@ -3,7 +3,11 @@
 // (charts.js). The server keeps the history and picks its resolution; this only draws the
 // points it gets. The live range is fetched again every few seconds; the others change
 // slowly, so they are fetched when chosen.
-import { api, formatSize, showError } from "./api.js";
+//
+// Above the charts, each node's live figures (what its stages hold, what is free, what it
+// uses now, each GPU, the runs on it) are fetched again from /api/v1/nodes/live every few
+// seconds and drawn the way the server drew them at first paint.
+import { api, el, formatSize, since, showError } from "./api.js";
 import { formatNumber, lineChart } from "./charts.js";
 
 /** How often the live range is fetched again, milliseconds. */
@@ -99,3 +103,118 @@ function mount(section) {
 }
 
 for (const section of document.querySelectorAll(".node-telemetry[data-node]")) mount(section);
+
+// -- live figures --------------------------------------------------------------------------
+
+const mb = (v) => formatSize(v * 1048576);
+const pct = (v) => (v == null ? "–" : `${Math.round(v)} %`);
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+function meter(value, max, label) {
+  const m = el("meter", { min: 0, max, value: value ?? 0 });
+  m.setAttribute("aria-label", label);
+  return m;
+}
+
+function figure(term, ...parts) {
+  return el("div", {}, el("dt", {}, term), el("dd", {}, ...parts));
+}
+
+function stateBadge(state) {
+  return el("span", { className: `state state-${state}` }, state.replace("_", " "));
+}
+
+function table(label, headings, rows) {
+  const t = el("table", { className: `grid ${label.kind}`, "aria-label": label.text },
+    el("thead", {}, el("tr", {}, ...headings.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...rows));
+  return el("div", { className: "table-scroll" }, t);
+}
+
+function liveOf(n) {
+  const total = n.memory_mb; // the capacity the scheduler counts, as the CLI shows it
+  const runs = new Map(n.runs.map((r) => [r.id, r]));
+  const parts = [
+    el("p", { className: "node-accepts" }, `New stages: ${n.eligible && n.status === "ready" ? "accepted" : "not accepted"}`
+      + (n.eligible ? "" : " (ineligible for scheduling)") + (n.drain ? ` · ${n.drain}` : "")),
+    el("dl", { className: "capacity" },
+      figure("CPU", meter(n.cpu_percent, 100, `CPU busy on ${n.name}`), " ",
+        el("span", { dataset: { figure: "cpu" } }, `${pct(n.cpu_percent)} busy`),
+        el("div", { className: "muted", dataset: { figure: "cpu-held" } },
+          `${formatNumber(n.cpus_held)} of ${formatNumber(n.cpus)} cores held by stages, ${formatNumber(n.cpus_free)} free`)),
+      figure("Memory", meter(n.memory_used_mb, total, `Memory used on ${n.name}`), " ",
+        el("span", { dataset: { figure: "memory" } }, n.memory_used_mb == null ? `– of ${mb(total)}` : `${mb(n.memory_used_mb)} of ${mb(total)} used`),
+        el("div", { className: "muted", dataset: { figure: "memory-held" } }, `${mb(n.memory_held_mb)} held by stages, ${mb(n.memory_free_mb)} free`)),
+      figure("GPUs", el("span", { dataset: { figure: "gpus" } }, n.gpus_total ? `${n.gpus_free} of ${n.gpus_total} free` : "none on this node"),
+        n.gpus_total ? el("div", { className: "muted" }, `${n.gpus_held} held by stages`) : null),
+      figure("Disk", el("span", { dataset: { figure: "disk" } }, n.disk_used_bytes != null && n.disk_total_bytes
+        ? `${formatSize(n.disk_used_bytes)} of ${formatSize(n.disk_total_bytes)} used` : "not measured"))),
+    el("p", { className: "muted measured", dataset: { figure: "measured" } },
+      n.measured_at ? `Measured ${since(n.measured_at)} ago` : "No recent measurement of this node"),
+  ];
+  if (n.gpus.length) {
+    parts.push(table({ kind: "gpus", text: `GPUs of ${n.name}` },
+      ["GPU", "Model", "Utilisation", "Memory", "Temp.", "Power", "Health", "Held by"],
+      n.gpus.map((g) => el("tr", { className: g.runs.length ? "held" : (n.gpus_unnamed ? "unknown" : "free"), dataset: { gpu: String(g.index) } },
+        el("td", {}, String(g.index)), el("td", {}, g.name),
+        el("td", {}, meter(g.utilization_percent, 100, `GPU ${g.index} utilisation`), ` ${pct(g.utilization_percent)}`),
+        el("td", {}, (g.memory_used_mb == null ? "" : `${mb(g.memory_used_mb)} of `) + mb(g.memory_mb)),
+        el("td", {}, g.temperature_c == null ? "–" : `${Math.round(g.temperature_c)} °C`),
+        el("td", {}, g.power_w == null ? "–" : `${Math.round(g.power_w)} W`),
+        el("td", {}, g.healthy ? "healthy" : "unhealthy"),
+        el("td", {}, ...(g.runs.length
+          ? g.runs.map((id) => runs.get(id)).filter(Boolean).flatMap((r) => [el("a", { href: r.link }, `${r.project} · ${r.stage}`), " "])
+          : [el("span", { className: "muted" }, n.gpus_unnamed ? "not known" : "free")]))))));
+  }
+  parts.push(el("h3", {}, "Runs here"));
+  parts.push(n.runs.length
+    ? table({ kind: "runs-here", text: `Runs on ${n.name}` },
+      ["Project", "Stage", "Run", "State", "GPUs", "CPUs", "Memory", "Running for"],
+      n.runs.map((r) => el("tr", { dataset: { run: String(r.id) } },
+        el("td", {}, el("a", { href: `/projects/${encodeURIComponent(r.project)}` }, r.project)),
+        el("td", {}, r.stage),
+        el("td", {}, el("a", { href: r.link }, `run ${r.id}`)),
+        el("td", {}, stateBadge(r.state)),
+        el("td", {}, r.gpus.length ? r.gpus.join(", ") : (r.gpu_count ? `${r.gpu_count} (picked by the scheduler)` : "–")),
+        el("td", {}, formatNumber(r.cpus)),
+        el("td", {}, r.memory_mb ? mb(r.memory_mb) : "–"),
+        el("td", { dataset: { since: r.started_at || "" } }, since(r.started_at)))))
+    : el("p", { className: "muted" }, "No stage runs here."));
+  return parts;
+}
+
+/** Draw the latest figures; false when the page no longer shows nodes (nothing to keep live). */
+async function refreshLive() {
+  const sections = document.querySelectorAll(".node-live[data-live]");
+  if (!sections.length) return false;
+  const body = await api("/nodes/live");
+  const shown = new Set([...sections].map((d) => d.dataset.live));
+  if (body.data.length !== shown.size || body.data.some((n) => !shown.has(n.name))) {
+    location.reload(); // a node came or went: the page's sections follow the server's
+    return false;
+  }
+  for (const n of body.data) {
+    const live = [...document.querySelectorAll(".node-live[data-live]")].find((d) => d.dataset.live === n.name);
+    live.replaceChildren(...liveOf(n));
+    const badge = live.closest("section.node").querySelector("h2 .state");
+    badge.className = `state state-${{ ready: "succeeded", down: "failed" }[n.status] || "paused"}`;
+    badge.textContent = n.status;
+  }
+  const count = body.data.length;
+  document.getElementById("nodes-summary").textContent = `${plural(count, "node")} · ${body.gpus_total ? `${body.gpus_free} of ${plural(body.gpus_total, "GPU")} free` : "no GPUs"} · ${plural(body.runs, "stage")} running`;
+  document.body.dataset.liveAt = new Date().toISOString();
+  return true;
+}
+
+let failing = false;
+async function keepLive() {
+  try {
+    if (!await refreshLive()) return;
+    failing = false;
+  } catch (error) {
+    if (!failing) showError(error); // once, not every few seconds while the server is away
+    failing = true;
+  }
+  setTimeout(keepLive, LIVE_REFRESH_MS);
+}
+if (document.querySelector(".node-live[data-live]")) setTimeout(keepLive, LIVE_REFRESH_MS);

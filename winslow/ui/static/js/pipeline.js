@@ -174,7 +174,7 @@ function renderStages(definition) {
   stageList.replaceChildren(...stages.map((s, i) => {
     const needs = s.needs ?? (i > 0 ? [stages[i - 1].name] : []);
     const command = (s.command || []).map(shellWord).join(" ");
-    return el("li", {},
+    return el("li", { id: `stage-${s.name}`, tabIndex: -1 },
       el("div", {}, el("strong", {}, s.name),
         s.gate ? el("span", { className: "label gate", title: "Stops for a person before this stage" }, "gate") : null),
       el("div", { className: "muted" }, `needs ${needs.length ? needs.join(", ") : "nothing"}`),
@@ -228,6 +228,7 @@ async function apply() {
     }
     showProblems([]);
     renderStages(result.definition);
+    document.dispatchEvent(new CustomEvent("winslow:pipeline-changed", { detail: { name } }));
     say(notice, `Applied at ${new Date().toLocaleTimeString()}. New projects use this definition; existing projects keep theirs until switched to it.`);
   } catch (error) {
     if (error instanceof ApiError && error.status === 422 && error.body && Array.isArray(error.body.problems)) {

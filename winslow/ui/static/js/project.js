@@ -7,6 +7,9 @@
 import { api, guarded, el, formatMegabytes, since, duration, showError, timeLeft } from "./api.js";
 import { combinationText, mountInsights } from "./insights.js";
 import { mountRedo, overrideWords } from "./redo.js";
+import { fieldProblems, markFields } from "./forms.js";
+import { mountTabs } from "./tabs.js";
+import { addShortcut } from "./keys.js";
 
 const data = JSON.parse(document.getElementById("project-data").textContent);
 let stages = data.stages;
@@ -27,6 +30,19 @@ const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const $ = (id) => document.getElementById(id);
 const projectPath = () => `/projects/${encodeURIComponent(project.id)}`;
 const runs = () => project.runs || [];
+
+// -- tabs --------------------------------------------------------------------------------
+
+/** A log shown while its tab was hidden could not scroll: it goes to the end when shown,
+ * unless the person scrolled away from the end (the viewer then offers its jump button). */
+function logShown() {
+  const view = $("log-view");
+  const lines = view.querySelector(".logview-lines");
+  const jump = view.querySelector(".logview-follow");
+  if (lines && (!jump || jump.hidden)) lines.scrollTop = lines.scrollHeight;
+}
+
+const tabs = mountTabs($("project-tabs"), { onChange: (name) => { if (name === "log") logShown(); } });
 const activeRuns = () => runs().filter((r) => ACTIVE.has(r.state));
 
 function badge(state) {
@@ -74,8 +90,10 @@ function renderHeader() {
   const waiting = $("project-waiting");
   const wait = project.state === "awaiting_input" ? project.waiting_for || {} : {};
   if (wait.variables && wait.variables.length) {
-    waiting.textContent = `Stage '${wait.stage}' needs the variable${wait.variables.length > 1 ? "s" : ""} `
-      + `${wait.variables.join(", ")}: set ${wait.variables.length > 1 ? "them" : "it"} under Variables, save, then Resume.`;
+    const open = el("button", { type: "button", className: "link" }, "Variables");
+    open.addEventListener("click", () => tabs.show("variables", { focus: true }));
+    waiting.replaceChildren(`Stage '${wait.stage}' needs the variable${wait.variables.length > 1 ? "s" : ""} `
+      + `${wait.variables.join(", ")}: set ${wait.variables.length > 1 ? "them" : "it"} under `, open, ", save, then Resume.");
     waiting.hidden = false;
   } else if (wait.gate) {
     waiting.textContent = `Stage '${wait.gate}' waits for a person: Resume lets it start.`;
@@ -200,7 +218,7 @@ function likeOf(run) {
   return id == null ? null : runs().find((r) => r.id === id) || null;
 }
 
-function runRows(run, columns) {
+function runRows(run, columns, newest = true) {
   const selected = run.id === selectedId;
   const pick = el("button", {
     type: "button", className: "run-pick", dataset: { key: `run-${run.id}`, run: run.id },
@@ -230,19 +248,20 @@ function runRows(run, columns) {
     dataset: { run: run.id, state: run.state, combination: combo },
   },
     runCell,
-    el("td", {}, run.attempt),
-    el("td", {}, run.node || el("span", { className: "muted" }, "—")),
-    el("td", {}, timeEl(run.started_at) || el("span", { className: "muted" }, run.state === "pending" ? "waiting" : "—")),
+    el("td", { className: "col-attempt" }, run.attempt),
+    el("td", { className: "col-node" }, run.node || el("span", { className: "muted" }, "—")),
+    el("td", { className: "col-started" }, timeEl(run.started_at) || el("span", { className: "muted" }, run.state === "pending" ? "waiting" : "—")),
     dur,
     state,
-    el("td", { className: "exit" }, run.exit_code ?? ""),
+    el("td", { className: "exit col-exit" }, run.exit_code ?? ""),
     el("td", { className: "reason" }, run.reason || ""),
   );
   if (selected) row.setAttribute("aria-current", "true");
   const rows = [row];
   if (ENDED_BADLY.has(run.state) && run.log_tail && run.log_tail.length) {
-    // Open while it is the stage's current run, unless the person closed or opened it.
-    const open = openTails.has(run.id) ? openTails.get(run.id) : !run.superseded;
+    // Open while it is the stage's newest run, unless the person closed or opened it: a
+    // retry's lines are mostly the same again, and are shown once.
+    const open = openTails.has(run.id) ? openTails.get(run.id) : !run.superseded && newest;
     const summary = el("summary", { dataset: { key: `tail-${run.id}` } }, `Last log lines of run ${run.id}`);
     const details = el("details", { className: "tail", open }, summary,
       el("pre", {}, run.log_tail.map(tailLine).join("\n")));
@@ -251,6 +270,10 @@ function runRows(run, columns) {
       el("td", { colSpan: columns }, details)));
   }
   return rows;
+}
+
+function sameCombination(a, b) {
+  return combinationText(a.combination) === combinationText(b.combination);
 }
 
 function renderTimeline() {
@@ -301,7 +324,7 @@ function renderTimeline() {
     }
     if (stage.description) head.title = stage.description;
     const rows = stageRuns.length
-      ? stageRuns.flatMap((run) => runRows(run, 8))
+      ? stageRuns.flatMap((run, i) => runRows(run, 8, !stageRuns.slice(i + 1).some((later) => sameCombination(later, run))))
       : [el("tr", { className: "no-run" }, el("td", { colSpan: 8, className: "muted" }, stageNote(stage)))];
     head.rowSpan = rows.length;
     rows[0].prepend(head);
@@ -415,6 +438,41 @@ function followCurrent() {
 }
 $("follow").addEventListener("click", followCurrent);
 
+/** Select the run `step` rows below (or above) the selected one, in the timeline's order. */
+function stepRun(step) {
+  const order = [...document.querySelectorAll("#timeline tr.run")].map((row) => Number(row.dataset.run));
+  if (!order.length) return;
+  const at = order.indexOf(selectedId);
+  const next = order[at < 0 ? 0 : Math.min(order.length - 1, Math.max(0, at + step))];
+  select(next, true);
+  if (tabs.current() === "overview") {
+    const pick = document.querySelector(`#run-${next} .run-pick`);
+    pick?.focus({ preventScroll: true });
+    pick?.scrollIntoView({ block: "nearest" });
+  }
+}
+
+addShortcut("j", "Next run (its log, files and details)", () => stepRun(1));
+addShortcut("k", "Previous run", () => stepRun(-1));
+addShortcut("g", "The graph (Overview tab)", () => {
+  tabs.show("overview", { focus: true });
+  $("project-graph").scrollIntoView({ block: "nearest" });
+});
+
+// A stage clicked in the graph (graph.js): its newest run, with its details.
+document.addEventListener("winslow:select-stage", (event) => {
+  const stage = event.detail && event.detail.stage;
+  const latest = runs().filter((r) => r.stage === stage).at(-1);
+  if (!latest) {
+    tabs.show("overview");
+    document.querySelector(`#timeline tbody[data-stage="${CSS.escape(stage)}"]`)?.scrollIntoView({ block: "nearest" });
+    return;
+  }
+  select(latest.id, true);
+  tabs.show("details");
+  $("run-title").scrollIntoView({ block: "nearest" });
+});
+
 function showPanels() {
   const run = selectedRun();
   const combo = run ? combinationText(run.combination) : "";
@@ -509,6 +567,27 @@ function resourceWords(run) {
   return words.join(" · ");
 }
 
+const allocationLinks = new Map();
+
+/** The run's job and allocation in the Nomad UI; the allocation only Nomad knows, so the
+ * server asks it (once per run and state) and the link appears when it answers. */
+function nomadFacts(run) {
+  const where = el("dd", { className: "nomad-links", id: "run-nomad" }, nomadLink(run));
+  const key = `${run.id}/${run.state}`;
+  const add = (href) => {
+    if (href) where.append(" · ", el("a", { href, target: "_blank", rel: "noopener", className: "nomad-allocation" }, "allocation"));
+  };
+  if (allocationLinks.has(key)) {
+    add(allocationLinks.get(key));
+  } else {
+    api(`${projectPath()}/runs/${run.id}/nomad`).then((links) => {
+      allocationLinks.set(key, links.allocation);
+      add(links.allocation);
+    }, () => { /* the job link is there; the allocation is extra */ });
+  }
+  return where;
+}
+
 function runDetails(run) {
   const parts = [];
   const facts = el("dl", { className: "facts run-facts" });
@@ -524,6 +603,7 @@ function runDetails(run) {
   }
   if (run.cpus != null) facts.append(el("dt", {}, "Resources"), el("dd", { className: "resources" }, resourceWords(run)));
   if (run.started_at) facts.append(el("dt", {}, "Ran"), el("dd", {}, timeEl(run.started_at), run.ended_at ? ` for ${runDuration(run)}` : ""));
+  if (nomad && run.job_id) facts.append(el("dt", {}, "Nomad"), nomadFacts(run));
   parts.push(facts);
   if (run.state === "skipped") {
     parts.push(el("p", { className: "skip-reason" }, el("strong", {}, "Skipped: "), run.reason || "its condition was false."));
@@ -641,10 +721,13 @@ function waitedFor() {
 }
 
 let drawnVariables = null;
+// A phone shows the project, it does not change it (project.css hides the controls).
+const phone = window.matchMedia("(max-width: 600px)");
+phone.addEventListener("change", () => renderVariables({ keepValues: true }));
 
 function renderVariables({ keepValues = false, force = false } = {}) {
   // Redraw only when what the table shows changed, so typing is never interrupted.
-  const drawn = JSON.stringify([variableList().map((v) => v.name), [...removed], [...waitedFor()], project.variables]);
+  const drawn = JSON.stringify([variableList().map((v) => v.name), [...removed], [...waitedFor()], project.variables, phone.matches]);
   if (drawn === drawnVariables && !force) return;
   drawnVariables = drawn;
   // Values the person typed (they differ from what was drawn) survive a redraw.
@@ -666,6 +749,7 @@ function renderVariables({ keepValues = false, force = false } = {}) {
       "aria-label": `Value of ${v.name}`, "aria-describedby": `${id}-about`,
     });
     input.required = v.required;
+    input.readOnly = phone.matches;
     input.addEventListener("input", () => { flag(row, v); dirtyChanged(); });
     const name = el("th", { scope: "row" }, el("code", {}, v.name));
     if (v.required) name.append(" ", el("span", { className: "required" }, "required"));
@@ -799,9 +883,13 @@ $("variables-form").addEventListener("submit", async (event) => {
     const hint = fresh.state === "awaiting_input" ? " Resume to go on." : " Stages started from now on see them.";
     variablesStatus.textContent = `Saved: ${words.join(", ")}.${hint}`;
   } catch (error) {
-    variablesStatus.textContent = "Not saved.";
-    showError(error);
+    // A refusal about one variable goes beside its field; anything else to the page.
+    const variable = (path) => document.getElementById(`var-${path.replace(/^(variables|set|unset)\./, "")}`);
+    const problems = fieldProblems(error);
+    const { marked, left } = markFields($("variables-form"), problems, variable);
+    if (left.length || !Object.keys(problems).length) showError(error);
     dirtyChanged();
+    variablesStatus.textContent = marked.length ? "Not saved: see the marked field." : "Not saved.";
   }
 });
 
@@ -843,6 +931,15 @@ function apply(fresh, { resetVariables = false } = {}) {
     const run = defaultRun();
     select(run ? run.id : null, false);
   }
+  announce();
+}
+
+/** Tell the page's other parts (graph, gate card) what the page now shows; the latest
+ * stays on `window.winslowProject` for those that load later. */
+function announce() {
+  const detail = { project, runs: runs(), stages };
+  window.winslowProject = detail;
+  document.dispatchEvent(new CustomEvent("winslow:project", { detail }));
 }
 
 let pending = null;
@@ -900,6 +997,7 @@ if (linked) $(`run-${linked.id}`)?.scrollIntoView({ block: "center" });
 window.addEventListener("hashchange", () => {
   const run = linkedRun();
   if (!run) return;
+  tabs.show("overview", { remember: false });
   select(run.id, true);
   $(`run-${run.id}`)?.scrollIntoView({ block: "center" });
 });

@@ -6,12 +6,14 @@
 //     {"from_stage": "train", "only": false, "like_run": 12,
 //      "overrides": {"variables": {"LR": "0.5"}, "image": "…", "resources": {…}, "comment": "…"}}
 //
-// and shows the API's refusal in the dialog, which stays open so nothing typed is lost.
+// and shows the API's refusal in the dialog, which stays open so nothing typed is lost: a
+// problem with one field (its own check, or the API's `fields`) is marked on that field.
 //
 //     const redo = mountRedo($("redo-dialog"), { projectPath, project, stages, stageInfo, declared, done });
 //     redo.open({ stage: "train" });          // from a stage
 //     redo.open({ stage: "train", likeRun: 12 });  // "redo as run 12 was"
 import { api, el, formatMegabytes } from "./api.js";
+import { clearFields, fieldName, fieldProblems, markFields } from "./forms.js";
 import { combinationText } from "./insights.js";
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -150,7 +152,24 @@ export function mountRedo(dialog, { projectPath, project, stages, stageInfo, dec
     return nameInput;
   }
 
+  /** The input a problem's path in the request (or in Winslow's words) is about. */
+  function fieldFor(path, words) {
+    const where = path.replace(/^overrides\./, "");
+    const fixed = { "resources.memory": memory, "resources.cpus": cpus, "resources.gpus": gpus, image, comment, from_stage: stageSelect, like_run: likeSelect, only };
+    if (where in fixed) return fixed[where];
+    const variable = /^variables\.(.+)$/.exec(where);
+    if (!variable) return null;
+    for (const row of rows.querySelectorAll(".redo-variable")) {
+      const nameInput = row.querySelector("[data-part=name]");
+      if (nameInput.value.trim() !== variable[1]) continue;
+      // A name refused (reserved, malformed) is the name's problem; anything else the value's.
+      return /name|reserved/i.test(words) ? nameInput : row.querySelector("[data-part=value]");
+    }
+    return null;
+  }
+
   function reset() {
+    clearFields(form);
     rows.replaceChildren();
     rowCount = 0;
     addRow();
@@ -223,12 +242,12 @@ export function mountRedo(dialog, { projectPath, project, stages, stageInfo, dec
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    clearFields(form);
     for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
     const { request, problem: words, field } = body();
     if (words) {
-      problem.textContent = words;
-      field.setAttribute("aria-invalid", "true");
-      field.focus();
+      problem.textContent = "";
+      markFields(form, { field: words }, () => field);
       return;
     }
     problem.textContent = "";
@@ -239,7 +258,11 @@ export function mountRedo(dialog, { projectPath, project, stages, stageInfo, dec
       dialog.close("redo");
       done(fresh);
     } catch (error) {
-      problem.textContent = `Not redone: ${refusalWords(error)}`;
+      const problems = fieldProblems(error);
+      const { marked, left } = markFields(form, problems, (path) => fieldFor(path, problems[path]));
+      problem.textContent = marked.length && !left.length
+        ? `Not redone: change ${marked.map(fieldName).join(", ")} as marked.`
+        : `Not redone: ${refusalWords(error)}`;
     } finally {
       submit.disabled = false;
       submit.textContent = "Redo";
