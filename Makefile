@@ -43,7 +43,7 @@ typecheck: $(STAMP)
 # Two workers, each taking whole test files (module fixtures stay in one process): most
 # tests wait on real processes, so the suite takes about half as long on 2 cores.
 test: lint typecheck docker registry-deps browser prometheus $(UI_DEPS)
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
+	$(BIN)/pytest -q -n 3 --dist loadfile --durations=15
 
 # The browser tests drive Debian's Chromium (installed here where missing).
 browser:
