@@ -8,7 +8,6 @@ import asyncio
 import concurrent.futures
 import json
 import queue
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
+from tests.fixtures.served import served_in_thread
 from tests.fixtures.winslow import Harness
 from winslow import defaults, metrics
 from winslow.api.app import create_app
@@ -60,27 +59,8 @@ class Served:
 def served(winslow: Harness) -> Iterator[Served]:
     """The harness's Winslow behind a real uvicorn (SSE needs a real connection)."""
     app = create_app(winslow.context)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-        timeout_graceful_shutdown=1, access_log=False,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield Served(
-            f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {winslow.token}"}, app.state.hub
-        )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_in_thread(app) as address:
+        yield Served(address, {"Authorization": f"Bearer {winslow.token}"}, app.state.hub)
 
 
 class Stream:

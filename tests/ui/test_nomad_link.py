@@ -4,16 +4,13 @@ browser to the Nomad stand-in the stages ran on."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
+from tests.fixtures.served import served_in_thread
 from tests.fixtures.winslow import Harness
 from tests.ui.conftest import VIEWPORT, screenshot
 from winslow.api.app import create_app
@@ -39,25 +36,8 @@ def served_on_nomad(winslow_on_nomad: Harness, nomad_standin: Any) -> Iterator[s
         "nomad_namespace": context.backend.config.namespace,
     }  # type: ignore[attr-defined]
     context.settings = context.settings.model_copy(update=where)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(context), host="127.0.0.1", port=port, log_level="warning",
-        lifespan="off", timeout_graceful_shutdown=1, access_log=False,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_in_thread(create_app(context)) as address:
+        yield address
 
 
 def test_a_run_links_to_its_job_and_allocation_in_the_nomad_ui(
