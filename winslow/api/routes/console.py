@@ -132,26 +132,25 @@ def sign_in_page(request: Request, context: ContextDep, next: str = "/") -> HTML
     )
 
 
-@router.get("/vendor/spark-md5.js")
-def spark_md5(context: ContextDep) -> FileResponse:
-    path = context.settings.resolved_ui_dir() / SPARK_MD5
+def _vendored(context: AppContext, relative: Path, needed_for: str) -> FileResponse:
+    """A pinned npm library the console serves, from ``winslow/ui/node_modules``."""
+    path = context.settings.resolved_ui_dir() / relative
     if not path.is_file():
         raise NotFoundError(
-            f"{path} is missing, so the console cannot upload: run `make` in the checkout "
-            "(npm ci in winslow/ui/), and install again if Winslow was installed from it."
+            f"{path} is missing, so the console cannot {needed_for}: run `make` in the "
+            "checkout (npm ci in winslow/ui/), and install again if Winslow was installed from it."
         )
     return FileResponse(path, media_type="text/javascript")
+
+
+@router.get("/vendor/spark-md5.js")
+def spark_md5(context: ContextDep) -> FileResponse:
+    return _vendored(context, SPARK_MD5, "upload")
 
 
 @router.get("/vendor/dagre.js")
 def dagre(context: ContextDep) -> FileResponse:
-    path = context.settings.resolved_ui_dir() / DAGRE
-    if not path.is_file():
-        raise NotFoundError(
-            f"{path} is missing, so the console cannot draw pipeline graphs: run `make` in the "
-            "checkout (npm ci in winslow/ui/), and install again if Winslow was installed from it."
-        )
-    return FileResponse(path, media_type="text/javascript")
+    return _vendored(context, DAGRE, "draw pipeline graphs")
 
 
 # -- overview ---------------------------------------------------------------------------
