@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo console bench-scale test lint typecheck install clean bench bench-data docker browser prometheus nomad-dev test-nomad-live
+.PHONY: demo console bench-scale test lint typecheck install clean bench bench-data docker browser prometheus nomad-dev test-nomad-live slapd
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Winslow needs Python 3.11 or newer"'
@@ -42,7 +42,7 @@ typecheck: $(STAMP)
 
 # Two workers, each taking whole test files (module fixtures stay in one process): most
 # tests wait on real processes, so the suite takes about half as long on 2 cores.
-test: lint typecheck docker registry-deps browser prometheus $(UI_DEPS)
+test: lint typecheck docker registry-deps browser prometheus slapd $(UI_DEPS)
 	$(BIN)/pytest -q -n 3 --dist loadfile --durations=15
 
 # The browser tests drive Debian's Chromium (installed here where missing).
@@ -54,6 +54,13 @@ browser:
 prometheus:
 	@test -x /usr/bin/prometheus || (apt-get update && apt-get install -y --no-install-recommends prometheus) || \
 	  echo "prometheus could not be installed; the Prometheus test will skip" >&2
+
+# tests/identity/test_ldap*.py sign in against Debian's OpenLDAP: each run starts its own
+# slapd on a free port with a configuration in a temporary folder (a system one is not used).
+slapd:
+	@test -x /usr/sbin/slapd || (apt-get update && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y --no-install-recommends slapd ldap-utils) || \
+	  echo "slapd could not be installed; the LDAP tests will skip" >&2
 
 # The container tests need a docker daemon; this starts one where it can (root on Debian).
 docker:

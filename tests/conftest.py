@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.containers",
     "tests.fixtures.nomad",
+    "tests.fixtures.slapd",
 ]

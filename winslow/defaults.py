@@ -180,3 +180,11 @@ not write to the database on every request."""
 SQLITE_CACHE_KIB = 256
 """SQLite page cache of each pooled connection, KiB (SQLite's own default is 2,000): the
 server's memory then stays flat as the database grows."""
+
+OIDC_DISCOVERY_SECONDS = 3600.0
+"""How long an OpenID provider's discovery document is kept before it is read again,
+seconds; its signing keys are read again at once when a token names an unknown key."""
+
+OIDC_ATTEMPT_SECONDS = 600
+"""How long a sign-in through an OpenID provider may take from the button to the way
+back, seconds (the cookie that remembers it lives this long)."""

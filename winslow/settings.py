@@ -180,6 +180,38 @@ class Settings(BaseSettings):
     vault_watch_seconds: float = Field(default=60.0, gt=0)
     """How often the secrets are read again to pick up rotated credentials, seconds."""
 
+    ldap_url: str | None = None
+    """LDAP server for signing in (``ldaps://ldap.lab:636``); unset: no LDAP sign-in."""
+    ldap_bind_dn: str | None = None
+    """A service account that searches for users; unset: an anonymous search."""
+    ldap_bind_password: str | None = Field(default=None, repr=False)
+    ldap_user_base: str = ""
+    """Where users are searched (``ou=people,dc=lab,dc=org``)."""
+    ldap_user_filter: str = "(uid={username})"
+    """Finds the user who signs in; ``{username}`` is escaped before it is put in."""
+    ldap_group_base: str = ""
+    """Where groups are searched; empty: group membership is not read."""
+    ldap_group_filter: str = "(|(member={dn})(uniqueMember={dn})(memberUid={username}))"
+    """Finds the groups of the user (``{dn}``: the user's entry, ``{username}``)."""
+    ldap_start_tls: bool = False
+    ldap_cacert: Path | None = None
+    """PEM bundle to verify the LDAP server's certificate; unset: the system's."""
+    oidc_issuer: str | None = None
+    """An OpenID Connect provider (its issuer URL); unset: no OIDC sign-in."""
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    """Unset for a public client (PKCE alone)."""
+    oidc_scopes: str = "openid profile email"
+    oidc_username_claim: str = "preferred_username"
+    oidc_groups_claim: str = "groups"
+    oidc_redirect_url: str | None = None
+    """Where the provider sends the browser back (``https://winslow.lab/api/v1/oidc/callback``);
+    unset: derived from the request."""
+    oidc_cacert: Path | None = None
+    resource_writers: str = "resource-writers"
+    """Members of this group may change the resource pool, besides admins and anyone who
+    maintains a group."""
+
     def resolved_nomad_credentials(self) -> Literal["nomad-variables", "vault"]:
         """``nomad_credentials``, else Vault where Winslow reads its own keys from Vault."""
         if self.nomad_credentials is not None:

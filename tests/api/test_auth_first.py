@@ -32,6 +32,9 @@ PUBLIC = {
     ("POST", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/projects/{ref}/trigger"),
+    ("GET", "/api/v1/oidc"),
+    ("GET", "/api/v1/oidc/start"),
+    ("GET", "/api/v1/oidc/callback"),
 }
 """The API's operations that need no API token or session (trigger checks its own)."""
 

@@ -27,6 +27,7 @@ from tests.fixtures.seeded import Seeded, bucket_keys, database_rows, fill, quer
 from winslow import defaults
 from winslow.api.deps import SESSION_COOKIE
 from winslow.api.routes.triggers import TRIGGER_HEADER
+from winslow.store import tokens
 from winslow.store.sessions import end_session, revoke_session, start_session
 
 pytestmark = pytest.mark.slow  # each seeds a Winslow with a real stage run
@@ -55,7 +56,7 @@ def wrong_token(_seeded: Seeded) -> dict[str, str]:
 def revoked_token(seeded: Seeded) -> dict[str, str]:
     store = seeded.winslow.context.store
     token = store.create_token("gone")
-    store.revoke_token("gone")
+    tokens.revoke_token(store, "gone", "gone")
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -80,7 +81,7 @@ def revoked_session(seeded: Seeded) -> dict[str, str]:
 def session_of_a_revoked_token(seeded: Seeded) -> dict[str, str]:
     store = seeded.winslow.context.store
     secret, _ = _session(seeded, store.create_token("leaver"))
-    store.revoke_token("leaver")
+    tokens.revoke_token(store, "leaver", "leaver")
     return {"Cookie": f"{SESSION_COOKIE}={secret}", **CONSOLE}
 
 

@@ -17,6 +17,9 @@ PUBLIC = {
     ("post", "/api/v1/session"),
     ("delete", "/api/v1/session"),
     ("post", "/api/v1/projects/{ref}/trigger"),
+    ("get", "/api/v1/oidc"),
+    ("get", "/api/v1/oidc/start"),
+    ("get", "/api/v1/oidc/callback"),
 }
 """Operations anybody may call (the trigger checks a project token itself)."""
 
@@ -106,11 +109,12 @@ def test_fastapis_own_422_list_is_gone(document: dict[str, Any]) -> None:
 def test_real_error_answers_match_the_documented_shape(
     winslow: Harness, document: dict[str, Any]
 ) -> None:
+    admin = {"Authorization": f"Bearer {winslow.context.store.create_token('root', admin=True)}"}
     answers = [
         winslow.api.get("/api/v1/projects", headers={"Authorization": ""}),
         winslow.api.get("/api/v1/projects/nope"),
         winslow.api.post("/api/v1/projects", json={"name": 3}),
-        winslow.api.post("/api/v1/gc", json={"grace_seconds": 1e20}),
+        winslow.api.post("/api/v1/gc", json={"grace_seconds": 1e20}, headers=admin),
         winslow.api.put("/api/v1/pipelines/bad", json={"text": "name: bad\nstages: 3\n"}),
         winslow.api.post("/api/v1/pipelines/validate", content=b"x" * (3 * 1024 * 1024)),
         winslow.api.get("/api/v1/no-such-thing"),

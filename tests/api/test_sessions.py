@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.fixtures.winslow import Harness
 from winslow import defaults
+from winslow.store import tokens
 from winslow.store.sessions import start_session
 
 COOKIE = "winslow_session"
@@ -95,7 +96,7 @@ def test_revoking_the_token_ends_the_sessions_made_with_it(winslow: Harness) -> 
     token = winslow.context.store.create_token("ana")
     client = signed_in(winslow, token)
     assert client.get("/api/v1/projects").status_code == 200
-    winslow.context.store.revoke_token("ana")
+    tokens.revoke_token(winslow.context.store, "ana", "ana")
     assert client.get("/api/v1/projects").status_code == 401
 
 

@@ -22,6 +22,7 @@ from winslow.settings import Settings
 from winslow.storage import seaweed
 from winslow.storage.s3 import S3Config
 from winslow.storage.seaweed import S3Credentials, SeaweedServer, find_weed
+from winslow.store import tokens
 
 OLD = S3Credentials("WNOLDKEY" + secrets.token_hex(4).upper(), "old-" + secrets.token_hex(12))
 NEW = S3Credentials("WNNEWKEY" + secrets.token_hex(4).upper(), "new-" + secrets.token_hex(12))
@@ -213,7 +214,7 @@ def test_a_rotated_database_password_is_used_for_new_connections(
                 (role,),
             )
         store.create_token("after")  # a new connection, with the new password
-        assert {token.name for token in store.list_tokens()} >= {"before", "after"}
+        assert {token.name for token in tokens.list_tokens(store)} >= {"before", "after"}
     finally:
         server.stop_services(running)
     assert "secrets: database rotated (password changed)" in caplog.text

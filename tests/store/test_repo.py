@@ -8,6 +8,7 @@ import pytest
 from winslow.core.states import ProjectState, StageRunState
 from winslow.errors import ConflictError, NotFoundError
 from winslow.pipeline.model import RetentionPolicy
+from winslow.store import tokens
 from winslow.store.repo import Store
 
 pytestmark = pytest.mark.parametrize(
@@ -212,13 +213,15 @@ def test_api_tokens_are_kept_hashed_and_revocable(store: Store) -> None:
     assert token.startswith("wsl_") and store.has_tokens()
     assert store.token_owner(token) == "ana"
     assert store.token_owner(token + "x") is None
-    with pytest.raises(ConflictError, match="A token named 'ana' exists already"):
+    with pytest.raises(ConflictError, match="'ana' has a token named 'ana' already"):
         store.create_token("ana")
-    store.revoke_token("ana")
+    tokens.revoke_token(store, "ana", "ana")
     assert store.token_owner(token) is None
-    assert [(t.name, t.revoked, t.admin) for t in store.list_tokens()] == [("ana", True, False)]
-    with pytest.raises(NotFoundError, match="No token 'ben'"):
-        store.revoke_token("ben")
+    assert [(t.name, t.revoked, t.admin) for t in tokens.list_tokens(store)] == [
+        ("ana", True, False)
+    ]
+    with pytest.raises(NotFoundError, match="'ben' has no token 'ben'"):
+        tokens.revoke_token(store, "ben", "ben")
 
 
 def test_project_tokens_belong_to_one_project_and_leave_history(store: Store) -> None:

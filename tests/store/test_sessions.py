@@ -15,7 +15,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, select, text
 
 from winslow import defaults
+from winslow.core.access import Scope
 from winslow.errors import NotFoundError
+from winslow.store import tokens
 from winslow.store.db import MIGRATIONS
 from winslow.store.repo import Store
 from winslow.store.sessions import (
@@ -25,9 +27,9 @@ from winslow.store.sessions import (
     revoke_session,
     session_caller,
     start_session,
-    token_caller,
 )
 from winslow.store.tables import Base, ConsoleSessionRow
+from winslow.store.tokens import token_caller
 
 pytestmark = pytest.mark.parametrize(
     "database_url",
@@ -55,7 +57,9 @@ def test_a_session_is_kept_by_its_hash_and_named_by_another_random_handle(store:
     assert row.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
     assert not any(secret in value or token in value for value in stored)
     assert handle != secret and len(secret) >= 43  # 256 random bits
-    assert session_caller(store, secret, at=T0) == Caller("ana", admin=False, session=handle)
+    assert session_caller(store, secret, at=T0) == Caller(
+        "ana", session=handle, scope=Scope.STEER, token="ana"
+    )
     assert session_caller(store, handle, at=T0) is None  # the handle signs nobody in
     assert session_caller(store, token, at=T0) is None  # nor does the API token as a secret
     [listed] = list_sessions(store, at=T0)
@@ -66,7 +70,7 @@ def test_a_session_is_kept_by_its_hash_and_named_by_another_random_handle(store:
 def test_a_wrong_or_revoked_token_starts_no_session(store: Store) -> None:
     token = store.create_token("ana")
     assert start_session(store, token + "x") is None
-    store.revoke_token("ana")
+    tokens.revoke_token(store, "ana", "ana")
     assert start_session(store, token) is None
     assert list_sessions(store) == []
 
@@ -117,7 +121,7 @@ def test_revoking_a_token_ends_every_session_made_with_it(store: Store) -> None:
     first, _ = sign_in(store, ana)
     second, _ = sign_in(store, ana)
     kept, _ = sign_in(store, ben)
-    store.revoke_token("ana")
+    tokens.revoke_token(store, "ana", "ana")
     assert session_caller(store, first, at=T0) is None
     assert session_caller(store, second, at=T0) is None
     assert [s.user for s in list_sessions(store, at=T0)] == ["ben"]
@@ -157,10 +161,13 @@ def test_ended_sessions_are_deleted_at_the_next_sign_in(store: Store) -> None:
 
 def test_token_caller_says_whether_the_token_is_an_admin_token(store: Store) -> None:
     admin, plain = store.create_token("root", admin=True), store.create_token("ana")
-    assert token_caller(store, admin) == Caller("root", admin=True)
-    assert token_caller(store, plain) == Caller("ana", admin=False)
+    assert token_caller(store, admin) == Caller("root", admin=True, token="root")
+    assert token_caller(store, plain) == Caller("ana", admin=False, scope=Scope.STEER, token="ana")
     assert token_caller(store, plain + "x") is None
-    assert [(t.name, t.admin) for t in store.list_tokens()] == [("ana", False), ("root", True)]
+    assert [(t.name, t.admin) for t in tokens.list_tokens(store)] == [
+        ("ana", False),
+        ("root", True),
+    ]
 
 
 def test_console_sessions_table_matches_its_migration(store: Store) -> None:
@@ -189,7 +196,10 @@ def test_tokens_made_before_the_upgrade_become_admin_tokens(database_url: str) -
     try:
         store.migrate()
         new = store.create_token("new")
-        assert [(t.name, t.admin) for t in store.list_tokens()] == [("new", False), ("old", True)]
-        assert token_caller(store, new) == Caller("new", admin=False)
+        assert [(t.name, t.admin) for t in tokens.list_tokens(store)] == [
+            ("new", False),
+            ("old", True),
+        ]
+        assert token_caller(store, new) == Caller("new", scope=Scope.STEER, token="new")
     finally:
         store.close()

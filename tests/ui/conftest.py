@@ -55,7 +55,7 @@ def page(browser, console: Server) -> Iterator[object]:
     tab = context.new_page()
     tab.goto("/signin")
     tab.get_by_label("Token").fill(admin_token(console))
-    tab.get_by_role("button", name="Sign in").click()
+    tab.get_by_role("button", name="Sign in with token").click()
     tab.wait_for_url(console.addr + "/")
     yield tab
     context.close()

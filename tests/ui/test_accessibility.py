@@ -157,7 +157,7 @@ def test_every_console_page_has_no_serious_accessibility_violation(
         if spec.signed_in:
             tab.goto("/signin")
             tab.get_by_label("Token").fill(admin_token(console))
-            tab.get_by_role("button", name="Sign in").click()
+            tab.get_by_role("button", name="Sign in with token").click()
             tab.wait_for_url(console.addr + "/")
         tab.goto(spec.path)
         tab.locator(spec.ready).first.wait_for(state="attached")

@@ -140,7 +140,7 @@ def test_gpus_of_a_nomad_node_and_the_stage_holding_one(
         try:
             page.goto("/signin")
             page.get_by_label("Token").fill(winslow.token)
-            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Sign in with token").click()
             page.wait_for_url(served_on_nomad + "/")
             cell = page.locator("#project-rows tr[data-name='gpu-job'] td.placements")
             check(cell).to_have_text("gpu-1 · 1 GPU")

@@ -62,7 +62,7 @@ def test_a_run_links_to_its_job_and_allocation_in_the_nomad_ui(
     try:
         page.goto("/signin")
         page.get_by_label("Token").fill(winslow.token)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in with token").click()
         page.wait_for_url(served_on_nomad + "/")
         page.goto("/projects/linked")
         row_link = page.locator(f"#run-{run['id']}").get_by_role(

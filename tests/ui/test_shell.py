@@ -35,12 +35,12 @@ def test_pages_redirect_to_sign_in_and_a_wrong_token_is_said_so(browser, console
     tab.goto("/nodes")
     assert tab.url.endswith("/signin?next=/nodes")
     tab.get_by_label("Token").fill("wsl_not-a-token")
-    tab.get_by_role("button", name="Sign in").click()
+    tab.get_by_role("button", name="Sign in with token").click()
     alert = tab.get_by_role("alert")
     alert.get_by_text("That token is not valid").wait_for()
     screenshot(tab, "signin-wrong-token")
     tab.get_by_label("Token").fill(admin_token(console))
-    tab.get_by_role("button", name="Sign in").click()
+    tab.get_by_role("button", name="Sign in with token").click()
     tab.wait_for_url(console.addr + "/nodes")
     tab.get_by_role("heading", name="Nodes").wait_for()
     tab.get_by_role("button", name="Sign out").click()
@@ -88,12 +88,12 @@ def test_signing_in_with_a_next_that_leads_elsewhere_lands_on_the_console(browse
     for next_value in ("/%5Cevil.example/x", "%2F%5Cevil.example", "%09/%2Fevil.example"):
         tab.goto(f"/signin?next={next_value}")
         tab.get_by_label("Token").fill(admin_token(console))
-        tab.get_by_role("button", name="Sign in").click()
+        tab.get_by_role("button", name="Sign in with token").click()
         tab.wait_for_url(console.addr + "/")
         assert tab.title() == "Projects · Winslow", next_value
     tab.goto("/signin?next=/nodes%3Fx%3D1")  # and a path of its own, it goes to
     tab.get_by_label("Token").fill(admin_token(console))
-    tab.get_by_role("button", name="Sign in").click()
+    tab.get_by_role("button", name="Sign in with token").click()
     tab.wait_for_url(console.addr + "/nodes?x=1")
     assert elsewhere == []
     context.close()

@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from winslow import __version__
+from winslow.api.access import mark_operations
+from winslow.api.audit import AuditCommands
 from winslow.api.context import AppContext
 from winslow.api.guard import AuthenticateFirst
 from winslow.api.hub import Hub
@@ -26,6 +28,7 @@ from winslow.api.limits import TOO_LARGE_CODE, BodyLimit, BodyLimits
 from winslow.api.openapi import install_openapi
 from winslow.api.routes import (
     admin,
+    audit,
     bulk,
     console,
     console_pipelines,
@@ -33,6 +36,7 @@ from winslow.api.routes import (
     console_resources,
     files,
     gates,
+    grants,
     graph,
     health,
     logsearch,
@@ -41,6 +45,8 @@ from winslow.api.routes import (
     nodes_live,
     nomad_ui,
     notifications,
+    oidc,
+    people,
     pipelines,
     previews,
     progress,
@@ -48,6 +54,7 @@ from winslow.api.routes import (
     series,
     sessions,
     telemetry,
+    tokens,
     triggers,
     usage,
     workspaces,
@@ -65,6 +72,7 @@ from winslow.errors import (
     ValidationError,
     WinslowError,
 )
+from winslow.identity.base import IdentityUnavailable
 from winslow.storage.keys import name_projects
 
 log = logging.getLogger(__name__)
@@ -77,6 +85,7 @@ STATUS_OF: list[tuple[type[WinslowError], int]] = [
     (AuthError, 401),
     (ForbiddenError, 403),
     (BackendUnavailableError, 503),
+    (IdentityUnavailable, 503),
     # Nomad (or S3) refused what Winslow asked: the server's setup, not the caller's.
     (BackendError, 502),
     (StorageError, 502),
@@ -241,16 +250,24 @@ def create_app(context: AppContext) -> FastAPI:
         admin.router,
         console.api_router,
         sessions.router,
+        oidc.router,
         notifications.router,
         graph.router,
         gates.router,
+        audit.router,
+        people.router,
+        grants.router,
+        tokens.router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.add_exception_handler(SignInRequiredError, _sign_in_first)
     # Credentials before bodies: an unauthenticated request gets its 401 unread.
+    mark_operations(app)
     app.add_middleware(AuthenticateFirst)
-    # Outermost: a body over its limit is refused before anything else looks at it.
+    # A body over its limit is refused before anything but the audit looks at it.
     app.add_middleware(BodyLimit, limits=BodyLimits.of(context.settings))
+    # Around everything: a command refused by the two above is recorded too.
+    app.add_middleware(AuditCommands)
     for page_router in (
         console.router,
         console_project.router,

@@ -17,7 +17,8 @@ from starlette.requests import HTTPConnection
 from winslow import defaults
 from winslow.api.context import AppContext
 from winslow.errors import AuthError
-from winslow.store.sessions import Caller, session_caller, token_caller
+from winslow.store.sessions import session_caller
+from winslow.store.tokens import Caller, token_caller
 
 if TYPE_CHECKING:
     from winslow.store.repo import Store

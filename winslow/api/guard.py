@@ -27,7 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from winslow.api.deps import CALLER_STATE, authenticate, current_caller
-from winslow.errors import AuthError
+from winslow.core.access import scope_allows
+from winslow.errors import AuthError, ForbiddenError
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -40,6 +41,7 @@ PUBLIC_OPERATIONS: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
     (frozenset({"GET", "HEAD"}), re.compile(r"/api/v1/health")),
     (frozenset({"GET", "HEAD"}), re.compile(r"/api/v1/openapi\.json")),
     (frozenset({"POST", "DELETE"}), re.compile(r"/api/v1/session")),
+    (frozenset({"GET", "HEAD"}), re.compile(r"/api/v1/oidc(/start|/callback)?")),
     (frozenset({"POST"}), re.compile(r"/api/v1/projects/[^/]+/trigger")),
 )
 """Methods and paths below ``/api/v1/`` that anybody may call."""
@@ -71,6 +73,10 @@ def unauthorized(exc: AuthError) -> JSONResponse:
     )
 
 
+def forbidden(message: str) -> JSONResponse:
+    return JSONResponse({"detail": message, "code": ForbiddenError.code}, status_code=403)
+
+
 class AuthenticateFirst:
     """ASGI middleware: authenticate requests to the API before anything reads their body."""
 
@@ -86,6 +92,12 @@ class AuthenticateFirst:
             caller = await run_in_threadpool(authenticate, HTTPConnection(scope), context.store)
         except AuthError as exc:
             await unauthorized(exc)(scope, receive, send)
+            return
+        if not scope_allows(caller.principal, scope["method"]):
+            # A read-only token is refused every change here, before its body is read.
+            await forbidden("This token may only read; use a steer token to change things.")(
+                scope, receive, send
+            )
             return
         scope.setdefault("state", {})[CALLER_STATE] = caller
         await self.app(scope, receive, send)

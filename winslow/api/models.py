@@ -162,12 +162,23 @@ class RunPublic(BaseModel):
         return cls.model_validate(run)
 
 
+GroupRoleWord = Literal["member", "maintainer", "owner"]
+RoleWord = Literal["public", "member", "maintainer", "owner"]
+
+
 class ProjectCreate(Body):
     name: str
     pipeline: str
     labels: list[str] = []
     variables: dict[str, str] = {}
     start: bool = False
+    group: str | None = Field(
+        default=None,
+        description="A group of yours: it gets group_role on the project, and its quota "
+        "holds the project's runs.",
+    )
+    group_role: GroupRoleWord = "maintainer"
+    public: bool = Field(default=False, description="Every signed-in user may read it.")
 
 
 class ProjectUpdate(Body):
@@ -607,9 +618,18 @@ class TriggerPublic(BaseModel):
 
 
 class SessionCreate(BaseModel):
-    """Sign in to the console with an API token (the same tokens the CLI uses)."""
+    """Sign in to the console with a user name and password (a local user's, or the
+    directory's where LDAP is set up), or with an API token (the CLI's)."""
 
-    token: str = Field(min_length=1, max_length=500)
+    token: str | None = Field(default=None, min_length=1, max_length=500)
+    username: str | None = Field(default=None, min_length=1, max_length=100)
+    password: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SessionCreate:
+        if (self.token is None) == (self.username is None or self.password is None):
+            raise ValueError("give either token, or username and password")
+        return self
 
 
 class SessionPublic(BaseModel):

@@ -8,8 +8,9 @@ build its document once, then declares the security schemes and, for every opera
 which credentials it takes and the errors it can answer, each with the real shape:
 
 - 401 where credentials are needed (and the scheme: a bearer token or the console's
-  session; a project's trigger token for ``/trigger``); 403 where a token's
-  capabilities matter (``/trigger``, or a route that declares it);
+  session; a project's trigger token for ``/trigger``); 403 where a role or a token's
+  scope matters: every change (a read-only token), every operation whose access
+  (``x-winslow-access``, ``api/access.py``) not every signed-in user passes, ``/trigger``;
 - 404 where the request names a thing (a path parameter, a ``path``, ``run`` or
   ``version`` query, a ``pipeline`` in the body);
 - 409 on every change a thing's state may refuse (POST, PUT, PATCH, DELETE, but the
@@ -25,9 +26,11 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic.json_schema import models_json_schema
 
+from winslow.api.access import ACCESS_KEY
 from winslow.api.deps import SESSION_COOKIE
 from winslow.api.guard import needs_caller
 from winslow.api.models import ErrorPublic
@@ -151,20 +154,21 @@ def _describe_operation(operation: dict[str, Any], route: APIRoute, method: str,
 
 def error_statuses(route: APIRoute, method: str, path: str) -> list[int]:
     """The error statuses ``method path`` can answer, by the rules of the module."""
-    dependant = route.dependant
+    # The access dependencies take the path's names (``ref``), so look at them all.
+    path_params, query_params, header_params = _params(route.dependant)
     takes_body = route.body_field is not None
-    takes_anything = takes_body or bool(
-        dependant.path_params or dependant.query_params or dependant.header_params
-    )
+    takes_anything = takes_body or bool(path_params or query_params or header_params)
     security = _security(route, method, path)
     statuses = {500}
     if security:
         statuses.add(401)
-    if any("trigger_token" in scheme for scheme in security):
+    if any("trigger_token" in scheme for scheme in security) or (
+        security and (method in CHANGES or _access_label(route) not in OPEN_TO_ALL)
+    ):
         statuses.add(403)
     if (
-        dependant.path_params
-        or NAMING_QUERIES & {param.name for param in dependant.query_params}
+        path_params
+        or NAMING_QUERIES & {param.name for param in query_params}
         or NAMING_FIELDS & _body_fields(route)
     ):
         statuses.add(404)
@@ -175,6 +179,28 @@ def error_statuses(route: APIRoute, method: str, path: str) -> list[int]:
     if takes_anything:
         statuses.add(422)
     return sorted(statuses)
+
+
+def _params(dependant: Dependant) -> tuple[list[Any], list[Any], list[Any]]:
+    """The path, query and header parameters of ``dependant`` and its dependencies."""
+    path, query, header = (
+        list(dependant.path_params),
+        list(dependant.query_params),
+        list(dependant.header_params),
+    )
+    for sub in dependant.dependencies:
+        more = _params(sub)
+        path, query, header = path + more[0], query + more[1], header + more[2]
+    return path, query, header
+
+
+OPEN_TO_ALL = frozenset({"signed-in", "self"})
+"""Access labels (``api/access.py``) every signed-in user passes: they read without 403."""
+
+
+def _access_label(route: APIRoute) -> str | None:
+    label = (route.openapi_extra or {}).get(ACCESS_KEY)
+    return str(label) if label is not None else None
 
 
 def _security(route: APIRoute, method: str, path: str) -> list[dict[str, list[str]]]:

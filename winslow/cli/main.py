@@ -19,6 +19,7 @@ from rich.table import Table
 
 from winslow import __version__
 from winslow.cli import images, logs, workspaces
+from winslow.cli.audit import audit_command
 from winslow.cli.deploy import deploy_app
 from winslow.cli.helpers import JsonOpt, WinslowTyper, api_client, emit, out
 from winslow.cli.notify import notify_app
@@ -126,6 +127,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(session_app, name="session")
 app.add_typer(notify_app, name="notify")
 app.add_typer(deploy_app, name="deploy")
+app.command("audit")(audit_command)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from winslow.cli.helpers import (
     short_time,
 )
 from winslow.errors import WinslowError
+from winslow.store import tokens
 
 if TYPE_CHECKING:
     from winslow.store.repo import Store
@@ -84,7 +85,7 @@ def token_revoke(name: str, as_json: JsonOpt = False) -> None:
     """Revoke an API token at once, and end the console sessions made with it."""
     store = _open_local_store()
     try:
-        store.revoke_token(name)
+        tokens.revoke_token(store, name, name)
     except WinslowError as exc:
         fail(exc.message)
     done({"name": name, "revoked": True}, as_json, f"token '{name}' revoked")
@@ -93,14 +94,14 @@ def token_revoke(name: str, as_json: JsonOpt = False) -> None:
 @token_app.command("list")
 def token_list(as_json: JsonOpt = False) -> None:
     """List API tokens (names only; tokens are never shown again)."""
-    tokens = [
+    listed = [
         {
             "name": token.name,
             "created_at": token.created_at.isoformat(timespec="seconds"),
             "admin": token.admin,
             "revoked": token.revoked,
         }
-        for token in _open_local_store().list_tokens()
+        for token in tokens.list_tokens(_open_local_store())
     ]
 
     def human(d: dict[str, Any]) -> None:
@@ -117,4 +118,4 @@ def token_list(as_json: JsonOpt = False) -> None:
             )
         out.print(table)
 
-    emit({"data": tokens, "count": len(tokens)}, as_json, human)
+    emit({"data": listed, "count": len(listed)}, as_json, human)

@@ -88,6 +88,10 @@ class Project:
     """Stage → what its next run changes, for that run only (a resume with overrides)."""
     hold_after: frozenset[str] = frozenset()
     """Stages whose next run is the last before the project pauses ("only this stage")."""
+    owner: str = ""
+    """The user who created it; their quota holds its runs."""
+    charged_group: str | None = None
+    """The group whose quota its runs count against too."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -277,6 +277,8 @@ class Stage(Strict):
     ask: GateAsk | None = None
     """What the gate shows and asks before the stage starts: a description, typed inputs
     whose answers become variables, files to review."""
+    approvers: Literal["maintainer", "member"] = "maintainer"
+    """Who may let the gate pass: the project's maintainers and owners, or its members too."""
     required_variables: list[str] = []
     """Variables this stage cannot start without (beyond the pipeline's required ones)."""
     inputs: list[str] = []

@@ -16,13 +16,13 @@ import logging
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Text, and_, cast, event, func, make_url, or_, select, update
+from sqlalchemy import Engine, Text, and_, cast, event, func, make_url, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -37,14 +37,13 @@ from winslow.core.states import (
 from winslow.errors import ConflictError, NotFoundError
 from winslow.store.db import make_engine, make_sessions, migrate
 from winslow.store.generations import GenerationCache
+from winslow.store.people_tables import AccessGrantRow, ApiTokenRow
 from winslow.store.rows import now, to_event, to_project, to_run, utc
 from winslow.store.tables import (
-    ConsoleSessionRow,
     EventRow,
     ProjectRow,
     ProjectTokenRow,
     RunRow,
-    TokenRow,
 )
 from winslow.store.transaction import CHANGED_PROJECTS, ProjectTransaction, lock_project_row
 
@@ -71,16 +70,6 @@ class RunRoom:
     cpus: float
     memory_mb: int
     gpus: int
-
-
-@dataclass(frozen=True)
-class ApiToken:
-    """An API token as the store shows it: never the token, never its hash."""
-
-    name: str
-    created_at: datetime
-    revoked: bool
-    admin: bool
 
 
 @dataclass(frozen=True)
@@ -263,8 +252,12 @@ class Store:
         labels: tuple[str, ...],
         variables: dict[str, str],
         actor: str,
+        charged_group: str | None = None,
+        grants: Sequence[tuple[str, str]] = (),
     ) -> Project:
-        """Create an idle project; raise ``ConflictError`` if the name is taken."""
+        """Create an idle project of ``actor`` (its owner, who holds the owner role) with
+        the further ``grants`` (principal, role); raise ``ConflictError`` if the name is
+        taken."""
         at = now()
         row = ProjectRow(
             id=uuid.uuid4().hex[:12],
@@ -281,11 +274,17 @@ class Store:
             created_at=at,
             updated_at=at,
             state_changed_at=at,
+            owner=actor,
+            charged_group=charged_group,
         )
         try:
             with self.transaction() as session:
                 session.add(row)
                 session.flush()
+                for principal, role in ((f"user:{actor}", "owner"), *grants):
+                    session.add(
+                        AccessGrantRow(kind="project", key=row.id, principal=principal, role=role)
+                    )
                 ProjectTransaction(session, row).add_event(
                     actor,
                     "create",
@@ -514,61 +513,31 @@ class Store:
     # -- tokens -------------------------------------------------------------------------
 
     def create_token(self, name: str, *, admin: bool = False) -> str:
-        """Create a token called ``name`` and return it; only its hash is kept.
+        """Make the user ``name`` (if new) and a token of theirs called ``name``; return
+        it, only its hash is kept. ``admin``: an admin user holding an admin-scope token.
+        For the first start and for scripts on the server's machine; people make their
+        own tokens through the API (``store/tokens.py``)."""
+        from winslow.core.access import Scope
+        from winslow.store.people import ensure_user, update_user
+        from winslow.store.tokens import create_token
 
-        An ``admin`` token may also list and end other people's console sessions.
-        """
-        token = "wsl_" + secrets.token_urlsafe(32)
-        try:
-            with self.transaction() as session:
-                session.add(
-                    TokenRow(name=name, token_hash=hash_token(token), created_at=now(), admin=admin)
-                )
-        except IntegrityError:
-            raise ConflictError(f"A token named '{name}' exists already.") from None
-        return token
+        user = ensure_user(self, name, admin=admin)
+        if admin and not user.admin:
+            update_user(self, name, admin=True)
+        scope = Scope.ADMIN if admin else Scope.STEER
+        return create_token(self, name, name, scope=scope)[0]
 
     def has_tokens(self) -> bool:
         with self.sessions() as session:
-            return session.scalars(select(TokenRow.id).limit(1)).first() is not None
-
-    def revoke_token(self, name: str) -> None:
-        """Revoke the token called ``name`` and end the console sessions made from it;
-        raise ``NotFoundError`` if there is none."""
-        with self.transaction() as session:
-            row = session.scalars(select(TokenRow).where(TokenRow.name == name)).first()
-            if row is None:
-                raise NotFoundError(f"No token '{name}'; `winslow token list` shows them.")
-            row.revoked = True
-            session.execute(
-                update(ConsoleSessionRow)
-                .where(ConsoleSessionRow.token_id == row.id, ConsoleSessionRow.revoked_at.is_(None))
-                .values(revoked_at=now())
-            )
-
-    def list_tokens(self) -> list[ApiToken]:
-        """Every API token by name, revoked ones included; never the tokens themselves."""
-        with self.sessions() as session:
-            rows = session.scalars(select(TokenRow).order_by(TokenRow.name)).all()
-            return [
-                ApiToken(
-                    name=row.name,
-                    created_at=utc(row.created_at) or now(),
-                    revoked=row.revoked,
-                    admin=row.admin,
-                )
-                for row in rows
-            ]
+            return session.scalars(select(ApiTokenRow.id).limit(1)).first() is not None
 
     def token_owner(self, token: str) -> str | None:
-        """Return the name of the valid token ``token``, or ``None``."""
-        digest = hash_token(token)
+        """Return the user of the working token ``token``, or ``None``."""
+        from winslow.store.tokens import find_token
+
         with self.sessions() as session:
-            rows = session.scalars(select(TokenRow).where(TokenRow.revoked.is_(False))).all()
-        for row in rows:
-            if hmac.compare_digest(row.token_hash, digest):
-                return row.name
-        return None
+            found = find_token(session, token, now())
+            return found[1].name if found is not None else None
 
     # -- project tokens -----------------------------------------------------------------
 

@@ -49,6 +49,8 @@ def to_project(row: ProjectRow, pipeline: dict[str, Any] | None = None) -> Proje
         else None,
         run_overrides={k: dict(v) for k, v in (row.run_overrides or {}).items()},
         hold_after=frozenset(row.hold_after or ()),
+        owner=row.owner or "",
+        charged_group=row.charged_group,
     )
 
 

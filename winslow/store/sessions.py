@@ -1,48 +1,39 @@
 """Console sessions (table ``console_sessions``): made at sign-in, ended by the server.
 
-A person signs in to the console with an API token once; the browser then holds a
-session's random secret in its cookie, never the token. Only the secret's SHA-256 is
+A person signs in to the console once (password, LDAP, OpenID Connect, or an API
+token); the browser then holds a session's random secret in its cookie, never a password
+or token. Only the secret's SHA-256 is
 kept, so the table is no list of ways in. The server decides when a session ends: 14 days
 after sign-in at the latest (``SESSION_MAX_AGE_SECONDS``), after 3 days without a request
-(``SESSION_IDLE_SECONDS``), at sign-out, when someone revokes it, or when the token it was
-made from is revoked. Each session also has a public ``handle``, a second random value
-that names it in lists and revocations and never signs anybody in.
+(``SESSION_IDLE_SECONDS``), at sign-out, when someone revokes it, when its user is
+disabled, or when the token it was signed in with is revoked. Each session also has a
+public ``handle``, a second random value that names it in lists and revocations and never
+signs anybody in.
 
 Time is a parameter (``at``), so tests move the clock instead of waiting for it.
 """
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, delete, or_, select
 
 from winslow import defaults
 from winslow.errors import NotFoundError
+from winslow.store.people_tables import ApiTokenRow, UserRow
 from winslow.store.repo import Store, hash_token
 from winslow.store.rows import now, utc
-from winslow.store.tables import ConsoleSessionRow, TokenRow
+from winslow.store.tables import ConsoleSessionRow
+from winslow.store.tokens import Caller, caller_of, find_token, session_token_usable
 
 USER_AGENT_CHARS = 200
 """Characters of a browser's ``User-Agent`` kept with its session (the column's size)."""
 
 ADDRESS_CHARS = 64
 """Characters of a client's address kept with its session (the column's size)."""
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who a request comes from: the name of its API token, whether that is an admin
-    token, and the handle of the console session it came through (``None`` when the token
-    itself was sent)."""
-
-    name: str
-    admin: bool = False
-    session: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,44 +76,40 @@ def _to_session(row: ConsoleSessionRow, user: str, idle: timedelta) -> ConsoleSe
 
 
 def _live(at: datetime, idle: timedelta) -> list[ColumnElement[bool]]:
-    """SQL conditions of a session that has not ended at ``at`` (nor its token)."""
+    """SQL conditions of a session that has not ended at ``at`` (nor its user or token)."""
     return [
         ConsoleSessionRow.revoked_at.is_(None),
         ConsoleSessionRow.expires_at > at,
         ConsoleSessionRow.last_seen_at > at - idle,
-        TokenRow.revoked.is_(False),
+        UserRow.disabled.is_(False),
+        session_token_usable(at),
     ]
 
 
-def _valid_token(session: Session, token: str) -> TokenRow | None:
-    """The unrevoked token row whose hash is ``token``'s, compared in constant time."""
-    digest = hash_token(token)
-    found = None
-    for row in session.scalars(select(TokenRow).where(TokenRow.revoked.is_(False))):
-        if hmac.compare_digest(row.token_hash, digest):
-            found = row
-    return found
-
-
-def token_caller(store: Store, token: str) -> Caller | None:
-    """The caller whose valid API token is ``token``, or ``None``."""
-    with store.sessions() as session:
-        row = _valid_token(session, token)
-        return Caller(name=row.name, admin=row.admin) if row is not None else None
+def _sessions_query(at: datetime, idle: timedelta) -> Select[ConsoleSessionRow, UserRow]:
+    return (
+        select(ConsoleSessionRow, UserRow)
+        .join(UserRow, ConsoleSessionRow.user_id == UserRow.id)
+        .outerjoin(ApiTokenRow, ConsoleSessionRow.token_id == ApiTokenRow.id)
+        .where(*_live(at, idle))
+    )
 
 
 def start_session(
     store: Store,
-    token: str,
+    token: str | None = None,
     *,
+    user: str | None = None,
     user_agent: str = "",
     address: str = "",
     at: datetime | None = None,
     max_age_seconds: float | None = None,
     idle_seconds: float | None = None,
 ) -> tuple[str, ConsoleSession] | None:
-    """Start a session for the valid API token ``token``: return its secret (for the
-    cookie, shown this once) and the session; ``None`` for a wrong or revoked token.
+    """Start a session for the working API token ``token``, or for ``user`` (whose
+    password, directory or provider the caller has checked): return its secret (for the
+    cookie, shown this once) and the session; ``None`` for a wrong or revoked token or a
+    user who does not exist or is disabled.
 
     Sessions that have ended are deleted on the way, so the table holds live ones and
     those ended since the last sign-in.
@@ -134,9 +121,17 @@ def start_session(
     )
     secret = secrets.token_urlsafe(32)
     with store.transaction() as session:
-        owner = _valid_token(session, token)
-        if owner is None:
-            return None
+        owner: UserRow | None
+        token_row: ApiTokenRow | None = None
+        if token is not None:
+            found = find_token(session, token, at)
+            if found is None:
+                return None
+            token_row, owner = found
+        else:
+            owner = session.scalars(select(UserRow).where(UserRow.name == user)).first()
+            if owner is None or owner.disabled:
+                return None
         session.execute(
             delete(ConsoleSessionRow).where(
                 or_(
@@ -149,7 +144,8 @@ def start_session(
         row = ConsoleSessionRow(
             handle=secrets.token_hex(8),
             secret_hash=hash_token(secret),
-            token_id=owner.id,
+            user_id=owner.id,
+            token_id=token_row.id if token_row is not None else None,
             created_at=at,
             expires_at=at + max_age,
             last_seen_at=at,
@@ -157,6 +153,7 @@ def start_session(
             address=address[:ADDRESS_CHARS],
         )
         session.add(row)
+        owner.last_sign_in_at = at
         session.flush()
         return secret, _to_session(row, owner.name, idle)
 
@@ -178,22 +175,22 @@ def session_caller(
     """
     at = at or now()
     idle = _idle(idle_seconds)
-    query = (
-        select(ConsoleSessionRow, TokenRow)
-        .join(TokenRow, ConsoleSessionRow.token_id == TokenRow.id)
-        .where(ConsoleSessionRow.secret_hash == hash_token(secret), *_live(at, idle))
-    )
+    query = _sessions_query(at, idle).where(ConsoleSessionRow.secret_hash == hash_token(secret))
     with store.sessions() as session:
         found = session.execute(query).first()
-    if found is None:
-        return None
-    row, token = found
-    if (at - (utc(row.last_seen_at) or at)).total_seconds() >= touch_seconds:
+        if found is None:
+            return None
+        row, user = found
+        token = session.get(ApiTokenRow, row.token_id) if row.token_id is not None else None
+        caller = caller_of(session, user, token, row.handle)
+        last_seen = utc(row.last_seen_at) or at
+        row_id = row.id
+    if (at - last_seen).total_seconds() >= touch_seconds:
         with store.transaction() as session:
-            touched = session.get(ConsoleSessionRow, row.id)
+            touched = session.get(ConsoleSessionRow, row_id)
             if touched is not None:
                 touched.last_seen_at = at
-    return Caller(name=token.name, admin=token.admin, session=row.handle)
+    return caller
 
 
 def end_session(store: Store, secret: str, *, at: datetime | None = None) -> bool:
@@ -219,19 +216,16 @@ def list_sessions(
     at: datetime | None = None,
     idle_seconds: float | None = None,
 ) -> list[ConsoleSession]:
-    """The sessions that have not ended (of the token named ``user``), newest first."""
+    """The sessions that have not ended (of ``user``), newest first."""
     at = at or now()
     idle = _idle(idle_seconds)
-    query = (
-        select(ConsoleSessionRow, TokenRow.name)
-        .join(TokenRow, ConsoleSessionRow.token_id == TokenRow.id)
-        .where(*_live(at, idle))
-        .order_by(ConsoleSessionRow.created_at.desc(), ConsoleSessionRow.id.desc())
+    query = _sessions_query(at, idle).order_by(
+        ConsoleSessionRow.created_at.desc(), ConsoleSessionRow.id.desc()
     )
     if user is not None:
-        query = query.where(TokenRow.name == user)
+        query = query.where(UserRow.name == user)
     with store.sessions() as session:
-        return [_to_session(row, name, idle) for row, name in session.execute(query)]
+        return [_to_session(row, owner.name, idle) for row, owner in session.execute(query)]
 
 
 def revoke_session(
@@ -247,20 +241,16 @@ def revoke_session(
     ended (or it is someone else's)."""
     at = at or now()
     idle = _idle(idle_seconds)
-    query = (
-        select(ConsoleSessionRow, TokenRow.name)
-        .join(TokenRow, ConsoleSessionRow.token_id == TokenRow.id)
-        .where(ConsoleSessionRow.handle == handle, *_live(at, idle))
-    )
+    query = _sessions_query(at, idle).where(ConsoleSessionRow.handle == handle)
     if user is not None:
-        query = query.where(TokenRow.name == user)
+        query = query.where(UserRow.name == user)
     with store.transaction() as session:
         found = session.execute(query).first()
         if found is None:
-            owner = "" if user is None else f" of {user}"
+            whose = "" if user is None else f" of {user}"
             raise NotFoundError(
-                f"No session '{handle}'{owner} that goes on; `winslow session list` shows them."
+                f"No session '{handle}'{whose} that goes on; `winslow session list` shows them."
             )
-        row, name = found
+        row, owner = found
         row.revoked_at = at
-        return _to_session(row, name, idle)
+        return _to_session(row, owner.name, idle)

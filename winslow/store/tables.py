@@ -53,6 +53,10 @@ class ProjectRow(Base):
     """Stage → overrides for its next run only (resume/redo with overrides)."""
     hold_after: Mapped[list[str]] = mapped_column(JSON, default=list)
     """Stages after whose next run the project pauses ("run only this stage")."""
+    owner: Mapped[str] = mapped_column(String(100), default="")
+    """The user who created the project: their quota holds its runs."""
+    charged_group: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """The group whose quota the project's runs count against too; NULL: none."""
 
 
 class RunRow(Base):
@@ -125,24 +129,10 @@ class EventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class TokenRow(Base):
-    """API tokens, stored as SHA-256 hashes only."""
-
-    __tablename__ = "tokens"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
-    admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    """May list and end every person's console sessions, not only its own."""
-
-
 class ProjectTokenRow(Base):
     """Tokens that act on one project only (``trigger``), stored as SHA-256 hashes only.
 
-    Apart from ``tokens`` on purpose: a project token is never an API bearer token, and
+    Apart from ``api_tokens`` on purpose: a project token is never an API bearer token, and
     an API token never triggers. A revoked token keeps its row, so the list still shows
     what the history's ``trigger:<name>`` lines refer to.
     """
@@ -162,12 +152,12 @@ class ProjectTokenRow(Base):
 
 
 class ConsoleSessionRow(Base):
-    """Console sessions: made from an API token at sign-in, ended by the server.
+    """Console sessions: made at sign-in, ended by the server.
 
     The browser's cookie holds a random secret of which only the SHA-256 is kept here;
     ``handle`` is a second random value that names the session in lists and in a
-    revocation, and never signs anybody in. A session goes with the token it was made
-    from, and ends with its revocation.
+    revocation, and never signs anybody in. A session signed in with an API token ends
+    with that token's revocation; every session ends when its user is disabled.
     """
 
     __tablename__ = "console_sessions"
@@ -175,8 +165,11 @@ class ConsoleSessionRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     handle: Mapped[str] = mapped_column(String(32), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    token_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("tokens.id", ondelete="CASCADE"), index=True
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -191,5 +184,7 @@ class ConsoleSessionRow(Base):
 
 # Tables kept in modules of their own join ``Base.metadata`` here, so whatever reads the
 # metadata (migrations, schema checks) sees every table.
+from winslow.store import audit_tables as _audit_tables  # noqa: E402, F401
 from winslow.store import notify_tables as _notify_tables  # noqa: E402, F401
+from winslow.store import people_tables as _people_tables  # noqa: E402, F401
 from winslow.store import telemetry_tables as _telemetry_tables  # noqa: E402, F401

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from winslow.core.models import Project, Run
 from winslow.errors import NotFoundError
+from winslow.store.origin import current_origin
 from winslow.store.rows import now, to_project, to_run
 from winslow.store.tables import EventRow, ProjectRow, ProjectTokenRow, RunRow, UsageRow
 
@@ -141,8 +142,13 @@ class ProjectTransaction:
     def add_event(
         self, actor: str, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> None:
-        """Append one line to the project's history."""
+        """Append one line to the project's history; a command's line also says where
+        the command came from (``store/origin.py``)."""
         self._changed()
+        data = data or {}
+        if (origin := current_origin()) is not None:
+            data = {**data, "origin": data.get("origin") or origin.describe()}
+            origin.written.add(self._row.id)
         self._session.add(
             EventRow(
                 project_id=self._row.id,
@@ -150,7 +156,7 @@ class ProjectTransaction:
                 actor=actor,
                 kind=kind,
                 message=message,
-                data=data or {},
+                data=data,
             )
         )
 

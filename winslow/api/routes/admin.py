@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from winslow.api.access import AdminCaller
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import GcBody, GcPublic
 from winslow.storage.gc import collect
@@ -12,7 +13,9 @@ router = APIRouter(tags=["admin"])
 
 
 @router.post("/gc", response_model=GcPublic)
-def garbage_collect(body: GcBody, context: ContextDep, _user: CurrentUser) -> GcPublic:
+def garbage_collect(
+    _access: AdminCaller, body: GcBody, context: ContextDep, _user: CurrentUser
+) -> GcPublic:
     """Remove contents no workspace version references any more (``dry_run``: only say which).
 
     Contents younger than ``grace_seconds`` stay, as does whatever a stage-out in flight

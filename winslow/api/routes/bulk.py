@@ -15,8 +15,10 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from winslow.api.access import SignedIn, check_project
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.core import commands
+from winslow.core.access import Action
 from winslow.core.states import ProjectState
 from winslow.engine.transitions import apply_command
 from winslow.errors import WinslowError
@@ -76,9 +78,12 @@ class BulkResults(BaseModel):
 
 
 @router.post("/bulk", response_model=BulkResults)
-def bulk_command(body: BulkCommand, context: ContextDep, user: CurrentUser) -> BulkResults:
+def bulk_command(
+    caller: SignedIn, body: BulkCommand, context: ContextDep, user: CurrentUser
+) -> BulkResults:
     """Pause, resume or kill each named project; 200 with a result per project, each with
-    the status its own request would have had (404 unknown, 409 refused)."""
+    the status its own request would have had (404 unknown or not yours to see, 403 not
+    yours to steer, 409 refused)."""
     # Imported here: the app module imports every route module, this one included.
     from winslow.api.app import status_for
 
@@ -86,6 +91,7 @@ def bulk_command(body: BulkCommand, context: ContextDep, user: CurrentUser) -> B
     results: list[BulkResult] = []
     for ref in dict.fromkeys(body.projects):  # a name given twice is steered once
         try:
+            check_project(context, caller, ref, Action.STEER)
             project = apply_command(context.store, ref, decide, user)
         except WinslowError as exc:
             results.append(

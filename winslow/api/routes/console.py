@@ -27,8 +27,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from winslow import __version__, defaults
+from winslow.api.access import visible_projects
 from winslow.api.context import AppContext
-from winslow.api.deps import ContextDep, CurrentUser, PageLimit, PageSkip, session_secret
+from winslow.api.deps import ContextDep, CurrentCaller, PageLimit, PageSkip, session_secret
 from winslow.api.models import OverviewPublic, OverviewRow, RunPlacement
 from winslow.api.redirects import same_origin_path
 from winslow.api.routes.nodes_live import nodes_live
@@ -42,8 +43,10 @@ from winslow.core.overview import (
 )
 from winslow.core.states import NEEDS_PERSON_STATES, ProjectState
 from winslow.errors import NotFoundError
+from winslow.identity.oidc import provider_name
 from winslow.store.repo import Store
 from winslow.store.sessions import session_caller
+from winslow.store.tokens import Caller
 from winslow.units import format_bytes, format_duration
 
 router = APIRouter(include_in_schema=False)
@@ -66,7 +69,7 @@ class SignInRequiredError(Exception):
         self.next_url = next_url
 
 
-def page_user(request: Request, context: ContextDep) -> str:
+def page_caller(request: Request, context: ContextDep) -> Caller:
     """The person behind a page request (by the session cookie), or
     ``SignInRequiredError``."""
     secret = session_secret(request)
@@ -74,6 +77,13 @@ def page_user(request: Request, context: ContextDep) -> str:
     if caller is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequiredError(target)
+    return caller
+
+
+PageCaller = Annotated[Caller, Depends(page_caller)]
+
+
+def page_user(caller: PageCaller) -> str:
     return caller.name
 
 
@@ -126,6 +136,7 @@ def sign_in_page(request: Request, context: ContextDep, next: str = "/") -> HTML
         "signin.html",
         None,
         next=same_origin_path(next),
+        oidc_provider=provider_name(issuer) if (issuer := context.settings.oidc_issuer) else None,
         title="Sign in",
         idle_days=round(defaults.SESSION_IDLE_SECONDS / 86400),
         max_days=round(defaults.SESSION_MAX_AGE_SECONDS / 86400),
@@ -281,14 +292,18 @@ def done_stages(store: Store, ids: list[str]) -> dict[str, set[str]]:
     return kept[2]
 
 
-def overview_page_of(context: AppContext, query: OverviewQuery) -> OverviewPage:
+def overview_page_of(context: AppContext, query: OverviewQuery, caller: Caller) -> OverviewPage:
     """One page of the overview, from the kept project list the project list API reads.
 
     Runs are read for the page's projects only, so a page costs the same with ten or ten
     thousand projects and their history behind it (sorting by progress reads the done
     stages of every matching project: a person asks for it, the first page does not).
     """
-    index = project_index(context.store.kept_projects())
+    kept = context.store.kept_projects()
+    if caller.admin and caller.projects is None:
+        index = project_index(kept)
+    else:  # the caller's own view; only an admin's is the same for many requests
+        index = ProjectIndex.of(tuple(visible_projects(context, caller, kept)))
     window = slice(query.skip, query.skip + query.limit)
     if query.filtered or query.sort is not None:
         selected = select_projects(index, query) if query.filtered else list(index.projects)
@@ -353,11 +368,11 @@ def overview_row(project: Project, active: list[Run], done: set[str]) -> Overvie
 
 @api_router.get("/overview", response_model=OverviewPublic)
 def overview_api(
-    context: ContextDep, _user: CurrentUser, query: OverviewQueryDep
+    context: ContextDep, caller: CurrentCaller, query: OverviewQueryDep
 ) -> OverviewPublic:
     """A page of the overview's rows (the console refreshes with it when projects change,
     and searches with it when not every project is on the page)."""
-    page = overview_page_of(context, query)
+    page = overview_page_of(context, query, caller)
     return OverviewPublic(
         data=page.rows,
         count=page.count,
@@ -375,9 +390,10 @@ def since(moment: datetime | None) -> str:
 
 @router.get("/", response_class=HTMLResponse)
 def overview_page(
-    request: Request, context: ContextDep, user: PageUser, query: OverviewQueryDep
+    request: Request, context: ContextDep, caller: PageCaller, query: OverviewQueryDep
 ) -> HTMLResponse:
-    page = overview_page_of(context, query)
+    page = overview_page_of(context, query, caller)
+    user = caller.name
     return render(
         request,
         context,

@@ -14,10 +14,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from winslow.api.access import check_project
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep
 from winslow.api.models import EventPublic, ProjectPublic
-from winslow.api.routes.console import PageUser, render
+from winslow.api.routes.console import PageCaller, render
+from winslow.core.access import Action
 from winslow.core.models import Project
 from winslow.errors import NotFoundError
 
@@ -117,9 +119,12 @@ def page_data(context: AppContext, project: Project) -> dict[str, Any]:
 
 
 @router.get("/projects/{name}", response_class=HTMLResponse)
-def project_page(name: str, request: Request, context: ContextDep, user: PageUser) -> HTMLResponse:
+def project_page(
+    name: str, request: Request, context: ContextDep, caller: PageCaller
+) -> HTMLResponse:
+    user = caller.name
     try:
-        project = context.store.get_project(name)
+        project = check_project(context, caller, name, Action.READ).project
     except NotFoundError:
         response = render(
             request, context, "project.html", user, title="No such project", missing=name

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from winslow.api.access import may_write_resources
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep
 from winslow.api.models import FileEntry
-from winslow.api.routes.console import PageUser, render
+from winslow.api.routes.console import PageCaller, render
 from winslow.api.routes.files import list_resources
 from winslow.core.paths import clean_relative_path
 from winslow.errors import NotFoundError, ValidationError, WinslowError
@@ -64,15 +65,17 @@ def _is_file(context: AppContext, path: str) -> bool:
 
 @router.get("/resources", response_class=HTMLResponse)
 def resources_page(
-    request: Request, context: ContextDep, user: PageUser, path: str = ""
+    request: Request, context: ContextDep, caller: PageCaller, path: str = ""
 ) -> HTMLResponse:
     """The folder ``path`` of the resource pool; a file's path shows the folder it is in.
 
     A path that is not acceptable (``..``, a control character) or a listing object
     storage refuses renders the page with the reason, not an API error body.
     """
+    user = caller.name
     values: dict[str, object] = {
         "title": "Resources",
+        "may_write": may_write_resources(context, caller),
         "uploads_path": RESOURCE_UPLOADS,
         "folder": "",
         "crumbs": crumbs_of(""),
@@ -84,11 +87,11 @@ def resources_page(
     status = 200
     try:
         folder = clean_relative_path(path, allow_empty=True)
-        listing = list_resources(context, user, folder)
+        listing = list_resources(context, user, folder, _access=caller)
         if not listing.data and folder and _is_file(context, folder):
             selected = folder
             folder = folder.rpartition("/")[0]
-            listing = list_resources(context, user, folder)
+            listing = list_resources(context, user, folder, _access=caller)
             values["selected"] = selected
             values["notice"] = f"'{selected}' is a file; this is the folder it is in."
         values.update(folder=folder, crumbs=crumbs_of(folder), entries=folders_first(listing.data))

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import RedirectResponse
 
 from winslow import defaults, metrics
+from winslow.api.access import ResourceWriter, SignedIn
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import (
@@ -332,14 +333,23 @@ def _sentence(problems: list[str], lead: str, shown: int = 5) -> str:
 
 @router.get("/resources", response_model=FilesPublic)
 def list_resources(
-    context: ContextDep, _user: CurrentUser, path: PathQuery = "", recursive: bool = False
+    context: ContextDep,
+    _user: CurrentUser,
+    path: PathQuery = "",
+    recursive: bool = False,
+    *,
+    _access: SignedIn,
 ) -> FilesPublic:
     return _listing(context, resource_prefix(), path, recursive)
 
 
 @router.get("/resources/download", response_model=DownloadPublic, responses=REDIRECT_ANSWER)
 def download_resource(
-    path: PathQuery, context: ContextDep, _user: CurrentUser, redirect: bool = False
+    _access: SignedIn,
+    path: PathQuery,
+    context: ContextDep,
+    _user: CurrentUser,
+    redirect: bool = False,
 ) -> Response | DownloadPublic:
     """A presigned URL of the file (``redirect=true``: a 307 to it). Range requests work."""
     clean = clean_relative_path(path)
@@ -353,7 +363,11 @@ def download_resource(
 
 @router.delete("/resources", status_code=204)
 def delete_resource(
-    path: PathQuery, context: ContextDep, _user: CurrentUser, recursive: bool = False
+    _access: ResourceWriter,
+    path: PathQuery,
+    context: ContextDep,
+    _user: CurrentUser,
+    recursive: bool = False,
 ) -> Response:
     clean = clean_relative_path(path)
     key = resource_key(clean)
@@ -388,7 +402,9 @@ def delete_resource(
 
 
 @router.post("/resources/uploads", response_model=UploadPublic, status_code=201)
-def create_upload(body: UploadCreate, context: ContextDep, _user: CurrentUser) -> UploadPublic:
+def create_upload(
+    _access: ResourceWriter, body: UploadCreate, context: ContextDep, _user: CurrentUser
+) -> UploadPublic:
     """Begin a multipart upload; the file appears only once it is completed."""
     clean = check_new_path(clean_relative_path(body.path))
     return begin_upload(context.objects, resource_key(clean), clean, body.size)
@@ -396,7 +412,11 @@ def create_upload(body: UploadCreate, context: ContextDep, _user: CurrentUser) -
 
 @router.post("/resources/uploads/{upload_id}/urls", response_model=PartUrlsPublic)
 def part_urls(
-    upload_id: str, body: PartUrlsBody, context: ContextDep, _user: CurrentUser
+    _access: ResourceWriter,
+    upload_id: str,
+    body: PartUrlsBody,
+    context: ContextDep,
+    _user: CurrentUser,
 ) -> PartUrlsPublic:
     """Presigned URLs to PUT the given parts to (numbers 1 to 10,000)."""
     key = resource_key(check_new_path(clean_relative_path(body.path)))
@@ -405,7 +425,11 @@ def part_urls(
 
 @router.get("/resources/uploads/{upload_id}/parts", response_model=StoredPartsPublic)
 def stored_parts(
-    upload_id: str, path: PathQuery, context: ContextDep, _user: CurrentUser
+    _access: ResourceWriter,
+    upload_id: str,
+    path: PathQuery,
+    context: ContextDep,
+    _user: CurrentUser,
 ) -> StoredPartsPublic:
     """The parts already stored, so an interrupted upload goes on where it stopped."""
     key = resource_key(clean_relative_path(path))
@@ -414,7 +438,11 @@ def stored_parts(
 
 @router.post("/resources/uploads/{upload_id}/complete", response_model=FileEntry)
 def complete_upload(
-    upload_id: str, body: UploadComplete, context: ContextDep, _user: CurrentUser
+    _access: ResourceWriter,
+    upload_id: str,
+    body: UploadComplete,
+    context: ContextDep,
+    _user: CurrentUser,
 ) -> FileEntry:
     """Check every part's MD5 and size and the total size, then make the file appear.
 
@@ -434,7 +462,11 @@ def complete_upload(
 
 @router.delete("/resources/uploads/{upload_id}", status_code=204)
 def abort_upload(
-    upload_id: str, path: PathQuery, context: ContextDep, _user: CurrentUser
+    _access: ResourceWriter,
+    upload_id: str,
+    path: PathQuery,
+    context: ContextDep,
+    _user: CurrentUser,
 ) -> Response:
     """Drop the upload and the parts stored so far; a file already at the path stays."""
     cancel_upload(context.objects, resource_key(clean_relative_path(path)), upload_id)

@@ -18,6 +18,7 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
 from winslow import defaults
+from winslow.api.access import ProjectReader
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.routes.workspaces import read_workspace
@@ -95,7 +96,11 @@ StageQuery = Annotated[
 
 @router.get("/projects/{ref}/gate", response_model=GatePublic)
 def show_gate(
-    ref: str, context: ContextDep, _user: CurrentUser, stage: StageQuery = None
+    _access: ProjectReader,
+    ref: str,
+    context: ContextDep,
+    _user: CurrentUser,
+    stage: StageQuery = None,
 ) -> GatePublic:
     """The gate the project waits at (or gated ``stage``): description, questions and files
     to review, with the answers it would take now prefilled.

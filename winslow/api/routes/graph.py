@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from winslow.api.access import PipelineReader, ProjectReader
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.core.graph import Graph, pipeline_graph, project_graph
 from winslow.errors import NotFoundError
@@ -18,7 +19,9 @@ router = APIRouter(tags=["graph"])
 
 
 @router.get("/pipelines/{name}/graph", response_model=Graph)
-def show_pipeline_graph(name: str, context: ContextDep, _user: CurrentUser) -> Graph:
+def show_pipeline_graph(
+    _access: PipelineReader, name: str, context: ContextDep, _user: CurrentUser
+) -> Graph:
     """The stages of pipeline ``name`` and the ``needs`` between them."""
     good, broken = context.pipelines.load_all()
     if name not in good:
@@ -30,7 +33,9 @@ def show_pipeline_graph(name: str, context: ContextDep, _user: CurrentUser) -> G
 
 
 @router.get("/projects/{ref}/graph", response_model=Graph)
-def show_project_graph(ref: str, context: ContextDep, _user: CurrentUser) -> Graph:
+def show_project_graph(
+    _access: ProjectReader, ref: str, context: ContextDep, _user: CurrentUser
+) -> Graph:
     """The project's stages coloured by their current runs, its skipped routes and the
     gate it waits at."""
     project = context.store.get_project(ref)

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from winslow.api.access import ProjectReader
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
@@ -61,6 +62,7 @@ SEARCH_ANSWER: dict[int | str, dict[str, Any]] = {
     responses=SEARCH_ANSWER,
 )
 def search_log(
+    _access: ProjectReader,
     ref: str,
     run_id: RunIdPath,
     context: ContextDep,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from winslow.api.access import SignedIn
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import GpuPublic, NodeDrainPublic, NodePublic, NodesPublic
 
@@ -11,7 +12,7 @@ router = APIRouter(tags=["nodes"])
 
 
 @router.get("/nodes", response_model=NodesPublic)
-def list_nodes(context: ContextDep, _user: CurrentUser) -> NodesPublic:
+def list_nodes(_access: SignedIn, context: ContextDep, _user: CurrentUser) -> NodesPublic:
     active = context.store.active_runs()
     return NodesPublic(
         data=[

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from winslow.api.access import SignedIn
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.core.node_load import GpuLoad, NodeLoad, node_loads
@@ -118,7 +119,7 @@ def nodes_live(context: AppContext) -> NodesLivePublic:
 
 
 @router.get("/nodes/live", response_model=NodesLivePublic)
-def live_nodes(context: ContextDep, _user: CurrentUser) -> NodesLivePublic:
+def live_nodes(_access: SignedIn, context: ContextDep, _user: CurrentUser) -> NodesLivePublic:
     """Per node and GPU: what the stages hold, what is free, what is used now (the latest
     telemetry sample, when one is at most a minute old), and the runs on it."""
     return nodes_live(context)

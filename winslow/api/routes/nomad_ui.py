@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from winslow.api.access import ProjectReader
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
 from winslow.api.routes.console_project import nomad_links
@@ -45,7 +46,7 @@ def allocation_url(base: str, alloc_id: str) -> str:
 
 @router.get("/{ref}/runs/{run_id}/nomad", response_model=NomadLinksPublic)
 def run_nomad_links(
-    ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
+    _access: ProjectReader, ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
 ) -> NomadLinksPublic:
     """Links to the run's job and allocation in the Nomad UI; none off Nomad."""
     project = context.store.get_project(ref)

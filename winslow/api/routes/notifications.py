@@ -26,7 +26,7 @@ from winslow.notify.dispatcher import console_url
 from winslow.pipeline.model import NAME_PATTERN
 from winslow.store import notifications as stored
 from winslow.store.rows import now
-from winslow.store.sessions import Caller
+from winslow.store.tokens import Caller
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 

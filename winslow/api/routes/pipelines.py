@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from winslow.api.access import (
+    PipelineManager,
+    PipelineReader,
+    PipelineWriter,
+    SignedIn,
+    visible_pipelines,
+)
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import (
     PipelinePublic,
@@ -13,8 +20,10 @@ from winslow.api.models import (
     Problem,
     ValidationPublic,
 )
+from winslow.core.access import Grant, Role, user_principal
 from winslow.errors import NotFoundError, PipelineError
 from winslow.pipeline.load import load_pipeline_text
+from winslow.store import people
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
@@ -24,8 +33,11 @@ def _problems(error: PipelineError) -> list[Problem]:
 
 
 @router.get("", response_model=PipelinesPublic)
-def list_pipelines(context: ContextDep, _user: CurrentUser) -> PipelinesPublic:
+def list_pipelines(caller: SignedIn, context: ContextDep) -> PipelinesPublic:
+    """The pipelines the caller may see, and every file that does not load."""
     good, broken = context.pipelines.load_all()
+    shown = set(visible_pipelines(context, caller, good))
+    good = {name: pipeline for name, pipeline in good.items() if name in shown}
     return PipelinesPublic(
         data=[
             PipelineSummary(
@@ -41,7 +53,9 @@ def list_pipelines(context: ContextDep, _user: CurrentUser) -> PipelinesPublic:
 
 
 @router.post("/validate", response_model=ValidationPublic)
-def validate_pipeline(body: PipelineText, _user: CurrentUser) -> ValidationPublic:
+def validate_pipeline(
+    _access: SignedIn, body: PipelineText, _user: CurrentUser
+) -> ValidationPublic:
     """Check a definition without saving it; every problem is listed."""
     try:
         load_pipeline_text(body.text, "<request>")
@@ -51,7 +65,9 @@ def validate_pipeline(body: PipelineText, _user: CurrentUser) -> ValidationPubli
 
 
 @router.get("/{name}", response_model=PipelinePublic)
-def show_pipeline(name: str, context: ContextDep, _user: CurrentUser) -> PipelinePublic:
+def show_pipeline(
+    _access: PipelineReader, name: str, context: ContextDep, _user: CurrentUser
+) -> PipelinePublic:
     good, _ = context.pipelines.load_all()
     if name not in good:
         raise NotFoundError(f"No pipeline '{name}'; `winslow pipeline list` shows them.")
@@ -64,15 +80,24 @@ def show_pipeline(name: str, context: ContextDep, _user: CurrentUser) -> Pipelin
 
 @router.put("/{name}", response_model=PipelinePublic)
 def apply_pipeline(
-    name: str, body: PipelineText, context: ContextDep, _user: CurrentUser
+    access: PipelineWriter, name: str, body: PipelineText, context: ContextDep, user: CurrentUser
 ) -> PipelinePublic:
-    """Create or replace the pipeline ``name``; refused with every problem if invalid."""
+    """Create or replace the pipeline ``name``; refused with every problem if invalid.
+    Who creates a pipeline owns it."""
+    created = name not in context.pipelines.files()
     context.pipelines.save(name, body.text)
+    if created and not people.get_access(context.store, "pipeline", name):
+        people.set_access(
+            context.store, "pipeline", name, [Grant(user_principal(user), Role.OWNER)]
+        )
     pipeline = load_pipeline_text(body.text, f"{name}.yaml")
     return PipelinePublic(name=name, definition=pipeline.model_dump(mode="json"), text=body.text)
 
 
 @router.delete("/{name}", status_code=204)
-def delete_pipeline(name: str, context: ContextDep, _user: CurrentUser) -> Response:
+def delete_pipeline(
+    _access: PipelineManager, name: str, context: ContextDep, _user: CurrentUser
+) -> Response:
     context.pipelines.delete(name)
+    people.forget_access(context.store, "pipeline", name)
     return Response(status_code=204)

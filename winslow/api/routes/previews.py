@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from winslow import previews
+from winslow.api.access import ProjectReader
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdQuery
@@ -78,6 +79,7 @@ class _Target:
     },
 )
 def preview_workspace_file(
+    _access: ProjectReader,
     ref: str,
     path: PathQuery,
     context: ContextDep,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from winslow.api.access import ProjectReader
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
 from winslow.api.routes.projects import read_log_tail
@@ -33,7 +34,7 @@ class ProgressPublic(BaseModel):
 
 @router.get("/{ref}/runs/{run_id}/progress", response_model=ProgressPublic)
 def run_progress(
-    ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
+    _access: ProjectReader, ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
 ) -> ProgressPublic:
     """The latest progress a run's stage printed (``NN %``) and, while it runs, its time left."""
     project = context.store.get_project(ref)

@@ -12,8 +12,17 @@ from fastapi.responses import PlainTextResponse, RedirectResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from winslow import defaults
+from winslow.api.access import (
+    Creator,
+    ProjectApprover,
+    ProjectManager,
+    ProjectReader,
+    ProjectSteerer,
+    pipeline_role,
+    visible_projects,
+)
 from winslow.api.context import AppContext
-from winslow.api.deps import ContextDep, CurrentUser, PageLimit, PageSkip
+from winslow.api.deps import ContextDep, CurrentCaller, CurrentUser, PageLimit, PageSkip
 from winslow.api.hub import (
     ALL,
     Hub,
@@ -37,12 +46,20 @@ from winslow.api.models import (
 )
 from winslow.api.sse import STREAM_ANSWER, frame, hub_of, last_event_id, message_frame, stream
 from winslow.core import commands
-from winslow.core.models import Run
+from winslow.core.access import EVERYONE, Role, group_principal
+from winslow.core.models import Project, Run
 from winslow.core.states import ProjectState
 from winslow.engine.transitions import apply_command
-from winslow.errors import BackendUnavailableError, NotFoundError, ValidationError, WinslowError
+from winslow.errors import (
+    BackendUnavailableError,
+    ForbiddenError,
+    NotFoundError,
+    ValidationError,
+    WinslowError,
+)
 from winslow.pipeline.model import Pipeline
 from winslow.storage.objects import content_disposition
+from winslow.store.tokens import Caller
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 events_router = APIRouter(tags=["projects"])
@@ -66,14 +83,17 @@ def _show(context: AppContext, ref: str) -> ProjectPublic:
 @router.get("", response_model=ProjectsPublic)
 def list_projects(
     context: ContextDep,
-    _user: CurrentUser,
+    caller: CurrentCaller,
     state: ProjectState | None = None,
     label: str | None = None,
     skip: PageSkip = 0,
     limit: PageLimit = defaults.PAGE_SIZE,
 ) -> ProjectsPublic:
-    """Projects by name, a page at a time; ``count`` is how many match in all."""
-    projects = context.store.list_projects(state=state, label=label)
+    """The projects the caller may see, by name, a page at a time; ``count`` is how many
+    match in all."""
+    projects = visible_projects(
+        context, caller, context.store.list_projects(state=state, label=label)
+    )
     page = projects[skip : skip + limit]
     active: dict[str, list[Run]] = {}
     for run in context.store.active_runs():
@@ -83,11 +103,27 @@ def list_projects(
 
 
 @router.post("", response_model=ProjectPublic, status_code=201)
-def create_project(body: ProjectCreate, context: ContextDep, user: CurrentUser) -> ProjectPublic:
+def create_project(
+    caller: Creator, body: ProjectCreate, context: ContextDep, user: CurrentUser
+) -> ProjectPublic:
+    """Make a project of the caller (its owner); with ``group``, that group gets
+    ``group_role`` on it and its quota holds the project's runs; ``public`` lets every
+    signed-in user read it."""
     commands.check_name(body.name)
     labels = commands.check_labels(body.labels)
     pipeline = _pipeline(context, body.pipeline)
     variables = commands.check_variables(body.variables)
+    if pipeline_role(context, caller, pipeline.name) is None:
+        raise NotFoundError(f"No pipeline '{body.pipeline}'; `winslow pipeline list` shows them.")
+    grants: list[tuple[str, str]] = []
+    if body.group is not None:
+        if body.group not in caller.groups and not caller.admin:
+            raise ForbiddenError(
+                f"You are not in group '{body.group}', so the project cannot be charged to it."
+            )
+        grants.append((group_principal(body.group), body.group_role))
+    if body.public:
+        grants.append((EVERYONE, Role.PUBLIC.label))
     project = context.store.create_project(
         name=body.name,
         pipeline_name=pipeline.name,
@@ -95,6 +131,8 @@ def create_project(body: ProjectCreate, context: ContextDep, user: CurrentUser) 
         labels=labels,
         variables=variables,
         actor=user,
+        charged_group=body.group,
+        grants=grants,
     )
     if body.start:
         apply_command(context.store, project.id, lambda p, _pl, _r: commands.start(p), user)
@@ -103,13 +141,15 @@ def create_project(body: ProjectCreate, context: ContextDep, user: CurrentUser) 
 
 
 @router.get("/{ref}", response_model=ProjectPublic)
-def show_project(ref: str, context: ContextDep, _user: CurrentUser) -> ProjectPublic:
+def show_project(
+    _access: ProjectReader, ref: str, context: ContextDep, _user: CurrentUser
+) -> ProjectPublic:
     return _show(context, ref)
 
 
 @router.patch("/{ref}", response_model=ProjectPublic)
 def update_project(
-    ref: str, body: ProjectUpdate, context: ContextDep, user: CurrentUser
+    _access: ProjectSteerer, ref: str, body: ProjectUpdate, context: ContextDep, user: CurrentUser
 ) -> ProjectPublic:
     """Rename, relabel, make the project follow a pipeline's current definition, or set
     its own retention (``"retention": null`` clears it)."""
@@ -146,7 +186,7 @@ def update_project(
 
 @router.delete("/{ref}", status_code=204)
 def delete_project(
-    ref: str, context: ContextDep, user: CurrentUser, kill: bool = False
+    _access: ProjectManager, ref: str, context: ContextDep, user: CurrentUser, kill: bool = False
 ) -> Response:
     """Delete the project with its runs, history, workspaces and logs."""
     context.engine.delete_project(ref, kill=kill, actor=user)
@@ -160,19 +200,27 @@ def _command(context: AppContext, ref: str, decide: commands.Decider, user: str)
 
 
 @router.post("/{ref}/start", response_model=ProjectPublic)
-def start_project(ref: str, context: ContextDep, user: CurrentUser) -> ProjectPublic:
+def start_project(
+    _access: ProjectSteerer, ref: str, context: ContextDep, user: CurrentUser
+) -> ProjectPublic:
     return _command(context, ref, lambda p, _pl, _r: commands.start(p), user)
 
 
 @router.post("/{ref}/pause", response_model=ProjectPublic)
-def pause_project(ref: str, context: ContextDep, user: CurrentUser) -> ProjectPublic:
+def pause_project(
+    _access: ProjectSteerer, ref: str, context: ContextDep, user: CurrentUser
+) -> ProjectPublic:
     """Let the stages that run now finish, then pause."""
     return _command(context, ref, lambda p, _pl, _r: commands.pause(p), user)
 
 
 @router.post("/{ref}/resume", response_model=ProjectPublic)
 def resume_project(
-    ref: str, context: ContextDep, user: CurrentUser, body: ResumeBody | None = None
+    _access: ProjectApprover,
+    ref: str,
+    context: ContextDep,
+    user: CurrentUser,
+    body: ResumeBody | None = None,
 ) -> ProjectPublic:
     """Go on; with ``from_stage``, start again from that stage (earlier runs are kept).
 
@@ -181,6 +229,8 @@ def resume_project(
     questions of the gate it lets pass (``GET .../gate`` shows them).
     """
     body = body or ResumeBody()
+    if _access.role < Role.MAINTAINER:
+        _check_member_approval(_access.project, body)
     overrides = body.overrides.to_core() if body.overrides is not None else None
     return _command(
         context,
@@ -199,15 +249,29 @@ def resume_project(
     )
 
 
+def _check_member_approval(project: Project, body: ResumeBody) -> None:
+    """A member may only let a gate pass that lets members approve, as it is."""
+    gate = project.waiting_for.get("gate")
+    stage = next((s for s in project.pipeline.get("stages", []) if s.get("name") == gate), None)
+    plain = body.from_stage is None and body.overrides is None and body.like_run is None
+    if stage is None or stage.get("approvers") != "member" or not plain or body.only:
+        raise ForbiddenError(
+            f"To resume project '{project.name}' you need to be maintainer or above; "
+            "members may only approve a gate whose stage says `approvers: member`."
+        )
+
+
 @router.post("/{ref}/kill", response_model=ProjectPublic)
-def kill_project(ref: str, context: ContextDep, user: CurrentUser) -> ProjectPublic:
+def kill_project(
+    _access: ProjectSteerer, ref: str, context: ContextDep, user: CurrentUser
+) -> ProjectPublic:
     """Stop the running stages now; the project pauses when they have stopped."""
     return _command(context, ref, lambda p, _pl, r: commands.kill(p, r), user)
 
 
 @router.patch("/{ref}/variables", response_model=ProjectPublic)
 def set_variables(
-    ref: str, body: VariablesBody, context: ContextDep, user: CurrentUser
+    _access: ProjectSteerer, ref: str, body: VariablesBody, context: ContextDep, user: CurrentUser
 ) -> ProjectPublic:
     """Set and unset variables; stages started afterwards see the new values."""
     return _command(
@@ -217,14 +281,20 @@ def set_variables(
 
 @router.get("/{ref}/history", response_model=EventsPublic)
 def history(
-    ref: str, context: ContextDep, _user: CurrentUser, after: AfterEventQuery = 0
+    _access: ProjectReader,
+    ref: str,
+    context: ContextDep,
+    _user: CurrentUser,
+    after: AfterEventQuery = 0,
 ) -> EventsPublic:
     project = context.store.get_project(ref)
     return EventsPublic(data=[EventPublic.of(e) for e in context.store.history(project.id, after)])
 
 
 @router.get("/{ref}/runs/{run_id}", response_model=RunPublic)
-def show_run(ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser) -> RunPublic:
+def show_run(
+    _access: ProjectReader, ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
+) -> RunPublic:
     project = context.store.get_project(ref)
     return RunPublic.of(context.store.get_run(project.id, run_id))
 
@@ -279,6 +349,7 @@ def read_log_tail(context: AppContext, run: Run, size: int) -> tuple[int, bytes]
     responses={307: {"description": "`download=true` of an archived log: to object storage."}},
 )
 def run_logs(
+    _access: ProjectReader,
     ref: str,
     run_id: RunIdPath,
     context: ContextDep,
@@ -334,6 +405,7 @@ def run_logs(
     responses=STREAM_ANSWER,
 )
 async def stream_logs(
+    _access: ProjectReader,
     ref: str,
     run_id: RunIdPath,
     request: Request,
@@ -386,6 +458,7 @@ async def _log_events(
 
 @router.get("/{ref}/events", response_class=EventSourceResponse, responses=STREAM_ANSWER)
 async def project_events(
+    _access: ProjectReader,
     ref: str,
     request: Request,
     context: ContextDep,
@@ -436,29 +509,52 @@ async def _project_events(
 
 
 @events_router.get("/events", response_class=EventSourceResponse, responses=STREAM_ANSWER)
-async def all_project_events(request: Request, context: ContextDep, _user: CurrentUser) -> Response:
+async def all_project_events(
+    request: Request, context: ContextDep, caller: CurrentCaller
+) -> Response:
     """SSE: a ``project`` event whenever any project changes (for the overview), each
     project once at the start; ``deleted`` when one is gone."""
-    return stream(_all_project_events(context, hub_of(request)))
+    return stream(_all_project_events(context, hub_of(request), caller))
 
 
-def _changed_projects(context: AppContext, seen: dict[str, Hashable]) -> list[Message]:
+def _may_see(context: AppContext, caller: Caller, project_id: str) -> bool:
+    try:
+        project = context.store.get_project(project_id)
+    except NotFoundError:
+        return False
+    return bool(visible_projects(context, caller, [project]))
+
+
+def _changed_projects(
+    context: AppContext, caller: Caller, seen: dict[str, Hashable]
+) -> list[Message]:
     """What changed of the list since ``seen`` (project id → key of what was sent)."""
-    projects = context.store.list_projects()
+    projects = visible_projects(context, caller, context.store.list_projects())
     messages = [project_message(p) for p in projects if seen.get(p.id) != project_key(p)]
     gone = seen.keys() - {p.id for p in projects}
     return messages + [Message("deleted", {"id": project_id}) for project_id in gone]
 
 
-async def _all_project_events(context: AppContext, hub: Hub) -> AsyncIterator[ServerSentEvent]:
+async def _all_project_events(
+    context: AppContext, hub: Hub, caller: Caller
+) -> AsyncIterator[ServerSentEvent]:
     seen: dict[str, Hashable] = {}
+    may_see: dict[str, bool] = {}
     with hub.subscribe(ALL, None) as news:
         while True:
             resync, messages = await news.wait(hub.wait_seconds())
             if resync or not hub.push:
-                messages = await to_thread.run_sync(_changed_projects, context, seen)
+                may_see.clear()  # grants may have changed meanwhile
+                messages = await to_thread.run_sync(_changed_projects, context, caller, seen)
             for message in messages:
                 project_id = message.data["id"]
+                if message.event != "deleted" and project_id not in seen:
+                    if project_id not in may_see:
+                        may_see[project_id] = await to_thread.run_sync(
+                            _may_see, context, caller, project_id
+                        )
+                    if not may_see[project_id]:
+                        continue
                 if message.event == "deleted":
                     if seen.pop(project_id, None) is None:
                         continue

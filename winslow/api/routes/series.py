@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
+from winslow.api.access import ProjectReader
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
@@ -75,7 +76,7 @@ class StageSeriesPublic(BaseModel):
 
 @router.get("/{ref}/runs/{run_id}/series", response_model=RunSeriesPublic)
 def run_series(
-    ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
+    _access: ProjectReader, ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
 ) -> RunSeriesPublic:
     """The time series the stage's log parsers found in the run's log."""
     project = context.store.get_project(ref)
@@ -89,7 +90,7 @@ def run_series(
     responses={200: {"content": {"text/csv": {}}, "description": "One row per value."}},
 )
 def run_series_csv(
-    ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
+    _access: ProjectReader, ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
 ) -> Response:
     """The run's series as CSV (``run,stage,series,at,field,value``), one row per value."""
     project = context.store.get_project(ref)
@@ -114,6 +115,7 @@ def run_series_csv(
 
 @router.get("/{ref}/stages/{stage}/series", response_model=StageSeriesPublic)
 def stage_series(
+    _access: ProjectReader,
     ref: str,
     stage: str,
     context: ContextDep,

@@ -1,6 +1,7 @@
 """Console sessions: signing in and out, and seeing and ending the sessions that go on.
 
-Signing in with an API token starts a session the server keeps (``store/sessions.py``);
+Signing in with a password (a local user's or, where set up, the LDAP directory's), or
+with an API token, starts a session the server keeps (``store/sessions.py``);
 the browser gets only the session's random secret, in an HttpOnly, SameSite=Strict
 cookie (Secure over https). Signing out ends the session on the server, so a copy of the
 cookie is worth nothing afterwards. Everyone sees and may end their own sessions; an
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from winslow.api.context import AppContext
 from winslow.api.deps import SESSION_COOKIE, ContextDep, CurrentCaller, session_secret
 from winslow.api.models import SessionCreate, SessionPublic, SessionsPublic
 from winslow.errors import AuthError
+from winslow.identity.ldap import LdapConfig, ldap_authenticate
+from winslow.store import people
 from winslow.store.sessions import (
     ConsoleSession,
     end_session,
@@ -39,6 +43,22 @@ def _public(session: ConsoleSession, current: str | None) -> SessionPublic:
     )
 
 
+def set_session_cookie(
+    request: Request, response: Response, secret: str, session: ConsoleSession
+) -> None:
+    """Give the browser the new session's secret: HttpOnly, SameSite=Strict, Secure over
+    https, for as long as the session can last."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int((session.expires_at - session.created_at).total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
 def _forget_cookie(request: Request, response: Response) -> None:
     response.delete_cookie(
         SESSION_COOKIE,
@@ -58,29 +78,42 @@ def _forget_cookie(request: Request, response: Response) -> None:
 def sign_in(
     body: SessionCreate, request: Request, response: Response, context: ContextDep
 ) -> SessionPublic:
-    """Start a console session with an API token; the cookie carries the session's secret,
-    never the token. A session the browser had before ends."""
-    started = start_session(
-        context.store,
-        body.token.strip(),
-        user_agent=request.headers.get("user-agent", ""),
-        address=request.client.host if request.client else "",
-    )
-    if started is None:
-        raise AuthError("That token is not valid (wrong or revoked). Ask for a new one.")
+    """Start a console session with a user name and password, or an API token; the
+    cookie carries the session's secret, never the password or token. A session the
+    browser had before ends."""
+    user_agent = request.headers.get("user-agent", "")
+    address = request.client.host if request.client else ""
+    if body.token is not None:
+        started = start_session(
+            context.store, body.token.strip(), user_agent=user_agent, address=address
+        )
+        if started is None:
+            raise AuthError("That token is not valid (wrong or revoked). Ask for a new one.")
+    else:
+        assert body.username is not None and body.password is not None
+        user = check_password(context, body.username.strip(), body.password)
+        started = start_session(context.store, user=user, user_agent=user_agent, address=address)
+        if started is None:
+            raise AuthError("That user is disabled; ask an admin.")
     if previous := session_secret(request):
         end_session(context.store, previous)
     secret, session = started
-    response.set_cookie(
-        SESSION_COOKIE,
-        secret,
-        max_age=int((session.expires_at - session.created_at).total_seconds()),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    set_session_cookie(request, response, secret, session)
     return _public(session, session.handle)
+
+
+def check_password(context: AppContext, username: str, password: str) -> str:
+    """The name of the user whose password this is: a local user's first, then the
+    directory's where LDAP is set up (which makes or updates the user and their groups).
+    ``AuthError`` otherwise, the same whichever part was wrong."""
+    if people.verify_password(context.store, username, password) is not None:
+        return username
+    config = LdapConfig.from_settings(context.settings)
+    if config is not None and password:
+        identity = ldap_authenticate(config, username, password)
+        if identity is not None:
+            return people.sync_external(context.store, identity).name
+    raise AuthError("Wrong user name or password.")
 
 
 @router.delete("/session", status_code=204)

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
+from winslow.api.access import SignedIn
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.core.telemetry import VIEWS, NodeSample, TelemetryRange
 from winslow.errors import NotFoundError
@@ -67,6 +68,7 @@ class NodeTelemetryPublic(BaseModel):
 
 @router.get("/nodes/{node}/telemetry", response_model=NodeTelemetryPublic)
 def node_telemetry(
+    _access: SignedIn,
     node: NodePath,
     context: ContextDep,
     _user: CurrentUser,

@@ -19,6 +19,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
+from winslow.api.access import ProjectManager
 from winslow.api.deps import ContextDep, CurrentUser, session_secret
 from winslow.api.models import (
     ProjectTokenCreate,
@@ -59,7 +60,11 @@ def _check_capabilities(capabilities: list[str]) -> list[str]:
 
 @router.post("/{ref}/tokens", response_model=ProjectTokenCreated, status_code=201)
 def create_token(
-    ref: str, body: ProjectTokenCreate, context: ContextDep, user: CurrentUser
+    _access: ProjectManager,
+    ref: str,
+    body: ProjectTokenCreate,
+    context: ContextDep,
+    user: CurrentUser,
 ) -> ProjectTokenCreated:
     """Create a project token; the answer holds the token, shown this once."""
     if not re.fullmatch(NAME_PATTERN, body.name):
@@ -81,7 +86,9 @@ def create_token(
 
 
 @router.get("/{ref}/tokens", response_model=ProjectTokensPublic)
-def list_tokens(ref: str, context: ContextDep, _user: CurrentUser) -> ProjectTokensPublic:
+def list_tokens(
+    _access: ProjectManager, ref: str, context: ContextDep, _user: CurrentUser
+) -> ProjectTokensPublic:
     """The project's tokens, revoked ones included; never the tokens themselves."""
     project = context.store.get_project(ref)
     return ProjectTokensPublic(
@@ -99,7 +106,9 @@ def list_tokens(ref: str, context: ContextDep, _user: CurrentUser) -> ProjectTok
 
 
 @router.delete("/{ref}/tokens/{name}", status_code=204)
-def revoke_token(ref: str, name: str, context: ContextDep, user: CurrentUser) -> Response:
+def revoke_token(
+    _access: ProjectManager, ref: str, name: str, context: ContextDep, user: CurrentUser
+) -> Response:
     """Revoke a project token at once (revoking it again changes nothing)."""
     project = context.store.get_project(ref)
     context.store.revoke_project_token(project.id, name, actor=user)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
+from winslow.api.access import ProjectReader
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
@@ -51,7 +52,9 @@ class UsagePublic(BaseModel):
 
 
 @router.get("/{ref}/runs/{run_id}/usage", response_model=UsagePublic)
-def run_usage(ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser) -> UsagePublic:
+def run_usage(
+    _access: ProjectReader, ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
+) -> UsagePublic:
     """What a run used while it ran (CPU, memory, GPUs), sampled every few seconds."""
     _name, points = _samples(context, ref, run_id)
     return UsagePublic(
@@ -72,7 +75,9 @@ def run_usage(ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUs
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}, "description": "One sample per line."}},
 )
-def run_usage_csv(ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser) -> Response:
+def run_usage_csv(
+    _access: ProjectReader, ref: str, run_id: RunIdPath, context: ContextDep, _user: CurrentUser
+) -> Response:
     """The same samples as ``usage``, as CSV: one line each, a GPU figure empty where
     unknown."""
     name, points = _samples(context, ref, run_id)

@@ -22,6 +22,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
+from winslow.api.access import ProjectReader, ProjectSteerer
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import (
@@ -120,6 +121,7 @@ def _entry(record: FileRecord, manifest: Manifest) -> FileEntry:
 
 @router.get("/projects/{ref}/workspace", response_model=WorkspacePublic)
 def list_workspace(
+    _access: ProjectReader,
     ref: str,
     context: ContextDep,
     _user: CurrentUser,
@@ -168,6 +170,7 @@ def list_workspace(
     "/projects/{ref}/workspace/download", response_model=DownloadPublic, responses=REDIRECT_ANSWER
 )
 def download_workspace_file(
+    _access: ProjectReader,
     ref: str,
     path: PathQuery,
     context: ContextDep,
@@ -201,6 +204,7 @@ def download_workspace_file(
     responses={200: {"content": {"application/zip": {}}, "description": "A zip archive."}},
 )
 def download_workspace_archive(
+    _access: ProjectReader,
     ref: str,
     context: ContextDep,
     _user: CurrentUser,
@@ -321,6 +325,7 @@ def _split_upload_id(upload_id: str) -> tuple[str, str]:
 
 @router.post(UploadsPrefix, response_model=UploadPublic, status_code=201)
 def create_workspace_upload(
+    _access: ProjectSteerer,
     ref: str,
     run_id: RunIdPath,
     body: WorkspaceUploadCreate,
@@ -339,6 +344,7 @@ def create_workspace_upload(
 
 @router.post(UploadsPrefix + "/{upload_id}/urls", response_model=PartUrlsPublic)
 def workspace_part_urls(
+    _access: ProjectSteerer,
     ref: str,
     run_id: RunIdPath,
     upload_id: str,
@@ -356,7 +362,12 @@ def workspace_part_urls(
 
 @router.get(UploadsPrefix + "/{upload_id}/parts", response_model=StoredPartsPublic)
 def workspace_stored_parts(
-    ref: str, run_id: RunIdPath, upload_id: str, context: ContextDep, _user: CurrentUser
+    _access: ProjectSteerer,
+    ref: str,
+    run_id: RunIdPath,
+    upload_id: str,
+    context: ContextDep,
+    _user: CurrentUser,
 ) -> StoredPartsPublic:
     key, s3_id = _split_upload_id(upload_id)
     context.store.get_run(context.store.get_project(ref).id, run_id)
@@ -365,6 +376,7 @@ def workspace_stored_parts(
 
 @router.post(UploadsPrefix + "/{upload_id}/complete", response_model=WorkspaceFilePublic)
 def complete_workspace_upload(
+    _access: ProjectSteerer,
     ref: str,
     run_id: RunIdPath,
     upload_id: str,
@@ -426,7 +438,12 @@ def _uploaded(path: str, entry: ObjectEntry, run_id: int, version: int) -> Works
 
 @router.delete(UploadsPrefix + "/{upload_id}", status_code=204)
 def abort_workspace_upload(
-    ref: str, run_id: RunIdPath, upload_id: str, context: ContextDep, _user: CurrentUser
+    _access: ProjectSteerer,
+    ref: str,
+    run_id: RunIdPath,
+    upload_id: str,
+    context: ContextDep,
+    _user: CurrentUser,
 ) -> Response:
     key, s3_id = _split_upload_id(upload_id)
     context.store.get_run(context.store.get_project(ref).id, run_id)
