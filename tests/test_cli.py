@@ -280,14 +280,14 @@ def test_bad_option_is_usage_error_2(tmp_path: Path) -> None:
 def test_tokens_created_and_revoked_on_the_server_machine(winslow_server: Server) -> None:
     import httpx
 
-    token = winslow_server.cli("token", "create", "ci-bot").stdout.strip()
+    token = winslow_server.cli("token", "create", "ci-bot", "--local").stdout.strip()
     headers = {"Authorization": f"Bearer {token}"}
     assert httpx.get(winslow_server.addr + "/api/v1/projects", headers=headers).status_code == 200
-    assert "ci-bot" in winslow_server.cli("token", "list").stdout
-    winslow_server.cli("token", "revoke", "ci-bot")
+    assert "ci-bot" in winslow_server.cli("token", "list", "--local").stdout
+    winslow_server.cli("token", "revoke", "ci-bot", "--local")
     assert httpx.get(winslow_server.addr + "/api/v1/projects", headers=headers).status_code == 401
-    again = winslow_server.cli("token", "create", "ci-bot", check=False)
-    assert again.returncode == 1 and "exists already" in again.stderr
+    again = winslow_server.cli("token", "create", "ci-bot", "--local", check=False)
+    assert again.returncode == 1 and "has a token named 'ci-bot' already" in again.stderr
 
 
 def test_project_wait_returns_when_a_person_is_needed(

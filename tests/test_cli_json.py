@@ -190,21 +190,22 @@ def narrow(server: Server, *args: str) -> str:
 @pytest.mark.slow
 def test_new_json_shapes_of_tokens(module_server: Server) -> None:
     server = module_server
-    made = server.json("token", "create", "json-bot")
+    made = server.json("token", "create", "json-bot", "--local")
     assert set(made) == {"name", "admin", "token"} and made["token"].startswith("wsl_")
-    listed = server.json("token", "list")
+    listed = server.json("token", "list", "--local")
     assert set(listed) == {"data", "count"} and listed["count"] == len(listed["data"])
     mine = next(t for t in listed["data"] if t["name"] == "json-bot")
     assert set(mine) == {"name", "created_at", "admin", "revoked"} and not mine["revoked"]
-    assert server.json("token", "revoke", "json-bot") == {"name": "json-bot", "revoked": True}
-    table = server.cli("token", "list").stdout.splitlines()
+    revoked = server.json("token", "revoke", "json-bot", "--local")
+    assert revoked == {"name": "json-bot", "revoked": True}
+    table = server.cli("token", "list", "--local").stdout.splitlines()
     assert table[0].split() == ["NAME", "CREATED", "ADMIN", "REVOKED"]
 
 
 @pytest.mark.slow
 def test_new_json_shapes_of_sessions_and_notices(module_server: Server, tmp_path: Path) -> None:
     server = module_server
-    token = server.json("token", "create", "json-ana")["token"]
+    token = server.json("token", "create", "json-ana", "--local")["token"]
     browser = sign_in(server, token, "Firefox/140")
     handle = next(
         s["handle"] for s in server.json("session", "list")["data"] if s["user"] == "json-ana"

@@ -20,8 +20,8 @@ def sign_in(server: Server, token: str, browser: str) -> httpx.Client:
 def test_an_admin_lists_and_ends_console_sessions_from_the_cli(winslow_server: Server) -> None:
     server = winslow_server
     admin = (server.data_dir / "admin-token").read_text().strip()
-    ana_token = server.cli("token", "create", "ana").stdout.strip()
-    listed = server.cli("token", "list").stdout.splitlines()
+    ana_token = server.cli("token", "create", "ana", "--local").stdout.strip()
+    listed = server.cli("token", "list", "--local").stdout.splitlines()
     assert listed[0].split() == ["NAME", "CREATED", "ADMIN", "REVOKED"]
     assert {line.split()[0]: line.split()[3:] for line in listed[1:]} == {
         "admin": ["yes"],
@@ -49,9 +49,9 @@ def test_an_admin_lists_and_ends_console_sessions_from_the_cli(winslow_server: S
 
 
 def test_revoking_a_token_from_the_cli_ends_its_console_sessions(winslow_server: Server) -> None:
-    token = winslow_server.cli("token", "create", "ben", "--admin").stdout.strip()
+    token = winslow_server.cli("token", "create", "ben", "--admin", "--local").stdout.strip()
     ben = sign_in(winslow_server, token, "Firefox/140")
     assert ben.get("/api/v1/sessions").json()["data"][0]["user"] == "ben"
-    winslow_server.cli("token", "revoke", "ben")
+    winslow_server.cli("token", "revoke", "ben", "--local")
     assert ben.get("/api/v1/projects").status_code == 401
     assert winslow_server.json("session", "list")["data"] == []

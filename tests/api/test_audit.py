@@ -25,8 +25,12 @@ from tests.fixtures.served import served_in_thread
 from tests.fixtures.winslow import build_context
 from winslow.api.app import create_app
 from winslow.api.audit import masked_path, redact
+from winslow.core.access import Grant, Role, Scope
+from winslow.engine.reconcile import Engine
 from winslow.storage.objects import ObjectStore
 from winslow.storage.s3 import S3Config
+from winslow.store import people, tokens
+from winslow.store.repo import Store
 
 PIPELINE = """
 name: audited
@@ -38,6 +42,8 @@ stages:
 
 @dataclasses.dataclass
 class Site:
+    store: Store
+    engine: Engine
     address: str
     root: str
     """An admin's token."""
@@ -89,10 +95,18 @@ def site(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Config) -> Itera
     }
     try:
         with served_in_thread(app) as address:
-            found = Site(address, root, alice, bob, operations)
+            found = Site(store, context.engine, address, root, alice, bob, operations)
             with found.client(root) as admin:
                 applied = admin.put("/api/v1/pipelines/audited", json={"text": PIPELINE})
                 assert applied.status_code == 200, applied.text
+            # Alice and bob may make projects of it.
+            people.set_access(
+                store,
+                "pipeline",
+                "audited",
+                [Grant(f"user:{name}", Role.MEMBER) for name in ("alice", "bob")]
+                + [Grant("user:root", Role.OWNER)],
+            )
             yield found
     finally:
         context.engine.stop()
@@ -187,6 +201,33 @@ def test_a_command_that_wrote_no_history_gets_a_command_line_there(site: Site) -
     assert line["data"]["status"] == 204
 
 
+def test_a_workspace_upload_lands_in_the_history_and_its_part_urls_in_the_trail_only(
+    site: Site,
+) -> None:
+    site.create("uploaded")
+    with site.client(site.alice) as alice:
+        assert alice.post("/api/v1/projects/uploaded/start").status_code == 200
+        site.engine.run_until_idle()
+        [run] = alice.get("/api/v1/projects/uploaded").json()["runs"]
+        assert run["state"] == "succeeded", run
+        uploads = f"/api/v1/projects/uploaded/runs/{run['id']}/workspace/uploads"
+        began = alice.post(uploads, json={"path": "notes/fix.csv", "size": 3})
+        assert began.status_code == 201, began.text
+        upload = site.newest()
+        urls = alice.post(
+            f"{uploads}/{began.json()['upload_id']}/urls",
+            json={"path": "notes/fix.csv", "part_numbers": [1]},
+        )
+        assert urls.status_code == 200, urls.text
+        asked = site.newest()
+    assert upload["changes"] == {"path": "notes/fix.csv", "size": 3}
+    assert (asked["method"], asked["status"]) == ("POST", 200)
+    commands = [e for e in site.history("uploaded") if e["kind"] == "command"]
+    assert [(e["message"], e["data"]["origin"]["request"]) for e in commands] == [
+        (f"POST {uploads} → 201", upload["request"])
+    ]
+
+
 def test_refused_commands_are_recorded_too_and_stay_out_of_the_history(site: Site) -> None:
     project = site.create("refusing")
     before = len(site.history("refusing"))
@@ -200,9 +241,18 @@ def test_refused_commands_are_recorded_too_and_stay_out_of_the_history(site: Sit
         assert malformed.status_code == 422
         invalid = site.newest()
     with site.client(site.bob) as bob:
-        # Alice's project: bob has no role on it.
+        # Alice's project, which bob does not see: as if there were none.
+        assert bob.post("/api/v1/projects/refusing/kill").status_code == 404
+        hidden = site.newest()
+        member = [Grant("user:alice", Role.OWNER), Grant("user:bob", Role.MEMBER)]
+        people.set_access(site.store, "project", project["id"], member)
+        # A member reads, but may not steer.
         assert bob.post("/api/v1/projects/refusing/kill").status_code == 403
     forbidden = site.newest()
+    reader, _ = tokens.create_token(site.store, "alice", "reader", scope=Scope.READ)
+    with site.client(reader) as read_only:
+        assert read_only.post("/api/v1/projects/refusing/start").status_code == 403
+    refused_token = site.newest()
 
     assert (unauthenticated["actor"], unauthenticated["via"], unauthenticated["status"]) == (
         "anonymous",
@@ -218,6 +268,8 @@ def test_refused_commands_are_recorded_too_and_stay_out_of_the_history(site: Sit
         403,
     )
     assert forbidden["summary"] == "POST /api/v1/projects/refusing/kill → 403"
+    assert (hidden["actor"], hidden["status"], hidden["project_id"]) == ("bob", 404, project["id"])
+    assert (refused_token["actor"], refused_token["via"]) == ("alice", "token:reader")
     assert len(site.history("refusing")) == before
 
 
@@ -315,6 +367,8 @@ def test_only_admins_read_the_trail(site: Site) -> None:
     assert refused.json()["code"] == "forbidden"
     with site.client() as nobody:
         assert nobody.get("/api/v1/audit").status_code == 401
+        document = nobody.get("/api/v1/openapi.json").json()
+    assert document["paths"]["/api/v1/audit"]["get"]["x-winslow-access"] == "admin"
 
 
 def test_the_trail_filters_by_actor_project_time_and_pages(site: Site) -> None:

@@ -68,6 +68,10 @@ LAST = (
 """Operations that take seeded things away (a rename and a kill too), in the order they
 run, last."""
 
+NEED_A_PROVIDER = frozenset({"GET /api/v1/oidc/start", "GET /api/v1/oidc/callback"})
+"""Reached only with an OpenID provider set up and a sign-in under way: they answer 404
+here (no OIDC), and tests/identity/test_oidc.py walks them with a real provider."""
+
 SETTINGS = settings(
     max_examples=EXAMPLES,
     derandomize=True,
@@ -151,6 +155,8 @@ def test_generated_requests_get_no_server_error_and_documented_answers(seeded: S
     missed = {
         operation.label
         for operation in operations
-        if operation.method == "get" and f"{operation.label} (seeded)" not in reached
+        if operation.method == "get"
+        and f"{operation.label} (seeded)" not in reached
+        and operation.label not in NEED_A_PROVIDER
     }
     assert missed == set(), {label: dict(answers[f"{label} (seeded)"]) for label in missed}

@@ -113,8 +113,9 @@ def test_signing_in_again_ends_the_session_the_browser_had(winslow: Harness) -> 
 def test_an_admin_sees_every_session_and_others_only_their_own(winslow: Harness) -> None:
     store = winslow.context.store
     admin = store.create_token("root", admin=True)
+    ben = store.create_token("ben")
     ana = signed_in(winslow, store.create_token("ana"))
-    signed_in(winslow)  # tester's
+    signed_in(winslow, ben)
     root = signed_in(winslow, admin)
 
     everybody = root.get("/api/v1/sessions")
@@ -122,7 +123,7 @@ def test_an_admin_sees_every_session_and_others_only_their_own(winslow: Harness)
     rows = everybody.json()["data"]
     assert [(s["user"], s["current"]) for s in rows] == [
         ("root", True),
-        ("tester", False),
+        ("ben", False),
         ("ana", False),
     ]
     assert set(rows[0]) == {
@@ -141,15 +142,17 @@ def test_an_admin_sees_every_session_and_others_only_their_own(winslow: Harness)
 
     mine = ana.get("/api/v1/sessions").json()["data"]
     assert [(s["user"], s["current"]) for s in mine] == [("ana", True)]
-    by_token = winslow.api.get("/api/v1/sessions").json()["data"]  # tester, no admin
-    assert [(s["user"], s["current"]) for s in by_token] == [("tester", False)]
+    by_token = winslow.api.get(  # ben's token: no admin
+        "/api/v1/sessions", headers={"Authorization": f"Bearer {ben}"}
+    ).json()["data"]
+    assert [(s["user"], s["current"]) for s in by_token] == [("ben", False)]
 
 
 def test_an_admin_ends_any_session_others_only_their_own(winslow: Harness) -> None:
     store = winslow.context.store
     root = store.create_token("root", admin=True)
     ana = signed_in(winslow, store.create_token("ana"))
-    tester = signed_in(winslow)
+    tester = signed_in(winslow, store.create_token("ben"))
     [ana_session] = ana.get("/api/v1/sessions").json()["data"]
     [tester_session] = tester.get("/api/v1/sessions").json()["data"]
     console = {"X-Winslow-Console": "1"}

@@ -368,3 +368,16 @@ def test_a_provider_cannot_take_over_a_local_user(served, provider) -> None:
         provider.claims = {**provider.claims, "preferred_username": "ada", "sub": "u-1815"}
     assert answer.status_code == 409 and "is a local user here" in answer.json()["detail"]
     assert people.get_user(served.context.store, "grace").source == "local"
+
+
+def test_a_disabled_user_gets_no_session(served) -> None:
+    from winslow.store import people
+
+    assert come_back(leave(served)).status_code == 200  # ada exists
+    people.update_user(served.context.store, "ada", disabled=True)
+    try:
+        answer = come_back(leave(served))
+    finally:
+        people.update_user(served.context.store, "ada", disabled=False)
+    assert answer.status_code == 401 and "'ada' is disabled" in answer.json()["detail"]
+    assert "winslow_session" not in answer.cookies

@@ -281,7 +281,7 @@ def test_token_create_finds_the_database_through_vault(
         "WINSLOW_VAULT_PATH": vault_path,
     }
     result = subprocess.run(
-        [str(BIN / "winslow"), "token", "create", "ops"],
+        [str(BIN / "winslow"), "token", "create", "ops", "--local"],
         env=env,
         text=True,
         capture_output=True,
@@ -292,7 +292,11 @@ def test_token_create_finds_the_database_through_vault(
     assert database.exists()
     openbao.client().auth.token.revoke(token)
     refused = subprocess.run(
-        [str(BIN / "winslow"), "token", "list"], env=env, text=True, capture_output=True, timeout=60
+        [str(BIN / "winslow"), "token", "list", "--local"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
     )
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"error: Vault at {openbao.address} refused the token")

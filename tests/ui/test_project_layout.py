@@ -107,7 +107,7 @@ def test_tabs_work_by_keyboard_and_the_address_keeps_them(page, console, tmp_pat
     log = page.get_by_role("tab", name="Log")
     history = page.get_by_role("tab", name="History")
     check(page.get_by_role("tablist")).to_have_count(1)
-    check(page.get_by_role("tab")).to_have_count(6)
+    check(page.get_by_role("tab")).to_have_count(7)
     # Only the selected tab is a stop of the Tab key (roving tabindex).
     check(overview).to_have_attribute("tabindex", "0")
     check(log).to_have_attribute("tabindex", "-1")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from winslow.api.deps import ContextDep, CurrentCaller, current_caller
 from winslow.core.access import Action, Role, Scope, permits, refusal, role_on
@@ -103,7 +103,8 @@ def pipeline_role(context: AppContext, caller: Caller, name: str) -> Role | None
 def _pipeline(context: AppContext, caller: Caller, name: str, action: Action) -> PipelineAccess:
     principal = caller.principal
     role = pipeline_role(context, caller, name)
-    if role is None:
+    if role is None or not pipeline_exists(context, name):
+        # A pipeline nobody may see and one that is not there look alike.
         raise NotFoundError(f"No pipeline '{name}'; `winslow pipeline list` shows them.")
     limited = principal.projects is not None and action is not Action.READ
     if limited or not permits(principal, role, action):
@@ -251,9 +252,12 @@ def _declares_caller(dependant: Dependant) -> bool:
 def mark_operations(app: FastAPI) -> None:
     """Write each operation's need into the OpenAPI document (``x-winslow-access``):
     its access dependency's label, ``self`` for one that acts on the caller's own things
-    only, ``public`` for one that needs nobody."""
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.path.startswith("/api/v1/"):
+    only, ``public`` for one that needs nobody. The label sits on the router's own route
+    (FastAPI copies included routes when they are included); ``describe_errors`` copies it
+    into the document."""
+    for context in iter_route_contexts(app.routes):
+        route, path = context.original_route, context.path_format or ""
+        if not isinstance(route, APIRoute) or not path.startswith("/api/v1/"):
             continue
         label = _label_of(route.dependant)
         if label is None:

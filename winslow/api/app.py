@@ -31,6 +31,7 @@ from winslow.api.routes import (
     audit,
     bulk,
     console,
+    console_people,
     console_pipelines,
     console_project,
     console_resources,
@@ -51,6 +52,7 @@ from winslow.api.routes import (
     previews,
     progress,
     projects,
+    quotas,
     series,
     sessions,
     telemetry,
@@ -258,6 +260,7 @@ def create_app(context: AppContext) -> FastAPI:
         people.router,
         grants.router,
         tokens.router,
+        quotas.router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.add_exception_handler(SignInRequiredError, _sign_in_first)
@@ -273,6 +276,7 @@ def create_app(context: AppContext) -> FastAPI:
         console_project.router,
         console_resources.router,
         console_pipelines.router,
+        console_people.router,
         metrics.router,
     ):
         app.include_router(page_router)

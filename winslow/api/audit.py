@@ -65,6 +65,12 @@ MASK = "***"
 
 SIGN_IN = "/api/v1/session"
 
+ASKS_ONLY: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("POST", re.compile(r"/api/v1/projects/[^/]+/runs/[^/]+/workspace/uploads/[^/]+/urls")),
+)
+"""Commands that change nothing of a project (signing part URLs: a large upload asks
+dozens of times): in the trail, but no ``command`` line in the project's history."""
+
 _PROJECT_PATH = re.compile(r"/api/v1/projects/([^/]+)(?:/.*)?")
 _TRIGGER_PATH = re.compile(r"/api/v1/projects/([^/]+)/trigger")
 
@@ -108,6 +114,11 @@ def masked_path(path: str, query: str) -> str:
     shown = [(k, MASK if is_secret(k) else v) for k, v in pairs]
     # Slashes and the mask stay readable: a person reads this.
     return path + "?" + urlencode(shown, safe="/*")
+
+
+def asks_only(method: str, path: str) -> bool:
+    """Whether ``method path`` is one of ``ASKS_ONLY``."""
+    return any(method == wanted and pattern.fullmatch(path) for wanted, pattern in ASKS_ONLY)
 
 
 def via_of(caller: Caller | None, trigger: str | None = None) -> str:
@@ -165,6 +176,13 @@ class _Exchange:
     status: int | None = None
     answer: bytearray = field(default_factory=bytearray)
     recorded: bool = False
+    signing_out: Caller | None = None
+    """Who signs out: found before the command, which ends their session."""
+
+    def caller(self, state: dict[str, Any]) -> Caller | None:
+        """Who sent the command, as far as known: the guard leaves it in ``state``."""
+        found = state.get(CALLER_STATE, self.signing_out)
+        return found if isinstance(found, Caller) else None
 
     def take(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -209,13 +227,12 @@ class AuditCommands:
             keep_answer=sign_in,
             declared=declared,
         )
-        project_id, trigger, caller = await run_in_threadpool(
+        project_id, trigger, exchange.signing_out = await run_in_threadpool(
             self._before, store, scope, path, headers
         )
 
         def via() -> str:
-            found = state.get(CALLER_STATE, caller)
-            return via_of(found if isinstance(found, Caller) else None, trigger)
+            return via_of(exchange.caller(state), trigger)
 
         client = scope.get("client")
         origin = Origin(address=client[0] if client else "", request=secrets.token_hex(8), via=via)
@@ -280,7 +297,11 @@ class AuditCommands:
             command = self._command(scope, exchange, origin, project_id)
             # Only a command that was done changed the project; a refused one is only
             # the trail's.
-            in_history = command.status < 400 and command.project_id not in origin.written
+            in_history = (
+                command.status < 400
+                and command.project_id not in origin.written
+                and not asks_only(command.method, _route_path(scope))
+            )
             await run_in_threadpool(record, store, command, in_history=in_history)
         except Exception:
             log.exception("audit: could not record %s %s", scope["method"], _route_path(scope))
@@ -290,9 +311,9 @@ class AuditCommands:
     ) -> Command:
         method, path = scope["method"], _route_path(scope)
         status = exchange.status or 500
-        caller = scope["state"].get(CALLER_STATE)
+        caller = exchange.caller(scope["state"])
         via = origin.via()
-        actor = caller.name if isinstance(caller, Caller) else via
+        actor = caller.name if caller is not None else via
         if path == SIGN_IN and method == "POST":
             actor, via = _signed_in(exchange, status)
         if project_id is None and len(origin.written) == 1:

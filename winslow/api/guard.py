@@ -93,13 +93,14 @@ class AuthenticateFirst:
         except AuthError as exc:
             await unauthorized(exc)(scope, receive, send)
             return
+        # Before any refusal: the audit trail names who was refused.
+        scope.setdefault("state", {})[CALLER_STATE] = caller
         if not scope_allows(caller.principal, scope["method"]):
             # A read-only token is refused every change here, before its body is read.
             await forbidden("This token may only read; use a steer token to change things.")(
                 scope, receive, send
             )
             return
-        scope.setdefault("state", {})[CALLER_STATE] = caller
         await self.app(scope, receive, send)
 
 

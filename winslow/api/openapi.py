@@ -82,7 +82,7 @@ ERROR_WORDS: dict[int, str] = {
 NAMING_QUERIES = frozenset({"path", "run", "version"})
 """Query parameters that name a thing, which may not exist (404)."""
 
-NAMING_FIELDS = frozenset({"pipeline"})
+NAMING_FIELDS = frozenset({"pipeline", "projects"})
 """Body fields that name a thing, which may not exist (404)."""
 
 NEVER_CONFLICT = frozenset({"/api/v1/pipelines/validate", "/api/v1/gc"})
@@ -134,6 +134,8 @@ def describe_errors(document: dict[str, Any], routes: list[BaseRoute]) -> None:
 
 def _describe_operation(operation: dict[str, Any], route: APIRoute, method: str, path: str) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
+    if (label := _access_label(route)) is not None:
+        operation[ACCESS_KEY] = label
     statuses = set(error_statuses(route, method, path))
     statuses |= {int(code) for code in responses if code.isdigit() and int(code) >= 400}
     security = _security(route, method, path)
@@ -194,8 +196,9 @@ def _params(dependant: Dependant) -> tuple[list[Any], list[Any], list[Any]]:
     return path, query, header
 
 
-OPEN_TO_ALL = frozenset({"signed-in", "self"})
-"""Access labels (``api/access.py``) every signed-in user passes: they read without 403."""
+OPEN_TO_ALL = frozenset({"signed-in"})
+"""Access labels (``api/access.py``) every signed-in user passes: they read without 403.
+Not ``self``: another's things (``GET /users/{name}``, everyone's tokens) answer 403."""
 
 
 def _access_label(route: APIRoute) -> str | None:

@@ -2,11 +2,11 @@
 commands that belong to no noun hang on (``winslow = "winslow.cli.main:app"``).
 
 Each noun lives in its own module (``pipelines``, ``projects``, ``resources``,
-``workspaces``, ``tokens``, ``sessions``), what they share in ``helpers``; the node-side
-stage tools live in ``winslow.node.cli`` and are registered here, hidden. Commands that
-show something take ``--json`` and then print only the API's shape on stdout. Errors go to
-stderr as ``error: <message>``; exit codes: 0 done (nothing to do included), 1 the
-operation failed, 2 bad usage.
+``workspaces``, ``tokens``, ``sessions``, ``people`` for users, groups and access), what
+they share in ``helpers``; the node-side stage tools live in ``winslow.node.cli`` and are
+registered here, hidden. Commands that show something take ``--json`` and then print only
+the API's shape on stdout. Errors go to stderr as ``error: <message>``; exit codes: 0 done
+(nothing to do included), 1 the operation failed, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from winslow.cli.audit import audit_command
 from winslow.cli.deploy import deploy_app
 from winslow.cli.helpers import JsonOpt, WinslowTyper, api_client, emit, out
 from winslow.cli.notify import notify_app
+from winslow.cli.people import group_app, user_app, whoami
 from winslow.cli.pipelines import pipeline_app
 from winslow.cli.projects import project_app
 from winslow.cli.resources import resources_app
@@ -128,6 +129,9 @@ app.add_typer(session_app, name="session")
 app.add_typer(notify_app, name="notify")
 app.add_typer(deploy_app, name="deploy")
 app.command("audit")(audit_command)
+app.add_typer(user_app, name="user")
+app.add_typer(group_app, name="group")
+app.command("whoami")(whoami)
 
 
 def main() -> None:

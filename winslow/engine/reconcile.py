@@ -40,6 +40,7 @@ from winslow.engine.transitions import RunUpdate
 from winslow.engine.usage import UsageSampler
 from winslow.errors import BackendUnavailableError, SubmitRejectedError, WinslowError
 from winslow.pipeline.model import Pipeline, Stage
+from winslow.store.quota import RoundQuotas
 from winslow.store.repo import RunRoom, Store
 from winslow.store.rows import now
 from winslow.units import format_duration
@@ -567,6 +568,7 @@ class Engine:
         ]
         among = scope if scope is not None else set()
         after = 0
+        quotas = RoundQuotas(self.store)
         while True:
             room = None
             if scope is not None and self.backend.places_runs:
@@ -579,13 +581,14 @@ class Engine:
                     room = room_on(self.nodes(), allocations)
                     if not _fits(run, room):
                         continue
-                changed |= self._submit_waiting(run, allocations)
+                changed |= self._submit_waiting(run, allocations, quotas)
             if len(batch) < WAITING_BATCH:
                 return changed
 
-    def _submit_waiting(self, run: Run, allocations: list[Allocation]) -> bool:
-        """Place (where the engine places) and submit one waiting run; a placed run's
-        allocation is added to ``allocations``."""
+    def _submit_waiting(self, run: Run, allocations: list[Allocation], quotas: RoundQuotas) -> bool:
+        """Place (where the engine places) and submit one waiting run that its quotas
+        allow; a placed run's allocation is added to ``allocations``, its amounts to the
+        round's ``quotas``."""
         if run.cancel_requested:
             self._cancel_unsubmitted(run.id)
             return True
@@ -593,10 +596,13 @@ class Engine:
         pipeline = Pipeline.model_validate(project.pipeline)
         if run.stage not in {s.name for s in pipeline.stages}:
             return False
+        request = run_request(pipeline.stage(run.stage), run)
+        over_quota = quotas.refusal(project, request)
+        if over_quota is not None:
+            return transitions.note_pending(self.store, run, over_quota)
         placement_node: str | None = None
         gpus: tuple[int, ...] = ()
         if self.backend.places_runs:
-            request = run_request(pipeline.stage(run.stage), run)
             verdict = place(request, self.nodes(), allocations)
             never = never_fits(request, self.nodes()) if isinstance(verdict, NoFit) else None
             if never is not None:
@@ -609,6 +615,7 @@ class Engine:
             allocations.append(
                 Allocation(verdict.node, request.cpus, request.memory_mb, verdict.gpu_indices)
             )
+        quotas.take(project, request)
         return self._submit(project, pipeline, run, placement_node, gpus)
 
     def _submit(

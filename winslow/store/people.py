@@ -7,6 +7,7 @@ directory at each sign-in. Personal API tokens live in ``store/tokens.py``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -40,8 +41,13 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("winslow: no such user")
-"""Checked against when the user does not exist, so the answer takes as long."""
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the user does not exist, so the answer takes as long (made
+    at first use: hashing takes a CPU-heavy moment every importer would pay)."""
+    return _hasher.hash("winslow: no such user")
 
 KINDS = ("project", "pipeline")
 
@@ -251,7 +257,7 @@ def verify_password(store: Store, name: str, password: str) -> User | None:
         row = session.scalars(select(UserRow).where(UserRow.name == name)).first()
         stored = row.password_hash if row is not None and row.source == "local" else None
     try:
-        _hasher.verify(stored or _DUMMY_HASH, password)
+        _hasher.verify(stored or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if row is None or stored is None or row.disabled:

@@ -63,7 +63,9 @@ def audit(
         str | None, Query(description="Only commands on this project (name or id).")
     ] = None,
     since: Annotated[datetime | None, Query(description="Only commands at or after.")] = None,
-    before: Annotated[int | None, Query(ge=1, description="Only entries older than this.")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**62, description="Only entries older than this (an id).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX, description="At most this many.")] = (
         AUDIT_PAGE
     ),

@@ -77,6 +77,8 @@ def page_caller(request: Request, context: ContextDep) -> Caller:
     if caller is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequiredError(target)
+    # The shell's navigation shows admin pages to admins; render() reads it from here.
+    request.state.caller = caller
     return caller
 
 
@@ -94,6 +96,11 @@ def sign_in_redirect(next_url: str) -> Response:
     """303 to the sign-in page, which comes back to ``next_url`` if that is a path here."""
     safe = same_origin_path(next_url)
     return Response(status_code=303, headers={"Location": f"/signin?next={quote(safe)}"})
+
+
+def _acts_as_admin(request: Request) -> bool:
+    caller = getattr(request.state, "caller", None)
+    return isinstance(caller, Caller) and caller.principal.acts_as_admin
 
 
 @lru_cache(maxsize=4)
@@ -117,6 +124,7 @@ def render(
             "version": __version__,
             "backend": context.backend.name,
             "user": user,
+            "admin": _acts_as_admin(request),
             "path": request.url.path,
             "problems": context.problems(),
             **values,

@@ -230,7 +230,7 @@ def resume_project(
     """
     body = body or ResumeBody()
     if _access.role < Role.MAINTAINER:
-        _check_member_approval(_access.project, body)
+        _check_member_approval(_access.project, _access.role, body)
     overrides = body.overrides.to_core() if body.overrides is not None else None
     return _command(
         context,
@@ -249,12 +249,14 @@ def resume_project(
     )
 
 
-def _check_member_approval(project: Project, body: ResumeBody) -> None:
-    """A member may only let a gate pass that lets members approve, as it is."""
+def _check_member_approval(project: Project, role: Role, body: ResumeBody) -> None:
+    """A member may only let a gate pass that lets members approve, as it is; who only
+    reads a public project may not even that."""
     gate = project.waiting_for.get("gate")
     stage = next((s for s in project.pipeline.get("stages", []) if s.get("name") == gate), None)
     plain = body.from_stage is None and body.overrides is None and body.like_run is None
-    if stage is None or stage.get("approvers") != "member" or not plain or body.only:
+    members = stage is not None and stage.get("approvers") == "member"
+    if role < Role.MEMBER or not members or not plain or body.only:
         raise ForbiddenError(
             f"To resume project '{project.name}' you need to be maintainer or above; "
             "members may only approve a gate whose stage says `approvers: member`."
