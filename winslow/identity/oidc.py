@@ -380,8 +380,7 @@ class OidcProvider:
             )
         except jwt.PyJWTError as exc:
             raise AuthError(
-                f"The ID token from {self.config.display_name} is not valid ({exc}); "
-                "sign in again."
+                f"The ID token from {self.config.display_name} is not valid ({exc}); sign in again."
             ) from exc
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         if len(audiences) > 1 and claims.get("azp") != self.config.client_id:
@@ -403,9 +402,7 @@ class OidcProvider:
         if not endpoint:
             return {}
         try:
-            response = self._http.get(
-                endpoint, headers={"Authorization": f"Bearer {access_token}"}
-            )
+            response = self._http.get(endpoint, headers={"Authorization": f"Bearer {access_token}"})
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
         if response.status_code != 200:

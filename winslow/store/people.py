@@ -49,6 +49,7 @@ def _dummy_hash() -> str:
     at first use: hashing takes a CPU-heavy moment every importer would pay)."""
     return _hasher.hash("winslow: no such user")
 
+
 KINDS = ("project", "pipeline")
 
 

@@ -29,9 +29,7 @@ class UserRow(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_sign_in_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     quota: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
     """``{"gpus", "cpus", "memory_mb"}`` the user's projects may hold at once; NULL: none."""
 

@@ -170,8 +170,7 @@ def _carry_tokens_over() -> None:
         )
         bind.execute(
             sa.text(
-                "INSERT INTO group_members (group_id, user_id, role) "
-                "VALUES (:g, :u, 'member')"
+                "INSERT INTO group_members (group_id, user_id, role) VALUES (:g, :u, 'member')"
             ),
             {"g": group_id, "u": user_id},
         )
