@@ -74,12 +74,14 @@ def test_metrics_take_an_admin_token_and_refuse_others(
     assert anonymous.headers["WWW-Authenticate"] == "Bearer"
     assert "bearer token" in anonymous.json()["detail"]
 
-    # The harness's own token is an ordinary one.
-    ordinary = winslow.api.get("/metrics")
+    ordinary = winslow.api.get(
+        "/metrics",
+        headers={"Authorization": f"Bearer {winslow.context.store.create_token('ana')}"},
+    )
     assert ordinary.status_code == 403
     assert ordinary.json()["detail"] == (
-        "Token 'tester' may not read /metrics; use an admin token "
-        "(`winslow token create --admin`), or set WINSLOW_METRICS_PUBLIC=true."
+        "'ana' may not read /metrics with these credentials; use an admin token "
+        "(`winslow token create NAME --scope admin`), or set WINSLOW_METRICS_PUBLIC=true."
     )
 
     samples = scrape(winslow, admin)

@@ -7,9 +7,10 @@ What each label promises is written here once, from ``core/access.py``'s rules, 
 route that checks less than its label says (or more) shows up as a cell of the matrix.
 A refusal is exactly 401 (credentials), 403 (may not) or the 404 that hides a project or
 pipeline from who may not read it; a pass is anything else (a 409 or a 422 still means the
-access check let the call through), and a read that passes answers what it answers an
-admin. One seeded Winslow serves the module; calls that would destroy what later calls
-need (deleting, steering a project) act on a copy made for the call.
+access check let the call through), a read that passes answers what it answers an
+admin, and a refusal is one the operation documents. One seeded Winslow serves the
+module; calls that would destroy what later calls need (deleting, steering a project) act
+on a copy made for the call.
 """
 
 from __future__ import annotations
@@ -291,7 +292,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Config) -> Iter
         grants = [Grant("group:vision", Role.MAINTAINER), Grant("group:viewers", Role.MEMBER)]
         ulm = store.get_project(Seeded.project).id
         for kind, key in granted_things(ulm):
-            people.set_access(store, kind, key, [*people.get_access(store, kind, key), *grants])
+            # A new pipeline is shared (``*``); here it is private like the project, so the
+            # stranger and the public role differ on it too (``public_while``).
+            kept = [g for g in people.get_access(store, kind, key) if g.principal != EVERYONE]
+            people.set_access(store, kind, key, [*kept, *grants])
         with served_in_thread(app) as address:
             document = httpx.get(f"{address}/api/v1/openapi.json").json()
             found = World(seeded, address, role_tokens, document)

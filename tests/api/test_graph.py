@@ -52,7 +52,7 @@ def test_a_pipelines_graph_has_its_stages_and_needs(winslow: Harness) -> None:
     assert all(n["state"] is None for n in found["nodes"])
 
     missing = graph(winslow, "pipelines/nope", expect=404)
-    assert missing["detail"].startswith("No loadable pipeline 'nope'")
+    assert missing["detail"].startswith("No pipeline 'nope'")
 
 
 def test_a_projects_graph_after_real_runs(winslow: Harness) -> None:

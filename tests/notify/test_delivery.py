@@ -110,7 +110,10 @@ def test_a_failed_project_sends_an_email(winslow: Harness, mailbox: Mailbox) -> 
     )
     winslow.apply_pipeline(BROKEN)
     admin = {"Authorization": f"Bearer {winslow.context.store.create_token('root', admin=True)}"}
-    refused = subscribe(winslow, 403, name="ops", email="ops@example.org", pipeline="broken")
+    plain = {"Authorization": f"Bearer {winslow.context.store.create_token('ana')}"}
+    refused = subscribe(
+        winslow, 403, headers=plain, name="ops", email="ops@example.org", pipeline="broken"
+    )
     assert "admin token" in refused["detail"]
     subscribe(winslow, headers=admin, name="ops", email="ops@example.org", pipeline="broken")
     winslow.create("ulm-0603", "broken", start=True)

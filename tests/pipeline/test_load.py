@@ -66,8 +66,8 @@ def test_unknown_key_points_at_the_key_and_suggests_the_close_one():
 
     assert problems == [
         "p.yaml:5:5: stages[detect].comand: unknown key 'comand' (did you mean 'command'?); "
-        "expected one of: ask, checkpoint, command, confirmation, description, env, gate, image, "
-        "inputs, "
+        "expected one of: approvers, ask, checkpoint, command, confirmation, description, env, "
+        "gate, image, inputs, "
         "log_parsers, name, needs, required_variables, requirements, retention, retry, sweep, "
         "timeout, when, workspace"
     ]
@@ -371,8 +371,8 @@ def test_schema_and_semantic_problems_are_reported_together_in_reading_order():
         "p.yaml:8:43: stages[detect].requirements.gpu.count: got 1000, more than the limit of "
         "64 GPUs; is this a typo?",
         "p.yaml:10:5: stages[track].imgae: unknown key 'imgae' (did you mean 'image'?); "
-        "expected one of: ask, checkpoint, command, confirmation, description, env, gate, image, "
-        "inputs, "
+        "expected one of: approvers, ask, checkpoint, command, confirmation, description, env, "
+        "gate, image, inputs, "
         "log_parsers, name, needs, required_variables, requirements, retention, retry, sweep, "
         "timeout, when, workspace",
         "p.yaml:12:21: stages[track].needs[1]: needs unknown stage 'trak' (did you mean "

@@ -196,21 +196,31 @@ def project_create(
     label: Annotated[list[str], typer.Option("--label", "-l", help="A label (repeatable).")] = [],
     var: Annotated[list[str], typer.Option("--var", "-v", help="NAME=VALUE (repeatable).")] = [],
     start: Annotated[bool, typer.Option(help="Start it at once.")] = False,
+    group: Annotated[
+        str | None,
+        typer.Option(help="A group of yours: it gets --group-role, its quota holds the runs."),
+    ] = None,
+    group_role: Annotated[
+        str, typer.Option(help="The group's role: member, maintainer or owner.")
+    ] = "maintainer",
+    public: Annotated[bool, typer.Option(help="Every signed-in user may read it.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a project from a pipeline."""
+    """Create a project from a pipeline; you own it."""
     variables = parse_pairs(var, "--var")
+    body: dict[str, Any] = {
+        "name": name,
+        "pipeline": pipeline,
+        "labels": label,
+        "variables": variables,
+        "start": start,
+    }
+    if group is not None:
+        body.update(group=group, group_role=group_role)
+    if public:
+        body["public"] = True
     with api_client() as api:
-        data = api.post(
-            "/projects",
-            {
-                "name": name,
-                "pipeline": pipeline,
-                "labels": label,
-                "variables": variables,
-                "start": start,
-            },
-        )
+        data = api.post("/projects", body)
     emit(data, as_json, _print_project)
 
 

@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from winslow import __version__, defaults
-from winslow.api.access import visible_projects
+from winslow.api.access import visible_pipelines, visible_projects
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentCaller, PageLimit, PageSkip, session_secret
 from winslow.api.models import OverviewPublic, OverviewRow, RunPlacement
@@ -414,7 +414,7 @@ def overview_page(
         labels=page.labels,
         states=[state.value for state in ProjectState],
         needs_person=page.needs_person,
-        pipelines=sorted(context.pipelines.load_all()[0]),
+        pipelines=sorted(visible_pipelines(context, caller, context.pipelines.load_all()[0])),
         since=since,
         page_link=functools.partial(page_link, query),
         sort_link=functools.partial(sort_link, query),

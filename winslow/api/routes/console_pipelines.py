@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from winslow.api.access import pipeline_role, visible_pipelines
 from winslow.api.deps import ContextDep
-from winslow.api.routes.console import PageUser, render
+from winslow.api.routes.console import PageCaller, PageUser, render
 from winslow.errors import NotFoundError, PipelineError, ValidationError
 from winslow.pipeline.folder import PIPELINE_SUFFIXES
 from winslow.pipeline.model import NAME_PATTERN, Confirmation
@@ -115,8 +116,11 @@ def editable_name(file_name: str) -> str | None:
 
 
 @router.get("/pipelines", response_class=HTMLResponse)
-def pipelines_page(request: Request, context: ContextDep, user: PageUser) -> HTMLResponse:
+def pipelines_page(request: Request, context: ContextDep, caller: PageCaller) -> HTMLResponse:
+    user = caller.name
     good, broken = context.pipelines.load_all()
+    shown = set(visible_pipelines(context, caller, good))
+    good = {name: pipeline for name, pipeline in good.items() if name in shown}
     files = pipeline_files(context, set(good))
     rows = [
         {
@@ -161,8 +165,13 @@ def new_pipeline_page(request: Request, context: ContextDep, user: PageUser) -> 
 
 
 @router.get("/pipelines/{name}", response_class=HTMLResponse)
-def pipeline_page(name: str, request: Request, context: ContextDep, user: PageUser) -> HTMLResponse:
+def pipeline_page(
+    name: str, request: Request, context: ContextDep, caller: PageCaller
+) -> HTMLResponse:
+    user = caller.name
     try:
+        if pipeline_role(context, caller, name) is None:
+            raise NotFoundError(f"No pipeline '{name}'; `winslow pipeline list` shows them.")
         text = context.pipelines.read_text(name)
     except (NotFoundError, ValidationError) as error:
         response = render(

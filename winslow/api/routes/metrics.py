@@ -31,10 +31,11 @@ def scrape(request: Request, context: ContextDep) -> Response:
     public), 403 with another token."""
     if not context.settings.metrics_public:
         caller = authenticate(request, context.store)
-        if not caller.admin:
+        if not caller.principal.acts_as_admin:
             raise ForbiddenError(
-                f"Token '{caller.name}' may not read /metrics; use an admin token "
-                "(`winslow token create --admin`), or set WINSLOW_METRICS_PUBLIC=true."
+                f"'{caller.name}' may not read /metrics with these credentials; use an admin "
+                "token (`winslow token create NAME --scope admin`), or set "
+                "WINSLOW_METRICS_PUBLIC=true."
             )
     runs = context.store.run_counts()
     projects = context.store.project_counts()

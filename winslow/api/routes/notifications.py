@@ -18,8 +18,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from winslow.api.access import check_project
+from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentCaller
 from winslow.api.models import Body
+from winslow.core.access import Action
 from winslow.errors import ForbiddenError, NotFoundError, ValidationError
 from winslow.notify import rules
 from winslow.notify.dispatcher import console_url
@@ -143,6 +146,21 @@ def _need_admin(caller: Caller, pipeline: str) -> None:
         )
 
 
+def _yours(caller: Caller, created_by: str) -> bool:
+    """Whether a subscription is the caller's to see and change (admins: every one); others'
+    hold their webhook URLs and e-mail addresses."""
+    return caller.principal.acts_as_admin or created_by == caller.name
+
+
+def _own_subscription(context: AppContext, caller: Caller, name: str) -> stored.Subscription:
+    found = stored.get_subscription(context.store, name)
+    if not _yours(caller, found.created_by):
+        raise NotFoundError(
+            f"You have no subscription '{name}'; `winslow notify list` shows yours."
+        )
+    return found
+
+
 def _one_of(body: SubscriptionCreate) -> None:
     if (body.webhook is None) == (body.email is None):
         raise ValidationError("Give exactly one of 'webhook' (a URL) and 'email' (an address).")
@@ -174,7 +192,7 @@ def create_subscription(
                 f"No pipeline '{body.pipeline}'; `winslow pipeline list` shows them."
             )
     else:
-        project_id = context.store.get_project(body.project or "").id
+        project_id = check_project(context, caller, body.project or "", Action.READ).project.id
     secret = None
     if body.webhook is not None:
         kind, target = "webhook", rules.check_webhook_url(body.webhook)
@@ -202,17 +220,21 @@ def create_subscription(
 
 
 @router.get("/subscriptions", response_model=SubscriptionsPublic)
-def list_subscriptions(context: ContextDep, _caller: CurrentCaller) -> SubscriptionsPublic:
-    """Every subscription, by name; never a webhook's secret."""
+def list_subscriptions(context: ContextDep, caller: CurrentCaller) -> SubscriptionsPublic:
+    """Your subscriptions (an admin's: every one), by name; never a webhook's secret."""
     return SubscriptionsPublic(
-        data=[SubscriptionPublic(**_public(s)) for s in stored.list_subscriptions(context.store)]
+        data=[
+            SubscriptionPublic(**_public(s))
+            for s in stored.list_subscriptions(context.store)
+            if _yours(caller, s.created_by)
+        ]
     )
 
 
 @router.delete("/subscriptions/{name}", status_code=204, responses=ADMIN_ONLY)
 def delete_subscription(name: str, context: ContextDep, caller: CurrentCaller) -> Response:
     """Remove a subscription and its deliveries; nothing more is sent to it."""
-    found = stored.get_subscription(context.store, name)
+    found = _own_subscription(context, caller, name)
     if found.pipeline_name is not None:
         _need_admin(caller, found.pipeline_name)
     stored.delete_subscription(context.store, found.id)
@@ -220,9 +242,9 @@ def delete_subscription(name: str, context: ContextDep, caller: CurrentCaller) -
 
 
 @router.post("/subscriptions/{name}/test", response_model=DeliveryPublic, status_code=202)
-def send_test(name: str, context: ContextDep, _caller: CurrentCaller) -> DeliveryPublic:
+def send_test(name: str, context: ContextDep, caller: CurrentCaller) -> DeliveryPublic:
     """Queue a test notification to the subscription; the deliveries show how it went."""
-    found = stored.get_subscription(context.store, name)
+    found = _own_subscription(context, caller, name)
     payload = rules.trial_payload(found.name, now(), console_url(context.settings))
     return _delivery(stored.add_test_delivery(context.store, found, payload))
 
@@ -230,13 +252,19 @@ def send_test(name: str, context: ContextDep, _caller: CurrentCaller) -> Deliver
 @router.get("/deliveries", response_model=DeliveriesPublic)
 def list_deliveries(
     context: ContextDep,
-    _caller: CurrentCaller,
+    caller: CurrentCaller,
     subscription: Annotated[str | None, Query(max_length=63)] = None,
     status: DeliveryStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeliveriesPublic:
-    """Deliveries, newest first, with their attempts and last error."""
+    """Deliveries to your subscriptions (an admin's: all), newest first, with their
+    attempts and last error."""
     found = stored.list_deliveries(
         context.store, subscription=subscription, status=status, limit=limit
     )
+    if not caller.principal.acts_as_admin:
+        mine = {
+            s.name for s in stored.list_subscriptions(context.store) if _yours(caller, s.created_by)
+        }
+        found = [d for d in found if d.subscription in mine]
     return DeliveriesPublic(data=[_delivery(d) for d in found])

@@ -217,6 +217,8 @@ def update_user(name: str, body: UserUpdate, admin: AdminCaller, context: Contex
         email=body.email,
         **changes,
     )
+    if changes:
+        context.engine.wake()  # a raised quota may let waiting stages start now
     return UserPublic.of(user)
 
 
@@ -259,6 +261,8 @@ def update_group(
     if body.quota is not None or body.clear_quota:
         changes["quota"] = _quota(body)
     group = people.update_group(context.store, name, description=body.description, **changes)
+    if changes:
+        context.engine.wake()  # a raised quota may let waiting stages start now
     return GroupPublic.of(group)
 
 

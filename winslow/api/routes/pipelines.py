@@ -9,6 +9,7 @@ from winslow.api.access import (
     PipelineReader,
     PipelineWriter,
     SignedIn,
+    pipeline_exists,
     visible_pipelines,
 )
 from winslow.api.deps import ContextDep, CurrentUser
@@ -20,7 +21,7 @@ from winslow.api.models import (
     Problem,
     ValidationPublic,
 )
-from winslow.core.access import Grant, Role, user_principal
+from winslow.core.access import EVERYONE, Grant, Role, user_principal
 from winslow.errors import NotFoundError, PipelineError
 from winslow.pipeline.load import load_pipeline_text
 from winslow.store import people
@@ -83,13 +84,15 @@ def apply_pipeline(
     access: PipelineWriter, name: str, body: PipelineText, context: ContextDep, user: CurrentUser
 ) -> PipelinePublic:
     """Create or replace the pipeline ``name``; refused with every problem if invalid.
-    Who creates a pipeline owns it."""
-    created = name not in context.pipelines.files()
+    Who creates a pipeline owns it; every signed-in user may read and use it unless the
+    owner takes ``*`` off its access."""
+    created = not pipeline_exists(context, name)
     context.pipelines.save(name, body.text)
     if created and not people.get_access(context.store, "pipeline", name):
-        people.set_access(
-            context.store, "pipeline", name, [Grant(user_principal(user), Role.OWNER)]
-        )
+        # Shared by default, as the lab's pipelines folder is: everyone reads and uses it,
+        # only its owner (and whom they grant) edits it.
+        grants = [Grant(user_principal(user), Role.OWNER), Grant(EVERYONE, Role.PUBLIC)]
+        people.set_access(context.store, "pipeline", name, grants)
     pipeline = load_pipeline_text(body.text, f"{name}.yaml")
     return PipelinePublic(name=name, definition=pipeline.model_dump(mode="json"), text=body.text)
 
