@@ -163,11 +163,13 @@ def prepare_context(image: Image) -> Path:
         build_winslow_wheel(context / "dist")
     else:
         shutil.rmtree(context / "traffic", ignore_errors=True)
-        shutil.copytree(
-            ROOT / "examples" / "traffic" / "stages",
-            context / "traffic" / "stages",
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
+        # The stage scripts, the detector they import and its ONNX model.
+        for part in ("stages", "detector", "models"):
+            shutil.copytree(
+                ROOT / "examples" / "traffic" / part,
+                context / "traffic" / part,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
         shutil.copy2(ROOT / "examples" / "traffic" / "pipeline.yaml", context / "traffic")
     return context
 

@@ -137,7 +137,10 @@ def ensure_admin_token(settings: Settings, store: Store) -> str | None:
     if token_file.is_file() and store.token_owner(token_file.read_text().strip()):
         return f"admin token: {token_file}"
     if store.has_tokens() and not token_file.is_file():
-        return "admin token file is gone; create a new one with `winslow token create NAME --local --admin`."
+        return (
+            "admin token file is gone; create a new one with "
+            "`winslow token create NAME --local --admin`."
+        )
     token = store.create_token(
         "admin" if not store.has_tokens() else f"admin-{os.getpid()}", admin=True
     )

@@ -153,3 +153,12 @@ def test_every_old_token_becomes_a_user_who_keeps_every_project(database_url: st
         assert people.create_user(store, "new").name == "new"
     finally:
         store.close()
+
+
+def test_grants_of_thousands_of_projects_come_in_slices(store: Store) -> None:
+    keys = [f"p{i}" for i in range(2500)]
+    for key in ("p0", "p1200", "p2499"):
+        people.set_access(store, "project", key, [Grant("user:ana", Role.OWNER)])
+    found = people.access_of(store, "project", keys)
+    assert len(found) == 2500
+    assert {key for key, grants in found.items() if grants} == {"p0", "p1200", "p2499"}

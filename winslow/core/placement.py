@@ -2,7 +2,8 @@
 
 Pure: the engine passes the nodes and the active runs' allocations. The answer is a
 placement or a reason in words a person reads on the pending run ("needs 2 GPUs; node
-local has 0"). A request no node could ever hold is told apart from one that has to wait.
+local has 0"). A request no node could ever hold is told apart from one that has to wait,
+and one that may run on the CPU does so only when no node has its GPUs at all.
 """
 
 from __future__ import annotations
@@ -135,3 +136,27 @@ def never_fits(request: ResourceRequest, nodes: Iterable[NodeInfo]) -> str | Non
     if not problems or any(problem is None for problem in problems):
         return None
     return "; ".join(problem for problem in problems if problem)
+
+
+def gpu_fallback(request: ResourceRequest, nodes: Iterable[NodeInfo]) -> str | None:
+    """Why ``request`` runs without GPUs, or None when it keeps asking for them.
+
+    Only a request that allows it (``cpu_fallback``) falls back, and only when at least one
+    node is known and none of them, whatever its status or load, has the GPUs it asks
+    for: a busy, down or draining GPU node may free up or come back, and the stage waits
+    for it rather than running for days on CPUs. CPUs and memory play no part here; the
+    request without GPUs is placed, or found never to fit, as any other.
+    """
+    if not request.gpu.cpu_fallback or request.gpu.count <= 0:
+        return None
+    nodes = list(nodes)
+    if not nodes:
+        return None
+    counts = [len(_matching_gpus(request, node.gpus, healthy_only=False)) for node in nodes]
+    if max(counts) >= request.gpu.count:
+        return None
+    if len(nodes) == 1:
+        where = f"node {nodes[0].name} has {counts[0]}"
+    else:
+        where = f"{len(nodes)} nodes have at most {max(counts)}"
+    return f"no node has {_gpu_words(request)} ({where}); running on the CPU as the stage allows"

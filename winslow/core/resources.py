@@ -17,6 +17,8 @@ class GpuRequest:
     count: int = 0
     model: str | None = None
     min_memory_mb: int | None = None
+    cpu_fallback: bool = False
+    """Run without GPUs where no known node could ever hold them (``gpu_fallback``)."""
 
 
 @dataclass(frozen=True)

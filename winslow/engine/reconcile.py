@@ -28,9 +28,9 @@ from winslow import defaults, metrics
 from winslow.backends.base import TERMINAL_JOB_STATES, Backend, JobState, JobStatus
 from winslow.core import commands
 from winslow.core.models import Project, Run
-from winslow.core.placement import Allocation, NoFit, never_fits, place
+from winslow.core.placement import Allocation, NoFit, gpu_fallback, never_fits, place
 from winslow.core.planner import decide
-from winslow.core.resources import NodeInfo
+from winslow.core.resources import NodeInfo, ResourceRequest
 from winslow.core.states import TERMINAL_RUN_STATES, StageRunState
 from winslow.engine import transitions
 from winslow.engine.retention import apply_retention
@@ -59,6 +59,12 @@ CHANGE_MARGIN = timedelta(seconds=5)
 """How far before the previous round a round looks for written projects: a transaction
 stamps its project's update time before it commits, so a write may become visible after
 a round that began later than its stamp. Versions already seen are not looked at twice."""
+
+NO_NODE_TO_DECIDE = (
+    "waiting for a node: the stage runs on a GPU, or on the CPU where no node has one, "
+    "and no node is known yet"
+)
+"""Why a stage that may fall back to the CPU waits while the backend knows no node."""
 
 WAITING_BATCH = 64
 """Waiting runs read per query while submitting."""
@@ -596,7 +602,13 @@ class Engine:
         pipeline = Pipeline.model_validate(project.pipeline)
         if run.stage not in {s.name for s in pipeline.stages}:
             return False
-        request = run_request(pipeline.stage(run.stage), run)
+        stage = pipeline.stage(run.stage)
+        request = run_request(stage, run)
+        if request.gpu.cpu_fallback and request.gpu.count > 0:
+            fallen = self._fall_back(run, request)
+            if fallen is None:
+                return False
+            run, request = fallen, run_request(stage, fallen)
         over_quota = quotas.refusal(project, request)
         if over_quota is not None:
             return transitions.note_pending(self.store, run, over_quota)
@@ -617,6 +629,24 @@ class Engine:
             )
         quotas.take(project, request)
         return self._submit(project, pipeline, run, placement_node, gpus)
+
+    def _fall_back(self, run: Run, request: ResourceRequest) -> Run | None:
+        """``run``, without GPUs where no node has them (``gpu_fallback``; its stage allows
+        it); None when the nodes cannot be read or the run changed meanwhile."""
+        try:
+            nodes = self.nodes()
+        except BackendUnavailableError as exc:
+            log.warning("run %s: cannot list the nodes to place it, will retry: %s", run.id, exc)
+            return None
+        if not nodes:
+            # Whether it gets a GPU depends on the nodes: submitted now, it would ask for
+            # one for ever, however the cluster turns out.
+            transitions.note_pending(self.store, run, NO_NODE_TO_DECIDE)
+            return None
+        reason = gpu_fallback(request, nodes)
+        if reason is None:
+            return run
+        return transitions.fall_back_to_cpu(self.store, run, reason)
 
     def _submit(
         self,

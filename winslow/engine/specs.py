@@ -7,6 +7,7 @@ same job ID, so a spec rebuilt after a restart matches the one submitted before 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from winslow.backends.base import RunSpec
@@ -42,18 +43,23 @@ def resource_request(stage: Stage) -> ResourceRequest:
     return ResourceRequest(
         cpus=float(req.cpus),
         memory_mb=int(req.memory),
-        gpu=GpuRequest(count=req.gpu.count, model=req.gpu.model, min_memory_mb=req.gpu.min_memory),
+        gpu=GpuRequest(
+            count=req.gpu.count,
+            model=req.gpu.model,
+            min_memory_mb=req.gpu.min_memory,
+            cpu_fallback=req.gpu.fallback == "cpu",
+        ),
     )
 
 
 def run_request(stage: Stage, run: Run) -> ResourceRequest:
     """What ``run`` asks of a node: the amounts it was created with (overrides included),
-    the GPU model and memory the stage asks for."""
+    the GPU model, memory and CPU fallback the stage asks for."""
     base = resource_request(stage)
     return ResourceRequest(
         cpus=run.cpus or base.cpus,
         memory_mb=run.memory_mb or base.memory_mb,
-        gpu=GpuRequest(count=run.gpus, model=base.gpu.model, min_memory_mb=base.gpu.min_memory_mb),
+        gpu=replace(base.gpu, count=run.gpus),
     )
 
 

@@ -385,3 +385,26 @@ def note_pending(store: Store, run: Run, reason: str) -> bool:
         )
     log.info("project %s: run %s pending: %s", run.project_id, run.id, reason)
     return True
+
+
+def fall_back_to_cpu(store: Store, run: Run, reason: str) -> Run | None:
+    """Let a pending, unsubmitted run go without the GPUs no node has (its stage allows
+    it), saying why on the run and in the history; the changed run, or ``None`` if it is
+    no longer such a run."""
+    transaction = _run_transaction(store, run.id)
+    if transaction is None:
+        return None
+    with transaction as tx:
+        current = tx.run(run.id)
+        if current is None or current.submitted or current.state is not StageRunState.PENDING:
+            return None
+        changed = tx.update_run(run.id, gpus=0, gpu_indices=(), reason=reason)
+        tx.add_event(
+            "engine",
+            "gpu-fallback",
+            f"run {run.id} of '{run.stage}' asked for {current.gpus} GPU"
+            f"{'s' if current.gpus != 1 else ''}: {reason}",
+            {"run": run.id, "gpus": current.gpus},
+        )
+    log.info("project %s: run %s falls back to the CPU: %s", run.project_id, run.id, reason)
+    return changed

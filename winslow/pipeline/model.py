@@ -207,6 +207,15 @@ class GpuRequirements(Strict):
     count: int = Field(default=0, ge=0, le=defaults.MAX_GPUS)
     model: str | None = None
     min_memory: Megabytes | None = Field(default=None, ge=0)
+    fallback: Literal["cpu"] | None = None
+    """``cpu``: run without GPUs, but only where no node Winslow knows has ``count`` GPUs
+    matching ``model`` and ``min_memory`` at all (down or draining nodes count: they may
+    come back). While such a node exists the stage waits for its GPUs, however busy they
+    are, so a busy GPU machine never turns hours of GPU work into days on CPUs. The
+    decision is taken once, when the run is first placed, and written in the project's
+    history; the run then has no GPU (``CUDA_VISIBLE_DEVICES`` is empty) and its stage
+    chooses its CPU path. None (the default): the stage runs only with its GPUs, and
+    where no node has them it fails as one no node can hold."""
 
     @field_validator("model")
     @classmethod

@@ -52,6 +52,9 @@ def _dummy_hash() -> str:
 
 KINDS = ("project", "pipeline")
 
+GRANT_QUERY_SLICE = 900
+"""Keys asked for in one query (SQLite allows 999 parameters in older builds)."""
+
 
 @dataclass(frozen=True)
 class User:
@@ -445,11 +448,14 @@ def access_of(store: Store, kind: str, keys: Iterable[str]) -> dict[str, tuple[G
     wanted = list(keys)
     found: dict[str, list[Grant]] = {key: [] for key in wanted}
     with store.sessions() as session:
-        query = select(AccessGrantRow).where(
-            AccessGrantRow.kind == kind, AccessGrantRow.key.in_(wanted)
-        )
-        for row in session.scalars(query):
-            found[row.key].append(Grant(row.principal, Role.parse(row.role)))
+        # In slices: a database takes only so many parameters in one statement.
+        for start in range(0, len(wanted), GRANT_QUERY_SLICE):
+            query = select(AccessGrantRow).where(
+                AccessGrantRow.kind == kind,
+                AccessGrantRow.key.in_(wanted[start : start + GRANT_QUERY_SLICE]),
+            )
+            for row in session.scalars(query):
+                found[row.key].append(Grant(row.principal, Role.parse(row.role)))
     return {key: tuple(grants) for key, grants in found.items()}
 
 

@@ -7,8 +7,15 @@ a light blur), thresholded, cleaned with an opening (removes noise specks) and a
 (fills the seam between a vehicle's body and roof), and every outer contour of at least
 ``MIN_AREA`` square pixels becomes one detection: its bounding box and the box's centre.
 
+The mask (blur, difference, threshold, opening, closing) runs on the best path present
+(``detector.best_path``: TensorRT, onnxruntime on CUDA, CuPy, PyTorch on CUDA, then on the
+CPU OpenCV, the faster there; onnxruntime on the CPU when asked), all giving the same mask; the contours and boxes are OpenCV on the CPU. The
+stage logs which path ran and why the better ones were skipped, and reports it as the result
+``detector``. ``DETECT_PATH`` (one of ``detector.ORDER``) forces a path.
+
 Reads ``$WINSLOW_INPUTS/$INPUT_VIDEO``. Settings: ``MIN_AREA`` (px², default 150),
-``DIFF_THRESHOLD`` (grey levels, default 30), ``BACKGROUND_SAMPLES`` (frames, default 50).
+``DIFF_THRESHOLD`` (grey levels, default 30), ``BACKGROUND_SAMPLES`` (frames, default 50),
+``DETECT_PATH`` (default: the best present).
 Writes ``detections.csv`` (frame, x, y, w, h, cx, cy, area), ``background.png``,
 ``video.json`` (fps, size and frame count, for the later stages) and, for the person at the
 review gate, ``frames/frame-NNNNN.jpg``: the busiest frame of each of ``REVIEW_FRAMES``
@@ -26,6 +33,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import (
     BACKGROUND_FILE,
     DETECTIONS_FILE,
@@ -39,11 +47,19 @@ from common import (
     workspace,
     write_csv,
 )
+from detector import (
+    ORDER,
+    Choice,
+    MaskPath,
+    Unavailable,
+    best_path,
+    blobs_from_mask,
+    blur_background,
+    open_path,
+)
 
 STAGE = "detect"
 DETECTION_FIELDS = ["frame", "x", "y", "w", "h", "cx", "cy", "area"]
-OPEN_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
-CLOSE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))
 REVIEW_FRAMES = 4
 """Frames with boxes drawn that the review gate shows, one per equal part of the video."""
 REVIEW_DIR = "frames"
@@ -99,33 +115,24 @@ def median_background(path: Path, samples: int, progress: Progress) -> tuple[np.
 
 
 def detect_frame(
-    frame: np.ndarray, background: np.ndarray, threshold: int, min_area: float
+    path: MaskPath, frame: np.ndarray, background: np.ndarray, threshold: int, min_area: float
 ) -> list[dict[str, float]]:
     """Return the blobs of ``frame`` that differ from ``background``, largest first."""
-    blurred = cv2.GaussianBlur(frame, (5, 5), 0)
-    difference = cv2.absdiff(blurred, background).max(axis=2)
-    _, mask = cv2.threshold(difference, threshold, 255, cv2.THRESH_BINARY)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, OPEN_KERNEL)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, CLOSE_KERNEL)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    blobs = []
-    for contour in contours:
-        area = cv2.contourArea(contour)
-        if area < min_area:
-            continue
-        x, y, w, h = cv2.boundingRect(contour)
-        blobs.append(
-            {
-                "x": x,
-                "y": y,
-                "w": w,
-                "h": h,
-                "cx": round(x + w / 2, 2),
-                "cy": round(y + h / 2, 2),
-                "area": area,
-            }
-        )
-    return sorted(blobs, key=lambda blob: -blob["area"])
+    return blobs_from_mask(path.mask(frame, background, threshold), min_area)
+
+
+def choose_path() -> Choice:
+    """The path ``DETECT_PATH`` names (a ``StageError`` saying why where it cannot run),
+    else the best one present."""
+    forced = os.environ.get("DETECT_PATH", "").strip()
+    if not forced:
+        return best_path(os.environ)
+    if forced not in ORDER:
+        raise StageError(f"DETECT_PATH={forced!r} is not a path; use one of {', '.join(ORDER)}", 2)
+    try:
+        return Choice(open_path(forced, os.environ))
+    except Unavailable as exc:
+        raise StageError(f"DETECT_PATH={forced} cannot run here: {exc}", 2) from None
 
 
 def with_boxes(frame: np.ndarray, blobs: list[dict[str, float]]) -> np.ndarray:
@@ -151,6 +158,8 @@ def main() -> None:
     threshold = env_int("DIFF_THRESHOLD", 30, minimum=1)
     samples = env_int("BACKGROUND_SAMPLES", 50, minimum=3)
     out = workspace()
+    choice = choose_path()
+    print(f"detect: {choice.describe()}", flush=True)
 
     capture = open_video(video)
     fps = capture.get(cv2.CAP_PROP_FPS)
@@ -165,7 +174,7 @@ def main() -> None:
     background, frames = median_background(video, samples, progress)
     progress.total = 2 * frames
     cv2.imwrite(str(out / BACKGROUND_FILE), background)
-    background_blurred = cv2.GaussianBlur(background, (5, 5), 0)
+    background_blurred = blur_background(background)
 
     rows = []
     frames_with_detections = 0
@@ -175,7 +184,7 @@ def main() -> None:
         ok, frame = capture.read()
         if not ok:
             break
-        blobs = detect_frame(frame, background_blurred, threshold, min_area)
+        blobs = detect_frame(choice.path, frame, background_blurred, threshold, min_area)
         frames_with_detections += bool(blobs)
         part = index * REVIEW_FRAMES // frames
         if blobs and len(blobs) > busiest.get(part, (0, 0, None))[0]:
@@ -202,6 +211,7 @@ def main() -> None:
     # Results Winslow keeps with the run; the pipeline's `when:` on track reads them.
     print(f"WINSLOW_RESULT: frames={frames}", flush=True)
     print(f"WINSLOW_RESULT: detections={len(rows)}", flush=True)
+    print(f"WINSLOW_RESULT: detector={choice.path.name}", flush=True)
 
 
 if __name__ == "__main__":

@@ -729,6 +729,7 @@ def traffic_specs() -> dict[str, tuple[RunSpec, int]]:
             state=StageRunState.PENDING,
             created_at=T0,
             variables=dict(values),
+            gpus=pipeline.stage(stage).requirements.gpu.count,
         )
         specs[stage] = (
             build_spec(project, pipeline, run, runs),
@@ -761,6 +762,24 @@ def test_traffic_stage_matches_golden_job(stage):
         golden.write_text(text, encoding="utf-8")
     assert golden.is_file(), f"{golden} is missing; run with UPDATE_GOLDEN=1 to write it"
     assert text == golden.read_text(encoding="utf-8")
+    assert validate_jobspec(job) == []
+
+
+def test_traffic_detect_asks_nomad_for_a_gpu_and_for_none_once_fallen_back():
+    """The detect stage asks for one ``nvidia/gpu``; a run the engine let fall back to the
+    CPU (no node has a GPU; its ``gpu.count`` is then 0) asks Nomad for no device at all,
+    and its host stage still gets its GPUs isolated, which leaves it none."""
+    spec, on_lost = traffic_specs()["detect"]
+    config = make_config(credentials_path="nomad/jobs")
+    devices = task(render_jobspec(spec, config, lost_retries=on_lost), "main")["Resources"]
+    assert devices["Devices"] == [{"Name": "nvidia/gpu", "Count": 1, "Constraints": []}]
+    fallen = dataclasses.replace(
+        spec, resources=dataclasses.replace(spec.resources, gpu=GpuRequest(cpu_fallback=True))
+    )
+    job = render_jobspec(fallen, config, lost_retries=on_lost)
+    main = task(job, "main")
+    assert main["Resources"] == {"Cores": 1, "MemoryMB": 1024}
+    assert "--isolate-gpus" in main["Config"]["args"]
     assert validate_jobspec(job) == []
 
 
