@@ -40,10 +40,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Two workers, each taking whole test files (module fixtures stay in one process): most
-# tests wait on real processes, so the suite takes about half as long on 2 cores.
+# Four workers, each taking whole test files (module fixtures stay in one process): most
+# tests wait on real processes and the browser, so on 2 cores four finish first.
 test: lint typecheck docker registry-deps browser prometheus slapd $(UI_DEPS)
-	$(BIN)/pytest -q -n 3 --dist loadfile --durations=15
+	$(BIN)/pytest -q -n 4 --dist loadfile --durations=15
 
 # The browser tests drive Debian's Chromium (installed here where missing).
 browser:
