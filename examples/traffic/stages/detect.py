@@ -9,7 +9,8 @@ a light blur), thresholded, cleaned with an opening (removes noise specks) and a
 
 The mask (blur, difference, threshold, opening, closing) runs on the best path present
 (``detector.best_path``: TensorRT, onnxruntime on CUDA, CuPy, PyTorch on CUDA, then on the
-CPU OpenCV, the faster there; onnxruntime on the CPU when asked), all giving the same mask; the contours and boxes are OpenCV on the CPU. The
+CPU OpenCV, the faster there; onnxruntime on the CPU when asked), all giving the same
+mask; the contours and boxes are OpenCV on the CPU. The
 stage logs which path ran and why the better ones were skipped, and reports it as the result
 ``detector``. ``DETECT_PATH`` (one of ``detector.ORDER``) forces a path.
 
