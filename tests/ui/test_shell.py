@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -144,15 +145,25 @@ def test_overview_lists_projects_live_needing_a_person_first(page, console, tmp_
     assert "awaiting input" in rows.first.inner_text()
     assert "1/2" in rows.first.inner_text()
 
-    # Search and filters.
+    # Search and filters. A live update may redraw the rows as a filter applies: wait for
+    # the rows the filter leaves rather than reading them the instant it is set.
+    def shown() -> list[str | None]:
+        return [r.get_attribute("data-name") for r in rows.all() if r.is_visible()]
+
+    def shows(names: list[str]) -> None:
+        deadline = time.monotonic() + 15
+        while shown() != names and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert shown() == names
+
     page.get_by_label("Search").fill("alp")
-    assert [r.get_attribute("data-name") for r in rows.all() if r.is_visible()] == ["alpha"]
+    shows(["alpha"])
     page.get_by_label("Search").fill("")
     page.get_by_label("State").select_option("awaiting_input")
-    assert [r.get_attribute("data-name") for r in rows.all() if r.is_visible()] == ["beta"]
+    shows(["beta"])
     page.get_by_label("State").select_option("")
     page.get_by_label("Label").select_option("ulm")
-    assert [r.get_attribute("data-name") for r in rows.all() if r.is_visible()] == ["alpha"]
+    shows(["alpha"])
     screenshot(page, "overview")
 
     # An error from the API reaches the person in words.
