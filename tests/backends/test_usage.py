@@ -291,7 +291,9 @@ def test_a_container_stage_is_measured_by_docker(backend, events, stage_image):
     backend.submit(spec)
     events.wait_for(backend, spec.job_id, JobState.RUNNING)
     usage = _measured(backend, events, spec.job_id, lambda u: u.cpu_percent > 0)
-    assert usage.cpu_percent > 50, usage
+    # A busy loop: far above an idle container's ~0 %, though on 2 cores shared with the
+    # rest of the suite it may get less than half of one (as the host stage above).
+    assert usage.cpu_percent > 30, usage
     assert 0 < usage.memory_mb < 512
     assert (usage.gpu_percent, usage.gpu_memory_mb) == (None, None)
 
