@@ -1,5 +1,12 @@
 """Shared fixtures: real servers on 127.0.0.1, each test starting clean."""
 
+from __future__ import annotations
+
+import compileall
+from pathlib import Path
+
+import pytest
+
 pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.winslow",
@@ -10,3 +17,14 @@ pytest_plugins = [
     "tests.fixtures.nomad",
     "tests.fixtures.slapd",
 ]
+
+PACKAGE = Path(__file__).resolve().parents[1] / "winslow"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite starts `winslow` processes by the thousand (servers, the CLI, runners).
+    # Where PYTHONDONTWRITEBYTECODE is set none of them caches its bytecode, and each
+    # compiles the package from source again: a third of a second of CPU every time.
+    # Compiled once here (by the controller, before any worker starts), they load it.
+    if not hasattr(config, "workerinput"):
+        compileall.compile_dir(PACKAGE, quiet=1)

@@ -43,7 +43,7 @@ from winslow.api.routes.triggers import TRIGGER_HEADER
 
 pytestmark = pytest.mark.slow  # each seeds a Winslow with a real stage run
 
-EXAMPLES = 10
+EXAMPLES = 6
 """Generated requests per operation and pass: under a minute for the whole API (over 100
 operations) on 2 cores. Who may call each one is the access matrix's to check
 (``test_access_matrix.py``); this looks for answers the document does not promise."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.server import Server
+from tests.fixtures.server import Server, running_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,6 +39,18 @@ def browser() -> Iterator[object]:
 
 def admin_token(server: Server) -> str:
     return (server.data_dir / "admin-token").read_text().strip()
+
+
+@pytest.fixture
+def winslow_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """One `winslow up` for each module of browser tests: its tests keep to projects of
+    their own, and a server per test cost more than the tests themselves. A test marked
+    ``own_server`` (it counts what the whole server holds) gets one for itself."""
+    if request.node.get_closest_marker("own_server") is None:
+        yield request.getfixturevalue("module_server")
+        return
+    with running_server(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

@@ -27,14 +27,15 @@ def expect():
     return pytest.importorskip("playwright.sync_api").expect
 
 
-@pytest.fixture
-def finished(console, tmp_path) -> str:
-    """A project whose three stages ran; its name."""
-    file = tmp_path / "comfort.yaml"
+@pytest.fixture(scope="module")
+def finished(module_server, tmp_path_factory) -> str:
+    """A project whose three stages ran, shared by the module's tests (which only look at
+    it); its name."""
+    file = tmp_path_factory.mktemp("comfort") / "comfort.yaml"
     file.write_text(PIPELINE)
-    console.cli("pipeline", "apply", str(file))
-    console.cli("project", "create", "comfy", "--pipeline", "ui-comfort", "--start")
-    console.wait_for("comfy", {"succeeded"})
+    module_server.cli("pipeline", "apply", str(file))
+    module_server.cli("project", "create", "comfy", "--pipeline", "ui-comfort", "--start")
+    module_server.wait_for("comfy", {"succeeded"})
     return "comfy"
 
 

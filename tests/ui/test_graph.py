@@ -166,10 +166,12 @@ def test_project_page_graph_shows_states_and_selects_a_stage(page, console, tmp_
     # The route the project did not take is dimmed, with its condition and why.
     count = box(page, "count")
     check(count).to_have_attribute("data-state", "skipped")
-    dashes = "(n) => getComputedStyle(n.querySelector('.graph-box')).strokeDasharray"
-    assert count.evaluate(dashes) != "none" and box(page, "detect").evaluate(dashes) == "none"
+    check(count.locator(".graph-box")).not_to_have_css("stroke-dasharray", "none")
+    check(box(page, "detect").locator(".graph-box")).to_have_css("stroke-dasharray", "none")
+    # The graph is redrawn as the project's state arrives; a web-first check waits
+    # for the redrawn edge instead of reading one that was just replaced.
     into = page.locator("#project-graph .graph-edge.skipped")
-    assert float(into.evaluate("(n) => getComputedStyle(n).opacity")) < 0.8
+    check(into).to_have_css("opacity", re.compile(r"^0?\.[0-7]\d*$"))
     check(count.locator(".graph-when")).to_have_text("when results.detect.vehicles > 0")
     assert "results.detect.vehicles = 0" in count.locator(":scope > title").text_content()
     check(page.locator("#project-graph .graph-edge.skipped")).to_have_count(1)

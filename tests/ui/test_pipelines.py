@@ -133,6 +133,7 @@ def test_editor_keyboard_and_a_far_problem_scrolled_into_view(page, console) -> 
     assert where["editor"][0] < where["marker"] < where["editor"][1]
 
 
+@pytest.mark.own_server  # it counts every pipeline the server has
 def test_create_from_the_page_then_delete_with_confirmation(page, console) -> None:
     page.goto("/pipelines")
     page.get_by_role("link", name="New pipeline").click()
@@ -170,6 +171,7 @@ def test_create_from_the_page_then_delete_with_confirmation(page, console) -> No
     page.get_by_role("alert").get_by_text("No pipeline 'fresh'").wait_for()
 
 
+@pytest.mark.own_server  # it counts every pipeline the server has
 def test_a_broken_file_is_listed_with_its_problems_and_can_be_fixed(
     page, console, tmp_path
 ) -> None:

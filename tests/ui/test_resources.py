@@ -285,6 +285,7 @@ def test_folders_deletes_and_errors_in_words(page, console, tmp_path) -> None:
     page.get_by_role("link", name="Open the top folder of the resource pool").wait_for()
 
 
+@pytest.mark.own_server  # it lists the whole resource pool
 def test_a_network_drop_is_waited_out_and_cancel_drops_the_upload(page, console, tmp_path) -> None:
     data = os.urandom(5 * PART)
     path = tmp_path / "drop.bin"
