@@ -315,7 +315,9 @@ def test_a_network_drop_is_waited_out_and_cancel_drops_the_upload(page, console,
 
     # Cancel stops the upload and drops what was sent; nothing is left to resume.
     page.get_by_role("button", name="Clear finished").click()
-    (tmp_path / "gone.bin").write_bytes(data)
+    # Three times as long, so the upload is still under way when Cancel is clicked on a
+    # loaded machine (five parts were done before the click could reach the button).
+    (tmp_path / "gone.bin").write_bytes(data * 3)
     page.get_by_label("Files to upload").set_input_files(str(tmp_path / "gone.bin"))
     page.wait_for_function(f"() => ({REMEMBERED})().some(r => r.sent > 0)", timeout=30_000)
     (record,) = page.evaluate(REMEMBERED)
