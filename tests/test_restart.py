@@ -26,9 +26,11 @@ stages:
 
 
 def wait_for_running(server: Server, stage: str, timeout: float = 30) -> dict:
+    # Read over HTTP from here: a CLI process per look took longer on a loaded machine
+    # than the two seconds `track` runs.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        project = server.json("project", "show", "p")
+        project = server.api("/projects/p")
         runs = [r for r in project["runs"] if r["stage"] == stage and r["state"] == "running"]
         if runs:
             return runs[0]

@@ -195,6 +195,12 @@ class LocalBackend:
             poller.join(timeout=5 * defaults.LOCAL_STATUS_POLL_SECONDS + 1)
         listener, self._listener = self._listener, None
         if listener is not None:
+            # An empty datagram wakes it now rather than at its next half-second timeout.
+            with (
+                contextlib.suppress(OSError),
+                socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s,
+            ):
+                s.sendto(b"", str(jobfiles.events_socket(self.data_dir)))
             listener.join(timeout=2)
 
     def _listen(self) -> None:
