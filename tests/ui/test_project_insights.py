@@ -283,8 +283,8 @@ def test_a_skipped_stage_says_why(page, console, tmp_path) -> None:
     badge = row.locator(".state")
     check(badge).to_have_text("skipped")
     check(row.locator("td.reason")).to_have_text(polish["reason"])
-    colour = badge.evaluate("b => getComputedStyle(b).color")
-    assert colour == "rgb(86, 61, 124)"  # --skip, not the paused/awaiting colour
+    # --skip, not the paused/awaiting colour; read web-first, as the row may be redrawn.
+    check(badge).to_have_css("color", "rgb(86, 61, 124)")
     check(page.locator('#timeline tbody[data-stage="polish"] th.stage')).to_contain_text(
         'runs when QUALITY == "high"'
     )

@@ -159,7 +159,7 @@ def test_a_runs_end_reaches_the_engine_through_its_event_and_never_an_older_answ
         spec = make_spec(job_id("end"), wait)
         backend.submit(spec)
         only_events.wait_until(
-            lambda: backend.status(spec.job_id).started_at is not None, "the stage running"
+            lambda: backend.status(spec.job_id).state is JobState.RUNNING, "the stage running"
         )
         # Let the start's last events land (later under load) and be read once, so the
         # count below holds only what repeated looks at an unchanged job cost.
