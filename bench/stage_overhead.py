@@ -172,7 +172,7 @@ def scenario(base: Path, stages: int, projects: int, warm: bool, own: float) -> 
         for name in names:
             server.api(f"/projects/{name}/start", "POST")
         for name in names:
-            server.wait_for_api(name, {"succeeded", "failed"}, timeout=900, every=1.0)
+            server.wait_for(name, {"succeeded", "failed"}, timeout=900, every=1.0)
         busy = machine_busy_seconds() - busy_before
         figures = [project_figures(server, name, started, own) for name in names]
     finally:

@@ -117,8 +117,8 @@ def a11y_server(module_server: Server) -> Iterator[Server]:
         api.post("/projects", json={"name": "at-gate", **body}).raise_for_status()
         body = {"pipeline": "a11y-breaks", "start": True}
         api.post("/projects", json={"name": "broken", **body}).raise_for_status()
-    module_server.wait_for_api("at-gate", {"awaiting_input"})
-    module_server.wait_for_api("broken", {"failed"})
+    module_server.wait_for("at-gate", {"awaiting_input"})
+    module_server.wait_for("broken", {"failed"})
     yield module_server
 
 

@@ -77,7 +77,7 @@ def test_the_nodes_page_shows_live_figures_and_what_runs_where(page, console, tm
         # The stage ends: the page follows without a reload.
         page.evaluate("window.__kept = true")
         go.touch()
-        console.wait_for_api("night-shift", {"succeeded"})
+        console.wait_for("night-shift", {"succeeded"})
         check(node.locator("table.runs-here")).to_have_count(0, timeout=30_000)
         check(node).to_contain_text("No stage runs here.")
         check(page.locator("#nodes-summary")).to_contain_text("0 stages running")
@@ -106,7 +106,7 @@ def test_the_live_nodes_api_names_the_runs_and_the_free_capacity(console, tmp_pa
             assert body["gpus_free"] == sum(n["gpus_free"] for n in body["data"])
         finally:
             go.touch()
-        console.wait_for_api("day-shift", {"succeeded"})
+        console.wait_for("day-shift", {"succeeded"})
         assert api.get("/nodes/live").json()["runs"] == 0
 
 

@@ -54,8 +54,8 @@ def test_sorting_paging_and_the_waiting_count(page, console, tmp_path) -> None:
         client.post(
             "/projects", json={"name": "aa-done", "pipeline": "quick", "start": True}
         ).raise_for_status()
-    console.wait_for_api("zz-broken", {"failed"})
-    console.wait_for_api("aa-done", {"succeeded"})
+    console.wait_for("zz-broken", {"failed"})
+    console.wait_for("aa-done", {"succeeded"})
 
     page.goto("/")
     summary = page.locator("#needs-summary")
@@ -204,6 +204,6 @@ def test_bulk_pause_reports_each_project_and_kill_asks_first(page, console, tmp_
         dialog.get_by_role("button", name="Kill now").click()
         check(results.locator("h2")).to_have_text("Killed 2 of 2 projects")
         for name in ("run-b", "run-c"):
-            console.wait_for_api(name, {"paused"})
+            console.wait_for(name, {"paused"})
     finally:
         go.touch()
