@@ -32,8 +32,11 @@ NO_DATA = {
 
 def visible_commands() -> Iterator[tuple[str, Any]]:
     def walk(command: Any, path: list[str]) -> Iterator[tuple[str, Any]]:
-        if hasattr(command, "commands"):
-            for name, sub in command.commands.items():
+        if hasattr(command, "list_commands"):
+            # As --help asks: the root builds a noun's commands only when asked for it.
+            context = typer.Context(command)
+            for name in command.list_commands(context):
+                sub = command.get_command(context, name)
                 if not sub.hidden:
                     yield from walk(sub, [*path, name])
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -12,11 +11,9 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from winslow import defaults
+from winslow.client_settings import ClientSettings, default_data_dir
 
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "winslow"
+__all__ = ["ClientSettings", "RegistrySettings", "Settings", "default_data_dir"]
 
 
 class Settings(BaseSettings):
@@ -300,18 +297,6 @@ class Settings(BaseSettings):
             return parse_duration(self.nomad_lost_after)
         except ValueError as exc:
             raise ValueError(f"WINSLOW_NOMAD_LOST_AFTER: {exc}") from None
-
-
-class ClientSettings(BaseSettings):
-    """What the CLI needs to find a server."""
-
-    model_config = SettingsConfigDict(env_prefix="WINSLOW_", extra="ignore")
-
-    addr: str = "http://127.0.0.1:8080"
-    token: str | None = None
-    data_dir: Path = Field(default_factory=default_data_dir)
-    cli_retry_seconds: float = Field(default=defaults.CLI_RETRY_SECONDS, ge=0)
-    """How long an idempotent call is repeated while the server does not answer, seconds."""
 
 
 class RegistrySettings(BaseSettings):

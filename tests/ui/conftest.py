@@ -79,3 +79,13 @@ def screenshot(tab: object, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     tab.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path
+
+
+def project_rows_shown(tab: object) -> list[str]:
+    """The names of the overview's visible project rows, top to bottom, read in one step in
+    the page: a live update may redraw the rows between counting them and reading each."""
+    names: list[str] = tab.eval_on_selector_all(  # type: ignore[attr-defined]
+        "#project-rows tr[data-name]",
+        "rows => rows.filter(r => r.checkVisibility()).map(r => r.dataset.name)",
+    )
+    return names

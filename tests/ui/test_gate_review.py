@@ -183,8 +183,9 @@ def test_traffic_review_gate_shows_the_frames_with_their_boxes(page, console, tm
     )
     check(card.get_by_label("Shortest track (frames)")).to_have_value("8")
     files = card.locator(".gate-file")
-    # The pool video, its frames with detect's boxes drawn on them by the previews API.
-    check(files.first.locator("figcaption")).to_contain_text("videos/road.mp4")
+    # The pool video, its frames with detect's boxes drawn on them by the previews API (each
+    # frame a figure of its own inside: the video's caption is the one directly under it).
+    check(files.first.locator(":scope > figcaption")).to_contain_text("videos/road.mp4")
     check(files.first.locator(".preview-note")).to_contain_text("Boxes from detections.csv")
     check(files.first.locator(".preview-frame img").first).to_be_visible(timeout=30_000)
     # The busiest frames detect drew its boxes on, as images.

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from tests.api.test_redirects import ELSEWHERE, KEPT
-from tests.ui.conftest import VIEWPORT, admin_token, screenshot
+from tests.ui.conftest import VIEWPORT, admin_token, project_rows_shown, screenshot
 from winslow.api.redirects import same_origin_path
 from winslow.units import format_bytes
 
@@ -147,14 +147,11 @@ def test_overview_lists_projects_live_needing_a_person_first(page, console, tmp_
 
     # Search and filters. A live update may redraw the rows as a filter applies: wait for
     # the rows the filter leaves rather than reading them the instant it is set.
-    def shown() -> list[str | None]:
-        return [r.get_attribute("data-name") for r in rows.all() if r.is_visible()]
-
     def shows(names: list[str]) -> None:
         deadline = time.monotonic() + 15
-        while shown() != names and time.monotonic() < deadline:
+        while project_rows_shown(page) != names and time.monotonic() < deadline:
             page.wait_for_timeout(100)
-        assert shown() == names
+        assert project_rows_shown(page) == names
 
     page.get_by_label("Search").fill("alp")
     shows(["alpha"])

@@ -67,7 +67,8 @@ class WinslowTyper(typer.Typer):
     """A typer app whose commands and groups are ``WinslowCommand`` and ``WinslowGroup``."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cls=WinslowGroup, **kwargs)
+        kwargs.setdefault("cls", WinslowGroup)
+        super().__init__(**kwargs)
 
     def command(
         self, name: str | None = None, **kwargs: Any
@@ -85,7 +86,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 @contextmanager
 def api_client() -> Iterator[ApiClient]:
     """Yield a client of the Winslow API; a ``CommandError`` inside becomes ``fail``."""
-    api = ApiClient()
+    try:
+        api = ApiClient()
+    except CommandError as exc:
+        fail(exc.message)
     try:
         yield api
     except CommandError as exc:

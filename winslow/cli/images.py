@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
@@ -30,7 +30,9 @@ import typer
 from rich.table import Table
 
 from winslow.cli.helpers import JsonOpt, emit, fail, out
-from winslow.settings import RegistrySettings
+
+if TYPE_CHECKING:
+    from winslow.settings import RegistrySettings
 
 REGISTRY_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 """Per request to the registry: the catalog of a few hundred repositories is one page."""
@@ -238,6 +240,8 @@ def images(
     as_json: JsonOpt = False,
 ) -> None:
     """List the registry's images (repositories and their tags) to pick a stage image from."""
+    from winslow.settings import RegistrySettings  # pydantic: only this command needs it
+
     settings = RegistrySettings()
     where = registry or settings.registry
     if not where:

@@ -11,29 +11,68 @@ the API's shape on stdout. Errors go to stderr as ``error: <message>``; exit cod
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from typer.main import get_group_from_info
+from typer.models import TyperInfo
 
 from winslow import __version__
 from winslow.cli import images, logs, workspaces
 from winslow.cli.audit import audit_command
-from winslow.cli.deploy import deploy_app
-from winslow.cli.helpers import JsonOpt, WinslowTyper, api_client, emit, out
-from winslow.cli.notify import notify_app
-from winslow.cli.people import group_app, user_app, whoami
-from winslow.cli.pipelines import pipeline_app
-from winslow.cli.projects import project_app
-from winslow.cli.resources import resources_app
-from winslow.cli.sessions import session_app
-from winslow.cli.tokens import token_app
-from winslow.cli.workspaces import workspace_app
+from winslow.cli.helpers import JsonOpt, WinslowGroup, WinslowTyper, api_client, emit, out
+from winslow.cli.people import whoami
 from winslow.node import cli as node_cli
 from winslow.units import format_megabytes
 
+NOUNS: dict[str, tuple[str, str]] = {
+    "pipeline": ("winslow.cli.pipelines", "pipeline_app"),
+    "project": ("winslow.cli.projects", "project_app"),
+    "resources": ("winslow.cli.resources", "resources_app"),
+    "workspace": ("winslow.cli.workspaces", "workspace_app"),
+    "token": ("winslow.cli.tokens", "token_app"),
+    "session": ("winslow.cli.sessions", "session_app"),
+    "notify": ("winslow.cli.notify", "notify_app"),
+    "deploy": ("winslow.cli.deploy", "deploy_app"),
+    "user": ("winslow.cli.people", "user_app"),
+    "group": ("winslow.cli.people", "group_app"),
+}
+"""Each noun's sub-app, by module and name, in the order ``--help`` lists them."""
+
+
+class RootGroup(WinslowGroup):
+    """``winslow`` itself: a noun's commands are built when a command line names it.
+
+    Typer turns every command into a click one before it parses anything; for all nouns
+    that was a fifth of each command's start, and a person at a prompt (or a script calling
+    ``winslow`` in a loop) pays it on every call. ``--help`` and shell completion list every
+    noun, and so build them all.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.commands, *(noun for noun in NOUNS if noun not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in NOUNS:
+            module, attribute = NOUNS[cmd_name]
+            sub_app = getattr(importlib.import_module(module), attribute)
+            self.add_command(
+                get_group_from_info(
+                    TyperInfo(sub_app, name=cmd_name),
+                    pretty_exceptions_short=app.pretty_exceptions_short,
+                    rich_markup_mode=app.rich_markup_mode,
+                    suggest_commands=app.suggest_commands,
+                ),
+                cmd_name,
+            )
+        return self.commands.get(cmd_name)
+
+
 app = WinslowTyper(
+    cls=RootGroup,
     no_args_is_help=True,
     # --install-completion / --show-completion: typer's completion for bash, zsh, fish and
     # PowerShell, which asks this CLI for the commands and options as one types.
@@ -120,17 +159,7 @@ app.command("stage-follow", hidden=True)(node_cli.stage_follow)
 app.command("stage-checkpoint", hidden=True)(node_cli.stage_checkpoint)
 app.command("checkpoint")(node_cli.checkpoint)
 
-app.add_typer(pipeline_app, name="pipeline")
-app.add_typer(project_app, name="project")
-app.add_typer(resources_app, name="resources")
-app.add_typer(workspace_app, name="workspace")
-app.add_typer(token_app, name="token")
-app.add_typer(session_app, name="session")
-app.add_typer(notify_app, name="notify")
-app.add_typer(deploy_app, name="deploy")
 app.command("audit")(audit_command)
-app.add_typer(user_app, name="user")
-app.add_typer(group_app, name="group")
 app.command("whoami")(whoami)
 
 
