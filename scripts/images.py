@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "images"
@@ -108,6 +109,31 @@ def requirements(image: Image) -> list[str]:
     return list(extras["examples"])
 
 
+def pinned_versions(constraints: Path) -> dict[str, Version]:
+    """``name==version`` lines of a constraints file, by canonical name."""
+    pins = {}
+    for line in constraints.read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and not line.startswith("#"):
+            pins[canonicalize_name(name.strip())] = Version(version.strip())
+    return pins
+
+
+def drop_stale_wheels(folder: Path, pins: dict[str, Version]) -> list[Path]:
+    """Delete the cached wheels the constraints do not pin at their version; return them.
+
+    A changed pin downloads the new wheel beside the old one, and the image's
+    ``pip install wheels/*.whl`` then refuses two versions of one package.
+    """
+    stale = []
+    for wheel in sorted(folder.glob("*.whl")):
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+        if pins.get(name) != version:
+            wheel.unlink()
+            stale.append(wheel)
+    return stale
+
+
 def download_wheels(image: Image, dest: Path) -> None:
     """Download the wheels of ``requirements(image)`` and theirs, pinned by the constraints,
     for the image's Python on glibc x86_64 (cached in ``dest``)."""
@@ -155,8 +181,7 @@ def prepare_context(image: Image) -> Path:
     context = OUT / image.key
     wheels = context / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    for stale in wheels.glob("winslow-*.whl"):
-        stale.unlink()
+    drop_stale_wheels(wheels, pinned_versions(CONSTRAINTS))  # winslow's own included
     shutil.copy2(CONSTRAINTS, context / "constraints.txt")
     download_wheels(image, wheels)
     if image.key in ("service", "tools"):

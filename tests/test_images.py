@@ -80,10 +80,33 @@ def test_constraints_pin_every_requirement_the_images_install() -> None:
         assert req.specifier.contains(pins[name]), f"{req.name}=={pins[name]} is not {req}"
 
 
+def test_a_changed_pin_leaves_no_stale_wheel_for_the_image(tmp_path: Path) -> None:
+    """A pin moved from 0.29.2 to 0.28.0 left both typer wheels in the cache, and the
+    image's `pip install wheels/*.whl` failed on the two versions."""
+    script = runpy.run_path(str(ROOT / "scripts" / "images.py"))
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("# pins\ntyper==0.28.0\npydantic-core==2.50.5\n")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    names = [
+        "typer-0.29.2-py3-none-any.whl",
+        "typer-0.28.0-py3-none-any.whl",
+        "pydantic_core-2.50.5-cp311-cp311-manylinux2014_x86_64.whl",
+        "winslow-0.1.0-py3-none-any.whl",
+    ]
+    for name in names:
+        (wheels / name).write_bytes(b"")
+    stale = script["drop_stale_wheels"](wheels, script["pinned_versions"](constraints))
+    assert [p.name for p in stale] == [names[0], names[3]]
+    assert sorted(p.name for p in wheels.iterdir()) == sorted([names[1], names[2]])
+
+
 TOOLS_IMPORTS = """
-import json, sys
+import importlib, json, sys
 from importlib.metadata import packages_distributions
 import winslow.cli.main, winslow.node.stagetools, winslow.node.checkpoint, winslow.node.follow
+for module, _ in winslow.cli.main.NOUNS.values():  # loaded when a command names the noun
+    importlib.import_module(module)
 owners = packages_distributions()
 print(json.dumps(sorted({d for m in list(sys.modules) for d in owners.get(m.split(".")[0], [])})))
 """
