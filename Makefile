@@ -84,6 +84,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/console.py --size 10k
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/sse.py
+	$(BIN)/python bench/cli_start.py
 
 # The engine at 100 and 1,000 projects x 10 stages, local and Nomad stand-in (hours on 2
 # cores; `--projects 200 --baseline-projects 20 --stages 2` for a look).

@@ -25,7 +25,9 @@ runner; with P projects side by side the median grows by no more than 50 %. Each
 requires 0.1 CPU so that all projects fit on the machine at once: the side-by-side run
 measures Winslow's own cost under load, not a queue for CPUs. It also prints the CPU the
 whole machine spent per stage and the floor that sets: with P stages due at once on C
-cores, none can end sooner than P x (CPU per stage) / C after the previous one.
+cores, none can end sooner than P x (CPU per stage) / C after the previous one; and how
+that CPU divides between the server process, its SeaweedFS, and the runners with the
+stages they ran.
 
     python bench/stage_overhead.py [--stages 20] [--projects 5]
 """
@@ -168,12 +170,15 @@ def scenario(base: Path, stages: int, projects: int, warm: bool, own: float) -> 
         started = time.time()
         # Started and watched through the API from this process: a CLI process per call
         # costs more CPU than a stage and would be measured as Winslow's.
+        assert server.process is not None
+        parts_before = cpu_by_part(server.process.pid)
         busy_before = machine_busy_seconds()
         for name in names:
             server.api(f"/projects/{name}/start", "POST")
         for name in names:
             server.wait_for(name, {"succeeded", "failed"}, timeout=900, every=1.0)
         busy = machine_busy_seconds() - busy_before
+        parts_after = cpu_by_part(server.process.pid)
         figures = [project_figures(server, name, started, own) for name in names]
     finally:
         server.stop()
@@ -194,7 +199,31 @@ def scenario(base: Path, stages: int, projects: int, warm: bool, own: float) -> 
         # With every project's stage due at once, each waits for all of theirs to get
         # the machine's cores: no stage can take less than this, however it is scheduled.
         "cpu_floor_s": cpu_per_stage * projects / CORES,
+        "cpu_per_stage_by_part_s": {
+            part: (parts_after[part] - parts_before[part]) / (projects * stages)
+            for part in parts_after
+        },
     }
+
+
+def cpu_by_part(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the server process, its SeaweedFS, and the runners (warm or
+    cold) with the stages they ran: an ended process counts in its parent's reaped-children
+    times, so stages that came and went between two looks are not lost."""
+    parts = {"server": 0.0, "storage": 0.0, "runners and stages": 0.0}
+    root = psutil.Process(server_pid)
+    times = root.cpu_times()
+    parts["server"] += times.user + times.system
+    parts["runners and stages"] += times.children_user + times.children_system
+    for child in root.children(recursive=True):
+        try:
+            times = child.cpu_times()
+            part = "storage" if child.name() == "weed" else "runners and stages"
+        except psutil.NoSuchProcess:
+            continue
+        parts[part] += times.user + times.system
+        parts["runners and stages"] += times.children_user + times.children_system
+    return parts
 
 
 def machine_busy_seconds() -> float:
@@ -237,6 +266,9 @@ def main() -> None:
             "median_s": round(side["median_s"], 4),
             "phases_median_s": side["phases_median_s"],
             "machine_cpu_per_stage_s": round(side["machine_cpu_per_stage_s"], 4),
+            "cpu_per_stage_by_part_s": {
+                part: round(value, 4) for part, value in side["cpu_per_stage_by_part_s"].items()
+            },
             "cpu_floor_s": round(side["cpu_floor_s"], 4),
             "cores": CORES,
         },

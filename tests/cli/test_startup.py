@@ -6,6 +6,7 @@ call's start: typer's pydantic coercion, the settings class, all nouns' commands
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -98,3 +99,14 @@ def test_client_settings_take_arguments_over_the_environment(
     assert "secret-token" not in repr(ClientSettings(token="secret-token"))
     with pytest.raises(ValidationError, match="0 or more; got -1"):
         ClientSettings(cli_retry_seconds=-1)
+
+
+def test_only_an_https_server_loads_the_ca_bundle_and_neither_skips_verification() -> None:
+    from winslow.cli.client import _tls_context
+
+    assert _tls_context("https://winslow.lab/api/v1") is True  # httpx's default trust
+    plain = _tls_context("http://127.0.0.1:8080/api/v1")
+    assert isinstance(plain, ssl.SSLContext)
+    # Should a handshake ever happen, it fails: it verifies and trusts no one.
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
