@@ -6,12 +6,13 @@ slapd.py); the first sign-in makes the user, with the directory's name, email an
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.fixtures.server import Server, running_server
+from tests.fixtures.server import BIN, Server, running_server
 from tests.fixtures.slapd import Slapd
 
 
@@ -62,3 +63,21 @@ def test_a_wrong_ldap_password_is_refused(ldap_server: Server, username, passwor
         assert response.status_code == 401, response.text
         assert response.json()["detail"] == "Wrong user name or password."
         assert "winslow_session" not in browser.cookies
+
+
+def test_a_server_without_ldap_never_loads_its_client_library() -> None:
+    """ldap3 took a fifth of a second of every server start, LDAP set up or not."""
+    loaded = subprocess.run(
+        [
+            str(BIN / "python"),
+            "-c",
+            "import sys, winslow.server, winslow.api.app; print(sorted("
+            "m for m in sys.modules if m.split('.')[0] == 'ldap3' or m == 'winslow.identity.ldap'"
+            "))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"
