@@ -40,7 +40,11 @@ NOUNS: dict[str, tuple[str, str]] = {
     "user": ("winslow.cli.people", "user_app"),
     "group": ("winslow.cli.people", "group_app"),
 }
-"""Each noun's sub-app, by module and name, in the order ``--help`` lists them."""
+"""Each noun's sub-app, by module and name, in the order ``--help`` lists them.
+
+``people`` is imported with the root (for ``whoami``), not lazily: it also adds
+``access``, ``grant`` and ``revoke-access`` to the project and pipeline nouns, which must
+be there before either is built."""
 
 
 class RootGroup(WinslowGroup):
