@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from winslow.core.resources import ResourceRequest
 from winslow.errors import ConflictError, SubmitRejectedError
 from winslow.node.container import container_name, docker_run_command
 from winslow.node.jobfiles import (
+    JobPaths,
     JobSpec,
     format_timestamp,
     job_spec_from_json,
@@ -40,7 +42,8 @@ from winslow.node.jobfiles import (
     write_json_atomic,
 )
 from winslow.node.joblog import LineSplitter
-from winslow.node.runner import exit_reason, host_stage_env
+from winslow.node.runner import archive_log, exit_reason, host_stage_env
+from winslow.storage.objects import ObjectStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30.0
@@ -161,6 +164,65 @@ def test_stage_that_succeeds_publishes_workspace_and_log(backend, events, object
     assert ("winslow", "exited with code 0") in archived
     assert archived[-1] == ("winslow", "succeeded")
     assert spec.job_id in events.seen
+
+
+@pytest.mark.parametrize(
+    ("script", "left"),
+    [
+        ("echo '{\"mAP\": 0.6}' > results.json", True),
+        ("ln -s elsewhere.json results.json", True),  # a link is reported, then refused
+        ("echo 1 > other.txt", False),
+        ("true", False),
+    ],
+)
+def test_the_end_record_says_whether_the_stage_left_results(backend, events, script, left):
+    """The engine looks in storage for a results.json only when the runner saw one."""
+    spec = make_spec(
+        f"results-{left}-{len(script)}", sh(script), workspace_prefix="workspaces/p1/1/"
+    )
+    backend.submit(spec)
+    status = events.wait_for(backend, spec.job_id, JobState.SUCCEEDED, JobState.FAILED)
+    assert status.state is JobState.SUCCEEDED, status.reason
+    assert status.results_left is left
+    assert read_record(backend, spec.job_id, "status.json")["results_left"] is left
+
+
+def test_a_stage_that_never_ran_does_not_say_it_left_no_results(backend, events):
+    spec = make_spec("never-ran", ["true"], inputs=("videos/missing.mp4",))
+    backend.submit(spec)
+    status = events.wait_for(backend, spec.job_id, JobState.SUCCEEDED, JobState.FAILED)
+    assert status.state is JobState.FAILED
+    assert status.results_left is None  # not known: the engine reads storage as before
+
+
+def _ended_job(tmp_path: Path, text: bytes) -> JobPaths:
+    paths = JobPaths(tmp_path / "jobs" / "j1")
+    paths.root.mkdir(parents=True)
+    paths.log.write_bytes(text)
+    return paths
+
+
+def test_a_log_the_direct_put_cannot_store_goes_through_the_client(tmp_path, object_store):
+    """The direct PUT (``storage/direct.py``) has no retries: when it fails, the log is
+    sent again through the client rather than left on the node."""
+    paths = _ended_job(tmp_path, b"2026-12-04T01:00:00.000Z stdout | hello\n")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = dataclasses.replace(
+            object_store.cfg, endpoint_url=f"http://127.0.0.1:{closed.getsockname()[1]}"
+        )
+    archive_log(paths, "logs/p1/1.log", lambda: object_store, unreachable)
+    assert object_store.get_bytes("logs/p1/1.log") == paths.log.read_bytes()
+
+
+def test_a_small_log_is_archived_without_building_a_client(tmp_path, object_store):
+    paths = _ended_job(tmp_path, b"2026-12-04T01:00:00.000Z winslow | succeeded\n")
+
+    def no_client() -> ObjectStore:
+        raise AssertionError("the client was built for a log the direct PUT could store")
+
+    archive_log(paths, "logs/p1/2.log", no_client, object_store.cfg)
+    assert object_store.get_bytes("logs/p1/2.log") == paths.log.read_bytes()
 
 
 def test_stage_that_exits_3_fails_with_its_exit_code(backend, events):

@@ -45,3 +45,46 @@ def test_results_and_series_come_from_the_node_log_without_asking_storage(
     series = winslow.api.get(f"/api/v1/projects/p/runs/{measure['id']}/series").json()
     assert [p["values"] for p in series["series"][0]["points"]] == [{"value": 42.5}]
     assert asked == []  # the engine read neither run's log from storage
+
+
+FILES_PIPELINE = """
+name: files
+stages:
+  - name: quiet
+    command: ["sh", "-c", "echo 1 > frames.txt"]
+  - name: scores
+    workspace: fresh  # nothing carried over, so nothing of quiet's is compared
+    command:
+      - sh
+      - -c
+      - |
+        echo '{"mAP": 0.61}' > results.json
+"""
+
+
+def test_storage_is_searched_for_results_json_only_where_the_stage_left_one(
+    winslow: Harness, object_store: Any
+) -> None:
+    """Issue 17: every run's end listed its workspace's versions and read its manifest,
+    also for the many stages that write no results.json; the runner now says whether
+    one was left, and only then is storage read."""
+    listed: list[str] = []
+
+    def note(params: dict[str, Any], **_: Any) -> None:
+        listed.append(str(params.get("Prefix", "")))
+
+    object_store.client.meta.events.register("provide-client-params.s3.ListObjectsV2", note)
+    winslow.apply_pipeline(FILES_PIPELINE)
+    winslow.create("p", "files")
+    winslow.command("p", "start")
+    winslow.engine.run_until_idle()
+
+    project = winslow.show("p")
+    assert project["state"] == "succeeded", project
+    runs = {r["stage"]: r for r in project["runs"]}
+    assert runs["scores"]["results"] == {"mAP": 0.61}
+    assert runs["quiet"]["results"] == {}
+    manifests = [prefix for prefix in listed if prefix.endswith("/manifests/")]
+    assert manifests, "the stage that left a results.json had its workspace read"
+    quiet = f"/{runs['quiet']['id']}/"
+    assert not [prefix for prefix in manifests if quiet in prefix], manifests

@@ -189,3 +189,15 @@ def test_cancelling_an_unsubmitted_run_ends_it_a_submitted_one_is_left_to_the_ba
     left = transitions.cancel_unsubmitted(store, handed)
     assert left is not None and left.state is StageRunState.RUNNING
     assert store.get_run(project, handed).state is StageRunState.RUNNING
+
+
+@both_databases
+def test_a_run_recorded_with_its_project_named_is_recorded_the_same(store: Store) -> None:
+    """The engine names the run's project it has at hand, sparing a query per report."""
+    project = create(store, state=ProjectState.RUNNING)
+    run = add_run(store, project, StageRunState.RUNNING)
+    update = RunUpdate(StageRunState.SUCCEEDED, exit_code=0)
+    ended = transitions.record_run(store, run, update, project_id=project)
+    assert ended is not None and ended.state is StageRunState.SUCCEEDED
+    assert store.get_run(project, run).state is StageRunState.SUCCEEDED
+    assert "(attempt 1): succeeded" in store.history(project)[-1].message

@@ -95,6 +95,10 @@ class JobStatus:
     ended_at: datetime | None = None
     exit_code: int | None = None
     reason: str | None = None
+    results_left: bool | None = None
+    """Whether the ended stage left a ``results.json`` in its workspace, as its runner
+    recorded it: False spares the engine a look in storage. None where the backend cannot
+    tell (Nomad), or the runner did not say; storage is read then."""
 
 
 @dataclass(frozen=True)

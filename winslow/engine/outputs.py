@@ -49,6 +49,7 @@ def collect_outputs(
     log_chunks: Iterable[bytes] | None = None,
     started_from: Sequence[str] = (),
     node_log: Callable[[], Iterable[bytes]] | None = None,
+    read_file: bool = True,
 ) -> dict[str, Any]:
     """Read the ended ``run``'s results; store its log-parser series. Returns the results.
 
@@ -57,7 +58,8 @@ def collect_outputs(
     gives the node's copy where the archive is not there (yet). Series are
     stored only for a stage with log parsers, and only when the whole log was read.
     ``started_from`` names the workspaces the run began with (``specs.workspace_sources``):
-    a ``results.json`` it left as it found it there is theirs, not the run's. Never raises
+    a ``results.json`` it left as it found it there is theirs, not the run's. With
+    ``read_file`` False (its runner saw no ``results.json``) only the log is read. Never raises
     for missing or malformed outputs; storage errors while storing the series are logged.
     """
     where = _where(run)
@@ -66,7 +68,7 @@ def collect_outputs(
         whole = _scan(objects, run, scanner, node_log)
     else:
         whole = _feed(run, scanner, log_chunks)
-    from_file, problems = read_results_file(objects, run, started_from)
+    from_file, problems = read_results_file(objects, run, started_from) if read_file else ({}, [])
     for problem in [*scanner.problems, *problems]:
         log.warning("%s: %s", where, problem)
     if stage.log_parsers and whole:

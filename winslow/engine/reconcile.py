@@ -125,7 +125,8 @@ def forgotten_end(archived: ArchivedEnd, where: str) -> RunUpdate:
 class OutputCollector(Protocol):
     """Reads an ended run's results (and keeps its log-parser series); see
     ``engine/outputs.py``. ``started_from`` are the workspaces the run began with;
-    ``node_log`` reads the node's copy of the log where it is not archived yet."""
+    ``node_log`` reads the node's copy of the log where it is not archived yet;
+    ``read_file`` False: the run left no ``results.json``, so none is looked for."""
 
     def __call__(
         self,
@@ -135,6 +136,7 @@ class OutputCollector(Protocol):
         started_from: Sequence[str] = (),
         log_chunks: Iterable[bytes] | None = None,
         node_log: Callable[[], Iterable[bytes]] | None = None,
+        read_file: bool = True,
     ) -> dict[str, Any]: ...
 
 
@@ -432,7 +434,8 @@ class Engine:
         reason = status.reason
         if run.cancel_requested and target is StageRunState.CANCELLED:
             reason = reason or "killed on request"
-        results = self._results_of(run) if target in TERMINAL_RUN_STATES else None
+        ended = target in TERMINAL_RUN_STATES
+        results = self._results_of(run, status.results_left) if ended else None
         update = RunUpdate(
             state=target,
             node=status.node,
@@ -443,7 +446,10 @@ class Engine:
             log_tail=tail,
             results=results,
         )
-        recorded = transitions.record_run(self.store, run.id, update) is not None
+        recorded = (
+            transitions.record_run(self.store, run.id, update, project_id=run.project_id)
+            is not None
+        )
         if recorded and target is StageRunState.CANCELLED and run.job_id:
             self._purge_killed(run.job_id)
         if recorded and target in TERMINAL_RUN_STATES:
@@ -485,8 +491,9 @@ class Engine:
         update = RunUpdate(StageRunState.FAILED, reason=reason)
         return transitions.record_run(self.store, run.id, update) is not None
 
-    def _results_of(self, run: Run) -> dict[str, Any] | None:
-        """Read what an ended run reported, before anything decides on it (``when``)."""
+    def _results_of(self, run: Run, results_left: bool | None = None) -> dict[str, Any] | None:
+        """Read what an ended run reported, before anything decides on it (``when``).
+        ``results_left``: whether its runner saw a ``results.json`` (None: not known)."""
         if self.collect_outputs is None:
             return None
         try:
@@ -495,9 +502,13 @@ class Engine:
             stage = pipeline.stage(run.stage)
         except (WinslowError, KeyError):
             return None  # The project or the stage is gone; nothing will read its results.
-        earlier = [r for r in self.store.runs(project.id) if r.id < run.id]
-        # A results.json carried over from the workspace it started from is not its own.
-        started_from = workspace_sources(pipeline, stage, earlier, run)
+        # Its runner saw none: no request to storage for one (a listing and a manifest).
+        read_file = results_left is not False
+        started_from: tuple[str, ...] = ()
+        if read_file:
+            earlier = [r for r in self.store.runs(project.id) if r.id < run.id]
+            # A results.json carried over from the workspace it started from is not its own.
+            started_from = workspace_sources(pipeline, stage, earlier, run)
         job_id = run.job_id
 
         def node_log() -> list[bytes]:
@@ -514,9 +525,11 @@ class Engine:
         try:
             if local:
                 return self.collect_outputs(
-                    run, stage, started_from=started_from, log_chunks=[local]
+                    run, stage, started_from=started_from, log_chunks=[local], read_file=read_file
                 )
-            return self.collect_outputs(run, stage, started_from=started_from, node_log=node_log)
+            return self.collect_outputs(
+                run, stage, started_from=started_from, node_log=node_log, read_file=read_file
+            )
         except WinslowError as exc:
             log.warning("run %s: could not read its results: %s", run.id, exc.message)
             return None

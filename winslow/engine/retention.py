@@ -29,6 +29,11 @@ def apply_retention(
     """
     project = store.get_project(project_id)
     pipeline = Pipeline.model_validate(project.pipeline)
+    policies = [project.retention, pipeline.retention, *(s.retention for s in pipeline.stages)]
+    if all(p is None or p.keeps_everything for p in policies):
+        # Every run's policy is one of these: nothing to prune, and no need to load the
+        # project's runs, which this runs after every run's end.
+        return []
 
     def policy(stage: str) -> RetentionPolicy | None:
         return effective_retention(project, pipeline, stage)

@@ -230,18 +230,22 @@ class RunUpdate:
 
 
 def _run_transaction(
-    store: Store, run_id: int
+    store: Store, run_id: int, project_id: str | None = None
 ) -> AbstractContextManager[ProjectTransaction] | None:
-    """The transaction of the project that run ``run_id`` belongs to (``None`` if none)."""
-    project_id = store.run_project_id(run_id)
+    """The transaction of the project that run ``run_id`` belongs to (``None`` if none);
+    ``project_id``, where the caller has it, saves looking it up."""
+    project_id = project_id or store.run_project_id(run_id)
     if project_id is None:
         return None
     return store.project_transaction(project_id)
 
 
-def record_run(store: Store, run_id: int, update: RunUpdate) -> Run | None:
-    """Record a run's new state; return the run, or ``None`` if nothing changed."""
-    transaction = _run_transaction(store, run_id)
+def record_run(
+    store: Store, run_id: int, update: RunUpdate, *, project_id: str | None = None
+) -> Run | None:
+    """Record a run's new state; return the run, or ``None`` if nothing changed.
+    ``project_id``: the run's project, where the caller knows it (one query less)."""
+    transaction = _run_transaction(store, run_id, project_id)
     if transaction is None:
         return None
     with transaction as tx:

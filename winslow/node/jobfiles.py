@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from winslow.atomic import fsync_dir, write_text_atomic
 from winslow.backends.base import RunSpec
@@ -77,6 +77,9 @@ class StatusRecord(TypedDict):
     started_at: str | None
     ended_at: str
     reason: str | None
+    results_left: NotRequired[bool | None]
+    """Whether the stage left a ``results.json`` (``runner.Outcome.results_left``);
+    absent in records of runners older than it."""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 from winslow.backends.base import JobState, RunSpec
+from winslow.core.outputs import RESULTS_FILE
 from winslow.errors import StorageError
 from winslow.node import checkpoint, container, jobfiles, stagetools
 from winslow.node.jobfiles import JobPaths, JobSpec
@@ -100,6 +101,9 @@ class Outcome:
     state: JobState
     exit_code: int | None
     reason: str | None
+    results_left: bool | None = None
+    """Whether the published workspace holds a ``results.json``; None when nothing was
+    published or it is not known. The engine reads storage for results only unless False."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -518,7 +522,7 @@ def execute(
         f" ({outcome.reason})" if outcome.reason else "",
     )
     if log_key:
-        archive_log(paths, log_key, store)
+        archive_log(paths, log_key, store, storage)
     return 0
 
 
@@ -620,6 +624,8 @@ def _stage_in_run_stage_out(
 
     try:
         if ran:
+            # Looked at before the publish frees the node's copy.
+            results_left = os.path.lexists(paths.workspace / RESULTS_FILE)
             stagetools.publish_workspace(
                 paths.workspace,
                 spec.workspace_prefix,
@@ -629,6 +635,7 @@ def _stage_in_run_stage_out(
                 cache_max_bytes=job.cache_max_bytes,
                 delays=job.retry_delays,
             )
+            outcome = dataclasses.replace(outcome, results_left=results_left)
     except CancelRequestedError:
         jlog.event("cancelled during stage-out; the workspace upload is incomplete")
         outcome = Outcome(JobState.CANCELLED, outcome.exit_code, "cancelled during stage-out")
@@ -665,25 +672,48 @@ SMALL_LOG_BYTES = 8 * 1024 * 1024
 cost more than the upload itself."""
 
 
-def archive_log(paths: JobPaths, log_key: str, store: Callable[[], ObjectStore]) -> None:
+def archive_log(
+    paths: JobPaths,
+    log_key: str,
+    store: Callable[[], ObjectStore],
+    storage: S3Config | None = None,
+) -> None:
     """Copy the finished log to storage, after the status is recorded.
 
     The status comes first so the next stage need not wait for this upload; until it
     lands the log is read from the node, where it stays (the engine reads an ended run's
-    results there too). One try: if it fails, the log stays on the node.
+    results there too). A small log goes in one direct PUT to ``storage`` where it
+    can (``storage.direct``: a fifth of the CPU), else, or when that fails, through the
+    client with its retries. If that fails too, the log stays on the node.
     """
     try:
-        objects = store()
         if paths.log.stat().st_size <= SMALL_LOG_BYTES:
-            objects.put_bytes(log_key, paths.log.read_bytes())
+            data = paths.log.read_bytes()
+            if storage is not None and _put_directly(storage, log_key, data):
+                return
+            store().put_bytes(log_key, data)
         else:
-            objects.upload_file(paths.log, log_key)
+            store().upload_file(paths.log, log_key)
     except Exception as exc:
         log.warning(
             "job %s: could not archive the log, it stays on the node: %s",
             paths.root.name,
             _message(exc),
         )
+
+
+def _put_directly(storage: S3Config, key: str, data: bytes) -> bool:
+    """True when ``data`` was stored at ``key`` by one direct PUT (``storage.direct``)."""
+    from winslow.storage import direct
+
+    if not direct.can_put(storage):
+        return False
+    try:
+        direct.put_object(storage, key, data)
+    except StorageError as exc:
+        log.info("%s; sending it through the client", exc.message)
+        return False
+    return True
 
 
 def _with_problem(outcome: Outcome, problem: str) -> Outcome:
@@ -704,6 +734,7 @@ def _write_status(paths: JobPaths, outcome: Outcome, started_at: str | None) -> 
             started_at=started_at,
             ended_at=jobfiles.format_timestamp(datetime.now(UTC)),
             reason=outcome.reason,
+            results_left=outcome.results_left,
         ),
     )
 

@@ -50,7 +50,7 @@ def preload() -> None:
     import psutil  # noqa: F401  (the runner imports it where it is used)
 
     from winslow.node import runner  # noqa: F401  (its imports are the point)
-    from winslow.storage import objects  # noqa: F401
+    from winslow.storage import direct, objects  # noqa: F401
     from winslow.storage.s3 import S3Config, make_client
 
     make_client(S3Config("http://127.0.0.1:9", "preload", "preload", "preload"))

@@ -672,6 +672,7 @@ class LocalBackend:
             ended_at=jobfiles.parse_timestamp(data.get("ended_at")),
             exit_code=data.get("exit_code"),
             reason=data.get("reason"),
+            results_left=left if isinstance(left := data.get("results_left"), bool) else None,
         )
 
     def _runner_output_hint(self, paths: JobPaths) -> str:
