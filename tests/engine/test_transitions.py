@@ -172,6 +172,8 @@ def test_submit_bookkeeping_happens_once_per_run(store: Store) -> None:
         None,
     )
     assert transitions.mark_submitted(store, run, "gpu-4", ()) is None  # never twice
+    # Named by the engine, which has the run's project at hand: the same rule.
+    assert transitions.mark_submitted(store, run, "gpu-4", (), project_id=project) is None
     transitions.mark_unsubmitted(store, run)
     assert not store.get_run(project, run).submitted
 

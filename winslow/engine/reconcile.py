@@ -669,7 +669,9 @@ class Engine:
         node: str | None,
         gpus: tuple[int, ...],
     ) -> bool:
-        placed = transitions.mark_submitted(self.store, run.id, node, gpus)
+        placed = transitions.mark_submitted(
+            self.store, run.id, node, gpus, project_id=run.project_id
+        )
         if placed is None:
             return False
         spec = build_spec(project, pipeline, placed, self.store.runs(project.id))

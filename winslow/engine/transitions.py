@@ -343,11 +343,17 @@ def cancel_unsubmitted(store: Store, run_id: int) -> Run | None:
 
 
 def mark_submitted(
-    store: Store, run_id: int, node: str | None, gpus: tuple[int, ...]
+    store: Store,
+    run_id: int,
+    node: str | None,
+    gpus: tuple[int, ...],
+    *,
+    project_id: str | None = None,
 ) -> Run | None:
     """Mark a pending run as handed to the backend (on ``node`` with ``gpus`` where the
-    engine placed it); ``None`` if it is no longer a pending, unsubmitted run."""
-    transaction = _run_transaction(store, run_id)
+    engine placed it); ``None`` if it is no longer a pending, unsubmitted run.
+    ``project_id``: the run's project, where the caller knows it (one query less)."""
+    transaction = _run_transaction(store, run_id, project_id)
     if transaction is None:
         return None
     with transaction as tx:

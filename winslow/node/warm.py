@@ -47,6 +47,8 @@ MESSAGE_MAX_BYTES = 64 * 1024
 
 def preload() -> None:
     """Import and build what every runner needs, so that no child pays for it."""
+    import encodings.idna  # noqa: F401  (the first connection by host name imports it)
+
     import psutil  # noqa: F401  (the runner imports it where it is used)
 
     from winslow.node import runner  # noqa: F401  (its imports are the point)
