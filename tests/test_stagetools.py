@@ -126,6 +126,22 @@ def test_success_passes_zero_and_a_missing_command_127(tmp_path):
     assert b"error: stage could not start 'no-such-command-x'" in missing.stderr
 
 
+def test_stage_exec_hands_the_stage_its_cache_folder_made_where_missing(tmp_path):
+    """A Nomad host stage's ``WINSLOW_CACHE_DIR``: the node cache's ``stages`` folder."""
+    cache = tmp_path / "node-cache" / "stages"
+    keep = "import os, pathlib; p = pathlib.Path(os.environ['WINSLOW_CACHE_DIR']) / 'engine'"
+    for step in ("p.write_text('built')", "print(p.read_text())"):
+        done = winslow(
+            "stage-exec", "--workdir", str(tmp_path / "ws"), "--stage-cache", str(cache),
+            "--", PY, "-c", f"{keep}; {step}",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == b"built"  # the second run found what the first kept
+    plain = winslow("stage-exec", "--workdir", str(tmp_path), "--", PY, "-c",
+                    "import os; print(os.environ.get('WINSLOW_CACHE_DIR'))")  # fmt: skip
+    assert plain.stdout.strip() == b"None"
+
+
 def test_timeout_stops_the_command_and_exits_124(tmp_path):
     log = tmp_path / "winslow.log"
     started = time.monotonic()

@@ -42,7 +42,8 @@ from winslow.node.jobfiles import (
     write_json_atomic,
 )
 from winslow.node.joblog import LineSplitter
-from winslow.node.runner import archive_log, exit_reason, host_stage_env
+from winslow.node.logarchive import archive_log
+from winslow.node.runner import exit_reason, host_stage_env
 from winslow.storage.objects import ObjectStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -223,6 +224,22 @@ def test_a_small_log_is_archived_without_building_a_client(tmp_path, object_stor
 
     archive_log(paths, "logs/p1/2.log", no_client, object_store.cfg)
     assert object_store.get_bytes("logs/p1/2.log") == paths.log.read_bytes()
+
+
+def test_a_stage_finds_what_an_earlier_run_kept_in_the_node_cache(backend, events):
+    """``WINSLOW_CACHE_DIR`` outlives the run (a TensorRT engine is built once per node),
+    and is no part of the workspace Winslow publishes."""
+    keep = 'f="$WINSLOW_CACHE_DIR/engine"; '
+    first = make_spec("cache-1", sh(keep + '[ -e "$f" ] && echo found || echo built > "$f"'))
+    again = make_spec("cache-2", sh(keep + 'cat "$f"'), workspace_prefix="workspaces/p1/2/")
+    for spec in (first, again):
+        backend.submit(spec)
+        status = events.wait_for(backend, spec.job_id, JobState.SUCCEEDED, JobState.FAILED)
+        assert status.state is JobState.SUCCEEDED, status.reason
+    stdout = [t for s, t in log_lines(backend.logs(again.job_id)) if s == "stdout"]
+    assert stdout == ["built"]
+    assert (backend.cache_dir / "stages" / "engine").read_text() == "built\n"
+    assert status.results_left is False  # and nothing of it in the run's workspace
 
 
 def test_stage_that_exits_3_fails_with_its_exit_code(backend, events):
@@ -739,6 +756,25 @@ def test_docker_command_mounts_workspace_and_inputs_and_passes_gpus(tmp_path):
         "WINSLOW_WORKSPACE": "/workspace",
         "WINSLOW_INPUTS": "/inputs",
     }
+
+
+def test_docker_command_mounts_the_stage_cache_where_the_node_has_one(tmp_path):
+    run = docker_run_command(
+        job_id="j",
+        image="traffic:1",
+        command=["detect"],
+        env={},
+        workspace=tmp_path / "workspace",
+        inputs=tmp_path / "inputs",
+        cpus=1.0,
+        memory_mb=512,
+        gpu_indices=(),
+        stage_cache=tmp_path / "cache" / "stages",
+    )
+    at = run.argv.index(f"{tmp_path}/cache/stages:/winslow/cache")
+    assert run.argv[at - 1] == "-v"
+    assert run.env["WINSLOW_CACHE_DIR"] == "/winslow/cache"
+    assert ("-e", "WINSLOW_CACHE_DIR") in zip(run.argv, run.argv[1:], strict=False)
 
 
 def test_docker_command_without_gpus_hides_every_gpu(tmp_path):

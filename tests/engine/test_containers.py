@@ -25,11 +25,12 @@ stages:
       - -c
       - >-
         cat $WINSLOW_INPUTS/${{CLIP}} > seen.txt; pwd;
-        echo run=$WINSLOW_RUN gpus=[$NVIDIA_VISIBLE_DEVICES]; echo err >&2
+        echo run=$WINSLOW_RUN gpus=[$NVIDIA_VISIBLE_DEVICES]; echo err >&2;
+        echo kept > $WINSLOW_CACHE_DIR/engine
     inputs: ["${{CLIP}}"]
   - name: after
     image: {image}
-    command: ["sh", "-c", "cat seen.txt; echo more >> seen.txt; $SLEEP"]
+    command: ["sh", "-c", "cat seen.txt $WINSLOW_CACHE_DIR/engine; echo more >> seen.txt; $SLEEP"]
     env: {{SLEEP: "true"}}
 """
 
@@ -48,6 +49,8 @@ def test_image_stage_runs_in_a_container_with_workspace_and_inputs(
     assert "stdout | /workspace" in log
     assert f"stdout | run={inside['id']} gpus=[void]" in log
     assert "stderr | err" in log
+    # The node's stage cache outlives the container: the next stage found what it kept.
+    assert "stdout | kept" in winslow.log("boxed", after["id"])
     workspace = after["workspace"]
     assert (
         read_workspace(winslow.context.objects, workspace)["seen.txt"] == b"from the pool\nmore\n"

@@ -210,6 +210,10 @@ def stage_exec(
     isolate_gpus: Annotated[
         bool, typer.Option(help="Show the command only the GPUs Nomad gave the task.")
     ] = False,
+    stage_cache: Annotated[
+        Path | None,
+        typer.Option(help="The node's folder the stage keeps files in between runs; made."),
+    ] = None,
 ) -> None:
     """Run a stage's command: output copied through and logged, timeout, signals passed on.
 
@@ -229,6 +233,12 @@ def stage_exec(
         resumed = resumed_from(Path(workspace))
         if resumed is not None:
             env["WINSLOW_RESUMED_FROM"] = resumed
+    if stage_cache is not None:
+        try:
+            stage_cache.mkdir(parents=True, exist_ok=True)
+            env["WINSLOW_CACHE_DIR"] = str(stage_cache)
+        except OSError as exc:  # a cache is a saving, never a reason to fail the stage
+            err.print(f"warning: no stage cache at {stage_cache}: {exc}", markup=False)
     workdir.mkdir(parents=True, exist_ok=True)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,9 @@ CONTAINER_WORKSPACE = "/workspace"
 CONTAINER_INPUTS = "/inputs"
 """Where the inputs are mounted, read-only, inside a stage's container."""
 
+CONTAINER_STAGE_CACHE = "/winslow/cache"
+"""Where the node's stage cache (``WINSLOW_CACHE_DIR``) is mounted inside a stage's container."""
+
 _NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -59,11 +62,14 @@ def docker_run_command(
     memory_mb: int,
     gpu_indices: Sequence[int],
     docker: str = "docker",
+    stage_cache: Path | None = None,
 ) -> DockerRun:
     """Return the ``docker run`` invocation of one stage.
 
     ``env`` is the stage's own environment (project variables, stage env, ``WINSLOW_*``);
-    ``WINSLOW_WORKSPACE`` and ``WINSLOW_INPUTS`` are set to the container's mount points.
+    ``WINSLOW_WORKSPACE`` and ``WINSLOW_INPUTS`` are set to the container's mount points,
+    and ``WINSLOW_CACHE_DIR`` to that of ``stage_cache``, the node's folder that outlives
+    the run (mounted read-write, where given).
     With GPUs the container sees exactly ``gpu_indices`` (renumbered from 0 inside, so
     ``CUDA_VISIBLE_DEVICES`` is left to the runtime); without, ``NVIDIA_VISIBLE_DEVICES=void``
     keeps an image that sets ``NVIDIA_VISIBLE_DEVICES=all`` from taking every GPU when the
@@ -76,6 +82,8 @@ def docker_run_command(
     }
     stage_env["WINSLOW_WORKSPACE"] = CONTAINER_WORKSPACE
     stage_env["WINSLOW_INPUTS"] = CONTAINER_INPUTS
+    if stage_cache is not None:
+        stage_env["WINSLOW_CACHE_DIR"] = CONTAINER_STAGE_CACHE
     if not gpu_indices:
         stage_env["NVIDIA_VISIBLE_DEVICES"] = "void"
         stage_env["CUDA_VISIBLE_DEVICES"] = ""
@@ -92,6 +100,7 @@ def docker_run_command(
         f"{workspace.resolve()}:{CONTAINER_WORKSPACE}",
         "-v",
         f"{inputs.resolve()}:{CONTAINER_INPUTS}:ro",
+        *(("-v", f"{stage_cache.resolve()}:{CONTAINER_STAGE_CACHE}") if stage_cache else ()),
         "-w",
         CONTAINER_WORKSPACE,
         "--cpus",

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, NoReturn
 from winslow.backends.base import JobState, RunSpec
 from winslow.core.outputs import RESULTS_FILE
 from winslow.errors import StorageError
-from winslow.node import checkpoint, container, jobfiles, stagetools
+from winslow.node import checkpoint, container, jobfiles, logarchive, stagetools
 from winslow.node.jobfiles import JobPaths, JobSpec
 from winslow.node.joblog import JobLog
 from winslow.node.progress import ProgressFile
@@ -111,12 +111,17 @@ class Outcome:
 
 
 def host_stage_env(
-    base: Mapping[str, str], spec: RunSpec, workspace: Path, inputs: Path
+    base: Mapping[str, str],
+    spec: RunSpec,
+    workspace: Path,
+    inputs: Path,
+    stage_cache: Path | None = None,
 ) -> dict[str, str]:
     """Return a host stage's environment.
 
     A few basics from ``base`` (``HOST_ENV_PASSTHROUGH``), then ``spec.env``, then what only
-    the backend knows: ``WINSLOW_WORKSPACE``, ``WINSLOW_INPUTS`` and the GPUs. The GPU
+    the backend knows: ``WINSLOW_WORKSPACE``, ``WINSLOW_INPUTS``, ``WINSLOW_CACHE_DIR`` (the
+    node's ``stage_cache``, which outlives the run, where given) and the GPUs. The GPU
     variables are always set, to ``""`` when none were given, so that a stage cannot take a
     GPU the engine gave another; ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` makes CUDA number GPUs as
     ``nvidia-smi`` does, which is how the engine picked them.
@@ -125,6 +130,8 @@ def host_stage_env(
     env.update(spec.env)
     env["WINSLOW_WORKSPACE"] = str(workspace.resolve())
     env["WINSLOW_INPUTS"] = str(inputs.resolve())
+    if stage_cache is not None:
+        env["WINSLOW_CACHE_DIR"] = str(stage_cache.resolve())
     gpus = ",".join(str(i) for i in spec.gpu_indices)
     env["CUDA_VISIBLE_DEVICES"] = gpus
     env["NVIDIA_VISIBLE_DEVICES"] = gpus
@@ -287,12 +294,26 @@ def _launch(job: JobSpec, paths: JobPaths, jlog: JobLog) -> _Launch:
         spec = with_node_paths(
             job.spec, str(paths.workspace.resolve()), str(paths.inputs.resolve())
         )
-        env = host_stage_env(os.environ, spec, paths.workspace, paths.inputs)
+        env = host_stage_env(os.environ, spec, paths.workspace, paths.inputs, _stage_cache(job))
         launch = _Launch(spec, list(spec.command), env, in_container=False)
         jlog.event(f"starting: {shlex.join(launch.argv)}")
     gpus = ",".join(str(i) for i in launch.spec.gpu_indices) or "none"
     jlog.event(f"gpus: {gpus}")
     return launch
+
+
+def _stage_cache(job: JobSpec) -> Path | None:
+    """The node's folder the stage keeps files in from run to run (``WINSLOW_CACHE_DIR``),
+    made where missing; None when it cannot be made (the stage runs without one)."""
+    from winslow.storage.nodecache import STAGE_CACHE
+
+    folder = Path(job.cache_dir) / STAGE_CACHE
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("no stage cache at %s: %s", folder, exc)
+        return None
+    return folder
 
 
 def _container_launch(job: JobSpec, paths: JobPaths) -> _Launch:
@@ -308,6 +329,7 @@ def _container_launch(job: JobSpec, paths: JobPaths) -> _Launch:
         memory_mb=spec.resources.memory_mb,
         gpu_indices=spec.gpu_indices,
         docker=shutil.which("docker") or "docker",
+        stage_cache=_stage_cache(job),
     )
     # The docker client reads the -e values from its own environment.
     env = {k: os.environ[k] for k in HOST_ENV_PASSTHROUGH if k in os.environ}
@@ -522,7 +544,7 @@ def execute(
         f" ({outcome.reason})" if outcome.reason else "",
     )
     if log_key:
-        archive_log(paths, log_key, store, storage)
+        logarchive.archive_log(paths, log_key, store, storage)
     return 0
 
 
@@ -665,55 +687,6 @@ def _stage_in_failed(job: JobSpec, exc: Exception) -> Outcome:
             f"(object storage or the node, not the stage): {_message(exc)}",
         )
     return Outcome(JobState.FAILED, None, f"stage-in failed: {_message(exc)}")
-
-
-SMALL_LOG_BYTES = 8 * 1024 * 1024
-"""Logs up to this size are archived with one PUT; the transfer manager's threads would
-cost more than the upload itself."""
-
-
-def archive_log(
-    paths: JobPaths,
-    log_key: str,
-    store: Callable[[], ObjectStore],
-    storage: S3Config | None = None,
-) -> None:
-    """Copy the finished log to storage, after the status is recorded.
-
-    The status comes first so the next stage need not wait for this upload; until it
-    lands the log is read from the node, where it stays (the engine reads an ended run's
-    results there too). A small log goes in one direct PUT to ``storage`` where it
-    can (``storage.direct``: a fifth of the CPU), else, or when that fails, through the
-    client with its retries. If that fails too, the log stays on the node.
-    """
-    try:
-        if paths.log.stat().st_size <= SMALL_LOG_BYTES:
-            data = paths.log.read_bytes()
-            if storage is not None and _put_directly(storage, log_key, data):
-                return
-            store().put_bytes(log_key, data)
-        else:
-            store().upload_file(paths.log, log_key)
-    except Exception as exc:
-        log.warning(
-            "job %s: could not archive the log, it stays on the node: %s",
-            paths.root.name,
-            _message(exc),
-        )
-
-
-def _put_directly(storage: S3Config, key: str, data: bytes) -> bool:
-    """True when ``data`` was stored at ``key`` by one direct PUT (``storage.direct``)."""
-    from winslow.storage import direct
-
-    if not direct.can_put(storage):
-        return False
-    try:
-        direct.put_object(storage, key, data)
-    except StorageError as exc:
-        log.info("%s; sending it through the client", exc.message)
-        return False
-    return True
 
 
 def _with_problem(outcome: Outcome, problem: str) -> Outcome:

@@ -8,6 +8,10 @@ Two kinds of entries, one size cap, least recently used first out:
 - ``resources/<path>``: resource pool files, with the ETag they were fetched at in
   ``etags/<path>`` (a second tree, so no pool name can collide with a sidecar).
 
+A third tree, ``stages/`` (``STAGE_CACHE``), is the stages' own: handed to each stage as
+``WINSLOW_CACHE_DIR`` for what it keeps between its runs on this node (a TensorRT engine
+built for this GPU, downloaded weights). It holds no entries: Winslow never evicts,
+uploads or reads it, and the cap does not count it.
 A file only counts once it is complete and checked: it is fetched to a temporary name,
 verified, made read-only and stamped with ``VERIFIED_MTIME_NS`` before it gets its real
 name. Every later use checks size and stamp again, so a file that was changed in place
@@ -74,6 +78,10 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(HASH_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+STAGE_CACHE = "stages"
+"""The folder of the node cache that stages keep their own files in (``WINSLOW_CACHE_DIR``)."""
 
 
 class NodeCache:

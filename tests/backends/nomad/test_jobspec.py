@@ -149,6 +149,11 @@ VARIANTS = {
     ),
     "raw_exec tools": (make_spec(), make_config(tools_driver="raw_exec"), {}),
     "node cache, docker tools": (make_spec(), make_config(node_cache_dir="/var/cache/w"), {}),
+    "node cache, container stage": (
+        make_spec(image="ultralytics/yolo:8"),
+        make_config(node_cache_dir="/var/cache/w"),
+        {},
+    ),
     "node cache, raw_exec tools": (
         make_spec(),
         make_config(node_cache_dir="/var/cache/w", tools_driver="raw_exec"),
@@ -498,6 +503,32 @@ def test_node_cache_reaches_stage_in_and_stage_out():
     assert "volumes" not in task(bare, "stage-in")["Config"]
     with pytest.raises(SubmitRejectedError, match="absolute path"):
         render_jobspec(make_spec(), make_config(node_cache_dir="cache"))
+
+
+def test_the_stage_gets_its_own_folder_of_the_node_cache():
+    """``WINSLOW_CACHE_DIR``: what a stage keeps between runs on a node (a TensorRT engine
+    built for its GPU) lives in the node cache's ``stages`` folder."""
+    config = make_config(node_cache_dir="/var/cache/w")
+    container = task(render_jobspec(make_spec(image="ultralytics/yolo:8"), config), "main")
+    assert container["Config"]["volumes"] == ["/var/cache/w/stages:/winslow/cache"]
+    assert container["Env"]["WINSLOW_CACHE_DIR"] == "/winslow/cache"
+    host = task(render_jobspec(make_spec(), config), "main")
+    args = host["Config"]["args"]
+    assert args[args.index("--stage-cache") + 1] == "/var/cache/w/stages"
+    assert args.index("--stage-cache") < args.index("--")  # stage-exec's, not the stage's
+    # exec's chroot shows no folder of the node; without a node cache there is none to give.
+    isolated = task(
+        render_jobspec(make_spec(), dataclasses.replace(config, host_driver="exec")), "main"
+    )
+    assert "--stage-cache" not in isolated["Config"]["args"]
+    for job in (
+        render_jobspec(make_spec(image="ultralytics/yolo:8"), make_config()),
+        render_jobspec(make_spec(), make_config()),
+    ):
+        main = task(job, "main")
+        assert "volumes" not in main["Config"] and "WINSLOW_CACHE_DIR" not in main["Env"]
+        assert "--stage-cache" not in main["Config"].get("args", [])
+        assert validate_jobspec(job) == []
 
 
 @pytest.mark.parametrize("credentials", ["nomad-variables", "vault"])

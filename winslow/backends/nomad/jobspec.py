@@ -44,7 +44,9 @@ from winslow.backends.nomad.jobschema import (
 )
 from winslow.backends.nomad.jobtemplate import jobspecs_dir, load_template
 from winslow.errors import SubmitRejectedError
+from winslow.node.container import CONTAINER_STAGE_CACHE
 from winslow.pipeline.interpolate import resolve_node_paths
+from winslow.storage.nodecache import STAGE_CACHE
 
 if TYPE_CHECKING:
     from winslow.backends.base import RunSpec
@@ -322,7 +324,7 @@ def _main_task(spec: RunSpec, config: NomadConfig, own: _OwnValues) -> dict[str,
     """The stage itself: in its image with docker, or on the node through stage-exec."""
     user_env = _user_env(spec)
     if spec.image is not None:
-        launch = _container_launch(spec, spec.image, user_env)
+        launch = _container_launch(spec, spec.image, user_env, own.node_cache_dir)
     else:
         launch = _host_launch(spec, config, own, user_env)
     templates = []
@@ -343,8 +345,11 @@ def _main_task(spec: RunSpec, config: NomadConfig, own: _OwnValues) -> dict[str,
     }
 
 
-def _container_launch(spec: RunSpec, image: str, user_env: dict[str, str]) -> _StageLaunch:
-    """The stage's command in its image with docker, working in the workspace."""
+def _container_launch(
+    spec: RunSpec, image: str, user_env: dict[str, str], node_cache: str | None
+) -> _StageLaunch:
+    """The stage's command in its image with docker, working in the workspace; the stage
+    cache of the node's cache folder mounted where there is one (``WINSLOW_CACHE_DIR``)."""
     if needs_literal_delivery(image) or "\x00" in image:
         raise SubmitRejectedError(
             f"Stage '{spec.stage}' names the image {image!r}, which is not a valid image "
@@ -362,11 +367,13 @@ def _container_launch(spec: RunSpec, image: str, user_env: dict[str, str]) -> _S
         driver_config["command"] = rendered[0]
         if len(rendered) > 1:
             driver_config["args"] = rendered[1:]
+    env = {"WINSLOW_WORKSPACE": workspace, "WINSLOW_INPUTS": inputs}
+    if node_cache is not None:
+        # docker makes the folder on the node where it is missing.
+        driver_config["volumes"] = [f"{node_cache}/{STAGE_CACHE}:{CONTAINER_STAGE_CACHE}"]
+        env["WINSLOW_CACHE_DIR"] = CONTAINER_STAGE_CACHE
     return _StageLaunch(
-        driver="docker",
-        config=driver_config,
-        env={"WINSLOW_WORKSPACE": workspace, "WINSLOW_INPUTS": inputs},
-        literal_env={**user_env, **literal},
+        driver="docker", config=driver_config, env=env, literal_env={**user_env, **literal}
     )
 
 
@@ -405,6 +412,9 @@ def _host_launch(
     ]
     if spec.timeout_seconds is not None:
         argv += ["--timeout", str(spec.timeout_seconds)]
+    if own.node_cache_dir is not None and config.host_driver == "raw_exec":
+        # exec's chroot shows the task no folder of the node's own.
+        argv += ["--stage-cache", f"{own.node_cache_dir}/{STAGE_CACHE}"]
     argv += ["--", *spec.command]
     rendered, literal = deliver_args(argv)
     return _StageLaunch(
