@@ -112,11 +112,18 @@ class Latencies:
     """Seconds each API command took, from the bench's side."""
 
     seconds: list[float] = field(default_factory=list)
+    failed: int = 0
+    """Commands that got no answer (a reset connection): counted, and printed."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def timed(self, call: Any, *args: Any, **kwargs: Any) -> httpx.Response:
+    def timed(self, call: Any, *args: Any, **kwargs: Any) -> httpx.Response | None:
         started = time.perf_counter()
-        answer: httpx.Response = call(*args, **kwargs)
+        try:
+            answer: httpx.Response = call(*args, **kwargs)
+        except httpx.TransportError:
+            with self.lock:
+                self.failed += 1
+            return None
         with self.lock:
             self.seconds.append(time.perf_counter() - started)
         return answer
@@ -168,7 +175,13 @@ def probe(api: httpx.Client, name: str, latencies: Latencies, stop: threading.Ev
 
 
 def succeeded_runs(api: httpx.Client) -> int:
-    for line in api.get("/metrics").text.splitlines():
+    try:
+        text = api.get("/metrics").text
+    except httpx.TransportError:
+        # A kept-alive connection the server closed just as this reused it (a reset):
+        # the next look, a second later, asks on a fresh one.
+        return 0
+    for line in text.splitlines():
         if line.startswith('winslow_runs{state="succeeded"}'):
             return int(float(line.rsplit(" ", 1)[1]))
     return 0
@@ -204,8 +217,9 @@ def drive(server: Server, projects: int, stages: int, base: Path) -> dict[str, A
         started = time.monotonic()
         for i in range(projects):
             body = {"name": f"p{i:05d}", "pipeline": "scale", "start": True}
-            answer = latencies.timed(api.post, "/api/v1/projects", json=body)
-            assert answer.status_code == 201, answer.text
+            made = latencies.timed(api.post, "/api/v1/projects", json=body)
+            assert made is not None, "a project creation got no answer"
+            assert made.status_code == 201, made.text
             if i == 0:
                 stop = threading.Event()
                 thread = threading.Thread(target=probe, args=(api, "p00000", latencies, stop))
@@ -236,6 +250,7 @@ def drive(server: Server, projects: int, stages: int, base: Path) -> dict[str, A
         "command_p95_ms": latencies.p95_ms(),
         "command_median_ms": statistics.median(latencies.seconds) * 1000,
         "commands": len(latencies.seconds),
+        "commands_unanswered": latencies.failed,
         "create_all_s": created,
     }
 

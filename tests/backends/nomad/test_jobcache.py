@@ -175,10 +175,16 @@ def test_an_ended_job_is_answered_once_then_only_its_indexes_are_kept():
         job={**ended.job, "Status": "dead"}, allocs=ended.allocs, evals=[], indexes=(30, 31, 32)
     )
     kept(cache, "winslow-a", ended)
-    assert cache.current("winslow-a") is ended  # the engine records the end from it
+    # The read that found it ended hands it to the engine, which records the end from it.
     assert cache.current("winslow-a") is None  # then Nomad is asked again, if ever
     assert cache._entries["winslow-a"].snapshot is None
     assert cache.begin("winslow-a").need == Need(job=30, allocs=31, evals=32)
+    # Invalidated while it was read: what it needs is kept as well as the indexes.
+    ticket = cache.begin("winslow-c")
+    cache.invalidate("winslow-c", Need(job=40))
+    cache.store("winslow-c", ended, ticket)
+    assert cache.current("winslow-c") is None
+    assert cache.begin("winslow-c").need == Need(job=40, allocs=31, evals=32)
 
     running = snapshot()
     kept(cache, "winslow-b", running)
