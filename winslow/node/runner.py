@@ -103,7 +103,7 @@ class Outcome:
     reason: str | None
     results_left: bool | None = None
     """Whether the published workspace holds a ``results.json``; None when nothing was
-    published or it is not known. The engine reads storage for results only unless False."""
+    published or it is not known. False spares the engine looking in storage for one."""
 
 
 # ---------------------------------------------------------------------------------------
