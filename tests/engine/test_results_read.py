@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from tests.fixtures.winslow import Harness
 
 PIPELINE = """
@@ -17,6 +19,17 @@ stages:
   - name: report
     command: ["sh", "-c", "echo reported"]
 """
+
+
+def run_to_the_end(winslow: Harness, pipeline: str) -> dict[str, Any]:
+    """Run a project ``p`` of ``pipeline`` to its end; return it as the API shows it."""
+    winslow.apply_pipeline(pipeline)
+    winslow.create("p", yaml.safe_load(pipeline)["name"])
+    winslow.command("p", "start")
+    winslow.engine.run_until_idle()
+    project: dict[str, Any] = winslow.show("p")
+    assert project["state"] == "succeeded", project
+    return project
 
 
 def test_results_and_series_come_from_the_node_log_without_asking_storage(
@@ -33,13 +46,7 @@ def test_results_and_series_come_from_the_node_log_without_asking_storage(
 
     object_store.client.meta.events.register("provide-client-params.s3.GetObject", note)
     object_store.client.meta.events.register("provide-client-params.s3.HeadObject", note)
-    winslow.apply_pipeline(PIPELINE)
-    winslow.create("p", "reporting")
-    winslow.command("p", "start")
-    winslow.engine.run_until_idle()
-
-    project = winslow.show("p")
-    assert project["state"] == "succeeded", project
+    project = run_to_the_end(winslow, PIPELINE)
     measure = next(r for r in project["runs"] if r["stage"] == "measure")
     assert measure["results"] == {"speed": 42.5}
     series = winslow.api.get(f"/api/v1/projects/p/runs/{measure['id']}/series").json()
@@ -74,13 +81,7 @@ def test_storage_is_searched_for_results_json_only_where_the_stage_left_one(
         listed.append(str(params.get("Prefix", "")))
 
     object_store.client.meta.events.register("provide-client-params.s3.ListObjectsV2", note)
-    winslow.apply_pipeline(FILES_PIPELINE)
-    winslow.create("p", "files")
-    winslow.command("p", "start")
-    winslow.engine.run_until_idle()
-
-    project = winslow.show("p")
-    assert project["state"] == "succeeded", project
+    project = run_to_the_end(winslow, FILES_PIPELINE)
     runs = {r["stage"]: r for r in project["runs"]}
     assert runs["scores"]["results"] == {"mAP": 0.61}
     assert runs["quiet"]["results"] == {}
