@@ -169,23 +169,13 @@ class JobCache:
 
     def current(self, job_id: str) -> Snapshot | None:
         """The kept snapshot while no change has been heard of since it was read; else None.
-
-        The snapshot of a job that has ended (Nomad's ``dead``) is handed out once more and
-        then let go, keeping only its indexes (a later read still may not go back in
-        time): the engine reads an ended job once, to record its end, and kept whole,
-        thousands of them (tens of KB each) held the server's memory for the ten
-        minutes before ``forget_after``.
-        """
+        An ended job never has one (``store`` keeps only its indexes)."""
         with self._lock:
             entry = self._entries.get(job_id)
             if entry is None:
                 return None
             entry.used_at = self._clock()
-            snapshot = entry.snapshot if entry.stored == entry.generation else None
-            if snapshot is not None and snapshot.job.get("Status") == "dead":
-                entry.snapshot, entry.stored = None, -1
-                entry.need = entry.need.merge(Need(*snapshot.indexes))
-            return snapshot
+            return entry.snapshot if entry.stored == entry.generation else None
 
     def begin(self, job_id: str) -> Ticket:
         """Start a read of ``job_id``; the ticket says what its answers must reflect: the
@@ -202,10 +192,10 @@ class JobCache:
     def store(self, job_id: str, snapshot: Snapshot, ticket: Ticket) -> None:
         """Keep what a read begun with ``ticket`` found; clean unless invalidated since.
 
-        Of an ended job only the indexes are kept (as ``current`` does once it handed
-        one out): the reader has the snapshot in hand, records the end from it, and
-        asks no more. Kept whole, every job that ended on a fresh read stayed in memory
-        until ``forget_after``: 156 to 644 MB over 10,000 stages.
+        Of an ended job (Nomad's ``dead``) only the indexes are kept, so a later read
+        still may not go back in time: the reader has the snapshot in hand, records the
+        end from it, and asks no more. Kept whole, every ended job stayed in memory until
+        ``forget_after``: 156 to 644 MB over 10,000 stages.
         """
         with self._lock:
             entry = self._entries.setdefault(job_id, _Entry())
