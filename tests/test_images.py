@@ -34,6 +34,7 @@ from packaging.utils import canonicalize_name
 
 from tests.examples.test_traffic import EXAMPLE, generate_video
 from tests.fixtures.containers import docker_answers
+from tests.fixtures.ports import pick_ports
 from tests.fixtures.server import BIN
 from tests.fixtures.winslow import Harness
 from tests.fixtures.workspaces import read_workspace
@@ -41,7 +42,6 @@ from winslow import __version__
 from winslow.cli import images
 from winslow.cli.images import RegistryClient, docker_credentials, next_page, registry_url
 from winslow.storage.objects import ObjectStore
-from winslow.storage.seaweed import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "operator", "not-a-real-secret"
@@ -221,7 +221,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         [htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True, text=True
     ).stdout
     (folder / "htpasswd").write_text(users)
-    (port,) = free_ports(1)
+    (port,) = pick_ports(1)
     config = {
         "version": 0.1,
         "log": {"level": "warn"},
@@ -344,7 +344,7 @@ def test_images_names_a_missing_repository_and_a_missing_registry(registry: Regi
     assert "No repository 'no/such'" in missing.stderr
     unset = winslow_images(env={"WINSLOW_REGISTRY": ""})
     assert unset.returncode == 2 and "--registry" in unset.stderr
-    (closed,) = free_ports(1)
+    (closed,) = pick_ports(1)
     silent = winslow_images("--registry", f"127.0.0.1:{closed}", env={})
     assert silent.returncode == 1
     assert f"error: The registry at http://127.0.0.1:{closed} does not answer" in silent.stderr
@@ -530,7 +530,7 @@ def test_pulled_tools_image_runs_stage_in_against_s3(
 def test_pulled_service_image_answers_health_and_its_healthcheck_passes(
     pulled: dict[str, str],
 ) -> None:
-    (port,) = free_ports(1)
+    (port,) = pick_ports(1)
     name = f"winslow-test-service-{port}"
     # The image's own HEALTHCHECK command, run every second instead of every 30.
     docker("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080",

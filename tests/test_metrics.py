@@ -14,13 +14,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.test_uploads import upload_whole
+from tests.fixtures.ports import pick_ports
 from tests.fixtures.winslow import Harness
 from winslow import metrics
 from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
 from winslow.errors import BackendUnavailableError, NotFoundError, StorageError
 from winslow.storage.objects import ObjectStore
-from winslow.storage.seaweed import free_ports
 
 
 def value(name: str, **labels: str) -> float:
@@ -212,7 +212,7 @@ def test_nomad_requests_are_timed_by_endpoint_family(nomad_standin) -> None:
 
 
 def test_an_unreachable_nomad_counts_as_an_error() -> None:
-    (port,) = free_ports(1)
+    (port,) = pick_ports(1)
     config = NomadConfig(address=f"http://127.0.0.1:{port}")
     labels = {"method": "GET", "endpoint": "nodes", "reason": "unreachable"}
     before = value("winslow_nomad_request_errors_total", **labels)

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.ports import pick_ports
 from tests.fixtures.server import Server
-from winslow.storage.seaweed import free_ports
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 
@@ -58,7 +58,7 @@ def prometheus(winslow_server: Server, tmp_path: Path) -> Iterator[str]:
     token_file.write_text(token)
     config = tmp_path / "prometheus.yml"
     config.write_text(CONFIG.format(token_file=token_file, port=winslow_server.port))
-    (port,) = free_ports(1)
+    (port,) = pick_ports(1)
     address = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "prometheus.log"
     with log_path.open("wb") as log:

@@ -14,14 +14,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.fixtures.ports import pick_ports
 from tests.fixtures.server import BIN, Server
-from winslow.storage.seaweed import free_ports
 from winslow.store.sqlitelock import write_lock_problem
 
 
 def up(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run `winslow up` to its end; return it and the seconds it took."""
-    port, s3_port = free_ports(2)
+    port, s3_port = pick_ports(2)
     server = Server(tmp_path / "data", port, s3_port)
     started = time.monotonic()
     result = subprocess.run(
@@ -85,7 +85,7 @@ def test_traceback_only_at_debug(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_s3_endpoint_is_named_with_the_settings_to_check(tmp_path: Path) -> None:
-    endpoint = f"http://127.0.0.1:{free_ports(1)[0]}"
+    endpoint = f"http://127.0.0.1:{pick_ports(1)[0]}"
     result, seconds = up(
         tmp_path,
         WINSLOW_S3_ENDPOINT=endpoint,

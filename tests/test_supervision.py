@@ -17,11 +17,12 @@ import psutil
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fixtures.ports import pick_ports
 from tests.fixtures.server import Server, running_server
 from tests.fixtures.winslow import Harness
 from winslow.storage.objects import ObjectStore
 from winslow.storage.s3 import S3Config
-from winslow.storage.seaweed import PID_FILE, SeaweedServer, free_ports
+from winslow.storage.seaweed import PID_FILE, SeaweedServer
 from winslow.storage.supervisor import (
     RESTART_BACKOFF_SECONDS,
     S3Probe,
@@ -91,7 +92,7 @@ def test_health_says_degraded_with_the_reason_while_s3_does_not_answer(
     winslow: Harness, object_store: ObjectStore
 ) -> None:
     nowhere = dataclasses.replace(
-        object_store.cfg, endpoint_url=f"http://127.0.0.1:{free_ports(1)[0]}"
+        object_store.cfg, endpoint_url=f"http://127.0.0.1:{pick_ports(1)[0]}"
     )
     supervisor = StorageSupervisor(S3Probe(nowhere))
     winslow.context.supervisor = supervisor
@@ -150,7 +151,7 @@ def test_a_killed_seaweedfs_is_reaped_reported_restarted_and_keeps_its_data(
 
 @pytest.mark.slow
 def test_a_failed_restart_is_tried_again_after_a_growing_pause(tmp_path: Path) -> None:
-    weed = SeaweedServer(tmp_path / "s3", free_ports(1)[0], detach=True)
+    weed = SeaweedServer(tmp_path / "s3", pick_ports(1)[0], detach=True)
     config = weed.start()
     now = [0.0]
     supervisor = StorageSupervisor(S3Probe(config), weed, clock=lambda: now[0])
@@ -193,7 +194,7 @@ def test_a_failed_restart_is_tried_again_after_a_growing_pause(tmp_path: Path) -
 def test_an_adopted_weed_that_dies_is_seen_without_waiting_for_it_and_restarted(
     tmp_path: Path,
 ) -> None:
-    port = free_ports(1)[0]
+    port = pick_ports(1)[0]
     first = SeaweedServer(tmp_path / "s3", port, detach=True)
     first.start()
     adopted = SeaweedServer.adopt(tmp_path / "s3", port)

@@ -27,7 +27,7 @@ import httpx
 import psutil
 import pytest
 
-from winslow.storage.seaweed import free_ports
+from tests.fixtures.ports import pick_ports
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +110,7 @@ def test_installed_wheel_serves_the_console_and_renders_jobs(venv: Path, outside
     assert tasks == ["stage-in", "main", "stage-follow", "stage-out"]  # a container stage
 
     data_dir = outside / "data"
-    port, s3_port = free_ports(2)
+    port, s3_port = pick_ports(2)
     env.update(WINSLOW_DATA_DIR=str(data_dir), WINSLOW_S3_PORT=str(s3_port))
     log_path = outside / "server.log"
     with log_path.open("wb") as log:

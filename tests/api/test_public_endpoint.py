@@ -22,6 +22,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fixtures.ports import pick_ports
 from tests.fixtures.s3 import TcpForwarder
 from tests.fixtures.server import Server, _kill_leftovers
 from tests.fixtures.winslow import Harness, _serve, build_context
@@ -31,7 +32,6 @@ from winslow.cli.transfer import upload_file
 from winslow.settings import ClientSettings, Settings
 from winslow.storage import keys
 from winslow.storage.objects import ObjectStore
-from winslow.storage.seaweed import free_ports
 
 MIB = 1024 * 1024
 CONSOLE_ORIGIN = "http://winslow.lab:8080"
@@ -209,7 +209,7 @@ def test_winslow_up_hands_the_cli_urls_of_its_public_endpoint(
 ) -> None:
     """A real `winslow up` with its own SeaweedFS, WINSLOW_S3_PUBLIC_ENDPOINT set: the CLI's
     upload and download both go through the public address."""
-    port, s3_port = free_ports(2)
+    port, s3_port = pick_ports(2)
     public = forwarder(f"http://127.0.0.1:{s3_port}")
     up = PublicServer(tmp_path / "data", port, s3_port, public_endpoint=public.url)
     data = os.urandom(MIB + 3)

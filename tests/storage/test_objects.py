@@ -15,13 +15,14 @@ import httpx
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from tests.fixtures.ports import pick_ports
 from tests.fixtures.s3 import ANY_S3
 from winslow import defaults
 from winslow.errors import ConflictError, NotFoundError, StorageError, ValidationError
 from winslow.storage import keys
 from winslow.storage.objects import ObjectStore, choose_part_size, content_disposition
 from winslow.storage.s3 import S3RequestError, map_client_error
-from winslow.storage.seaweed import CREDENTIALS_FILE, SeaweedServer, free_ports
+from winslow.storage.seaweed import CREDENTIALS_FILE, SeaweedServer
 
 MIB = 1024 * 1024
 
@@ -437,7 +438,7 @@ def test_answers_only_where_storage_accepts_the_keys(object_store, s3_server):
     assert object_store.answers()
     wrong_keys = dataclasses.replace(s3_server, secret_key="not-the-secret")
     assert not ObjectStore(wrong_keys).answers()
-    port = free_ports(1)[0]  # nothing listens there
+    port = pick_ports(1)[0]  # nothing listens there
     nobody = dataclasses.replace(s3_server, endpoint_url=f"http://127.0.0.1:{port}")
     assert not ObjectStore(nobody).answers(timeout=0.5)
 

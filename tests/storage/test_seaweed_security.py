@@ -42,11 +42,12 @@ import httpx
 import psutil
 import pytest
 
+from tests.fixtures.ports import pick_ports
 from winslow.errors import StorageError
 from winslow.server import s3_config
 from winslow.settings import Settings
 from winslow.storage.objects import ObjectStore
-from winslow.storage.seaweed import HOST, LOG_FILE, SeaweedServer, find_weed, free_ports
+from winslow.storage.seaweed import HOST, LOG_FILE, SeaweedServer, find_weed
 from winslow.storage.weedsecurity import (
     GRPC_CERT_FILE,
     GRPC_KEY_FILE,
@@ -346,7 +347,7 @@ def test_its_folder_and_files_are_the_owners_alone(weed):
 
 def test_winslow_warns_when_it_finds_a_seaweedfs_running_without_its_locks(tmp_path, caplog):
     """A detached weed of an older Winslow outlives an upgrade; ``winslow up`` says so."""
-    port = free_ports(1)[0]
+    port = pick_ports(1)[0]
     with SeaweedServer(tmp_path / "s3", port, bucket="winslow") as weed:
         (tmp_path / "s3" / SECURITY_FILE).unlink()  # as an older Winslow left it
         with caplog.at_level(logging.WARNING, logger="winslow.server"):

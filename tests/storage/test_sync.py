@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.ports import pick_ports
 from tests.fixtures.s3 import ANY_S3
 from tests.fixtures.workspaces import put_workspace, read_workspace
 from winslow.errors import StorageError
@@ -28,7 +29,7 @@ from winslow.storage import keys, workspaces
 from winslow.storage.manifest import Manifest
 from winslow.storage.nodecache import NodeCache
 from winslow.storage.objects import ObjectStore
-from winslow.storage.seaweed import SeaweedServer, find_weed, free_ports
+from winslow.storage.seaweed import SeaweedServer, find_weed
 from winslow.storage.sync import index_path, materialize, publish_snapshot, snapshot
 
 MIB = 1024 * 1024
@@ -292,7 +293,7 @@ def test_stage_out_with_storage_killed_half_way_publishes_nothing_then_completes
         find_weed()
     except StorageError as exc:
         pytest.skip(str(exc))
-    port = free_ports(1)[0]
+    port = pick_ports(1)[0]
     server = SeaweedServer(tmp_path / "s3", port, bucket="atomic")
     try:
         cfg = server.start()
