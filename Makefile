@@ -90,6 +90,7 @@ bench: $(STAMP)
 # cores; `--projects 200 --baseline-projects 20 --stages 2` for a look).
 bench-scale: $(STAMP)
 	$(BIN)/python bench/engine_scale.py
+	$(BIN)/python bench/nomad_lists.py
 
 # The storage benchmarks at 4 GiB (about 5 minutes and 15 GB of free disk on 2 cores);
 # SIZE=512M for a quick look.

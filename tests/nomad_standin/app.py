@@ -13,6 +13,14 @@ Allocations and evaluations are written without their empty fields, as go-msgpac
 encodes the structs Nomad tags ``_struct`` omitempty (answers and events alike); list
 stubs keep every field. ``/v1/allocations`` honours ``task_states`` and ``resources``.
 
+``/v1/jobs`` and ``/v1/allocations`` page as Nomad's ``nomad/state/paginator`` does:
+``per_page`` stubs (all when absent or 0; not a number is a 400), from the first whose
+token is not below ``next_token``; when more are left, the token of the first one left
+out comes back in ``X-Nomad-NextToken``. Jobs go in (namespace, ID) order with the token
+``<namespace>.<ID>``; allocations in (create index, ID) order with ``<create index>.<ID>``,
+compared index first as numbers (``CreateIndexAndIDTokenizer``), or in ID order with the
+ID as token when listed by ``prefix`` (``IDTokenizer``).
+
 ``/v1/client/allocation/:id/stats`` answers the client's latest measurement of the
 allocation's running tasks (see ``executor``), without an index, as client endpoints do;
 ``/v1/client/stats?node_id=`` the node's host statistics (``executor.Client.host_stats``).
@@ -273,6 +281,46 @@ def validate_job(raw: JsonDict) -> list[str]:
     return errors
 
 
+def page_of(request: Request) -> tuple[int, str]:
+    """``per_page`` and ``next_token`` as ``parsePagination`` reads them."""
+    raw = request.query_params.get("per_page", "")
+    try:
+        per_page = int(raw) if raw else 0
+    except ValueError:
+        raise NomadError(400, "Expect a number for `per_page` query string parameter") from None
+    return per_page, request.query_params.get("next_token", "")
+
+
+def paginate(
+    listed: list[tuple[str, JsonDict]], per_page: int, reached: Callable[[str], bool]
+) -> tuple[list[JsonDict], str]:
+    """One page of ``listed`` (token, item) pairs in order: the items from the first whose
+    token ``reached`` the next token, ``per_page`` of them, and the token of the one
+    after (empty at the end), as ``Paginator.Page`` gives them."""
+    start = next((i for i, (token, _) in enumerate(listed) if reached(token)), len(listed))
+    rest = listed[start:]
+    if per_page < 0:  # the first item already passes the count: none, and its token
+        return [], rest[0][0] if rest else ""
+    if per_page == 0 or len(rest) <= per_page:
+        return [item for _, item in rest], ""
+    return [item for _, item in rest[:per_page]], rest[per_page][0]
+
+
+def _not_before(target: str) -> Callable[[str], bool]:
+    """``CreateIndexAndIDTokenizer``: ``<index>.<id>`` tokens compared index first, as
+    numbers; a target that is not of that shape compares as a string."""
+    index, _, alloc_id = target.partition(".")
+    if not target or not index.isdigit() or not alloc_id:
+        return lambda token: token >= target
+    wanted = (int(index), alloc_id)
+
+    def reached(token: str) -> bool:
+        created, _, rest = token.partition(".")
+        return (int(created), rest) >= wanted
+
+    return reached
+
+
 def create_app(standin: NomadStandin) -> FastAPI:
     """The FastAPI app serving ``standin``'s state."""
     app = FastAPI(title="Nomad stand-in", openapi_url=None, docs_url=None, redoc_url=None)
@@ -307,10 +355,14 @@ def create_app(standin: NomadStandin) -> FastAPI:
     def namespace_of(request: Request) -> str:
         return request.query_params.get("namespace") or "default"
 
-    def json_response(body: Any, index: int | None = None, status: int = 200) -> Response:
+    def json_response(
+        body: Any, index: int | None = None, status: int = 200, next_token: str = ""
+    ) -> Response:
         headers = {"X-Nomad-KnownLeader": "true", "X-Nomad-LastContact": "0"}
         if index is not None:
             headers = query_meta(index)
+        if next_token:
+            headers["X-Nomad-NextToken"] = next_token
         return Response(
             content=json.dumps(body, separators=(",", ":")),
             status_code=status,
@@ -488,14 +540,17 @@ def create_app(standin: NomadStandin) -> FastAPI:
         namespace = namespace_of(request)
         prefix = request.query_params.get("prefix", "")
         with_meta = request.query_params.get("meta", "") in ("true", "1")
+        per_page, after = page_of(request)
         index = await block(request, lambda: state.current_index("jobs"))
         with state.lock:
-            stubs = [
-                job_stub(job, _summary(job), with_meta)
+            listed = [
+                (f"{ns}.{job_id}", job)
                 for (ns, job_id), job in sorted(state.jobs.items())
                 if (namespace == "*" or ns == namespace) and job_id.startswith(prefix)
             ]
-        return json_response(stubs, index)
+            jobs, next_token = paginate(listed, per_page, lambda token: token >= after)
+            stubs = [job_stub(job, _summary(job), with_meta) for job in jobs]
+        return json_response(stubs, index, next_token=next_token)
 
     def _summary(job: JsonDict) -> JsonDict:
         groups: JsonDict = {
@@ -729,14 +784,23 @@ def create_app(standin: NomadStandin) -> FastAPI:
         # Nomad keeps TaskStates unless asked not to (structs.NewAllocStubFields).
         resources = bool(query_bool(request, "resources"))
         task_states = query_bool(request, "task_states") is not False
+        per_page, after = page_of(request)
         index = await block(request, lambda: state.current_index("allocs"))
         with state.lock:
-            out = [
-                _alloc_stub(a, resources=resources, task_states=task_states)
-                for a in sorted(state.allocs.values(), key=lambda a: a["CreateIndex"])
+            chosen = [
+                a
+                for a in state.allocs.values()
                 if (namespace == "*" or a["Namespace"] == namespace) and a["ID"].startswith(prefix)
             ]
-        return json_response(out, index)
+            if prefix:
+                listed = [(a["ID"], a) for a in sorted(chosen, key=lambda a: a["ID"])]
+                allocs, next_token = paginate(listed, per_page, lambda token: token >= after)
+            else:
+                order = sorted(chosen, key=lambda a: (a["CreateIndex"], a["ID"]))
+                listed = [(f"{a['CreateIndex']}.{a['ID']}", a) for a in order]
+                allocs, next_token = paginate(listed, per_page, _not_before(after))
+            out = [_alloc_stub(a, resources=resources, task_states=task_states) for a in allocs]
+        return json_response(out, index, next_token=next_token)
 
     @app.get("/v1/allocation/{alloc_id}")
     async def allocation(alloc_id: str, request: Request) -> Response:

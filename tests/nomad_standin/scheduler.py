@@ -130,7 +130,7 @@ def put_eval(state: State, ev: JsonDict) -> None:
     if ev["ID"] in state.evals:
         ev["ModifyIndex"] = index
         ev["ModifyTime"] = now_ns()
-    state.evals[ev["ID"]] = ev
+    state.put_eval(ev)
     state.set_payload("Evaluation", ev["ID"], ev)
     refresh_job_status(state, ev["Namespace"], ev["JobID"])
 
@@ -150,7 +150,7 @@ def put_alloc(state: State, alloc: JsonDict) -> None:
         alloc["AllocModifyIndex"] = index
     alloc["ModifyIndex"] = index
     alloc["ModifyTime"] = now_ns()
-    state.allocs[alloc["ID"]] = alloc
+    state.put_alloc(alloc)
     event_alloc = copy.deepcopy(alloc)
     event_alloc["Job"] = None  # Nomad strips the job from allocation events to keep them small
     state.set_payload("Allocation", alloc["ID"], event_alloc)

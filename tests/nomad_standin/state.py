@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,6 +85,11 @@ class State:
         self.deployments: dict[str, JsonDict] = {}
         self.services: dict[str, JsonDict] = {}
         """Nomad service registrations by ID (``services``)."""
+        # By (namespace, job ID), as Nomad's state store indexes them ("job" indexes of
+        # the allocs and evals tables): a job's allocations are read on every change of
+        # one, and scanning them all made the stand-in quadratic in the jobs it held.
+        self._allocs_of: dict[tuple[str, str], dict[str, JsonDict]] = defaultdict(dict)
+        self._evals_of: dict[tuple[str, str], dict[str, JsonDict]] = defaultdict(dict)
         self._frames: deque[EventFrame] = deque(maxlen=event_buffer_size)
         self._next_seq = 0
         self._txn: _Txn | None = None
@@ -214,25 +219,23 @@ class State:
     def job(self, namespace: str, job_id: str) -> JsonDict | None:
         return self.jobs.get((namespace, job_id))
 
+    def put_alloc(self, alloc: JsonDict) -> None:
+        """Keep ``alloc``, new or changed (its job never changes)."""
+        self.allocs[alloc["ID"]] = alloc
+        self._allocs_of[(alloc["Namespace"], alloc["JobID"])][alloc["ID"]] = alloc
+
+    def put_eval(self, ev: JsonDict) -> None:
+        """Keep ``ev``, new or changed (its job never changes)."""
+        self.evals[ev["ID"]] = ev
+        self._evals_of[(ev["Namespace"], ev["JobID"])][ev["ID"]] = ev
+
     def job_allocs(self, namespace: str, job_id: str) -> list[JsonDict]:
-        return sorted(
-            (
-                a
-                for a in self.allocs.values()
-                if a["JobID"] == job_id and a["Namespace"] == namespace
-            ),
-            key=lambda a: a["CreateIndex"],
-        )
+        found = self._allocs_of.get((namespace, job_id), {})
+        return sorted(found.values(), key=lambda a: a["CreateIndex"])
 
     def job_evals(self, namespace: str, job_id: str) -> list[JsonDict]:
-        return sorted(
-            (
-                e
-                for e in self.evals.values()
-                if e["JobID"] == job_id and e["Namespace"] == namespace
-            ),
-            key=lambda e: e["CreateIndex"],
-        )
+        found = self._evals_of.get((namespace, job_id), {})
+        return sorted(found.values(), key=lambda e: e["CreateIndex"])
 
     def node_by_name(self, name: str) -> NodeSpec:
         for node in self.nodes.values():

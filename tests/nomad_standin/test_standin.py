@@ -1413,6 +1413,64 @@ def test_allocation_list_selects_task_states_and_resources_as_asked(nomad):
     )
 
 
+def pages(client: httpx.Client, path: str, **params: Any) -> list[tuple[list[JsonDict], str]]:
+    """Every page of a list read with ``next_token``, each with the token it handed on."""
+    found, token = [], ""
+    while True:
+        response = client.get(path, params={**params, **({"next_token": token} if token else {})})
+        assert response.status_code == 200, response.text
+        token = response.headers.get("X-Nomad-NextToken", "")
+        found.append((response.json(), token))
+        if not token:
+            return found
+
+
+def test_lists_page_as_nomads_paginator_does(nomad):
+    """nomad/state/paginator: ``Page`` returns ``per_page`` items from the first whose
+    token is not below ``next_token`` (command/agent/http.go ``parsePagination``; not a
+    number is a 400) and hands on the token of the first item left out
+    (``X-Nomad-NextToken``, ``setNextToken``). Job.List tokenizes with
+    ``NamespaceIDTokenizer`` (``<namespace>.<ID>``); Alloc.List walks the namespace in
+    create-index order with ``CreateIndexAndIDTokenizer`` (``<index>.<ID>``, the index
+    compared as a number), and by ID with ``IDTokenizer`` when given a prefix."""
+    for name in ("page-a", "page-b", "page-c", "page-d", "page-e"):
+        register(nomad, batch_job(name, task("main", "true")))
+    for name in ("page-a", "page-b", "page-c", "page-d", "page-e"):
+        wait_allocs(nomad, name, finished)
+
+    whole = nomad.get("/v1/jobs", params={"prefix": "page-"}).json()
+    assert "X-Nomad-NextToken" not in nomad.get("/v1/jobs").headers
+    paged = pages(nomad, "/v1/jobs", prefix="page-", per_page=2)
+    assert [[job["ID"] for job in page] for page, _ in paged] == [
+        ["page-a", "page-b"],
+        ["page-c", "page-d"],
+        ["page-e"],
+    ]
+    assert [token for _, token in paged] == ["default.page-c", "default.page-e", ""]
+    assert [job for page, _ in paged for job in page] == whole
+
+    allocs = nomad.get("/v1/allocations", params={"task_states": "false"}).json()
+    assert [(a["CreateIndex"], a["ID"]) for a in allocs] == sorted(
+        (a["CreateIndex"], a["ID"]) for a in allocs
+    )
+    paged = pages(nomad, "/v1/allocations", task_states="false", per_page=3)
+    assert [len(page) for page, _ in paged] == [3, 2]
+    assert paged[0][1] == f"{allocs[3]['CreateIndex']}.{allocs[3]['ID']}"
+    assert [a for page, _ in paged for a in page] == allocs
+    by_id = sorted(allocs, key=lambda a: a["ID"])
+    first = by_id[0]["ID"][:1]
+    with_prefix = [a for a in by_id if a["ID"].startswith(first)]
+    paged = pages(nomad, "/v1/allocations", prefix=first, task_states="false", per_page=1)
+    assert [a for page, _ in paged for a in page] == with_prefix
+    assert [token for _, token in paged][:-1] == [a["ID"] for a in with_prefix[1:]]
+
+    bad = nomad.get("/v1/jobs", params={"per_page": "ten"})
+    assert (bad.status_code, bad.text) == (
+        400,
+        "Expect a number for `per_page` query string parameter",
+    )
+
+
 def test_reads_that_find_nothing_still_carry_the_query_meta(nomad_standin, nomad):
     """command/agent/{job,alloc,eval,node,variable}_endpoint.go call ``setMeta`` with the
     RPC's QueryMeta before answering ``CodedError(404, ...)``; for a missing object the

@@ -22,6 +22,7 @@ from tests.backends.nomad.test_backend import ENDED, GatedTransport, job_id, mak
 from tests.backends.test_contract import nomad_config
 from tests.fixtures.winslow import Harness
 from winslow.backends.base import JobState
+from winslow.backends.nomad import client as client_module
 from winslow.backends.nomad.backend import NomadBackend
 from winslow.backends.nomad.client import NomadClient
 from winslow.backends.nomad.config import NomadConfig
@@ -246,6 +247,54 @@ def test_a_change_whose_event_never_came_is_found_by_the_quiet_sweep(
             time.sleep(0.2)
         assert backend.sweeps > sweeps
     finally:
+        backend.stop()
+
+
+def test_the_sweep_reads_nomads_lists_in_pages_and_finds_a_change_on_the_last(
+    config, only_events, nomad_standin, tmp_path, monkeypatch
+):
+    """A busy cluster holds 10,000 of our jobs and their allocations; they are read a page
+    at a time (``per_page``, ``next_token``), put back together in Nomad's order, and a
+    change on the last page is found like one on the first."""
+    monkeypatch.setattr(client_module, "LIST_PAGE_SIZE", 1)
+    transport = GatedTransport()
+    backend = NomadBackend(config, client=NomadClient(config, transport=transport))
+    backend.start(only_events)
+    try:
+        gates = [release(tmp_path) for _ in range(3)]
+        specs = [make_spec(f"winslow-paged-{n}", wait) for n, (wait, _) in enumerate(gates)]
+        for spec in specs:
+            backend.submit(spec)
+        for spec in specs:
+            only_events.wait_for(backend, spec.job_id, JobState.RUNNING)
+        counter = nomad_standin.app.state.requests
+        counter.reset()
+        jobs, _ = backend.client.jobs.list("winslow-paged-")
+        allocs, _ = backend.client.allocations.list(task_states=False)
+        assert [job["ID"] for job in jobs] == [spec.job_id for spec in specs]
+        whole = httpx.get(f"{nomad_standin.address}/v1/allocations?task_states=false").json()
+        assert [alloc["ID"] for alloc in allocs] == [alloc["ID"] for alloc in whole]
+        lists = {k: v for k, v in counter.counts().items() if k.endswith(("/jobs", "/allocations"))}
+        assert lists == {"GET /v1/jobs": 3, "GET /v1/allocations": len(whole) + 1}  # 1 a page
+
+        opened = transport.stream_opens
+        transport.drop_topics = {"Job", "Allocation", "Evaluation"}
+        nomad_standin.drop_event_streams()
+        only_events.wait_until(
+            lambda: transport.stream_opens > opened and backend._streaming(), "a new stream"
+        )
+        for spec in specs:
+            assert backend.status(spec.job_id).state is JobState.RUNNING
+        backend.cache.quiet_seconds = 2.0
+        gates[-1][1]()  # the job on the last page ends, and no event says so
+        deadline = time.monotonic() + 30
+        while backend.status(specs[-1].job_id).state is not JobState.SUCCEEDED:
+            assert time.monotonic() < deadline, "the sweep never noticed the end"
+            time.sleep(0.2)
+        assert [backend.status(s.job_id).state for s in specs[:-1]] == [JobState.RUNNING] * 2
+    finally:
+        for _, go in gates:
+            go()
         backend.stop()
 
 

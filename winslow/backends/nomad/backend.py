@@ -343,14 +343,17 @@ class NomadBackend:
         changed without an event reaching us (``JobCache.changed``)."""
         if not self.cache.claim_sweep():
             return
+        jobs = self.client.jobs.pages(self.config.job_prefix, stale=True)
+        allocs = self.client.allocations.pages(task_states=False, stale=True)
         try:
-            jobs, _ = self.client.jobs.list(self.config.job_prefix, stale=True)
-            allocs, _ = self.client.allocations.list(task_states=False, stale=True)
+            changed = self.cache.changed(
+                (stub for page, _ in jobs for stub in page),
+                (alloc for page, _ in allocs for alloc in page),
+            )
         except BackendError as exc:
             log.debug("nomad backend: quiet sweep skipped: %s", exc.message)
             return
         self.sweeps += 1
-        changed = self.cache.changed(jobs, allocs)
         for job_id in changed:
             self.cache.invalidate(job_id)
         if changed:
@@ -415,14 +418,11 @@ class NomadBackend:
 
     def list_jobs(self) -> list[JobStatus]:
         """Return the status of every job of ours Nomad still has, in job ID order."""
-        stubs, _ = self.client.jobs.list(self.config.job_prefix, stale=self.stale_reads)
         statuses: list[JobStatus] = []
-        for stub in sorted(stubs, key=lambda s: s.get("ID", "")):
-            if not self.is_managed(stub):
-                continue
-            status = self.status(stub["ID"])
-            if status is not None:
-                statuses.append(status)
+        for page, _ in self.client.jobs.pages(self.config.job_prefix, stale=self.stale_reads):
+            for stub in page:  # Nomad lists jobs in ID order
+                if self.is_managed(stub) and (status := self.status(stub["ID"])) is not None:
+                    statuses.append(status)
         return statuses
 
     def logs(self, job_id: str, offset: int = 0, limit: int | None = None) -> bytes:

@@ -20,6 +20,11 @@ Third-party errors stop here: an unreachable agent or a 5xx after the retries be
 Nomad will not take ``SubmitRejectedError``, and a 404 that means "gone" an empty answer.
 The token travels in the ``X-Nomad-Token`` header only and is never logged.
 
+The endpoints that stream, the event stream and a task's log, are in ``streams.py``.
+A list of jobs or allocations is read in pages of ``LIST_PAGE_SIZE`` (Nomad's
+``per_page`` and ``next_token``); ``pages`` hands them over one by one, so a caller that
+looks at each stub once holds a page, not 10,000 stubs, at any moment.
+
 Reads that a follower may answer take ``stale=True`` (Nomad's ``?stale``): any server
 answers from its own state instead of forwarding to the leader, which spreads the load
 but may lag behind the leader by a little; the caller decides where that is safe (see
@@ -30,18 +35,12 @@ a server at INFO shows what a person acts on, not one line per request.
 
 from __future__ import annotations
 
-import base64
 import builtins
-import codecs
-import contextlib
 import contextvars
-import json
 import logging
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal, cast
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -50,6 +49,7 @@ import winslow
 from winslow import metrics
 from winslow.backends.nomad.config import NomadConfig
 from winslow.backends.nomad.permissions import permission_error
+from winslow.backends.nomad.streams import ClientFs, Events
 from winslow.backends.nomad.tls import ssl_context, tls_problem
 from winslow.backends.nomad.transport import (
     RETRY_EXTENSION,
@@ -62,7 +62,6 @@ from winslow.backends.nomad.types import (
     NomadAllocationStub,
     NomadAllocResourceUsage,
     NomadEvaluation,
-    NomadEventFrame,
     NomadJob,
     NomadJobDeregisterResponse,
     NomadJobListStub,
@@ -70,6 +69,14 @@ from winslow.backends.nomad.types import (
     NomadNode,
     NomadNodeStub,
     NomadVariable,
+)
+from winslow.backends.nomad.wire import (
+    BLOCKING_MARGIN_SECONDS,
+    Params,
+    ParamValue,
+    cut,
+    index_of,
+    segment,
 )
 from winslow.errors import (
     BackendError,
@@ -86,23 +93,19 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 30.0
 """How long an ordinary (non-blocking) call may wait for the agent's answer, seconds."""
 
-BLOCKING_MARGIN_SECONDS = 5.0
-"""Read timeout of a blocking query beyond its ``wait`` and Nomad's jitter, seconds."""
-
 MAX_WAIT_SECONDS = 600.0
 """Longest ``wait`` Nomad honours for a blocking query (it caps it at 10 minutes), seconds."""
 
 CONNECT_RETRIES = 2
 """Failed TCP connects ``httpx.HTTPTransport`` repeats at once, before our own schedule."""
 
+LIST_PAGE_SIZE = 500
+"""Stubs asked for per page of a list (``per_page``). All 10,000 jobs of a busy cluster
+in one answer parse into about 60 MB of Python objects, and the server kept that memory
+after each minute's sweep; a page of 500 is 3 MB, and 20 requests a minute are cheap."""
+
 STATS_READ_TIMEOUT_SECONDS = 10.0
 """How long an allocation's resource usage may take; the sampler asks again soon anyway."""
-
-EVENT_STREAM_HEARTBEAT_SECONDS = 30.0
-"""Nomad sends ``{}`` on an idle event stream this often (``nomad/event_endpoint.go``), seconds."""
-
-BODY_MAX_CHARS = 300
-"""Characters of a remote error body quoted in our messages and logs."""
 
 ENFORCE_INDEX_ERROR = "Enforcing job modify index"
 """Prefix of Nomad's error when a check-and-set register finds the job exists
@@ -123,11 +126,6 @@ class _WithoutHttpxRequestLines(logging.Filter):
 
 # A filter on the logger itself sees only what httpx logs there, whatever the handlers.
 logging.getLogger("httpx").addFilter(_WithoutHttpxRequestLines())
-
-LogType = Literal["stdout", "stderr"]
-ParamValue = str | int | bool | None
-Params = Mapping[str, ParamValue] | Sequence[tuple[str, ParamValue]]
-"""Query parameters; a sequence of pairs where a name repeats (``topic``)."""
 
 
 class NomadClient:
@@ -302,6 +300,38 @@ class NomadClient:
             raise self._error(response, f"GET {path}")
         return self._json(response, f"GET {path}"), index_of(response)
 
+    def _pages(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, ParamValue],
+        index: int | None = None,
+        wait: float | None = None,
+        stale: bool = False,
+    ) -> Iterator[tuple[builtins.list[Any], int]]:
+        """GET a list ``path`` page by page; yield each page with its index.
+
+        Only the first page waits on ``index``: the next ones continue the same listing
+        (``next_token`` keeps its place, not a snapshot, so an item that changed between
+        two pages shows as it was when its page was read).
+        """
+        token = ""
+        while True:
+            query: dict[str, ParamValue] = {**params, "per_page": LIST_PAGE_SIZE}
+            if token:
+                query["next_token"] = token
+            response = self._send("GET", path, params=query, index=index, wait=wait, stale=stale)
+            if response.status_code == 404:
+                yield [], index_of(response)
+                return
+            if not response.is_success:
+                raise self._error(response, f"GET {path}")
+            yield self._json(response, f"GET {path}") or [], index_of(response)
+            token = response.headers.get("X-Nomad-NextToken", "")
+            if not token:
+                return
+            index = wait = None
+
     def _json(self, response: httpx.Response, what: str) -> Any:
         try:
             return response.json()
@@ -377,7 +407,7 @@ class Jobs:
     def read(self, job_id: str, *, stale: bool = False) -> tuple[NomadJob | None, int]:
         """GET /v1/job/:job_id. The index is the job's ``ModifyIndex`` (the ``jobs`` table's
         when Nomad has no such job)."""
-        job, index = self._client._read(f"/v1/job/{_segment(job_id)}", stale=stale)
+        job, index = self._client._read(f"/v1/job/{segment(job_id)}", stale=stale)
         return cast(NomadJob | None, job), index
 
     def list(
@@ -388,16 +418,22 @@ class Jobs:
         *,
         stale: bool = False,
     ) -> tuple[builtins.list[NomadJobListStub], int]:
-        """GET /v1/jobs?prefix=:prefix (with ``meta=true``, so stubs carry the job's meta)."""
-        jobs, last = self._client._read(
-            "/v1/jobs",
-            params={"prefix": prefix, "meta": True},
-            index=index,
-            wait=wait,
-            missing=[],
-            stale=stale,
+        """GET /v1/jobs?prefix=:prefix (with ``meta=true``, so stubs carry the job's meta),
+        every page; the index is the first page's."""
+        return _gathered(self.pages(prefix, index, wait, stale=stale))
+
+    def pages(
+        self,
+        prefix: str,
+        index: int | None = None,
+        wait: float | None = None,
+        *,
+        stale: bool = False,
+    ) -> Iterator[tuple[builtins.list[NomadJobListStub], int]]:
+        """``list``, one page at a time, in job ID order."""
+        return self._client._pages(
+            "/v1/jobs", params={"prefix": prefix, "meta": True}, index=index, wait=wait, stale=stale
         )
-        return cast(builtins.list[NomadJobListStub], jobs or []), last
 
     def allocations(
         self,
@@ -409,7 +445,7 @@ class Jobs:
     ) -> tuple[builtins.list[NomadAllocationStub], int]:
         """GET /v1/job/:job_id/allocations. The index is the ``allocs`` table's."""
         allocs, last = self._client._read(
-            f"/v1/job/{_segment(job_id)}/allocations",
+            f"/v1/job/{segment(job_id)}/allocations",
             index=index,
             wait=wait,
             missing=[],
@@ -427,7 +463,7 @@ class Jobs:
     ) -> tuple[builtins.list[NomadEvaluation], int]:
         """GET /v1/job/:job_id/evaluations. The index is the ``evals`` table's."""
         evals, last = self._client._read(
-            f"/v1/job/{_segment(job_id)}/evaluations",
+            f"/v1/job/{segment(job_id)}/evaluations",
             index=index,
             wait=wait,
             missing=[],
@@ -437,7 +473,7 @@ class Jobs:
 
     def deregister(self, job_id: str, purge: bool = False) -> NomadJobDeregisterResponse | None:
         """DELETE /v1/job/:job_id; None when Nomad does not know the job."""
-        path = f"/v1/job/{_segment(job_id)}"
+        path = f"/v1/job/{segment(job_id)}"
         response = self._client._send("DELETE", path, params={"purge": purge})
         if response.status_code == 404:
             return None
@@ -462,20 +498,30 @@ class Allocations:
         stale: bool = False,
     ) -> tuple[builtins.list[NomadAllocationStub], int]:
         """GET /v1/allocations (every allocation of the namespace; ``prefix`` would match
-        allocation IDs, not job IDs, so callers filter by ``JobID`` themselves)."""
-        allocs, last = self._client._read(
+        allocation IDs, not job IDs, so callers filter by ``JobID`` themselves), every
+        page; the index is the first page's."""
+        return _gathered(self.pages(index, wait, task_states=task_states, stale=stale))
+
+    def pages(
+        self,
+        index: int | None = None,
+        wait: float | None = None,
+        *,
+        task_states: bool = True,
+        stale: bool = False,
+    ) -> Iterator[tuple[builtins.list[NomadAllocationStub], int]]:
+        """``list``, one page at a time, oldest allocation first."""
+        return self._client._pages(
             "/v1/allocations",
             params={"task_states": task_states},
             index=index,
             wait=wait,
-            missing=[],
             stale=stale,
         )
-        return cast(builtins.list[NomadAllocationStub], allocs or []), last
 
     def read(self, alloc_id: str) -> tuple[NomadAllocation | None, int]:
         """GET /v1/allocation/:alloc_id."""
-        alloc, index = self._client._read(f"/v1/allocation/{_segment(alloc_id)}")
+        alloc, index = self._client._read(f"/v1/allocation/{segment(alloc_id)}")
         return cast(NomadAllocation | None, alloc), index
 
     def stats(self, alloc_id: str) -> NomadAllocResourceUsage | None:
@@ -486,7 +532,7 @@ class Allocations:
         allocation (any more). Not retried, with a short read timeout: whoever samples
         usage asks again in a few seconds, and a late answer is a stale one.
         """
-        path = f"/v1/client/allocation/{_segment(alloc_id)}/stats"
+        path = f"/v1/client/allocation/{segment(alloc_id)}/stats"
         response = self._client._send(
             "GET", path, read_timeout=STATS_READ_TIMEOUT_SECONDS, retry=False
         )
@@ -505,7 +551,7 @@ class Evaluations:
 
     def read(self, eval_id: str) -> tuple[NomadEvaluation | None, int]:
         """GET /v1/evaluation/:eval_id."""
-        evaluation, index = self._client._read(f"/v1/evaluation/{_segment(eval_id)}")
+        evaluation, index = self._client._read(f"/v1/evaluation/{segment(eval_id)}")
         return cast(NomadEvaluation | None, evaluation), index
 
 
@@ -526,7 +572,7 @@ class Nodes:
 
     def read(self, node_id: str, *, stale: bool = False) -> tuple[NomadNode | None, int]:
         """GET /v1/node/:node_id."""
-        node, index = self._client._read(f"/v1/node/{_segment(node_id)}", stale=stale)
+        node, index = self._client._read(f"/v1/node/{segment(node_id)}", stale=stale)
         return cast(NomadNode | None, node), index
 
     def stats(self, node_id: str) -> dict[str, Any] | None:
@@ -548,210 +594,6 @@ class Nodes:
         return cast(dict[str, Any], self._client._json(response, f"GET {path}"))
 
 
-class Events:
-    """The ``/v1/event/stream`` endpoint."""
-
-    def __init__(self, client: NomadClient) -> None:
-        self._client = client
-
-    def stream(self, topics: Mapping[str, list[str]], index: int = 0) -> EventStream:
-        """GET /v1/event/stream.
-
-        ``topics`` maps a topic to filter keys (``{"Allocation": ["*"]}``); Nomad matches a
-        key against an event's ``Key`` (the object's ID) or its ``FilterKeys`` (the job ID
-        for allocations and evaluations), exactly, with ``*`` for all: no prefixes. Nomad
-        starts at the buffered event with ``index`` itself, or at the oldest one it still
-        has when that one is gone. Raises ``BackendError`` when Nomad has no event stream
-        for us (404, 403); ``BackendUnavailableError`` when it does not answer.
-        """
-        params: list[tuple[str, ParamValue]] = [
-            ("topic", f"{topic}:{key}") for topic, keys in topics.items() for key in keys
-        ]
-        params.append(("index", index))
-        path = "/v1/event/stream"
-        response = self._client._send(
-            "GET",
-            path,
-            params=params,
-            stream=True,
-            # An idle stream still carries a heartbeat this often; silence longer is a
-            # dead connection.
-            read_timeout=EVENT_STREAM_HEARTBEAT_SECONDS + BLOCKING_MARGIN_SECONDS,
-        )
-        if response.status_code == 404:
-            response.close()
-            raise BackendError(
-                f"Nomad at {self._client.address} has no event stream ({path} answered 404); "
-                "it needs Nomad 1.0 or later."
-            )
-        if not response.is_success:
-            raise self._client._error(response, f"GET {path}")
-        return EventStream(response)
-
-
-class EventStream:
-    """An open ``/v1/event/stream``: iterate for frames; ``close`` from any thread ends it.
-
-    Heartbeats (``{}``) are skipped. Iteration ends when Nomad closes the stream; a
-    connection that breaks, or an error Nomad writes into the stream once it has begun
-    (``event dropped from buffer`` for a reader too slow), raises
-    ``BackendUnavailableError``. ``close`` shuts the socket down, which wakes a thread
-    blocked reading it at once.
-    """
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-        self._lines = response.iter_lines()
-        self._closed = threading.Event()
-        self._reading = False
-
-    def __iter__(self) -> EventStream:
-        return self
-
-    def __next__(self) -> NomadEventFrame:
-        self._reading = True
-        try:
-            return self._next_frame()
-        finally:
-            self._reading = False
-
-    def _next_frame(self) -> NomadEventFrame:
-        while True:
-            try:
-                line = next(self._lines)
-            except StopIteration:
-                self._response.close()
-                raise
-            except httpx.HTTPError as exc:
-                self._response.close()
-                if self._closed.is_set():
-                    raise StopIteration from exc
-                raise BackendUnavailableError(
-                    f"Nomad's event stream broke off: {exc or type(exc).__name__}"
-                ) from exc
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                frame = json.loads(line)
-            except ValueError:
-                # Once the stream began, Nomad can only report an error as plain text.
-                self._response.close()
-                raise BackendUnavailableError(
-                    f"Nomad's event stream ended with an error: {cut(line)}"
-                ) from None
-            if not isinstance(frame, dict) or not frame:
-                continue  # heartbeat
-            return cast(NomadEventFrame, frame)
-
-    def close(self) -> None:
-        """End the stream; safe from another thread while one is blocked reading it."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        network = self._response.extensions.get("network_stream")
-        sock = network.get_extra_info("socket") if network is not None else None
-        if isinstance(sock, socket.socket):
-            # shutdown wakes a blocked recv(); close() alone would leave it waiting.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        if not self._reading:
-            # No thread is inside the response (the reader closes it when it wakes).
-            self._response.close()
-
-
-class ClientFs:
-    """The ``/v1/client/fs/*`` endpoints, served by the node that runs the allocation."""
-
-    def __init__(self, client: NomadClient) -> None:
-        self._client = client
-
-    def logs(
-        self,
-        alloc_id: str,
-        task: str,
-        type: LogType,
-        offset: int = 0,
-        follow: bool = False,
-        origin: Literal["start", "end"] = "start",
-    ) -> Iterator[bytes]:
-        """GET /v1/client/fs/logs/:alloc_id.
-
-        Yields the log's bytes from ``offset`` (counted across Nomad's rotated files) as
-        they arrive, decoding the base64 ``Data`` of each frame; streamed, never read
-        whole. Yields nothing when the allocation, or the task's log, does not exist (any
-        more). Not retried: a reader asks again anyway.
-        """
-        path = f"/v1/client/fs/logs/{_segment(alloc_id)}"
-        params: dict[str, str | int | bool | None] = {
-            "task": task,
-            "type": type,
-            "offset": offset,
-            "origin": origin,
-            "follow": follow,
-            "plain": False,
-        }
-        response = self._client._send("GET", path, params=params, stream=True, retry=False)
-        if not response.is_success:
-            response.read()
-            response.close()
-            if response.status_code == 404 or _means_no_log(response.text):
-                return iter(())
-            raise self._client._error(response, f"GET {path}")
-        return _log_bytes(response, self._client.address)
-
-    def read_at(self, alloc_id: str, path: str, offset: int, limit: int) -> bytes:
-        """GET /v1/client/fs/readat/:alloc_id.
-
-        Returns up to ``limit`` bytes of the file at ``path`` (relative to the allocation
-        folder, e.g. ``alloc/logs/winslow.log``) from ``offset``; ``b""`` when the
-        allocation or the file does not exist (any more). Not retried, like ``logs``.
-        """
-        url = f"/v1/client/fs/readat/{_segment(alloc_id)}"
-        params: dict[str, ParamValue] = {"path": path, "offset": offset, "limit": limit}
-        response = self._client._send("GET", url, params=params, retry=False)
-        if response.status_code == 404 or (
-            not response.is_success and _means_no_log(response.text)
-        ):
-            return b""
-        if not response.is_success:
-            raise self._client._error(response, f"GET {url}")
-        return response.content
-
-
-def _log_bytes(response: httpx.Response, address: str) -> Iterator[bytes]:
-    """The bytes of a stream of ``StreamFrame`` objects, written back to back."""
-    decoder = json.JSONDecoder()
-    text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    buffer = ""
-    try:
-        for chunk in response.iter_bytes():
-            buffer += text.decode(chunk)
-            while True:
-                buffer = buffer.lstrip()
-                if not buffer:
-                    break
-                try:
-                    frame, end = decoder.raw_decode(buffer)
-                except ValueError:
-                    break  # an incomplete frame: wait for more bytes
-                buffer = buffer[end:]
-                data = frame.get("Data") if isinstance(frame, dict) else None
-                if data:
-                    yield base64.b64decode(data)
-        buffer += text.decode(b"", final=True)
-        if buffer.strip():
-            raise BackendError(
-                f"Nomad at {address} sent a log frame that is not JSON: {cut(buffer)!r}"
-            )
-    except httpx.HTTPError as exc:
-        raise BackendUnavailableError(
-            f"Reading a log from Nomad at {address} broke off: {exc or type(exc).__name__}"
-        ) from exc
-    finally:
-        response.close()
-
-
 class Variables:
     """The ``/v1/var/:path`` endpoint (Nomad Variables)."""
 
@@ -768,31 +610,17 @@ class Variables:
         return cast(NomadVariable, self._client._json(response, f"PUT {url}"))
 
 
-def index_of(response: httpx.Response) -> int:
-    """The ``X-Nomad-Index`` of an answer; 0 when absent or unreadable."""
-    try:
-        return int(response.headers.get("X-Nomad-Index", "0"))
-    except ValueError:
-        return 0
-
-
-def cut(text: str, limit: int = BODY_MAX_CHARS) -> str:
-    """``text`` on one line, at most ``limit`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")
+def _gathered(pages: Iterator[tuple[list[Any], int]]) -> tuple[list[Any], int]:
+    """Every item of ``pages`` in order, and the first page's index (the earliest)."""
+    items: list[Any] = []
+    first: int | None = None
+    for page, index in pages:
+        items.extend(page)
+        first = index if first is None else first
+    return items, first or 0
 
 
 def _is_validation_error(text: str) -> bool:
     """True for the multierror text Nomad's job validation answers with (as a 500)."""
     lowered = text.lower()
     return "error occurred:" in lowered or "errors occurred:" in lowered
-
-
-def _means_no_log(text: str) -> bool:
-    """True when Nomad says the allocation or the task's log file does not exist."""
-    lowered = text.lower()
-    return any(words in lowered for words in ("unknown allocation", "not found", "no such file"))

@@ -242,11 +242,6 @@ class JobCache:
         must not make every job look changed. Allocations created before the job (a
         purged job of the same ID) are not the job's.
         """
-        listed = {stub.get("ID", ""): stub.get("ModifyIndex", 0) for stub in jobs}
-        marks: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-        for alloc in allocs:
-            key = (alloc.get("CreateIndex", 0), alloc.get("ModifyIndex", 0))
-            marks[alloc.get("JobID", "")][alloc.get("ID", "")] = key
         with self._lock:
             now = self._clock()
             idle = [j for j, e in self._entries.items() if now - e.used_at > self.forget_after]
@@ -257,6 +252,17 @@ class JobCache:
                 for job_id, entry in self._entries.items()
                 if entry.snapshot is not None and entry.stored == entry.generation
             }
+        # Only what the clean entries need is kept while the lists go by, page by page.
+        listed = {
+            stub.get("ID", ""): stub.get("ModifyIndex", 0)
+            for stub in jobs
+            if stub.get("ID", "") in clean
+        }
+        marks: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+        for alloc in allocs:
+            if (job_id := alloc.get("JobID", "")) in clean:
+                key = (alloc.get("CreateIndex", 0), alloc.get("ModifyIndex", 0))
+                marks[job_id][alloc.get("ID", "")] = key
         return {
             job_id
             for job_id, snapshot in clean.items()

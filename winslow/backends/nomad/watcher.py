@@ -226,9 +226,14 @@ class Watcher:
     def _resync(self) -> None:
         """Report every job of ours, and remember the index the list was taken at."""
         # A follower's list may lag; the stream then starts earlier and repeats events.
-        jobs, index = self.backend.client.jobs.list(
+        first: int | None = None
+        managed: list[str] = []
+        pages = self.backend.client.jobs.pages(
             self.backend.config.job_prefix, stale=self.backend.stale_reads
         )
+        for page, index in pages:
+            first = index if first is None else first
+            managed.extend(stub["ID"] for stub in page if self.backend.is_managed(stub))
         if "Node" in self.topics:
             try:
                 nodes, _ = self.backend.client.nodes.list(stale=self.backend.stale_reads)
@@ -240,11 +245,10 @@ class Watcher:
             for node in nodes:
                 self.backend._node_status[node.get("ID", "")] = node.get("Status", "")
         self.backend.resyncs += 1
-        self.sync_index = index
+        self.sync_index = first or 0
         self.frame_index = 0
-        for stub in jobs:
-            if self.backend.is_managed(stub):
-                self._emit(stub["ID"])
+        for job_id in managed:
+            self._emit(job_id)
 
     def _node_moved(self, event: NomadEvent) -> str | None:
         """Note a node's status from a Node event; its ID when that status changed (a node
@@ -259,12 +263,13 @@ class Watcher:
 
     def _jobs_on(self, node_ids: set[str]) -> set[str]:
         """Our jobs with an allocation that may still run on one of ``node_ids``."""
-        allocs, _ = self.backend.client.allocations.list(
+        pages = self.backend.client.allocations.pages(
             task_states=False, stale=self.backend.stale_reads
         )
         return {
             alloc.get("JobID", "")
-            for alloc in allocs
+            for page, _ in pages
+            for alloc in page
             if alloc.get("NodeID") in node_ids
             and alloc.get("ClientStatus") in LIVE_CLIENT_STATUSES
             and alloc.get("JobID", "").startswith(self.backend.config.job_prefix)
@@ -286,21 +291,25 @@ class Watcher:
 
     def _poll_allocations(self, index: int, seen: dict[str, int]) -> int:
         """One blocking query on the namespace's allocations; report our jobs that changed."""
-        allocs, last = self.backend.client.allocations.list(
+        pages = self.backend.client.allocations.pages(
             index=index or None, wait=BLOCKING_WAIT_SECONDS, task_states=False
         )
         changed: set[str] = set()
-        for alloc in allocs:
-            job_id = alloc.get("JobID", "")
-            if not job_id.startswith(self.backend.config.job_prefix):
-                continue
-            modified = alloc.get("ModifyIndex", 0)
-            if seen.get(alloc.get("ID", "")) != modified:
-                seen[alloc.get("ID", "")] = modified
-                changed.add(job_id)
+        last: int | None = None  # the first page's: a change while paging is seen again
+        for page, page_index in pages:
+            last = page_index if last is None else last
+            for alloc in page:
+                job_id = alloc.get("JobID", "")
+                if not job_id.startswith(self.backend.config.job_prefix):
+                    continue
+                modified = alloc.get("ModifyIndex", 0)
+                if seen.get(alloc.get("ID", "")) != modified:
+                    seen[alloc.get("ID", "")] = modified
+                    changed.add(job_id)
         for job_id in sorted(changed):
             self._emit(job_id)
         # Nomad's advice: an index that goes backwards (a restored snapshot) starts over.
+        last = last or 0
         return last if last >= index else 0
 
     def _emit(self, job_id: str, need: Need = CONSISTENT) -> None:
