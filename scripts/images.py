@@ -6,7 +6,8 @@ image's Python (a ``docker build`` may have no index to reach, and the same pins
 same packages every time), Winslow's own wheel built from a clean copy of the sources, and
 whatever else its Dockerfile copies. Builds use the classic builder (``DOCKER_BUILDKIT=0``)
 and tag every image twice, ``<name>:<version>`` and ``<name>:<commit>``; ``push`` re-tags
-them under the registry and pushes both.
+the version's image under the registry with both, the commit read from the image's own
+revision label (the tree may have changed since the build), and pushes them.
 
     python scripts/images.py build [--images service,tools,traffic,gpu] [--base-image IMG]
     python scripts/images.py push --registry registry.lab:5000 [--images ...]
@@ -218,11 +219,32 @@ def build(image: Image, base: str | None, prefix: str = "") -> None:
     run([*argv, str(context)], env={**os.environ, "DOCKER_BUILDKIT": "0"})
 
 
+REVISION_LABEL = "org.opencontainers.image.revision"
+
+
+def built_revision(image: Image, prefix: str = "") -> str:
+    """The commit the local ``<name>:<version>`` was built from, read from its label;
+    exits with what to do when it is not built."""
+    local = f"{prefix}{image.name}:{version()}"
+    label = '{{ index .Config.Labels "' + REVISION_LABEL + '" }}'
+    done = subprocess.run(
+        ["docker", "image", "inspect", "--format", label, local], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        sys.exit(f"error: {local} is not built on this machine; run `make images` first")
+    revision = done.stdout.strip()
+    if not revision or revision == "<no value>":
+        sys.exit(f"error: {local} has no {REVISION_LABEL} label; build it with `make images`")
+    return revision
+
+
 def push(image: Image, registry: str, prefix: str = "") -> None:
-    """Tag ``image``'s version and commit tags under ``registry`` and push both."""
-    for tag in tags(image):
+    """Push ``image`` as it was built: its version tag and the commit it was built from
+    (its label, not the working tree's commit now, which a change since the build moves)."""
+    for tag in (version(), built_revision(image, prefix)):
+        local = f"{prefix}{image.name}:{version()}"
         remote = f"{registry.rstrip('/')}/{image.name}:{tag}"
-        run(["docker", "tag", f"{prefix}{image.name}:{tag}", remote])
+        run(["docker", "tag", local, remote])
         run(["docker", "push", remote])
 
 

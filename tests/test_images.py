@@ -386,22 +386,15 @@ def pulled(
 ) -> Iterator[dict[str, str]]:
     """The service, tools and traffic images, built from the local base, pushed, deleted
     here and pulled back from the registry: ``{key: registry/name:version}``."""
-    if not docker_answers():
-        pytest.skip("no container engine: docker is missing or its daemon does not answer")
     if not (ROOT / "winslow/ui/node_modules/spark-md5/spark-md5.min.js").is_file():
         pytest.skip("the console's npm package is missing: run `make install`")
-    base = subprocess.run(
-        [str(ROOT / "scripts" / "build-base-image.sh")], capture_output=True, text=True
-    )
-    if base.returncode != 0:
-        reason = (base.stderr.strip().splitlines() or ["it printed nothing"])[-1]
-        pytest.skip(f"no local base image (scripts/build-base-image.sh): {reason}")
+    base = local_base_image()
     env = {**os.environ, "DOCKER_CONFIG": str(tmp_path_factory.mktemp("docker"))}
     keys = ",".join(IMAGES)
     script = [sys.executable, str(ROOT / "scripts" / "images.py")]
     common = ["--images", keys, "--prefix", PREFIX]
     built = subprocess.run(
-        [*script, "build", *common, "--base-image", base.stdout.strip()],
+        [*script, "build", *common, "--base-image", base],
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr[-3000:]
@@ -442,6 +435,70 @@ def pulled(
         }
     finally:
         remove_images(*(t for t in every_tag if not t.startswith(PREFIX)))
+
+
+def local_base_image() -> str:
+    """The Debian base ``make images`` builds on here (cached by tag), or skip saying why."""
+    if not docker_answers():
+        pytest.skip("no container engine: docker is missing or its daemon does not answer")
+    base = subprocess.run(
+        [str(ROOT / "scripts" / "build-base-image.sh")], capture_output=True, text=True
+    )
+    if base.returncode != 0:
+        reason = (base.stderr.strip().splitlines() or ["it printed nothing"])[-1]
+        pytest.skip(f"no local base image (scripts/build-base-image.sh): {reason}")
+    return base.stdout.strip()
+
+
+@pytest.mark.slow
+@pytest.mark.containers
+def test_push_sends_the_commit_the_image_was_built_from_whatever_the_tree_is_now(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """`make images`, a change to the tree, then `make push`: the push asked docker for
+    `<commit>-dirty`, a tag no image had, and failed. It now pushes the version's image
+    under the commit written in its revision label; an image never built is named."""
+    base = local_base_image()
+    prefix = f"winslow-push-{os.getpid()}/"
+    local = f"{prefix}winslow-tools:{__version__}"
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {base}\nLABEL org.opencontainers.image.revision=0123abc\n"
+    )
+    docker("build", "-q", "-t", local, str(tmp_path), env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker")}
+    remote = f"{registry.host}/pushed"
+    try:
+        login = subprocess.run(
+            ["docker", "login", "-u", USER, "--password-stdin", registry.host],
+            input=PASSWORD, capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        assert login.returncode == 0, login.stderr
+        script = [sys.executable, str(ROOT / "scripts" / "images.py"), "push", "--prefix", prefix]
+        pushed = subprocess.run(
+            [*script, "--images", "tools", "--registry", remote],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert pushed.returncode == 0, pushed.stderr[-3000:]
+        listed = winslow_images(
+            "--json", env={"WINSLOW_REGISTRY": registry.host, "DOCKER_CONFIG": env["DOCKER_CONFIG"]}
+        )
+        assert listed.returncode == 0, listed.stderr
+        tags = {r["name"]: r["tags"] for r in json.loads(listed.stdout)["repositories"]}
+        assert tags["pushed/winslow-tools"] == sorted([__version__, "0123abc"])
+
+        missing = subprocess.run(
+            [*script, "--images", "traffic", "--registry", remote],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert missing.returncode == 1
+        assert missing.stderr.strip().splitlines()[-1] == (
+            f"error: {prefix}winslow-traffic:{__version__} is not built on this machine; "
+            "run `make images` first"
+        )
+    finally:
+        remove_images(
+            local, f"{remote}/winslow-tools:{__version__}", f"{remote}/winslow-tools:0123abc"
+        )
 
 
 @pytest.mark.slow

@@ -100,9 +100,9 @@ CONNECT_RETRIES = 2
 """Failed TCP connects ``httpx.HTTPTransport`` repeats at once, before our own schedule."""
 
 LIST_PAGE_SIZE = 500
-"""Stubs asked for per page of a list (``per_page``). All 10,000 jobs of a busy cluster
-in one answer parse into about 60 MB of Python objects, and the server kept that memory
-after each minute's sweep; a page of 500 is 3 MB, and 20 requests a minute are cheap."""
+"""Stubs asked for per page of a list (``per_page``). Read whole, the lists of 10,000
+ended jobs and their allocations peaked 77 MB above the backend's start and left 27 MB
+behind; in pages of 500, 14 and 10 MB, for the same CPU (``bench/nomad_lists.py``)."""
 
 STATS_READ_TIMEOUT_SECONDS = 10.0
 """How long an allocation's resource usage may take; the sampler asks again soon anyway."""
