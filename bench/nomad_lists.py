@@ -39,17 +39,6 @@ sys.path.insert(0, str(ROOT))
 GOAL_RATIO = 3.0
 """The baseline's growth over the paged one's, at least."""
 
-SHIM = """#!/bin/sh
-# Winslow's node-side tools for this benchmark: no stage-in, no stage-out; the stage.
-case "$1" in
-  stage-exec)
-    while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do shift; done
-    shift
-    exec "$@" ;;
-  *) exit 0 ;;
-esac
-"""
-
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as statm:
@@ -118,6 +107,7 @@ def child(address: str, page_size: int, rounds: int) -> dict[str, Any]:
 def seed(standin: Any, jobs: int, base: Path) -> None:
     """Run one stage job through the backend, then copy it and its allocation ``jobs``
     times into the stand-in's state, as ended jobs of other projects."""
+    from bench.nomad_load import SHIM
     from winslow.backends.base import JobState, ResourceRequest, RunSpec
     from winslow.backends.nomad.backend import NomadBackend
     from winslow.backends.nomad.config import NomadConfig
