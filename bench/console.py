@@ -38,9 +38,9 @@ from sqlalchemy import insert
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.fixtures.ports import pick_ports  # noqa: E402
 from tests.fixtures.server import Server, _kill_leftovers  # noqa: E402
 from winslow.settings import Settings  # noqa: E402
-from winslow.storage.seaweed import free_ports  # noqa: E402
 from winslow.store.repo import open_store  # noqa: E402
 from winslow.store.tables import ProjectRow, RunRow  # noqa: E402
 
@@ -157,7 +157,7 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         token = fill_store(data_dir, projects, runs_per_project)
-        port, s3_port = free_ports(2)
+        port, s3_port = pick_ports(2)
         server = Server(data_dir, port, s3_port)
         server.start()
         try:

@@ -47,9 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.nomad_load import SHIM, Standin  # noqa: E402
+from tests.fixtures.ports import pick_ports  # noqa: E402
 from tests.fixtures.server import Server, _kill_leftovers  # noqa: E402
 from winslow.settings import Settings  # noqa: E402
-from winslow.storage.seaweed import free_ports  # noqa: E402
 
 GOAL_GROWTH = 1.5
 """The server's CPU per stage may grow at most this much from the baseline size."""
@@ -192,7 +192,7 @@ def succeeded_runs(api: httpx.Client) -> int:
 def measure(backend: str, projects: int, stages: int, base: Path) -> dict[str, Any]:
     """One `winslow up` through one whole run of ``projects`` x ``stages``; its figures."""
     base.mkdir(parents=True)
-    port, s3_port = free_ports(2)
+    port, s3_port = pick_ports(2)
     with backend_env(backend, base, projects) as extra:
         server = BenchServer(base / "data", port, s3_port)
         server.extra = extra

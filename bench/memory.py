@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from console import fill_store, sign_in  # noqa: E402
 
+from tests.fixtures.ports import pick_ports  # noqa: E402
 from tests.fixtures.server import Server, _kill_leftovers  # noqa: E402
 from winslow.settings import Settings  # noqa: E402
-from winslow.storage.seaweed import free_ports  # noqa: E402
 from winslow.store.repo import open_store  # noqa: E402
 
 GOAL_MB = 150.0
@@ -74,7 +74,7 @@ def serve_console(address: str, token: str, rounds: int, projects: int) -> None:
 def measure(
     data_dir: Path, token: str, rounds: int, projects: int, settle: float
 ) -> dict[str, float]:
-    port, s3_port = free_ports(2)
+    port, s3_port = pick_ports(2)
     server = Server(data_dir, port, s3_port)
     server.start()
     try:
@@ -102,7 +102,7 @@ def run_projects(data_dir: Path, token: str, projects: int, stages: int) -> None
     pipeline = "name: ran\nstages:\n" + "".join(
         f'  - name: s{i}\n    command: ["true"]\n' for i in range(stages)
     )
-    port, s3_port = free_ports(2)
+    port, s3_port = pick_ports(2)
     server = Server(data_dir, port, s3_port)
     server.start()
     try:

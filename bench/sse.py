@@ -41,8 +41,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.fixtures.ports import pick_ports  # noqa: E402
 from tests.fixtures.server import Server, _kill_leftovers  # noqa: E402
-from winslow.storage.seaweed import free_ports  # noqa: E402
 
 TARGET_P95_MS = 200.0
 PIPELINE = "name: bench\nstages:\n  - name: only\n    command: ['true']\n"
@@ -188,7 +188,7 @@ async def measure(server: ModeServer, args: argparse.Namespace) -> Result:
 
 def run_mode(push: bool, args: argparse.Namespace) -> Result:
     with tempfile.TemporaryDirectory(prefix="winslow-bench-sse-") as folder:
-        port, s3_port = free_ports(2)
+        port, s3_port = pick_ports(2)
         server = ModeServer(Path(folder) / "data", port, s3_port, push=push)
         server.start()
         try:

@@ -6,7 +6,8 @@ local backend, SeaweedFS) three times in one run:
 1. with the warm runner (the default): the per-stage overhead and its breakdown by phase;
 2. with a cold runner (``WINSLOW_WARM_RUNNER=0``, a fresh Python process per stage): the
    named baseline the warm runner is measured against;
-3. with the warm runner and P projects started side by side.
+3. with the warm runner and P projects started side by side;
+4. with the warm runner and as many projects as the machine has cores, side by side.
 
 A stage's overhead is the time from the previous stage's end (or the start command) to
 its own end, less what the same command takes in a shell script (measured here too).
@@ -27,7 +28,11 @@ measures Winslow's own cost under load, not a queue for CPUs. It also prints the
 whole machine spent per stage and the floor that sets: with P stages due at once on C
 cores, none can end sooner than P x (CPU per stage) / C after the previous one; and how
 that CPU divides between the server process, its SeaweedFS, and the runners with the
-stages they ran.
+stages they ran. Divided by the single project's median, that floor is the least growth
+the cores allow: a stage's critical path is itself almost all CPU, so where P exceeds C
+the growth cannot fall below about P / C however the CPU per stage shrinks (it shrinks
+the single project's median with it). Run 4 shows the growth where each project has a
+core.
 
     python bench/stage_overhead.py [--stages 20] [--projects 5]
 """
@@ -51,8 +56,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.fixtures.ports import pick_ports  # noqa: E402
 from tests.fixtures.server import Server, _kill_leftovers  # noqa: E402
-from winslow.storage.seaweed import free_ports  # noqa: E402
 
 TARGET_MEDIAN_SECONDS = 0.1
 TARGET_COLD_RATIO = 3.0
@@ -155,7 +160,7 @@ def write_pipeline(base: Path, stages: int) -> Path:
 
 def scenario(base: Path, stages: int, projects: int, warm: bool, own: float) -> dict[str, Any]:
     """Run ``projects`` projects of the pipeline side by side on a fresh server."""
-    port, s3_port = free_ports(2)
+    port, s3_port = pick_ports(2)
     folder = base / f"{'warm' if warm else 'cold'}-{projects}"
     folder.mkdir()
     server = Server(folder / "data", port, s3_port)
@@ -254,6 +259,7 @@ def main() -> None:
         warm = scenario(base, args.stages, 1, True, own)
         cold = scenario(base, args.stages, 1, False, own)
         side = scenario(base, args.stages, args.projects, True, own)
+        per_core = scenario(base, args.stages, CORES, True, own) if CORES > 1 else None
     ratio = cold["median_s"] / warm["median_s"]
     growth = side["median_s"] / warm["median_s"]
     result = {
@@ -276,6 +282,8 @@ def main() -> None:
         "side_by_side_growth": round(growth, 2),
         # How far the side-by-side median is above what the cores allow: 1.0 is the floor.
         "side_by_side_over_cpu_floor": round(side["median_s"] / side["cpu_floor_s"], 2),
+        # The least growth those cores allow at the CPU per stage measured side by side.
+        "side_by_side_growth_floor": round(side["cpu_floor_s"] / warm["median_s"], 2),
         "goals": {
             f"warm median <= {TARGET_MEDIAN_SECONDS} s": warm["median_s"] <= TARGET_MEDIAN_SECONDS,
             f"cold/warm >= {TARGET_COLD_RATIO}": ratio >= TARGET_COLD_RATIO,
@@ -284,6 +292,12 @@ def main() -> None:
             ),
         },
     }
+    if per_core is not None:
+        result[f"side_by_side_{CORES}_projects_one_per_core"] = {
+            "median_s": round(per_core["median_s"], 4),
+            "growth": round(per_core["median_s"] / warm["median_s"], 2),
+            "machine_cpu_per_stage_s": round(per_core["machine_cpu_per_stage_s"], 4),
+        }
     print(json.dumps(result, indent=2))
 
 

@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import parse_size, write_file  # noqa: E402
+from tests.fixtures.ports import pick_ports  # noqa: E402
 from tests.fixtures.server import BIN, Server, _kill_leftovers  # noqa: E402
 from winslow import defaults  # noqa: E402
 from winslow.cli.client import ApiClient  # noqa: E402
@@ -61,7 +62,7 @@ from winslow.cli.transfer import upload_file  # noqa: E402
 from winslow.settings import ClientSettings  # noqa: E402
 from winslow.storage.objects import choose_part_size  # noqa: E402
 from winslow.storage.s3 import S3Config, make_client  # noqa: E402
-from winslow.storage.seaweed import SeaweedServer, free_ports  # noqa: E402
+from winslow.storage.seaweed import SeaweedServer  # noqa: E402
 
 TARGET_RATIO = 0.9
 TARGET_RSS_MB = 150.0
@@ -273,7 +274,7 @@ def main() -> int:
 
         seaweed = SeaweedServer(base / "s3", bucket=BUCKET)
         s3 = seaweed.start()
-        port, s3_port = free_ports(2)
+        port, s3_port = pick_ports(2)
         server = ApiServer(base / "data", port, s3_port, s3=s3)
         try:
             server.start()
