@@ -8,7 +8,8 @@ real local processes and ``docker`` tasks through the local docker daemon, measu
 what they use. Service jobs get ports, host volumes, Nomad service registrations with
 real ``http``/``tcp`` checks, deployments judged by allocation health, and
 ``/v1/job/:id/plan`` diffs (``services``, ``plan``). It can serve HTTPS with client
-certificates, lose a node the way Nomad loses it and reconnect it. Shapes, status codes
+certificates, lose a node the way Nomad loses it and reconnect it, and collect dead
+jobs as `nomad system gc` does (``gc``). Shapes, status codes
 and error texts follow Nomad's documentation and source; see each module's docstring for
 what it mirrors and where it simplifies.
 """

@@ -62,6 +62,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .gc import collect_garbage
 from .scheduler import (
     eval_stub,
     new_eval,
@@ -439,6 +440,14 @@ def create_app(standin: NomadStandin) -> FastAPI:
     @app.get("/v1/status/leader")
     async def status_leader() -> Response:
         return json_response("127.0.0.1:4647")
+
+    @app.put("/v1/system/gc")
+    async def system_gc(request: Request) -> Response:
+        # Nomad enqueues the forced GC and answers at once with no body; done here before
+        # answering, which a caller waiting for the collection cannot tell apart.
+        check_acl(request)
+        collect_garbage(state)
+        return Response(status_code=200)
 
     @app.get("/v1/agent/self")
     async def agent_self(request: Request) -> Response:

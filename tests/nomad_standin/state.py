@@ -229,6 +229,18 @@ class State:
         self.evals[ev["ID"]] = ev
         self._evals_of[(ev["Namespace"], ev["JobID"])][ev["ID"]] = ev
 
+    def drop_alloc(self, alloc: JsonDict) -> None:
+        """Forget ``alloc`` in the open transaction (garbage collection; no event)."""
+        self.touch("allocs")
+        self.allocs.pop(alloc["ID"], None)
+        self._allocs_of[(alloc["Namespace"], alloc["JobID"])].pop(alloc["ID"], None)
+
+    def drop_eval(self, ev: JsonDict) -> None:
+        """Forget ``ev`` in the open transaction (garbage collection; no event)."""
+        self.touch("evals")
+        self.evals.pop(ev["ID"], None)
+        self._evals_of[(ev["Namespace"], ev["JobID"])].pop(ev["ID"], None)
+
     def job_allocs(self, namespace: str, job_id: str) -> list[JsonDict]:
         found = self._allocs_of.get((namespace, job_id), {})
         return sorted(found.values(), key=lambda a: a["CreateIndex"])

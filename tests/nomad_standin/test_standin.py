@@ -738,6 +738,36 @@ def test_register_validates_like_nomad(nomad):
     assert nomad.get("/v1/job/bad").status_code == 404
 
 
+def test_system_gc_collects_dead_jobs_with_their_evaluations_and_allocations(nomad):
+    """``nomad system gc``: a dead job goes with its evaluations and allocations, a purged
+    job's allocations go, a running job stays whole (``CoreScheduler.forceGC``)."""
+    done = register(nomad, batch_job("done", task("main", "true")))
+    register(nomad, batch_job("purged", task("main", "true")))
+    register(nomad, batch_job("busy", task("main", "sleep 60")))
+    wait_allocs(nomad, "done", finished)
+    [purged] = wait_allocs(nomad, "purged", finished)
+    [busy] = wait_allocs(nomad, "busy", running)
+    assert nomad.delete("/v1/job/purged", params={"purge": "true"}).status_code == 200
+    deadline = time.monotonic() + WAIT_SECONDS
+    while nomad.get("/v1/job/done").json()["Status"] != "dead":
+        assert time.monotonic() < deadline, "the ended job never read dead"
+        time.sleep(0.05)
+    before = nomad.get("/v1/allocations")
+    assert purged["ID"] in {a["ID"] for a in before.json()}
+
+    answer = nomad.put("/v1/system/gc")
+
+    assert (answer.status_code, answer.text) == (200, "")
+    after = nomad.get("/v1/allocations", params={"index": before.headers["X-Nomad-Index"]})
+    assert int(after.headers["X-Nomad-Index"]) > int(before.headers["X-Nomad-Index"])
+    assert [a["ID"] for a in after.json()] == [busy["ID"]]
+    gone = nomad.get("/v1/job/done")
+    assert (gone.status_code, gone.text) == (404, "job not found")
+    assert nomad.get(f"/v1/evaluation/{done['EvalID']}").status_code == 404
+    assert nomad.get("/v1/job/busy").json()["Status"] == "running"
+    assert nomad.get(f"/v1/allocation/{purged['ID']}").status_code == 404
+
+
 def test_deregister_with_purge_kills_the_running_task(nomad_standin, nomad):
     register(nomad, batch_job("purge", task("main", "echo started; sleep 60")))
     [stub] = wait_allocs(nomad, "purge", running)

@@ -495,6 +495,31 @@ def test_unavailable_event_stream_falls_back_to_blocking_queries(config, transpo
         b.stop()
 
 
+def test_blocking_query_fallback_forgets_the_allocations_nomad_collected(
+    config, transport, nomad_standin
+):
+    """Without the event stream the watcher remembers each allocation it saw; one that
+    Nomad garbage-collected must leave that memory, or it grows with every stage."""
+    transport.refuse_stream = True
+    events = Events(within=WAIT_SECONDS, recheck=5.0)
+    b = NomadBackend(config, client=NomadClient(config, transport=transport))
+    b.start(events)
+    try:
+        spec = make_spec(job_id("collected"), "echo polled")
+        b.submit(spec)
+        events.wait_for(b, spec.job_id, JobState.SUCCEEDED)
+        assert b._watcher is not None
+        watcher = b._watcher
+        events.wait_until(lambda: len(watcher.polled) == 1, "the allocation polled")
+
+        b.remove(spec.job_id)
+        assert httpx.put(nomad_standin.address + "/v1/system/gc").status_code == 200
+
+        events.wait_until(lambda: watcher.polled == {}, "the collected allocation forgotten")
+    finally:
+        b.stop()
+
+
 def test_new_backend_after_a_restart_adopts_the_running_job(config, backend, events, tmp_path):
     wait, go = release(tmp_path)
     spec = make_spec(job_id("adopt"), wait)

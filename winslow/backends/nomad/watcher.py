@@ -91,6 +91,9 @@ class Watcher:
         """The topics followed; ``Node`` goes where the token may not read nodes."""
         self.streaming = False
         """True while an event stream is open, so that no change goes unreported."""
+        self.polled: dict[str, int] = {}
+        """Allocation ID → ``ModifyIndex`` last seen by the blocking-query fallback; only
+        allocations of ours that Nomad still lists (it collects ended ones)."""
         self.thread = threading.Thread(target=self.run, name="winslow-nomad-events", daemon=True)
 
     def stop(self) -> None:
@@ -109,14 +112,13 @@ class Watcher:
         fallback_until = 0.0
         resync = True
         alloc_index = 0
-        seen: dict[str, int] = {}
         while not self.stopped.is_set():
             try:
                 if resync:
                     self._resync()
                     resync = False
                 if time.monotonic() < fallback_until:
-                    alloc_index = self._poll_allocations(alloc_index, seen)
+                    alloc_index = self._poll_allocations(alloc_index)
                     failures = 0
                     continue
                 try:
@@ -289,12 +291,13 @@ class Watcher:
         )
         return True
 
-    def _poll_allocations(self, index: int, seen: dict[str, int]) -> int:
+    def _poll_allocations(self, index: int) -> int:
         """One blocking query on the namespace's allocations; report our jobs that changed."""
         pages = self.backend.client.allocations.pages(
             index=index or None, wait=BLOCKING_WAIT_SECONDS, task_states=False
         )
         changed: set[str] = set()
+        listed: dict[str, int] = {}
         last: int | None = None  # the first page's: a change while paging is seen again
         for page, page_index in pages:
             last = page_index if last is None else last
@@ -302,10 +305,13 @@ class Watcher:
                 job_id = alloc.get("JobID", "")
                 if not job_id.startswith(self.backend.config.job_prefix):
                     continue
-                modified = alloc.get("ModifyIndex", 0)
-                if seen.get(alloc.get("ID", "")) != modified:
-                    seen[alloc.get("ID", "")] = modified
+                alloc_id, modified = alloc.get("ID", ""), alloc.get("ModifyIndex", 0)
+                listed[alloc_id] = modified
+                if self.polled.get(alloc_id) != modified:
                     changed.add(job_id)
+        # Only what this listing holds: one Nomad has collected never comes back, and
+        # keeping it would grow with every stage for as long as the fallback lasts.
+        self.polled = listed
         for job_id in sorted(changed):
             self._emit(job_id)
         # Nomad's advice: an index that goes backwards (a restored snapshot) starts over.
