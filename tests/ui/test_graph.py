@@ -241,6 +241,14 @@ def test_project_page_graph_shows_states_and_selects_a_stage(page, console, tmp_
     check(page.locator("#project-graph .graph-edge")).to_have_count(4)
     screenshot(page, "graph-project-removed")
 
+    # Its first stage redone alone: what ran after it has run and is to run again (it
+    # said "not run yet" beside the runs listed under it).
+    console.cli("project", "resume", "flow", "--from", "detect", "--only")
+    console.wait_for("flow", {"paused"})
+    check(box(page, "detect").locator(".graph-sub")).to_have_text("succeeded · 2 runs")
+    check(box(page, "review").locator(".graph-sub")).to_have_text("to run again")
+    assert "to run again" in box(page, "review").locator(":scope > title").text_content()
+
 
 def thirty_stages() -> str:
     """Three lanes of ten stages that fork from one source and meet at the end."""

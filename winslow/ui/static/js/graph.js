@@ -97,7 +97,8 @@ function isGate(node) {
 function stateWords(node, { short = false } = {}) {
   if (node.removed) return `${short ? "removed" : "removed from the pipeline"} · ${STATE_WORDS[node.state] || "ended"}`;
   if (node.waiting) return isGate(node) ? "waits for a person" : "waits for variables";
-  if (!node.state) return "not run yet";
+  // Runs it had were superseded (an earlier stage ran again): it has run, and will again.
+  if (!node.state) return node.runs_total ? "to run again" : "not run yet";
   return STATE_WORDS[node.state] || node.state;
 }
 
