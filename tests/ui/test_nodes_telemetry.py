@@ -25,6 +25,16 @@ def test_the_nodes_page_draws_live_charts_and_switches_range(page, console) -> N
         "data-points", re.compile(r"^[1-9]\d*$")
     )
     check(telemetry.locator(".telemetry-note")).to_contain_text("one per 5 s")
+    # The axis reads clock times over the live window's 30 minutes (it read time since
+    # the window's start, "10 min 00 s"), and the note names the first point's time, not
+    # the window's start, which the node's sampling may not reach back to.
+    labels = cpu.locator(".chart-x-label").all_text_contents()
+    assert len(labels) >= 3 and all(re.fullmatch(r"\d\d:\d\d", label) for label in labels), labels
+    first = page.evaluate(
+        "async () => { const r = await fetch('/api/v1/nodes/local/telemetry?range=live');"
+        " const b = await r.json(); return new Date(b.samples[0].at).toLocaleString(); }"
+    )
+    check(telemetry.locator(".telemetry-note")).to_contain_text(f"since {first}.")
     screenshot(page, "nodes-telemetry-live")
 
     telemetry.get_by_role("button", name="6 h").click()

@@ -8,7 +8,8 @@
 //     });
 //     container.append(figure);
 //
-// x is seconds since the run started; y any number. Each line gets a colour class
+// x is seconds since the run started (or, with `clockFrom`, since that moment, and the
+// axis reads clock times); y any number. Each line gets a colour class
 // (`chart-c0` … `chart-c7`, defined in console.css so the contrast test checks them) and a
 // dash pattern, so lines stay apart for people who do not tell the colours apart.
 import { duration, el } from "./api.js";
@@ -63,15 +64,45 @@ export function niceTicks(low, high, count = 4) {
   return ticks;
 }
 
-/** Elapsed-time axis labels: `0 s`, `1 min 30 s`, … */
+const TICK_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400];
+
+/** The step, in seconds, between about four ticks over `span` seconds. */
+function tickStep(span) {
+  return TICK_STEPS.find((s) => span / s <= 4) || Math.ceil(span / 4 / 86400) * 86400;
+}
+
+/** Elapsed-time axis ticks: `0 s`, `30 s`, `1 min`, … */
 function timeTicks(end) {
   if (end <= 0) return [0];
   if (end < 1) return [0, 1];
-  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400];
-  const step = steps.find((s) => end / s <= 4) || Math.ceil(end / 4 / 86400) * 86400;
+  const step = tickStep(end);
   const ticks = [];
   for (let t = 0; t <= end + 1e-9; t += step) ticks.push(t);
   return ticks;
+}
+
+/** A tick's elapsed time without the zero parts a round tick has: `10 min`, `1 h 30 min`. */
+export function tickDuration(seconds) {
+  return duration(seconds).replace(/ 00 (s|min|h)$/, "");
+}
+
+/** Ticks at round clock times (local time) over [0, end] seconds after `origin` (ms since
+ * the epoch): x values, with their labels (`09:30`; a date too where the span passes days). */
+export function clockTicks(origin, end) {
+  if (!(end > 0)) return { ticks: [0], label: () => clockLabel(origin, 0, 0) };
+  const step = tickStep(end);
+  // Local midnight, not UTC's, is where a day tick goes (and a 6 h tick counts from).
+  const local = origin / 1000 - new Date(origin).getTimezoneOffset() * 60;
+  const ticks = [];
+  for (let t = Math.ceil(local / step) * step - local; t <= end + 1e-9; t += step) ticks.push(t);
+  return { ticks, label: (x) => clockLabel(origin, x, step) };
+}
+
+function clockLabel(origin, x, step) {
+  const at = new Date(origin + x * 1000);
+  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  if (step < 86400) return step >= 21600 && at.getHours() === 0 ? at.toLocaleDateString([], { month: "short", day: "numeric" }) : time;
+  return at.toLocaleDateString([], { month: "short", day: "numeric" });
 }
 
 /**
@@ -85,6 +116,7 @@ function timeTicks(end) {
  */
 export function lineChart({
   title, lines, format = formatNumber, yFloor = null, yCeiling = null, height = 130, caption = null, withLegend = true,
+  clockFrom = null, xSpan = null,
 }) {
   const drawn = lines.map((line, index) => ({
     ...line,
@@ -101,9 +133,11 @@ export function lineChart({
   const yTicks = niceTicks(low, high);
   const yMin = Math.min(yTicks[0], low);
   const yMax = Math.max(yTicks[yTicks.length - 1], high);
-  const xEnd = count ? Math.max(...all.map((p) => p.x)) : 0;
-  const xTicks = timeTicks(xEnd);
-  const xMax = Math.max(xTicks[xTicks.length - 1], xEnd, 1e-9);
+  const xEnd = Math.max(count ? Math.max(...all.map((p) => p.x)) : 0, xSpan ?? 0);
+  const clock = clockFrom == null ? null : clockTicks(Date.parse(clockFrom), xEnd);
+  const xTicks = clock ? clock.ticks : timeTicks(xEnd);
+  const xLabel = clock ? clock.label : tickDuration;
+  const xMax = Math.max(clock ? 0 : xTicks[xTicks.length - 1], xEnd, 1e-9);
 
   const plotW = WIDTH - PLOT.left - PLOT.right;
   const plotH = height - PLOT.top - PLOT.bottom;
@@ -121,7 +155,7 @@ export function lineChart({
   for (const tick of xTicks) {
     grid.append(svg("text", {
       x: sx(tick).toFixed(1), y: height - 8, class: "chart-x-label", "text-anchor": tick === 0 ? "start" : "middle",
-    }, duration(tick)));
+    }, xLabel(tick)));
   }
   grid.append(svg("line", {
     class: "chart-axis", x1: PLOT.left, x2: WIDTH - PLOT.right, y1: PLOT.top + plotH, y2: PLOT.top + plotH,

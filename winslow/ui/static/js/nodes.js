@@ -58,14 +58,21 @@ function draw(section, body) {
   const drawn = charts.filter((c) => !body.samples.length || c.lines.some((l) => l.points.length));
   const missing = charts.filter((c) => !drawn.includes(c)).map((c) => c.title.toLowerCase());
   const figures = drawn.map((c) => {
-    const figure = lineChart({ title: c.title, lines: c.lines, format: c.format, yFloor: c.floor, yCeiling: c.ceiling, height: 120 });
+    // The range's whole window, read as clock times: a node that started sampling a
+    // minute ago shows a minute of points at the right, not a minute stretched wide.
+    const figure = lineChart({
+      title: c.title, lines: c.lines, format: c.format, yFloor: c.floor, yCeiling: c.ceiling, height: 120,
+      clockFrom: body.start, xSpan: (Date.parse(body.end) - Date.parse(body.start)) / 1000,
+    });
     figure.dataset.chart = c.title;
     return figure;
   });
   section.querySelector(".telemetry-charts").replaceChildren(...figures);
   const step = body.step_seconds >= 60 ? `${body.step_seconds / 60} min` : `${body.step_seconds} s`;
   const count = body.samples.length;
-  const words = [`${count} point${count === 1 ? "" : "s"}, one per ${step}, since ${new Date(body.start).toLocaleString()}.`];
+  // Since the first point, not the window's start: a node may have been sampled for less.
+  const first = count ? `, since ${new Date(body.samples[0].at).toLocaleString()}` : "";
+  const words = [`${count} point${count === 1 ? "" : "s"}, one per ${step}${first}.`];
   // A rate needs two samples: the first alone says nothing of what is measured.
   if (missing.length && count > 1) words.push(`Not measured on this node: ${missing.join(", ")}.`);
   section.querySelector(".telemetry-note").textContent = words.join(" ");
