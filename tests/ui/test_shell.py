@@ -180,3 +180,29 @@ def test_nodes_page_shows_the_node(page, console) -> None:
     total = psutil.virtual_memory().total // (1024 * 1024) * 1024 * 1024
     assert f" of {format_bytes(total)}" in memory  # as the CLI writes it
     screenshot(page, "nodes")
+
+
+def test_every_page_names_its_icon_and_loads_without_a_console_error(browser, console) -> None:
+    """Each page names the console's icon, so the browser does not ask for /favicon.ico
+    (a 404 logged as a console error on every page before)."""
+    context = browser.new_context(base_url=console.addr, viewport=VIEWPORT)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    try:
+        tab.goto("/signin")
+        tab.get_by_label("Token").fill(admin_token(console))
+        tab.get_by_role("button", name="Sign in with token").click()
+        tab.wait_for_url(console.addr + "/")
+        for path in ("/", "/resources", "/nodes", "/pipelines", "/tokens"):
+            tab.goto(path)
+            tab.wait_for_load_state("networkidle")
+            icon = tab.locator('link[rel="icon"]').get_attribute("href")
+            answer = httpx.get(console.addr + icon)
+            assert answer.status_code == 200, path
+            assert answer.headers["content-type"].startswith("image/svg+xml")
+        assert errors == []
+    finally:
+        context.close()
