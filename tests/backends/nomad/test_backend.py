@@ -479,45 +479,46 @@ def test_event_index_nomad_no_longer_holds_makes_the_watcher_resync(
     events.wait_until(lambda: events.count(second.job_id) > seen_before, "the missed job reported")
 
 
-def test_unavailable_event_stream_falls_back_to_blocking_queries(config, transport):
+@pytest.fixture
+def without_stream(config, transport) -> Iterator[tuple[NomadBackend, Events]]:
+    """A started backend whose every event stream Nomad refuses: it follows blocking queries."""
     transport.refuse_stream = True
     events = Events(within=WAIT_SECONDS, recheck=5.0)
     b = NomadBackend(config, client=NomadClient(config, transport=transport))
     b.start(events)
     try:
-        spec = make_spec(job_id("fallback"), "echo polled")
-        b.submit(spec)
-        events.wait_until(lambda: events.count(spec.job_id) >= 1, "a change reported")
-        status = events.wait_for(b, spec.job_id, JobState.SUCCEEDED)
-        assert status.exit_code == 0
-        assert transport.stream_opens == 0
+        yield b, events
     finally:
         b.stop()
+
+
+def test_unavailable_event_stream_falls_back_to_blocking_queries(without_stream, transport):
+    b, events = without_stream
+    spec = make_spec(job_id("fallback"), "echo polled")
+    b.submit(spec)
+    events.wait_until(lambda: events.count(spec.job_id) >= 1, "a change reported")
+    status = events.wait_for(b, spec.job_id, JobState.SUCCEEDED)
+    assert status.exit_code == 0
+    assert transport.stream_opens == 0
 
 
 def test_blocking_query_fallback_forgets_the_allocations_nomad_collected(
-    config, transport, nomad_standin
+    without_stream, nomad_standin
 ):
     """Without the event stream the watcher remembers each allocation it saw; one that
     Nomad garbage-collected must leave that memory, or it grows with every stage."""
-    transport.refuse_stream = True
-    events = Events(within=WAIT_SECONDS, recheck=5.0)
-    b = NomadBackend(config, client=NomadClient(config, transport=transport))
-    b.start(events)
-    try:
-        spec = make_spec(job_id("collected"), "echo polled")
-        b.submit(spec)
-        events.wait_for(b, spec.job_id, JobState.SUCCEEDED)
-        assert b._watcher is not None
-        watcher = b._watcher
-        events.wait_until(lambda: len(watcher.polled) == 1, "the allocation polled")
+    b, events = without_stream
+    spec = make_spec(job_id("collected"), "echo polled")
+    b.submit(spec)
+    events.wait_for(b, spec.job_id, JobState.SUCCEEDED)
+    assert b._watcher is not None
+    watcher = b._watcher
+    events.wait_until(lambda: len(watcher.polled) == 1, "the allocation polled")
 
-        b.remove(spec.job_id)
-        assert httpx.put(nomad_standin.address + "/v1/system/gc").status_code == 200
+    b.remove(spec.job_id)
+    assert httpx.put(nomad_standin.address + "/v1/system/gc").status_code == 200
 
-        events.wait_until(lambda: watcher.polled == {}, "the collected allocation forgotten")
-    finally:
-        b.stop()
+    events.wait_until(lambda: watcher.polled == {}, "the collected allocation forgotten")
 
 
 def test_new_backend_after_a_restart_adopts_the_running_job(config, backend, events, tmp_path):

@@ -153,8 +153,11 @@ export function lineChart({
     );
   }
   for (const tick of xTicks) {
+    // A clock tick may fall just inside either end: its label then leans inwards.
+    const x = sx(tick);
+    const anchor = x - PLOT.left < 12 ? "start" : WIDTH - PLOT.right - x < 12 && clock ? "end" : "middle";
     grid.append(svg("text", {
-      x: sx(tick).toFixed(1), y: height - 8, class: "chart-x-label", "text-anchor": tick === 0 ? "start" : "middle",
+      x: x.toFixed(1), y: height - 8, class: "chart-x-label", "text-anchor": anchor,
     }, xLabel(tick)));
   }
   grid.append(svg("line", {
