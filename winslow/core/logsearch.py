@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import regex
-
 from winslow.errors import WinslowError
 
 MAX_LINE_BYTES = 64 * 1024
@@ -84,6 +82,8 @@ class Hit:
 def compile_pattern(query: str, *, is_regex: bool = False, case: bool = False) -> Any:
     """Return the compiled pattern for ``query``: the text itself, or a regular expression
     (Python's syntax); ``case`` makes it case-sensitive. Raises ``PatternError``."""
+    import regex  # on the first search: a server that never searches a log never loads it
+
     flags = regex.VERSION0 | (0 if case else regex.IGNORECASE)
     try:
         return regex.compile(query if is_regex else regex.escape(query), flags)

@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
-import jwt
 
 from winslow import defaults
 from winslow.errors import AuthError
 from winslow.identity.base import ExternalIdentity, IdentityUnavailable
 
 if TYPE_CHECKING:
+    import jwt
+
     from winslow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -265,6 +266,8 @@ class OidcProvider:
         )
 
     def _read_keys(self) -> dict[str, jwt.PyJWK]:
+        import jwt  # with the cryptography it loads, 9 MB a server without OIDC never needs
+
         found = self._get_json(self.metadata()["jwks_uri"], "signing keys")
         keys: dict[str, jwt.PyJWK] = {}
         for index, entry in enumerate(found.get("keys") or []):
@@ -358,6 +361,8 @@ class OidcProvider:
     def verify_id_token(self, id_token: str, nonce: str) -> dict[str, Any]:
         """The claims of ``id_token`` once its signature, issuer, audience, expiry and
         ``nonce`` check out; ``AuthError`` otherwise (OpenID Connect Core 3.1.3.7)."""
+        import jwt  # see _read_keys
+
         try:
             header = jwt.get_unverified_header(id_token)
         except jwt.PyJWTError as exc:

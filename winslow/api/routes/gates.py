@@ -11,10 +11,10 @@ answers go back with the resume (``POST /projects/{ref}/resume`` with ``answers`
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import functools
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
 from winslow import defaults
@@ -41,9 +41,6 @@ router = APIRouter(tags=["projects"])
 
 MAX_REVIEW_PREVIEWS = 12
 """Files one gate card previews, whatever its patterns match."""
-
-_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
-"""Raw HTML in the text is shown as text; links with unsafe schemes are refused."""
 
 
 class GateInputPublic(BaseModel):
@@ -80,9 +77,19 @@ class GatePublic(BaseModel):
     review: list[ReviewFilePublic]
 
 
+@functools.cache
+def _markdown() -> Any:
+    """The renderer, built on first use: markdown-it is 60 modules a server without gate
+    texts never needs. Raw HTML in the text is shown as text; links with unsafe schemes
+    are refused."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
 def render_markdown(text: str) -> str:
     """Return ``text`` as HTML; raw HTML in it is escaped, never passed through."""
-    return str(_MARKDOWN.render(text))
+    return str(_markdown().render(text))
 
 
 StageQuery = Annotated[

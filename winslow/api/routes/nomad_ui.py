@@ -18,8 +18,6 @@ from winslow.api.access import ProjectReader
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
 from winslow.api.routes.console_project import nomad_links
-from winslow.backends.nomad.backend import NomadBackend
-from winslow.backends.nomad.status import latest_allocation
 from winslow.errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -52,8 +50,14 @@ def run_nomad_links(
     project = context.store.get_project(ref)
     run = context.store.get_run(project.id, run_id)
     links = nomad_links(context)
+    if links is None or context.backend.name != "nomad" or not run.job_id:
+        return NomadLinksPublic(job=None, allocation=None)
+    # Here, not at the top: a server on the local backend never loads Nomad's modules.
+    from winslow.backends.nomad.backend import NomadBackend
+    from winslow.backends.nomad.status import latest_allocation
+
     backend = context.backend
-    if links is None or not isinstance(backend, NomadBackend) or not run.job_id:
+    if not isinstance(backend, NomadBackend):
         return NomadLinksPublic(job=None, allocation=None)
     base = links["base"]
     allocation = None
