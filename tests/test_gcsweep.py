@@ -83,3 +83,16 @@ def test_an_idle_process_gets_no_full_collection(server_thresholds) -> None:
         sweeper.stop()
     assert sweeper.sweeps == 0
     assert gc.get_stats()[2]["collections"] == full_before
+
+
+def test_a_count_the_collector_restarted_does_not_put_off_the_next_sweep(monkeypatch) -> None:
+    """The collector's own collection of an older generation sets its count back (by up to
+    50,000 in the server): the sweeper counts from there, not from its last sweep."""
+    counts = iter([100_000, 10_000, 10_500, 16_000] + [16_000] * 1000)
+    monkeypatch.setattr("winslow.gcsweep.objects_kept", lambda: next(counts))
+    sweeper = GarbageSweeper(every=0.01, after=5_000)
+    sweeper.start()  # seen: 100,000; then the count drops to 10,000 and grows by 6,000
+    try:
+        assert wait_for(lambda: sweeper.sweeps >= 1), "the sweep waited for 105,000 again"
+    finally:
+        sweeper.stop()

@@ -60,7 +60,11 @@ class GarbageSweeper:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            if objects_kept() - self._seen < self.after:
+            kept = objects_kept()
+            # A collection of an older generation, the collector's own, restarts its count:
+            # counting from there keeps the next sweep ``after`` objects away, not more.
+            self._seen = min(self._seen, kept)
+            if kept - self._seen < self.after:
                 continue  # too few allocations since the last sweep to leave much behind
             found = gc.collect()
             self.sweeps += 1
