@@ -7,8 +7,8 @@ CPython collects the oldest generation only once the objects waiting there outnu
 quarter of the long-lived ones. At 1,000 projects that let serving the console leave
 about 10 MB of dead cycles behind (`bench/memory.py`). ``GarbageSweeper`` looks every
 ``every`` seconds and collects every generation once ``after`` more objects live than at
-its last sweep (the collector's own count: allocations less deallocations): serving
-pages, a few times a minute; idling, about once a minute.
+its last sweep (the collector's own count: allocations less deallocations): every second
+or two while the console is served hard, about once a minute while the server idles.
 """
 
 from __future__ import annotations
