@@ -125,6 +125,32 @@ def test_the_cupy_kernel_run_by_numpy_gives_the_reference_mask(small_frames):
         )
 
 
+def test_no_pooling_pass_gets_padding_across_its_kernel():
+    """onnxruntime folds a Pad into the pooling after it; where that gave a MaxPool with a
+    kernel of 1 across as much padding as along, onnxruntime 1.30 refused the model ("Pad
+    should be smaller than kernel"; seen on the GPU machine, whose CPU path then could not
+    run). Each pass must pad only along its kernel."""
+    onnx = pytest.importorskip("onnx", reason="reading the graph needs the onnx package")
+    from onnx import numpy_helper
+
+    model = onnx.load(str(MODEL_PATH))
+    made_by = {out: node for node in model.graph.node for out in node.output}
+    constants = {t.name: numpy_helper.to_array(t).tolist() for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t).tolist()
+    pools = [n for n in model.graph.node if n.op_type == "MaxPool"]
+    assert pools
+    for pool in pools:
+        kernel = list(onnx.helper.get_attribute_value(pool.attribute[0]))
+        pad = made_by[pool.input[0]]
+        assert pad.op_type == "Pad", pool.name
+        begins = constants[pad.input[1]][2:4]  # N, C, H, W begins, then the ends
+        ends = constants[pad.input[1]][6:8]
+        for axis in (0, 1):
+            assert begins[axis] < kernel[axis] and ends[axis] < kernel[axis], (kernel, begins, ends)
+
+
 def test_the_kernel_treats_the_image_edges_as_opencv_does():
     """Blobs touching the border and odd sizes: reflect padding and ignored morphology borders."""
     rng = np.random.default_rng(2)

@@ -62,12 +62,17 @@ class _Graph:
 def _max_filter(g: _Graph, mask: str, size: int, fill: float) -> str:
     """Maximum over a ``size`` square of a 1x1xHxW tensor padded with ``fill`` (a value that
     never wins), so the image's outside is ignored as in OpenCV; a row pass then a column
-    pass, which is the same maximum for a rectangle and 2/size of the work."""
+    pass, which is the same maximum for a rectangle and 2/size of the work.
+
+    Each pass pads only along its own axis: onnxruntime folds a Pad into the MaxPool after
+    it, and 1.30 then refused the whole model ("Pad should be smaller than kernel") when a
+    pass with a kernel of 1 across got the padding of both axes."""
     r = size // 2
-    pads = g.const([0, 0, r, r, 0, 0, r, r], "int64")
-    padded = g.op("Pad", mask, pads, g.const([fill], "float32"), mode="constant")
-    rows = g.op("MaxPool", padded, kernel_shape=[1, size])
-    return g.op("MaxPool", rows, kernel_shape=[size, 1])
+    value = g.const([fill], "float32")
+    across = g.op("Pad", mask, g.const([0, 0, 0, r, 0, 0, 0, r], "int64"), value, mode="constant")
+    rows = g.op("MaxPool", across, kernel_shape=[1, size])
+    down = g.op("Pad", rows, g.const([0, 0, r, 0, 0, 0, r, 0], "int64"), value, mode="constant")
+    return g.op("MaxPool", down, kernel_shape=[size, 1])
 
 
 def _blur(g: _Graph, image: str) -> str:
