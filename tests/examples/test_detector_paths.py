@@ -142,7 +142,8 @@ def test_no_pooling_pass_gets_padding_across_its_kernel():
     pools = [n for n in model.graph.node if n.op_type == "MaxPool"]
     assert pools
     for pool in pools:
-        kernel = list(onnx.helper.get_attribute_value(pool.attribute[0]))
+        [shape] = [a for a in pool.attribute if a.name == "kernel_shape"]
+        kernel = list(onnx.helper.get_attribute_value(shape))
         pad = made_by[pool.input[0]]
         assert pad.op_type == "Pad", pool.name
         begins = constants[pad.input[1]][2:4]  # N, C, H, W begins, then the ends
