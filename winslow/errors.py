@@ -126,6 +126,13 @@ class StorageError(WinslowError):
     code = "storage_error"
 
 
+class SchemaError(WinslowError):
+    """The database's schema is one this Winslow cannot bring up to date: a newer Winslow
+    migrated it, or a migration failed."""
+
+    code = "schema_error"
+
+
 class DeployError(WinslowError):
     """``winslow deploy`` stopped: a job file is wrong, or a job did not become healthy.
     ``job`` and ``allocation`` name what failed where known."""

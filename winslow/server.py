@@ -320,6 +320,7 @@ def start_services(settings: Settings) -> Running:
     from winslow.storage.features import check_features
     from winslow.storage.objects import ObjectStore
     from winslow.storage.supervisor import S3Probe, StorageSupervisor
+    from winslow.store.db import migrate_apart
     from winslow.store.sqlitelock import write_lock_problem
 
     private_dir(settings.data_dir)
@@ -344,6 +345,7 @@ def start_services(settings: Settings) -> Running:
         objects = ObjectStore(config)
         objects.ensure_bucket()
         check_features(objects)
+        migrate_apart(settings.resolved_database_url())
         context = build_context(settings, objects)
         undo.append(context.store.close)
         notes = []

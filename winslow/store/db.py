@@ -10,14 +10,17 @@ gets row locks (``SELECT ... FOR UPDATE``) from the store instead, and one engin
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from winslow import defaults
+from winslow.errors import SchemaError
 from winslow.filemodes import private_file
 
 log = logging.getLogger(__name__)
@@ -85,9 +88,9 @@ def migrate(engine: Engine) -> None:
 
     A database already at the newest revision is left alone without importing alembic:
     alembic stays in memory once imported, about 11 MB the server would carry for ever.
+    Raises ``SchemaError`` for a database a newer Winslow has migrated.
     """
-    if current_revision(engine) == newest_revision():
-        log.debug("database schema is current")
+    if _needs_migration(engine) is None:
         return
     from alembic import command
     from alembic.config import Config
@@ -98,3 +101,61 @@ def migrate(engine: Engine) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     log.debug("database schema is current")
+
+
+def migrate_apart(url: str) -> None:
+    """``migrate`` the database at ``url`` in a child process, so that alembic never loads
+    into this one (the server's; it would hold those 11 MB for its whole life after the
+    first start on a new database or the first after an upgrade).
+
+    Raises ``SchemaError`` for a database a newer Winslow has migrated or a migration
+    that failed, with the child's last words.
+    """
+    engine = make_engine(url)
+    try:
+        at = _needs_migration(engine)
+    finally:
+        engine.dispose()
+    if at is None:
+        return
+    log.info("migrating the database schema from %s to %s", at or "nothing", newest_revision())
+    # The URL may hold a password: on stdin, not in the arguments every user can list.
+    done = subprocess.run(
+        [sys.executable, "-m", "winslow.store.migrate"],
+        input=url,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()
+        raise SchemaError(
+            f"Migrating the database {shown_url(url)} to schema {newest_revision()} failed: "
+            f"{said[-1] if said else f'exit status {done.returncode}'}. Nothing was changed: "
+            "the migrations run in one transaction."
+        )
+
+
+def _needs_migration(engine: Engine) -> str | None:
+    """The revision a database to migrate is at ('' for none yet); None when it is current.
+
+    Raises ``SchemaError`` when it is newer than this Winslow: alembic would only say it
+    cannot find that revision, and running on would misread its tables.
+    """
+    at = current_revision(engine)
+    newest = newest_revision()
+    if at == newest:
+        log.debug("database schema is current")
+        return None
+    if at is not None and at > newest:
+        raise SchemaError(
+            f"The database {shown_url(str(engine.url))} has schema {at}, newer than this "
+            f"Winslow knows (up to {newest}): a newer Winslow has used it. Run that "
+            "version, or restore the backup taken before the upgrade (README: Upgrades)."
+        )
+    return at or ""
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed: without its password."""
+    return make_url(url).render_as_string(hide_password=True)
