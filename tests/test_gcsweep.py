@@ -63,7 +63,7 @@ def test_a_dead_cycle_lives_on_under_the_servers_thresholds_until_the_sweeper_ru
     cycle = dead_cycle()
     churn()
     assert cycle() is not None  # what the server saw: dead, and still held in memory
-    sweeper = GarbageSweeper(every=0.05, after=1_000)
+    sweeper = GarbageSweeper(every=0.05, after=1_000, freeze_start_up=False)
     sweeper.start()
     try:
         churn()  # the process goes on allocating, as a server serving pages does
@@ -74,7 +74,7 @@ def test_a_dead_cycle_lives_on_under_the_servers_thresholds_until_the_sweeper_ru
 
 
 def test_an_idle_process_gets_no_full_collection(server_thresholds) -> None:
-    sweeper = GarbageSweeper(every=0.05, after=1_000)
+    sweeper = GarbageSweeper(every=0.05, after=1_000, freeze_start_up=False)
     full_before = gc.get_stats()[2]["collections"]
     sweeper.start()
     try:
@@ -90,9 +90,36 @@ def test_a_count_the_collector_restarted_does_not_put_off_the_next_sweep(monkeyp
     50,000 in the server): the sweeper counts from there, not from its last sweep."""
     counts = iter([100_000, 10_000, 10_500, 16_000] + [16_000] * 1000)
     monkeypatch.setattr("winslow.gcsweep.objects_kept", lambda: next(counts))
-    sweeper = GarbageSweeper(every=0.01, after=5_000)
+    sweeper = GarbageSweeper(every=0.01, after=5_000, freeze_start_up=False)
     sweeper.start()  # seen: 100,000; then the count drops to 10,000 and grows by 6,000
     try:
         assert wait_for(lambda: sweeper.sweeps >= 1), "the sweep waited for 105,000 again"
     finally:
         sweeper.stop()
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """Gives back to the collector what a test's sweeper froze (the other tests' objects)."""
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def test_a_sweep_walks_only_what_came_after_the_start_up(server_thresholds, unfrozen) -> None:
+    """A full collection walked every object the process had (about 230,000 for a
+    server, 46 ms a time); once the sweeper has frozen the start-up's, a sweep walks the
+    objects made since, and still frees the cycles that die among them."""
+    walked_before = len(gc.get_objects())
+    sweeper = GarbageSweeper(every=0.05, after=1_000)
+    sweeper.start()
+    try:
+        assert gc.get_freeze_count() >= walked_before // 2
+        assert len(gc.get_objects()) < walked_before // 10
+        cycle = dead_cycle()
+        churn()
+        assert wait_for(lambda: cycle() is None), "a cycle made after the start stayed"
+    finally:
+        sweeper.stop()
+    assert sweeper.sweeps >= 1

@@ -9,6 +9,12 @@ about 10 MB of dead cycles behind (`bench/memory.py`). ``GarbageSweeper`` looks 
 ``every`` seconds and collects every generation once ``after`` more objects live than at
 its last sweep (the collector's own count: allocations less deallocations): every second
 or two while the console is served hard, about once a minute while the server idles.
+
+A full collection walks every object the collector tracks, and most of them are the
+server's start-up (modules, classes, routes, models: about 230,000 objects, 46 ms a
+walk on this project's machine), which live as long as the process. The sweeper moves
+those out of its sight once it starts (``gc.freeze``), so a sweep walks only what came
+since: under a busy engine, sweeps had taken 8 % of the server's CPU.
 """
 
 from __future__ import annotations
@@ -39,10 +45,16 @@ class GarbageSweeper:
     """A daemon thread that runs ``gc.collect()`` while the process keeps allocating."""
 
     def __init__(
-        self, every: float = SWEEP_CHECK_SECONDS, after: int = SWEEP_AFTER_OBJECTS
+        self,
+        every: float = SWEEP_CHECK_SECONDS,
+        after: int = SWEEP_AFTER_OBJECTS,
+        *,
+        freeze_start_up: bool = True,
     ) -> None:
         self.every = every
         self.after = after
+        self.freeze_start_up = freeze_start_up
+        """Whether ``start`` freezes what lives then, for a process that has just started."""
         self.sweeps = 0
         """Full collections this sweeper ran."""
         self._seen = 0
@@ -50,6 +62,12 @@ class GarbageSweeper:
         self._thread = threading.Thread(target=self._run, name="winslow-gc", daemon=True)
 
     def start(self) -> None:
+        if self.freeze_start_up:
+            # What lives now lives as long as the process: frozen objects are never walked
+            # again. A cycle among them that dies later stays (a few caches' entries at
+            # most); the collection first leaves none of today's garbage frozen.
+            gc.collect()
+            gc.freeze()
         self._seen = objects_kept()
         self._thread.start()
 

@@ -118,7 +118,10 @@ def migrate_apart(url: str) -> None:
         engine.dispose()
     if at is None:
         return
-    log.info("migrating the database schema from %s to %s", at or "nothing", newest_revision())
+    if at:
+        log.info("migrating the database schema from %s to %s", at, newest_revision())
+    else:
+        log.info("creating the database's tables (schema %s)", newest_revision())
     # The URL may hold a password: on stdin, not in the arguments every user can list.
     done = subprocess.run(
         [sys.executable, "-m", "winslow.store.migrate"],
