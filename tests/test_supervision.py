@@ -217,6 +217,32 @@ def test_an_adopted_weed_that_dies_is_seen_without_waiting_for_it_and_restarted(
 
 
 @pytest.mark.slow
+def test_a_stop_while_a_stage_runs_leaves_seaweedfs_up_for_it_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """The stage still writes its log and workspace to S3: its SeaweedFS must outlive the
+    server. The log said so as "1 stages still run"."""
+    pipeline = tmp_path / "nap.yaml"
+    pipeline.write_text('name: nap\nstages:\n  - name: nap\n    command: ["sleep", "60"]\n')
+    with running_server(tmp_path) as server:
+        pid = weed_pid(server.data_dir)
+        server.cli("pipeline", "apply", str(pipeline))
+        server.cli("project", "create", "nap", "--pipeline", "nap", "--start")
+        wait_until(
+            lambda: [run["state"] for run in server.api("/projects/nap")["runs"]] == ["running"],
+            30,
+            "the stage running",
+        )
+        server.stop()
+        assert server.process is not None and server.process.returncode == 0
+        assert not gone(pid)
+        assert (
+            f"s3: 1 stage still runs; SeaweedFS (pid {pid}) stays up for it, and the next "
+            "`winslow up` adopts it"
+        ) in server.log_path.read_text()
+
+
+@pytest.mark.slow
 def test_sigterm_stops_the_server_and_its_seaweedfs_like_ctrl_c(tmp_path: Path) -> None:
     with running_server(tmp_path) as server:
         pid = weed_pid(server.data_dir)

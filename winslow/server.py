@@ -403,11 +403,12 @@ def stop_services(running: Running) -> None:
     active = [run for run in running.context.store.active_runs() if run.submitted]
     if running.seaweed is not None:
         if active:
+            still = "1 stage still runs" if len(active) == 1 else f"{len(active)} stages still run"
             log.warning(
-                "s3: %d stages still run; SeaweedFS (pid %s) stays up for them, and the next "
-                "`winslow up` adopts it",
-                len(active),
+                "s3: %s; SeaweedFS (pid %s) stays up for %s, and the next `winslow up` adopts it",
+                still,
                 running.seaweed.pid,
+                "it" if len(active) == 1 else "them",
             )
         else:
             running.seaweed.stop()

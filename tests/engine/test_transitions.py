@@ -3,6 +3,7 @@ tables, under the project's lock, with its history line; a refused one writes no
 
 from __future__ import annotations
 
+import logging
 from itertools import product
 
 import pytest
@@ -66,6 +67,19 @@ def test_project_moves_only_as_the_table_allows(
                 transitions.move_project(tx, target, reason="because", actor="ana")
         assert store.get_project(project).state is current
         assert len(store.history(project)) == lines
+
+
+def test_a_projects_move_is_logged_in_the_words_of_its_history(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's log said ``idle → ProjectState.RUNNING (started)``."""
+    project = create(store)
+    with (
+        caplog.at_level(logging.INFO, logger="winslow.engine.transitions"),
+        store.project_transaction(project) as tx,
+    ):
+        transitions.move_project(tx, ProjectState.RUNNING, reason="started", actor="ana")
+    assert "project ulm: idle → running (started)" in caplog.messages
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,9 @@ def move_project(
             f"{project.state.value} → {target.value}" + (f": {reason}" if reason else ""),
             {"from": project.state.value, "to": target.value, "reason": reason},
         )
-        log.info("project %s: %s → %s (%s)", project.name, project.state.value, target, reason)
+        log.info(
+            "project %s: %s → %s (%s)", project.name, project.state.value, target.value, reason
+        )
     tx.update_project(**changes)
 
 
