@@ -13,6 +13,7 @@ from winslow.units import (
     KIB,
     MIB,
     TIB,
+    counted,
     format_bytes,
     format_duration,
     format_megabytes,
@@ -278,3 +279,11 @@ def test_docker_memory_is_read_in_dockers_own_units():
     assert parse_docker_size("1.5GiB") == 1.5 * GIB
     assert parse_docker_size("512kB") == 512_000
     assert parse_docker_size("3 parsecs") is None
+
+
+@pytest.mark.parametrize(
+    ("count", "text"), [(0, "0 files"), (1, "1 file"), (2, "2 files"), (1000, "1000 files")]
+)
+def test_a_count_reads_as_a_person_writes_it(count: int, text: str) -> None:
+    """A stage's log said "staging in 1 input (1 files, 8 B)"."""
+    assert counted(count, "file") == text

@@ -13,7 +13,8 @@ parts largest first (``1h30m``, ``1 h 05 min``), and Winslow writes ``45 s``,
 ``format_duration`` text parses back.
 
 Parsers raise ``ValueError`` naming the value and what is accepted, so a pydantic validator
-turns it into a field's message unchanged.
+turns it into a field's message unchanged. Counts read as a person writes them:
+``counted(1, "file")`` is ``1 file``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ _DURATION_HELP = (
 
 # ---------------------------------------------------------------------------------------
 # Sizes
+
+
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless the count is one: ``1 file``, ``0 files``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def parse_bytes(text: str, *, bare: SizeUnit = "B") -> int:

@@ -413,7 +413,7 @@ def test_inputs_are_downloaded_once_and_then_linked_from_the_cache(backend, even
     backend.submit(first)
     events.wait_for(backend, first.job_id, JobState.SUCCEEDED)
     first_log = log_lines(backend.logs(first.job_id))
-    assert ("winslow", "staging in 1 input (1 files, 8 B)") in first_log
+    assert ("winslow", "staging in 1 input (1 file, 8 B)") in first_log
     assert ("winslow", "input videos/cam1.txt: downloaded (8 B)") in first_log
     assert ("stdout", "frame-1") in first_log
 

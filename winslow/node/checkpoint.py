@@ -33,6 +33,7 @@ from winslow.storage.checkpoints import (
     find_latest,
 )
 from winslow.storage.keys import describe_key
+from winslow.units import counted
 
 if TYPE_CHECKING:
     from winslow.backends.base import RunSpec
@@ -192,7 +193,7 @@ def restore_point(
         event(
             f"resuming from checkpoint {found.version} of "
             f"{describe_key(found.prefix).removeprefix('checkpoints of ')}, "
-            f"written {found.created} ({found.files} files)"
+            f"written {found.created} ({counted(found.files, 'file')})"
         )
     elif resume_from:
         event("no checkpoint was published before; the stage starts afresh")

@@ -41,7 +41,7 @@ from winslow.node.joblog import EventLog, JobLog, LineSplitter, log_record
 from winslow.node.progress import ProgressFile
 from winslow.pipeline.interpolate import resolve_node_paths
 from winslow.storage.keys import end_key
-from winslow.units import format_bytes
+from winslow.units import counted, format_bytes
 
 if TYPE_CHECKING:
     from winslow.storage.checkpoints import Checkpoint
@@ -137,8 +137,8 @@ def stage_in(
             planned.append((file_path, keys.resource_key(file_path), entry))
     total = sum(entry.size for _, _, entry in planned)
     event(
-        f"staging in {len(input_paths)} input{'s' if len(input_paths) != 1 else ''} "
-        f"({len(planned)} files, {format_bytes(total)})"
+        f"staging in {counted(len(input_paths), 'input')} "
+        f"({counted(len(planned), 'file')}, {format_bytes(total)})"
     )
     for path, key, entry in planned:
         if cache is not None:

@@ -28,7 +28,7 @@ from winslow.storage import keys, workspaces
 from winslow.storage.manifest import FileRecord, Manifest, file_mode, merge
 from winslow.storage.nodecache import NodeCache, clone_or_copy, sha256_file
 from winslow.storage.objects import ObjectStore
-from winslow.units import format_bytes
+from winslow.units import counted, format_bytes
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def materialize(
         manifest = version.manifest
         event(
             f"workspace: version {version.number} of {keys.describe_key(prefix)}: "
-            f"{len(manifest.files)} files, {format_bytes(manifest.total_size)}"
+            f"{counted(len(manifest.files), 'file')}, {format_bytes(manifest.total_size)}"
         )
         manifests.append(manifest)
     files = merge(manifests)
@@ -152,7 +152,7 @@ def materialize(
             if fetched is None
             else f", {format_bytes(fetched)} fetched, the rest from the node cache"
         )
-        event(f"workspace: {len(files)} files in place{how}")
+        event(f"workspace: {counted(len(files), 'file')} in place{how}")
     return len(files)
 
 
@@ -278,7 +278,7 @@ def publish_snapshot(
     )
     event(
         f"{what}: published version {version} of {keys.describe_key(prefix)}: "
-        f"{result.files} files, {format_bytes(result.total_bytes)}; "
+        f"{counted(result.files, 'file')}, {format_bytes(result.total_bytes)}; "
         f"uploaded {result.uploaded_files} new ({format_bytes(result.uploaded_bytes)}), "
         "the rest was stored already"
     )
