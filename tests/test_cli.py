@@ -92,6 +92,10 @@ def test_project_lifecycle_from_the_cli(winslow_server: Server, tmp_path: Path) 
     assert [p["name"] for p in listed["data"]] == ["ulm-0603"]
     assert "stdout | making" in server.cli("logs", "ulm-0603", "--stage", "make").stdout
     assert "stdout | made" in server.cli("logs", "ulm-0603", "--follow").stdout
+    # A stage the pipeline lacks is named as such; it read "has no a run of stage ... yet".
+    unknown = server.cli("logs", "ulm-0603", "--stage", "mkae", check=False)
+    assert unknown.returncode == 1
+    assert "Project 'ulm-0603' has no stage 'mkae'; its stages are: make, use." in unknown.stderr
 
     files = server.json("workspace", "ls", "ulm-0603", "out")["data"]
     assert [f["path"] for f in files] == ["out/made.txt"]

@@ -32,12 +32,20 @@ def pick_run(api: ApiClient, project: str, stage: str | None, run: int | None) -
     else:
         chosen = runs
     if not chosen:
+        stages = data.get("stages") or []
+        if run is None and stage is not None and stages and stage not in stages:
+            raise CommandError(
+                f"Project '{project}' has no stage '{stage}'; its stages are: {', '.join(stages)}."
+            )
         what = (
-            f"run {run}" if run is not None else f"a run of stage '{stage}'" if stage else "a run"
+            f"run {run}"
+            if run is not None
+            else f"run of stage '{stage}' yet"
+            if stage
+            else "run yet"
         )
         raise CommandError(
-            f"Project '{project}' has no {what} yet; `winslow project show {project}`"
-            " lists its runs."
+            f"Project '{project}' has no {what}; `winslow project show {project}` lists its runs."
         )
     last: dict[str, Any] = chosen[-1]
     return last
