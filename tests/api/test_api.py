@@ -245,6 +245,16 @@ def test_bad_request_bodies_are_422_in_words(winslow: Harness) -> None:
     response = winslow.api.post("/api/v1/projects", json={"pipeline": "tiny"})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("The request is malformed: name:")
+    # It said "0: JSON decode error", naming a field "0".
+    garbled = winslow.api.post(
+        "/api/v1/projects", content=b'{"name": "x",}', headers={"Content-Type": "application/json"}
+    )
+    assert garbled.status_code == 422
+    assert garbled.json()["detail"] == (
+        "The request is malformed: the body is not valid JSON "
+        "(Expecting property name enclosed in double quotes at character 13)"
+    )
+    assert garbled.json()["fields"] == {}
 
 
 def test_console_asks_to_sign_in_and_points_to_the_api_docs(winslow: Harness) -> None:

@@ -142,6 +142,12 @@ async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
     words = []
     fields: dict[str, str] = {}
     for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            # Its place is a character offset, not a field: "0: JSON decode error" said nothing.
+            at = error.get("loc", ("body", 0))[-1]
+            why = str(error.get("ctx", {}).get("error", "cannot be read"))
+            words.append(f"the body is not valid JSON ({why} at character {at})")
+            continue
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
         words.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
         if where:
