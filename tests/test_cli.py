@@ -13,6 +13,7 @@ import pytest
 from tests.fixtures.server import BIN, Server
 from winslow import __version__
 from winslow.cli.client import ApiClient
+from winslow.cli.resources import _nothing_in
 from winslow.cli.transfer import upload_file
 from winslow.settings import ClientSettings
 
@@ -199,6 +200,17 @@ def test_resources_round_trip_and_resumed_upload(winslow_server: Server, tmp_pat
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     server.cli("resources", "rm", "videos/v.mp4")
     assert server.json("resources", "ls", "videos")["data"] == []
+    # An empty listing says so: a bare header read like a command that had failed.
+    assert server.cli("resources", "ls", "videos").stdout == (
+        "Nothing in 'videos' of the resource pool.\n"
+    )
+
+
+def test_an_empty_resource_pool_says_how_to_fill_it(capsys: pytest.CaptureFixture[str]) -> None:
+    _nothing_in("")
+    assert capsys.readouterr().out == (
+        "The resource pool is empty; `winslow resources upload FILE [PATH]` adds a file.\n"
+    )
 
 
 def test_cli_without_server_says_where_it_looked(tmp_path: Path) -> None:

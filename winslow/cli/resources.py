@@ -39,7 +39,18 @@ def resources_ls(
     """List a folder of the resource pool."""
     with api_client() as api:
         data = api.get("/resources", params={"path": path, "recursive": query_flag(recursive)})
-    emit(data, as_json, files_table)
+    emit(data, as_json, lambda d: files_table(d) if d["data"] else _nothing_in(path))
+
+
+def _nothing_in(path: str) -> None:
+    """Say why a listing is empty: a bare header read like a command that failed."""
+    if path.strip("/"):
+        out.print(f"Nothing in '{path.strip('/')}' of the resource pool.", markup=False)
+    else:
+        out.print(
+            "The resource pool is empty; `winslow resources upload FILE [PATH]` adds a file.",
+            markup=False,
+        )
 
 
 @resources_app.command("upload")
