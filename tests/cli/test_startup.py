@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.server import BIN
+from winslow.cli.helpers import reflowed
 from winslow.client_settings import ClientSettings
 from winslow.errors import ValidationError
 
@@ -70,6 +71,36 @@ def test_help_still_lists_every_noun() -> None:
     assert shown.returncode == 0, shown.stderr
     for noun in ("pipeline", "project", "resources", "workspace", "token", "user", "group"):
         assert f" {noun} " in shown.stdout, shown.stdout
+
+
+def help_of(*args: str, columns: int) -> str:
+    shown = subprocess.run(
+        [str(BIN / "winslow"), *args, "--help"],
+        text=True,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": str(columns), "TERM": "dumb"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout
+
+
+def test_help_text_flows_to_the_terminals_width() -> None:
+    """Typer's rich help kept the docstrings' line breaks: a wide terminal showed the audit
+    command's description cut in two, a narrow one every paragraph ragged."""
+    wide = help_of(columns=200)
+    assert (
+        "Show the audit trail, newest first: every command with who, when, from where and "
+        "what it changed (an admin's token)."
+    ) in wide
+    narrow = help_of("project", "resume", columns=60)
+    lines = [line.strip() for line in narrow.splitlines()]
+    start = lines.index("With --var, --image, --cpus, --memory, --gpus or")
+    assert lines[start + 1] == "--comment, the stage's next run differs for that run only;"
+    # A paragraph laid out line by line keeps its lines.
+    assert (
+        reflowed("Lines:\n- one\n- two\n\nflowing\ntext") == "Lines:\n- one\n- two\n\nflowing text"
+    )
 
 
 def test_a_bad_retry_setting_is_refused_in_words() -> None:

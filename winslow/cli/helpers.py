@@ -9,6 +9,7 @@ both. A thing two commands show is formatted here once, so they cannot drift apa
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -55,12 +56,44 @@ class _FlagsTakeNoValue:
         return params
 
 
-class WinslowCommand(_FlagsTakeNoValue, TyperCommand):
-    """Every ``winslow`` command: flags show without a type in ``--help``."""
+def reflowed(text: str | None) -> str | None:
+    """``text`` with the line breaks inside each paragraph made spaces.
+
+    Typer's rich help keeps a docstring's line breaks, where the source wrapped it at 92
+    columns, and the terminal then wraps again: ragged text on anything narrower, and in a
+    command list a description cut in two. Reflowed, rich wraps each paragraph to the
+    terminal. A paragraph laid out line by line (a list, an example) stays as written.
+    """
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(
+        paragraph if _laid_out(paragraph) else " ".join(paragraph.split("\n"))
+        for paragraph in paragraphs
+    )
 
 
-class WinslowGroup(_FlagsTakeNoValue, TyperGroup):
-    """Every ``winslow`` noun: flags show without a type in ``--help``."""
+def _laid_out(paragraph: str) -> bool:
+    lines = paragraph.split("\n")
+    return paragraph.startswith("\b") or any(
+        line.startswith((" ", "- ", "* ", "$ ", "winslow ")) for line in lines[1:]
+    )
+
+
+class _ReflowedHelp:
+    """Help text reflowed (``reflowed``) for typer's rich help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = reflowed(self.help)  # type: ignore[has-type]
+
+
+class WinslowCommand(_ReflowedHelp, _FlagsTakeNoValue, TyperCommand):
+    """Every ``winslow`` command: help reflowed, flags without a type in ``--help``."""
+
+
+class WinslowGroup(_ReflowedHelp, _FlagsTakeNoValue, TyperGroup):
+    """Every ``winslow`` noun: help reflowed, flags without a type in ``--help``."""
 
 
 class WinslowTyper(typer.Typer):
