@@ -13,6 +13,7 @@ import pytest
 from tests.fixtures.server import BIN, Server
 from winslow import __version__
 from winslow.cli.client import ApiClient
+from winslow.cli.projects import _no_projects
 from winslow.cli.resources import _nothing_in
 from winslow.cli.transfer import upload_file
 from winslow.settings import ClientSettings
@@ -91,6 +92,9 @@ def test_project_lifecycle_from_the_cli(winslow_server: Server, tmp_path: Path) 
 
     listed = server.json("project", "list", "--state", "succeeded", "--label", "ulm")
     assert [p["name"] for p in listed["data"]] == ["ulm-0603"]
+    # Nothing matching is said in words: it printed a bare header.
+    none = server.cli("project", "list", "--state", "paused", "--label", "ulm").stdout
+    assert none == "No project with state paused and label ulm.\n"
     assert "stdout | making" in server.cli("logs", "ulm-0603", "--stage", "make").stdout
     assert "stdout | made" in server.cli("logs", "ulm-0603", "--follow").stdout
     # A stage the pipeline lacks is named as such; it read "has no a run of stage ... yet".
@@ -203,6 +207,12 @@ def test_resources_round_trip_and_resumed_upload(winslow_server: Server, tmp_pat
     # An empty listing says so: a bare header read like a command that had failed.
     assert server.cli("resources", "ls", "videos").stdout == (
         "Nothing in 'videos' of the resource pool.\n"
+    )
+
+
+def test_no_projects_at_all_says_how_to_make_one() -> None:
+    assert _no_projects({}) == (
+        "No projects yet; `winslow project create NAME --pipeline P` makes one."
     )
 
 

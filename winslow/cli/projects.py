@@ -236,12 +236,23 @@ def project_list(
         data = all_pages(api, "/projects", params)
 
     def human(d: dict[str, Any]) -> None:
+        if not d["data"]:
+            out.print(_no_projects(params), markup=False)
+            return
         table = Table("NAME", "PIPELINE", "STATE", "CURRENT", "LABELS", "REASON", box=None)
         for p in d["data"]:
             table.add_row(*_project_line(p))
         out.print(table)
 
     emit(data, as_json, human)
+
+
+def _no_projects(filters: dict[str, str]) -> str:
+    """Why ``project list`` shows nothing: a bare header read like a command that failed."""
+    if not filters:
+        return "No projects yet; `winslow project create NAME --pipeline P` makes one."
+    said = " and ".join(f"{name} {value}" for name, value in filters.items())
+    return f"No project with {said}."
 
 
 @project_app.command("show")
