@@ -83,9 +83,11 @@ def _laid_out(paragraph: str) -> bool:
 class _ReflowedHelp:
     """Help text reflowed (``reflowed``) for typer's rich help."""
 
+    help: str | None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.help = reflowed(self.help)  # type: ignore[has-type]
+        self.help = reflowed(self.help)
 
 
 class WinslowCommand(_ReflowedHelp, _FlagsTakeNoValue, TyperCommand):
