@@ -69,6 +69,22 @@ def test_project_moves_only_as_the_table_allows(
         assert len(store.history(project)) == lines
 
 
+def test_a_kill_after_a_pause_says_the_stage_is_being_killed(store: Store) -> None:
+    """Paused and then killed, the project went on saying "pausing after the current
+    stage" until the stage was gone."""
+    project = create(store, state=ProjectState.RUNNING)
+    add_run(store, project, StageRunState.RUNNING)
+    paused = transitions.apply_command(
+        store, project, lambda p, _pipeline, _runs: commands.pause(p), "ana"
+    )
+    assert paused.state_reason == "pausing after the current stage"
+    killed = transitions.apply_command(
+        store, project, lambda p, _pipeline, runs: commands.kill(p, runs), "ana"
+    )
+    assert (killed.state, killed.state_reason) == (ProjectState.PAUSING, "killing stage detect")
+    assert [line.message for line in store.history(project)][-1] == "killed stage detect"
+
+
 def test_a_projects_move_is_logged_in_the_words_of_its_history(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:

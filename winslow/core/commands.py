@@ -433,8 +433,10 @@ def kill(project: Project, runs: list[Run]) -> Change:
     return Change(
         "kill",
         f"killed stage {stages}",
+        # A pausing project stays pausing, but its reason must say the stage is being
+        # killed: it went on saying "pausing after the current stage".
         state=ProjectState.PAUSING
-        if project.state in (ProjectState.RUNNING, ProjectState.FAILING)
+        if project.state in (ProjectState.RUNNING, ProjectState.FAILING, ProjectState.PAUSING)
         else None,
         state_reason=f"killing stage {stages}",
         cancel_runs=tuple(run.id for run in active),
