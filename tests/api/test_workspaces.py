@@ -7,6 +7,7 @@ import hashlib
 import io
 import stat
 import zipfile
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -50,9 +51,11 @@ def at_gate(winslow: Harness) -> dict:
     return project["runs"][0]
 
 
-def upload(winslow: Harness, run: int, path: str, data: bytes, note: str = "") -> httpx.Response:
+def upload(
+    winslow: Harness, run: int, path: str, data: bytes, note: str = "", project: str = "fix"
+) -> httpx.Response:
     """The browser's flow: begin, PUT each part with its Content-MD5, complete with MD5s."""
-    base = f"/api/v1/projects/fix/runs/{run}/workspace/uploads"
+    base = f"/api/v1/projects/{project}/runs/{run}/workspace/uploads"
     begun = winslow.api.post(base, json={"path": path, "size": len(data)})
     if begun.status_code != 201:
         return begun
@@ -241,3 +244,52 @@ def test_workspace_upload_ids_that_are_dots_or_backslashes_are_422(
     for answer in answers:
         assert answer.status_code == 422, answer.text
         assert "is not an upload ID" in answer.json()["detail"]
+
+
+TIMED = """
+name: timed
+stages:
+  - name: early
+    command: ["sh", "-c", "echo early > early.txt; touch -d '2024-05-01 10:00:00 UTC' early.txt"]
+  - name: late
+    command: ["sh", "-c", "echo late > late.txt"]
+"""
+
+
+def test_each_file_keeps_its_own_time_across_stages_versions_and_archives(
+    winslow: Harness,
+) -> None:
+    """Every file of a version showed that version's time: a file the first stage wrote
+    seemed written by the last, and after a fix was uploaded, everything seemed written
+    then."""
+    winslow.apply_pipeline(TIMED)
+    winslow.create("timed", "timed", start=True)
+    winslow.engine.run_until_idle()
+    project = winslow.show("timed")
+    assert project["state"] == "succeeded"
+    late_run = project["runs"][-1]["id"]
+    early_time = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+
+    def times(version: int | None = None) -> dict[str, datetime]:
+        params = {"run": late_run} | ({"version": version} if version else {})
+        listing = winslow.api.get("/api/v1/projects/timed/workspace", params=params).json()
+        return {e["path"]: datetime.fromisoformat(e["modified"]) for e in listing["data"]}
+
+    first = times()
+    assert first["early.txt"] == early_time  # carried through the second stage unchanged
+    assert first["late.txt"] > early_time + timedelta(days=365)
+
+    done = upload(winslow, late_run, "fix.txt", b"fix\n", project="timed")
+    assert done.status_code == 200, done.text
+    second = times(2)
+    assert (second["early.txt"], second["late.txt"]) == (early_time, first["late.txt"])
+    assert second["fix.txt"] > first["late.txt"]
+
+    archive = zipfile.ZipFile(
+        io.BytesIO(
+            winslow.api.get(
+                "/api/v1/projects/timed/workspace/archive", params={"run": late_run}
+            ).content
+        )
+    )
+    assert archive.getinfo("early.txt").date_time == (2024, 5, 1, 10, 0, 0)

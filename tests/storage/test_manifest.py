@@ -12,8 +12,10 @@ from winslow.storage.manifest import (
     FORMAT,
     FileRecord,
     Manifest,
+    epoch_seconds,
     file_mode,
     from_json,
+    iso_time,
     merge,
     to_json,
 )
@@ -52,7 +54,10 @@ def test_round_trip_keeps_files_links_unicode_and_metadata():
             "latest": FileRecord(path="latest", link="runs/日本/動画.mp4"),
             "outside": FileRecord(path="outside", link="../../etc/hosts"),
             "upload.txt": FileRecord(
-                path="upload.txt", size=5, blob=keys.upload_blob_key("abc123")
+                path="upload.txt",
+                size=5,
+                blob=keys.upload_blob_key("abc123"),
+                modified="2026-11-25T08:12:03.123Z",
             ),
         },
         created="2026-11-25T08:12:03.123Z",
@@ -75,6 +80,16 @@ def test_round_trip_keeps_files_links_unicode_and_metadata():
         keys.blob_key(SHA_C),
         keys.upload_blob_key("abc123"),
     }
+
+
+def test_a_manifest_from_before_file_times_reads_with_none_and_times_convert_both_ways():
+    """Manifests written before each file kept its time stay readable; the listing then
+    shows the version's time."""
+    files = from_json(document({"a": {"size": 1, "blob": keys.blob_key(SHA_A)}})).files
+    assert files["a"].modified is None
+    assert iso_time(1714557600.25) == "2024-05-01T10:00:00.250Z"
+    assert epoch_seconds("2024-05-01T10:00:00.250Z") == 1714557600.25
+    assert epoch_seconds("yesterday") is None
 
 
 def test_a_missing_mode_reads_as_the_default_and_extra_bits_are_dropped():

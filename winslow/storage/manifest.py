@@ -13,6 +13,7 @@ import json
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from winslow.core.paths import clean_relative_path
@@ -40,6 +41,10 @@ class FileRecord:
     does not)."""
     link: str | None = None
     """Target of a symlink, as the stage wrote it."""
+    modified: str | None = None
+    """When the file was last written (UTC, ISO 8601, milliseconds): at stage-out its
+    modification time, for an upload the upload's; carried with the file into later
+    stages and versions. None in manifests written before Winslow kept it."""
 
     @property
     def is_link(self) -> bool:
@@ -134,6 +139,20 @@ def merge(manifests: Iterable[Manifest]) -> dict[str, FileRecord]:
     return files
 
 
+def iso_time(seconds: float) -> str:
+    """``seconds`` since the epoch as a manifest writes times (UTC, ISO 8601, milliseconds)."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch_seconds(iso: str) -> float | None:
+    """A time a manifest wrote, as seconds since the epoch; None for anything else."""
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def file_mode(st_mode: int) -> int:
     """Return the permission bits a manifest keeps of a file's ``st_mode``."""
     return stat.S_IMODE(st_mode) & 0o777
@@ -149,6 +168,8 @@ def to_json(manifest: Manifest) -> bytes:
         entry: dict[str, Any] = {"size": record.size, "mode": record.mode, "blob": record.blob}
         if record.sha256:
             entry["sha256"] = record.sha256
+        if record.modified:
+            entry["modified"] = record.modified
         files[path] = entry
     document = {
         "format": FORMAT,
@@ -183,6 +204,7 @@ def from_json(data: bytes, where: str = "manifest") -> Manifest:
                 mode=int(entry.get("mode", DEFAULT_FILE_MODE)) & 0o777,
                 blob=str(entry["blob"]),
                 sha256=entry.get("sha256"),
+                modified=str(entry["modified"]) if entry.get("modified") else None,
             )
         return Manifest(
             files=files,

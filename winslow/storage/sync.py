@@ -25,7 +25,14 @@ from winslow.atomic import write_text_atomic
 from winslow.core.paths import clean_relative_path
 from winslow.errors import StorageError, ValidationError
 from winslow.storage import keys, workspaces
-from winslow.storage.manifest import FileRecord, Manifest, file_mode, merge
+from winslow.storage.manifest import (
+    FileRecord,
+    Manifest,
+    epoch_seconds,
+    file_mode,
+    iso_time,
+    merge,
+)
 from winslow.storage.nodecache import NodeCache, clone_or_copy, sha256_file
 from winslow.storage.objects import ObjectStore
 from winslow.units import counted, format_bytes
@@ -134,6 +141,11 @@ def materialize(
                     "hash; it is damaged in object storage."
                 )
             target.chmod(record.mode | base_mode)
+        written = epoch_seconds(record.modified) if record.modified else None
+        if written is not None:
+            # The file as the earlier stage left it: an unchanged file keeps its time into
+            # the next stage's workspace and version, as `ls -l` and the console show it.
+            os.utime(target, (written, written))
         index[record.path] = {
             "stat": stat_key(target.stat()),
             "blob": record.blob,
@@ -205,6 +217,7 @@ def snapshot(
                     mode=file_mode(st.st_mode),
                     blob=blob,
                     sha256=str(sha) if sha else None,
+                    modified=iso_time(st.st_mtime),
                 )
                 snap.known.add(blob)
                 continue
@@ -216,6 +229,7 @@ def snapshot(
                 mode=file_mode(st.st_mode),
                 blob=keys.blob_key(digest),
                 sha256=digest,
+                modified=iso_time(st.st_mtime),
             )
             snap.local[clean] = path
     return snap

@@ -114,7 +114,7 @@ def _entry(record: FileRecord, manifest: Manifest) -> FileEntry:
         name=record.path.rsplit("/", 1)[-1],
         size=record.size,
         is_dir=False,
-        modified=workspaces.parse_time(manifest.created),
+        modified=workspaces.parse_time(record.modified or manifest.created),
         link=record.link,
     )
 
@@ -253,16 +253,24 @@ class _Sink:
         return data
 
 
+def _zip_time(record: FileRecord, stamp: datetime) -> tuple[int, int, int, int, int, int]:
+    """The file's own time for its zip entry (its version's where the manifest has none);
+    a zip cannot say a time before 1980."""
+    written = workspaces.parse_time(record.modified) if record.modified else None
+    moment = max(written or stamp, datetime(1980, 1, 1, tzinfo=UTC))
+    year, month, day, hour, minute, second = moment.timetuple()[:6]
+    return year, month, day, hour, minute, second
+
+
 def _zip_stream(
     objects: ObjectStore, records: list[FileRecord], base: str, stamp: datetime
 ) -> Iterator[bytes]:
     sink = _Sink()
-    date_time = stamp.timetuple()[:6]
     # Stored, not deflated: videos and model weights do not shrink, and a stream must
     # not wait on compression.
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[call-overload]
         for record in records:
-            info = zipfile.ZipInfo(record.path[len(base) :], date_time=date_time)
+            info = zipfile.ZipInfo(record.path[len(base) :], date_time=_zip_time(record, stamp))
             if record.link is not None:
                 info.external_attr = 0o120777 << 16
                 archive.writestr(info, record.link)
@@ -400,6 +408,7 @@ def complete_workspace_upload(
         if replaced is not None and replaced.blob == key:
             # A repeated complete (its first answer was lost): that version is published.
             return _uploaded(clean, entry, run_id, shown)
+        created = workspaces.now_iso()
         record = FileRecord(
             path=clean,
             size=entry.size,
@@ -407,12 +416,11 @@ def complete_workspace_upload(
             if replaced is not None and not replaced.is_link
             else DEFAULT_FILE_MODE,
             blob=key,
+            modified=created,
         )
         what = "replaced" if replaced is not None else "added"
         note = body.note or f"{what} '{clean}' ({format_bytes(entry.size)})"
-        updated = manifest.with_file(
-            record, created=workspaces.now_iso(), origin="upload", note=note
-        )
+        updated = manifest.with_file(record, created=created, origin="upload", note=note)
         number = workspaces.publish(context.objects, run.workspace_prefix, updated)
         tx.add_event(
             user,
