@@ -141,11 +141,7 @@ def materialize(
                     "hash; it is damaged in object storage."
                 )
             target.chmod(record.mode | base_mode)
-        written = epoch_seconds(record.modified) if record.modified else None
-        if written is not None:
-            # The file as the earlier stage left it: an unchanged file keeps its time into
-            # the next stage's workspace and version, as `ls -l` and the console show it.
-            os.utime(target, (written, written))
+        _give_back_time(target, record)
         index[record.path] = {
             "stat": stat_key(target.stat()),
             "blob": record.blob,
@@ -166,6 +162,14 @@ def materialize(
         )
         event(f"workspace: {counted(len(files), 'file')} in place{how}")
     return len(files)
+
+
+def _give_back_time(target: Path, record: FileRecord) -> None:
+    """Set ``target``'s time to the one its manifest keeps: an unchanged file carries the
+    time of the stage that wrote it into the next stage's workspace and version."""
+    written = epoch_seconds(record.modified) if record.modified else None
+    if written is not None:
+        os.utime(target, (written, written))
 
 
 # ---------------------------------------------------------------------------------------
