@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -267,6 +268,12 @@ def test_logs_follow_prints_lines_while_the_stage_runs(
         "project", "create", "live", "--pipeline", "cli-chatty", "--var", f"GATE={gate}", "--start"
     )
     server.wait_for("live", {"running"})
+    # Its run started: one still pending gets a note on stderr first (CI's loaded machine
+    # followed it before the runner had started).
+    deadline = time.monotonic() + 30
+    while not any(run["started_at"] for run in server.api("/projects/live")["runs"]):
+        assert time.monotonic() < deadline, "the stage never started"
+        time.sleep(0.1)
     follow = subprocess.Popen(
         [str(BIN / "winslow"), "logs", "live", "-f"],
         env=server.env,
