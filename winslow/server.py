@@ -38,6 +38,7 @@ from winslow.filemodes import private_dir
 from winslow.gcsweep import GarbageSweeper
 from winslow.settings import Settings
 from winslow.storage.s3 import S3Config
+from winslow.units import counted
 
 if TYPE_CHECKING:
     import uvicorn
@@ -403,12 +404,14 @@ def stop_services(running: Running) -> None:
     active = [run for run in running.context.store.active_runs() if run.submitted]
     if running.seaweed is not None:
         if active:
-            still = "1 stage still runs" if len(active) == 1 else f"{len(active)} stages still run"
+            one = len(active) == 1
             log.warning(
-                "s3: %s; SeaweedFS (pid %s) stays up for %s, and the next `winslow up` adopts it",
-                still,
+                "s3: %s still %s; SeaweedFS (pid %s) stays up for %s, and the next "
+                "`winslow up` adopts it",
+                counted(len(active), "stage"),
+                "runs" if one else "run",
                 running.seaweed.pid,
-                "it" if len(active) == 1 else "them",
+                "it" if one else "them",
             )
         else:
             running.seaweed.stop()

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from winslow import defaults
 from winslow.errors import NotFoundError
 from winslow.storage import keys, workspaces
-from winslow.storage.manifest import from_json
+from winslow.storage.manifest import from_json, parse_time
 from winslow.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _mark_manifests(
         named = manifest.blobs()
         referenced |= named
         report.manifests += 1
-        written = workspaces.parse_time(manifest.created)
+        written = parse_time(manifest.created)
         for record in waiting.get(workspace, ()):
             after = written is not None and record.created is not None and written >= record.created
             if after and record.blobs <= named:

@@ -145,10 +145,10 @@ def iso_time(seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def epoch_seconds(iso: str) -> float | None:
-    """A time a manifest wrote, as seconds since the epoch; None for anything else."""
+def parse_time(text: str) -> datetime | None:
+    """A time written as ``iso_time`` writes it; None for anything else."""
     try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
 

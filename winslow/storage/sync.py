@@ -28,10 +28,10 @@ from winslow.storage import keys, workspaces
 from winslow.storage.manifest import (
     FileRecord,
     Manifest,
-    epoch_seconds,
     file_mode,
     iso_time,
     merge,
+    parse_time,
 )
 from winslow.storage.nodecache import NodeCache, clone_or_copy, sha256_file
 from winslow.storage.objects import ObjectStore
@@ -167,9 +167,9 @@ def materialize(
 def _give_back_time(target: Path, record: FileRecord) -> None:
     """Set ``target``'s time to the one its manifest keeps: an unchanged file carries the
     time of the stage that wrote it into the next stage's workspace and version."""
-    written = epoch_seconds(record.modified) if record.modified else None
+    written = parse_time(record.modified) if record.modified else None
     if written is not None:
-        os.utime(target, (written, written))
+        os.utime(target, (written.timestamp(), written.timestamp()))
 
 
 # ---------------------------------------------------------------------------------------

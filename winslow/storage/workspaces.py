@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from winslow.errors import ConflictError, NotFoundError
 from winslow.storage import keys
-from winslow.storage.manifest import Manifest, from_json, to_json
+from winslow.storage.manifest import Manifest, from_json, iso_time, parse_time, to_json
 from winslow.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class Version:
 
 def now_iso() -> str:
     """The time now as manifests record it (UTC, ISO 8601, milliseconds)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_time(time.time())
 
 
 def version_numbers(store: ObjectStore, workspace: str) -> list[int]:
@@ -122,11 +123,3 @@ def read_pending(store: ObjectStore, key: str) -> tuple[datetime | None, set[str
         return None, set()
     created = parse_time(str(body.get("created", "")))
     return created, {str(blob) for blob in body.get("blobs", [])}
-
-
-def parse_time(text: str) -> datetime | None:
-    """Return a time written by ``now_iso`` (None for anything else)."""
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -51,7 +51,7 @@ from winslow.core.models import Run
 from winslow.core.paths import clean_relative_path
 from winslow.errors import ConflictError, NotFoundError, ValidationError
 from winslow.storage import keys, workspaces
-from winslow.storage.manifest import DEFAULT_FILE_MODE, FileRecord, Manifest
+from winslow.storage.manifest import DEFAULT_FILE_MODE, FileRecord, Manifest, parse_time
 from winslow.storage.objects import ObjectEntry, ObjectStore, content_disposition
 from winslow.units import format_bytes
 
@@ -114,7 +114,7 @@ def _entry(record: FileRecord, manifest: Manifest) -> FileEntry:
         name=record.path.rsplit("/", 1)[-1],
         size=record.size,
         is_dir=False,
-        modified=workspaces.parse_time(record.modified or manifest.created),
+        modified=parse_time(record.modified or manifest.created),
         link=record.link,
     )
 
@@ -222,7 +222,7 @@ def download_workspace_archive(
     base = folder.rsplit("/", 1)[0] + "/" if "/" in folder else ""
     leaf = folder.rsplit("/", 1)[-1] if folder else "workspace"
     name = f"{project_id}-run{chosen.id}-{leaf}.zip"
-    stamp = workspaces.parse_time(manifest.created) or datetime.now(UTC)
+    stamp = parse_time(manifest.created) or datetime.now(UTC)
     return StreamingResponse(
         _zip_stream(context.objects, records, base, stamp),
         media_type="application/zip",
@@ -256,7 +256,7 @@ class _Sink:
 def _zip_time(record: FileRecord, stamp: datetime) -> tuple[int, int, int, int, int, int]:
     """The file's own time for its zip entry (its version's where the manifest has none);
     a zip cannot say a time before 1980."""
-    written = workspaces.parse_time(record.modified) if record.modified else None
+    written = parse_time(record.modified) if record.modified else None
     moment = max(written or stamp, datetime(1980, 1, 1, tzinfo=UTC))
     year, month, day, hour, minute, second = moment.timetuple()[:6]
     return year, month, day, hour, minute, second
