@@ -454,6 +454,12 @@ class _AllocRunner:
             procs = list(self._procs.values())
         for proc in procs:
             _kill_group(proc, signal.SIGKILL)
+        # A dead machine's processes are gone when it is seen dead; a loaded test machine
+        # takes a moment to end a killed one, and `pids()` would still count it.
+        for proc in procs:
+            if isinstance(proc, subprocess.Popen):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
 
     # --- task state bookkeeping -----------------------------------------------------------
 

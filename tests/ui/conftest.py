@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,14 @@ def project_rows_shown(tab: object) -> list[str]:
         "rows => rows.filter(r => r.checkVisibility()).map(r => r.dataset.name)",
     )
     return names
+
+
+def rows_come_to(tab: object, wanted: Callable[[list[str]], bool], seconds: float = 15) -> None:
+    """Wait until the overview's rows are as ``wanted``; fail naming the rows last shown.
+    A filter, a page or a live update redraws the rows a moment after the control that
+    asked for it settles: reading them that instant sees the old rows or none."""
+    deadline = time.monotonic() + seconds
+    while not wanted(shown := project_rows_shown(tab)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the overview shows {shown}")
+        tab.wait_for_timeout(100)  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.fixtures.server import Server
-from tests.ui.conftest import admin_token, project_rows_shown, screenshot
+from tests.ui.conftest import admin_token, rows_come_to, screenshot
 from tests.ui.test_accessibility import AXE, BLOCKING, axe_violations, describe
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -55,13 +55,13 @@ def test_sorting_paging_and_the_waiting_count(page, console, tmp_path) -> None:
     check(summary).to_have_text("1 waits for a person")
     check(page).to_have_title(re.compile(r"^\(1\) Projects"))
     # The failed project is first (it waits for a person), then the rest by name.
-    assert project_rows_shown(page)[:2] == ["zz-broken", "aa-done"]
+    rows_come_to(page, lambda names: names[:2] == ["zz-broken", "aa-done"])
 
     # Only idle projects: none of those waits, so the count says none.
     page.get_by_label("State").select_option("idle")
     check(summary).to_have_text("Nothing waits for a person among the projects shown")
     check(page).to_have_title(re.compile(r"^Projects"))
-    assert all(name.startswith("p-") for name in project_rows_shown(page))
+    rows_come_to(page, lambda names: bool(names) and all(n.startswith("p-") for n in names))
     page.get_by_label("State").select_option("")
     check(summary).to_have_text("1 waits for a person")
 
@@ -88,11 +88,12 @@ def test_sorting_paging_and_the_waiting_count(page, console, tmp_path) -> None:
     # Paging: 25 a page, sorted by name descending across pages.
     page.get_by_label("Per page").select_option("25")
     check(page.locator("#pager-text")).to_have_text("1\u201325 of 32")
-    assert project_rows_shown(page)[:3] == ["zz-broken", "p-29", "p-28"]
+    rows_come_to(page, lambda names: names[:3] == ["zz-broken", "p-29", "p-28"])
     page.locator("#pager-next").click()
     check(page.locator("#pager-text")).to_have_text("26\u201332 of 32")
     assert "skip=25" in page.url and "limit=25" in page.url
-    assert project_rows_shown(page) == ["p-05", "p-04", "p-03", "p-02", "p-01", "p-00", "aa-done"]
+    last_page = ["p-05", "p-04", "p-03", "p-02", "p-01", "p-00", "aa-done"]
+    rows_come_to(page, lambda names: names == last_page)
     screenshot(page, "overview-sorted-paged")
     page.set_viewport_size({"width": 1024, "height": 800})
     assert page.evaluate("document.documentElement.scrollWidth") <= 1024  # no sideways page
@@ -111,7 +112,7 @@ def test_sorting_paging_and_the_waiting_count(page, console, tmp_path) -> None:
     # A reload keeps the order and the page size: the server renders them too.
     page.reload()
     check(page.locator("th[data-column=name]")).to_have_attribute("aria-sort", "descending")
-    assert project_rows_shown(page)[0] == "zz-broken" and len(project_rows_shown(page)) == 25
+    rows_come_to(page, lambda names: names[:1] == ["zz-broken"] and len(names) == 25)
 
 
 HOLD = (

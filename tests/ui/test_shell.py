@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -11,7 +10,7 @@ import psutil
 import pytest
 
 from tests.api.test_redirects import ELSEWHERE, KEPT
-from tests.ui.conftest import VIEWPORT, admin_token, project_rows_shown, screenshot
+from tests.ui.conftest import VIEWPORT, admin_token, rows_come_to, screenshot
 from winslow.api.redirects import same_origin_path
 from winslow.units import format_bytes
 
@@ -145,22 +144,15 @@ def test_overview_lists_projects_live_needing_a_person_first(page, console, tmp_
     assert "awaiting input" in rows.first.inner_text()
     assert "1/2" in rows.first.inner_text()
 
-    # Search and filters. A live update may redraw the rows as a filter applies: wait for
-    # the rows the filter leaves rather than reading them the instant it is set.
-    def shows(names: list[str]) -> None:
-        deadline = time.monotonic() + 15
-        while project_rows_shown(page) != names and time.monotonic() < deadline:
-            page.wait_for_timeout(100)
-        assert project_rows_shown(page) == names
-
+    # Search and filters.
     page.get_by_label("Search").fill("alp")
-    shows(["alpha"])
+    rows_come_to(page, lambda names: names == ["alpha"])
     page.get_by_label("Search").fill("")
     page.get_by_label("State").select_option("awaiting_input")
-    shows(["beta"])
+    rows_come_to(page, lambda names: names == ["beta"])
     page.get_by_label("State").select_option("")
     page.get_by_label("Label").select_option("ulm")
-    shows(["alpha"])
+    rows_come_to(page, lambda names: names == ["alpha"])
     screenshot(page, "overview")
 
     # An error from the API reaches the person in words.
