@@ -512,6 +512,11 @@ class DownloadPublic(BaseModel):
     url: str
     size: int
     name: str
+    version: str = ""
+    """Which bytes the URL gives: another value, other bytes. A download interrupted and
+    continued keeps what it already has only while this stays the same."""
+    modified: datetime | None = None
+    """When the file was last written (a downloaded copy gets this time)."""
 
 
 class GpuPublic(BaseModel):

@@ -24,7 +24,7 @@ from winslow.cli.helpers import (
     query_flag,
     transfer_progress,
 )
-from winslow.cli.transfer import download_url, upload_file
+from winslow.cli.transfer import download, upload_file
 from winslow.units import format_bytes
 
 resources_app = WinslowTyper(no_args_is_help=True, help="The resource pool (shared input files).")
@@ -90,7 +90,7 @@ def resources_download(
         if target.is_dir():
             target = target / info["name"]
         with transfer_progress(f"download {info['name']}", info["size"]) as advance:
-            download_url(info["url"], info["size"], target, advance)
+            download(info, target, advance)
     done(
         {"path": path, "file": str(target), "size": info["size"]},
         as_json,

@@ -8,7 +8,9 @@ cache, and a part already stored is skipped when it holds this file's bytes).
 
 Downloads stream a presigned URL into a ``.part`` file that a rerun continues with a
 ``Range`` request; the file gets its real name only when complete, so a half download
-never replaces a good file.
+never replaces a good file. The ``.part`` file is named after the version of the bytes
+the server described, so a file that changed between two attempts starts over instead
+of being continued with the new bytes after the old ones.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,9 @@ HASH_CHUNK_BYTES = 1024 * 1024
 
 SEND_CHUNK_BYTES = 1024 * 1024
 """Read size of a part's body as it is sent, bytes: what one part in flight holds in memory."""
+
+PARTIAL_TAG_CHARS = 12
+"""Hex characters of a version's hash in a partial download's name."""
 
 _PUT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=10.0)
 
@@ -397,10 +404,35 @@ def _part_length(number: int, part_size: int, size: int) -> int:
     return max(0, min(part_size, size - (number - 1) * part_size))
 
 
-def download_url(url: str, size: int, target: Path, progress: Progress | None = None) -> Path:
-    """Download ``url`` into ``target`` via ``target.part``; continue a partial file."""
+def download(info: dict[str, Any], target: Path, progress: Progress | None = None) -> Path:
+    """Download the file the API described in ``info`` (a ``DownloadPublic``) into
+    ``target``, which gets the file's modification time where the server knows it."""
+    download_url(info["url"], info["size"], target, progress, info.get("version") or "")
+    if written := _parsed_time(info.get("modified")):
+        os.utime(target, (time.time(), written))
+    return target
+
+
+def _parsed_time(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def download_url(
+    url: str, size: int, target: Path, progress: Progress | None = None, version: str = ""
+) -> Path:
+    """Download ``url`` into ``target`` through a partial file that a rerun continues when
+    ``version`` (the server's name for these bytes) is the same; other partials of
+    ``target`` hold other bytes and are removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    partial = _partial_file(target, version)
+    for stale in _partial_files(target):
+        if stale != partial:
+            stale.unlink(missing_ok=True)
     have = partial.stat().st_size if partial.exists() else 0
     if have > size:
         partial.unlink()
@@ -434,3 +466,19 @@ def download_url(url: str, size: int, target: Path, progress: Progress | None = 
         )
     os.replace(partial, target)
     return target
+
+
+def _partial_file(target: Path, version: str) -> Path:
+    """Where the bytes of ``version`` of ``target`` gather until complete."""
+    if not version:  # a server before versions: a partial is continued as it is
+        return target.with_name(target.name + ".part")
+    tag = hashlib.sha256(version.encode()).hexdigest()[:PARTIAL_TAG_CHARS]
+    return target.with_name(f"{target.name}.{tag}.part")
+
+
+def _partial_files(target: Path) -> list[Path]:
+    """Partial downloads of ``target``, whatever version they hold."""
+    if not target.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(target.name) + rf"(\.[0-9a-f]{{{PARTIAL_TAG_CHARS}}})?\.part")
+    return [p for p in target.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file()]

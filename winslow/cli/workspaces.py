@@ -25,7 +25,7 @@ from winslow.cli.helpers import (
     query_flag,
     transfer_progress,
 )
-from winslow.cli.transfer import download_url, upload_file
+from winslow.cli.transfer import download, upload_file
 from winslow.units import format_bytes, parse_duration
 
 workspace_app = WinslowTyper(no_args_is_help=True, help="Workspaces of a project's runs.")
@@ -111,7 +111,7 @@ def workspace_download(
     with api_client() as api:
         for info, target in _download_targets(api, project, path, local, params):
             with transfer_progress(f"download {info['name']}", info["size"]) as advance:
-                download_url(info["url"], info["size"], target, advance)
+                download(info, target, advance)
             if not as_json:
                 out.print(f"downloaded {target}", markup=False)
             files.append({"file": str(target), "size": info["size"]})

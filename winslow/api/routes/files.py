@@ -86,7 +86,9 @@ def _download(
     url = context.objects.presign_get(key, filename=name)
     if redirect:
         return RedirectResponse(url, status_code=307)
-    return DownloadPublic(url=url, size=entry.size, name=name)
+    return DownloadPublic(
+        url=url, size=entry.size, name=name, version=entry.etag or "", modified=entry.modified
+    )
 
 
 # -- multipart uploads, for any key ------------------------------------------------------

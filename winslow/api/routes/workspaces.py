@@ -195,7 +195,14 @@ def download_workspace_file(
     url = context.objects.presign_get(record.blob, filename=name)
     if redirect:
         return RedirectResponse(url, status_code=307)
-    return DownloadPublic(url=url, size=record.size, name=name)
+    # A blob's key names its content (a hash, or one upload's own key): it never changes.
+    return DownloadPublic(
+        url=url,
+        size=record.size,
+        name=name,
+        version=record.blob,
+        modified=_entry(record, manifest).modified,
+    )
 
 
 @router.get(
