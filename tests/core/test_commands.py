@@ -61,6 +61,31 @@ def test_resume_from_earlier_stage_supersedes_it_and_all_after_it() -> None:
     assert change.state is ProjectState.RUNNING
 
 
+def test_resume_of_a_project_with_every_stage_done_is_refused_saying_what_would_run() -> None:
+    """Found by trying it: it said "running (resumed)", and the engine set the project
+    back to succeeded at once, leaving two history lines for nothing."""
+    runs = [
+        run("detect", S.SUCCEEDED, run_id=1),
+        run("review", S.SUCCEEDED, run_id=2),
+        run("track", S.SUCCEEDED, run_id=3),
+        run("analyze", S.SUCCEEDED, run_id=4),
+    ]
+    with pytest.raises(ConflictError) as refused:
+        commands.resume(project(ProjectState.SUCCEEDED, PIPE), PIPE, runs)
+    assert str(refused.value) == (
+        "Project 'ulm-0603' has run every stage of its pipeline; nothing is left to resume. "
+        "To run stages again, resume from one (detect, review, track, analyze); "
+        "the earlier runs are kept."
+    )
+
+
+def test_resume_of_a_succeeded_project_runs_a_stage_its_pipeline_gained() -> None:
+    runs = [run("detect", S.SUCCEEDED, run_id=1), run("review", S.SUCCEEDED, run_id=2)]
+    longer = pipeline(stage("detect"), stage("review", gate=True), stage("track"))
+    change = commands.resume(project(ProjectState.SUCCEEDED, longer), longer, runs)
+    assert change.state is ProjectState.RUNNING
+
+
 def test_resume_from_gated_stage_needs_no_second_approval() -> None:
     runs = [run("detect", S.SUCCEEDED, run_id=1), run("review", S.SUCCEEDED, run_id=2)]
     change = commands.resume(project(ProjectState.PAUSED, PIPE), PIPE, runs, "review")

@@ -19,6 +19,7 @@ from winslow.core.planner import (
     StageStatus,
     current_run_list,
     current_run_sets,
+    decide,
     stage_status,
 )
 from winslow.core.retention import describe_retention
@@ -264,6 +265,13 @@ def resume(
             raise ConflictError(f"{_running_words(project, active)}; nothing to resume.{hint}")
         raise ConflictError(f"Project '{project.name}' is already running; nothing to resume.")
     if from_stage is None:
+        if project.state is ProjectState.SUCCEEDED and _nothing_left(project, pipeline, runs):
+            names = ", ".join(stage.name for stage in pipeline.stages)
+            raise ConflictError(
+                f"Project '{project.name}' has run every stage of its pipeline; nothing is "
+                f"left to resume. To run stages again, resume from one ({names}); the "
+                "earlier runs are kept."
+            )
         gate = project.waiting_for.get("gate")
         return _answered(project, pipeline, gate, answers, _go_on(project, runs))
     stage = _stage_to_resume_from(pipeline, from_stage)
@@ -329,6 +337,18 @@ def _run_to_redo(project: Project, runs: list[Run], like_run: int, from_stage: s
             "leave out the stage or name that one."
         )
     return earlier
+
+
+def _nothing_left(project: Project, pipeline: Pipeline, runs: list[Run]) -> bool:
+    """Whether a resume would find nothing to do: the planner, asked as if the project
+    ran again, would start and skip nothing and call it succeeded at once. A pipeline
+    that gained a stage since has something left."""
+    going = replace(project, state=ProjectState.RUNNING, hold_after=frozenset())
+    decision = decide(going, pipeline, runs)
+    move = decision.move
+    return not (decision.starts or decision.skips) and (
+        move is not None and move.state is ProjectState.SUCCEEDED
+    )
 
 
 def _go_on(project: Project, runs: list[Run]) -> Change:
