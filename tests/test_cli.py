@@ -14,6 +14,7 @@ import pytest
 from tests.fixtures.server import BIN, Server
 from winslow import __version__
 from winslow.cli.client import ApiClient
+from winslow.cli.pipelines import _show_pipelines
 from winslow.cli.projects import _no_projects
 from winslow.cli.resources import _nothing_in
 from winslow.cli.transfer import upload_file
@@ -215,6 +216,18 @@ def test_no_projects_at_all_says_how_to_make_one() -> None:
     assert _no_projects({}) == (
         "No projects yet; `winslow project create NAME --pipeline P` makes one."
     )
+
+
+def test_no_pipelines_says_how_to_add_one_or_that_none_loads(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _show_pipelines({"data": [], "errors": {}})
+    assert capsys.readouterr().out == "No pipelines yet; `winslow pipeline apply FILE` adds one.\n"
+    problem = {"file": "a.yaml", "line": 3, "message": "not YAML"}
+    _show_pipelines({"data": [], "errors": {"a.yaml": [problem]}})
+    shown = capsys.readouterr()
+    assert shown.out == "No pipeline loads; fix the files below.\n"
+    assert shown.err == "warning: a.yaml is broken: a.yaml:3: not YAML\n"
 
 
 def test_an_empty_resource_pool_says_how_to_fill_it(capsys: pytest.CaptureFixture[str]) -> None:

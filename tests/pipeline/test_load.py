@@ -300,6 +300,26 @@ def test_merged_keys_may_be_overridden():
     assert pipeline.stage("track").image == "cv:1"
 
 
+def test_a_variable_written_as_its_value_shows_how_to_write_it():
+    """Found by trying it: `RATE: "5"` got "expected a mapping, got a string" and no word
+    of what the mapping holds."""
+    problems = problems_of("""\
+        name: ulm
+        variables:
+          RATE: "5"
+          FAST: true
+        stages: [{name: a, command: ["true"]}]
+        """)
+
+    assert problems == [
+        "p.yaml:3:9: variables.RATE: expected a mapping, got '5'; a variable is written "
+        '`RATE: {default: "5"}` (with `description` and `required: true` if it must be set)',
+        "p.yaml:4:9: variables.FAST: expected a mapping, got the boolean true; a variable is "
+        'written `FAST: {default: "true"}` (with `description` and `required: true` if it '
+        "must be set)",
+    ]
+
+
 def test_impossible_date_is_reported_not_crashed_on():
     problems = problems_of("""\
         name: ulm

@@ -105,18 +105,25 @@ def pipeline_list(as_json: JsonOpt = False) -> None:
     """List the pipelines, and the files that failed to load."""
     with api_client() as api:
         data = api.get("/pipelines")
+    emit(data, as_json, _show_pipelines)
 
-    def human(d: dict[str, Any]) -> None:
+
+def _show_pipelines(data: dict[str, Any]) -> None:
+    """The pipelines as a table (or why there is none), then each broken file's problems."""
+    if data["data"]:
         table = Table("NAME", "STAGES", "DESCRIPTION", box=None)
-        for p in d["data"]:
+        for p in data["data"]:
             drawing = "\n".join(stage_graph_lines(p["stages"], p.get("needs")))
             table.add_row(p["name"], drawing, p["description"])
         out.print(table)
-        for file, problems in d["errors"].items():
-            for problem in problems:
-                err.print(f"warning: {file} is broken: {_problem_words(problem)}", markup=False)
-
-    emit(data, as_json, human)
+    elif not data["errors"]:
+        # A bare header read like a command that had failed.
+        out.print("No pipelines yet; `winslow pipeline apply FILE` adds one.", markup=False)
+    else:
+        out.print("No pipeline loads; fix the files below.", markup=False)
+    for file, problems in data["errors"].items():
+        for problem in problems:
+            err.print(f"warning: {file} is broken: {_problem_words(problem)}", markup=False)
 
 
 @pipeline_app.command("show")

@@ -27,7 +27,7 @@ from yaml.reader import ReaderError
 
 from winslow import defaults
 from winslow.errors import PipelineError, PipelineProblem
-from winslow.pipeline.model import NAME_PATTERN, Pipeline, Stage, Variable
+from winslow.pipeline.model import NAME_PATTERN, Pipeline, Stage, Variable, scalar_text
 from winslow.pipeline.validate import (
     NAME_RULE,
     FieldPath,
@@ -449,6 +449,13 @@ def _explain(error: Any, loc: FieldPath) -> str:
         return f"expected one of: {', '.join(choices)}; got {value!r}{hint}"
     if kind in {"value_error", "assertion_error"} and "error" in ctx:
         return str(ctx["error"])
+    if len(loc) == 2 and loc[0] == "variables" and isinstance(value, str | int | float):
+        # The value alone where the variable's mapping belongs: show the mapping.
+        return (
+            f"expected a mapping, got {_described(value, scalar_expected=True)}; a variable "
+            f'is written `{field}: {{default: "{scalar_text(value)}"}}` (with '
+            "`description` and `required: true` if it must be set)"
+        )
     if kind.endswith(("_type", "_parsing")) or kind == "int_from_float":
         annotation = _annotation_at(loc)
         if annotation is not None:
