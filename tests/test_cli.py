@@ -14,6 +14,7 @@ import pytest
 from tests.fixtures.server import BIN, Server
 from winslow import __version__
 from winslow.cli.client import ApiClient
+from winslow.cli.people import _print_user
 from winslow.cli.pipelines import _show_pipelines
 from winslow.cli.projects import _no_projects
 from winslow.cli.resources import _nothing_in
@@ -228,6 +229,28 @@ def test_no_pipelines_says_how_to_add_one_or_that_none_loads(
     shown = capsys.readouterr()
     assert shown.out == "No pipeline loads; fix the files below.\n"
     assert shown.err == "warning: a.yaml is broken: a.yaml:3: not YAML\n"
+
+
+def test_a_user_without_a_password_is_shown_how_to_get_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by trying it: it said "signs in with a token", yet no one can make a token
+    for another user through the API; a password is how they get in."""
+    user = {
+        "name": "alice",
+        "display_name": "",
+        "email": "",
+        "source": "local",
+        "admin": False,
+        "disabled": False,
+        "created_at": "2026-12-04T15:58:39Z",
+        "last_sign_in_at": None,
+        "has_password": False,
+        "groups": {},
+        "quota": None,
+    }
+    _print_user(user)
+    assert "password: none; `winslow user passwd alice` sets one\n" in capsys.readouterr().out
 
 
 def test_an_empty_resource_pool_says_how_to_fill_it(capsys: pytest.CaptureFixture[str]) -> None:

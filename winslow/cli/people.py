@@ -163,7 +163,9 @@ def _print_user(u: dict[str, Any]) -> None:
     signed_in = short_time(u["last_sign_in_at"]) or "never"
     out.print(f"created {short_time(u['created_at'])}, last signed in {signed_in}", markup=False)
     if u["source"] == "local":
-        password = "set" if u["has_password"] else "none (signs in with a token)"
+        password = "set"
+        if not u["has_password"]:
+            password = f"none; `winslow user passwd {u['name']}` sets one"
         out.print(f"password: {password}", markup=False)
     groups = ", ".join(f"{g} ({role})" for g, role in sorted(u["groups"].items()))
     out.print(f"groups: {groups or 'none'}", markup=False, highlight=False)
@@ -206,8 +208,8 @@ def user_create(
         bool,
         typer.Option(
             "--password-stdin",
-            help="Read their password from stdin's first line; without it they sign in "
-            "with a token until one is set (`winslow user passwd`).",
+            help="Read their password from stdin's first line; without it they have "
+            "none until `winslow user passwd NAME` sets one.",
         ),
     ] = False,
     display_name: Annotated[str, typer.Option(help="The name the console shows.")] = "",

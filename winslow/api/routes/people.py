@@ -80,7 +80,7 @@ class UsersPublic(BaseModel):
 class UserCreate(Body):
     name: str
     password: str | None = Field(
-        default=None, description="Unset: the user signs in with a token until one is set."
+        default=None, description="Unset: the user has no password until one is set."
     )
     admin: bool = False
     display_name: str = ""
