@@ -16,7 +16,7 @@ from winslow import __version__
 from winslow.cli.client import ApiClient
 from winslow.cli.people import _print_user
 from winslow.cli.pipelines import _show_pipelines
-from winslow.cli.projects import _no_projects
+from winslow.cli.projects import _no_projects, _print_runs
 from winslow.cli.resources import _nothing_in
 from winslow.cli.transfer import upload_file
 from winslow.settings import ClientSettings
@@ -251,6 +251,11 @@ def test_a_user_without_a_password_is_shown_how_to_get_one(
     }
     _print_user(user)
     assert "password: none; `winslow user passwd alice` sets one\n" in capsys.readouterr().out
+
+
+def test_a_project_without_runs_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    _print_runs([])
+    assert capsys.readouterr().out == "runs: none yet\n"
 
 
 def test_an_empty_resource_pool_says_how_to_fill_it(capsys: pytest.CaptureFixture[str]) -> None:

@@ -95,6 +95,9 @@ def _print_project(p: dict[str, Any]) -> None:
 def _print_runs(runs: list[dict[str, Any]]) -> None:
     """Print the runs' table, then a line per run with its reason, results or one-run
     overrides: free text, which a column of an 80-column table would squeeze to nothing."""
+    if not runs:
+        out.print("runs: none yet", markup=False)  # a bare header reads like a failure
+        return
     table = Table(box=None, pad_edge=False)
     table.add_column("RUN", no_wrap=True)
     table.add_column("STAGE", overflow="fold")
