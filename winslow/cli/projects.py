@@ -38,7 +38,7 @@ from winslow.cli.helpers import (
 )
 from winslow.cli.logs import pick_run
 from winslow.core.states import ProjectState
-from winslow.units import format_duration, format_megabytes
+from winslow.units import counted, format_duration, format_megabytes
 
 project_app = WinslowTyper(no_args_is_help=True, help="Projects: a pipeline applied to one input.")
 project_token_app = WinslowTyper(
@@ -509,10 +509,20 @@ def project_history(project: str, as_json: JsonOpt = False) -> None:
 def project_delete(
     project: str,
     kill: Annotated[bool, typer.Option("--kill", help="Kill running stages first.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask first (it asks only at a terminal).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a project with its runs, history, workspaces and logs."""
     with api_client() as api:
+        if not yes and sys.stdin.isatty():
+            # Hours of GPU work go with it: a mistyped name should not be enough.
+            shown = api.get(f"/projects/{project}")
+            runs = counted(len(shown.get("runs") or []), "run")
+            asked = f"Delete project '{shown['name']}' with its {runs}, history, workspaces"
+            if not typer.confirm(asked + " and logs?"):
+                fail("Nothing deleted.")
         api.delete(f"/projects/{project}", params={"kill": query_flag(kill)})
     done({"project": project, "deleted": True}, as_json, f"project '{project}' deleted")
 

@@ -1,0 +1,83 @@
+"""`winslow project delete` at a terminal asks first; a script (no terminal) or `--yes`
+does not. Run in a real pseudo-terminal, as a person types.
+
+Found by trying it: a mistyped project name deleted that project, its runs, workspaces
+and logs at once, without a word.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.server import BIN, Server
+
+pytestmark = pytest.mark.slow
+
+QUICK = 'name: quick\nstages:\n  - name: a\n    command: ["true"]\n'
+
+
+@pytest.fixture
+def server(module_server: Server, tmp_path: Path) -> Server:
+    (tmp_path / "q.yaml").write_text(QUICK)
+    module_server.cli("pipeline", "apply", str(tmp_path / "q.yaml"))
+    return module_server
+
+
+def at_a_terminal(server: Server, *args: str, answer: str) -> tuple[int, str]:
+    """Run `winslow ARGS` with a terminal as stdin and stdout, answer its question (once it
+    asks one, or at once if it ends first) and return its exit status and what it wrote."""
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [str(BIN / "winslow"), *args],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=server.env,
+    )
+    os.close(secondary)
+    shown = b""
+    deadline = time.monotonic() + 60
+    while b"? [" not in shown and time.monotonic() < deadline:
+        try:
+            shown += os.read(primary, 4096)
+        except OSError:  # the terminal closed: it ended without asking
+            break
+    if process.poll() is None:
+        os.write(primary, answer.encode() + b"\n")
+    status = process.wait(timeout=60)
+    try:
+        while chunk := os.read(primary, 4096):
+            shown += chunk
+    except OSError:
+        pass
+    os.close(primary)
+    return status, shown.decode().replace("\r\n", "\n")
+
+
+def test_delete_at_a_terminal_asks_and_no_keeps_the_project(server: Server) -> None:
+    server.cli("project", "create", "kept", "--pipeline", "quick", "--start")
+    server.wait_for("kept", {"succeeded"})
+
+    status, shown = at_a_terminal(server, "project", "delete", "kept", answer="n")
+    assert "Delete project 'kept' with its 1 run, history, workspaces and logs? [y/N]" in shown
+    assert status == 1 and "Nothing deleted." in shown
+    assert server.json("project", "show", "kept")["name"] == "kept"
+
+    status, shown = at_a_terminal(server, "project", "delete", "kept", answer="y")
+    assert status == 0 and "project 'kept' deleted" in shown
+    assert server.cli("project", "show", "kept", check=False).returncode == 1
+
+
+def test_a_script_or_yes_deletes_without_asking(server: Server) -> None:
+    for name in ("scripted", "said-yes"):
+        server.cli("project", "create", name, "--pipeline", "quick")
+    # No terminal: as before, for the scripts that delete projects.
+    assert server.cli("project", "delete", "scripted").stdout == "project 'scripted' deleted\n"
+    status, shown = at_a_terminal(server, "project", "delete", "said-yes", "--yes", answer="")
+    assert status == 0 and "? [" not in shown and "project 'said-yes' deleted" in shown
