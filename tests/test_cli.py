@@ -16,7 +16,7 @@ from winslow import __version__
 from winslow.cli.client import ApiClient
 from winslow.cli.people import _print_user
 from winslow.cli.pipelines import _show_pipelines
-from winslow.cli.projects import _no_projects, _print_runs
+from winslow.cli.projects import _no_projects, _print_runs, _print_variables
 from winslow.cli.resources import _nothing_in
 from winslow.cli.transfer import upload_file
 from winslow.settings import ClientSettings
@@ -251,6 +251,19 @@ def test_a_user_without_a_password_is_shown_how_to_get_one(
     }
     _print_user(user)
     assert "password: none; `winslow user passwd alice` sets one\n" in capsys.readouterr().out
+
+
+def test_env_shows_the_pipeline_defaults_a_project_leaves_and_says_when_there_are_none(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by trying it: after `project env P --unset RATE` it printed nothing at all,
+    though the stages then see the pipeline's default."""
+    _print_variables({"variables": {"MODE": "fast"}, "variable_defaults": {"RATE": "5"}})
+    assert capsys.readouterr().out == "MODE=fast\nRATE=5  (the pipeline's default)\n"
+    _print_variables({"variables": {}, "variable_defaults": {}})
+    assert capsys.readouterr().out == (
+        "No variables: none set, and the pipeline gives no defaults.\n"
+    )
 
 
 def test_a_project_without_runs_says_so(capsys: pytest.CaptureFixture[str]) -> None:

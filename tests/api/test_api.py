@@ -264,3 +264,17 @@ def test_console_asks_to_sign_in_and_points_to_the_api_docs(winslow: Harness) ->
     assert signin.status_code == 200 and 'href="/docs"' in signin.text
     assert winslow.api.get("/docs").status_code == 200
     assert "/api/v1/projects" in winslow.api.get("/api/v1/openapi.json").json()["paths"]
+
+
+def test_a_project_shows_the_pipeline_defaults_it_does_not_set(winslow: Harness) -> None:
+    winslow.apply_pipeline(
+        "name: rated\nvariables:\n  RATE: {default: 5}\n  MODE: {default: fast}\n"
+        '  INPUT: {required: true}\nstages:\n  - name: a\n    command: ["true"]\n'
+    )
+    winslow.create("r", "rated", variables={"MODE": "careful"})
+    shown = winslow.show("r")
+    assert shown["variables"] == {"MODE": "careful"}
+    assert shown["variable_defaults"] == {"RATE": "5"}  # MODE is set; INPUT has none
+    answer = winslow.api.patch("/api/v1/projects/r/variables", json={"unset": ["MODE"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["variable_defaults"] == {"RATE": "5", "MODE": "fast"}

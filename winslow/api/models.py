@@ -209,6 +209,9 @@ class ProjectPublic(BaseModel):
     waiting_for: dict[str, Any]
     labels: list[str]
     variables: dict[str, str]
+    variable_defaults: dict[str, str] = {}
+    """The pipeline's default of each variable the project does not set: what stages see
+    for it."""
     stages: list[str] = []
     current_stages: list[str] = []
     created_at: datetime
@@ -235,6 +238,12 @@ class ProjectPublic(BaseModel):
         (for lists of projects) but still names the stages that run now."""
         public = cls.model_validate(project)
         public.stages = [stage["name"] for stage in project.pipeline.get("stages", [])]
+        declared = project.pipeline.get("variables") or {}
+        public.variable_defaults = {
+            name: str(spec["default"])
+            for name, spec in declared.items()
+            if spec.get("default") is not None and name not in project.variables
+        }
         public.current_stages = sorted({r.stage for r in runs if r.active}) if runs else []
         if runs is not None and with_runs:
             public.runs = [RunPublic.of(run) for run in runs]

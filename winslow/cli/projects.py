@@ -410,11 +410,18 @@ def project_env(
         else:
             data = api.get(f"/projects/{project}")
 
-    def human(d: dict[str, Any]) -> None:
-        for name, value in d["variables"].items():
-            out.print(f"{name}={value}", markup=False, highlight=False)
+    emit(data["variables"] if as_json else data, as_json, _print_variables)
 
-    emit(data["variables"] if as_json else data, as_json, human)
+
+def _print_variables(project: dict[str, Any]) -> None:
+    """The project's variables, then the pipeline's defaults it leaves as they are: both
+    are what its stages see, and an empty answer looked like a failed command."""
+    for name, value in project["variables"].items():
+        out.print(f"{name}={value}", markup=False, highlight=False)
+    for name, value in project.get("variable_defaults", {}).items():
+        out.print(f"{name}={value}  (the pipeline's default)", markup=False, highlight=False)
+    if not project["variables"] and not project.get("variable_defaults"):
+        out.print("No variables: none set, and the pipeline gives no defaults.", markup=False)
 
 
 @project_app.command("rename")
