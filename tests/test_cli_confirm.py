@@ -1,8 +1,10 @@
-"""`winslow project delete` at a terminal asks first; a script (no terminal) or `--yes`
-does not. Run in a real pseudo-terminal, as a person types.
+"""What the CLI asks of a person and tells them: `winslow project delete` at a terminal
+asks first (a script, with no terminal, or `--yes` does not), run in a real
+pseudo-terminal as a person types; `project wait` on a project never started says so.
 
 Found by trying it: a mistyped project name deleted that project, its runs, workspaces
-and logs at once, without a word.
+and logs at once, without a word; and `wait` on a project created without `--start`
+waited its whole hour for something only a person could do.
 """
 
 from __future__ import annotations
@@ -81,3 +83,12 @@ def test_a_script_or_yes_deletes_without_asking(server: Server) -> None:
     assert server.cli("project", "delete", "scripted").stdout == "project 'scripted' deleted\n"
     status, shown = at_a_terminal(server, "project", "delete", "said-yes", "--yes", answer="")
     assert status == 0 and "? [" not in shown and "project 'said-yes' deleted" in shown
+
+
+def test_wait_on_a_project_never_started_returns_at_once_saying_it_needs_a_person(
+    server: Server,
+) -> None:
+    server.cli("project", "create", "unstarted", "--pipeline", "quick")
+    waited = server.cli("project", "wait", "unstarted", "--timeout", "30", check=False)
+    assert waited.returncode == 3, waited.stderr  # not 4: it did not wait the time out
+    assert waited.stdout == "unstarted: idle (created; start it when ready)\n"

@@ -725,9 +725,11 @@ WAIT_EXIT_CODES = {
     "failed": 1,
     "paused": 3,
     "awaiting_input": 3,
+    "idle": 3,
 }
 """Where ``winslow project wait`` stops by default, and the exit code each state gives:
-a failing project (a branch failed, others still run) already needs a person."""
+a failing project (a branch failed, others still run) already needs a person, and so
+does an idle one (never started: nothing moves until someone starts it)."""
 
 WAIT_TIMEOUT_EXIT = 4
 """Exit code of ``winslow project wait`` when the project got nowhere in time."""
@@ -748,7 +750,8 @@ def project_wait(
     """Wait until the project needs a person or is done (or reaches a given --state).
 
     Exit codes: 0 succeeded; 1 failed, or failing (a branch failed while others still
-    run); 2 bad usage; 3 a person is needed (paused, awaiting_input); 4 timeout. With
+    run); 2 bad usage; 3 a person is needed (paused, awaiting_input, or idle: never
+    started); 4 timeout. With
     --state it waits for those states only and exits 0 once one is reached. The project
     is printed (--json: the API's JSON) whenever it stops waiting before the timeout.
     """
