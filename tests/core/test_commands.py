@@ -74,7 +74,7 @@ def test_resume_of_a_project_with_every_stage_done_is_refused_saying_what_would_
         commands.resume(project(ProjectState.SUCCEEDED, PIPE), PIPE, runs)
     assert str(refused.value) == (
         "Project 'ulm-0603' has run every stage of its pipeline; nothing is left to resume. "
-        "To run stages again, resume from one (detect, review, track, analyze); "
+        "To run stages again, resume from a stage (detect, review, track, analyze); "
         "the earlier runs are kept."
     )
 

@@ -751,9 +751,9 @@ def project_wait(
 
     Exit codes: 0 succeeded; 1 failed, or failing (a branch failed while others still
     run); 2 bad usage; 3 a person is needed (paused, awaiting_input, or idle: never
-    started); 4 timeout. With
-    --state it waits for those states only and exits 0 once one is reached. The project
-    is printed (--json: the API's JSON) whenever it stops waiting before the timeout.
+    started); 4 timeout. With --state it waits for those states only and exits 0 once
+    one is reached. The project is printed (--json: the API's JSON) whenever it stops
+    waiting before the timeout.
     """
     unknown = sorted(set(state) - set(PROJECT_STATES))
     if unknown:

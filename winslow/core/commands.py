@@ -269,7 +269,7 @@ def resume(
             names = ", ".join(stage.name for stage in pipeline.stages)
             raise ConflictError(
                 f"Project '{project.name}' has run every stage of its pipeline; nothing is "
-                f"left to resume. To run stages again, resume from one ({names}); the "
+                f"left to resume. To run stages again, resume from a stage ({names}); the "
                 "earlier runs are kept."
             )
         gate = project.waiting_for.get("gate")
