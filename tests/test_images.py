@@ -50,6 +50,12 @@ PREFIX = "winslow-test-images/"
 IMAGES = {"service": "winslow", "tools": "winslow-tools", "traffic": "winslow-traffic"}
 
 
+BUILDS_IMAGES = pytest.mark.timeout(1200)
+"""For the tests of the ``pulled`` images: whichever runs first builds, pushes and pulls
+three images in its setup, 2 to 4 minutes here and over the suite's 5-minute limit when
+the machine ran at half speed."""
+
+
 @dataclass
 class Registry:
     host: str
@@ -503,6 +509,7 @@ def test_push_sends_the_commit_the_image_was_built_from_whatever_the_tree_is_now
 
 @pytest.mark.slow
 @pytest.mark.containers
+@BUILDS_IMAGES
 def test_pulled_images_carry_their_version_and_commit(pulled: dict[str, str]) -> None:
     labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}",
                                pulled["service"]))  # fmt: skip
@@ -515,6 +522,7 @@ def test_pulled_images_carry_their_version_and_commit(pulled: dict[str, str]) ->
 
 @pytest.mark.slow
 @pytest.mark.containers
+@BUILDS_IMAGES
 def test_images_lists_what_make_push_pushed(registry: Registry, pulled: dict[str, str]) -> None:
     listed = winslow_images(
         "--json", env={"WINSLOW_REGISTRY": registry.host, "DOCKER_CONFIG": pulled["docker_config"]}
@@ -527,6 +535,7 @@ def test_images_lists_what_make_push_pushed(registry: Registry, pulled: dict[str
 
 @pytest.mark.slow
 @pytest.mark.containers
+@BUILDS_IMAGES
 def test_pulled_traffic_image_runs_the_detect_stage_on_the_local_backend(
     winslow: Harness, pulled: dict[str, str], tmp_path: Path
 ) -> None:
@@ -558,6 +567,7 @@ def test_pulled_traffic_image_runs_the_detect_stage_on_the_local_backend(
 
 @pytest.mark.slow
 @pytest.mark.containers
+@BUILDS_IMAGES
 def test_pulled_tools_image_runs_stage_in_against_s3(
     pulled: dict[str, str], object_store: ObjectStore, tmp_path: Path
 ) -> None:
@@ -584,6 +594,7 @@ def test_pulled_tools_image_runs_stage_in_against_s3(
 
 @pytest.mark.slow
 @pytest.mark.containers
+@BUILDS_IMAGES
 def test_pulled_service_image_answers_health_and_its_healthcheck_passes(
     pulled: dict[str, str],
 ) -> None:

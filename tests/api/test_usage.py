@@ -26,6 +26,9 @@ stages:
     command: {json.dumps(["sh", "-c", BUSY_STAGE])}
 """
 
+BUSY_PERCENT = 25
+"""CPU a busy stage's sample shows at least; an idle one shows about 0."""
+
 QUIET = 'name: quiet\nstages:\n  - name: hush\n    command: ["sh", "-c", "echo hello"]\n'
 
 
@@ -39,11 +42,12 @@ def test_usage_of_a_real_stage_is_kept_after_it_ends(winslow: Harness) -> None:
     winslow.apply_pipeline(BUSY)
     winslow.create("hot", "busy", start=True)
     run = winslow.wait_until_running("hot")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     # The runner stages in first, and the stage takes a moment to hold its memory; on a
-    # machine shared with other work, two busy processes may get less than a core a while.
+    # machine shared with other work, two busy processes may get less than a core a while
+    # (CI's four workers on 2 cores, at times at half speed, gave it under half of one).
     while not any(
-        s["memory_mb"] >= BUSY_MB and s["cpu_percent"] > 50
+        s["memory_mb"] >= BUSY_MB and s["cpu_percent"] > BUSY_PERCENT
         for s in usage(winslow, "hot", run["id"])["samples"]
     ):
         assert time.monotonic() < deadline, "no sample showed the busy stage"
@@ -64,7 +68,7 @@ def test_usage_of_a_real_stage_is_kept_after_it_ends(winslow: Harness) -> None:
     started = datetime.fromisoformat(winslow.show("hot")["runs"][0]["started_at"])
     assert datetime.fromisoformat(samples[0]["at"]) >= started
     peak = seen["peak"]
-    assert peak["cpu_percent"] > 50
+    assert peak["cpu_percent"] > BUSY_PERCENT
     assert BUSY_MB <= peak["memory_mb"] < 4 * BUSY_MB
     assert peak == {
         "cpu_percent": max(s["cpu_percent"] for s in samples),
