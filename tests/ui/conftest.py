@@ -82,6 +82,26 @@ def screenshot(tab: object, name: str) -> Path:
     return path
 
 
+def show_tab(page: object, name: str) -> None:
+    """Open one of the project page's tabs (Overview, Log, Files, Run details, ...).
+
+    A click that lands while the page's first live update reflows its head (a reason or
+    a hint appears above the tabs) hits what moved under the pointer, as it would for a
+    person, who then clicks again: so do we, at most three times."""
+    from playwright.sync_api import expect
+
+    tab = page.get_by_role("tab", name=name, exact=True)  # type: ignore[attr-defined]
+    for _ in range(2):
+        tab.click()
+        try:
+            expect(tab).to_have_attribute("aria-selected", "true", timeout=2_000)
+            return
+        except AssertionError:
+            continue
+    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
+
+
 def project_rows_shown(tab: object) -> list[str]:
     """The names of the overview's visible project rows, top to bottom, read in one step in
     the page: a live update may redraw the rows between counting them and reading each."""

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import screenshot, show_tab
 from winslow.api.routes.console_project import nomad_links, stage_rows
 from winslow.settings import Settings
 
@@ -35,13 +35,6 @@ def expect():
 
 def run_rows(page, stage: str):
     return page.locator(f'#timeline tbody[data-stage="{stage}"] tr.run')
-
-
-def show_tab(page, name: str) -> None:
-    """Open one of the project page's tabs (Overview, Log, Files, Run details, ...)."""
-    tab = page.get_by_role("tab", name=name, exact=True)
-    tab.click()
-    expect()(tab).to_have_attribute("aria-selected", "true")
 
 
 def test_project_page_steers_a_pipeline_live(page, console, tmp_path) -> None:

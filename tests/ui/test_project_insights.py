@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.fixtures.server import Server
-from tests.ui.conftest import admin_token, screenshot
+from tests.ui.conftest import admin_token, screenshot, show_tab
 from winslow.api.routes.console_project import stage_settings
 from winslow.pipeline.load import load_pipeline_text
 
@@ -102,13 +102,6 @@ def start(console: Server, tmp_path, text: str, pipeline: str, project: str) -> 
 
 def loss_chart(page):
     return page.locator('#metric-charts figure[data-chart="train/loss"]')
-
-
-def show_tab(page, name: str) -> None:
-    """Open one of the project page's tabs: the run's details and charts are on their own."""
-    tab = page.get_by_role("tab", name=name, exact=True)
-    tab.click()
-    expect()(tab).to_have_attribute("aria-selected", "true")
 
 
 def test_a_stage_that_prints_losses_charts_every_point(page, console, tmp_path) -> None:
