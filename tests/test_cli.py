@@ -392,7 +392,10 @@ def test_project_wait_returns_when_a_person_is_needed(
     )
     winslow_server.cli("pipeline", "apply", str(tmp_path / "g.yaml"))
     winslow_server.cli("project", "create", "w", "--pipeline", "gate", "--start")
-    waited = winslow_server.cli("project", "wait", "w", "--timeout", "60", "--json", check=False)
+    # As a script sees it: the exit status of the installed `winslow` process.
+    waited = winslow_server.cli(
+        "project", "wait", "w", "--timeout", "60", "--json", check=False, process=True
+    )
     # 3: a person is needed; the project's JSON is printed all the same.
     assert waited.returncode == 3, waited.stderr
     assert json.loads(waited.stdout)["state"] == "awaiting_input"

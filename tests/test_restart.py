@@ -129,7 +129,9 @@ def test_kill_9_at_random_moments_with_the_warm_runner_runs_every_stage_once(
     ], seed
     assert marker.read_text().splitlines() == [f"s{i}-{r['id']}" for i, r in enumerate(runs)]
     assert "starting a cold runner instead" not in server.log_path.read_text(), seed
+    # At most the last server's: one starts with a server's first launch, and the last
+    # server may have had none to make (its stages ran under the ones before).
     deadline = time.monotonic() + 10
     while len(warm_runners(server.data_dir)) > 1 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert len(warm_runners(server.data_dir)) == 1, seed
+    assert len(warm_runners(server.data_dir)) <= 1, seed

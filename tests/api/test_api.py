@@ -278,3 +278,34 @@ def test_a_project_shows_the_pipeline_defaults_it_does_not_set(winslow: Harness)
     answer = winslow.api.patch("/api/v1/projects/r/variables", json={"unset": ["MODE"]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["variable_defaults"] == {"RATE": "5", "MODE": "fast"}
+
+
+def test_two_apps_in_one_process_each_serve_their_own_winslow(
+    winslow: Harness, tmp_path, object_store
+) -> None:
+    """Every app serves the same route objects (built once per process, ``api/app.py``):
+    what a request reads must still come from the app it reached."""
+    from fastapi.testclient import TestClient
+
+    from tests.fixtures.winslow import build_context
+    from winslow.api.app import create_app
+
+    other = build_context(tmp_path / "other", object_store, f"sqlite:///{tmp_path / 'o.db'}")
+    token = other.store.create_token("someone-else", admin=True)
+    try:
+        with TestClient(create_app(other), headers={"Authorization": f"Bearer {token}"}) as second:
+            winslow.apply_pipeline(TINY)
+            assert [p["name"] for p in winslow.api.get("/api/v1/pipelines").json()["data"]] == [
+                "tiny"
+            ]
+            assert second.get("/api/v1/pipelines").json()["data"] == []
+            assert second.get("/api/v1/projects").json()["count"] == 0
+            # Each knows only its own tokens.
+            assert (
+                winslow.api.get(
+                    "/api/v1/projects", headers={"Authorization": f"Bearer {token}"}
+                ).status_code
+                == 401
+            )
+    finally:
+        other.store.close()

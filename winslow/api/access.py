@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 
 from winslow.api.deps import ContextDep, CurrentCaller, current_caller
 from winslow.core.access import Action, Role, Scope, permits, refusal, role_on
@@ -249,17 +249,16 @@ def _declares_caller(dependant: Dependant) -> bool:
     )
 
 
-def mark_operations(app: FastAPI) -> None:
+def mark_operations(routers: Iterable[APIRouter]) -> None:
     """Write each operation's need into the OpenAPI document (``x-winslow-access``):
     its access dependency's label, ``self`` for one that acts on the caller's own things
-    only, ``public`` for one that needs nobody. The label sits on the router's own route
-    (FastAPI copies included routes when they are included); ``describe_errors`` copies it
-    into the document."""
-    for context in iter_route_contexts(app.routes):
-        route, path = context.original_route, context.path_format or ""
-        if not isinstance(route, APIRoute) or not path.startswith("/api/v1/"):
-            continue
-        label = _label_of(route.dependant)
-        if label is None:
-            label = "self" if _declares_caller(route.dependant) else "public"
-        route.openapi_extra = {**(route.openapi_extra or {}), ACCESS_KEY: label}
+    only, ``public`` for one that needs nobody. The label sits on the route, which every
+    app serves as it is; ``describe_errors`` copies it into the document."""
+    for router in routers:
+        for route in router.routes:
+            if not isinstance(route, APIRoute) or ACCESS_KEY in (route.openapi_extra or {}):
+                continue
+            label = _label_of(route.dependant)
+            if label is None:
+                label = "self" if _declares_caller(route.dependant) else "public"
+            route.openapi_extra = {**(route.openapi_extra or {}), ACCESS_KEY: label}

@@ -7,9 +7,10 @@ from fastapi import APIRouter
 from winslow.api.access import AdminCaller
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import GcBody, GcPublic
+from winslow.api.routes import API_V1
 from winslow.storage.gc import collect
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(prefix=API_V1, tags=["admin"])
 
 
 @router.post("/gc", response_model=GcPublic)

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict
 
 from winslow.api.access import AdminCaller
 from winslow.api.deps import ContextDep
+from winslow.api.routes import API_V1
 from winslow.store.audit import list_audit, project_id_of
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(prefix=API_V1, tags=["audit"])
 
 AUDIT_PAGE = 100
 """Entries in a page unless ``limit`` says otherwise."""

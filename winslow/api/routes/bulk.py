@@ -17,13 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from winslow.api.access import SignedIn, check_project
 from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.routes import API_V1
 from winslow.core import commands
 from winslow.core.access import Action
 from winslow.core.states import ProjectState
 from winslow.engine.transitions import apply_command
 from winslow.errors import WinslowError
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix=f"{API_V1}/projects", tags=["projects"])
 
 MAX_BULK_PROJECTS = 500
 """Projects one bulk request may name (a page of the overview at most, and then some)."""

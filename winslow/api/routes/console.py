@@ -32,6 +32,7 @@ from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentCaller, PageLimit, PageSkip, session_secret
 from winslow.api.models import OverviewPublic, OverviewRow, RunPlacement
 from winslow.api.redirects import same_origin_path
+from winslow.api.routes import API_V1
 from winslow.api.routes.nodes_live import nodes_live
 from winslow.core.models import Project, Run
 from winslow.core.overview import (
@@ -50,7 +51,7 @@ from winslow.store.tokens import Caller
 from winslow.units import format_bytes, format_duration
 
 router = APIRouter(include_in_schema=False)
-api_router = APIRouter(tags=["console"])
+api_router = APIRouter(prefix=API_V1, tags=["console"])
 
 SPARK_MD5 = Path("node_modules/spark-md5/spark-md5.min.js")
 """The one npm package the console uses (MD5 of upload parts; browsers have no MD5),

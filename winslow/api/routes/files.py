@@ -33,6 +33,7 @@ from winslow.api.models import (
     UploadCreate,
     UploadPublic,
 )
+from winslow.api.routes import API_V1
 from winslow.core.paths import clean_relative_path
 from winslow.errors import NotFoundError, StorageError, ValidationError
 from winslow.storage.keys import check_new_path, describe_key, resource_key, resource_prefix
@@ -40,7 +41,7 @@ from winslow.storage.objects import ObjectEntry, ObjectStore, UploadedPart, choo
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["files"])
+router = APIRouter(prefix=API_V1, tags=["files"])
 
 MAX_UPLOAD_BYTES = 5 * 1024**4
 """Largest file one upload takes, bytes: S3's limit on an object (5 TiB)."""

@@ -21,6 +21,7 @@ from winslow import defaults
 from winslow.api.access import ProjectReader
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.routes import API_V1
 from winslow.api.routes.workspaces import read_workspace
 from winslow.core.models import Project, Run
 from winslow.core.planning.runs import current_run_sets, effective_variables, results_view
@@ -37,7 +38,7 @@ from winslow.pipeline.gate import (
 from winslow.pipeline.interpolate import interpolate, references
 from winslow.pipeline.model import Confirmation, Pipeline
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(prefix=API_V1, tags=["projects"])
 
 MAX_REVIEW_PREVIEWS = 12
 """Files one gate card previews, whatever its patterns match."""

@@ -13,11 +13,12 @@ from pydantic import BaseModel, Field, field_validator
 from winslow.api.access import PipelineManager, PipelineReader, ProjectManager, ProjectReader
 from winslow.api.deps import ContextDep
 from winslow.api.models import Body, RoleWord
+from winslow.api.routes import API_V1
 from winslow.core.access import EVERYONE, Grant, Role, check_principal
 from winslow.errors import ValidationError
 from winslow.store import people
 
-router = APIRouter(tags=["access"])
+router = APIRouter(prefix=API_V1, tags=["access"])
 
 
 class GrantBody(BaseModel):

@@ -11,11 +11,12 @@ from fastapi import APIRouter
 
 from winslow.api.access import PipelineReader, ProjectReader
 from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.routes import API_V1
 from winslow.core.graph import Graph, pipeline_graph, project_graph
 from winslow.errors import NotFoundError
 from winslow.pipeline.model import Pipeline
 
-router = APIRouter(tags=["graph"])
+router = APIRouter(prefix=API_V1, tags=["graph"])
 
 
 @router.get("/pipelines/{name}/graph", response_model=Graph)

@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from winslow import __version__
 from winslow.api.deps import ContextDep
 from winslow.api.models import Health, HealthProblem
+from winslow.api.routes import API_V1
 
-router = APIRouter(tags=["health"])
+router = APIRouter(prefix=API_V1, tags=["health"])
 
 
 @router.get("/health", response_model=Health)

@@ -25,13 +25,14 @@ from winslow.api.access import ProjectReader
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
+from winslow.api.routes import API_V1
 from winslow.api.routes.projects import read_log
 from winslow.core.logsearch import LogSearch, PatternError, compile_pattern
 from winslow.core.models import Run
 from winslow.errors import WinslowError
 from winslow.units import format_bytes
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix=f"{API_V1}/projects", tags=["projects"])
 
 SEARCH_CHUNK_BYTES = 1024 * 1024
 """Bytes of the log read and searched at a time: the most one search holds, bytes."""

@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from winslow.api.access import SignedIn
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import GpuPublic, NodeDrainPublic, NodePublic, NodesPublic
+from winslow.api.routes import API_V1
 
-router = APIRouter(tags=["nodes"])
+router = APIRouter(prefix=API_V1, tags=["nodes"])
 
 
 @router.get("/nodes", response_model=NodesPublic)

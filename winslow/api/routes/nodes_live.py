@@ -15,12 +15,13 @@ from pydantic import BaseModel
 from winslow.api.access import SignedIn
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.routes import API_V1
 from winslow.core.node_load import GpuLoad, NodeLoad, node_loads
 from winslow.core.telemetry import NodeSample
 from winslow.store.rows import now
 from winslow.store.telemetry import latest_sample
 
-router = APIRouter(tags=["nodes"])
+router = APIRouter(prefix=API_V1, tags=["nodes"])
 
 FRESH_SAMPLE = timedelta(seconds=60)
 """A sample older than this says nothing of now: the node shows no measured figures."""

@@ -17,12 +17,13 @@ from pydantic import BaseModel
 from winslow.api.access import ProjectReader
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
+from winslow.api.routes import API_V1
 from winslow.api.routes.console_project import nomad_links
 from winslow.errors import BackendError
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix=f"{API_V1}/projects", tags=["projects"])
 
 
 class NomadLinksPublic(BaseModel):

@@ -22,6 +22,7 @@ from winslow.api.access import check_project
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentCaller
 from winslow.api.models import Body
+from winslow.api.routes import API_V1
 from winslow.core.access import Action
 from winslow.errors import ForbiddenError, NotFoundError, ValidationError
 from winslow.notify import rules
@@ -31,7 +32,7 @@ from winslow.store import notifications as stored
 from winslow.store.rows import now
 from winslow.store.tokens import Caller
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = APIRouter(prefix=f"{API_V1}/notifications", tags=["notifications"])
 
 EventName = Literal["awaiting_input", "paused", "failed", "succeeded"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]

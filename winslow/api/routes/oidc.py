@@ -30,6 +30,7 @@ from winslow import defaults
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, session_secret
 from winslow.api.redirects import HOME, same_origin_path
+from winslow.api.routes import API_V1
 from winslow.api.routes.sessions import set_session_cookie
 from winslow.errors import AuthError, NotFoundError, ValidationError
 from winslow.identity.oidc import OidcAttempt, OidcConfig, OidcProvider, provider_name
@@ -38,7 +39,7 @@ from winslow.store.sessions import end_session, start_session
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(prefix=API_V1, tags=["sessions"])
 
 ATTEMPT_COOKIE = "winslow_oidc"
 """The cookie that remembers a sign-in under way between leaving for the provider and

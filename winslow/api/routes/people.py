@@ -15,12 +15,13 @@ from pydantic import BaseModel, Field
 from winslow.api.access import AdminCaller, SignedIn
 from winslow.api.deps import ContextDep, CurrentCaller
 from winslow.api.models import Body, GroupRoleWord
+from winslow.api.routes import API_V1
 from winslow.core.access import Role
 from winslow.errors import ForbiddenError, ValidationError
 from winslow.store import people
 from winslow.store.tokens import Caller
 
-router = APIRouter(tags=["people"])
+router = APIRouter(prefix=API_V1, tags=["people"])
 
 
 class Quota(BaseModel):

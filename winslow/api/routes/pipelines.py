@@ -21,12 +21,13 @@ from winslow.api.models import (
     Problem,
     ValidationPublic,
 )
+from winslow.api.routes import API_V1
 from winslow.core.access import EVERYONE, Grant, Role, user_principal
 from winslow.errors import NotFoundError, PipelineError
 from winslow.pipeline.load import load_pipeline_text
 from winslow.store import people
 
-router = APIRouter(prefix="/pipelines", tags=["pipelines"])
+router = APIRouter(prefix=f"{API_V1}/pipelines", tags=["pipelines"])
 
 
 def _problems(error: PipelineError) -> list[Problem]:

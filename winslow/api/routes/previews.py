@@ -30,6 +30,7 @@ from winslow.api.access import ProjectReader
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdQuery
+from winslow.api.routes import API_V1
 from winslow.api.routes.workspaces import PathQuery, VersionQuery, pick_run, read_workspace
 from winslow.core.models import Run
 from winslow.core.paths import clean_relative_path
@@ -46,7 +47,7 @@ from winslow.storage import keys
 from winslow.storage.manifest import Manifest
 from winslow.units import format_bytes
 
-router = APIRouter(tags=["workspaces"])
+router = APIRouter(prefix=API_V1, tags=["workspaces"])
 
 THUMBNAIL_CACHE_SIZE = 256
 """Thumbnails kept in memory, by blob and size; a blob's content never changes."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from winslow.api.access import ProjectReader
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
+from winslow.api.routes import API_V1
 from winslow.api.routes.projects import read_log_tail
 from winslow.core.progress import estimate, latest_progress
 from winslow.core.states import StageRunState
@@ -17,7 +18,7 @@ from winslow.core.states import StageRunState
 PROGRESS_TAIL_BYTES = 64 * 1024
 """How much of a log's end (bytes) is searched for the latest progress report."""
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix=f"{API_V1}/projects", tags=["projects"])
 
 
 class ProgressPublic(BaseModel):

@@ -44,6 +44,7 @@ from winslow.api.models import (
     RunPublic,
     VariablesBody,
 )
+from winslow.api.routes import API_V1
 from winslow.api.sse import STREAM_ANSWER, frame, hub_of, last_event_id, message_frame, stream
 from winslow.core import commands
 from winslow.core.access import EVERYONE, Role, group_principal
@@ -61,8 +62,8 @@ from winslow.pipeline.model import Pipeline
 from winslow.storage.objects import content_disposition
 from winslow.store.tokens import Caller
 
-router = APIRouter(prefix="/projects", tags=["projects"])
-events_router = APIRouter(tags=["projects"])
+router = APIRouter(prefix=f"{API_V1}/projects", tags=["projects"])
+events_router = APIRouter(prefix=API_V1, tags=["projects"])
 
 
 def _pipeline(context: AppContext, name: str) -> Pipeline:

@@ -14,12 +14,13 @@ from pydantic import BaseModel
 
 from winslow.api.access import SignedIn
 from winslow.api.deps import ContextDep
+from winslow.api.routes import API_V1
 from winslow.api.routes.people import Quota
 from winslow.core.quota import Amounts, Limits, Subject, describe_use
 from winslow.errors import ForbiddenError
 from winslow.store.quota import quota_limits, quota_use
 
-router = APIRouter(tags=["people"])
+router = APIRouter(prefix=API_V1, tags=["people"])
 
 
 class QuotaUsePublic(BaseModel):

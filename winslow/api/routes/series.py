@@ -21,6 +21,7 @@ from winslow.api.access import ProjectReader
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
+from winslow.api.routes import API_V1
 from winslow.api.routes.projects import read_log
 from winslow.core.models import Project, Run
 from winslow.core.outputs import Series
@@ -39,7 +40,7 @@ MAX_COMPARED_RUNS = 50
 CSV_HEADER = ("run", "stage", "series", "at", "field", "value")
 """Columns of a run's series as CSV: one row per point and field."""
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix=f"{API_V1}/projects", tags=["projects"])
 
 
 class PointPublic(BaseModel):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from winslow.api.context import AppContext
 from winslow.api.deps import SESSION_COOKIE, ContextDep, CurrentCaller, session_secret
 from winslow.api.models import SessionCreate, SessionPublic, SessionsPublic
+from winslow.api.routes import API_V1
 from winslow.errors import AuthError
 from winslow.store import people
 from winslow.store.sessions import (
@@ -25,7 +26,7 @@ from winslow.store.sessions import (
     start_session,
 )
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(prefix=API_V1, tags=["sessions"])
 
 
 def _public(session: ConsoleSession, current: str | None) -> SessionPublic:

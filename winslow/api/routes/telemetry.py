@@ -16,12 +16,13 @@ from pydantic import BaseModel
 
 from winslow.api.access import SignedIn
 from winslow.api.deps import ContextDep, CurrentUser
+from winslow.api.routes import API_V1
 from winslow.core.telemetry import VIEWS, NodeSample, TelemetryRange
 from winslow.errors import NotFoundError
 from winslow.store.rows import now
 from winslow.store.telemetry import known_nodes, read_view
 
-router = APIRouter(tags=["nodes"])
+router = APIRouter(prefix=API_V1, tags=["nodes"])
 
 NodePath = Annotated[str, Path(min_length=1, max_length=200, description="Node name")]
 

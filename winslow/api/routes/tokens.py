@@ -15,12 +15,13 @@ from pydantic import BaseModel, Field
 from winslow.api.access import AdminCaller, check_project
 from winslow.api.deps import ContextDep, CurrentCaller
 from winslow.api.models import Body
+from winslow.api.routes import API_V1
 from winslow.core.access import Action, Scope
 from winslow.errors import ForbiddenError
 from winslow.store import tokens
 from winslow.store.rows import now
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(prefix=API_V1, tags=["tokens"])
 
 _WIDTH = {Scope.READ: 0, Scope.STEER: 1, Scope.ADMIN: 2}
 

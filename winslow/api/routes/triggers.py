@@ -29,6 +29,7 @@ from winslow.api.models import (
     TriggerBody,
     TriggerPublic,
 )
+from winslow.api.routes import API_V1
 from winslow.core import commands
 from winslow.core.models import Project, Run
 from winslow.engine.transitions import apply_command
@@ -37,7 +38,7 @@ from winslow.pipeline.model import NAME_PATTERN, Pipeline
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/projects", tags=["triggers"])
+router = APIRouter(prefix=f"{API_V1}/projects", tags=["triggers"])
 
 TRIGGER_HEADER = "X-Winslow-Trigger-Token"
 """The header that carries a project token to ``POST /projects/{ref}/trigger``."""

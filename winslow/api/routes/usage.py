@@ -14,12 +14,13 @@ from winslow.api.access import ProjectReader
 from winslow.api.context import AppContext
 from winslow.api.deps import ContextDep, CurrentUser
 from winslow.api.models import RunIdPath
+from winslow.api.routes import API_V1
 from winslow.store.usage import UsagePoint, run_samples
 
 CSV_COLUMNS = ("at", "cpu_percent", "memory_mb", "gpu_percent", "gpu_memory_mb")
 """The header of ``usage.csv``, the fields of each sample in order."""
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix=f"{API_V1}/projects", tags=["projects"])
 
 
 class UsageSamplePublic(BaseModel):

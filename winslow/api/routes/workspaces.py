@@ -39,6 +39,7 @@ from winslow.api.models import (
     WorkspacePublic,
     WorkspaceUploadCreate,
 )
+from winslow.api.routes import API_V1
 from winslow.api.routes.files import (
     REDIRECT_ANSWER,
     begin_upload,
@@ -55,7 +56,7 @@ from winslow.storage.manifest import DEFAULT_FILE_MODE, FileRecord, Manifest, pa
 from winslow.storage.objects import ObjectEntry, ObjectStore, content_disposition
 from winslow.units import format_bytes
 
-router = APIRouter(tags=["workspaces"])
+router = APIRouter(prefix=API_V1, tags=["workspaces"])
 
 PathQuery = Annotated[str, Query(description="Path relative to the workspace")]
 VersionQuery = Annotated[

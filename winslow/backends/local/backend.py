@@ -147,7 +147,9 @@ class LocalBackend:
     def start(self, on_event: JobEventCallback) -> None:
         """Adopt every unfinished job on disk and begin calling ``on_event`` on changes.
 
-        The warm runner (``launch.WarmRunner``) is started here. The end of a runner
+        The warm runner (``launch.WarmRunner``) starts with the first launch, not here:
+        a server that runs no stage on this node never pays its imports (half a second
+        of CPU, 40 MB), and the first stage waits for them once. The end of a runner
         this instance launched is reported at once; the others (left by an earlier
         server) are polled every ``defaults.LOCAL_STATUS_POLL_SECONDS``, as is the start
         of every stage.
@@ -157,11 +159,6 @@ class LocalBackend:
                 raise RuntimeError("LocalBackend.start called twice without stop")
             self._on_event = on_event
             self._stopped.clear()
-            if self._warm is not None:
-                try:
-                    self._warm.start()  # it imports while the engine gets going
-                except OSError as exc:
-                    log.warning("local backend: no warm runner (%s); runners start cold", exc)
             self._finish_interrupted_launches()
             adopted = 0
             for status in self.list_jobs():
