@@ -42,11 +42,24 @@ def admin_token(server: Server) -> str:
     return (server.data_dir / "admin-token").read_text().strip()
 
 
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `winslow up` for every module of browser tests a worker runs: each test keeps
+    to projects and pipelines named for it, and a server per module cost a start of
+    several seconds of CPU thirty times over."""
+    with running_server(tmp_path_factory.mktemp("ui-server")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_server(ui_server: Server) -> Server:
+    return ui_server
+
+
 @pytest.fixture
 def winslow_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    """One `winslow up` for each module of browser tests: its tests keep to projects of
-    their own, and a server per test cost more than the tests themselves. A test marked
-    ``own_server`` (it counts what the whole server holds) gets one for itself."""
+    """The worker's shared `winslow up` (``ui_server``). A test marked ``own_server`` (it
+    counts what the whole server holds) gets one for itself."""
     if request.node.get_closest_marker("own_server") is None:
         yield request.getfixturevalue("module_server")
         return

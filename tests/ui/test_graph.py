@@ -152,10 +152,10 @@ def test_pipeline_page_draws_the_branching_pipeline(page, console, tmp_path) -> 
 def test_project_page_graph_shows_states_and_selects_a_stage(page, console, tmp_path) -> None:
     check = expect()
     apply(console, tmp_path, ROUTES, "routes")
-    console.cli("project", "create", "flow", "--pipeline", "routes")
-    console.cli("project", "start", "flow")
-    console.wait_for("flow", {"awaiting_input"})
-    page.goto("/projects/flow")
+    console.cli("project", "create", "graph-flow", "--pipeline", "routes")
+    console.cli("project", "start", "graph-flow")
+    console.wait_for("graph-flow", {"awaiting_input"})
+    page.goto("/projects/graph-flow")
 
     graph = page.locator("#project-graph")
     check(graph.locator(".graph-node")).to_have_count(5)
@@ -222,7 +222,7 @@ def test_project_page_graph_shows_states_and_selects_a_stage(page, console, tmp_
 
     # Live: past the gate, the boxes follow the runs without a reload.
     page.get_by_role("tab", name="Overview").click()
-    console.cli("project", "resume", "flow")
+    console.cli("project", "resume", "graph-flow")
     check(box(page, "publish")).to_have_attribute("data-state", "succeeded", timeout=30_000)
     check(review).to_have_attribute("data-state", "succeeded")
     check(review).not_to_have_class(re.compile(r"\bgraph-waiting\b"))
@@ -231,7 +231,7 @@ def test_project_page_graph_shows_states_and_selects_a_stage(page, console, tmp_
 
     # Following a definition without `publish`: its run stays shown, as a removed box.
     apply(console, tmp_path, ROUTES.split("  - name: publish")[0], "routes")
-    console.cli("project", "pipeline", "flow", "routes")
+    console.cli("project", "pipeline", "graph-flow", "routes")
     check(box(page, "publish")).to_have_class(re.compile(r"\bgraph-removed\b"))
     check(box(page, "publish").locator(".graph-sub")).to_have_text("removed · succeeded")
     assert (
@@ -243,8 +243,8 @@ def test_project_page_graph_shows_states_and_selects_a_stage(page, console, tmp_
 
     # Its first stage redone alone: what ran after it has run and is to run again (it
     # said "not run yet" beside the runs listed under it).
-    console.cli("project", "resume", "flow", "--from", "detect", "--only")
-    console.wait_for("flow", {"paused"})
+    console.cli("project", "resume", "graph-flow", "--from", "detect", "--only")
+    console.wait_for("graph-flow", {"paused"})
     check(box(page, "detect").locator(".graph-sub")).to_have_text("succeeded · 2 runs")
     check(box(page, "review").locator(".graph-sub")).to_have_text("to run again")
     assert "to run again" in box(page, "review").locator(":scope > title").text_content()

@@ -24,6 +24,7 @@ def api(console: Server) -> httpx.Client:
     return httpx.Client(base_url=console.addr + "/api/v1", headers=headers, timeout=30)
 
 
+@pytest.mark.own_server  # it counts every project the server has
 def test_sorting_paging_and_the_waiting_count(page, console, tmp_path) -> None:
     check = pytest.importorskip("playwright.sync_api").expect
     with api(console) as client:
@@ -116,7 +117,7 @@ def test_sorting_paging_and_the_waiting_count(page, console, tmp_path) -> None:
 
 
 HOLD = (
-    "name: hold\nstages:\n  - name: work\n    requirements:\n      cpus: 0.25\n"
+    "name: overview-hold\nstages:\n  - name: work\n    requirements:\n      cpus: 0.25\n"
     '    command: ["sh", "-c", "while [ ! -f {go} ]; do sleep 0.2; done"]\n'
 )
 
@@ -141,12 +142,14 @@ def test_bulk_pause_reports_each_project_and_kill_asks_first(page, console, tmp_
     check = pytest.importorskip("playwright.sync_api").expect
     go = tmp_path / "go"
     with api(console) as client:
-        client.put("/pipelines/hold", json={"text": HOLD.format(go=go)}).raise_for_status()
+        client.put("/pipelines/overview-hold", json={"text": HOLD.format(go=go)}).raise_for_status()
         for name in ("run-a", "run-b", "run-c"):
             client.post(
-                "/projects", json={"name": name, "pipeline": "hold", "start": True}
+                "/projects", json={"name": name, "pipeline": "overview-hold", "start": True}
             ).raise_for_status()
-        client.post("/projects", json={"name": "still", "pipeline": "hold"}).raise_for_status()
+        client.post(
+            "/projects", json={"name": "still", "pipeline": "overview-hold"}
+        ).raise_for_status()
     for name in ("run-a", "run-b", "run-c"):
         wait_until_placed(console, name)
     try:

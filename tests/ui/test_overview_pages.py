@@ -14,6 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PIPELINE = 'name: many\nstages:\n  - name: work\n    command: ["true"]\n'
 
 
+@pytest.mark.own_server  # it pages through every project the server has
 def test_search_finds_a_project_that_is_not_on_the_first_page(page, console) -> None:
     headers = {"Authorization": f"Bearer {admin_token(console)}"}
     with httpx.Client(base_url=console.addr + "/api/v1", headers=headers, timeout=30) as api:

@@ -185,11 +185,15 @@ def test_project_page_steers_a_pipeline_live(page, console, tmp_path) -> None:
     check(state).to_have_text("paused")
 
     # A link to one run (the nodes page has them) shows that run, followed or loaded.
-    page.goto("/projects/flow#run-1")
+    # Run ids count across the server's projects: read this project's.
+    runs = console.json("project", "show", "flow")["runs"]
+    prepared = min(r["id"] for r in runs if r["stage"] == "prepare")
+    worked = min(r["id"] for r in runs if r["stage"] == "work")
+    page.goto(f"/projects/flow#run-{prepared}")
     first = run_rows(page, "prepare").first.locator(".run-pick")
     check(first).to_have_attribute("aria-pressed", "true")
-    check(page.locator("#log-run")).to_contain_text("run 1 · prepare")
-    page.goto("/projects/flow#run-2")
+    check(page.locator("#log-run")).to_contain_text(f"run {prepared} · prepare")
+    page.goto(f"/projects/flow#run-{worked}")
     page.reload()
     check(run_rows(page, "work").first.locator(".run-pick")).to_have_attribute(
         "aria-pressed", "true"
