@@ -10,7 +10,7 @@ import subprocess
 import httpx
 import pytest
 
-from tests.fixtures.server import BIN, Server
+from tests.fixtures.server import Server
 
 pytestmark = pytest.mark.slow
 
@@ -22,18 +22,8 @@ def winslow(
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI as the admin, or as the holder of ``token``; ``stdin`` is a pipe, as in
     a script."""
-    env = {**server.env, "COLUMNS": "100"}
-    if token is not None:
-        env["WINSLOW_TOKEN"] = token
-    result = subprocess.run(
-        [str(BIN / "winslow"), *args],
-        env=env,
-        input=stdin,
-        text=True,
-        capture_output=True,
-        timeout=120,
-        start_new_session=True,  # no terminal to ask on: the CLI reads the pipe
-    )
+    env = {"WINSLOW_TOKEN": token} if token is not None else {}
+    result = server.cli(*args, env=env, stdin=stdin, check=False)
     if check:
         assert result.returncode == 0, f"winslow {' '.join(args)}: {result.stderr}"
     return result
