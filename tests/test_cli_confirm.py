@@ -92,3 +92,41 @@ def test_wait_on_a_project_never_started_returns_at_once_saying_it_needs_a_perso
     waited = server.cli("project", "wait", "unstarted", "--timeout", "30", check=False)
     assert waited.returncode == 3, waited.stderr  # not 4: it did not wait the time out
     assert waited.stdout == "unstarted: idle (created; start it when ready)\n"
+
+
+def test_removing_a_resource_folder_at_a_terminal_asks_naming_its_files(
+    server: Server, tmp_path: Path
+) -> None:
+    """Found by trying it: `resources rm -r videos` took a folder of uploads (every
+    project reads the pool) at once, where `project delete` asks first."""
+    folder = tmp_path / "survey"
+    (folder / "day1").mkdir(parents=True)
+    (folder / "day1" / "a.mp4").write_bytes(b"a" * 2048)
+    (folder / "b.mp4").write_bytes(b"b" * 1024)
+    server.cli("resources", "upload", str(folder), "confirm-survey")
+
+    status, shown = at_a_terminal(server, "resources", "rm", "-r", "confirm-survey", answer="n")
+    assert (
+        "Delete 'confirm-survey' with its 2 files (3.0 KiB) from the resource pool? [y/N]" in shown
+    ), shown
+    assert status == 1 and "Nothing deleted." in shown
+    kept = server.json("resources", "ls", "confirm-survey", "--recursive")["data"]
+    assert sorted(e["name"] for e in kept if not e["is_dir"]) == ["a.mp4", "b.mp4"]
+
+    status, shown = at_a_terminal(server, "resources", "rm", "-r", "confirm-survey", answer="y")
+    assert status == 0 and "deleted confirm-survey" in shown
+    assert server.json("resources", "ls", "confirm-survey")["data"] == []
+
+
+def test_a_script_or_yes_removes_a_resource_folder_without_asking(
+    server: Server, tmp_path: Path
+) -> None:
+    for name in ("scripted-folder", "yes-folder"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f.txt").write_text("x")
+        server.cli("resources", "upload", str(tmp_path / name), name)
+    assert server.cli("resources", "rm", "-r", "scripted-folder").stdout == (
+        "deleted scripted-folder\n"
+    )
+    status, shown = at_a_terminal(server, "resources", "rm", "-r", "yes-folder", "-y", answer="")
+    assert status == 0 and "? [" not in shown and "deleted yes-folder" in shown

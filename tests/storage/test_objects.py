@@ -161,6 +161,20 @@ def test_delete_prefix_deletes_one_folder_only(object_store):
     assert object_store.delete_prefix(keys.workspace_prefix("ulm", 1)) == 0
 
 
+@ANY_S3
+def test_a_deleted_folder_leaves_no_empty_folder_inside_it_listed(object_store):
+    """Found by trying it: after `resources rm -r survey` on SeaweedFS, listing `survey`
+    still showed `day1/`, empty, and the console with it."""
+    for key in ("pool/survey/day1/a.mp4", "pool/survey/day1/cam/b.mp4", "pool/survey/c.mp4"):
+        object_store.put_bytes(key, b"x")
+    object_store.put_bytes("pool/kept/d.mp4", b"x")
+
+    assert object_store.delete_prefix("pool/survey/") == 3
+
+    assert object_store.list("pool/survey/") == []
+    assert [e.path for e in object_store.list("pool/")] == ["kept"]
+
+
 def test_delete_prefix_refuses_the_whole_bucket(object_store):
     object_store.put_bytes(keys.resource_key("a.txt"), b"a")
     with pytest.raises(ValidationError, match="Refusing to delete every object"):

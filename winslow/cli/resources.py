@@ -7,6 +7,7 @@ a file of any size can be moved and an interrupted transfer continues when rerun
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -157,10 +158,28 @@ def resources_rm(
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="A folder, with everything in it.")
     ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Do not ask before a folder goes (only a terminal asks)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a file (or, with -r, a folder) from the pool."""
     with api_client() as api:
+        if recursive and not yes and sys.stdin.isatty():
+            # Days of uploads can sit in one folder, and every project reads from it.
+            files = [
+                entry
+                for entry in api.get("/resources", params={"path": path, "recursive": "true"})[
+                    "data"
+                ]
+                if not entry["is_dir"]
+            ]
+            if files:
+                size = format_bytes(sum(entry["size"] for entry in files))
+                asked = f"Delete '{path.strip('/')}' with its {counted(len(files), 'file')}"
+                if not typer.confirm(f"{asked} ({size}) from the resource pool?"):
+                    fail("Nothing deleted.")
         try:
             api.delete("/resources", params={"path": path, "recursive": query_flag(recursive)})
         except CommandError as exc:

@@ -403,19 +403,24 @@ class ObjectStore:
             raise ValidationError("Refusing to delete every object in the bucket; name a folder.")
         deleted = 0
         batch: list[str] = []
+        folders: set[str] = set()
         try:
             paginator = self._client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, MaxKeys=LIST_PAGE):
                 for obj in page.get("Contents", []):
-                    batch.append(str(obj["Key"]))
+                    key = str(obj["Key"])
+                    batch.append(key)
+                    folders.update(_folders_between(prefix, key))
                     if len(batch) == DELETE_BATCH:
                         deleted += self._delete_batch(batch, prefix)
                         batch = []
             if batch:
                 deleted += self._delete_batch(batch, prefix)
             # SeaweedFS keeps an emptied folder as an entry of its own (listed, but with
-            # nothing in it) until the folder's key itself is deleted; S3 has no such key
-            # and ignores the request.
+            # nothing in it) until the folder's key itself is deleted, the folders inside
+            # it too, innermost first; S3 has no such keys and ignores the requests.
+            for folder in sorted(folders, key=len, reverse=True):
+                self._client.delete_object(Bucket=self.bucket, Key=folder)
             self._client.delete_object(Bucket=self.bucket, Key=prefix)
         except _TRANSFER_ERRORS as exc:
             raise map_client_error(exc, describe_key(prefix)) from exc
@@ -720,6 +725,12 @@ def _stream(body: Any, chunk_size: int, key: str) -> Iterator[bytes]:
         raise map_client_error(exc, describe_key(key)) from exc
     finally:
         body.close()
+
+
+def _folders_between(prefix: str, key: str) -> builtins.list[str]:
+    """The folders below ``prefix`` that hold ``key``: ``a/``, ``b/c/`` gives ``a/b/``."""
+    parts = key[len(prefix) :].split("/")[:-1]
+    return [prefix + "/".join(parts[: depth + 1]) + "/" for depth in range(len(parts))]
 
 
 def _as_prefix(prefix: str) -> str:
