@@ -53,6 +53,8 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def module_server(ui_server: Server) -> Server:
+    """Here the worker's shared server: the browser modules that ask for a server of
+    their own module get that one."""
     return ui_server
 
 

@@ -728,7 +728,8 @@ def _stream(body: Any, chunk_size: int, key: str) -> Iterator[bytes]:
 
 
 def _folders_between(prefix: str, key: str) -> builtins.list[str]:
-    """The folders below ``prefix`` that hold ``key``: ``a/``, ``b/c/`` gives ``a/b/``."""
+    """The folders below ``prefix`` that hold ``key``: prefix ``a/`` and key ``a/b/c/d``
+    give ``a/b/`` and ``a/b/c/``."""
     parts = key[len(prefix) :].split("/")[:-1]
     return [prefix + "/".join(parts[: depth + 1]) + "/" for depth in range(len(parts))]
 
