@@ -33,10 +33,24 @@ def module_names() -> list[str]:
     return names
 
 
-def layered_modules() -> set[str]:
+LIBRARY_HOMES = {
+    "sql-in-store": {"winslow.store"},
+    "s3-in-storage": {"winslow.storage", "winslow.node"},
+    "nomad-http-in-nomad": {"winslow.backends.nomad", "winslow.cli", "winslow.notify"},
+    "vault-in-secrets": {"winslow.secrets"},
+}
+"""Per "library only in X" contract, the layers its sources leave out: the library's home,
+and those that use it for something else (``.importlinter`` says why by the contract)."""
+
+
+def linter_config() -> configparser.ConfigParser:
     config = configparser.ConfigParser()
     config.read(ROOT / ".importlinter")
-    layers = config["importlinter:contract:layers"]["layers"]
+    return config
+
+
+def layered_modules() -> set[str]:
+    layers = linter_config()["importlinter:contract:layers"]["layers"]
     return {
         name.strip().strip("()")
         for line in layers.splitlines()
@@ -58,6 +72,25 @@ def test_every_module_sits_in_a_layer() -> None:
         and not any(name == layer or name.startswith(layer + ".") for layer in layered)
     ]
     assert outside == [], "add these to a layer of .importlinter"
+
+
+def test_every_library_contract_names_all_but_the_librarys_home() -> None:
+    config = linter_config()
+    forbidden = {
+        section.removeprefix("importlinter:contract:")
+        for section in config.sections()
+        if config[section].get("type") == "forbidden"
+    }
+    assert forbidden - {"pure-core"} == set(LIBRARY_HOMES), "say where the new library lives"
+    layered = layered_modules()
+    for contract, homes in LIBRARY_HOMES.items():
+        sources = config["importlinter:contract:" + contract]["source_modules"].split()
+        left_out = {
+            layer
+            for layer in layered
+            if not any(layer == source or layer.startswith(source + ".") for source in sources)
+        }
+        assert left_out == homes, f"{contract}: add the layers it leaves out to its sources"
 
 
 def test_the_containers_hold_no_code() -> None:

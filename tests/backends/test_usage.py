@@ -36,6 +36,7 @@ from winslow.backends.local.usage import (
 from winslow.backends.nomad.backend import NomadBackend
 from winslow.backends.nomad.status import usage_of
 from winslow.core.resources import GpuRequest, ResourceRequest
+from winslow.engine.usage import UsageSampler
 from winslow.store.usage import run_samples
 
 WAIT_SECONDS = 30.0
@@ -312,6 +313,45 @@ def test_a_stage_given_a_gpu_reports_that_gpus_figures(backend, events):
     usage = _measured(backend, events, spec.job_id, lambda u: True)
     assert usage.gpu_percent is not None and 0 <= usage.gpu_percent <= 100, usage
     assert usage.gpu_memory_mb is not None and usage.gpu_memory_mb >= 0, usage
+
+
+# --- the engine's sampler over the local backend -------------------------------------------
+
+
+class CountingUsage:
+    """The real backend, noting each job whose usage the sampler asks for."""
+
+    def __init__(self, backend) -> None:
+        self._backend = backend
+        self.asked: list[str] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._backend, name)
+
+    def usage(self, job_id: str):
+        self.asked.append(job_id)
+        return self._backend.usage(job_id)
+
+
+def test_the_sampler_asks_the_local_backend_for_every_running_run_each_round(
+    winslow: Harness,
+) -> None:
+    backend = winslow.context.backend
+    # A local sample is a look at this machine: no least interval, no bound per second.
+    assert (backend.usage_interval_seconds, backend.usage_requests_per_second) == (None, None)
+    winslow.apply_pipeline('name: idle\nstages:\n  - name: wait\n    command: ["sleep", "60"]\n')
+    for name in ("one", "two"):
+        winslow.create(name, "idle", start=True)
+    ids = {winslow.wait_until_running(name)["id"] for name in ("one", "two")}
+    winslow.engine.usage.stop()  # the rounds below are the only ones
+    store = winslow.context.store
+    jobs = sorted(run.job_id for run in store.active_runs() if run.id in ids)
+    counting = CountingUsage(backend)
+    sampler = UsageSampler(store, counting, interval_seconds=0.2)
+    for _ in range(3):
+        sampler.sample_once(due_only=True)  # as the thread's rounds, one interval apart
+        time.sleep(0.2)
+    assert sorted(counting.asked) == sorted(jobs * 3)  # each run, every round
 
 
 # --- a real task of the Nomad stand-in, through the engine --------------------------------

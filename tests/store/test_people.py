@@ -1,5 +1,6 @@
-"""People and access in the store: users, passwords, groups from a directory, grants,
-personal tokens, and the upgrade that turns every old token into a user."""
+"""People and access in the store, on SQLite and on PostgreSQL: users, passwords, groups
+from a directory, grants, personal tokens, and the upgrade that turns every old token
+into a user."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from winslow.store import people, tokens
 from winslow.store.db import MIGRATIONS
 from winslow.store.repo import Store
 from winslow.store.sessions import session_caller, start_session
+
+pytestmark = pytest.mark.parametrize(
+    "database_url",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -95,6 +102,10 @@ def test_a_token_is_scoped_ends_and_tells_when_it_was_last_used(store: Store) ->
         store, "ana", "ci", scope=Scope.READ, projects=["p1"], expires_at=at + timedelta(days=1)
     )
     assert made.scope is Scope.READ and made.projects == ("p1",)
+    with store.engine.connect() as connection:
+        [row] = connection.execute(text("SELECT * FROM api_tokens")).mappings().all()
+    assert row["token_hash"] == tokens.hash_token(secret)
+    assert not [column for column, value in row.items() if secret in str(value)]
 
     caller = tokens.token_caller(store, secret, at=at)
     assert caller is not None

@@ -1,19 +1,28 @@
-"""Node telemetry in SQL: samples go in raw, roll up into one-minute and fifteen-minute
-means once their bucket ended, expire tier by tier, and a range reads the right tier."""
+"""Node telemetry in SQL, on SQLite and on PostgreSQL: samples go in raw, roll up into
+one-minute and fifteen-minute means once their bucket ended, expire tier by tier, and a
+range reads the right tier."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
 from winslow.core.telemetry import GpuSample, NodeSample, TelemetryRange
 from winslow.store.repo import Store
+from winslow.store.rows import utc
 from winslow.store.tables import Base
 from winslow.store.telemetry import add_samples, known_nodes, prune, read_view, roll_up
 from winslow.store.telemetry_tables import NodeTelemetryRow
+
+pytestmark = pytest.mark.parametrize(
+    "database_url",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
 
 NOW = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)
 
@@ -104,7 +113,7 @@ def test_prune_drops_each_tier_after_its_keep_and_everything_after_31_days(store
     assert (rows(store, 0), rows(store, 60), rows(store, 900)) == (1, 1, 1)
     with store.sessions() as session:
         oldest = session.scalar(select(func.min(NodeTelemetryRow.at)))
-    assert oldest is not None and oldest.replace(tzinfo=UTC) > NOW - timedelta(days=31)
+    assert oldest is not None and utc(oldest) > NOW - timedelta(days=31)
 
 
 def test_each_range_reads_its_tier_and_draws_300_to_700_points(store: Store) -> None:

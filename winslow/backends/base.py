@@ -132,6 +132,13 @@ class Backend(Protocol):
     """True when ``logs`` reads a file on the engine's own machine (local): an ended run's
     results are then read from it, not from storage, where the runner archives the log
     only after it recorded the end."""
+    usage_interval_seconds: float | None
+    """Least seconds between two ``usage`` samples of one run, where a sample costs a
+    request to a shared service (Nomad); None: sample every run each round the engine's
+    sampler makes (local, where a sample is a look at this machine)."""
+    usage_requests_per_second: float | None
+    """Most ``usage`` samples per second for all runs together, which stretches each run's
+    interval as runs grow in number; None: no bound."""
 
     def start(self, on_event: JobEventCallback) -> None:
         """Begin watching jobs; call ``on_event(job_id)`` whenever one changes."""

@@ -16,14 +16,12 @@ import time
 
 from winslow import defaults
 from winslow.backends.base import Backend
+from winslow.engine.worker import PeriodicWorker
 from winslow.store.repo import Store
 from winslow.store.rows import now
 from winslow.store.telemetry import add_samples, prune, roll_up
 
 log = logging.getLogger(__name__)
-
-STOP_JOIN_SECONDS = 10.0
-"""How long ``stop`` waits for a round under way (``nvidia-smi`` or Nomad may be slow)."""
 
 
 class TelemetryCollector:
@@ -49,27 +47,27 @@ class TelemetryCollector:
         self.backend = backend
         self.interval_seconds = interval_seconds
         self.rollup_seconds = rollup_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: PeriodicWorker | None = None
         self._round_lock = threading.Lock()
         self._failing: str | None = None
         """The last error a round gave, so a lasting failure is logged once."""
+        self._next_maintenance = 0.0
+        """When (monotonic seconds) the thread rolls up and prunes next."""
 
     def start(self) -> None:
         """Begin sampling in a background thread; does nothing when the interval is 0 or
         the thread runs already."""
         if self._thread is not None or self.interval_seconds <= 0:
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="winslow-telemetry", daemon=True)
+        self._next_maintenance = time.monotonic() + self.rollup_seconds
+        self._thread = PeriodicWorker("winslow-telemetry", self.interval_seconds, self._round)
         self._thread.start()
 
     def stop(self) -> None:
         """Stop sampling; waits briefly for a round under way."""
-        self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.join(timeout=STOP_JOIN_SECONDS)
+            thread.stop()
 
     def sample_once(self) -> int:
         """Sample every node once and store it; return how many samples were stored."""
@@ -82,24 +80,22 @@ class TelemetryCollector:
             at = now()
             return roll_up(self.store, at), prune(self.store, at)
 
-    def _loop(self) -> None:
-        next_maintenance = time.monotonic() + self.rollup_seconds
-        while not self._stop.wait(self.interval_seconds):
-            try:
-                self.sample_once()
-                if time.monotonic() >= next_maintenance:
-                    next_maintenance = time.monotonic() + self.rollup_seconds
-                    self.maintain()
-            except Exception as exc:  # one bad round must not end sampling for good
-                message = f"{type(exc).__name__}: {exc}"
-                if message != self._failing:
-                    log.warning(
-                        "telemetry: a round failed (%s); trying again every %g s",
-                        message,
-                        self.interval_seconds,
-                    )
-                self._failing = message
-            else:
-                if self._failing is not None:
-                    log.info("telemetry: nodes can be sampled again")
-                self._failing = None
+    def _round(self) -> None:
+        try:
+            self.sample_once()
+            if time.monotonic() >= self._next_maintenance:
+                self._next_maintenance = time.monotonic() + self.rollup_seconds
+                self.maintain()
+        except Exception as exc:  # one bad round must not end sampling for good
+            message = f"{type(exc).__name__}: {exc}"
+            if message != self._failing:
+                log.warning(
+                    "telemetry: a round failed (%s); trying again every %g s",
+                    message,
+                    self.interval_seconds,
+                )
+            self._failing = message
+        else:
+            if self._failing is not None:
+                log.info("telemetry: nodes can be sampled again")
+            self._failing = None

@@ -12,8 +12,8 @@ wants them: ``usage_interval_seconds``, the least time between two samples of on
 and ``usage_requests_per_second``, the most samples per second for all runs together
 (the Nomad backend: 15 s and 5). Each round then samples the runs that are due, the
 longest-waiting first, and a run's interval stretches to ``runs / requests per second``,
-so the load stays flat however many runs there are. Other backends are sampled every
-round, as often as the sampler runs.
+so the load stays flat however many runs there are. A backend that gives None for both
+(local) is sampled every round, as often as the sampler runs.
 """
 
 from __future__ import annotations
@@ -27,14 +27,12 @@ from winslow import defaults
 from winslow.backends.base import Backend
 from winslow.core.models import Run
 from winslow.core.states import StageRunState
+from winslow.engine.worker import PeriodicWorker
 from winslow.store.repo import Store
 from winslow.store.rows import now
 from winslow.store.usage import UsagePoint, add_samples
 
 log = logging.getLogger(__name__)
-
-STOP_JOIN_SECONDS = 10.0
-"""How long ``stop`` waits for a round under way (``nvidia-smi`` or docker may be slow)."""
 
 
 class UsageSampler:
@@ -57,8 +55,7 @@ class UsageSampler:
         self.store = store
         self.backend = backend
         self.interval_seconds = interval_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: PeriodicWorker | None = None
         self._round_lock = threading.Lock()
         self._failing: dict[int, str] = {}
         """Run → the last error sampling it gave, so a lasting failure is logged once."""
@@ -69,16 +66,14 @@ class UsageSampler:
         """Begin sampling in a background thread; a second call does nothing."""
         if self._thread is not None:
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="winslow-usage", daemon=True)
+        self._thread = PeriodicWorker("winslow-usage", self.interval_seconds, self._round)
         self._thread.start()
 
     def stop(self) -> None:
         """Stop sampling; waits briefly for a round under way."""
-        self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.join(timeout=STOP_JOIN_SECONDS)
+            thread.stop()
 
     def sample_once(self, *, due_only: bool = False) -> int:
         """Sample every submitted, running run once, or with ``due_only`` those the
@@ -123,12 +118,14 @@ class UsageSampler:
     def _due(self, runs: list[tuple[Run, str]]) -> list[tuple[Run, str]]:
         """The runs to sample this round by the backend's ``usage_interval_seconds`` and
         ``usage_requests_per_second`` (see the module docstring), longest-waiting first."""
-        interval = float(getattr(self.backend, "usage_interval_seconds", self.interval_seconds))
-        budget = getattr(self.backend, "usage_requests_per_second", None)
+        interval = self.backend.usage_interval_seconds
+        if interval is None:
+            interval = self.interval_seconds
+        budget = self.backend.usage_requests_per_second
         limit = len(runs)
         if budget:
-            interval = max(interval, len(runs) / float(budget))
-            limit = max(1, round(float(budget) * self.interval_seconds))
+            interval = max(interval, len(runs) / budget)
+            limit = max(1, round(budget * self.interval_seconds))
         # Rounds come every interval_seconds: a run due a moment after one waits for the next.
         ready = time.monotonic() - interval + self.interval_seconds / 2
         due = [(self._sampled.get(run.id, -math.inf), run, job) for run, job in runs]
@@ -150,12 +147,11 @@ class UsageSampler:
             self.interval_seconds,
         )
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_seconds):
-            try:
-                self.sample_once(due_only=True)
-            except Exception:  # a store hiccup must not end sampling for good
-                log.exception(
-                    "usage sampler: a round failed; the next one comes in %g s",
-                    self.interval_seconds,
-                )
+    def _round(self) -> None:
+        try:
+            self.sample_once(due_only=True)
+        except Exception:  # a store hiccup must not end sampling for good
+            log.exception(
+                "usage sampler: a round failed; the next one comes in %g s",
+                self.interval_seconds,
+            )

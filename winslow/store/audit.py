@@ -100,7 +100,8 @@ def record(
 ) -> AuditEntry:
     """Add ``command`` to the trail and return its entry. With ``in_history``, also add a
     ``command`` line to the history of its project, where that project still exists."""
-    at = at or now()
+    # SQLite keeps the written words, not the instant: a time in another zone goes in as UTC.
+    at = utc(at) or now()
     row = AuditRow(
         at=at,
         actor=command.actor[:100],

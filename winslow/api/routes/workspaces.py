@@ -339,6 +339,14 @@ def _split_upload_id(upload_id: str) -> tuple[str, str]:
     return keys.upload_blob_key(token), s3_id
 
 
+def _upload_of_run(context: AppContext, ref: str, run_id: int, upload_id: str) -> tuple[str, str]:
+    """Return the upload's key and S3 upload ID, once the run is known to exist (else 404);
+    for the calls that only read or drop an upload, which may go on while stages run."""
+    key, s3_id = _split_upload_id(upload_id)
+    context.store.get_run(context.store.get_project(ref).id, run_id)
+    return key, s3_id
+
+
 @router.post(UploadsPrefix, response_model=UploadPublic, status_code=201)
 def create_workspace_upload(
     _access: ProjectSteerer,
@@ -385,8 +393,7 @@ def workspace_stored_parts(
     context: ContextDep,
     _user: CurrentUser,
 ) -> StoredPartsPublic:
-    key, s3_id = _split_upload_id(upload_id)
-    context.store.get_run(context.store.get_project(ref).id, run_id)
+    key, s3_id = _upload_of_run(context, ref, run_id, upload_id)
     return list_upload_parts(context.objects, key, s3_id)
 
 
@@ -461,7 +468,6 @@ def abort_workspace_upload(
     context: ContextDep,
     _user: CurrentUser,
 ) -> Response:
-    key, s3_id = _split_upload_id(upload_id)
-    context.store.get_run(context.store.get_project(ref).id, run_id)
+    key, s3_id = _upload_of_run(context, ref, run_id, upload_id)
     cancel_upload(context.objects, key, s3_id)
     return Response(status_code=204)

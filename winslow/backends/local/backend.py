@@ -98,6 +98,9 @@ class LocalBackend:
     purges_killed_jobs = False
     """A killed run's job directory stays until its project is deleted, like any other."""
     logs_on_this_machine = True
+    usage_interval_seconds: float | None = None
+    """A sample looks at this machine (/proc, docker, ``nvidia-smi``): cheap enough each round."""
+    usage_requests_per_second: float | None = None
 
     def __init__(
         self,

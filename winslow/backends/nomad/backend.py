@@ -169,7 +169,7 @@ class NomadBackend:
         self.stale_reads = cached
         """Let any server answer reads that may lag (``?stale=true``)."""
         self.cache = JobCache()
-        self.usage_interval_seconds = (
+        self.usage_interval_seconds: float | None = (
             USAGE_INTERVAL_SECONDS if cached else defaults.USAGE_SAMPLE_SECONDS
         )
         """Least seconds between two usage samples of one run (the engine's sampler)."""
