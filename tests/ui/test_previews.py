@@ -1,19 +1,21 @@
 """Previews in the project page's workspace browser, in a real browser against `winslow up`.
 
-A stage copies generated samples into its workspace (a table, a photo, a video made with
-``cv2.VideoWriter`` and its detections); at the gate a person opens the Files tab and
-looks at each without downloading: the table with its column statistics, the photo's
-thumbnail, frames of the video at chosen times with the detected boxes drawn on them.
+A stage copies generated samples into its workspace (a table, JSON documents, a photo, a
+video made with ``cv2.VideoWriter`` and its detections); at the gate a person opens the
+Files tab and looks at each without downloading: the table with its column statistics, a
+JSON document's keys and bounded text, the photo's thumbnail, frames of the video at chosen
+times with the detected boxes drawn on them.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.api.test_previews import SQUARE, detections_csv, make_video, square_x
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import screenshot, show_tab
 
 cv2 = pytest.importorskip("cv2")
 np = pytest.importorskip("numpy")
@@ -33,11 +35,22 @@ PIXEL = """([img, x, y]) => {
 }"""
 
 
+VEHICLES = [
+    {"vehicle": i, "speed": 40 + i, "lane": "left" if i % 2 else "right"} for i in range(60)
+]
+"""More items than a preview shows (50 by default), so the JSON text says what it left out."""
+
+
+def expect():
+    return pytest.importorskip("playwright.sync_api").expect
+
+
 def near(pixel, colour, tolerance: int = 60) -> bool:
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
 
 
-def start_project(console, tmp_path: Path) -> None:
+def start_project(console, tmp_path: Path) -> str:
+    """A project at a gate whose first stage put the samples in its workspace; its name."""
     samples = tmp_path / "samples"
     (samples / "clips").mkdir(parents=True)
     make_video(samples / "clips" / "road.mp4")
@@ -49,6 +62,9 @@ def start_project(console, tmp_path: Path) -> None:
     (samples / "speeds.csv").write_text(
         "vehicle,speed_kmh,colour\n1,42.5,red\n2,57.5,blue\n3,50,red\n"
     )
+    (samples / "vehicles.json").write_text(json.dumps(VEHICLES))
+    summary = {"count": 3, "speeds": [42.5, 57.5, 50], "ok": True, "camera": {"name": "north"}}
+    (samples / "summary.json").write_text(json.dumps(summary))
     pipeline = tmp_path / "samples.yaml"
     pipeline.write_text(
         f"""
@@ -64,6 +80,13 @@ stages:
     console.cli("pipeline", "apply", str(pipeline))
     console.cli("project", "create", "look", "--pipeline", "samples", "--start")
     console.wait_for("look", {"awaiting_input"})
+    return "look"
+
+
+@pytest.fixture(scope="module")
+def look(module_server, tmp_path_factory) -> str:
+    """The samples' project, shared by the module's tests (which only look at it)."""
+    return start_project(module_server, tmp_path_factory.mktemp("previews"))
 
 
 def cells(locator) -> list[list[str]]:
@@ -71,11 +94,10 @@ def cells(locator) -> list[list[str]]:
 
 
 def test_the_workspace_browser_previews_a_table_an_image_and_video_frames_with_boxes(
-    page, console, tmp_path
+    page, look
 ) -> None:
-    start_project(console, tmp_path)
-    page.goto("/projects/look")
-    page.get_by_role("tab", name="Files").click()
+    page.goto(f"/projects/{look}")
+    show_tab(page, "Files")
     files = page.locator("#files-view")
 
     # A table: its statistics per column and its first rows.
@@ -128,3 +150,48 @@ def test_the_workspace_browser_previews_a_table_an_image_and_video_frames_with_b
 
     files.get_by_role("button", name="Close preview").click()
     assert preview.is_hidden()
+
+
+def test_the_workspace_browser_summarises_a_json_document(page, look) -> None:
+    check = expect()
+    page.goto(f"/projects/{look}")
+    show_tab(page, "Files")
+    files = page.locator("#files-view")
+    preview = files.locator(".files-preview")
+
+    # A list of flat objects: its length, the keys with their types and how often each
+    # appears, the items as a table, and the JSON text folded away, cut short.
+    files.get_by_role("button", name="Preview vehicles.json").click()
+    check(preview.get_by_role("heading", name="Preview of vehicles.json")).to_be_visible()
+    check(preview.locator(".preview-note")).to_have_text(
+        ["JSON array of 60 items.", "First 50 of 60 rows; statistics over those 60."]
+    )
+    keys = preview.get_by_role("list", name="Keys").get_by_role("listitem")
+    check(keys).to_have_text(
+        ["vehicle number · 60\u00d7", "speed number · 60\u00d7", "lane string · 60\u00d7"]
+    )
+    by_column = {row[0]: row[1:] for row in cells(preview.locator("table.preview-stats"))}
+    assert by_column["speed"] == ["60", "0", "40", "99", "69.5", ""]
+    assert by_column["lane"] == ["60", "0", "", "", "", "2"]
+    items = cells(preview.locator("table.preview-rows"))
+    assert (len(items), items[1]) == (50, ["1", "41", "left"])
+    text = preview.get_by_label("Contents of vehicles.json")
+    check(text).to_be_hidden()
+    preview.locator("summary", has_text="JSON").click()
+    check(text).to_be_visible()
+    check(text).to_contain_text('"lane": "left"')
+    check(text).to_contain_text("… 10 more items")
+    screenshot(page, "preview-json-items")
+
+    # An object: its keys and their types, and its text shown at once (no table to show).
+    files.get_by_role("button", name="Preview summary.json").click()
+    check(preview.get_by_role("heading", name="Preview of summary.json")).to_be_visible()
+    check(preview.locator(".preview-note")).to_have_text("JSON object of 4 keys.")
+    keys = preview.get_by_role("list", name="Keys").get_by_role("listitem")
+    check(keys).to_have_text(["count number", "speeds array", "ok boolean", "camera object"])
+    check(preview.locator("table")).to_have_count(0)
+    text = preview.get_by_label("Contents of summary.json")
+    check(text).to_be_visible()
+    check(text).to_contain_text('"ok": true')
+    check(text).to_contain_text('"name": "north"')
+    screenshot(page, "preview-json-object")

@@ -27,11 +27,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
 from winslow import defaults
 from winslow.cli.client import ApiClient, CommandError
+from winslow.core.logformat import escape_name
 from winslow.units import format_bytes
 
 out = Console(soft_wrap=True)
@@ -200,7 +202,8 @@ def all_pages(api: ApiClient, path: str, params: dict[str, Any]) -> dict[str, An
 
 def files_table(d: dict[str, Any]) -> None:
     """Print a folder listing of the resource pool or of a workspace (which also says its
-    run and version)."""
+    run and version); names and link targets show through ``escape_name``, since a stage
+    may write any name."""
     if "version" in d:  # a workspace: say which run and version this is
         versions = ", ".join(map(str, d["versions"])) or "none"
         note = f" ({d['note']})" if d.get("note") else ""
@@ -212,10 +215,12 @@ def files_table(d: dict[str, Any]) -> None:
     table = Table("NAME", "SIZE", box=None)
     add_time_column(table, "MODIFIED")
     for f in d["data"]:
+        name = escape_name(f["path"]) + ("/" if f["is_dir"] else "")
+        if f.get("link"):
+            name += f" -> {escape_name(f['link'])}"
+        # Text, not str: rich reads a str cell as markup, and a name may hold brackets.
         table.add_row(
-            f["path"]
-            + ("/" if f["is_dir"] else "")
-            + (f" -> {f['link']}" if f.get("link") else ""),
+            Text(name),
             "" if f["is_dir"] else format_bytes(f["size"]),
             short_time(f["modified"]),
         )
@@ -225,9 +230,9 @@ def files_table(d: dict[str, Any]) -> None:
 @contextmanager
 def transfer_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """Yield a function that advances a transfer bar on stderr by a byte count; the bar
-    shows only on a terminal."""
+    shows only on a terminal. ``description`` names the file, escaped here (``escape_name``)."""
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -235,5 +240,5 @@ def transfer_progress(description: str, total: int) -> Iterator[Callable[[int], 
         console=err,
         disable=not err.is_terminal,
     ) as progress:
-        task = progress.add_task(description, total=total)
+        task = progress.add_task(escape_name(description), total=total)
         yield lambda n: progress.advance(task, n)

@@ -37,6 +37,7 @@ from winslow.cli.helpers import (
     time_after,
 )
 from winslow.cli.logs import pick_run
+from winslow.core.logformat import escape_name
 from winslow.core.states import ProjectState
 from winslow.units import counted, format_duration, format_megabytes
 
@@ -293,7 +294,10 @@ def _print_gate(project: str, gate: dict[str, Any]) -> None:
         help_text = f": {item['help']}" if item["help"] else ""
         out.print(f"  {item['name']} ({kind}, {value}){help_text}", markup=False, highlight=False)
     if gate["review"]:
-        paths = [("pool:" if f["source"] == "pool" else "") + f["path"] for f in gate["review"]]
+        paths = [
+            ("pool:" if f["source"] == "pool" else "") + escape_name(f["path"])
+            for f in gate["review"]
+        ]
         out.print("  review: " + ", ".join(paths), markup=False)
     required = " ".join(f"--set {item['name']}=..." for item in gate["inputs"] if item["required"])
     if required:

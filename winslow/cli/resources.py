@@ -28,6 +28,7 @@ from winslow.cli.helpers import (
     transfer_progress,
 )
 from winslow.cli.transfer import download, upload_file
+from winslow.core.logformat import escape_name
 from winslow.units import counted, format_bytes
 
 resources_app = WinslowTyper(no_args_is_help=True, help="The resource pool (shared input files).")
@@ -148,7 +149,7 @@ def resources_download(
     done(
         {"path": path, "file": str(target), "size": info["size"]},
         as_json,
-        f"downloaded {path} to {target}",
+        f"downloaded {escape_name(path)} to {escape_name(str(target))}",
     )
 
 

@@ -26,6 +26,7 @@ from winslow.cli.helpers import (
     transfer_progress,
 )
 from winslow.cli.transfer import download, upload_file
+from winslow.core.logformat import escape_name
 from winslow.units import format_bytes, parse_duration
 
 workspace_app = WinslowTyper(no_args_is_help=True, help="Workspaces of a project's runs.")
@@ -113,7 +114,7 @@ def workspace_download(
             with transfer_progress(f"download {info['name']}", info["size"]) as advance:
                 download(info, target, advance)
             if not as_json:
-                out.print(f"downloaded {target}", markup=False)
+                out.print(f"downloaded {escape_name(str(target))}", markup=False)
             files.append({"file": str(target), "size": info["size"]})
     if as_json:
         emit({"project": project, "path": path, "files": files}, True, print)

@@ -17,12 +17,16 @@ name holds, it stays inside that one line and cannot pass for a line of the stag
 Results, log-parser series and progress are read from the stage's streams only
 (``core/outputs.py``, ``core/progress.py``), never from ``winslow`` lines.
 
+Names a stage wrote (files, folders, link targets) are shown to people with the same
+escapes (``escape_name``), and with every other invisible character escaped too.
+
 Pure: text in, text out.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 STAGE_STREAMS = frozenset({"stdout", "stderr"})
 """The streams that carry what the stage itself printed; every other stream is Winslow's."""
@@ -66,3 +70,38 @@ def escape_text(text: str) -> str:
     'a\\\\nb\\\\x1b[31m\\\\u202egnp.exe'
     """
     return text.translate(_ESCAPES)
+
+
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""The Unicode categories a name is never shown with: control and formatting characters
+(bidi controls, zero-width ones, U+FEFF), surrogates, line and paragraph separators. The
+same that ``storage/keys.py`` refuses in a name a person creates."""
+
+
+def escape_name(name: str) -> str:
+    """Return ``name`` as it may be shown in a listing: ``escape_text`` of it, and every
+    other character of ``INVISIBLE_CATEGORIES`` written ``\\uHHHH`` (``\\UHHHHHHHH`` beyond
+    the BMP).
+
+    A stage may write any name into its workspace: ``evil\\u202egpj.sh`` shows raw as
+    ``evilhs.jpg``, and a zero-width space makes two different names look alike. Escaped,
+    a listing shows what the name holds. Only for showing: links and downloads go on
+    using the name itself. Console listings (``ui/static/js/api.js`` ``escapeName``)
+    follow the same rules.
+
+    >>> escape_name("evil\\u202egpj.sh in\\u200bbox\\x1b[31m")
+    'evil\\\\u202egpj.sh in\\\\u200bbox\\\\x1b[31m'
+    """
+    if name.isprintable():
+        # Nothing invisible (printable excludes every category above): the common case.
+        return name
+    return "".join(_escape_char(char) for char in name)
+
+
+def _escape_char(char: str) -> str:
+    code = ord(char)
+    if code in _ESCAPES:
+        return _ESCAPES[code]
+    if unicodedata.category(char) not in INVISIBLE_CATEGORIES:
+        return char
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

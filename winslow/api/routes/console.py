@@ -34,6 +34,7 @@ from winslow.api.models import OverviewPublic, OverviewRow, RunPlacement
 from winslow.api.redirects import same_origin_path
 from winslow.api.routes import API_V1
 from winslow.api.routes.nodes_live import nodes_live
+from winslow.core.logformat import escape_name
 from winslow.core.models import Project, Run
 from winslow.core.overview import (
     WAITING_STATES,
@@ -109,6 +110,8 @@ def templates_in(directory: str) -> Jinja2Templates:
     templates = Jinja2Templates(directory=directory)
     # Sizes read the same on a page as in the CLI, the logs and the console's scripts.
     templates.env.filters["size"] = format_bytes
+    # A name a stage or an S3 client wrote may hold bidi and zero-width characters.
+    templates.env.filters["shown_name"] = escape_name
     return templates
 
 

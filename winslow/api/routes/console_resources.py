@@ -21,6 +21,7 @@ from winslow.api.deps import ContextDep
 from winslow.api.models import FileEntry
 from winslow.api.routes.console import PageCaller, render
 from winslow.api.routes.files import list_resources
+from winslow.core.logformat import escape_name
 from winslow.core.paths import clean_relative_path
 from winslow.errors import NotFoundError, ValidationError, WinslowError
 from winslow.storage.keys import resource_key
@@ -93,7 +94,7 @@ def resources_page(
             folder = folder.rpartition("/")[0]
             listing = list_resources(context, user, folder, _access=caller)
             values["selected"] = selected
-            values["notice"] = f"'{selected}' is a file; this is the folder it is in."
+            values["notice"] = f"'{escape_name(selected)}' is a file; this is the folder it is in."
         values.update(folder=folder, crumbs=crumbs_of(folder), entries=folders_first(listing.data))
     except ValidationError as exc:
         status = 422

@@ -141,3 +141,23 @@ export function el(tag, props = {}, ...children) {
   }
   return node;
 }
+
+// Names a stage wrote are shown with their invisible characters escaped, by the rules of
+// winslow/core/logformat.py `escape_name` (the CLI's): control characters as `\t`, `\n`,
+// `\r` or `\xHH`, other format characters, surrogates and line or paragraph separators as
+// `\uHHHH` (`\UHHHHHHHH` beyond U+FFFF). Keep the two in step.
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/gu;
+const SHORT_ESCAPES = { "\t": "\\t", "\n": "\\n", "\r": "\\r" };
+
+/** A file or folder name (or a path) as a person is shown it: "evil" U+202E "gpj.sh" shows
+ * as `evil\u202egpj.sh`, not as `evilhs.jpg`. Only for showing: links and downloads keep
+ * the name itself. */
+export function escapeName(name) {
+  return String(name).replace(INVISIBLE, (char) => {
+    if (SHORT_ESCAPES[char]) return SHORT_ESCAPES[char];
+    const code = char.codePointAt(0);
+    const hex = (width) => code.toString(16).padStart(width, "0");
+    if (code < 0xa0) return `\\x${hex(2)}`;
+    return code > 0xffff ? `\\U${hex(8)}` : `\\u${hex(4)}`;
+  });
+}

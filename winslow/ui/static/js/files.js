@@ -6,10 +6,12 @@
 // never pass through this page (links go to the API, which redirects to object storage).
 // Images, tables, JSON and videos get a Preview button that shows, below the table, what
 // the server makes of them (previews.js): nothing to download to judge a result.
+// A stage may write any name, so every name shown goes through escapeName (`\u202e` for a
+// right-to-left override); links and downloads use the name itself.
 //
 //     const files = mountFileBrowser(container, { project: "ulm-0603" });
 //     files.show(run, project.state);   // again on every change: keeps the folder shown
-import { api, el, formatSize, showError } from "./api.js";
+import { api, el, escapeName, formatSize, showError } from "./api.js";
 import { previewKind, renderPreview } from "./previews.js";
 
 /** Project states in which a workspace may take a fix (nothing of the project runs). */
@@ -123,8 +125,9 @@ export function mountFileBrowser(container, { project }) {
     const items = [{ name: "workspace", to: "" }];
     parts.forEach((name, i) => items.push({ name, to: parts.slice(0, i + 1).join("/") }));
     crumbs.replaceChildren(...items.map((item, i) => {
-      if (i === items.length - 1) return el("li", {}, el("span", { "aria-current": "location" }, item.name));
-      const go = el("button", { type: "button", className: "link" }, item.name);
+      const name = escapeName(item.name);
+      if (i === items.length - 1) return el("li", {}, el("span", { "aria-current": "location" }, name));
+      const go = el("button", { type: "button", className: "link" }, name);
       go.addEventListener("click", () => open(item.to));
       return el("li", {}, go);
     }));
@@ -153,22 +156,23 @@ export function mountFileBrowser(container, { project }) {
 
   function entryRow(entry) {
     const name = el("td", { className: "files-name" });
+    const shownName = escapeName(entry.name);
     if (entry.is_dir) {
-      const go = el("button", { type: "button", className: "link files-dir" }, `${entry.name}/`);
+      const go = el("button", { type: "button", className: "link files-dir" }, `${shownName}/`);
       go.addEventListener("click", () => open(entry.path));
       name.append(go);
     } else if (entry.link != null) {
-      name.append(el("span", { className: "files-link" }, entry.name, el("span", { className: "files-arrow", "aria-label": "links to" }, " → "), entry.link));
+      name.append(el("span", { className: "files-link" }, shownName, el("span", { className: "files-arrow", "aria-label": "links to" }, " → "), escapeName(entry.link)));
     } else {
       name.append(el("a", {
         href: href("/download", { path: entry.path, version: listing.version, redirect: "true" }),
         download: entry.name,
-        title: `Download ${entry.path}`,
-      }, entry.name));
+        title: `Download ${escapeName(entry.path)}`,
+      }, shownName));
     }
     const look = el("td", { className: "files-look" });
     if (!entry.is_dir && entry.link == null && previewKind(entry.path)) {
-      const button = el("button", { type: "button", className: "link files-preview-open", "aria-label": `Preview ${entry.name}` }, "Preview");
+      const button = el("button", { type: "button", className: "link files-preview-open", "aria-label": `Preview ${shownName}` }, "Preview");
       button.addEventListener("click", () => showPreview(entry.path));
       look.append(button);
     }
@@ -182,12 +186,12 @@ export function mountFileBrowser(container, { project }) {
 
   function render() {
     heading.textContent = `Workspace of run ${run.id} · ${run.stage}`;
-    table.setAttribute("aria-label", `Files in ${path ? `${path}/` : "the top folder"}`);
+    table.setAttribute("aria-label", `Files in ${path ? `${escapeName(path)}/` : "the top folder"}`);
     renderCrumbs();
     renderVersions();
     renderNote();
     archive.hidden = !listing.version || !listing.data.length;
-    archive.textContent = path ? `Download ${path.split("/").pop()}/ as zip` : "Download all as zip";
+    archive.textContent = path ? `Download ${escapeName(path.split("/").pop())}/ as zip` : "Download all as zip";
     archive.href = href("/archive", { path, version: listing.version });
     const rows = listing.data.map(entryRow);
     if (!rows.length) {
@@ -235,7 +239,7 @@ export function mountFileBrowser(container, { project }) {
 
   function showPreview(file) {
     previewPanel.hidden = false;
-    previewTitle.textContent = `Preview of ${file}`;
+    previewTitle.textContent = `Preview of ${escapeName(file)}`;
     previewTitle.focus();
     renderPreview(previewBox, { project, run: run.id, path: file, version: listing.version });
   }
@@ -280,7 +284,7 @@ export function mountFileBrowser(container, { project }) {
     cancel.hidden = false;
     progress.hidden = false;
     progress.value = 0;
-    uploadStatus.textContent = `Uploading ${file.name}…`;
+    uploadStatus.textContent = `Uploading ${escapeName(file.name)}…`;
     try {
       const done = await uploadFile({
         file,
@@ -297,7 +301,7 @@ export function mountFileBrowser(container, { project }) {
         },
         completeExtra: { note: noteInput.value.trim() },
       });
-      uploadStatus.textContent = `Uploaded ${done.path} (${formatSize(done.size)}): version ${done.version}.`;
+      uploadStatus.textContent = `Uploaded ${escapeName(done.path)} (${formatSize(done.size)}): version ${done.version}.`;
       form.reset();
       destEdited = false;
       if (run && run.id === target.id) {

@@ -5,7 +5,7 @@
 // (`fields: {"answers.NAME": "..."}`). The card follows the page's `winslow:project` events
 // and draws itself once per stop at a gate, so live updates never wipe what is typed.
 
-import { api, ApiError, el, showError } from "./api.js";
+import { api, ApiError, el, escapeName, showError } from "./api.js";
 import { renderPreview } from "./previews.js";
 
 const card = document.getElementById("gate-card");
@@ -182,7 +182,7 @@ function reviews(project, gate) {
   for (const file of gate.review) {
     const holder = el("div", { className: "gate-preview" });
     list.append(el("figure", { className: "gate-file" },
-      el("figcaption", {}, el("code", {}, file.path), el("span", { className: "muted" }, file.source === "pool"
+      el("figcaption", {}, el("code", {}, escapeName(file.path)), el("span", { className: "muted" }, file.source === "pool"
         ? ` from the resource pool, with the detections of ${file.stage} (run ${file.run})`
         : ` from ${file.stage} (run ${file.run})`)),
       holder));

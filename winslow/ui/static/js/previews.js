@@ -10,7 +10,7 @@
 //     if (previewKind(path)) renderPreview(box, { project: "ulm-0603", run: 4, path });
 //     // a video in the resource pool, with boxes from the run's workspace:
 //     renderPreview(box, { project, run, path: "videos/road.mp4", source: "pool", detections: "detections.csv" });
-import { api, el, formatSize } from "./api.js";
+import { api, el, escapeName, formatSize } from "./api.js";
 
 const KINDS = {
   image: [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"],
@@ -77,9 +77,9 @@ function renderTable(answer) {
   return [
     el("p", { className: "preview-note muted" }, tableNote(table, answer.size)),
     el("h4", {}, "Columns"),
-    statsTable(table, `Column statistics of ${answer.path}`),
+    statsTable(table, `Column statistics of ${escapeName(answer.path)}`),
     el("h4", {}, "First rows"),
-    dataTable(table, `First rows of ${answer.path}`),
+    dataTable(table, `First rows of ${escapeName(answer.path)}`),
   ];
 }
 
@@ -94,18 +94,20 @@ function renderDocument(answer) {
       el("li", {}, el("code", {}, k.name), ` ${k.types.join(" | ")}`, doc.items_read > 1 ? ` · ${formatNumber(k.count)}×` : ""))));
   }
   if (doc.table) {
-    parts.push(el("h4", {}, "As a table"), statsTable(doc.table, `Column statistics of ${answer.path}`),
-      dataTable(doc.table, `First items of ${answer.path}`));
+    // The table stops at the rows asked for (50 by default): say so, as a CSV's preview does.
+    parts.push(el("h4", {}, "As a table"), el("p", { className: "preview-note muted" }, tableNote(doc.table, answer.size)),
+      statsTable(doc.table, `Column statistics of ${escapeName(answer.path)}`),
+      dataTable(doc.table, `First items of ${escapeName(answer.path)}`));
   }
   parts.push(el("details", { className: "preview-json", open: !doc.table },
     el("summary", {}, "JSON"),
-    el("pre", { tabIndex: 0, "aria-label": `Contents of ${answer.path}` }, doc.text)));
+    el("pre", { tabIndex: 0, "aria-label": `Contents of ${escapeName(answer.path)}` }, doc.text)));
   return parts;
 }
 
 function renderImage(answer) {
   const { image } = answer;
-  const name = answer.path.split("/").pop();
+  const name = escapeName(answer.path.split("/").pop());
   return [
     el("img", {
       className: "preview-thumbnail", src: image.url, width: image.width, height: image.height,
@@ -142,8 +144,8 @@ function renderVideo(answer, ask, options) {
     });
   });
   const about = `${video.width}×${video.height}, ${formatNumber(video.fps)} fps, ${formatNumber(video.frame_count)} frames (${formatNumber(video.duration)} s)`;
-  const boxes = video.detections ? ` Boxes from ${video.detections}.` : "";
-  const name = answer.path.split("/").pop();
+  const boxes = video.detections ? ` Boxes from ${escapeName(video.detections)}.` : "";
+  const name = escapeName(answer.path.split("/").pop());
   return [
     el("p", { className: "preview-note muted" }, `${about}.${boxes} ${video.note}`.trim()),
     form,
@@ -164,7 +166,7 @@ function renderVideo(answer, ask, options) {
 export function renderPreview(container, options) {
   const { project, path } = options;
   const kind = options.kind || previewKind(path);
-  const name = String(path).split("/").pop();
+  const name = escapeName(String(path).split("/").pop());
   const status = el("p", { className: "preview-status muted", role: "status" });
   const body = el("div", { className: "preview-body" });
   const root = el("div", { className: `preview preview-${kind || "none"}`, dataset: { path } }, status, body);

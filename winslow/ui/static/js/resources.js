@@ -2,7 +2,9 @@
 // folders. Moving between folders fetches the listing instead of loading a page, so
 // uploads go on while the person browses; the URL's ?path= follows, so a reload (or a
 // link) opens the same folder. Files upload FILES_AT_ONCE at a time through upload.js.
-import { api, ApiError, guarded, showError, el, formatSize, duration } from "./api.js";
+// Names are shown through escapeName (object storage may hold any name); links, data
+// attributes and requests keep the name itself.
+import { api, ApiError, guarded, showError, el, escapeName, formatSize, duration } from "./api.js";
 import { uploadFile, pendingUploads, discardUpload, forgetUpload, uploadKey } from "./upload.js";
 
 /** Files uploading at once; each sends several parts at once itself. */
@@ -29,7 +31,7 @@ const folderDialog = document.getElementById("folder-dialog");
 const folderHref = (path) => (path ? `/resources?path=${encodeURIComponent(path)}` : "/resources");
 const joinPath = (base, name) => (base ? `${base}/${name}` : name);
 const parentOf = (path) => path.split("/").slice(0, -1).join("/");
-const shown = (path) => `/${path}`;
+const shown = (path) => `/${escapeName(path)}`;
 
 // -- the listing ------------------------------------------------------------------------
 
@@ -52,15 +54,16 @@ function renderCrumbs() {
   const steps = [["Resources", ""], ...parts.map((name, i) => [name, parts.slice(0, i + 1).join("/")])];
   crumbs.replaceChildren(...steps.map(([name, path], i) => el("li", {},
     i === steps.length - 1
-      ? el("span", { "aria-current": "location", tabIndex: -1 }, name)
-      : el("a", { href: folderHref(path), dataset: { folder: path } }, name))));
+      ? el("span", { "aria-current": "location", tabIndex: -1 }, escapeName(name))
+      : el("a", { href: folderHref(path), dataset: { folder: path } }, escapeName(name)))));
   dropFolder.textContent = shown(folder);
 }
 
 function entryRow(entry) {
+  const shownName = escapeName(entry.name);
   const name = entry.is_dir
-    ? el("a", { className: "folder", href: folderHref(entry.path), dataset: { folder: entry.path } }, `${entry.name}/`)
-    : el("span", { className: "file" }, entry.name);
+    ? el("a", { className: "folder", href: folderHref(entry.path), dataset: { folder: entry.path } }, `${shownName}/`)
+    : el("span", { className: "file" }, shownName);
   const modified = entry.modified
     ? el("time", { dateTime: entry.modified, title: entry.modified }, localTime(entry.modified)) : "";
   const actions = el("td", { className: "actions" });
@@ -68,12 +71,12 @@ function entryRow(entry) {
     actions.append(el("a", {
       className: "button",
       href: `/api/v1/resources/download?path=${encodeURIComponent(entry.path)}&redirect=true`,
-      "aria-label": `Download ${entry.name}`,
+      "aria-label": `Download ${shownName}`,
     }, "Download"), " ");
   }
   actions.append(el("button", {
     type: "button", className: "danger", dataset: { delete: "" },
-    "aria-label": `Delete ${entry.is_dir ? "folder " : ""}${entry.name}`,
+    "aria-label": `Delete ${entry.is_dir ? "folder " : ""}${shownName}`,
   }, "Delete"));
   return el("tr", { dataset: { path: entry.path, name: entry.name, dir: String(entry.is_dir), size: String(entry.size) } },
     el("td", {}, name),
@@ -195,7 +198,7 @@ document.getElementById("new-folder").addEventListener("click", () => guarded(as
   const target = joinPath(folder, name);
   const exists = [...entries.querySelectorAll("tr[data-path]")].some((r) => r.dataset.path === target);
   await navigate(target, {
-    note: exists ? "" : `New folder '${name}': it is empty until you upload a file into it (object storage keeps no empty folders).`,
+    note: exists ? "" : `New folder '${escapeName(name)}': it is empty until you upload a file into it (object storage keeps no empty folders).`,
   });
   document.getElementById("pick-files").focus();
 }));
@@ -228,14 +231,14 @@ function setActions(job, ...buttons) {
 }
 
 function cancelButton(job) {
-  const button = el("button", { type: "button", "aria-label": `Cancel upload of ${job.file.name}` }, "Cancel");
+  const button = el("button", { type: "button", "aria-label": `Cancel upload of ${escapeName(job.file.name)}` }, "Cancel");
   button.addEventListener("click", () => cancel(job));
   return button;
 }
 
 function uploadRow(job) {
   const bar = el("progress", { max: 1 });
-  bar.setAttribute("aria-label", `Upload of ${job.file.name}`);
+  bar.setAttribute("aria-label", `Upload of ${escapeName(job.file.name)}`);
   const cells = {
     bar,
     percent: el("span", { className: "percent" }, ""),
@@ -246,7 +249,7 @@ function uploadRow(job) {
   };
   job.cells = cells;
   job.row = el("tr", { dataset: { dest: job.dest, state: "queued" } },
-    el("td", {}, el("span", { className: "file" }, job.file.name), el("div", { className: "muted mono" }, shown(job.dest))),
+    el("td", {}, el("span", { className: "file" }, escapeName(job.file.name)), el("div", { className: "muted mono" }, shown(job.dest))),
     el("td", { className: "upload-progress" }, bar, " ", cells.percent, el("div", {}, cells.status)),
     cells.speed, cells.left, cells.actions);
   setActions(job, cancelButton(job));
@@ -317,7 +320,7 @@ async function run(job) {
       const message = error instanceof Error ? error.message : String(error);
       setState(job, "failed", `failed: ${message}`);
       showError(`Upload of '${shown(job.dest)}' failed: ${message}`);
-      const retry = el("button", { type: "button", "aria-label": `Retry upload of ${job.file.name}` }, "Retry");
+      const retry = el("button", { type: "button", "aria-label": `Retry upload of ${escapeName(job.file.name)}` }, "Retry");
       retry.addEventListener("click", () => { setState(job, "queued", "waiting…"); setActions(job, cancelButton(job)); pump(); });
       setActions(job, retry, " ", cancelButton(job));
     }
@@ -390,16 +393,16 @@ function renderInterrupted() {
     if (!storedBytes.has(record.key)) checkStored(record);
     const stored = storedBytes.get(record.key) ?? record.sent;
     const percent = record.size ? Math.floor((stored / record.size) * 100) : 0;
-    const resume = el("button", { type: "button", className: "primary", "aria-label": `Resume ${record.name}: pick the file again` }, "Resume: pick the file again");
+    const resume = el("button", { type: "button", className: "primary", "aria-label": `Resume ${escapeName(record.name)}: pick the file again` }, "Resume: pick the file again");
     resume.addEventListener("click", () => {
       resuming = record;
       resumeInput.value = "";
       resumeInput.click();
     });
-    const discard = el("button", { type: "button", className: "danger", "aria-label": `Discard the interrupted upload of ${record.name}` }, "Discard");
+    const discard = el("button", { type: "button", className: "danger", "aria-label": `Discard the interrupted upload of ${escapeName(record.name)}` }, "Discard");
     discard.addEventListener("click", () => guarded(async () => {
       document.getElementById("confirm-title").textContent = "Discard interrupted upload?";
-      document.getElementById("confirm-text").textContent = `Discard the interrupted upload of '${record.name}' to '${shown(record.dest)}'? The ${formatSize(stored)} stored so far are dropped.`;
+      document.getElementById("confirm-text").textContent = `Discard the interrupted upload of '${escapeName(record.name)}' to '${shown(record.dest)}'? The ${formatSize(stored)} stored so far are dropped.`;
       document.getElementById("confirm-yes").textContent = "Discard";
       if (await ask(confirmDialog) !== "delete") return;
       await discardUpload(record.key);
@@ -407,7 +410,7 @@ function renderInterrupted() {
     }));
     return el("li", { className: "interrupted", dataset: { key: record.key } },
       el("div", {},
-        el("span", { className: "file" }, record.name), " → ", el("span", { className: "mono" }, shown(record.dest)),
+        el("span", { className: "file" }, escapeName(record.name)), " → ", el("span", { className: "mono" }, shown(record.dest)),
         el("div", { className: "muted" },
           `${formatSize(record.size)} · ${percent}% stored · file modified ${localTime(record.lastModified)} · stopped after ${localTime(record.updated)}`)),
       el("div", { className: "interrupted-actions" }, resume, discard));
@@ -421,7 +424,7 @@ resumeInput.addEventListener("change", () => {
   resumeInput.value = "";
   if (!file || !record) return;
   if (file.name !== record.name || file.size !== record.size || file.lastModified !== record.lastModified) {
-    showError(`That is '${file.name}' (${formatSize(file.size)}, modified ${localTime(file.lastModified)}); to resume, pick '${record.name}' (${formatSize(record.size)}, modified ${localTime(record.lastModified)}), unchanged since. Or discard the interrupted upload.`);
+    showError(`That is '${escapeName(file.name)}' (${formatSize(file.size)}, modified ${localTime(file.lastModified)}); to resume, pick '${escapeName(record.name)}' (${formatSize(record.size)}, modified ${localTime(record.lastModified)}), unchanged since. Or discard the interrupted upload.`);
     return;
   }
   addFile(file, record.dest);
@@ -484,6 +487,26 @@ document.addEventListener("drop", (event) => {
 
 // -- first paint ------------------------------------------------------------------------------
 
+/** A row of the listing the page came with, as the API's entry. */
+function entryOf(row) {
+  const time = row.querySelector("time[datetime]");
+  return {
+    path: row.dataset.path,
+    name: row.dataset.name,
+    is_dir: row.dataset.dir === "true",
+    size: Number(row.dataset.size),
+    modified: time ? time.getAttribute("datetime") : null,
+  };
+}
+
+// The page comes with its names as they are; drawn again here like every later listing,
+// they show their invisible characters escaped.
+renderCrumbs();
+for (const row of entries.querySelectorAll("tr[data-path]")) {
+  const drawn = entryRow(entryOf(row));
+  drawn.className = row.className;
+  row.replaceWith(drawn);
+}
 localTimes(entries);
 renderInterrupted();
 const selected = entries.querySelector("tr.selected");
