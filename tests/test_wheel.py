@@ -108,6 +108,15 @@ def test_installed_wheel_serves_the_console_and_renders_jobs(venv: Path, outside
     assert job["ID"] == "winslow-wheel-p1-run-1"
     tasks = [t["Name"] for t in job["TaskGroups"][0]["Tasks"]]
     assert tasks == ["stage-in", "main", "stage-follow", "stage-out"]  # a container stage
+    # Its own cluster jobs come with it: `winslow deploy` finds them and goes to ask Nomad.
+    planned = subprocess.run(
+        [venv / "bin" / "winslow", "deploy", "plan", "--only", "database"],
+        cwd=outside,
+        env={**env, "NOMAD_ADDR": "http://127.0.0.1:9"},  # discard: nothing answers
+        capture_output=True,
+        text=True,
+    )
+    assert planned.returncode == 1 and "Cannot reach Nomad" in planned.stderr, planned.stderr
 
     data_dir = outside / "data"
     port, s3_port = pick_ports(2)

@@ -49,41 +49,41 @@ class Settings(BaseSettings):
     0 turns node telemetry off."""
     nomad_addr: str = Field(
         default="http://127.0.0.1:4646",
-        validation_alias=AliasChoices("NOMAD_ADDR", "WINSLOW_NOMAD_ADDR"),
+        validation_alias=AliasChoices("WINSLOW_NOMAD_ADDR", "NOMAD_ADDR"),
     )
     """Nomad's HTTP API, read from Nomad's own ``NOMAD_*`` variables like its CLI does."""
     nomad_token: str | None = Field(
-        default=None, validation_alias=AliasChoices("NOMAD_TOKEN", "WINSLOW_NOMAD_TOKEN")
+        default=None, validation_alias=AliasChoices("WINSLOW_NOMAD_TOKEN", "NOMAD_TOKEN")
     )
     nomad_namespace: str = Field(
         default="winslow",
-        validation_alias=AliasChoices("NOMAD_NAMESPACE", "WINSLOW_NOMAD_NAMESPACE"),
+        validation_alias=AliasChoices("WINSLOW_NOMAD_NAMESPACE", "NOMAD_NAMESPACE"),
     )
     """Namespace of the stage jobs, one only Winslow uses: every job of a namespace may read
     its ``nomad/jobs`` Variable, where the S3 keys are (``nomad namespace apply winslow``)."""
     nomad_region: str | None = Field(
-        default=None, validation_alias=AliasChoices("NOMAD_REGION", "WINSLOW_NOMAD_REGION")
+        default=None, validation_alias=AliasChoices("WINSLOW_NOMAD_REGION", "NOMAD_REGION")
     )
     nomad_cacert: str | None = Field(
-        default=None, validation_alias=AliasChoices("NOMAD_CACERT", "WINSLOW_NOMAD_CACERT")
+        default=None, validation_alias=AliasChoices("WINSLOW_NOMAD_CACERT", "NOMAD_CACERT")
     )
     nomad_client_cert: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("NOMAD_CLIENT_CERT", "WINSLOW_NOMAD_CLIENT_CERT"),
+        validation_alias=AliasChoices("WINSLOW_NOMAD_CLIENT_CERT", "NOMAD_CLIENT_CERT"),
     )
     """PEM certificate shown to Nomad when its agents require client certificates."""
     nomad_client_key: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("NOMAD_CLIENT_KEY", "WINSLOW_NOMAD_CLIENT_KEY"),
+        validation_alias=AliasChoices("WINSLOW_NOMAD_CLIENT_KEY", "NOMAD_CLIENT_KEY"),
     )
     nomad_tls_server_name: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("NOMAD_TLS_SERVER_NAME", "WINSLOW_NOMAD_TLS_SERVER_NAME"),
+        validation_alias=AliasChoices("WINSLOW_NOMAD_TLS_SERVER_NAME", "NOMAD_TLS_SERVER_NAME"),
     )
     """Name Nomad's certificate must carry, when not the host of ``NOMAD_ADDR``."""
     nomad_skip_verify: bool = Field(
         default=False,
-        validation_alias=AliasChoices("NOMAD_SKIP_VERIFY", "WINSLOW_NOMAD_SKIP_VERIFY"),
+        validation_alias=AliasChoices("WINSLOW_NOMAD_SKIP_VERIFY", "NOMAD_SKIP_VERIFY"),
     )
     """Accept any certificate from Nomad (logged as a warning at start); never in production."""
     nomad_datacenters: str = "*"

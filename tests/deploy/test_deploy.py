@@ -6,23 +6,29 @@ what the stand-in cannot run, through ``--override`` as an operator would: each 
 ``fake_service.py`` with ``raw_exec`` instead of a docker image it cannot pull, the ports
 are dynamic so parallel tests do not collide, and ``min_healthy_time`` and the check
 intervals are 1 s instead of 10 s. Templates, variables, services, checks and update
-blocks stay as the files say.
+blocks stay as the files say. The Makefile's targets are read with ``make -n`` and their
+``winslow deploy`` commands parsed by the CLI itself.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import typer
 
 from tests.nomad_standin import NomadStandin
 from winslow.backends.nomad.jobschema import validate_jobspec
+from winslow.cli.deploy import deploy_app
 from winslow.deploy.jobs import (
     DeployVars,
     fill_job,
@@ -30,6 +36,7 @@ from winslow.deploy.jobs import (
     needed_variables,
     order_jobs,
     select_jobs,
+    shipped_jobs_dir,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,6 +117,112 @@ def test_the_secrets_each_job_reads_are_known_before_registering() -> None:
     assert needed_variables(jobs["winslow-registry"]) == {
         "nomad/jobs/winslow-registry": {"htpasswd", "tls_crt", "tls_key"}
     }
+
+
+# --- the Makefile targets -----------------------------------------------------------------
+
+# Make reads these from the environment too; the tests set them only on the command line.
+MAKE_INPUTS = (
+    "NOMAD_ADDR",
+    "STORAGE",
+    "DEPLOY_ONLY",
+    "DEPLOY_ARGS",
+    "REGISTRY",
+    "TAG",
+    "VAULT_ADDR",
+)
+DEPLOY_TARGETS = {
+    "deploy": "up",
+    "deploy-plan": "plan",
+    "undeploy": "down",
+    "cluster-status": "status",
+}
+
+
+def make_deploy_commands(
+    monkeypatch: pytest.MonkeyPatch, *variables: str
+) -> dict[str, tuple[list[str], dict[str, Any]]]:
+    """What ``make -n`` of the four targets would run, by subcommand: the environment
+    assignments before ``winslow deploy <subcommand>``, and the options as that
+    subcommand parses them (an option it does not know fails here)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    for name in ("WINSLOW_VAULT_ADDR", "WINSLOW_DEPLOY_NAMESPACE"):  # options default to them
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in MAKE_INPUTS and k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    }
+    dry = subprocess.run(
+        ["make", "-n", *DEPLOY_TARGETS, *variables],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    group = typer.main.get_command(deploy_app)
+    assert isinstance(group, typer.core.TyperGroup)
+    found: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    for line in dry.splitlines():
+        words = shlex.split(line)
+        at = next((i for i, w in enumerate(words) if w.endswith("/winslow")), None)
+        if at is None or words[at + 1] != "deploy":
+            continue
+        assert words[at] == ".venv/bin/winslow", line
+        subcommand, args = words[at + 2], words[at + 3 :]
+        assert subcommand not in found, dry
+        found[subcommand] = (
+            words[:at],
+            group.commands[subcommand].make_context(subcommand, args).params,
+        )
+    assert sorted(found) == sorted(DEPLOY_TARGETS.values()), dry
+    return found
+
+
+def test_make_deploy_targets_pass_the_cluster_the_images_and_vault_to_winslow_deploy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README "Deploying on Nomad" and deploy/README.md: NOMAD_ADDR reaches every target,
+    STORAGE and DEPLOY_ONLY (comma-separated roles) choose the jobs of all four, REGISTRY,
+    TAG, VAULT_ADDR and DEPLOY_ARGS fill in what deploy and deploy-plan register."""
+    found = make_deploy_commands(
+        monkeypatch,
+        "NOMAD_ADDR=https://nomad.lab:4646",
+        "STORAGE=seaweedfs",
+        "DEPLOY_ONLY=database,server",
+        "REGISTRY=registry.lab:5000",
+        "TAG=abc123",
+        "VAULT_ADDR=https://vault.lab:8200",
+        "DEPLOY_ARGS=--override cluster.json --datacenter dc1",
+    )
+    chosen = {"storage": "seaweedfs", "only": ("database", "server")}
+    filled = {
+        "registry": "registry.lab:5000",
+        "tag": "abc123",
+        "vault_addr": "https://vault.lab:8200",
+        "override": "cluster.json",
+        "datacenter": ("dc1",),
+    }
+    for subcommand, (env, params) in found.items():
+        assert env == ["NOMAD_ADDR=https://nomad.lab:4646"], subcommand
+        assert {name: params[name] for name in chosen} == chosen, subcommand
+    for subcommand in ("up", "plan"):
+        params = found[subcommand][1]
+        assert {name: params[name] for name in filled} == filled, subcommand
+
+
+def test_make_deploy_targets_without_variables_deploy_minio_and_leave_nomad_addr_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unset, NOMAD_ADDR is not passed (winslow deploy reads NOMAD_ADDR from its own
+    environment, as the nomad CLI does), storage is MinIO, every role is deployed and
+    nothing is filled in."""
+    found = make_deploy_commands(monkeypatch)
+    for subcommand, (env, params) in found.items():
+        assert env == [], subcommand
+        assert (params["storage"], params["only"]) == ("minio", ()), subcommand
+    for subcommand in ("up", "plan"):
+        params = found[subcommand][1]
+        unset = ("registry", "tag", "vault_addr", "override", "datacenter")
+        assert [params[name] for name in unset] == [None, None, None, None, ()], subcommand
 
 
 # --- against the stand-in -----------------------------------------------------------------
@@ -193,7 +306,7 @@ def nomad_get(standin: NomadStandin, path: str) -> httpx.Response:
     return httpx.get(f"{standin.address}{path}", params={"namespace": NAMESPACE}, timeout=10)
 
 
-def test_deploy_up_registers_in_order_and_waits_until_each_is_healthy(
+def test_deploy_up_registers_in_order_waits_until_each_is_healthy_and_down_purges_them(
     cluster: NomadStandin, tmp_path: Path
 ) -> None:
     result = deploy(cluster, tmp_path, "up", "--timeout", "90")
@@ -228,6 +341,24 @@ def test_deploy_up_registers_in_order_and_waits_until_each_is_healthy(
     assert status.returncode == 0, status.stderr
     assert "winslow-server: 1/1 healthy (deployment successful)" in status.stdout
     assert "winslow 127.0.0.1:" in status.stdout
+
+    down = deploy(cluster, tmp_path, "down")
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.splitlines() == [f"{job_id}: purged" for job_id in reversed(job_ids)]
+    for job_id in job_ids:
+        gone = nomad_get(cluster, f"/v1/job/{job_id}")
+        assert (gone.status_code, gone.text) == (404, "job not found")
+    assert nomad_get(cluster, "/v1/jobs").json() == []
+    # Their allocations stop, so their processes end and their services go.
+    deadline = time.monotonic() + 30
+    while cluster.task_pids() or nomad_get(cluster, "/v1/services").json():
+        assert time.monotonic() < deadline, nomad_get(cluster, "/v1/services").text
+        time.sleep(0.1)
+    after = deploy(cluster, tmp_path, "status")
+    assert after.returncode == 1
+    assert after.stdout.splitlines() == [
+        f"{job_id}: 0/0 healthy (not registered)" for job_id in job_ids
+    ]
 
 
 def test_plan_shows_the_diff_of_a_change_and_down_removes_the_jobs(
@@ -312,6 +443,47 @@ def test_a_missing_namespace_says_how_to_create_it(
     result = deploy(nomad_standin, tmp_path, "up", "--only", "database")
     assert result.returncode == 1
     assert "Nomad has no namespace 'winslow-system'" in result.stderr
+
+
+def test_deploy_talks_to_nomad_addr_even_where_the_servers_own_nomad_address_is_set(
+    cluster: NomadStandin, tmp_path: Path
+) -> None:
+    """A shell that runs a Winslow server may hold `WINSLOW_NOMAD_ADDR` and the server's
+    `WINSLOW_NOMAD_TOKEN`; `winslow deploy`, run like `nomad` with the deploy token, goes
+    where `NOMAD_ADDR` says."""
+    path = tmp_path / "override.json"
+    path.write_text(json.dumps(stand_in_override()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "WINSLOW_"))}
+    env.update(
+        NOMAD_ADDR=cluster.address,
+        WINSLOW_NOMAD_ADDR="http://127.0.0.1:9",  # discard: nothing answers there
+        WINSLOW_DATA_DIR=str(tmp_path / "data"),
+    )
+    result = subprocess.run(
+        [str(BIN / "winslow"), "deploy", "plan", "--only", "database", "--jobs-dir", str(JOBS_DIR),
+         "--override", str(path)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "winslow-postgres" in result.stdout
+
+
+def test_deploy_anywhere_uses_the_job_files_this_winslow_ships(
+    cluster: NomadStandin, tmp_path: Path
+) -> None:
+    """Without `--jobs-dir`, away from a checkout (an installed Winslow), `winslow deploy`
+    deploys the jobs of its own version; a checkout's `deploy/nomad/jobs` is those files."""
+    assert shipped_jobs_dir().resolve() == JOBS_DIR.resolve()
+    path = tmp_path / "override.json"
+    path.write_text(json.dumps(stand_in_override()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "WINSLOW_"))}
+    env.update(NOMAD_ADDR=cluster.address, WINSLOW_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run(
+        [str(BIN / "winslow"), "deploy", "plan", "--only", "database", "--override", str(path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "winslow-postgres" in result.stdout
 
 
 def test_a_job_no_node_can_take_fails_after_the_timeout_saying_why(

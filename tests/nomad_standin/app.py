@@ -499,6 +499,11 @@ def create_app(standin: NomadStandin) -> FastAPI:
         if namespace not in state.namespaces:
             raise NomadError(500, f'nonexistent namespace "{namespace}"')
         errors = validate_job(raw)
+        pool = raw.get("NodePool") or "default"
+        if pool not in state.node_pools:
+            # The node pool admission hook runs before Job.Validate; one multierror holds both
+            # (nomad/job_endpoint.go NewJobEndpoints, job_endpoint_hook_node_pool.go).
+            errors.insert(0, f'job "{raw["ID"]}" is in nonexistent node pool "{pool}"')
         if errors:
             raise NomadError(500, _multierror(errors))
         enforce = bool(body.get("EnforceIndex"))

@@ -57,6 +57,7 @@ from .envfile import EnvParseError, parse_env_file
 from .scheduler import new_eval, put_alloc, put_eval, reschedule_delay
 from .services import port_env
 from .shapes import (
+    GpuFigures,
     alloc_resource_usage,
     gpu_group_stats,
     host_stats,
@@ -136,8 +137,8 @@ class Client:
         """Nodes cut off from the servers (guarded by the state's lock)."""
         self.stats_interval = 1.0
         """Seconds between two measurements of a running task (Nomad's default)."""
-        self.gpu_usage: dict[str, tuple[int, int]] = {}
-        """GPU instance ID → (utilisation %, used MiB) its statistics report."""
+        self.gpu_usage: dict[str, tuple[int, int, int | None, int | None]] = {}
+        """GPU instance ID → (utilisation %, used MiB, °C, W) its statistics report."""
         self.unpullable_images: dict[str, str] = {}
         """Image → the docker daemon's error when a node pulls it (``refuse_image``)."""
 
@@ -204,6 +205,11 @@ class Client:
         for runner in stopping:
             runner.request_stop()
 
+    def gpu_figures(self, instance_id: str, total_mib: int) -> GpuFigures:
+        """What GPU ``instance_id`` reports: as ``set_gpu_usage`` said, idle otherwise."""
+        busy, used, celsius, watts = self.gpu_usage.get(instance_id, (0, 0, None, None))
+        return (busy, used, total_mib, celsius, watts)
+
     def host_stats(self, node: NodeSpec) -> JsonDict:
         """The node's ``HostStats`` as its client measures them: what its running tasks
         use (their CPU spread over the node's cores, their resident memory, the size of
@@ -225,7 +231,7 @@ class Client:
         devices = [
             gpu_group_stats(
                 group.model,
-                {i: (*self.gpu_usage.get(i, (0, 0)), group.memory_mib) for i in group.instance_ids},
+                {i: self.gpu_figures(i, group.memory_mib) for i in group.instance_ids},
                 now,
             )
             for group in node.gpus
@@ -394,8 +400,9 @@ class _AllocRunner:
                 continue
             instances = {}
             for device_id in device["DeviceIDs"]:
-                busy, used = self.client.gpu_usage.get(device_id, (0, 0))
-                instances[device_id] = (busy, used, totals.get(device["Name"], 0))
+                instances[device_id] = self.client.gpu_figures(
+                    device_id, totals.get(device["Name"], 0)
+                )
             groups.append(gpu_group_stats(device["Name"], instances, now))
         return groups or None
 

@@ -671,7 +671,9 @@ def select_node(
         and any(_glob(dc, n.datacenter) for dc in datacenters)
     ]
     available = Counter(n.datacenter for n in ready)
-    metric = alloc_metric(dict(available), len(pool))
+    # NodesInPool counts the nodes readyNodesInDCsAndPool (scheduler/util.go) returned, and
+    # NodePool is the job's (generic_sched.go computePlacements).
+    metric = alloc_metric(dict(available), len(ready), job["NodePool"])
     filtered: Counter[str] = Counter()
     exhausted: Counter[str] = Counter()
     candidates: list[tuple[tuple[float, float, str], Placement]] = []
@@ -1016,14 +1018,17 @@ class Scheduler:
         ]
         current = [a for a in allocs if a["Job"]["Version"] == job["Version"]]
 
-        # Replacements first: failed or lost allocations whose policy allows another try.
+        # Replacements first: lost allocations, and failed ones whose reschedule policy
+        # allows another try.
         def replaceable(alloc: JsonDict) -> bool:
             if alloc["NextAllocation"] or alloc["ClientStatus"] not in ("failed", "lost"):
                 return False
+            if alloc["ClientStatus"] == "lost":
+                # The reconciler replaces lost allocations up to Count whatever the
+                # reschedule policy says (scheduler/reconcile.go computePlacements).
+                return not group["PreventRescheduleOnLost"]
             if reschedule_delay(group, alloc, now) is None:
                 return False
-            if alloc["ClientStatus"] == "lost":
-                return not group["PreventRescheduleOnLost"]
             # A failed alloc waits for its own follow-up evaluation (the reschedule delay).
             return bool(alloc["FollowupEvalID"] == ev["ID"])
 
@@ -1070,7 +1075,11 @@ class Scheduler:
                 for device in devices:
                     usage.devices.update(device["DeviceIDs"])
             fields: JsonDict = {}
-            if previous is not None:
+            if previous is not None and previous["ClientStatus"] == "lost":
+                # A lost replacement is no reschedule, so it gets no RescheduleTracker
+                # (generic_sched.go computePlacements: only when IsRescheduling).
+                fields = {"PreviousAllocation": previous["ID"]}
+            elif previous is not None:
                 tracker = copy.deepcopy(previous.get("RescheduleTracker") or {"Events": []})
                 delay = reschedule_delay(group, previous, now) or 0
                 tracker["Events"] = (tracker.get("Events") or []) + [

@@ -528,6 +528,10 @@ GPU_UTILIZATION = (
     "during which one or more kernels were executing on the GPU.",
 )
 GPU_MEMORY_STATE = ("Memory state", "MiB", "UsedMemory / TotalMemory")
+GPU_TEMPERATURE = ("Temperature", "C", "Temperature of the Unit")
+GPU_POWER = ("Power usage", "W", "Power usage for this GPU in watts / Maximum GPU Power")
+GPU_POWER_LIMIT_W = 300
+"""The power limit the stand-in's GPUs report beside their draw."""
 
 
 def resource_usage(
@@ -570,9 +574,14 @@ def resource_usage(
     }
 
 
-def gpu_group_stats(name: str, instances: dict[str, tuple[int, int, int]], now: int) -> JsonDict:
-    """A ``DeviceGroupStats`` as the nvidia plugin reports a task's GPUs of one model:
-    instance ID → (utilisation %, used MiB, total MiB)."""
+GpuFigures = tuple[int, int, int, int | None, int | None]
+"""(utilisation %, used MiB, total MiB, temperature °C, power W); a sensor the GPU does not
+report is None, and the plugin then leaves its statistic out."""
+
+
+def gpu_group_stats(name: str, instances: dict[str, GpuFigures], now: int) -> JsonDict:
+    """A ``DeviceGroupStats`` as the nvidia plugin reports a task's GPUs of one model,
+    by instance ID."""
 
     def stat(spec: tuple[str, str, str], numerator: int, denominator: int | None) -> JsonDict:
         value: JsonDict = {"Desc": spec[2], "IntNumeratorVal": numerator, "Unit": spec[1]}
@@ -581,16 +590,18 @@ def gpu_group_stats(name: str, instances: dict[str, tuple[int, int, int]], now: 
         return value
 
     stats = {}
-    for instance_id, (busy, used, total) in instances.items():
+    for instance_id, (busy, used, total, celsius, watts) in instances.items():
         memory = stat(GPU_MEMORY_STATE, used, total)
+        attributes = {
+            GPU_UTILIZATION[0]: stat(GPU_UTILIZATION, busy, None),
+            GPU_MEMORY_STATE[0]: memory,
+        }
+        if celsius is not None:
+            attributes[GPU_TEMPERATURE[0]] = stat(GPU_TEMPERATURE, celsius, None)
+        if watts is not None:
+            attributes[GPU_POWER[0]] = stat(GPU_POWER, watts, GPU_POWER_LIMIT_W)
         stats[instance_id] = {
-            "Stats": {
-                "Attributes": {
-                    GPU_UTILIZATION[0]: stat(GPU_UTILIZATION, busy, None),
-                    GPU_MEMORY_STATE[0]: memory,
-                },
-                "Nested": {},
-            },
+            "Stats": {"Attributes": attributes, "Nested": {}},
             "Summary": dict(memory),
             "Timestamp": rfc3339(now),
         }

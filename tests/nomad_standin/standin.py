@@ -231,6 +231,9 @@ class NomadStandin:
             node.create_index = node.modify_index = index
             node.events.append(self._node_event("Node registered", index))
             self.state.nodes[node.id] = node
+            # A client registering in an unknown pool creates it (nomad/fsm.go
+            # applyUpsertNode with CreateNodePool; state_store.go fetchOrCreateNodePoolTxn).
+            self.state.node_pools.add(node_pool)
             self.state.touch("nodes", "Node", node.id, node.to_json())
         self.scheduler.unblock()
         return node.id
@@ -256,8 +259,8 @@ class NomadStandin:
           (appendUnknownDisconnectingUpdates); it is not replaced. An ``unknown`` one
           stays as it is; any other (``pending``) is lost.
         - any other allocation is lost: ClientStatus ``lost``, DesiredStatus ``stop``,
-          "alloc is lost since its node is down", and replaced where ``_place_group``
-          allows.
+          "alloc is lost since its node is down", and replaced up to the group's Count
+          whatever its reschedule policy (reconcile.go computePlacements).
 
         Groups with ``lost_after`` (whose node Nomad marks ``disconnected`` instead) are
         not modelled; they are treated as above.
@@ -422,6 +425,12 @@ class NomadStandin:
         with self.state.lock:
             self.state.namespaces.add(name)
 
+    def add_node_pool(self, name: str) -> None:
+        """Create a node pool with no nodes, as ``nomad node pool apply`` does; a job in a
+        pool nobody created or registered a node in is refused as in Nomad."""
+        with self.state.lock:
+            self.state.node_pools.add(name)
+
     def put_variable(self, path: str, items: dict[str, str], namespace: str = "default") -> None:
         """Write a Nomad Variable, as ``PUT /v1/var/:path`` would."""
         self.write_variable(path, items, namespace)
@@ -434,9 +443,18 @@ class NomadStandin:
             registry=registry
         )
 
-    def set_gpu_usage(self, instance_id: str, percent: int, used_mib: int) -> None:
-        """What the simulated GPU ``instance_id`` reports in an allocation's statistics."""
-        self.client.gpu_usage[instance_id] = (percent, used_mib)
+    def set_gpu_usage(
+        self,
+        instance_id: str,
+        percent: int,
+        used_mib: int,
+        *,
+        celsius: int | None = None,
+        watts: int | None = None,
+    ) -> None:
+        """What the simulated GPU ``instance_id`` reports in its node's and an allocation's
+        statistics; without ``celsius`` or ``watts`` it reports no such sensor."""
+        self.client.gpu_usage[instance_id] = (percent, used_mib, celsius, watts)
 
     def task_pids(self) -> list[int]:
         """Process IDs of task processes that are still running."""

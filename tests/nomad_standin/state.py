@@ -82,6 +82,8 @@ class State:
         self.nodes: dict[str, NodeSpec] = {}
         self.variables: dict[tuple[str, str], JsonDict] = {}
         self.namespaces: set[str] = {"default"}
+        self.node_pools: set[str] = {"all", "default"}
+        """The built-in pools, those nodes registered in, and those created by name."""
         self.deployments: dict[str, JsonDict] = {}
         self.services: dict[str, JsonDict] = {}
         """Nomad service registrations by ID (``services``)."""

@@ -812,6 +812,18 @@ def gpu_job(job_id: str) -> JsonDict:
 
 
 def test_gpu_job_blocks_until_a_node_with_gpus_joins(nomad_standin, nomad):
+    """Nomad 1.10.5: the DeviceChecker filters a node without a matching device group
+    before ranking and counts it under FilterConstraintDevices, "missing devices"
+    (scheduler/feasible.go). A group placed nowhere completes its evaluation with
+    FailedTGAllocs and a blocked one, TriggeredBy "queued-allocs", PreviousEval the
+    first (nomad/structs/structs.go Evaluation.CreateBlockedEval), described "created to
+    place remaining allocations" (scheduler/generic_sched.go createBlockedEval). A ready
+    node registering unblocks it (nomad/fsm.go applyUpsertNode → blockedEvals.Unblock).
+    When the node's devices are all taken, the node is exhausted, not filtered: the
+    BinPackIterator records "devices: " plus AssignDevice's "no devices match request"
+    (scheduler/rank.go, scheduler/device.go). The task sees its device IDs in
+    NVIDIA_VISIBLE_DEVICES, set by the NVIDIA device plugin's Reserve
+    (devices/gpu/nvidia/device.go up to Nomad 1.1, NVIDIA/nomad-device-nvidia since)."""
     registered = register(nomad, gpu_job("needs-gpus"))
     evaluation = wait_eval(nomad, registered["EvalID"])
     assert evaluation["Status"] == "complete"
@@ -854,6 +866,13 @@ def test_gpu_job_blocks_until_a_node_with_gpus_joins(nomad_standin, nomad):
 
 
 def test_constraints_and_affinities_choose_the_node(nomad_standin, nomad):
+    """Nomad 1.10.5: affinities rank feasible nodes (scheduler/rank.go
+    NodeAffinityIterator, score "node-affinity"), so the node whose ``${meta.rack}``
+    matches wins; job constraints filter before ranking (scheduler/stack.go
+    jobConstraint, scheduler/feasible.go ConstraintChecker resolving
+    ``${attr.*}`` and ``${node.unique.name}`` in resolveTarget). A node a constraint
+    rules out is counted in ConstraintFiltered under the constraint's String(),
+    "LTarget Operand RTarget" (nomad/structs/structs.go Constraint.String)."""
     nomad_standin.add_node("standin-2", meta={"rack": "r2"})
     job = batch_job("placed", task("main", "echo ${node.unique.name}"))
     job["Affinities"] = [{"LTarget": "${meta.rack}", "Operand": "=", "RTarget": "r2", "Weight": 50}]
@@ -879,42 +898,111 @@ def test_constraints_and_affinities_choose_the_node(nomad_standin, nomad):
     assert metric["ConstraintFiltered"] == {"${attr.kernel.name} = windows": 2}
 
 
-def test_kill_node_loses_its_allocations_and_replaces_only_when_policy_allows(nomad_standin, nomad):
-    register(nomad, batch_job("stays-lost", task("main", "sleep 60")))
-    [lost_stub] = wait_allocs(nomad, "stays-lost", running)
+def test_kill_node_loses_its_allocations_and_replaces_them_whatever_the_reschedule_policy(
+    nomad_standin, nomad
+):
+    """Nomad 1.10.5: a node that misses its heartbeats is marked ``down``
+    (nomad/heartbeat.go invalidateHeartbeat) and each job with allocations there gets a
+    node-update evaluation (nomad/node_endpoint.go createNodeEvals). Without
+    ``disconnect.replace = false`` its allocations are lost (scheduler/reconcile_util.go
+    filterByTainted: the node's TerminalStatus), stopped as allocLost, "alloc is lost
+    since its node is down" (scheduler/generic_sched.go), and replaced under the same
+    name up to the group's Count whatever the reschedule policy says, batch jobs too
+    (scheduler/reconcile.go computePlacements, "Add replacements for lost"). A lost
+    replacement is no reschedule: it names its PreviousAllocation but gets no
+    RescheduleTracker (generic_sched.go computePlacements updates it only when
+    IsRescheduling), and the state store points the lost allocation's NextAllocation at
+    it (nomad/state/state_store.go upsertAllocsImpl). Placement prefers the fuller node
+    (scheduler/rank.go BinPackIterator, structs/funcs.go ScoreFitBinPack)."""
+    register(nomad, batch_job("no-retries", task("main", "sleep 60")))
+    [first] = wait_allocs(nomad, "no-retries", running)
     other = nomad_standin.add_node("standin-2")
-    register(
-        nomad,
-        batch_job(
-            "moves",
-            task("main", "sleep 60"),
-            reschedule=1,
-            Constraints=[
-                {"LTarget": "${node.unique.name}", "Operand": "regexp", "RTarget": "standin-[12]"}
-            ],
-        ),
+    register(nomad, batch_job("one-retry", task("main", "sleep 60"), reschedule=1))
+    [second] = wait_allocs(nomad, "one-retry", running)
+    assert first["NodeName"] == second["NodeName"] == "standin-1"  # the fuller node
+
+    nomad_standin.kill_node("standin-1")
+
+    for job_id, gone in (("no-retries", first), ("one-retry", second)):
+        allocs = wait_allocs(
+            nomad,
+            job_id,
+            lambda allocs, gone=gone: (
+                len(allocs) == 2 and running([a for a in allocs if a["ID"] != gone["ID"]])
+            ),
+        )
+        [replacement] = [a for a in allocs if a["ID"] != gone["ID"]]
+        lost = read_alloc(nomad, gone["ID"])
+        assert (lost["DesiredStatus"], lost["ClientStatus"]) == ("stop", "lost"), job_id
+        assert lost["DesiredDescription"] == "alloc is lost since its node is down"
+        assert lost["NextAllocation"] == replacement["ID"]
+        assert (replacement["NodeID"], replacement["Name"]) == (other, gone["Name"])
+        assert replacement["RescheduleTracker"] is None, job_id
+        # AllocListStub has no PreviousAllocation; the allocation itself does.
+        assert read_alloc(nomad, replacement["ID"])["PreviousAllocation"] == gone["ID"]
+    assert nomad.get(f"/v1/node/{first['NodeID']}").json()["Status"] == "down"
+    assert len(nomad_standin.task_pids()) == 2  # only the replacements run
+
+
+def test_node_pools_keep_jobs_apart_and_a_pool_without_nodes_blocks(nomad_standin, nomad):
+    """Nomad 1.10.5: the scheduler considers only the ready nodes of the job's node pool
+    (scheduler/util.go readyNodesInDCsAndPool, NodesByNodePool; a job without one is in
+    "default", nomad/job_endpoint_hook_node_pool_ce.go jobNodePoolMutatingHook), whatever
+    an affinity prefers. With no ready node in the pool nothing is evaluated: the blocked
+    evaluation's metric has NodesEvaluated 0, NodesInPool 0, NodesAvailable empty and the
+    job's NodePool (generic_sched.go computePlacements), which ``nomad job status`` shows
+    as "No nodes were eligible for evaluation" (command/monitor.go formatAllocMetrics); a
+    node joining the pool places it. A node registering in a new pool creates it (nomad/fsm.go
+    applyUpsertNode, state_store.go fetchOrCreateNodePoolTxn); a job in a pool that does
+    not exist is refused (nomad/job_endpoint_hook_node_pool.go)."""
+    gpu_node = nomad_standin.add_node("gpu-1", node_pool="gpu")
+    in_gpu = batch_job("in-gpu", task("main", "sleep 30"))
+    in_gpu["NodePool"] = "gpu"
+    register(nomad, in_gpu)
+    [stub] = wait_allocs(nomad, "in-gpu", running)
+    assert stub["NodeID"] == gpu_node
+    metric = read_alloc(nomad, stub["ID"])["Metrics"]
+    assert (metric["NodePool"], metric["NodesInPool"], metric["NodesEvaluated"]) == ("gpu", 1, 1)
+
+    # gpu-1 is the fuller node and the one the affinity asks for: the pool still wins.
+    anywhere = batch_job("anywhere", task("main", "true"))
+    anywhere["Affinities"] = [
+        {"LTarget": "${node.unique.name}", "Operand": "=", "RTarget": "gpu-1", "Weight": 100}
+    ]
+    register(nomad, anywhere)
+    [stub] = wait_allocs(nomad, "anywhere", finished)
+    assert stub["NodeName"] == "standin-1"
+    assert nomad.get("/v1/job/anywhere").json()["NodePool"] == "default"
+    metric = read_alloc(nomad, stub["ID"])["Metrics"]
+    assert (metric["NodePool"], metric["NodesEvaluated"]) == ("default", 1)
+
+    nomad_standin.add_node_pool("empty")
+    waiting = batch_job("waiting", task("main", "true"))
+    waiting["NodePool"] = "empty"
+    registered = register(nomad, waiting)
+    evaluation = wait_eval(nomad, registered["EvalID"])
+    assert evaluation["BlockedEval"]
+    failed = evaluation["FailedTGAllocs"]["stage"]
+    assert (failed["NodePool"], failed["NodesInPool"], failed["NodesEvaluated"]) == ("empty", 0, 0)
+    assert (failed["NodesAvailable"], failed["ConstraintFiltered"]) == ({}, None)
+    blocked = nomad.get(f"/v1/evaluation/{evaluation['BlockedEval']}").json()
+    assert blocked["Status"] == "blocked"
+    assert blocked["FailedTGAllocs"]["stage"]["NodePool"] == "empty"
+    assert nomad.get("/v1/job/waiting/allocations").json() == []
+    assert nomad.get("/v1/job/waiting").json()["Status"] == "pending"
+
+    nomad_standin.add_node("empty-1", node_pool="empty")
+    [stub] = wait_allocs(nomad, "waiting", finished)
+    assert stub["NodeName"] == "empty-1"
+
+    nowhere = batch_job("nowhere", task("main", "true"))
+    nowhere["NodePool"] = "nowhere"
+    refused = nomad.post("/v1/jobs", json={"Job": nowhere})
+    assert (refused.status_code, refused.text) == (
+        500,
+        '1 error occurred:\n\t* job "nowhere" is in nonexistent node pool "nowhere"\n\n',
     )
-    [moving] = wait_allocs(nomad, "moves", running)
-    victim = moving["NodeName"]
-    assert victim == lost_stub["NodeName"] == "standin-1"  # binpack prefers the fuller node
-
-    nomad_standin.kill_node(victim)
-    [lost] = wait_allocs(nomad, "stays-lost", lambda allocs: allocs[0]["ClientStatus"] == "lost")
-    alloc = read_alloc(nomad, lost["ID"])
-    assert (alloc["DesiredStatus"], alloc["ClientStatus"]) == ("stop", "lost")
-    assert alloc["DesiredDescription"] == "alloc is lost since its node is down"
-    assert nomad.get(f"/v1/node/{alloc['NodeID']}").json()["Status"] == "down"
-
-    allocs = wait_allocs(nomad, "moves", lambda allocs: len(allocs) == 2 and running(allocs[1:]))
-    replacement = allocs[1]
-    assert replacement["NodeID"] == other
-    # AllocListStub has no PreviousAllocation; the allocation itself does.
-    assert read_alloc(nomad, replacement["ID"])["PreviousAllocation"] == moving["ID"]
-    [event] = replacement["RescheduleTracker"]["Events"]
-    assert (event["PrevAllocID"], event["PrevNodeID"]) == (moving["ID"], moving["NodeID"])
-    assert read_alloc(nomad, moving["ID"])["NextAllocation"] == replacement["ID"]
-    assert len(nomad.get("/v1/job/stays-lost/allocations").json()) == 1  # no replacement
-    assert len(nomad_standin.task_pids()) == 1  # only the replacement runs
+    assert nomad.get("/v1/job/nowhere").status_code == 404
 
 
 # --- environment and templates ------------------------------------------------------------
@@ -1156,7 +1244,7 @@ def test_drained_node_records_its_strategy_and_takes_no_new_allocations(nomad_st
     ``ineligible``, records "Node drain strategy set" (subsystem Drain) and LastDrain
     ``draining``; the encoder adds ``Drain: true`` (jsonhandles nodeExt); a ``NodeDrain``
     event goes out on the Node topic. The scheduler places only on eligible nodes
-    (scheduler/feasible.go readyNodesInDCsAndPool), so a new job is blocked until
+    (scheduler/util.go readyNodesInDCsAndPool), so a new job is blocked until
     another node joins."""
     nomad_standin.drain_node("standin-1", deadline_seconds=3600)
     [stub] = nomad.get("/v1/nodes").json()

@@ -8,6 +8,7 @@ files are ``deploy/nomad/jobs/*.json`` unless ``--jobs-dir`` names others.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +23,14 @@ deploy_app = WinslowTyper(
     no_args_is_help=True,
 )
 
-JobsDirOpt = Annotated[Path, typer.Option("--jobs-dir", help="Folder of the JSON job files.")]
+JobsDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--jobs-dir",
+        help="Folder of the JSON job files; default: the ones this Winslow ships "
+        "(deploy/nomad/jobs in a checkout).",
+    ),
+]
 StorageOpt = Annotated[
     str,
     typer.Option("--storage", help="Storage variant: minio, minio-distributed or seaweedfs."),
@@ -61,12 +69,22 @@ OverrideOpt = Annotated[
     typer.Option("--override", help="JSON file: job ID → keys to replace in that job."),
 ]
 
-DEFAULT_JOBS_DIR = Path("deploy/nomad/jobs")
+NOMAD_CLI_VARIABLES = (
+    "NOMAD_ADDR",
+    "NOMAD_TOKEN",
+    "NOMAD_REGION",
+    "NOMAD_CACERT",
+    "NOMAD_CLIENT_CERT",
+    "NOMAD_CLIENT_KEY",
+    "NOMAD_TLS_SERVER_NAME",
+    "NOMAD_SKIP_VERIFY",
+)
+"""How the ``nomad`` CLI finds its cluster (the namespace is ``--namespace``'s)."""
 DEFAULT_NAMESPACE = "winslow-system"
 
 
 def _deployer(
-    jobs_dir: Path,
+    jobs_dir: Path | None,
     storage: str,
     only: list[str] | None,
     registry: str | None,
@@ -78,7 +96,13 @@ def _deployer(
 ) -> tuple[Any, list[Any]]:
     from winslow.backends.nomad.client import NomadClient
     from winslow.backends.nomad.config import NomadConfig
-    from winslow.deploy.jobs import DeployVars, load_jobs, order_jobs, select_jobs
+    from winslow.deploy.jobs import (
+        DeployVars,
+        load_jobs,
+        order_jobs,
+        select_jobs,
+        shipped_jobs_dir,
+    )
     from winslow.deploy.runner import Deployer
     from winslow.settings import Settings
 
@@ -96,18 +120,25 @@ def _deployer(
         vault_addr=vault_addr or None,
         overrides=overrides,
     )
-    jobs = order_jobs(select_jobs(load_jobs(jobs_dir), storage, only or ()))
-    settings = Settings()
+    jobs = order_jobs(select_jobs(load_jobs(jobs_dir or shipped_jobs_dir()), storage, only or ()))
+    # The operator's tool, run like `nomad` with the deploy token: Nomad's own variables win
+    # here over the WINSLOW_NOMAD_* ones a server's environment may also hold.
+    nomads_own: dict[str, Any] = {
+        name: os.environ[name] for name in NOMAD_CLI_VARIABLES if name in os.environ
+    }
+    settings = Settings(**nomads_own)
     config = NomadConfig(**settings.nomad_connection(), namespace=namespace)
     deployer = Deployer(
-        NomadClient(config), values, say=lambda line: out.print(line, markup=False, highlight=False)
+        NomadClient(config, after_failure="run the command again once Nomad answers"),
+        values,
+        say=lambda line: out.print(line, markup=False, highlight=False),
     )
     return deployer, jobs
 
 
 @deploy_app.command("up")
 def up(
-    jobs_dir: JobsDirOpt = DEFAULT_JOBS_DIR,
+    jobs_dir: JobsDirOpt = None,
     storage: StorageOpt = "minio",
     only: OnlyOpt = None,
     registry: RegistryOpt = None,
@@ -134,7 +165,7 @@ def up(
 
 @deploy_app.command("plan")
 def plan(
-    jobs_dir: JobsDirOpt = DEFAULT_JOBS_DIR,
+    jobs_dir: JobsDirOpt = None,
     storage: StorageOpt = "minio",
     only: OnlyOpt = None,
     registry: RegistryOpt = None,
@@ -167,7 +198,7 @@ def plan(
 
 @deploy_app.command("down")
 def down(
-    jobs_dir: JobsDirOpt = DEFAULT_JOBS_DIR,
+    jobs_dir: JobsDirOpt = None,
     storage: StorageOpt = "minio",
     only: OnlyOpt = None,
     namespace: NamespaceOpt = DEFAULT_NAMESPACE,
@@ -186,7 +217,7 @@ def down(
 
 @deploy_app.command("status")
 def status(
-    jobs_dir: JobsDirOpt = DEFAULT_JOBS_DIR,
+    jobs_dir: JobsDirOpt = None,
     storage: StorageOpt = "minio",
     only: OnlyOpt = None,
     namespace: NamespaceOpt = DEFAULT_NAMESPACE,

@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,12 @@ class DeployVars:
     """Job ID → keys to replace (``TaskGroups``/``Tasks`` as maps by name)."""
 
 
+def shipped_jobs_dir() -> Path:
+    """The job files this Winslow ships (``deploy/nomad/jobs`` of a checkout links here), so
+    an installed ``winslow deploy`` deploys the version it is."""
+    return Path(str(resources.files("winslow.deploy") / "jobs"))
+
+
 def load_jobs(directory: Path) -> list[DeployJob]:
     """Every ``*.json`` job file of ``directory``, sorted by name.
 
@@ -86,7 +93,9 @@ def load_jobs(directory: Path) -> list[DeployJob]:
     an ``ID`` and a ``deploy_role`` meta key.
     """
     if not directory.is_dir():
-        raise DeployError(f"No job folder {directory}; pass --jobs-dir deploy/nomad/jobs.")
+        raise DeployError(
+            f"No job folder {directory}; --jobs-dir names the folder of the job files."
+        )
     jobs = []
     for path in sorted(directory.glob("*.json")):
         try:

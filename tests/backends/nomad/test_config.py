@@ -109,6 +109,19 @@ def test_defaults_run_in_the_winslow_namespace_in_every_node_pool(monkeypatch):
     assert (config.node_pool, config.constraints) == (None, ())
 
 
+def test_winslows_own_nomad_variables_win_over_the_nomad_clis(monkeypatch):
+    """A shell set up for the `nomad` CLI (say `NOMAD_NAMESPACE=default`) must not move
+    Winslow's jobs out of the namespace its operator named for Winslow alone."""
+    monkeypatch.setenv("NOMAD_NAMESPACE", "default")
+    monkeypatch.setenv("WINSLOW_NOMAD_NAMESPACE", "winslow-lab")
+    monkeypatch.setenv("NOMAD_ADDR", "http://cli.example:4646")
+    monkeypatch.setenv("WINSLOW_NOMAD_ADDR", "http://nomad.lab:4646")
+    chosen = Settings()
+    assert (chosen.nomad_namespace, chosen.nomad_addr) == ("winslow-lab", "http://nomad.lab:4646")
+    monkeypatch.delenv("WINSLOW_NOMAD_NAMESPACE")
+    assert Settings().nomad_namespace == "default"
+
+
 def test_node_pool_and_constraints_reach_the_config(monkeypatch):
     monkeypatch.setenv("WINSLOW_NOMAD_NODE_POOL", "gpu")
     monkeypatch.setenv("WINSLOW_NOMAD_CONSTRAINTS", "${node.class} = gpu; ${meta.rack} != r1")

@@ -143,8 +143,12 @@ class NomadClient:
         *,
         retry_schedule: tuple[float, ...] = RETRY_SCHEDULE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        after_failure: str = "the engine tries again later",
     ) -> None:
+        """``after_failure`` ends the message of a call Nomad did not answer: what happens
+        next, for whoever reads it (the engine's log, or a person at ``winslow deploy``)."""
         self.config = config
+        self.after_failure = after_failure
         self.address = config.address.rstrip("/")
         inner = (
             transport
@@ -252,7 +256,7 @@ class NomadClient:
             metrics.observe_nomad(method, path, None, None, "timeout")
             raise BackendUnavailableError(
                 f"Nomad at {self.address} (NOMAD_ADDR) did not answer {method} {path} in time "
-                f"({type(exc).__name__}); the engine tries again later."
+                f"({type(exc).__name__}); {self.after_failure}."
             ) from exc
         except httpx.TransportError as exc:
             metrics.observe_nomad(method, path, None, None, "unreachable")
@@ -261,8 +265,8 @@ class NomadClient:
                 raise BackendUnavailableError(f"{method} {path}: {problem}") from exc
             raise BackendUnavailableError(
                 f"Cannot reach Nomad at {self.address} (NOMAD_ADDR) for {method} {path}: "
-                f"{exc or type(exc).__name__}. Check that Nomad runs there; the engine tries "
-                "again later."
+                f"{exc or type(exc).__name__}. Check that Nomad runs there; "
+                f"{self.after_failure}."
             ) from exc
         finally:
             _SENDING.reset(token)

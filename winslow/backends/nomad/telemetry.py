@@ -5,8 +5,9 @@ each core's busy share (``CPU[].Total``), memory (``Memory``, bytes), the space 
 mounted disk (``DiskStats``) and of the allocation directory (``AllocDirStats``), uptime,
 and each device plugin's statistics (``DeviceStats``; the nvidia plugin's names are
 ``GPU utilization``, ``Memory state``, ``Temperature`` and ``Power usage``). It has no
-network figures and no disk I/O counters at all, so on Nomad those charts stay empty
-(None, never a made-up zero); node exporters or Nomad's own telemetry carry them.
+network figures and no disk I/O counters at all, so on Nomad those figures stay unset
+(None, never a made-up zero; the console leaves their charts out and says so); node
+exporters or Nomad's own telemetry carry them.
 
 Disk space is the allocation directory's filesystem, where stages keep their work and
 inputs; an agent that does not report it falls back to its first disk. GPUs are numbered
