@@ -14,6 +14,7 @@ import signal
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 
 from tests.fixtures.winslow import Harness
 from tests.fixtures.workspaces import read_workspace
+from winslow.atomic import write_text_atomic
 from winslow.errors import ValidationError
 from winslow.node.checkpoint import CheckpointRequestError, CheckpointWatcher, request_checkpoint
 from winslow.storage import keys, workspaces
@@ -188,6 +190,92 @@ def test_checkpoint_request_is_answered_by_the_watcher(
     assert read_workspace(object_store, prefix) == {".winslow/checkpoint/n": b"6"}
     with pytest.raises(CheckpointRequestError, match="set it for this stage"):
         request_checkpoint(workspace, timeout=0.5)  # nobody watches any more
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.1)
+
+
+def test_watcher_publishes_on_its_own_timer_whenever_the_folder_changed(
+    object_store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = tmp_path / "workspace"
+    folder = workspace / ".winslow" / "checkpoint"
+    folder.mkdir(parents=True)
+    prefix = keys.checkpoint_prefix("workspaces/p1/10/")
+    watcher = CheckpointWatcher(
+        workspace, prefix, 0.3, tmp_path / "staging", lambda: object_store, print
+    )
+    # Counting the watcher's rounds lets "nothing new while nothing changed" wait for
+    # rounds that did happen rather than for a stretch of wall-clock time.
+    rounds: list[int | None] = []
+    publish = watcher.publisher.publish
+
+    def publish_counted() -> int | None:
+        rounds.append(publish())
+        return rounds[-1]
+
+    monkeypatch.setattr(watcher.publisher, "publish", publish_counted)
+
+    def versions() -> list[int]:
+        return workspaces.version_numbers(object_store, prefix)
+
+    with watcher:
+        wait_until(lambda: len(rounds) >= 3, "three rounds of the watcher")
+        assert versions() == []  # an empty folder is no checkpoint
+
+        write_text_atomic(folder / "state.json", '{"frame": 1}')
+        wait_until(lambda: versions() == [1], "the first checkpoint")
+        write_text_atomic(folder / "state.json", '{"frame": 2, "of": 30}')
+        wait_until(lambda: versions() == [1, 2], "the checkpoint of the changed folder")
+        after = len(rounds)
+        wait_until(lambda: len(rounds) >= after + 3, "three more rounds of the watcher")
+        assert versions() == [1, 2]
+        assert rounds[-1] == 2
+    assert read_workspace(object_store, prefix) == {
+        ".winslow/checkpoint/state.json": b'{"frame": 2, "of": 30}'
+    }
+    assert not (workspace / ".winslow" / "checkpoint.published").exists()  # nobody asked
+
+
+def test_a_stage_without_winslow_asks_for_a_checkpoint_by_writing_the_request_file(
+    object_store: ObjectStore, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    folder = workspace / ".winslow" / "checkpoint"
+    folder.mkdir(parents=True)
+    (folder / "frames.txt").write_text("1\n2\n")
+    request = workspace / ".winslow" / "checkpoint.request"
+    answer_file = workspace / ".winslow" / "checkpoint.published"
+    prefix = keys.checkpoint_prefix("workspaces/p1/11/")
+    watcher = CheckpointWatcher(
+        workspace, prefix, 3600, tmp_path / "staging", lambda: object_store, print
+    )
+
+    def answer() -> dict | None:
+        try:
+            return json.loads(answer_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def answered(token: str) -> bool:
+        found = answer()
+        return found is not None and found["token"] == token and not request.exists()
+
+    with watcher:
+        request.write_text("\n")  # `echo > .winslow/checkpoint.request`: no token
+        wait_until(lambda: answered("-"), "the answer to a request without a token")
+        assert answer() == {"token": "-", "version": 1, "error": None}
+        assert workspaces.version_numbers(object_store, prefix) == [1]
+
+        (folder / "frames.txt").write_text("1\n2\n3\n")
+        request.write_text("frame-3\n")  # `echo frame-3 > ...`: the answer carries it back
+        wait_until(lambda: answered("frame-3"), "the answer to request 'frame-3'")
+        assert answer() == {"token": "frame-3", "version": 2, "error": None}
+    assert read_workspace(object_store, prefix) == {".winslow/checkpoint/frames.txt": b"1\n2\n3\n"}
 
 
 def test_a_stage_resumes_from_a_checkpoint_only_after_lost() -> None:

@@ -143,18 +143,23 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
             start_new_session=True,
         )
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
-            if health.status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            print((DATA / "server.log").read_text()[-5000:], file=sys.stderr)
-            stop_server(server)
-            raise SystemExit("demo: the server did not come up; its log is above")
-        time.sleep(0.3)
+    try:
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                print((DATA / "server.log").read_text()[-5000:], file=sys.stderr)
+                raise SystemExit("demo: the server did not come up; its log is above")
+            time.sleep(0.3)
+    except BaseException:
+        # Its own session keeps Ctrl-C from reaching the server: a Ctrl-C while it starts
+        # would otherwise leave it, and its SeaweedFS, holding the port.
+        stop_server(server)
+        raise
     print(f"server up at http://127.0.0.1:{port} (log: {DATA / 'server.log'})")
     return server
 

@@ -679,6 +679,67 @@ def test_a_docker_daemon_that_answers_later_is_found_when_an_image_stage_comes(
         _stop_leftovers(late, events)
 
 
+class StoppedClock:
+    """The time module as the backend sees it, with ``monotonic`` moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+def test_docker_is_asked_again_for_image_stages_at_most_once_per_interval(
+    tmp_path, object_store, monkeypatch
+):
+    """Without a daemon: ``docker info`` is stood in for, and the backend's clock stands
+    still unless moved. A burst of image stages while docker is down asks it once, each
+    refusal quotes what docker said last, and a later stage finds a daemon that started."""
+    from winslow.backends.local import backend as local_backend
+
+    interval = local_backend.ENGINE_RECHECK_SECONDS
+    clock = StoppedClock()
+    at_start = "docker info exited with 1: Cannot connect to the Docker daemon (at start)"
+    still = "docker info exited with 1: Cannot connect to the Docker daemon (still)"
+    answers = iter([at_start, still, None])
+    asked: list[float] = []
+
+    def probe() -> str | None:
+        asked.append(clock.now)
+        return next(answers)
+
+    monkeypatch.setattr(local_backend, "time", clock)
+    monkeypatch.setattr("winslow.node.container.probe_container_engine", probe)
+    late = LocalBackend(tmp_path / "data", object_store.cfg, kill_grace_seconds=1.0)
+    started = clock.now
+
+    def refusal(job_id: str) -> str:
+        with pytest.raises(SubmitRejectedError) as caught:
+            late.submit(make_spec(job_id, ["python", "detect.py"], image="x"))
+        return caught.value.message
+
+    clock.now += interval / 2
+    burst = {refusal(f"early-{i}") for i in range(5)}
+    assert asked == [started]
+    assert len(burst) == 1 and f"({at_start})" in burst.pop()
+
+    clock.now += interval
+    burst = {refusal(f"later-{i}") for i in range(5)}
+    rechecked = clock.now
+    assert asked == [started, rechecked]
+    assert len(burst) == 1 and f"({still})" in burst.pop()
+    assert late.nodes()[0].attributes["container_engine"] == "none"
+
+    clock.now += interval
+    assert late._container_engine_now() is True
+    assert late._container_engine_now() is True  # found: not asked again
+    assert asked == [started, rechecked, clock.now]
+    assert late.nodes()[0].attributes["container_engine"] == "docker"
+
+
 @pytest.mark.parametrize("job_id", ["", "../escape", "a/b", ".hidden"])
 def test_job_ids_that_cannot_name_a_directory_are_refused(backend, job_id):
     with pytest.raises(SubmitRejectedError, match="cannot name a job directory"):

@@ -179,3 +179,31 @@ def test_label_count_is_bounded() -> None:
     assert len(commands.check_labels(labels)) == defaults.MAX_LABELS
     with pytest.raises(ValidationError, match=f"at most {defaults.MAX_LABELS} labels"):
         commands.relabel(project(labels=tuple(labels)), add=["one-more"])
+
+
+def test_a_project_name_of_63_characters_is_accepted_and_64_refused_saying_so() -> None:
+    assert commands.check_name("p" * 63) == "p" * 63
+    with pytest.raises(ValidationError, match="cannot name a project: use 1 to 63 letters"):
+        commands.check_name("p" * 64)
+
+
+def test_a_variable_name_of_128_characters_is_accepted_and_129_refused_saying_so() -> None:
+    """The refusal of a name only too long said to use letters, digits and '_', which it
+    did: nothing told the person that names have a limit, or what it is."""
+    assert commands.check_variables({"V" * 128: "1"}) == {"V" * 128: "1"}
+    with pytest.raises(ValidationError) as refused:
+        commands.set_variables(project(), {"V" * 129: "1"})
+    assert refused.value.message == (
+        f"'{'V' * 129}' is not a valid variable name; use at most 128 letters, digits and '_', "
+        "not starting with a digit."
+    )
+    assert refused.value.field == f"variables.{'V' * 129}"
+
+
+def test_a_label_of_63_characters_is_accepted_and_64_refused_saying_so() -> None:
+    assert commands.relabel(project(), add=["l" * 63]).labels == ("l" * 63,)
+    with pytest.raises(ValidationError) as refused:
+        commands.relabel(project(), add=["l" * 64])
+    assert refused.value.message == (
+        f"'{'l' * 64}' is not a valid label: use up to 63 letters, digits and . _ : = / -"
+    )

@@ -12,22 +12,31 @@ generator's truth.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from contextlib import suppress
 from pathlib import Path
+from typing import IO
 
+import httpx
+import psutil
 import pytest
 import yaml
 
+from tests.fixtures.ports import pick_ports
 from winslow.pipeline.model import Pipeline
 
 cv2 = pytest.importorskip("cv2", reason="the traffic example needs opencv-python-headless")
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "traffic"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "traffic"
 POOL_PATH = "videos/road.mp4"
 SEED = 3
 SPEED_TOLERANCE = 0.03
@@ -353,3 +362,204 @@ def test_the_demo_prints_each_drawn_speed_beside_the_measured_one(traffic_run, c
     first = rows[0]
     assert f"{first['drawn_kmh']:.1f} km/h" in printed[1]
     assert f"{first['measured_kmh']:.1f} km/h" in printed[1]
+
+
+RUN_DEMO = """\
+import importlib.util, signal, sys
+from pathlib import Path
+
+# Ctrl-C acts as in a terminal even where this test started with SIGINT ignored (a
+# background job's children inherit that, and Python then never raises KeyboardInterrupt).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+spec = importlib.util.spec_from_file_location("traffic_demo", sys.argv[1])
+demo = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(demo)
+demo.DATA = Path(sys.argv[2])
+sys.argv = [sys.argv[1], *sys.argv[3:]]
+demo.main()
+"""
+"""demo.py as `python demo.py ARGS` runs it, on a demo data folder the test chooses: the
+real ./demo-data belongs to whoever runs `make demo` in this checkout."""
+
+
+def make_demo_data(data: Path) -> str:
+    """The part of a finished demo's data folder that `--console` reads: the server's
+    database and the admin token its first start wrote. Return the token."""
+    from winslow.server import ensure_admin_token
+    from winslow.settings import Settings
+    from winslow.store.repo import open_store
+
+    settings = Settings(data_dir=data / "server", database_url=None)
+    settings.data_dir.mkdir(mode=0o700, parents=True)
+    store = open_store(settings.resolved_database_url())
+    try:
+        ensure_admin_token(settings, store)
+    finally:
+        store.close()
+    return settings.token_file.read_text().strip()
+
+
+def weeds_serving(data_dir: Path) -> list[psutil.Process]:
+    """Live SeaweedFS processes whose command line names ``data_dir``."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(process.info["cmdline"] or ())
+        alive = process.info["status"] != psutil.STATUS_ZOMBIE
+        if alive and "weed" in cmdline and str(data_dir) in cmdline:
+            found.append(process)
+    return found
+
+
+def gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def lines_until(stream: IO[str], prefix: str) -> list[str]:
+    """Read ``stream`` up to and including the first line starting with ``prefix``."""
+    lines = []
+    while not (lines and lines[-1].startswith(prefix)):
+        line = stream.readline()
+        assert line, f"the output ended before a line starting {prefix!r}: {lines}"
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+def start_console(tmp_path: Path, data: Path, port: int) -> subprocess.Popen[str]:
+    """`make console` (demo.py --console) on ``data``, serving on ``port``; its stderr goes
+    to ``tmp_path / "demo.err"``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WINSLOW_")}
+    env.update(WINSLOW_PORT=str(port), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    command = [sys.executable, "-c", RUN_DEMO, str(EXAMPLE / "demo.py"), str(data), "--console"]
+    with (tmp_path / "demo.err").open("w") as errors:
+        return subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+
+
+def stop_all(demo: subprocess.Popen[str], started: list[psutil.Process]) -> None:
+    """Whatever a failed test left running."""
+    demo.kill()
+    demo.wait(timeout=10)
+    for process in started:
+        with suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
+def test_make_console_serves_the_demo_data_until_ctrl_c_and_ends_with_the_token(tmp_path):
+    data = tmp_path / "demo-data"
+    token = make_demo_data(data)
+    (port,) = pick_ports(1)
+    demo = start_console(tmp_path, data, port)
+    assert demo.stdout is not None
+    started: list[psutil.Process] = []
+    try:
+        shown = lines_until(demo.stdout, "sign in with this token:")
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5).status_code == 200
+        assert shown[-2:] == [
+            f"the console: http://127.0.0.1:{port}/ (API docs at /docs)",
+            f"sign in with this token: {token}",
+        ]
+        signed_in = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/me",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        started = [*psutil.Process(demo.pid).children(), *weeds_serving(data / "server")]
+        assert len(started) == 2, started  # `winslow up` and its SeaweedFS
+
+        demo.send_signal(signal.SIGINT)
+        rest = demo.stdout.read()
+        assert demo.wait(timeout=60) == 0, (tmp_path / "demo.err").read_text()
+        # Nothing came between the token and Ctrl-C: the token was the last line shown.
+        assert [line for line in rest.splitlines() if line] == ["==> stopping the server"]
+        assert [p for p in started if not gone(p)] == []
+        assert weeds_serving(data / "server") == []
+    finally:
+        stop_all(demo, started)
+
+
+def test_ctrl_c_while_the_console_starts_stops_the_server_it_was_starting(tmp_path):
+    """The server runs in a session of its own, so Ctrl-C reaches only the demo; pressed
+    before the server answered, it left `winslow up` and its SeaweedFS running, holding the
+    port the next `make console` needs."""
+    data = tmp_path / "demo-data"
+    make_demo_data(data)
+    (port,) = pick_ports(1)
+    demo = start_console(tmp_path, data, port)
+    started: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not (weeds := weeds_serving(data / "server")):
+            assert time.monotonic() < deadline, "the demo's server never started SeaweedFS"
+            time.sleep(0.05)
+        started = [*psutil.Process(demo.pid).children(), *weeds]
+        demo.send_signal(signal.SIGINT)
+        out, _ = demo.communicate(timeout=60)
+
+        assert "the console:" not in out  # Ctrl-C came while the server was starting
+        assert [p for p in started if not gone(p)] == []
+        assert weeds_serving(data / "server") == []
+    finally:
+        stop_all(demo, started)
+
+
+def test_make_console_without_demo_data_says_to_run_make_demo_first(tmp_path, monkeypatch):
+    demo = load_demo()
+    monkeypatch.setattr(demo, "DATA", tmp_path / "demo-data")
+    monkeypatch.setattr(sys, "argv", ["demo.py", "--console"])
+
+    with pytest.raises(SystemExit, match=re.escape("run `make demo` first")):
+        demo.main()
+
+
+def test_without_a_terminal_the_demo_stops_its_server_and_ends_naming_make_console(
+    traffic_run, tmp_path, monkeypatch, capsys
+):
+    """Where nobody can press Ctrl-C (CI, a pipe) the demo must not wait for it: it stops
+    the server and its last words say how to serve the data again. The server, the CLI
+    and the waiting are stood in for; the summary is the one the module's stages made."""
+    demo = load_demo()
+    monkeypatch.setattr(demo, "DATA", tmp_path / "demo-data")
+    monkeypatch.setattr(sys, "argv", ["demo.py"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.delenv("WINSLOW_PORT", raising=False)
+    servers = []
+
+    def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+        (demo.DATA / "server").mkdir()
+        (demo.DATA / "server" / "admin-token").write_text("token-of-this-demo\n")
+        servers.append(subprocess.Popen(["sleep", "60"]))
+        return servers[-1]
+
+    def winslow(env: dict[str, str], *args: str, capture: bool = False) -> str:
+        if args[:2] == ("workspace", "download"):
+            Path(args[4]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(traffic_run["workspace"] / args[3], args[4])
+        return ""
+
+    monkeypatch.setattr(demo, "start_server", start_server)
+    monkeypatch.setattr(demo, "winslow", winslow)
+    monkeypatch.setattr(demo, "wait_until_settled", lambda env, expected: None)
+    try:
+        demo.main()
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+
+    assert servers[0].returncode == -signal.SIGINT  # stopped by the demo, not by the test
+    lines = capsys.readouterr().out.splitlines()
+    console = f"http://127.0.0.1:{demo.CONSOLE_PORT}/"
+    assert lines[-2].startswith(f"with `make console`, the console: {console}"), lines[-3:]
+    assert lines[-1] == "sign in with this token: token-of-this-demo"
+    recipe = re.search(r"^console:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert recipe is not None and recipe.group(1).endswith("examples/traffic/demo.py --console")

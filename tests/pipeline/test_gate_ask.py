@@ -101,7 +101,7 @@ def test_contradicting_inputs_are_each_located():
         "p.yaml:17:20: stages[review].ask.inputs[1].default: default 'c' is not one of the "
         "choices: a, b",
         "p.yaml:18:17: stages[review].ask.inputs[2].name: '1X' is not a valid variable name; "
-        "use letters, digits and '_', not starting with a digit",
+        "use at most 128 letters, digits and '_', not starting with a digit",
         "p.yaml:19:17: stages[review].ask.inputs[3].name: gate 'review' asks 'MIN' twice",
         "p.yaml:21:20: stages[review].ask.inputs[3].default: expected true or false, got 'yes'",
         "p.yaml:24:16: stages[review].ask.inputs[4].min: `min` applies to a number; 'SIZE' is "

@@ -166,7 +166,7 @@ def test_import_names_every_part_it_could_not_map(converted) -> None:
     assert '{"==": [{"var": "MODE"}, "fast"]}' in xor[0]
     assert "every branch now runs after it" in xor[0]
     assert "`when:` condition" in xor[0]
-    assert any(n.startswith("stage 'Prepare': image.shmMegabytes (512 MB") for n in notes)
+    assert any(n.startswith("stage 'Prepare': image.shmMegabytes (512 MiB") for n in notes)
     assert any(n.startswith("stage 'Prepare': image.args keeps ${VIDEO}") for n in notes)
     assert any(
         n.startswith("stage 'The name of the stage': requirements.gpu.support ['cuda', 'vulkan']")

@@ -176,9 +176,9 @@ def test_reference_that_is_not_a_name_is_refused():
     value = pipeline({"name": "a", "command": ["echo", "${ MODEL }"]})
 
     assert messages(value) == [
-        "stages[a].command[1]: '${ MODEL }' is not a valid variable reference; use letters, "
-        "digits and '_', not starting with a digit, or write '$${ MODEL }' for a literal "
-        "'${ MODEL }'"
+        "stages[a].command[1]: '${ MODEL }' is not a valid variable reference; use at most "
+        "128 letters, digits and '_', not starting with a digit, or write '$${ MODEL }' for a "
+        "literal '${ MODEL }'"
     ]
 
 
@@ -206,7 +206,7 @@ def test_env_key_a_shell_refuses_points_at_the_key():
               MODEL-DIR: /models
         """) == [
         "p.yaml:6:7: stages[a].env.MODEL-DIR: 'MODEL-DIR' is not a valid environment variable "
-        "name; use letters, digits and '_', not starting with a digit"
+        "name; use at most 128 letters, digits and '_', not starting with a digit"
     ]
 
 
@@ -214,8 +214,8 @@ def test_variable_name_a_shell_refuses_is_reported():
     value = pipeline({"name": "a", "image": "cv"}, variables={"2FAST": {}, "ok_name": {}})
 
     assert messages(value) == [
-        "variables.2FAST: '2FAST' is not a valid variable name; use letters, digits and '_', "
-        "not starting with a digit"
+        "variables.2FAST: '2FAST' is not a valid variable name; use at most 128 letters, "
+        "digits and '_', not starting with a digit"
     ]
 
 
@@ -261,7 +261,7 @@ def test_gate_and_another_confirmation_contradict_and_say_where():
         "p.yaml:6:5: stages[review].confirmation: stage 'review' has `gate: true` "
         "(confirmation always) and `confirmation: once`; keep one of them",
         "p.yaml:7:41: stages[review].required_variables[1]: '9LIVES' is not a valid variable "
-        "name; use letters, digits and '_', not starting with a digit",
+        "name; use at most 128 letters, digits and '_', not starting with a digit",
     ]
 
 

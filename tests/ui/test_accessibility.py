@@ -1,25 +1,29 @@
-"""Every console page checked by axe-core in a real browser: no violation of impact
-serious or critical (the others are printed, to be seen and fixed in time).
+"""Every console page checked by axe-core in a real browser, in light and dark mode: no
+violation of impact serious or critical (the others are printed, to be seen and fixed in
+time).
 
 axe-core is the npm devDependency pinned in ``winslow/ui/package.json``; it is injected
 into each page as it is after loading and its live parts have drawn (a project at a gate,
 a project whose run failed, a pipeline with its graph, the nodes with their telemetry).
-The contrast check of the palette itself stays in ``test_contrast.py``.
+axe skips what is hidden, so each of the project page's tabs is an entry of its own, and
+so is each dialog, checked open. The contrast check of the palette itself stays in
+``test_contrast.py``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 
 from tests.fixtures.server import Server
-from tests.ui.conftest import VIEWPORT, admin_token, screenshot
+from tests.ui.conftest import VIEWPORT, admin_token, screenshot, show_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,6 +38,9 @@ AXE = (
 BLOCKING = {"serious", "critical"}
 
 GATED = """name: a11y
+variables:
+  CAMERA:
+    description: Which camera's video to read.
 stages:
   - name: prepare
     command:
@@ -64,26 +71,59 @@ stages:
 """
 
 
+Scheme = Literal["light", "dark"]
+
+
+def expect():
+    return pytest.importorskip("playwright.sync_api").expect
+
+
+def open_redo_with_a_refused_field(tab: Any) -> None:
+    """The redo dialog as a person fills it: a variable row added, a field marked wrong."""
+    tab.get_by_role("button", name="Redo stage prepare with changes").click()
+    dialog = tab.get_by_role("dialog", name=re.compile("Redo"))
+    expect()(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Add a variable").click()
+    # Refused in the browser before any request, so the project stays at its gate.
+    dialog.get_by_label("CPUs").fill("0")
+    dialog.get_by_role("button", name="Redo", exact=True).click()
+    expect()(dialog.get_by_label("CPUs")).to_have_attribute("aria-invalid", "true")
+
+
+def open_shortcuts(tab: Any) -> None:
+    tab.locator("body").press("?")
+    expect()(tab.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+
+
 @dataclass(frozen=True)
 class Page:
     path: str
     ready: str
     """A selector that is there once the page's scripts have drawn it."""
     signed_in: bool = True
-    dark: bool = False
-    """Seen with the browser preferring a dark scheme (the console follows it)."""
     tab: str | None = None
     """The page's tab to open first (what a hidden tab holds, axe does not check)."""
+    then: Callable[[Any], None] | None = None
+    """What a person does before the check, such as opening a dialog."""
+    first: Scheme = "light"
+    """The scheme the browser prefers as the page loads; then it turns to the other one and
+    the page, which follows it without a reload, is checked again."""
 
 
+GATE = "#gate-card:not([hidden])"
 PAGES = {
     "signin": Page("/signin", "form", signed_in=False),
     "overview": Page("/", "#project-rows tr[data-name]"),
-    "project-at-gate": Page("/projects/at-gate", "#gate-card:not([hidden])"),
+    "project-at-gate": Page("/projects/at-gate", GATE),
     "project-failed-run": Page("/projects/broken", "#project-state .state-failed"),
     "project-log": Page("/projects/broken", "#project-state .state-failed", tab="Log"),
     "project-files": Page("/projects/at-gate", "#project-state .state", tab="Files"),
+    "project-run-details": Page("/projects/at-gate", GATE, tab="Run details"),
+    "project-variables": Page("/projects/at-gate", GATE, tab="Variables"),
+    "project-access": Page("/projects/at-gate", "#project-state .state", tab="Access"),
     "project-history": Page("/projects/at-gate", "#project-state .state", tab="History"),
+    "project-redo-dialog": Page("/projects/at-gate", GATE, then=open_redo_with_a_refused_field),
+    "project-shortcuts-dialog": Page("/projects/at-gate", GATE, then=open_shortcuts),
     "pipelines": Page("/pipelines", "main h1"),
     "pipeline": Page("/pipelines/a11y", "main h1"),
     "new-pipeline": Page("/pipelines/new", "main h1"),
@@ -91,11 +131,9 @@ PAGES = {
     "nodes": Page("/nodes", ".node-telemetry[data-shown-range]"),
     "people": Page("/people", "#user-rows tr"),
     "tokens": Page("/tokens", "#token-rows tr"),
-    "project-access": Page("/projects/at-gate", "#project-state .state", tab="Access"),
-    "signin-dark": Page("/signin", "form", signed_in=False, dark=True),
-    "overview-dark": Page("/", "#project-rows tr[data-name]", dark=True),
-    "project-at-gate-dark": Page("/projects/at-gate", "#gate-card:not([hidden])", dark=True),
-    "nodes-dark": Page("/nodes", ".node-telemetry[data-shown-range]", dark=True),
+    # Loaded dark (then turned light), where the console first reads the system's choice.
+    "signin-dark": Page("/signin", "form", signed_in=False, first="dark"),
+    "overview-dark": Page("/", "#project-rows tr[data-name]", first="dark"),
 }
 
 KNOWN: dict[str, dict[str, str]] = {}
@@ -113,7 +151,12 @@ def a11y_server(module_server: Server) -> Iterator[Server]:
     with httpx.Client(base_url=module_server.addr + "/api/v1", headers=headers, timeout=30) as api:
         api.put("/pipelines/a11y", json={"text": GATED}).raise_for_status()
         api.put("/pipelines/a11y-breaks", json={"text": BREAKS}).raise_for_status()
-        body = {"pipeline": "a11y", "start": True, "labels": ["review"]}
+        body = {
+            "pipeline": "a11y",
+            "start": True,
+            "labels": ["review"],
+            "variables": {"CAMERA": "north"},
+        }
         api.post("/projects", json={"name": "at-gate", **body}).raise_for_status()
         body = {"pipeline": "a11y-breaks", "start": True}
         api.post("/projects", json={"name": "broken", **body}).raise_for_status()
@@ -152,8 +195,11 @@ def test_every_console_page_has_no_serious_accessibility_violation(
     name: str, browser, console: Server
 ) -> None:
     spec = PAGES[name]
-    scheme = "dark" if spec.dark else "light"
-    context = browser.new_context(base_url=console.addr, viewport=VIEWPORT, color_scheme=scheme)
+    schemes: tuple[Scheme, Scheme] = (
+        ("dark", "light") if spec.first == "dark" else ("light", "dark")
+    )
+    found: dict[Scheme, list[dict[str, Any]]] = {}
+    context = browser.new_context(base_url=console.addr, viewport=VIEWPORT, color_scheme=schemes[0])
     context.set_default_timeout(20_000)
     try:
         tab = context.new_page()
@@ -165,22 +211,33 @@ def test_every_console_page_has_no_serious_accessibility_violation(
         tab.goto(spec.path)
         tab.locator(spec.ready).first.wait_for(state="attached")
         if spec.tab:
-            tab.get_by_role("tab", name=spec.tab).click()
+            show_tab(tab, spec.tab)
         # Late parts (charts, the graph, the gate card) draw after their first fetch; axe
         # checks what is there, so they get a moment (not an assertion on time).
         tab.wait_for_timeout(2000)
-        violations = axe_violations(tab)
-        screenshot(tab, f"a11y-{name}")
+        if spec.then:
+            spec.then(tab)
+        for scheme in schemes:
+            # The second scheme costs no new page: the console follows the system at once,
+            # and no script draws by the theme, so this is the page as loaded in it.
+            tab.emulate_media(color_scheme=scheme)
+            expect()(tab.locator("html")).to_have_attribute("data-theme", scheme)
+            found[scheme] = axe_violations(tab)
+            screenshot(tab, f"a11y-{name}" if scheme == schemes[0] else f"a11y-{name}-{scheme}")
     finally:
         context.close()
-    blocking = [v for v in violations if v["impact"] in BLOCKING]
-    others = [v for v in violations if v["impact"] not in BLOCKING]
-    if others:
-        print(f"{name}: minor or moderate violations:\n{describe(others)}")
     known = KNOWN.get(name, {})
-    unexpected = [v for v in blocking if v["id"] not in known]
-    assert not unexpected, f"{name} ({spec.path}):\n{describe(unexpected)}\n" + json.dumps(
-        [v["id"] for v in unexpected]
-    )
+    report = []
+    blocking = []
+    for scheme, violations in found.items():
+        others = [v for v in violations if v["impact"] not in BLOCKING]
+        if others:
+            print(f"{name} ({scheme}): minor or moderate violations:\n{describe(others)}")
+        blocking += [v for v in violations if v["impact"] in BLOCKING]
+        unexpected = [v for v in violations if v["impact"] in BLOCKING and v["id"] not in known]
+        if unexpected:
+            report.append(f"{name} ({spec.path}, {scheme}):\n{describe(unexpected)}\n")
+            report.append(json.dumps([v["id"] for v in unexpected]))
+    assert not report, "\n".join(report)
     if blocking:
         pytest.xfail("; ".join(sorted({known[v["id"]] for v in blocking})))

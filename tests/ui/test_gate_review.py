@@ -1,7 +1,7 @@
 """A review at a gate, with the keyboard only: the gate card shows the description with the
-results it quotes, a preview of the file to review and the questions as a form; a wrong
-answer is marked on its field; Enter approves; the project goes on and its history says
-who answered what."""
+results it quotes, a preview of the file to review and the questions as a form, all on
+the first screen; a wrong answer is marked on its field; Enter approves; the project goes
+on and its history says who answered what."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.conftest import SCREENSHOTS, screenshot
+from tests.ui.conftest import SCREENSHOTS, VIEWPORT, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -75,6 +75,27 @@ def tab_to(page, element_id: str, limit: int = 80) -> None:
     raise AssertionError(f"Tab never reached #{element_id}; it stopped at #{focused_id(page)}")
 
 
+SEEN_WHOLE = """(part) => {
+  const box = part.getBoundingClientRect();
+  const seen = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+  return part === seen || part.contains(seen);
+}"""
+"""Whether a person sees the middle of ``part``: not scrolled away inside a box that clips
+it (the gate card scrolls within itself when its files are long), nor covered."""
+
+
+def on_the_first_screen(page, part, what: str) -> None:
+    """``part`` is within the first screen of the page as it opens, unscrolled, and seen."""
+    assert page.evaluate("window.scrollY") == 0, "the page opened scrolled"
+    box = part.bounding_box()
+    assert box is not None, f"{what} is not rendered"
+    bottom = box["y"] + box["height"]
+    assert box["y"] >= 0 and bottom <= VIEWPORT["height"], (
+        f"{what} spans {box['y']:.0f} to {bottom:.0f} px, past the first screen"
+    )
+    assert part.evaluate(SEEN_WHOLE), f"{what} is on the first screen but hidden"
+
+
 def test_keyboard_only_review_at_a_gate(page, console, tmp_path) -> None:
     check = expect()
     png = tmp_path / "frame.png"
@@ -99,6 +120,11 @@ def test_keyboard_only_review_at_a_gate(page, console, tmp_path) -> None:
     check(card.get_by_label("MODE")).to_have_value("fast")
     help_id = card.get_by_label("Shortest track").get_attribute("aria-describedby").split()[0]
     check(page.locator(f"#{help_id}")).to_have_text("In frames. From 2 to 50.")
+    # A description, four questions and a file to review: the card and its button fit the
+    # first screen of a laptop, beside the graph.
+    approve = card.get_by_role("button", name="Approve and continue")
+    on_the_first_screen(page, card, "the gate card")
+    on_the_first_screen(page, approve, "the Approve and continue button")
 
     # axe-core finds nothing serious on the card (light theme; the pages' check has the rest).
     axe = Path(__file__).resolve().parents[2] / "winslow/ui/node_modules/axe-core/axe.min.js"
@@ -192,6 +218,46 @@ def test_traffic_review_gate_shows_the_frames_with_their_boxes(page, console, tm
     drawn = card.locator(".gate-file", has_text="frames/frame-")
     check(drawn.first.locator("img")).to_be_visible()
     assert drawn.count() >= 1
+    # With the video's frames and detect's drawn frames in, the card (which scrolls within
+    # itself) and its button still fit the first screen.
+    on_the_first_screen(page, card, "the gate card")
+    on_the_first_screen(page, card.get_by_role("button", name="Approve and continue"), "Approve")
     screenshot(page, "gate-review-traffic")
     drawn.first.scroll_into_view_if_needed()
     drawn.first.screenshot(path=str(SCREENSHOTS / "gate-review-traffic-frame.png"))
+
+
+MANY_QUESTIONS = """\
+name: gate-many
+stages:
+  - name: look
+    gate: true
+    command: ["true"]
+    ask:
+      description: Twelve answers before the stage may go on.
+      inputs:
+{inputs}
+"""
+
+
+def test_approve_stays_in_sight_however_many_questions_a_gate_asks(page, console, tmp_path):
+    """A gate card scrolls within itself when it holds more than the screen: its Approve
+    button stays at the card's foot in sight, never below the questions."""
+    check = expect()
+    inputs = "".join(
+        f"        - {{name: Q{n}, label: Question {n}, help: Asked for a reason., default: a}}\n"
+        for n in range(12)
+    )
+    file = tmp_path / "gate-many.yaml"
+    file.write_text(MANY_QUESTIONS.format(inputs=inputs))
+    console.cli("pipeline", "apply", str(file))
+    console.cli("project", "create", "many", "--pipeline", "gate-many", "--start")
+    console.json("project", "wait", "many", "--state", "awaiting_input")
+
+    page.goto("/projects/many")
+    card = page.locator("#gate-card")
+    check(card.get_by_label("Question 11")).to_be_attached()
+    assert card.evaluate("c => c.scrollHeight > c.clientHeight"), "the card did not need to scroll"
+    approve = card.get_by_role("button", name="Approve and continue")
+    on_the_first_screen(page, approve, "the Approve and continue button")
+    screenshot(page, "gate-many-questions")

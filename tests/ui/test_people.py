@@ -18,6 +18,7 @@ import pytest
 
 from tests.fixtures.server import Server
 from tests.ui.conftest import VIEWPORT, admin_token, screenshot
+from winslow.units import parse_megabytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -148,6 +149,34 @@ def test_an_admin_makes_a_user_and_a_group_and_puts_the_user_in_it(
     group = admin_api.get("/groups/vision").json()
     assert group["quota"] == {"gpus": 4, "cpus": None, "memory_mb": 65536}
     assert group["description"] == "Drone video people"
+    assert admin.errors == []
+
+
+def test_the_quota_dialog_reads_a_memory_size_as_the_cli_does(
+    admin: Tab, admin_api: httpx.Client, expect
+) -> None:
+    admin_api.post("/groups", json={"name": "sizes"}).raise_for_status()
+    page = admin.page
+    page.goto("/people")
+    memory = page.locator("#quota-memory")
+    # B is bytes, i and iB spell the same unit, case does not matter, a bare number is MiB.
+    for text in ("536870912B", "1.5Ti", "1536 KiB", "3gib", "100"):
+        page.get_by_role("button", name="Quota of group sizes").click()
+        memory.fill(text)
+        page.get_by_role("button", name="Save quota").click()
+        expect(page.locator("#quota-dialog")).to_be_hidden()
+        stored = admin_api.get("/groups/sizes").json()["quota"]
+        assert stored["memory_mb"] == parse_megabytes(text), text
+
+    for text in ("8iB", "1e3M", "8KiBB"):
+        with pytest.raises(ValueError):
+            parse_megabytes(text)
+        page.get_by_role("button", name="Quota of group sizes").click()
+        memory.fill(text)
+        page.get_by_role("button", name="Save quota").click()
+        expect(memory).to_have_attribute("aria-invalid", "true")
+        page.locator("#quota-cancel").click()
+        assert admin_api.get("/groups/sizes").json()["quota"]["memory_mb"] == 100, text
     assert admin.errors == []
 
 

@@ -476,8 +476,8 @@ def check_variables(values: Mapping[str, str]) -> dict[str, str]:
 def _check_variable_name(name: str, *, defining: bool) -> None:
     if not re.fullmatch(VARIABLE_PATTERN, name):
         raise ValidationError(
-            f"{name!r} is not a valid variable name; use letters, digits and '_', "
-            "not starting with a digit.",
+            f"{name!r} is not a valid variable name; use at most 128 letters, digits and "
+            "'_', not starting with a digit.",
             field=f"variables.{name}",
         )
     reserved = reserved_variable_problem(name) if defining else None

@@ -432,7 +432,7 @@ class _Converter:
         for shm_key in ("shmMegabytes", "shmSizeMegabytes"):
             if image.get(shm_key):
                 self.unmapped.append(
-                    f"stage '{label}': image.{shm_key} ({image[shm_key]} MB of /dev/shm) is not "
+                    f"stage '{label}': image.{shm_key} ({image[shm_key]} MiB of /dev/shm) is not "
                     "supported; the stage gets the container runtime's default /dev/shm size"
                 )
         requirements = self._requirements(_mapping(raw.get("requirements")), label)

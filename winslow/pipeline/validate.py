@@ -64,7 +64,7 @@ class Nowhere:
         return None, None
 
 
-VARIABLE_NAME_RULE = "use letters, digits and '_', not starting with a digit"
+VARIABLE_NAME_RULE = "use at most 128 letters, digits and '_', not starting with a digit"
 """``VARIABLE_PATTERN`` in words, for messages."""
 
 NAME_RULE = (

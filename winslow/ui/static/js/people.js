@@ -194,14 +194,24 @@ function openQuota(kind, holder) {
   dialog.showModal();
 }
 
-const SIZE = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?$/i;
-const MIB_PER = { k: 1 / 1024, m: 1, "": 1, g: 1024, t: 1024 * 1024 };
+// The sizes winslow/units.py `parse_megabytes` reads, so the console stores what the CLI
+// would: B is bytes; K, M, G, T alone or with B, i or iB are powers of 1024; any case.
+const SIZE = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i;
+const MIB = 1024 ** 2;
+const BYTES_PER = new Map([["", MIB], ["B", 1]]);
+for (const [unit, bytes] of [["K", 1024], ["M", MIB], ["G", 1024 ** 3], ["T", 1024 ** 4]]) {
+  for (const suffix of [unit, `${unit}B`, `${unit}I`, `${unit}IB`]) BYTES_PER.set(suffix, bytes);
+}
 
-/** MiB of `text` (`64G`, `512M`, `1.5GiB`, a bare number of MiB), or null if unreadable. */
+/** Whole MiB of `text` (`64G`, `512M`, `1.5GiB`, `8Ki`, `4096B`, a bare number of MiB),
+ * a part of a MiB dropped as Python drops it; null if unreadable. */
 export function megabytes(text) {
-  const found = SIZE.exec(text.trim());
-  if (!found) return null;
-  return Math.round(Number(found[1]) * MIB_PER[found[2].toLowerCase()]);
+  const found = SIZE.exec(text);
+  const bytes = found && BYTES_PER.get(found[2].toUpperCase());
+  if (!bytes) return null;
+  // In Python's order of operations, so both round alike: bytes first, then MiB.
+  const mib = (Number(found[1]) * bytes) / MIB;
+  return Number.isFinite(mib) ? Math.trunc(mib) : null;
 }
 
 /** The quota the dialog's fields say, or a problem `{field, words}`. */

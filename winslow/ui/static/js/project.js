@@ -25,7 +25,7 @@ const ACTIVE = new Set(["pending", "running"]);
 const RESUMABLE = new Set(["paused", "failed", "failing", "awaiting_input", "pausing"]);
 const ENDED_BADLY = new Set(["failed", "lost", "cancelled"]);
 const ADVANCING = new Set(["running", "pausing", "failing"]);
-const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/; // VARIABLE_PATTERN of pipeline/model.py
 
 const $ = (id) => document.getElementById(id);
 const projectPath = () => `/projects/${encodeURIComponent(project.id)}`;
@@ -837,7 +837,7 @@ function addVariable() {
   let message = "";
   if (!name) message = "Give the variable a name.";
   else if (!VARIABLE_NAME.test(name)) {
-    message = `“${name}” is not a valid name: use letters, digits and _, not starting with a digit.`;
+    message = `“${name}” is not a valid name: use at most 128 letters, digits and _, not starting with a digit.`;
   } else if (variableRows.querySelector(`input[data-name="${name}"]`)) {
     message = `${name} is listed already; change its value in the table.`;
   } else if (valueInput.value === "") {

@@ -16,7 +16,7 @@ import { api, el, formatMegabytes } from "./api.js";
 import { clearFields, fieldName, fieldProblems, markFields } from "./forms.js";
 import { combinationText } from "./insights.js";
 
-const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/; // VARIABLE_PATTERN of pipeline/model.py
 const MEMORY = /^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$/i;
 
 /** The words of an API refusal; a validation error's list becomes "field: problem; …". */
@@ -190,7 +190,7 @@ export function mountRedo(dialog, { projectPath, project, stages, stageInfo, dec
       const name = nameInput.value.trim();
       if (!name && !valueInput.value) continue;
       if (!VARIABLE_NAME.test(name)) {
-        return { problem: name ? `“${name}” is not a valid variable name: use letters, digits and _, not starting with a digit.`
+        return { problem: name ? `“${name}” is not a valid variable name: use at most 128 letters, digits and _, not starting with a digit.`
           : "Give the variable a name, or remove the row.", field: nameInput };
       }
       if (name in variables) return { problem: `${name} is listed twice; keep one.`, field: nameInput };
