@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo console bench-scale test lint typecheck install clean bench bench-data docker browser prometheus nomad-dev test-nomad-live slapd
+.PHONY: demo console bench-scale test lint typecheck install clean bench bench-data docker browser prometheus nomad-dev test-nomad-live slapd bench-detect
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Winslow needs Python 3.11 or newer"'
@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The console's one npm package (MD5 of upload parts in the browser), pinned in
-# winslow/ui/package.json and winslow/ui/package-lock.json; Node.js and npm come from Debian where missing.
+# The console's npm packages (MD5 of upload parts in the browser, the graph's layout, and
+# axe-core for its tests), pinned in winslow/ui/package.json and winslow/ui/package-lock.json;
+# Node.js and npm come from Debian where missing.
 UI_DEPS := winslow/ui/node_modules/.installed
 $(UI_DEPS): winslow/ui/package.json winslow/ui/package-lock.json
 	@command -v npm >/dev/null 2>&1 || (apt-get update && apt-get install -y nodejs npm)
@@ -86,11 +87,18 @@ bench: $(STAMP)
 	$(BIN)/python bench/sse.py
 	$(BIN)/python bench/cli_start.py
 
-# The engine at 100 and 1,000 projects x 10 stages, local and Nomad stand-in (hours on 2
+# The engine at 100 and 1,000 projects x 10 stages, local and Nomad stand-in, then the
+# requests Winslow sends Nomad as runs are added (hours on 2
 # cores; `--projects 200 --baseline-projects 20 --stages 2` for a look).
 bench-scale: $(STAMP)
 	$(BIN)/python bench/engine_scale.py
 	$(BIN)/python bench/nomad_lists.py
+	$(BIN)/python bench/nomad_load.py
+
+# The traffic example's detection kernel on every path present here (GPU paths where a GPU
+# and their libraries are), 4K frames, against onnxruntime on the CPU.
+bench-detect: $(STAMP)
+	$(BIN)/python bench/detect.py
 
 # The storage benchmarks at 4 GiB (about 5 minutes and 15 GB of free disk on 2 cores);
 # SIZE=512M for a quick look.
