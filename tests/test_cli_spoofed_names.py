@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.server import Server
+from tests.fixtures.spoofed import (
+    INVISIBLE,
+    LS,
+    SPOOFED_FILE,
+    SPOOFED_FOLDER,
+    invisible,
+    pool_store,
+)
 from winslow.core.logformat import escape_name
 from winslow.storage.keys import resource_key
-from winslow.storage.objects import ObjectStore
-from winslow.storage.s3 import S3Config
-from winslow.storage.seaweed import load_or_create_credentials
-
-RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "evil\u202egpj.sh" shows as "evilhs.jpg"
-ZWSP = "\u200b"  # ZERO WIDTH SPACE
-LS = "\u2028"  # LINE SEPARATOR
 
 # The shell writes the names byte by byte (UTF-8 in octal), as any program may.
 PIPELINE = r"""
@@ -36,16 +37,7 @@ stages:
         ln -s "$(printf 'to\033[31mred\342\200\250x')" latest
 """
 
-INVISIBLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
-
-SPOOFED_FILE = f"evil{RLO}gpj.sh"
-SPOOFED_FOLDER = f"in{ZWSP}box"
 SPOOFED_LINK = f"to\x1b[31mred{LS}x"
-
-
-def invisible(text: str) -> list[str]:
-    """The characters of ``text`` a terminal would not show as themselves."""
-    return [f"U+{ord(c):04X}" for c in text if c != "\n" and unicodedata.category(c) in INVISIBLE]
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +49,6 @@ def server(module_server: Server, tmp_path_factory: pytest.TempPathFactory) -> S
     module_server.cli("project", "create", "spoof", "--pipeline", "spoofing", "--start")
     module_server.wait_for("spoof", {"succeeded"})
     return module_server
-
-
-def pool_store(server: Server) -> ObjectStore:
-    """The server's bucket, reached with its keys: as an operator's S3 client puts files."""
-    keys = load_or_create_credentials(server.data_dir / "s3")
-    return ObjectStore(
-        S3Config(f"http://127.0.0.1:{server.s3_port}", keys.access_key, keys.secret_key, "winslow")
-    )
 
 
 @pytest.mark.slow

@@ -15,16 +15,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from tests.fixtures.winslow import Harness
 from winslow.store.tables import Base
 
 HEADER = "X-Winslow-Trigger-Token"
 
-both_databases = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
 
 TINY = """
 name: tiny
@@ -71,7 +67,7 @@ def history(winslow: Harness, project: str) -> list[dict]:
     return winslow.api.get(f"/api/v1/projects/{project}/history").json()["data"]
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_token_is_shown_once_and_only_its_hash_is_stored(winslow: Harness) -> None:
     winslow.apply_pipeline(TINY)
     project = winslow.create("ulm-0603", "tiny")
@@ -106,7 +102,7 @@ def test_token_is_shown_once_and_only_its_hash_is_stored(winslow: Harness) -> No
     )
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_trigger_with_a_valid_token_resumes_and_lands_in_the_history(winslow: Harness) -> None:
     winslow.apply_pipeline(TINY)
     winslow.create("ulm-0603", "tiny")
@@ -299,7 +295,7 @@ def test_tokens_go_with_their_project_and_survive_a_rename(winslow: Harness) -> 
     assert left == 0
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_project_tokens_table_matches_its_migration(winslow: Harness) -> None:
     with winslow.context.store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)

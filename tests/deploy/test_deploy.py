@@ -290,16 +290,28 @@ def cluster(nomad_standin: NomadStandin, tmp_path: Path) -> NomadStandin:
 
 
 def deploy(
-    standin: NomadStandin, tmp_path: Path, *args: str, override: dict[str, Any] | None = None
+    standin: NomadStandin,
+    tmp_path: Path,
+    *args: str,
+    override: dict[str, Any] | None = None,
+    jobs_dir: Path | None = JOBS_DIR,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """``winslow deploy ARGS`` at the stand-in, run in ``tmp_path``; ``jobs_dir`` None
+    leaves ``--jobs-dir`` out, ``env`` adds to a clean environment."""
     path = tmp_path / "override.json"
     path.write_text(json.dumps(override if override is not None else stand_in_override()))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "WINSLOW_"))}
-    env.update(NOMAD_ADDR=standin.address, WINSLOW_DATA_DIR=str(tmp_path / "data"))
-    command = [str(BIN / "winslow"), "deploy", *args, "--jobs-dir", str(JOBS_DIR)]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "WINSLOW_"))}
+    environ.update(NOMAD_ADDR=standin.address, WINSLOW_DATA_DIR=str(tmp_path / "data"))
+    environ.update(env or {})
+    command = [str(BIN / "winslow"), "deploy", *args]
+    if jobs_dir is not None:
+        command += ["--jobs-dir", str(jobs_dir)]
     if args[0] in ("up", "plan"):
         command += ["--override", str(path)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        command, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=240
+    )
 
 
 def nomad_get(standin: NomadStandin, path: str) -> httpx.Response:
@@ -451,19 +463,8 @@ def test_deploy_talks_to_nomad_addr_even_where_the_servers_own_nomad_address_is_
     """A shell that runs a Winslow server may hold `WINSLOW_NOMAD_ADDR` and the server's
     `WINSLOW_NOMAD_TOKEN`; `winslow deploy`, run like `nomad` with the deploy token, goes
     where `NOMAD_ADDR` says."""
-    path = tmp_path / "override.json"
-    path.write_text(json.dumps(stand_in_override()))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "WINSLOW_"))}
-    env.update(
-        NOMAD_ADDR=cluster.address,
-        WINSLOW_NOMAD_ADDR="http://127.0.0.1:9",  # discard: nothing answers there
-        WINSLOW_DATA_DIR=str(tmp_path / "data"),
-    )
-    result = subprocess.run(
-        [str(BIN / "winslow"), "deploy", "plan", "--only", "database", "--jobs-dir", str(JOBS_DIR),
-         "--override", str(path)],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    elsewhere = {"WINSLOW_NOMAD_ADDR": "http://127.0.0.1:9"}  # discard: nothing answers
+    result = deploy(cluster, tmp_path, "plan", "--only", "database", env=elsewhere)
     assert result.returncode == 0, result.stderr
     assert "winslow-postgres" in result.stdout
 
@@ -474,14 +475,7 @@ def test_deploy_anywhere_uses_the_job_files_this_winslow_ships(
     """Without `--jobs-dir`, away from a checkout (an installed Winslow), `winslow deploy`
     deploys the jobs of its own version; a checkout's `deploy/nomad/jobs` is those files."""
     assert shipped_jobs_dir().resolve() == JOBS_DIR.resolve()
-    path = tmp_path / "override.json"
-    path.write_text(json.dumps(stand_in_override()))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "WINSLOW_"))}
-    env.update(NOMAD_ADDR=cluster.address, WINSLOW_DATA_DIR=str(tmp_path / "data"))
-    result = subprocess.run(
-        [str(BIN / "winslow"), "deploy", "plan", "--only", "database", "--override", str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = deploy(cluster, tmp_path, "plan", "--only", "database", jobs_dir=None)
     assert result.returncode == 0, result.stderr
     assert "winslow-postgres" in result.stdout
 

@@ -12,16 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from tests.fixtures.winslow import Harness
 from tests.fixtures.workspaces import read_workspace
 
 pytestmark = pytest.mark.slow
 
-both_databases = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
 
 GATED = """
 name: gated
@@ -53,7 +49,7 @@ def run_states(project: dict) -> list[tuple[str, str]]:
     return [(r["stage"], r["state"]) for r in project["runs"]]
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_pipeline_end_to_end_through_gate(winslow: Harness) -> None:
     winslow.apply_pipeline(GATED)
     winslow.create("ulm-0603", "gated", labels=["demo"], start=True)
@@ -157,7 +153,7 @@ def test_pause_after_current_stage_then_resume(winslow: Harness) -> None:
     assert run_states(winslow.show("pausing")) == [("first", "succeeded"), ("second", "succeeded")]
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_resume_from_earlier_stage_adds_runs_and_keeps_old_ones(winslow: Harness) -> None:
     winslow.apply_pipeline(SLOW)
     winslow.create("redo", "slow", variables={"PAUSE_SECONDS": "0"}, start=True)
@@ -178,7 +174,7 @@ def test_resume_from_earlier_stage_adds_runs_and_keeps_old_ones(winslow: Harness
     assert after["runs"][0] == before["runs"][0] | {"superseded": True}
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_kill_stops_the_stage_and_pauses(winslow: Harness) -> None:
     winslow.apply_pipeline(SLOW)
     winslow.create("killme", "slow", variables={"PAUSE_SECONDS": "60"}, start=True)
@@ -195,7 +191,7 @@ def test_kill_stops_the_stage_and_pauses(winslow: Harness) -> None:
     winslow.command("killme", "kill", expect=409)
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_failing_stage_shows_exit_code_and_last_log_lines(winslow: Harness) -> None:
     winslow.apply_pipeline("""
 name: broken
@@ -239,7 +235,7 @@ stages:
     )
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_concurrent_resumes_one_wins_the_rest_conflict(winslow: Harness) -> None:
     winslow.apply_pipeline(GATED)
     winslow.create("race", "gated", start=True)
@@ -261,7 +257,7 @@ def test_concurrent_resumes_one_wins_the_rest_conflict(winslow: Harness) -> None
     assert [r["stage"] for r in project["runs"]] == ["prepare", "review", "finish"]
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_pause_and_resume_racing_leave_a_consistent_state(winslow: Harness) -> None:
     winslow.apply_pipeline(SLOW)
     winslow.create("pr", "slow", variables={"PAUSE_SECONDS": "2"}, start=True)

@@ -8,6 +8,7 @@ from itertools import product
 
 import pytest
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow.core import commands
 from winslow.core.planner import Decision, MoveProject, SkipRun, StartRun
 from winslow.core.states import PROJECT_TRANSITIONS, RUN_TRANSITIONS, ProjectState, StageRunState
@@ -21,12 +22,6 @@ PIPELINE = {
     "name": "p",
     "stages": [{"name": "detect", "command": ["true"]}, {"name": "track", "command": ["true"]}],
 }
-
-both_databases = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
 
 
 def create(store: Store, name: str = "ulm", state: ProjectState = ProjectState.IDLE) -> str:
@@ -124,7 +119,7 @@ def test_backend_reports_are_recorded_only_as_the_table_allows(
         assert len(store.history(project)) == lines
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_an_ended_run_gets_its_end_time_and_tail(store: Store) -> None:
     project = create(store, state=ProjectState.RUNNING)
     run = add_run(store, project, StageRunState.RUNNING)
@@ -138,7 +133,7 @@ def test_an_ended_run_gets_its_end_time_and_tail(store: Store) -> None:
     assert transitions.record_run(store, 10_000, update) is None  # a run deleted meanwhile
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_a_command_into_a_taken_name_writes_nothing(store: Store) -> None:
     create(store, "berlin")
     ulm = create(store, "ulm")
@@ -151,7 +146,7 @@ def test_a_command_into_a_taken_name_writes_nothing(store: Store) -> None:
     assert len(store.history(ulm)) == 1
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_a_decision_on_a_stale_project_is_not_carried_out(store: Store) -> None:
     project_id = create(store, state=ProjectState.RUNNING)
     read = store.get_project(project_id)
@@ -171,7 +166,7 @@ def test_a_decision_on_a_stale_project_is_not_carried_out(store: Store) -> None:
     )
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_a_decision_skips_and_moves_in_one_transaction(store: Store) -> None:
     project_id = create(store, state=ProjectState.RUNNING)
     decision = Decision(
@@ -186,7 +181,7 @@ def test_a_decision_skips_and_moves_in_one_transaction(store: Store) -> None:
     assert [e.kind for e in store.history(project_id)] == ["create", "run", "state"]
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_submit_bookkeeping_happens_once_per_run(store: Store) -> None:
     project = create(store, state=ProjectState.RUNNING)
     run = add_run(store, project, StageRunState.PENDING, reason="waiting to start")
@@ -208,7 +203,7 @@ def test_submit_bookkeeping_happens_once_per_run(store: Store) -> None:
     assert not store.get_run(project, run).submitted
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_cancelling_an_unsubmitted_run_ends_it_a_submitted_one_is_left_to_the_backend(
     store: Store,
 ) -> None:
@@ -223,7 +218,7 @@ def test_cancelling_an_unsubmitted_run_ends_it_a_submitted_one_is_left_to_the_ba
     assert store.get_run(project, handed).state is StageRunState.RUNNING
 
 
-@both_databases
+@ON_BOTH_DATABASES
 def test_a_run_recorded_with_its_project_named_is_recorded_the_same(store: Store) -> None:
     """The engine names the run's project it has at hand, sparing a query per report."""
     project = create(store, state=ProjectState.RUNNING)

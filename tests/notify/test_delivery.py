@@ -12,8 +12,7 @@ import hashlib
 import hmac
 from typing import Any
 
-import pytest
-
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from tests.fixtures.winslow import Harness
 from tests.notify.conftest import Mailbox, Receiver
 from winslow.notify.dispatcher import Dispatcher, NotifyConfig
@@ -42,11 +41,7 @@ QUICK = (0.05, 0.05, 0.05)
 
 CONSOLE = "http://winslow.example:8080"
 
-pytestmark = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
+pytestmark = ON_BOTH_DATABASES
 
 
 def dispatcher(winslow: Harness, **config: Any) -> Dispatcher:

@@ -5,23 +5,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow.store.db import MIGRATIONS
 from winslow.store.notifications import read_cursor
 from winslow.store.repo import Store
 from winslow.store.tables import Base
 
-pytestmark = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
+pytestmark = ON_BOTH_DATABASES
 
 
 def test_notification_tables_match_their_migration(store: Store) -> None:

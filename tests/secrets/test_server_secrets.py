@@ -160,27 +160,6 @@ def test_without_vault_addr_the_settings_are_used_as_they_are(tmp_path: Path) ->
     assert read_server_secrets(settings) == (settings, None)
 
 
-@pytest.fixture
-def password_role(postgres_server: str) -> Iterator[tuple[str, str]]:
-    """A role that must log in with a password (scram), and its own database; yields the
-    role and the URL of the database without the password."""
-    import psycopg
-
-    role = f"rot_{secrets.token_hex(4)}"
-    port = postgres_server.rsplit(":", 1)[1]
-    admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'first-pw'")
-        connection.execute(f"CREATE DATABASE {role} OWNER {role}")
-        row = connection.execute("SHOW hba_file").fetchone()
-        assert row is not None
-        hba = Path(row[0])
-        # The fixture trusts everyone; the first matching line wins, so this one goes first.
-        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
-        connection.execute("SELECT pg_reload_conf()")
-    yield role, f"postgresql+psycopg://{role}@127.0.0.1:{port}/{role}"
-
-
 def test_a_rotated_database_password_is_used_for_new_connections(
     openbao: OpenBao,
     vault_path: str,

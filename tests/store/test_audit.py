@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-import pytest
-
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow.store.audit import (
     ADDRESS_CHARS,
     COMMAND_EVENT,
@@ -18,11 +17,7 @@ from winslow.store.audit import (
 )
 from winslow.store.repo import Store
 
-pytestmark = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
+pytestmark = ON_BOTH_DATABASES
 
 PIPELINE = {"name": "p", "stages": [{"name": "detect", "command": ["true"]}]}
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -7,17 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow.core.states import StageRunState
 from winslow.store.repo import RunRoom, Store
 from winslow.store.rows import now
 
-pytestmark = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
+pytestmark = ON_BOTH_DATABASES
 
 PIPELINE = {"name": "p", "stages": [{"name": "detect", "command": ["true"]}]}
 

@@ -9,18 +9,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow.core.states import StageRunState
 from winslow.store.generations import GenerationCache
 from winslow.store.repo import Store
-
-on_both_databases = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
 
 PIPELINE = {"name": "p", "stages": [{"name": "detect", "command": ["true"]}]}
 
@@ -108,7 +102,7 @@ def once_after_reading(store: Store, table: str, act: Callable[[], None]) -> Ite
     assert done, f"nothing read {table}"
 
 
-@on_both_databases
+@ON_BOTH_DATABASES
 def test_a_round_reads_a_project_and_its_runs_once_until_this_server_writes_it(
     store: Store,
 ) -> None:
@@ -129,7 +123,7 @@ def test_a_round_reads_a_project_and_its_runs_once_until_this_server_writes_it(
         assert (len(projects), len(runs)) == (2, 2)
 
 
-@on_both_databases
+@ON_BOTH_DATABASES
 def test_a_project_read_by_name_is_read_afresh_each_time(store: Store) -> None:
     # Commits name projects by id: a value kept under a name would never be forgotten.
     project_id = create(store, "ulm")
@@ -139,7 +133,7 @@ def test_a_project_read_by_name_is_read_afresh_each_time(store: Store) -> None:
         assert store.get_project("ulm").state_reason == "waiting for a GPU"
 
 
-@on_both_databases
+@ON_BOTH_DATABASES
 def test_a_read_that_raced_a_commit_of_this_server_is_read_again(store: Store) -> None:
     project_id = create(store, "ulm")
     with store.kept_reads():

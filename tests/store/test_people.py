@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow.core.access import EVERYONE, ExternalIdentity, Grant, Role, Scope
 from winslow.errors import ConflictError, NotFoundError, ValidationError
 from winslow.store import people, tokens
@@ -18,11 +19,7 @@ from winslow.store.db import MIGRATIONS
 from winslow.store.repo import Store
 from winslow.store.sessions import session_caller, start_session
 
-pytestmark = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
+pytestmark = ON_BOTH_DATABASES
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow.core.models import Project
 from winslow.core.quota import Amounts, Limits, Subject
 from winslow.core.resources import GpuRequest, ResourceRequest
@@ -14,11 +15,7 @@ from winslow.store import people
 from winslow.store.quota import RoundQuotas, quota_ledger, quota_limits, quota_use
 from winslow.store.repo import Store
 
-pytestmark = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
+pytestmark = ON_BOTH_DATABASES
 
 PIPELINE = {"name": "p", "stages": [{"name": "detect", "command": ["true"]}]}
 ANA, BEN = Subject("user", "ana"), Subject("user", "ben")

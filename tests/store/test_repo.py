@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow.core.states import ProjectState, StageRunState
 from winslow.errors import ConflictError, NotFoundError
 from winslow.pipeline.model import RetentionPolicy
 from winslow.store import tokens
 from winslow.store.repo import Store
 
-pytestmark = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
+pytestmark = ON_BOTH_DATABASES
 
 PIPELINE = {"name": "p", "stages": [{"name": "detect", "command": ["true"]}]}
 

@@ -14,6 +14,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, select, text
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow import defaults
 from winslow.core.access import Scope
 from winslow.errors import NotFoundError
@@ -31,11 +32,7 @@ from winslow.store.sessions import (
 from winslow.store.tables import Base, ConsoleSessionRow
 from winslow.store.tokens import token_caller
 
-pytestmark = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
+pytestmark = ON_BOTH_DATABASES
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

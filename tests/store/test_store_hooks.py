@@ -4,24 +4,18 @@ password put in use without a restart."""
 
 from __future__ import annotations
 
-import secrets
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow.core.states import ProjectState
 from winslow.errors import ConflictError
 from winslow.store import people
 from winslow.store.repo import Store, open_store
-
-on_both_databases = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
 
 PIPELINE = {"name": "p", "stages": [{"name": "detect", "command": ["true"]}]}
 
@@ -37,7 +31,7 @@ def set_state(store: Store, project_id: str, state: ProjectState) -> None:
         tx.update_project(state=state)
 
 
-@on_both_databases
+@ON_BOTH_DATABASES
 def test_a_listener_hears_the_projects_a_commit_changed_once_others_can_read_them(
     store: Store,
 ) -> None:
@@ -63,7 +57,7 @@ def test_a_listener_hears_the_projects_a_commit_changed_once_others_can_read_the
     ]
 
 
-@on_both_databases
+@ON_BOTH_DATABASES
 def test_a_rolled_back_write_and_one_that_changed_no_project_are_not_heard(
     store: Store,
 ) -> None:
@@ -82,7 +76,7 @@ def test_a_rolled_back_write_and_one_that_changed_no_project_are_not_heard(
     assert heard == [{ulm}]
 
 
-@on_both_databases
+@ON_BOTH_DATABASES
 def test_a_failing_listener_fails_neither_the_write_nor_the_listeners_after_it(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -101,7 +95,7 @@ def test_a_failing_listener_fails_neither_the_write_nor_the_listeners_after_it(
     assert "a commit listener failed" in caplog.text
 
 
-@on_both_databases
+@ON_BOTH_DATABASES
 def test_project_counts_say_how_many_projects_are_in_each_state_they_are_in(
     store: Store,
 ) -> None:
@@ -116,7 +110,7 @@ def test_project_counts_say_how_many_projects_are_in_each_state_they_are_in(
     assert store.project_counts() == {"running": 2, "idle": 1}
 
 
-@on_both_databases
+@ON_BOTH_DATABASES
 def test_a_database_url_that_changes_more_than_the_password_is_refused(
     store: Store, tmp_path: Path
 ) -> None:
@@ -130,28 +124,6 @@ def test_a_database_url_that_changes_more_than_the_password_is_refused(
     assert store.url == url
     store.use_database_url(url)  # the same database: nothing to refuse
     assert store.get_project(create(store, "ulm")).name == "ulm"
-
-
-@pytest.fixture
-def password_role(postgres_server: str) -> Iterator[tuple[str, str]]:
-    """A role that must log in with a password (scram) and owns its own database; yields
-    the role and the database's URL without the password."""
-    import psycopg
-
-    role = f"pw_{secrets.token_hex(4)}"
-    port = postgres_server.rsplit(":", 1)[1]
-    with psycopg.connect(
-        f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True
-    ) as connection:
-        connection.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'first-pw'")
-        connection.execute(f"CREATE DATABASE {role} OWNER {role}")
-        row = connection.execute("SHOW hba_file").fetchone()
-        assert row is not None
-        hba = Path(row[0])
-        # The server trusts everyone; the first matching line wins, so this one goes first.
-        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
-        connection.execute("SELECT pg_reload_conf()")
-    yield role, f"postgresql+psycopg://{role}@127.0.0.1:{port}/{role}"
 
 
 @pytest.mark.postgres

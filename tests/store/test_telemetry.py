@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
+from tests.fixtures.postgres import ON_BOTH_DATABASES
 from winslow.core.telemetry import GpuSample, NodeSample, TelemetryRange
 from winslow.store.repo import Store
 from winslow.store.rows import utc
@@ -18,11 +18,7 @@ from winslow.store.tables import Base
 from winslow.store.telemetry import add_samples, known_nodes, prune, read_view, roll_up
 from winslow.store.telemetry_tables import NodeTelemetryRow
 
-pytestmark = pytest.mark.parametrize(
-    "database_url",
-    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-    indirect=True,
-)
+pytestmark = ON_BOTH_DATABASES
 
 NOW = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)
 
