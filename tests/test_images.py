@@ -595,6 +595,37 @@ def test_pulled_tools_image_runs_stage_in_against_s3(
 @pytest.mark.slow
 @pytest.mark.containers
 @BUILDS_IMAGES
+def test_the_tools_image_is_small_without_the_servers_packages(pulled: dict[str, str]) -> None:
+    """Every stage job on Nomad pulls the tools image to each node it lands on: it carries
+    the stage tools and leaves out what only the server needs (SeaweedFS alone is 150 MB)."""
+    server_only = sorted(runpy.run_path(str(ROOT / "scripts" / "images.py"))["SERVER_ONLY"])
+    probe = (
+        "import importlib.metadata as m, json, sys\n"
+        "found = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    try: m.version(name)\n"
+        "    except m.PackageNotFoundError: continue\n"
+        "    found.append(name)\n"
+        "print(json.dumps(found))"
+    )
+    installed = {
+        key: json.loads(
+            docker("run", "--rm", "--entrypoint", "python", pulled[key], "-c", probe, *server_only)
+        )
+        for key in ("tools", "service")
+    }
+    assert installed["tools"] == []
+    assert installed["service"] == server_only  # the probe finds them where they are
+    size = {
+        key: int(docker("image", "inspect", "--format", "{{.Size}}", pulled[key]))
+        for key in ("tools", "service")
+    }
+    assert size["tools"] < size["service"] - 100 * 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.containers
+@BUILDS_IMAGES
 def test_pulled_service_image_answers_health_and_its_healthcheck_passes(
     pulled: dict[str, str],
 ) -> None:
