@@ -318,28 +318,59 @@ def nomad_get(standin: NomadStandin, path: str) -> httpx.Response:
     return httpx.get(f"{standin.address}{path}", params={"namespace": NAMESPACE}, timeout=10)
 
 
+MINIO_NODES = 4
+"""winslow-minio-distributed's Count: one MinIO per node (distinct_hosts)."""
+
+
+def add_minio_nodes(standin: NomadStandin, volumes: Path) -> set[str]:
+    """The nodes winslow-minio-distributed asks for, as deploy/nomad/README.md sets them
+    up: ``meta { winslow_minio = "true" }`` and the winslow-minio host volume. Their IDs."""
+    return {
+        standin.add_node(
+            f"minio-{n}",
+            meta={"winslow_minio": "true"},
+            host_volumes={"winslow-minio": str(volumes / f"minio-{n}")},
+        )
+        for n in range(1, MINIO_NODES + 1)
+    }
+
+
+@pytest.mark.parametrize("storage", ["minio", "seaweedfs", "minio-distributed"])
 def test_deploy_up_registers_in_order_waits_until_each_is_healthy_and_down_purges_them(
-    cluster: NomadStandin, tmp_path: Path
+    cluster: NomadStandin, tmp_path: Path, storage: str
 ) -> None:
-    result = deploy(cluster, tmp_path, "up", "--timeout", "90")
+    storage_job = f"winslow-{storage}"
+    count = MINIO_NODES if storage == "minio-distributed" else 1
+    minio_nodes = add_minio_nodes(cluster, tmp_path / "minio") if count > 1 else set()
+    chosen = ("--storage", storage)
+    result = deploy(cluster, tmp_path, "up", *chosen, "--timeout", "90")
     assert result.returncode == 0, result.stderr + result.stdout
     lines = result.stdout.splitlines()
     registering = [line for line in lines if "registering" in line]
     assert registering == [
         "[1/4] winslow-postgres: registering (database)",
-        "[2/4] winslow-minio: registering (storage)",
+        f"[2/4] {storage_job}: registering (storage)",
         "[3/4] winslow-registry: registering (registry)",
         "[4/4] winslow-server: registering (server)",
     ]
-    job_ids = ["winslow-postgres", "winslow-minio", "winslow-registry", "winslow-server"]
+    job_ids = ["winslow-postgres", storage_job, "winslow-registry", "winslow-server"]
+    registered = {j["ID"] for j in nomad_get(cluster, "/v1/jobs").json()}
+    assert registered == set(job_ids)  # the one storage job asked for, no other
     for position, job_id in enumerate(job_ids):
-        healthy_at = lines.index(f"  {job_id}: 1/1 healthy (deployment successful)")
+        desired = count if job_id == storage_job else 1
+        healthy_at = lines.index(f"  {job_id}: {desired}/{desired} healthy (deployment successful)")
         if position + 1 < len(job_ids):  # each is healthy before the next is registered
             assert healthy_at < lines.index(registering[position + 1])
         deployment = nomad_get(cluster, f"/v1/job/{job_id}/deployment").json()
         assert deployment["Status"] == "successful"
+    storage_allocs = nomad_get(cluster, f"/v1/job/{storage_job}/allocations").json()
+    assert len(storage_allocs) == count
+    if minio_nodes:  # one MinIO on each node meant for it
+        assert {a["NodeID"] for a in storage_allocs} == minio_nodes
     # The server found PostgreSQL and storage through Nomad's service registrations.
     postgres = nomad_get(cluster, "/v1/service/winslow-postgres").json()
+    s3 = nomad_get(cluster, "/v1/service/winslow-s3").json()
+    assert {i["JobID"] for i in s3} == {storage_job}
     server_alloc = nomad_get(cluster, "/v1/job/winslow-server/allocations").json()[0]
     env = json.loads(
         (cluster.client.alloc_dir(server_alloc["ID"]) / "alloc" / "env.json").read_text()
@@ -347,14 +378,17 @@ def test_deploy_up_registers_in_order_waits_until_each_is_healthy_and_down_purge
     assert env["WINSLOW_DATABASE_URL"] == (
         f"postgresql+psycopg://winslow:pg-secret@127.0.0.1:{postgres[0]['Port']}/winslow"
     )
+    # One address, however many instances storage has (a distributed MinIO answers on each).
+    assert env["WINSLOW_S3_ENDPOINT"] in {f"http://127.0.0.1:{i['Port']}" for i in s3}
     assert env["WINSLOW_BACKEND"] == "nomad"
 
-    status = deploy(cluster, tmp_path, "status")
+    status = deploy(cluster, tmp_path, "status", *chosen)
     assert status.returncode == 0, status.stderr
+    assert f"{storage_job}: {count}/{count} healthy (deployment successful)" in status.stdout
     assert "winslow-server: 1/1 healthy (deployment successful)" in status.stdout
     assert "winslow 127.0.0.1:" in status.stdout
 
-    down = deploy(cluster, tmp_path, "down")
+    down = deploy(cluster, tmp_path, "down", *chosen)
     assert down.returncode == 0, down.stderr
     assert down.stdout.splitlines() == [f"{job_id}: purged" for job_id in reversed(job_ids)]
     for job_id in job_ids:
@@ -366,11 +400,31 @@ def test_deploy_up_registers_in_order_waits_until_each_is_healthy_and_down_purge
     while cluster.task_pids() or nomad_get(cluster, "/v1/services").json():
         assert time.monotonic() < deadline, nomad_get(cluster, "/v1/services").text
         time.sleep(0.1)
-    after = deploy(cluster, tmp_path, "status")
+    after = deploy(cluster, tmp_path, "status", *chosen)
     assert after.returncode == 1
     assert after.stdout.splitlines() == [
         f"{job_id}: 0/0 healthy (not registered)" for job_id in job_ids
     ]
+
+
+def test_down_and_status_without_the_deployed_storage_name_the_one_that_runs(
+    cluster: NomadStandin, tmp_path: Path
+) -> None:
+    """`make undeploy` without the `STORAGE=` of `make deploy` looks for winslow-minio; it
+    must not say "not registered" and leave the cluster's SeaweedFS running unremarked."""
+    up = deploy(cluster, tmp_path, "up", "--storage", "seaweedfs", "--only", "storage")
+    assert up.returncode == 0, up.stderr + up.stdout
+    hint = "winslow-seaweedfs is: pass --storage seaweedfs (STORAGE=seaweedfs)"
+
+    status = deploy(cluster, tmp_path, "status", "--only", "storage")
+    assert status.returncode == 1
+    assert status.stdout.splitlines() == [f"winslow-minio: 0/0 healthy (not registered); {hint}"]
+    down = deploy(cluster, tmp_path, "down", "--only", "storage")
+    assert down.stdout.splitlines() == [f"winslow-minio: not registered; {hint}"]
+    assert [j["ID"] for j in nomad_get(cluster, "/v1/jobs").json()] == ["winslow-seaweedfs"]
+
+    down = deploy(cluster, tmp_path, "down", "--storage", "seaweedfs", "--only", "storage")
+    assert down.stdout.splitlines() == ["winslow-seaweedfs: purged"]
 
 
 def test_plan_shows_the_diff_of_a_change_and_down_removes_the_jobs(

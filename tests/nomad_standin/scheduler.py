@@ -7,7 +7,9 @@ follows Nomad's iterator order: nodes that are ready, eligible, in a listed data
 and the job's node pool are candidates; feasibility filters them (job, then group, then
 task constraints, drivers, devices) and counts each refusal in ``ConstraintFiltered``
 under Nomad's own words (``"${attr.kernel.name} = linux"``, ``"missing drivers"``,
-``"missing devices"``); the fit check then counts exhausted nodes per dimension
+``"missing devices"``), then ``distinct_hosts`` refuses a node already holding a live
+allocation of the job (of the group, for a group's constraint) under ``"distinct_hosts"``;
+the fit check then counts exhausted nodes per dimension
 (``"cpu"``, ``"memory"``, ``"disk"``, ``"devices: no devices match request"``).
 Affinities rank the feasible nodes, ties go to the fuller node (binpack).
 
@@ -648,7 +650,6 @@ def select_node(
     state: State,
     job: JsonDict,
     group: JsonDict,
-    planned: dict[str, _Usage],
     penalized: frozenset[str] = frozenset(),
 ) -> tuple[Placement | None, JsonDict]:
     """Pick a node for one allocation of ``group``; return it (or None) and the metrics.
@@ -678,38 +679,42 @@ def select_node(
     exhausted: Counter[str] = Counter()
     candidates: list[tuple[tuple[float, float, str], Placement]] = []
     cpu, memory, disk = _group_asks(group)
+    taken = _distinct_hosts_taken(state, job, group)
     for node in sorted(ready, key=lambda n: n.name):
         metric["NodesEvaluated"] += 1
         reason = _infeasible(job, group, node)
+        if reason is None and node.id in taken:
+            reason = "distinct_hosts"
         if reason is not None:
             metric["NodesFiltered"] += 1
             filtered[reason] += 1
             continue
+        # The allocations this evaluation placed already are in the state: counted once, as
+        # Nomad's ProposedAllocs counts the plan's own (scheduler/context.go).
         usage = node_usage(state, node)
-        extra = planned.get(node.id, _Usage())
         dimension = None
         # Cores come first, per task, before the allocation's fit (rank.go SELECTCORES).
-        task_cores = _select_cores(group, node, usage.cores | extra.cores)
+        task_cores = _select_cores(group, node, usage.cores)
         cores_cpu = sum(map(len, (task_cores or {}).values())) * core_mhz(node)
         if task_cores is None:
             dimension = "cores"
-        elif usage.cpu + extra.cpu + cpu + cores_cpu > node.cpu_mhz:
+        elif usage.cpu + cpu + cores_cpu > node.cpu_mhz:
             dimension = "cpu"
-        elif usage.memory + extra.memory + memory > node.memory_mb:
+        elif usage.memory + memory > node.memory_mb:
             dimension = "memory"
-        elif usage.disk + extra.disk + disk > node.disk_mb:
+        elif usage.disk + disk > node.disk_mb:
             dimension = "disk"
         devices = None
         if dimension is None:
-            devices = _assign_devices(group, node, usage.devices | extra.devices)
+            devices = _assign_devices(group, node, usage.devices)
             if devices is None:
                 dimension = "devices: no devices match request"
         if dimension is not None:
             metric["NodesExhausted"] += 1
             exhausted[dimension] += 1
             continue
-        binpack = (usage.cpu + extra.cpu + cpu + cores_cpu) / max(node.cpu_mhz, 1)
-        binpack += (usage.memory + extra.memory + memory) / max(node.memory_mb, 1)
+        binpack = (usage.cpu + cpu + cores_cpu) / max(node.cpu_mhz, 1)
+        binpack += (usage.memory + memory) / max(node.memory_mb, 1)
         affinity = _affinity_score(job, group, node)
         placement = Placement(node, devices or {}, metric, task_cores or {})
         penalty = 1.0 if node.id in penalized else 0.0
@@ -737,6 +742,31 @@ def select_node(
 def _glob(pattern: str, value: str) -> bool:
     regex = "^" + re.escape(pattern).replace("\\*", ".*") + "$"
     return re.match(regex, value) is not None
+
+
+def _wants_distinct_hosts(constraints: list[JsonDict] | None) -> bool:
+    """scheduler/feasible.go ``hasDistinctHostsConstraint``: an empty ``RTarget`` means
+    true, and so does one ``strconv.ParseBool`` cannot read."""
+    for constraint in constraints or []:
+        if constraint.get("Operand") == "distinct_hosts":
+            target = str(constraint.get("RTarget") or "")
+            return target not in ("0", "f", "F", "FALSE", "false", "False")
+    return False
+
+
+def _distinct_hosts_taken(state: State, job: JsonDict, group: JsonDict) -> set[str]:
+    """The nodes ``distinct_hosts`` keeps ``group`` off (feasible.go
+    ``DistinctHostsIterator``): those with a live allocation of the job, for the job's
+    constraint, or of the same group, for the group's. Placements of this evaluation are
+    in the state already."""
+    whole_job = _wants_distinct_hosts(job["Constraints"])
+    if not (whole_job or _wants_distinct_hosts(group["Constraints"])):
+        return set()
+    return {
+        alloc["NodeID"]
+        for alloc in state.job_allocs(job["Namespace"], job["ID"])
+        if not alloc_terminal(alloc) and (whole_job or alloc["TaskGroup"] == group["Name"])
+    }
 
 
 def _infeasible(job: JsonDict, group: JsonDict, node: NodeSpec) -> str | None:
@@ -1051,12 +1081,11 @@ class Scheduler:
             index += 1
             if name not in used_names and name not in {w[0] for w in wanted}:
                 wanted.append((name, None))
-        planned: dict[str, _Usage] = {}
         failure: JsonDict | None = None
         missing = 0
         for name, previous in wanted:
             penalized = frozenset({previous["NodeID"]}) if previous is not None else frozenset()
-            placement, metric = select_node(state, job, group, planned, penalized)
+            placement, metric = select_node(state, job, group, penalized)
             if placement is None:
                 missing += 1
                 if failure is None:
@@ -1064,16 +1093,6 @@ class Scheduler:
                 else:
                     failure["CoalescedFailures"] += 1
                 continue
-            usage = planned.setdefault(placement.node.id, _Usage())
-            cpu, memory, disk = _group_asks(group)
-            usage.cpu += cpu + placement.cores_mhz
-            for cores in placement.task_cores.values():
-                usage.cores.update(cores)
-            usage.memory += memory
-            usage.disk += disk
-            for devices in placement.task_devices.values():
-                for device in devices:
-                    usage.devices.update(device["DeviceIDs"])
             fields: JsonDict = {}
             if previous is not None and previous["ClientStatus"] == "lost":
                 # A lost replacement is no reschedule, so it gets no RescheduleTracker

@@ -19,6 +19,7 @@ rather than rendering.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -454,10 +455,22 @@ def _call(name: str, args: list[Any], ctx: _Context, line: int) -> Any:
         return VarItems({key: VarItem(key, value) for key, value in items.items()})
     if name == "nomadService":
         # Registrations of the service; none yet renders an empty range, and the template
-        # renders again when one appears (consul-template watches the query).
-        need(1)
-        service, _, namespace = str(args[0]).partition("@")
-        return ctx.services(service, namespace or ctx.namespace) if ctx.services else []
+        # renders again when one appears (consul-template watches the query). With three
+        # arguments (`nomadService COUNT KEY NAME`) consul-template picks COUNT of them by
+        # rendezvous hashing on KEY: the same ones for one key each time, spread over keys.
+        if len(args) not in (1, 3):
+            need(1)
+        service, _, namespace = str(args[-1]).partition("@")
+        found = ctx.services(service, namespace or ctx.namespace) if ctx.services else []
+        if len(args) == 1:
+            return found
+        count, key = int(args[0]), str(args[1])
+
+        def weight(instance: Any) -> str:
+            identity = str(instance.get("ID", "")) if isinstance(instance, dict) else str(instance)
+            return hashlib.sha256(f"{key}/{identity}".encode()).hexdigest()
+
+        return sorted(found, key=weight, reverse=True)[:count]
     if name == "env":
         need(1)
         return ctx.env.get(str(args[0]), "")

@@ -1150,6 +1150,45 @@ def test_interpolation_and_custom_delimiters_leave_unknowns_alone():
     assert trimmed == "a b c"
 
 
+def test_a_subset_of_a_services_instances_is_the_same_for_one_key_and_spread_over_keys():
+    """consul-template's `nomadService COUNT KEY NAME` (Nomad's template docs, "Native
+    service discovery": `range nomadService 1 (env "NOMAD_ALLOC_ID") "db"`) picks COUNT
+    instances by rendezvous hashing on KEY, as winslow-server.json does for its S3."""
+    instances = [{"ID": f"s3-{n}", "Address": "10.0.0.1", "Port": 9000 + n} for n in range(4)]
+
+    def rendered(alloc_id: str) -> str:
+        return render_template(
+            '{{ $a := env "NOMAD_ALLOC_ID" }}'
+            '{{ range nomadService 1 $a "winslow-s3" }}{{ .Address }}:{{ .Port }}{{ end }}',
+            env={"NOMAD_ALLOC_ID": alloc_id},
+            variables=lambda p, n: None,
+            services=lambda name, namespace: instances if name == "winslow-s3" else [],
+        )
+
+    every = {f"10.0.0.1:{9000 + n}" for n in range(4)}
+    assert rendered("alloc-a") in every and rendered("alloc-a") == rendered("alloc-a")
+    assert len({rendered(f"alloc-{n}") for n in range(40)}) > 1
+
+
+def test_the_allocations_of_one_evaluation_count_once_against_their_node(nomad, nomad_standin):
+    """Nomad's plan for one evaluation adds each placement to the node's proposed
+    allocations once (scheduler/context.go ProposedAllocs: the state's plus the plan's
+    new ones): two 1,500 MHz allocations fit a 4,000 MHz node."""
+    small = nomad_standin.add_node("small-1", cpu_mhz=4000, node_pool="small")
+    job = batch_job(
+        "two-halves",
+        task("main", "sleep 30", Resources={"CPU": 1500, "MemoryMB": 64}),
+        Count=2,
+    )
+    job["NodePool"] = "small"
+    registered = register(nomad, job)
+
+    evaluation = wait_eval(nomad, registered["EvalID"])
+    assert not evaluation.get("BlockedEval"), evaluation.get("FailedTGAllocs")
+    stubs = wait_allocs(nomad, "two-halves", running)
+    assert [s["NodeID"] for s in stubs] == [small, small]
+
+
 # --- ACL ----------------------------------------------------------------------------------
 
 

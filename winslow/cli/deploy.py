@@ -120,7 +120,8 @@ def _deployer(
         vault_addr=vault_addr or None,
         overrides=overrides,
     )
-    jobs = order_jobs(select_jobs(load_jobs(jobs_dir or shipped_jobs_dir()), storage, only or ()))
+    every = load_jobs(jobs_dir or shipped_jobs_dir())
+    jobs = order_jobs(select_jobs(every, storage, only or ()))
     # The operator's tool, run like `nomad` with the deploy token: Nomad's own variables win
     # here over the WINSLOW_NOMAD_* ones a server's environment may also hold.
     nomads_own: dict[str, Any] = {
@@ -132,6 +133,7 @@ def _deployer(
         NomadClient(config, after_failure="run the command again once Nomad answers"),
         values,
         say=lambda line: out.print(line, markup=False, highlight=False),
+        variants=every,
     )
     return deployer, jobs
 
@@ -233,14 +235,20 @@ def status(
     except (DeployError, BackendError) as exc:
         fail(exc.message)
     data = [
-        {**asdict(s.health), "state": s.health.state.value, "addresses": s.addresses} for s in found
+        {
+            **asdict(s.health),
+            "state": s.health.state.value,
+            "addresses": s.addresses,
+            "note": s.note,
+        }
+        for s in found
     ]
 
     def human(rows: list[dict[str, Any]]) -> None:
         for entry, row in zip(found, rows, strict=True):
             where = "  ".join(f"{n} {', '.join(a)}" for n, a in row["addresses"].items())
             out.print(
-                f"{entry.health.line()}{'  ' + where if where else ''}",
+                f"{entry.health.line()}{entry.note}{'  ' + where if where else ''}",
                 markup=False,
                 highlight=False,
             )

@@ -44,6 +44,8 @@ class JobStatus:
     health: JobHealth
     addresses: dict[str, list[str]] = field(default_factory=dict)
     """Service name → ``host:port`` of each registered instance."""
+    note: str = ""
+    """For a job Nomad does not have: the variant of its role that Nomad does run."""
 
 
 class Deployer:
@@ -59,12 +61,30 @@ class Deployer:
         *,
         say: Callable[[str], None] = print,
         wait: float = WAIT_SECONDS,
+        variants: Sequence[DeployJob] = (),
     ) -> None:
+        """``variants``: every job file, so that a job of one storage variant found
+        missing can name the variant Nomad does run (``registered_instead``)."""
         self.client = client
         self.api = ServiceJobs(client)
         self.values = values
         self.say = say
         self.wait = wait
+        self.variants = variants
+
+    def registered_instead(self, job: DeployJob) -> DeployJob | None:
+        """Another variant of ``job``'s role that Nomad has registered: ``down`` or
+        ``status`` without the ``--storage`` the cluster was deployed with looks for
+        ``winslow-minio`` while ``winslow-seaweedfs`` runs."""
+        others = (j for j in self.variants if j.role == job.role and j.id != job.id)
+        return next((j for j in others if self.client.jobs.read(j.id)[0] is not None), None)
+
+    def missing_note(self, job: DeployJob) -> str:
+        """What to add where ``job`` is not registered: the variant to name instead, if any."""
+        other = self.registered_instead(job)
+        if other is None:
+            return ""
+        return f"; {other.id} is: pass --storage {other.variant} (STORAGE={other.variant})"
 
     def filled(self, job: DeployJob) -> dict[str, Any]:
         """The job as it will be registered; ``DeployError`` when it fails the schema."""
@@ -198,7 +218,7 @@ class Deployer:
         for job in reversed(jobs):
             answer = self.client.jobs.deregister(job.id, purge=purge)
             if answer is None or not answer.get("EvalID"):
-                self.say(f"{job.id}: not registered")
+                self.say(f"{job.id}: not registered{self.missing_note(job)}")
                 continue
             self.say(f"{job.id}: {'purged' if purge else 'stopped'}")
             removed.append(job.id)
@@ -211,10 +231,12 @@ class Deployer:
             verdict, _ = self.health(job.id)
             addresses: dict[str, list[str]] = {}
             for name in _service_names(job.job):
-                instances = self.api.service(name)
+                # By job: the storage variants all register winslow-s3.
+                instances = [i for i in self.api.service(name) if i.get("JobID") == job.id]
                 if instances:
                     addresses[name] = [f"{i.get('Address')}:{i.get('Port')}" for i in instances]
-            result.append(JobStatus(verdict, addresses))
+            missing = verdict.state is HealthState.MISSING
+            result.append(JobStatus(verdict, addresses, self.missing_note(job) if missing else ""))
         return result
 
 
