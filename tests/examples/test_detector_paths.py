@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -303,6 +304,290 @@ def test_engines_are_written_whole_or_not_at_all(tmp_path):
     write_atomically(target, b"engine 2")
     assert target.read_bytes() == b"engine 2"
     assert [p.name for p in target.parent.iterdir()] == ["detect.engine"]
+
+
+# TensorRT's build-or-load, with stand-ins for tensorrt and pycuda ------------------------
+
+H100 = "NVIDIA H100 80GB HBM3"
+A100 = "NVIDIA A100-SXM4-40GB"
+
+
+def fake_tensorrt(version: str = "10.3.0", *, parses: bool = True, builds: bool = True):
+    """A stand-in for the ``tensorrt`` module, just what ``TensorRtPath.engine_bytes`` calls.
+
+    ``Logger(severity)`` is ``trt.Logger``; ``Builder(logger)`` is ``trt.Builder``, with
+    ``create_network(flags)`` (``INetworkDefinition``), ``create_builder_config()``
+    (``IBuilderConfig``: ``clear_flag``, ``add_optimization_profile``),
+    ``create_optimization_profile()`` (``IOptimizationProfile.set_shape(name, min, opt, max)``)
+    and ``build_serialized_network(network, config)``, which returns an engine (``IHostMemory``,
+    here a memoryview) or ``None`` when the build fails; ``OnnxParser(network, logger)`` is
+    ``trt.OnnxParser`` (``parse(bytes)``, ``num_errors``, ``get_error(i)``). Each build is
+    recorded in ``trt.built`` with the model bytes, network flags, profile and cleared flags it
+    got; the engine it returns names its build's number, so bytes from the cache can be told
+    apart from a rebuild.
+    """
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = version
+    trt.built = []
+    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0)
+    trt.BuilderFlag = types.SimpleNamespace(TF32="TF32")
+
+    class Logger:
+        WARNING = "WARNING"
+
+        def __init__(self, severity):
+            self.severity = severity
+
+    class Network:
+        def __init__(self, flags):
+            self.flags = flags
+            self.model = None
+
+    class OnnxParser:
+        def __init__(self, network, logger):
+            self.network = network
+            self.num_errors = 0 if parses else 1
+
+        def parse(self, data):
+            self.network.model = data
+            return parses
+
+        def get_error(self, index):
+            return f"In node {index}: unsupported operator"
+
+    class Profile:
+        def __init__(self):
+            self.shapes = {}
+
+        def set_shape(self, name, smallest, best, largest):
+            self.shapes[name] = (smallest, best, largest)
+
+    class Config:
+        def __init__(self):
+            self.cleared = set()
+            self.profiles = []
+
+        def clear_flag(self, flag):
+            self.cleared.add(flag)
+
+        def add_optimization_profile(self, profile):
+            self.profiles.append(profile)
+
+    class Builder:
+        def __init__(self, logger):
+            self.logger = logger
+
+        def create_network(self, flags):
+            return Network(flags)
+
+        def create_builder_config(self):
+            return Config()
+
+        def create_optimization_profile(self):
+            return Profile()
+
+        def build_serialized_network(self, network, config):
+            trt.built.append(
+                {
+                    "model": network.model,
+                    "flags": network.flags,
+                    "profiles": [p.shapes for p in config.profiles],
+                    "cleared": config.cleared,
+                }
+            )
+            return memoryview(b"engine %d" % len(trt.built)) if builds else None
+
+    class Runtime:
+        """``trt.Runtime``: ``deserialize_cuda_engine`` answers None for bytes it cannot read,
+        as TensorRT does; these fakes read only what their builder wrote."""
+
+        def __init__(self, logger):
+            self.logger = logger
+
+        def deserialize_cuda_engine(self, data):
+            return types.SimpleNamespace(data=data) if data.startswith(b"engine ") else None
+
+    trt.Logger, trt.Builder, trt.OnnxParser, trt.Runtime = Logger, Builder, OnnxParser, Runtime
+    return trt
+
+
+def fake_pycuda(gpu_name: str) -> types.ModuleType:
+    """A stand-in for ``pycuda`` whose ``driver`` has what ``TensorRtPath.open`` calls:
+    ``init()``, ``Device.count()``, ``Device(0).name()`` (the GPU model, part of the cache key),
+    ``Device(0).retain_primary_context()`` with ``push``/``pop``, and ``Error``."""
+    driver = types.ModuleType("pycuda.driver")
+    driver.Error = type("Error", (Exception,), {})
+    driver.init = lambda: None
+
+    class Device:
+        def __init__(self, ordinal):
+            self.ordinal = ordinal
+
+        @staticmethod
+        def count():
+            return 1
+
+        def name(self):
+            return gpu_name
+
+        def retain_primary_context(self):
+            return types.SimpleNamespace(push=lambda: None, pop=lambda: None)
+
+    driver.Device = Device
+    package = types.ModuleType("pycuda")
+    package.driver = driver
+    return package
+
+
+@pytest.fixture
+def open_tensorrt(monkeypatch, tmp_path):
+    """Opens the TensorRT path as a stage run does (``open_path`` with the node cache in the
+    environment), on the fake GPU model and fake TensorRT given; returns it and its log."""
+    model = tmp_path / "detect.onnx"
+    model.write_bytes(b"onnx graph v1")
+    env = {"WINSLOW_CACHE_DIR": str(tmp_path / "node-cache")}
+
+    def opened(trt, gpu_name=H100):
+        pycuda = fake_pycuda(gpu_name)
+        monkeypatch.setitem(sys.modules, "tensorrt", trt)
+        monkeypatch.setitem(sys.modules, "pycuda", pycuda)
+        monkeypatch.setitem(sys.modules, "pycuda.driver", pycuda.driver)
+        log: list[str] = []
+        path = open_path("tensorrt", env, model=model, log=log.append)
+        assert path.engines == tmp_path / "node-cache" / "tensorrt"
+        return path, log
+
+    return opened
+
+
+def profile_for(height, width):
+    frame = (height, width, 3)
+    return {"frame": (frame, frame, frame), "background": (frame, frame, frame)}
+
+
+def test_the_first_run_builds_the_engine_once_and_caches_it_whole(open_tensorrt, monkeypatch):
+    trt = fake_tensorrt()
+    path, log = open_tensorrt(trt)
+    renames = []
+    replace = os.replace
+
+    def watched_replace(source, target):
+        renames.append(
+            (Path(source), Path(target), Path(source).read_bytes(), Path(target).exists())
+        )
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", watched_replace)
+
+    engine = path.engine_bytes(360, 640)
+
+    assert engine == b"engine 1"
+    assert trt.built == [
+        {
+            "model": b"onnx graph v1",
+            "flags": 0,
+            "profiles": [profile_for(360, 640)],
+            "cleared": {"TF32"},
+        }
+    ]
+    key = cache_key(H100, "10.3.0", path.model_sha256, 360, 640)
+    cached = path.engines / engine_file_name(H100, key, 360, 640)
+    assert [p.name for p in path.engines.iterdir()] == [cached.name]
+    assert cached.read_bytes() == engine
+    # Written beside the engine under another name, whole, then renamed into place.
+    [(source, target, written, existed)] = renames
+    assert source.parent == target.parent and source.name != target.name
+    assert (target, written, existed) == (cached, engine, False)
+    assert log == [f"tensorrt: building the engine for {H100}, 360x640 (once)"]
+
+
+def test_a_later_run_on_the_same_gpu_loads_the_engine_without_building(open_tensorrt):
+    trt = fake_tensorrt()
+    first, _ = open_tensorrt(trt)
+    built = first.engine_bytes(360, 640)
+    later, log = open_tensorrt(trt)
+
+    assert later.engine_bytes(360, 640) == built
+    assert len(trt.built) == 1
+    assert len(log) == 1 and log[0].startswith("tensorrt: engine from the cache, ")
+
+
+def test_another_frame_size_or_gpu_model_builds_another_engine(open_tensorrt):
+    trt = fake_tensorrt()
+    h100, _ = open_tensorrt(trt)
+    small = h100.engine_bytes(360, 640)
+    large = h100.engine_bytes(2160, 3840)
+    a100, _ = open_tensorrt(trt, A100)
+    other_gpu = a100.engine_bytes(360, 640)
+
+    assert [b["profiles"] for b in trt.built] == [
+        [profile_for(360, 640)],
+        [profile_for(2160, 3840)],
+        [profile_for(360, 640)],
+    ]
+    assert len({small, large, other_gpu}) == 3
+    assert len(list(h100.engines.iterdir())) == 3
+    # Each is kept: a later run on either GPU, at either size, builds nothing.
+    again, _ = open_tensorrt(trt)
+    assert (again.engine_bytes(360, 640), again.engine_bytes(2160, 3840)) == (small, large)
+    assert len(trt.built) == 3
+
+
+def test_a_new_tensorrt_version_builds_again_with_its_network_flags(open_tensorrt):
+    trt = fake_tensorrt("10.3.0")
+    open_tensorrt(trt)[0].engine_bytes(360, 640)
+    older = fake_tensorrt("8.6.1")
+    open_tensorrt(older)[0].engine_bytes(360, 640)
+
+    assert [b["flags"] for b in trt.built + older.built] == [0, 1]  # explicit batch before 10
+
+
+@pytest.mark.parametrize(
+    ("trt", "message"),
+    [
+        (fake_tensorrt(parses=False), r"TensorRT cannot parse .*detect\.onnx: In node 0: "),
+        (fake_tensorrt(builds=False), r"^TensorRT could not build the engine"),
+    ],
+    ids=["unparsable-model", "failed-build"],
+)
+def test_a_failed_build_caches_nothing_so_the_next_run_tries_again(open_tensorrt, trt, message):
+    path, _ = open_tensorrt(trt)
+    with pytest.raises(RuntimeError, match=message):
+        path.engine_bytes(360, 640)
+
+    assert not path.engines.exists() or list(path.engines.iterdir()) == []
+
+
+def test_a_cached_engine_tensorrt_cannot_read_is_built_again_once(open_tensorrt):
+    """A cached engine cut short (a full disk, a power cut) must not fail every later stage
+    on that node: it is built again, and the good one replaces it in the cache."""
+    trt = fake_tensorrt()
+    first, _ = open_tensorrt(trt)
+    first.engine_bytes(360, 640)
+    cached = first.engine_path(360, 640)
+    cached.write_bytes(b"engi")
+    later, log = open_tensorrt(trt)
+
+    engine = later.load_engine(360, 640)
+
+    assert engine.data == b"engine 2" and cached.read_bytes() == b"engine 2"
+    assert len(trt.built) == 2
+    assert log[-2:] == [
+        f"tensorrt: the cached engine {cached} cannot be read; building it again",
+        f"tensorrt: building the engine for {H100}, 360x640 (once)",
+    ]
+    again, _ = open_tensorrt(trt)
+    assert again.load_engine(360, 640).data == b"engine 2" and len(trt.built) == 2
+
+
+def test_an_engine_tensorrt_cannot_read_even_when_just_built_fails_the_stage(open_tensorrt):
+    trt = fake_tensorrt()
+    trt.Runtime.deserialize_cuda_engine = lambda self, data: None
+    path, _ = open_tensorrt(trt)
+
+    with pytest.raises(RuntimeError, match="cannot read the engine it has just built"):
+        path.load_engine(360, 640)
+    assert len(trt.built) == 2  # the first build, and one more: never a loop
 
 
 # The stage ---------------------------------------------------------------------------------

@@ -110,6 +110,9 @@ def write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            # On disk before the rename: after a power cut, no empty engine under its name.
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -158,12 +161,17 @@ class TensorRtPath:
             raise Unavailable(f"CUDA did not start: {exc}") from None
         return path
 
-    def engine_bytes(self, height: int, width: int) -> bytes:
-        """The serialized engine for the frame size: from the cache, else built and cached."""
+    def engine_path(self, height: int, width: int) -> Path:
+        """Where the engine for the frame size is cached on this node."""
+        key = cache_key(self.gpu_name, self.trt.__version__, self.model_sha256, height, width)
+        return self.engines / engine_file_name(self.gpu_name, key, height, width)
+
+    def engine_bytes(self, height: int, width: int, *, rebuild: bool = False) -> bytes:
+        """The serialized engine for the frame size: from the cache, else (or with
+        ``rebuild``) built and cached."""
         trt = self.trt
-        key = cache_key(self.gpu_name, trt.__version__, self.model_sha256, height, width)
-        path = self.engines / engine_file_name(self.gpu_name, key, height, width)
-        if path.is_file():
+        path = self.engine_path(height, width)
+        if path.is_file() and not rebuild:
             self.log(f"tensorrt: engine from the cache, {path}")
             return path.read_bytes()
         self.log(f"tensorrt: building the engine for {self.gpu_name}, {height}x{width} (once)")
@@ -188,10 +196,27 @@ class TensorRtPath:
         write_atomically(path, data)
         return data
 
+    def load_engine(self, height: int, width: int) -> Any:
+        """The engine for the frame size, ready to run: the cached one, or one built anew
+        where TensorRT cannot read what the cache holds."""
+        runtime = self.trt.Runtime(self.logger)
+        engine = runtime.deserialize_cuda_engine(self.engine_bytes(height, width))
+        if engine is not None:
+            return engine
+        # TensorRT answers None for bytes it cannot read: a cached file cut short, or one a
+        # TensorRT of the same version but another build wrote. Build it again, once.
+        self.log(
+            f"tensorrt: the cached engine {self.engine_path(height, width)} cannot be read; "
+            "building it again"
+        )
+        engine = runtime.deserialize_cuda_engine(self.engine_bytes(height, width, rebuild=True))
+        if engine is None:
+            raise RuntimeError("TensorRT cannot read the engine it has just built")
+        return engine
+
     def _prepare(self, height: int, width: int) -> None:
         cuda = self.cuda
-        runtime = self.trt.Runtime(self.logger)
-        self.engine = runtime.deserialize_cuda_engine(self.engine_bytes(height, width))
+        self.engine = self.load_engine(height, width)
         self.execution = self.engine.create_execution_context()
         self.stream = cuda.Stream()
         self.host: dict[str, np.ndarray] = {}
