@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.fixtures.server import Server
@@ -77,7 +79,12 @@ def test_redo_dialog_marks_the_memory_field_the_api_refused(page, console, tmp_p
     check(dialog.locator(".field-problem")).to_have_count(0)
     dialog.get_by_role("button", name="Redo", exact=True).click()
     check(dialog).to_be_hidden()
-    runs = console.json("project", "show", "forms-redo")["runs"]
+    # The overrides wait on the project until the engine creates the redo's run.
+    deadline = time.monotonic() + 30
+    runs = console.api("/projects/forms-redo")["runs"]
+    while len(runs) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        runs = console.api("/projects/forms-redo")["runs"]
     assert runs[-1]["overrides"]["resources"]["memory_mb"] == 512
 
 
