@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from winslow.core.logformat import INVISIBLE_CATEGORIES
 from winslow.errors import ValidationError
 from winslow.storage import keys
 
@@ -153,3 +154,10 @@ def test_new_names_may_not_hold_invisible_characters(char):
         keys.check_new_path(f"clips/a{char}b.mp4")
     assert char not in caught.value.message
     assert keys.check_new_path("clips/größe/日本.mp4") == "clips/größe/日本.mp4"
+
+
+def test_a_new_name_refuses_what_listings_would_show_escaped():
+    """What a person may not put in a new name is what a listing escapes in a name a stage
+    wrote (``core/logformat.escape_name``): the two lists must not drift apart."""
+    refused = set(keys._REFUSED_CATEGORIES) | set(keys._INVISIBLE_CATEGORIES)
+    assert refused == INVISIBLE_CATEGORIES
