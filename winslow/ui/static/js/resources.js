@@ -487,26 +487,6 @@ document.addEventListener("drop", (event) => {
 
 // -- first paint ------------------------------------------------------------------------------
 
-/** A row of the listing the page came with, as the API's entry. */
-function entryOf(row) {
-  const time = row.querySelector("time[datetime]");
-  return {
-    path: row.dataset.path,
-    name: row.dataset.name,
-    is_dir: row.dataset.dir === "true",
-    size: Number(row.dataset.size),
-    modified: time ? time.getAttribute("datetime") : null,
-  };
-}
-
-// The page comes with its names as they are; drawn again here like every later listing,
-// they show their invisible characters escaped.
-renderCrumbs();
-for (const row of entries.querySelectorAll("tr[data-path]")) {
-  const drawn = entryRow(entryOf(row));
-  drawn.className = row.className;
-  row.replaceWith(drawn);
-}
 localTimes(entries);
 renderInterrupted();
 const selected = entries.querySelector("tr.selected");
