@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.postgres import superuser
 from tests.secrets.conftest import OpenBao, make_token, put_secret
 from tests.test_startup_errors import error_line, up, weeds_of
 from winslow import server
@@ -166,13 +167,11 @@ def test_a_rotated_database_password_is_used_for_new_connections(
     tmp_path: Path,
     two_key_s3: S3Config,
     password_role: tuple[str, str],
+    postgres_server: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import psycopg
-
     caplog.set_level(logging.DEBUG, logger="winslow")
     role, url = password_role
-    port = url.split(":")[-1].split("/")[0]
     put_secret(openbao, f"{vault_path}/s3", access_key=OLD.access_key, secret_key=OLD.secret_key)
     put_secret(openbao, f"{vault_path}/database", password="first-pw")
     token = make_token(openbao, server_policy("secret", vault_path))
@@ -181,12 +180,11 @@ def test_a_rotated_database_password_is_used_for_new_connections(
     try:
         store = running.context.store
         store.create_token("before")
-        admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
-        with psycopg.connect(admin, autocommit=True) as connection:
+        with superuser(postgres_server) as connection:
             connection.execute(f"ALTER ROLE {role} PASSWORD 'second-pw'")
         put_secret(openbao, f"{vault_path}/database", password="second-pw")
         wait_until(lambda: "second-pw" in store.url, 30, "the new password in use")
-        with psycopg.connect(admin, autocommit=True) as connection:
+        with superuser(postgres_server) as connection:
             # As Vault's database engine does with the old credentials: cut them off.
             connection.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",

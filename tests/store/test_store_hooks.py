@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from tests.fixtures.postgres import ON_BOTH_DATABASES
+from tests.fixtures.postgres import ON_BOTH_DATABASES, superuser
 from winslow.core.states import ProjectState
 from winslow.errors import ConflictError
 from winslow.store import people
@@ -130,16 +130,11 @@ def test_a_database_url_that_changes_more_than_the_password_is_refused(
 def test_a_new_password_is_used_for_every_connection_made_after_it(
     postgres_server: str, password_role: tuple[str, str]
 ) -> None:
-    import psycopg
-
     role, url = password_role
-    port = postgres_server.rsplit(":", 1)[1]
     store = open_store(url.replace(f"{role}@", f"{role}:first-pw@"))
     try:
         ulm = create(store, "ulm")
-        with psycopg.connect(
-            f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True
-        ) as connection:
+        with superuser(postgres_server) as connection:
             connection.execute(f"ALTER ROLE {role} PASSWORD 'second-pw'")
             # As Vault's database engine does with the old credentials: cut them off.
             connection.execute(
