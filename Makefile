@@ -155,15 +155,18 @@ registry-deps:
 # and purges them (host volumes keep their data); `make cluster-status` says each job's
 # health and where its services answer. STORAGE=minio|minio-distributed|seaweedfs,
 # REGISTRY= and TAG= name Winslow's images, VAULT_ADDR= gives the server Vault,
-# DEPLOY_ONLY=registry deploys one role (the registry first, before `make push`), and
-# DEPLOY_ARGS= passes more to deploy and deploy-plan (--override FILE, --datacenter dc1,
-# --timeout 900).
+# DEPLOY_ONLY=registry deploys one role (the registry first, before `make push`),
+# DEPLOY_NAMESPACE= puts the jobs in another namespace than winslow-system (all four
+# targets), and DEPLOY_ARGS= passes more to deploy and deploy-plan (--override FILE,
+# --datacenter dc1, --timeout 900).
 STORAGE     ?= minio
 TAG         ?=
 VAULT_ADDR  ?=
 DEPLOY_ONLY ?=
 DEPLOY_ARGS ?=
-DEPLOY_OPTS  = --storage $(STORAGE) $(foreach o,$(subst $(comma), ,$(DEPLOY_ONLY)),--only $(o))
+DEPLOY_NAMESPACE ?=
+DEPLOY_OPTS  = --storage $(STORAGE) $(foreach o,$(subst $(comma), ,$(DEPLOY_ONLY)),--only $(o)) \
+               $(if $(DEPLOY_NAMESPACE),--namespace $(DEPLOY_NAMESPACE))
 DEPLOY_VARS  = $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(TAG),--tag $(TAG)) \
                $(if $(VAULT_ADDR),--vault-addr $(VAULT_ADDR))
 comma := ,

@@ -181,7 +181,8 @@ def test_make_deploy_targets_pass_the_cluster_the_images_and_vault_to_winslow_de
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """README "Deploying on Nomad" and deploy/README.md: NOMAD_ADDR reaches every target,
-    STORAGE and DEPLOY_ONLY (comma-separated roles) choose the jobs of all four, REGISTRY,
+    STORAGE, DEPLOY_ONLY (comma-separated roles) and DEPLOY_NAMESPACE choose the jobs of
+    all four (undeploy and cluster-status too: they find what deploy made), REGISTRY,
     TAG, VAULT_ADDR and DEPLOY_ARGS fill in what deploy and deploy-plan register."""
     found = make_deploy_commands(
         monkeypatch,
@@ -192,8 +193,9 @@ def test_make_deploy_targets_pass_the_cluster_the_images_and_vault_to_winslow_de
         "TAG=abc123",
         "VAULT_ADDR=https://vault.lab:8200",
         "DEPLOY_ARGS=--override cluster.json --datacenter dc1",
+        "DEPLOY_NAMESPACE=lab-system",
     )
-    chosen = {"storage": "seaweedfs", "only": ("database", "server")}
+    chosen = {"storage": "seaweedfs", "only": ("database", "server"), "namespace": "lab-system"}
     filled = {
         "registry": "registry.lab:5000",
         "tag": "abc123",
