@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from tests.fixtures.ports import pick_ports
+from tests.test_startup_errors import weeds_of
 from winslow.pipeline.model import Pipeline
 
 cv2 = pytest.importorskip("cv2", reason="the traffic example needs opencv-python-headless")
@@ -399,17 +400,6 @@ def make_demo_data(data: Path) -> str:
     return settings.token_file.read_text().strip()
 
 
-def weeds_serving(data_dir: Path) -> list[psutil.Process]:
-    """Live SeaweedFS processes whose command line names ``data_dir``."""
-    found = []
-    for process in psutil.process_iter(["cmdline", "status"]):
-        cmdline = " ".join(process.info["cmdline"] or ())
-        alive = process.info["status"] != psutil.STATUS_ZOMBIE
-        if alive and "weed" in cmdline and str(data_dir) in cmdline:
-            found.append(process)
-    return found
-
-
 def gone(process: psutil.Process) -> bool:
     try:
         return process.status() == psutil.STATUS_ZOMBIE
@@ -473,7 +463,7 @@ def test_make_console_serves_the_demo_data_until_ctrl_c_and_ends_with_the_token(
             timeout=5,
         )
         assert signed_in.status_code == 200, signed_in.text
-        started = [*psutil.Process(demo.pid).children(), *weeds_serving(data / "server")]
+        started = [*psutil.Process(demo.pid).children(), *weeds_of(data / "server")]
         assert len(started) == 2, started  # `winslow up` and its SeaweedFS
 
         demo.send_signal(signal.SIGINT)
@@ -482,7 +472,7 @@ def test_make_console_serves_the_demo_data_until_ctrl_c_and_ends_with_the_token(
         # Nothing came between the token and Ctrl-C: the token was the last line shown.
         assert [line for line in rest.splitlines() if line] == ["==> stopping the server"]
         assert [p for p in started if not gone(p)] == []
-        assert weeds_serving(data / "server") == []
+        assert weeds_of(data / "server") == []
     finally:
         stop_all(demo, started)
 
@@ -498,7 +488,7 @@ def test_ctrl_c_while_the_console_starts_stops_the_server_it_was_starting(tmp_pa
     started: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 60
-        while not (weeds := weeds_serving(data / "server")):
+        while not (weeds := weeds_of(data / "server")):
             assert time.monotonic() < deadline, "the demo's server never started SeaweedFS"
             time.sleep(0.05)
         started = [*psutil.Process(demo.pid).children(), *weeds]
@@ -507,7 +497,7 @@ def test_ctrl_c_while_the_console_starts_stops_the_server_it_was_starting(tmp_pa
 
         assert "the console:" not in out  # Ctrl-C came while the server was starting
         assert [p for p in started if not gone(p)] == []
-        assert weeds_serving(data / "server") == []
+        assert weeds_of(data / "server") == []
     finally:
         stop_all(demo, started)
 
